@@ -1,0 +1,39 @@
+"""Map failures to exit codes: bad input -> 2 with one line, anything else -> 1."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Any
+
+import click
+
+__all__ = ["SortKDGroup", "fail"]
+
+
+def fail(message: str, code: int = 2) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class SortKDGroup(click.Group):
+    """A click group that reports :class:`SortKDError` as one line and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from sortkd_cache.errors import SortKDError
+
+        try:
+            return super().invoke(ctx)
+        except SortKDError as exc:
+            fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 2)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except Exception as exc:
+            if os.environ.get("SORTKD_DEBUG") == "1":
+                traceback.print_exc()
+            msg = str(exc).splitlines()[0] if str(exc) else ""
+            fail(f"{type(exc).__name__}: {msg} (set SORTKD_DEBUG=1 for a traceback)", 1)
+        return None

@@ -1,0 +1,301 @@
+"""`sortkd-cache dump`: run the teacher once over V augmented views per sample.
+
+Work is cut into (block, view) units, a block being the store's chunk of samples. Each unit:
+sample the view's augmentation parameters from the counter-based generator (seed, i, v),
+replay them on the block's images, run the teacher in micro-batches that start at the block
+boundary (so results do not depend on resume points or ranks), check the logits are finite,
+and hand the chunk to a writer thread so compression and I/O overlap the next forward pass.
+A unit is marked done only after its logits are written, so ``--resume`` redoes at most the
+units that were in flight and ends bit-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sortkd_cache._version import __version__
+from sortkd_cache.errors import ConfigError, NonFiniteLogitsError, StoreError
+from sortkd_cache.store import (
+    CacheStore,
+    DatasetRecord,
+    StoreMeta,
+    TeacherRecord,
+    choose_chunk_samples,
+    create_store,
+    open_store,
+    parse_location,
+    writer_lock,
+)
+from sortkd_cache.pipelines.distributed import barrier
+from sortkd_cache.pipelines._common import build_teacher, progress_bar, resolve_device, utc_now
+
+__all__ = ["DumpConfig", "DumpResult", "clean_partial_files", "dump", "teacher_logits"]
+
+IDENTITY_FIELDS = ("num_samples", "num_views", "num_classes", "chunk_samples", "dtype", "seed")
+
+
+@dataclass(frozen=True)
+class DumpConfig:
+    dataset: str
+    teacher: str
+    out: str
+    views: int = 4
+    seed: int = 0
+    augment: str | None = None
+    teacher_ckpt: str | None = None
+    teacher_init: str = "checkpoint"
+    split: str = "train"
+    data_root: str | None = None
+    download: bool = False
+    dtype: str = "float16"
+    batch_size: int = 256
+    chunk_samples: int | None = None
+    device: str = "auto"
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool = True
+    rank: int = 0
+    world_size: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DumpResult:
+    store: str
+    seconds: float
+    forward_seconds: float
+    units_written: int
+    units_skipped: int
+    samples_per_second: float
+    teacher_accuracy: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _validate(cfg: DumpConfig) -> None:
+    if cfg.views < 1:
+        raise ConfigError(f"--views must be >= 1, got {cfg.views}")
+    if cfg.dtype not in ("float16", "float32"):
+        raise ConfigError(f"--dtype must be float16 or float32, got '{cfg.dtype}'")
+    if cfg.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {cfg.batch_size}")
+    if cfg.chunk_samples is not None and cfg.chunk_samples < 1:
+        raise ConfigError(f"--chunk-samples must be >= 1, got {cfg.chunk_samples}")
+    if cfg.overwrite and cfg.resume:
+        raise ConfigError("--resume and --overwrite exclude each other")
+
+
+def clean_partial_files(store_dir: str | os.PathLike[str]) -> int:
+    """Delete half-written ``*.partial`` files left by a killed writer; returns how many."""
+    count = 0
+    for path in Path(store_dir).rglob("*.partial"):
+        path.unlink(missing_ok=True)
+        count += 1
+    return count
+
+
+@torch.inference_mode()
+def teacher_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Teacher logits (float32) over ``x`` in micro-batches starting at index 0."""
+    outs = [model(x[i : i + batch_size]).float() for i in range(0, x.shape[0], batch_size)]
+    return torch.cat(outs) if outs else x.new_zeros((0, 0))
+
+
+def _check_finite(logits: np.ndarray, start: int, view: int) -> None:
+    bad = ~np.isfinite(logits)
+    if bad.any():
+        row = int(np.flatnonzero(bad.any(axis=1))[0])
+        value = logits[row][bad[row]][0]
+        raise NonFiniteLogitsError(
+            f"teacher produced {value} logits for sample {start + row}, view {view}; "
+            "dump stopped (chunks already written are kept)"
+        )
+
+
+def _meta_for(cfg: DumpConfig, ds: Any, recipe: Any, teacher_sha: str | None) -> StoreMeta:
+    info = ds.info
+    itemsize = np.dtype(cfg.dtype).itemsize
+    chunk = cfg.chunk_samples or choose_chunk_samples(len(ds), info.num_classes, itemsize)
+    return StoreMeta(
+        num_samples=len(ds),
+        num_views=cfg.views,
+        num_classes=info.num_classes,
+        chunk_samples=min(chunk, len(ds)),
+        dtype=cfg.dtype,
+        seed=cfg.seed,
+        dataset=DatasetRecord(
+            name=info.name, spec=info.spec, split=info.split, fingerprint=ds.fingerprint(),
+            num_samples=len(ds), num_classes=info.num_classes, channels=info.channels,
+            image_size=info.image_size, mean=tuple(info.mean), std=tuple(info.std),
+        ),
+        teacher=TeacherRecord(
+            arch=cfg.teacher, sha256=teacher_sha, init=cfg.teacher_init,
+            checkpoint=Path(cfg.teacher_ckpt).name if cfg.teacher_ckpt else None,
+        ),
+        augment=recipe.to_dict(),
+        tool_version=__version__,
+        created=utc_now(),
+    )
+
+
+def _check_resumable(store: CacheStore, meta: StoreMeta) -> None:
+    old = store.meta
+    for name in IDENTITY_FIELDS:
+        if getattr(old, name) != getattr(meta, name):
+            raise StoreError(
+                f"cannot resume '{store.url}': {name} is {getattr(old, name)!r} in the store "
+                f"but {getattr(meta, name)!r} now"
+            )
+    checks = {
+        "dataset fingerprint": (old.dataset.fingerprint, meta.dataset.fingerprint),
+        "teacher": (old.teacher.arch, meta.teacher.arch),
+        "teacher sha256": (old.teacher.sha256, meta.teacher.sha256),
+        "augment": (old.augment, meta.augment),
+    }
+    for name, (a, b) in checks.items():
+        if a != b:
+            raise StoreError(f"cannot resume '{store.url}': {name} differs ({a!r} vs {b!r})")
+
+
+def open_or_create(cfg: DumpConfig, meta: StoreMeta, labels: np.ndarray) -> CacheStore:
+    """The store to dump into: resumed, or created (replacing only with --overwrite)."""
+    loc = parse_location(cfg.out)
+    exists = loc.kind == "dir" and (Path(loc.path) / "zarr.json").is_file()
+    if cfg.resume and exists:
+        store = open_store(cfg.out, mode="r+")
+        _check_resumable(store, meta)
+        if store.meta.complete:
+            return store
+        store.create_kind("raw", cfg.dtype)
+        return store
+    store = create_store(cfg.out, meta, labels, overwrite=cfg.overwrite)
+    store.create_kind("raw", cfg.dtype, overwrite=True)
+    return store
+
+
+def run_units(
+    store: CacheStore, ds: Any, recipe: Any, model: torch.nn.Module, cfg: DumpConfig,
+    device: torch.device, blocks: list[int],
+) -> tuple[int, int, int, float]:
+    """Dump every missing (block, view) unit of ``blocks``.
+
+    Returns (units written, units skipped, sample-views written, forward seconds).
+    """
+    from sortkd_cache.augment import normalize, replay, sample_params
+
+    progress = store.progress("raw")
+    todo = [(b, v) for b in blocks for v in range(store.num_views) if progress[b, v] < 0]
+    skipped = len(blocks) * store.num_views - len(todo)
+    total = sum(store.block_bounds(b)[1] - store.block_bounds(b)[0] for b, _ in todo)
+    info = ds.info
+    pending: list[Future[None]] = []
+    forward = 0.0
+    bar = progress_bar(total, "dump", "img", cfg.progress)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sortkd-write") as pool:
+        current_block, images, sizes = -1, None, None
+        for block, view in todo:
+            start, stop = store.block_bounds(block)
+            if block != current_block:
+                idx = np.arange(start, stop, dtype=np.int64)
+                images = ds.images(idx)
+                images = images.to(device) if isinstance(images, torch.Tensor) else [
+                    im.to(device) for im in images
+                ]
+                sizes = ds.image_sizes()[start:stop]
+                current_block = block
+            idx = np.arange(start, stop, dtype=np.int64)
+            params = sample_params(recipe, cfg.seed, idx, view, sizes)
+            t0 = time.perf_counter()
+            x = normalize(replay(images, torch.from_numpy(params).to(device), recipe),
+                          info.mean, info.std)
+            out = teacher_logits(model, x, cfg.batch_size).cpu().numpy()
+            forward += time.perf_counter() - t0
+            _check_finite(out, start, view)
+            values = out.astype(cfg.dtype)
+            _check_finite(values, start, view)
+            correct = int((values.argmax(axis=1) == ds.labels[start:stop]).sum())
+            pending = [f for f in pending if not _done(f)]
+            while len(pending) >= 3:
+                pending.pop(0).result()
+            pending.append(pool.submit(
+                store.write_chunk, "raw", block, view, values, params=params, count=correct))
+            bar.update(stop - start)
+        for f in pending:
+            f.result()
+    bar.close()
+    return len(todo), skipped, total, forward
+
+
+def _done(f: Future[None]) -> bool:
+    if f.done():
+        f.result()
+        return True
+    return False
+
+
+def finalize(store: CacheStore, seconds: float) -> list[float]:
+    """Mark the raw logits complete once every unit is written; returns per-view accuracy."""
+    progress = store.progress("raw")
+    if (progress < 0).any():
+        return []
+    acc = [float(a) for a in progress.sum(axis=0) / store.num_samples]
+    store.set_kind_attrs("raw", {"kind": "raw", "complete": True})
+    store.write_meta(store.meta.replace(complete=True, teacher_accuracy=tuple(acc),
+                                        dump_seconds=round(seconds, 3)))
+    return acc
+
+
+def dump(cfg: DumpConfig) -> DumpResult:
+    """Run the dump stage; see the module docstring."""
+    from sortkd_cache.augment import get_recipe
+    from sortkd_cache.datasets import load_dataset
+
+    _validate(cfg)
+    t_start = time.perf_counter()
+    ds = load_dataset(cfg.dataset, cfg.split, data_root=cfg.data_root, download=cfg.download)
+    recipe = get_recipe(cfg.augment or ds.info.default_augment)
+    device = resolve_device(cfg.device)
+    model, sha = build_teacher(
+        cfg.teacher, ds.info.num_classes, ds.info.channels, ckpt=cfg.teacher_ckpt,
+        init=cfg.teacher_init, seed=cfg.seed, device=device,
+    )
+    meta = _meta_for(cfg, ds, recipe, sha)
+    loc = parse_location(cfg.out)
+    if loc.kind != "dir":
+        raise StoreError(
+            f"dump writes a local directory store, not '{cfg.out}'; "
+            "publish it afterwards with `sortkd-cache copy`"
+        )
+    Path(loc.path).mkdir(parents=True, exist_ok=True)
+    lock: AbstractContextManager[None] = writer_lock(loc.path, "sortkd-cache dump") if cfg.rank == 0 else nullcontext(None)
+    with lock:
+        if cfg.rank == 0:
+            store = open_or_create(cfg, meta, ds.labels)
+            if cfg.resume:
+                clean_partial_files(loc.path)
+        barrier()
+        if cfg.rank != 0:
+            store = open_store(cfg.out, mode="r+")
+            _check_resumable(store, meta)
+        blocks = [b for b in range(store.num_blocks) if b % cfg.world_size == cfg.rank]
+        written, skipped, rows, forward = run_units(store, ds, recipe, model, cfg, device, blocks)
+        barrier()
+        seconds = time.perf_counter() - t_start
+        acc = finalize(store, seconds) if cfg.rank == 0 else []
+    return DumpResult(
+        store=cfg.out, seconds=seconds, forward_seconds=forward, units_written=written,
+        units_skipped=skipped, samples_per_second=rows / max(seconds, 1e-9),
+        teacher_accuracy=acc or list(store.meta.teacher_accuracy),
+    )

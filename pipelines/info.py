@@ -1,0 +1,86 @@
+"""`sortkd-cache info`: a store's provenance, contents and statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sortkd_cache.store import LOGIT_KINDS, open_store
+
+__all__ = ["format_info", "store_info"]
+
+
+def store_info(location: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One JSON-able dict describing the store (what ``info --json`` prints)."""
+    store = open_store(location, "r", storage_options=storage_options)
+    meta = store.meta
+    d = meta.to_dict()
+    out: dict[str, Any] = {
+        "store": store.url,
+        "schema": meta.schema,
+        "num_samples": meta.num_samples,
+        "num_views": meta.num_views,
+        "num_classes": meta.num_classes,
+        "chunk_samples": meta.chunk_samples,
+        "dtype": meta.dtype,
+        "seed": meta.seed,
+        "complete": meta.complete,
+        "logits": store.kinds(),
+        "dataset": d["dataset"],
+        "teacher": d["teacher"],
+        "augment": d["augment"],
+        "tool_version": meta.tool_version,
+        "created": meta.created,
+        "teacher_accuracy": list(meta.teacher_accuracy),
+        "dump_seconds": meta.dump_seconds,
+        "kinds": {},
+    }
+    for kind in LOGIT_KINDS:
+        attrs = store.kind_attrs(kind)
+        if attrs:
+            out["kinds"][kind] = attrs
+    if not meta.complete:
+        progress = store.progress("raw")
+        out["raw_progress"] = {"done": int((progress >= 0).sum()), "total": int(progress.size)}
+    return out
+
+
+def format_info(info: dict[str, Any]) -> str:
+    """The human-readable summary."""
+    ds, t = info["dataset"], info["teacher"]
+    lines = [
+        f"store      {info['store']}  (schema {info['schema']}, sortkd-cache "
+        f"{info['tool_version']}, created {info['created']})",
+        f"shape      {info['num_samples']} samples x {info['num_views']} views x "
+        f"{info['num_classes']} classes, {info['dtype']}, {info['chunk_samples']} samples/chunk",
+        f"dataset    {ds['spec']} ({ds['split']} split)  {ds['fingerprint']}",
+        f"teacher    {t['arch']}  init={t['init']}  sha256={t['sha256']}",
+        f"augment    {info['augment'].get('name')}  seed={info['seed']}",
+        f"logits     {', '.join(info['logits']) or 'none complete'}",
+    ]
+    if "raw_progress" in info:
+        p = info["raw_progress"]
+        lines.append(f"status     INCOMPLETE: {p['done']}/{p['total']} chunks dumped (use --resume)")
+    if info["teacher_accuracy"]:
+        acc = " ".join(f"{a:.3f}" for a in info["teacher_accuracy"])
+        lines.append(f"teacher train-view accuracy per view: {acc}")
+    for kind, attrs in info["kinds"].items():
+        stats = attrs.get("stats")
+        if not stats:
+            continue
+        changed = " ".join(f"{r:.3f}" for r in stats.get("changed_fraction", []))
+        lines.append(f"{kind:10s} rows changed per view (fraction): {changed}")
+        hist = stats.get("rank_histogram", {})
+        if hist:
+            shown = ", ".join(f"{k}:{v}" for k, v in list(hist.items())[:8])
+            lines.append(f"{'':10s} label rank before {kind} (rank:rows): {shown}")
+        conf = stats.get("top_confusions", [])
+        if conf:
+            shown = ", ".join(f"{c['label']}->{c['top']} x{c['count']}" for c in conf[:5])
+            lines.append(f"{'':10s} top confusions (label->teacher top): {shown}")
+        topk = attrs.get("topk")
+        if topk:
+            lines.append(
+                f"{'':10s} top-{topk['k']} copy: {topk['bytes_per_sample_view']} B/sample-view "
+                f"(dense {topk['dense_bytes_per_sample_view']}), mean KL(T=4) {topk['mean_kl_t4']:.3g}"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,26 @@
+"""The Zarr v3 cache store: layout, provenance, backends and writer locks."""
+
+from __future__ import annotations
+
+from sortkd_cache.store._backend import Location, parse_location
+from sortkd_cache.store._layout import LOGIT_KINDS, choose_chunk_samples
+from sortkd_cache.store._lock import read_lock, writer_lock
+from sortkd_cache.store._meta import SCHEMA_VERSION, DatasetRecord, StoreMeta, TeacherRecord
+from sortkd_cache.store._store import CacheStore, LogitsArray, create_store, open_store
+
+__all__ = [
+    "LOGIT_KINDS",
+    "SCHEMA_VERSION",
+    "CacheStore",
+    "DatasetRecord",
+    "Location",
+    "LogitsArray",
+    "StoreMeta",
+    "TeacherRecord",
+    "choose_chunk_samples",
+    "create_store",
+    "open_store",
+    "parse_location",
+    "read_lock",
+    "writer_lock",
+]

@@ -1,0 +1,165 @@
+"""The store's provenance record (root attributes), schema 1.
+
+Everything a reader needs to trust a store lives here: what data it was made from (content
+fingerprint, not paths), which teacher (architecture and weights sha256), how the views were
+made (augmentation recipe and seed) and by which tool version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from sortkd_cache.errors import SchemaError
+
+__all__ = ["ATTRS_KEY", "SCHEMA_VERSION", "DatasetRecord", "StoreMeta", "TeacherRecord"]
+
+SCHEMA_VERSION = 1
+ATTRS_KEY = "sortkd_cache"
+
+
+def _require(d: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in d:
+        raise SchemaError(f"store attributes: missing '{where}{key}'")
+    value = d[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise SchemaError(f"store attributes: '{where}{key}' has bad value {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """Identity of the data a store was made from."""
+
+    name: str
+    spec: str
+    split: str
+    fingerprint: str
+    num_samples: int
+    num_classes: int
+    channels: int
+    image_size: tuple[int, int] | None
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["image_size"] = list(self.image_size) if self.image_size is not None else None
+        d["mean"] = list(self.mean)
+        d["std"] = list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DatasetRecord:
+        w = "dataset."
+        size = d.get("image_size")
+        return cls(
+            name=_require(d, "name", str, w),
+            spec=_require(d, "spec", str, w),
+            split=_require(d, "split", str, w),
+            fingerprint=_require(d, "fingerprint", str, w),
+            num_samples=_require(d, "num_samples", int, w),
+            num_classes=_require(d, "num_classes", int, w),
+            channels=_require(d, "channels", int, w),
+            image_size=(int(size[0]), int(size[1])) if size is not None else None,
+            mean=tuple(float(x) for x in _require(d, "mean", list, w)),
+            std=tuple(float(x) for x in _require(d, "std", list, w)),
+        )
+
+
+@dataclass(frozen=True)
+class TeacherRecord:
+    """Which teacher produced the raw logits."""
+
+    arch: str
+    sha256: str | None
+    init: str  # "checkpoint" or "random" (tests and benchmarks only)
+    checkpoint: str | None = None  # file name only, never a full path
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TeacherRecord:
+        w = "teacher."
+        sha = d.get("sha256")
+        ckpt = d.get("checkpoint")
+        return cls(
+            arch=_require(d, "arch", str, w),
+            sha256=str(sha) if sha is not None else None,
+            init=_require(d, "init", str, w),
+            checkpoint=str(ckpt) if ckpt is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class StoreMeta:
+    """Root attributes of a store (under the ``sortkd_cache`` key)."""
+
+    num_samples: int
+    num_views: int
+    num_classes: int
+    chunk_samples: int
+    dtype: str
+    seed: int
+    dataset: DatasetRecord
+    teacher: TeacherRecord
+    augment: dict[str, Any]
+    tool_version: str
+    created: str
+    schema: int = SCHEMA_VERSION
+    complete: bool = False
+    teacher_accuracy: tuple[float, ...] = field(default_factory=tuple)
+    dump_seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "num_samples": self.num_samples,
+            "num_views": self.num_views,
+            "num_classes": self.num_classes,
+            "chunk_samples": self.chunk_samples,
+            "dtype": self.dtype,
+            "seed": self.seed,
+            "dataset": self.dataset.to_dict(),
+            "teacher": self.teacher.to_dict(),
+            "augment": dict(self.augment),
+            "tool_version": self.tool_version,
+            "created": self.created,
+            "complete": self.complete,
+            "teacher_accuracy": list(self.teacher_accuracy),
+            "dump_seconds": self.dump_seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StoreMeta:
+        schema = _require(d, "schema", int, "")
+        if schema > SCHEMA_VERSION:
+            raise SchemaError(
+                f"store schema {schema} is newer than this sortkd-cache reads "
+                f"(schema <= {SCHEMA_VERSION}); upgrade sortkd-cache"
+            )
+        if schema < 1:
+            raise SchemaError(f"store attributes: bad schema {schema!r}")
+        secs = d.get("dump_seconds")
+        return cls(
+            schema=schema,
+            num_samples=_require(d, "num_samples", int, ""),
+            num_views=_require(d, "num_views", int, ""),
+            num_classes=_require(d, "num_classes", int, ""),
+            chunk_samples=_require(d, "chunk_samples", int, ""),
+            dtype=_require(d, "dtype", str, ""),
+            seed=_require(d, "seed", int, ""),
+            dataset=DatasetRecord.from_dict(_require(d, "dataset", dict, "")),
+            teacher=TeacherRecord.from_dict(_require(d, "teacher", dict, "")),
+            augment=dict(_require(d, "augment", dict, "")),
+            tool_version=_require(d, "tool_version", str, ""),
+            created=_require(d, "created", str, ""),
+            complete=bool(d.get("complete", False)),
+            teacher_accuracy=tuple(float(x) for x in d.get("teacher_accuracy", [])),
+            dump_seconds=float(secs) if secs is not None else None,
+        )
+
+    def replace(self, **changes: Any) -> StoreMeta:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,378 @@
+"""The cache store: open, create, read and (for the stages) write."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sortkd_cache.errors import (
+    CorruptChunkError,
+    LogitsKindError,
+    SchemaError,
+    StoreError,
+    StoreExistsError,
+    StoreNotFoundError,
+    StoreReadOnlyError,
+)
+from sortkd_cache.store._backend import Location, Mode, open_backend, parse_location
+from sortkd_cache.store._layout import (
+    LABELS,
+    LOGIT_KINDS,
+    NUM_PARAMS,
+    PARAMS,
+    block_bounds,
+    codecs,
+    logits_path,
+    num_blocks,
+    progress_path,
+)
+from sortkd_cache.store._meta import ATTRS_KEY, StoreMeta
+
+__all__ = ["CacheStore", "LogitsArray", "create_store", "open_store"]
+
+
+def _zarr_get(arr: Any, selection: Any, what: str) -> np.ndarray:
+    """Read a selection; any decode failure (checksum, truncation) becomes CorruptChunkError."""
+    try:
+        out = arr[selection]
+    except (ValueError, RuntimeError, OSError, EOFError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CorruptChunkError(f"{what}: corrupted chunk ({msg})") from None
+    return np.asarray(out)
+
+
+class LogitsArray:
+    """Read-only [N, V, C] logits with numpy-style slicing and checked reads.
+
+    Missing chunks read as NaN (the fill value) and are reported as :class:`CorruptChunkError`,
+    as are chunks failing their checksum.
+    """
+
+    def __init__(self, array: Any, kind: str, where: str) -> None:
+        self._array = array
+        self.kind = kind
+        self._where = where
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self._array.shape)
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        dt: np.dtype[Any] = np.dtype(self._array.dtype)
+        return dt
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        return tuple(int(c) for c in self._array.chunks)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, selection: Any) -> np.ndarray:
+        out = _zarr_get(self._array, selection, f"{self._where} logits/{self.kind}[{selection!r}]")
+        if out.dtype.kind == "f" and np.isnan(out).any():
+            raise CorruptChunkError(
+                f"{self._where} logits/{self.kind}[{selection!r}]: missing chunk (reads as NaN)"
+            )
+        return out
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[...]
+        return out.astype(dtype) if dtype is not None else out
+
+    def read_block(self, block: int, view: int) -> np.ndarray:
+        """One chunk: the block's samples of one view, [S, C]."""
+        s = self.chunks[0]
+        return self[block * s : min(self.shape[0], (block + 1) * s), view]
+
+
+class CacheStore:
+    """A sortkd-cache store. Use :func:`open_store` or :func:`create_store`."""
+
+    def __init__(self, location: Location, mode: Mode, group: Any) -> None:
+        self.location = location
+        self.mode = mode
+        self._group = group
+        self._meta: StoreMeta | None = None
+
+    # -- identity ---------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"CacheStore({self.location.raw!r}, mode={self.mode!r})"
+
+    @property
+    def url(self) -> str:
+        return self.location.raw
+
+    @property
+    def meta(self) -> StoreMeta:
+        if self._meta is None:
+            attrs = dict(self._group.attrs)
+            record = attrs.get(ATTRS_KEY)
+            if not isinstance(record, dict):
+                raise SchemaError(f"'{self.url}' is a zarr group but not a sortkd-cache store")
+            self._meta = StoreMeta.from_dict(record)
+        return self._meta
+
+    @property
+    def num_samples(self) -> int:
+        return self.meta.num_samples
+
+    @property
+    def num_views(self) -> int:
+        return self.meta.num_views
+
+    @property
+    def num_classes(self) -> int:
+        return self.meta.num_classes
+
+    @property
+    def chunk_samples(self) -> int:
+        return self.meta.chunk_samples
+
+    @property
+    def num_blocks(self) -> int:
+        return num_blocks(self.num_samples, self.chunk_samples)
+
+    def block_bounds(self, block: int) -> tuple[int, int]:
+        return block_bounds(block, self.num_samples, self.chunk_samples)
+
+    # -- arrays -----------------------------------------------------------------------------
+    def _array(self, path: str) -> Any:
+        try:
+            return self._group[path]
+        except KeyError:
+            raise SchemaError(f"store '{self.url}' is missing array '{path}'") from None
+
+    def has_array(self, path: str) -> bool:
+        try:
+            self._group[path]
+        except KeyError:
+            return False
+        return True
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        """Ground-truth labels, int64 [N]."""
+        out = _zarr_get(self._array(LABELS), ..., f"{self.url} labels").astype(np.int64)
+        if out.shape != (self.num_samples,):
+            raise SchemaError(f"store '{self.url}': labels has shape {out.shape}")
+        bad = np.flatnonzero((out < 0) | (out >= self.num_classes))
+        if bad.size:
+            i = int(bad[0])
+            raise SchemaError(
+                f"store '{self.url}': label {int(out[i])} of sample {i} is outside "
+                f"[0, {self.num_classes})"
+            )
+        return out
+
+    def params(self, view: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Recorded augmentation parameters of one view, int32 [stop-start, 5]."""
+        stop = self.num_samples if stop is None else stop
+        out = _zarr_get(self._array(PARAMS), (slice(start, stop), view), f"{self.url} aug_params")
+        if (out < 0).any():
+            raise CorruptChunkError(
+                f"{self.url} aug_params[{start}:{stop}, {view}]: missing chunk"
+            )
+        return out
+
+    def kinds(self) -> list[str]:
+        """Logits kinds present and complete, e.g. ['raw', 'sort']."""
+        return [k for k in LOGIT_KINDS if self.kind_complete(k)]
+
+    def kind_attrs(self, kind: str) -> dict[str, Any]:
+        if not self.has_array(logits_path(kind)):
+            return {}
+        return dict(self._group[logits_path(kind)].attrs)
+
+    def kind_complete(self, kind: str) -> bool:
+        return bool(self.kind_attrs(kind).get("complete", False))
+
+    def logits(self, kind: str = "raw") -> LogitsArray:
+        """The [N, V, C] logits of ``kind`` ('raw', 'sort' or 'swap')."""
+        if kind not in LOGIT_KINDS:
+            raise LogitsKindError(f"unknown logits kind '{kind}'; known: {', '.join(LOGIT_KINDS)}")
+        if not self.kind_complete(kind):
+            present = ", ".join(self.kinds()) or "none"
+            hint = f"; run `sortkd-cache sort {self.url} --method {kind}`" if kind != "raw" else ""
+            raise LogitsKindError(
+                f"store '{self.url}' has no complete '{kind}' logits (present: {present}){hint}"
+            )
+        return LogitsArray(self._group[logits_path(kind)], kind, self.url)
+
+    def progress(self, kind: str) -> np.ndarray:
+        """int64 [blocks, V]: -1 where a (block, view) chunk is not written yet."""
+        if not self.has_array(progress_path(kind)):
+            return np.full((self.num_blocks, self.num_views), -1, dtype=np.int64)
+        return _zarr_get(self._group[progress_path(kind)], ..., f"{self.url} progress/{kind}")
+
+    def raw_array(self, path: str) -> Any:
+        """The underlying zarr array at ``path`` (for stages and verification)."""
+        return self._array(path)
+
+    # -- writing (stages) -------------------------------------------------------------------
+    def _require_writable(self) -> None:
+        if self.mode == "r":
+            raise StoreReadOnlyError(f"store '{self.url}' is open read-only")
+
+    def write_meta(self, meta: StoreMeta) -> None:
+        self._require_writable()
+        self._group.attrs.update({ATTRS_KEY: meta.to_dict()})
+        self._meta = meta
+
+    def create_kind(self, kind: str, dtype: str, *, overwrite: bool = False) -> None:
+        """Create (or, with ``overwrite``, recreate) the logits array and progress of ``kind``."""
+        self._require_writable()
+        n, v, c, s = self.num_samples, self.num_views, self.num_classes, self.chunk_samples
+        exists = self.has_array(logits_path(kind))
+        if exists and not overwrite:
+            return
+        self._group.create_array(
+            logits_path(kind),
+            shape=(n, v, c),
+            chunks=(s, 1, c),
+            dtype=dtype,
+            compressors=codecs(),
+            fill_value=float("nan"),
+            overwrite=True,
+            attributes={"kind": kind, "complete": False},
+        )
+        self._group.create_array(
+            progress_path(kind),
+            shape=(self.num_blocks, v),
+            chunks=(1, 1),
+            dtype="int64",
+            compressors=codecs(),
+            fill_value=-1,
+            overwrite=True,
+        )
+
+    def create_base_arrays(self, labels: np.ndarray) -> None:
+        """Labels and the (empty) augmentation-parameter array of a new store."""
+        self._require_writable()
+        n, v, s = self.num_samples, self.num_views, self.chunk_samples
+        lab = self._group.create_array(
+            LABELS,
+            shape=(n,),
+            chunks=(s,),
+            dtype="int64",
+            compressors=codecs(),
+            fill_value=-1,
+            overwrite=True,
+        )
+        lab[...] = labels.astype(np.int64)
+        self._group.create_array(
+            PARAMS,
+            shape=(n, v, NUM_PARAMS),
+            chunks=(s, 1, NUM_PARAMS),
+            dtype="int32",
+            compressors=codecs(),
+            fill_value=-1,
+            overwrite=True,
+            attributes={"names": ["top", "left", "height", "width", "flip"]},
+        )
+        self.__dict__.pop("labels", None)
+
+    def write_chunk(
+        self,
+        kind: str,
+        block: int,
+        view: int,
+        values: np.ndarray,
+        *,
+        params: np.ndarray | None = None,
+        count: int = 0,
+    ) -> None:
+        """Write one (block, view) chunk; the progress marker is written last."""
+        self._require_writable()
+        start, stop = self.block_bounds(block)
+        if params is not None:
+            self._group[PARAMS][start:stop, view] = params
+        self._group[logits_path(kind)][start:stop, view] = values
+        self._group[progress_path(kind)][block, view] = int(count)
+
+    def set_kind_attrs(self, kind: str, attrs: Mapping[str, Any]) -> None:
+        self._require_writable()
+        self._group[logits_path(kind)].attrs.update(dict(attrs))
+
+
+def open_store(
+    location: str | os.PathLike[str],
+    mode: Mode = "r",
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> CacheStore:
+    """Open an existing store (directory, .zip, s3://, gs://, https://)."""
+    import zarr
+
+    loc = parse_location(location)
+    backend = open_backend(loc, mode, storage_options)
+    try:
+        group = zarr.open_group(backend, mode="r" if mode == "r" else "r+")
+    except FileNotFoundError:
+        raise StoreNotFoundError(f"no store at '{loc.raw}'") from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise StoreNotFoundError(f"'{loc.raw}' is not a sortkd-cache store ({exc})") from None
+    store = CacheStore(loc, mode, group)
+    store.meta  # noqa: B018 - validates schema and attributes now
+    for path in (LABELS, PARAMS):
+        store._array(path)
+    return store
+
+
+def _is_store_dir(path: Path) -> bool:
+    zj = path / "zarr.json"
+    return zj.is_file() and ATTRS_KEY.encode() in zj.read_bytes()
+
+
+def create_store(
+    location: str | os.PathLike[str],
+    meta: StoreMeta,
+    labels: np.ndarray,
+    *,
+    overwrite: bool = False,
+) -> CacheStore:
+    """Create a new store; an existing one is replaced only with ``overwrite``."""
+    import zarr
+
+    loc = parse_location(location)
+    if not loc.writable:
+        raise StoreReadOnlyError(f"cannot create a store at '{loc.raw}' (read-only location)")
+    if loc.kind == "dir":
+        path = Path(loc.path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            if not overwrite:
+                raise StoreExistsError(
+                    f"'{loc.raw}' already exists; pass --overwrite to replace it"
+                )
+            if not _is_store_dir(path):
+                raise StoreExistsError(
+                    f"'{loc.raw}' exists and is not a sortkd-cache store; refusing to replace it"
+                )
+            for child in path.iterdir():
+                if child.name.startswith(".sortkd-lock"):
+                    continue
+                if child.is_dir():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+    backend = open_backend(loc, "w")
+    group = zarr.open_group(backend, mode="a" if loc.kind == "dir" else "w")
+    if loc.kind != "dir" and ATTRS_KEY in dict(group.attrs) and not overwrite:
+        raise StoreExistsError(f"'{loc.raw}' already exists; pass --overwrite to replace it")
+    store = CacheStore(loc, "w", group)
+    store.write_meta(meta)
+    if labels.shape != (meta.num_samples,):
+        raise StoreError(f"labels shape {labels.shape} does not match {meta.num_samples} samples")
+    store.create_base_arrays(labels)
+    return store
