@@ -10,21 +10,48 @@ __all__ = ["command"]
 
 
 @click.command("dump")
-@click.option("--dataset", required=True, help="digits | cifar10 | cifar100 | imagefolder:PATH | fake:N:C:SIZE")
-@click.option("--teacher", required=True, help="Teacher architecture (registry or torchvision name).")
-@click.option("--teacher-ckpt", type=click.Path(dir_okay=False), help="Weights: .safetensors or a weights-only state_dict.")
-@click.option("--teacher-init", type=click.Choice(["checkpoint", "random"]), default="checkpoint", show_default=True,
-              help="'random' dumps an untrained teacher (tests and benchmarks); recorded in the store.")
-@click.option("--views", type=int, default=4, show_default=True, help="Augmented views per sample (V).")
+@click.option(
+    "--dataset",
+    required=True,
+    help="digits | cifar10 | cifar100 | imagefolder:PATH | fake:N:C:SIZE",
+)
+@click.option(
+    "--teacher", required=True, help="Teacher architecture (registry or torchvision name)."
+)
+@click.option(
+    "--teacher-ckpt",
+    type=click.Path(dir_okay=False),
+    help="Weights: .safetensors or a weights-only state_dict.",
+)
+@click.option(
+    "--teacher-init",
+    type=click.Choice(["checkpoint", "random"]),
+    default="checkpoint",
+    show_default=True,
+    help="'random' dumps an untrained teacher (tests and benchmarks); recorded in the store.",
+)
+@click.option(
+    "--views", type=int, default=4, show_default=True, help="Augmented views per sample (V)."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the view parameters.")
-@click.option("--augment", default=None, help="cifar | imagenet[:SIZE] | digits | none (default: the dataset's).")
+@click.option(
+    "--augment",
+    default=None,
+    help="cifar | imagenet[:SIZE] | digits | none (default: the dataset's).",
+)
 @click.option("--out", required=True, help="Store directory to write.")
 @click.option("--split", default="train", show_default=True, help="Dataset split to dump.")
 @click.option("--data-root", default=None, help="Where cifar10/cifar100 live.")
-@click.option("--download", is_flag=True, help="Let torchvision download cifar10/cifar100 into --data-root.")
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
+@click.option(
+    "--download", is_flag=True, help="Let torchvision download cifar10/cifar100 into --data-root."
+)
+@click.option(
+    "--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True
+)
 @click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--chunk-samples", type=int, default=None, help="Samples per chunk (default: ~2 MiB chunks).")
+@click.option(
+    "--chunk-samples", type=int, default=None, help="Samples per chunk (default: ~2 MiB chunks)."
+)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
 @click.option("--resume", is_flag=True, help="Continue an interrupted dump into the same store.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store.")
@@ -42,8 +69,8 @@ def command(**kw: object) -> None:
       sortkd-cache dump ... --out c100.zarr --resume      # after an interruption
       torchrun --nproc-per-node 4 -m sortkd_cache.cli dump ...   # scale out
     """
-    from sortkd_cache.pipelines.dump import DumpConfig, dump
     from sortkd_cache.pipelines.distributed import dist_context
+    from sortkd_cache.pipelines.dump import DumpConfig, dump
 
     as_json = bool(kw.pop("as_json"))
     progress = not kw.pop("no_progress")

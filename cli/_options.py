@@ -31,7 +31,10 @@ def parse_storage_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 storage_options_option = click.option(
-    "--storage-option", "storage_option", multiple=True, metavar="KEY=VALUE",
+    "--storage-option",
+    "storage_option",
+    multiple=True,
+    metavar="KEY=VALUE",
     help="fsspec storage option for remote stores (repeatable), e.g. "
     "endpoint_url=http://127.0.0.1:9000 or anon=true.",
 )

@@ -21,7 +21,8 @@ def cli() -> None:
       sortkd-cache dump  --dataset digits --teacher digits_cnn_l \\
                          --teacher-ckpt runs/teacher/model.safetensors --views 8 --out digits.zarr
       sortkd-cache sort  digits.zarr
-      sortkd-cache train --cache digits.zarr --student digits_cnn_s --logits sort --loss kd --out runs/kd
+      sortkd-cache train --cache digits.zarr --student digits_cnn_s --logits sort \\
+                         --loss kd --out runs/kd
     """
 
 

@@ -31,8 +31,15 @@ def progress_bar(total: int, desc: str, unit: str, enabled: bool = True, **kw: A
 
     disable = not enabled or os.environ.get("SORTKD_NO_PROGRESS") == "1"
     return tqdm(
-        total=total, desc=desc, unit=unit, unit_scale=True, dynamic_ncols=True,
-        file=sys.stderr, disable=disable, mininterval=0.5, **kw,
+        total=total,
+        desc=desc,
+        unit=unit,
+        unit_scale=True,
+        dynamic_ncols=True,
+        file=sys.stderr,
+        disable=disable,
+        mininterval=0.5,
+        **kw,
     )
 
 
@@ -43,7 +50,13 @@ def utc_now() -> str:
 
 
 def build_teacher(
-    arch: str, num_classes: int, in_chans: int, *, ckpt: str | None, init: str, seed: int,
+    arch: str,
+    num_classes: int,
+    in_chans: int,
+    *,
+    ckpt: str | None,
+    init: str,
+    seed: int,
     device: torch.device,
 ) -> tuple[torch.nn.Module, str | None]:
     """The teacher in eval mode on ``device`` and the sha256 of its weights file.

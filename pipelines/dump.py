@@ -24,6 +24,8 @@ import torch
 
 from sortkd_cache._version import __version__
 from sortkd_cache.errors import ConfigError, NonFiniteLogitsError, StoreError
+from sortkd_cache.pipelines._common import build_teacher, progress_bar, resolve_device, utc_now
+from sortkd_cache.pipelines.distributed import barrier
 from sortkd_cache.store import (
     CacheStore,
     DatasetRecord,
@@ -35,8 +37,6 @@ from sortkd_cache.store import (
     parse_location,
     writer_lock,
 )
-from sortkd_cache.pipelines.distributed import barrier
-from sortkd_cache.pipelines._common import build_teacher, progress_bar, resolve_device, utc_now
 
 __all__ = ["DumpConfig", "DumpResult", "clean_partial_files", "dump", "teacher_logits"]
 
@@ -136,12 +136,21 @@ def _meta_for(cfg: DumpConfig, ds: Any, recipe: Any, teacher_sha: str | None) ->
         dtype=cfg.dtype,
         seed=cfg.seed,
         dataset=DatasetRecord(
-            name=info.name, spec=info.spec, split=info.split, fingerprint=ds.fingerprint(),
-            num_samples=len(ds), num_classes=info.num_classes, channels=info.channels,
-            image_size=info.image_size, mean=tuple(info.mean), std=tuple(info.std),
+            name=info.name,
+            spec=info.spec,
+            split=info.split,
+            fingerprint=ds.fingerprint(),
+            num_samples=len(ds),
+            num_classes=info.num_classes,
+            channels=info.channels,
+            image_size=info.image_size,
+            mean=tuple(info.mean),
+            std=tuple(info.std),
         ),
         teacher=TeacherRecord(
-            arch=cfg.teacher, sha256=teacher_sha, init=cfg.teacher_init,
+            arch=cfg.teacher,
+            sha256=teacher_sha,
+            init=cfg.teacher_init,
             checkpoint=Path(cfg.teacher_ckpt).name if cfg.teacher_ckpt else None,
         ),
         augment=recipe.to_dict(),
@@ -186,8 +195,13 @@ def open_or_create(cfg: DumpConfig, meta: StoreMeta, labels: np.ndarray) -> Cach
 
 
 def run_units(
-    store: CacheStore, ds: Any, recipe: Any, model: torch.nn.Module, cfg: DumpConfig,
-    device: torch.device, blocks: list[int],
+    store: CacheStore,
+    ds: Any,
+    recipe: Any,
+    model: torch.nn.Module,
+    cfg: DumpConfig,
+    device: torch.device,
+    blocks: list[int],
 ) -> tuple[int, int, int, float]:
     """Dump every missing (block, view) unit of ``blocks``.
 
@@ -210,16 +224,19 @@ def run_units(
             if block != current_block:
                 idx = np.arange(start, stop, dtype=np.int64)
                 images = ds.images(idx)
-                images = images.to(device) if isinstance(images, torch.Tensor) else [
-                    im.to(device) for im in images
-                ]
+                images = (
+                    images.to(device)
+                    if isinstance(images, torch.Tensor)
+                    else [im.to(device) for im in images]
+                )
                 sizes = ds.image_sizes()[start:stop]
                 current_block = block
             idx = np.arange(start, stop, dtype=np.int64)
             params = sample_params(recipe, cfg.seed, idx, view, sizes)
             t0 = time.perf_counter()
-            x = normalize(replay(images, torch.from_numpy(params).to(device), recipe),
-                          info.mean, info.std)
+            x = normalize(
+                replay(images, torch.from_numpy(params).to(device), recipe), info.mean, info.std
+            )
             out = teacher_logits(model, x, cfg.batch_size).cpu().numpy()
             forward += time.perf_counter() - t0
             _check_finite(out, start, view)
@@ -229,8 +246,11 @@ def run_units(
             pending = [f for f in pending if not _done(f)]
             while len(pending) >= 3:
                 pending.pop(0).result()
-            pending.append(pool.submit(
-                store.write_chunk, "raw", block, view, values, params=params, count=correct))
+            pending.append(
+                pool.submit(
+                    store.write_chunk, "raw", block, view, values, params=params, count=correct
+                )
+            )
             bar.update(stop - start)
         for f in pending:
             f.result()
@@ -252,8 +272,11 @@ def finalize(store: CacheStore, seconds: float) -> list[float]:
         return []
     acc = [float(a) for a in progress.sum(axis=0) / store.num_samples]
     store.set_kind_attrs("raw", {"kind": "raw", "complete": True})
-    store.write_meta(store.meta.replace(complete=True, teacher_accuracy=tuple(acc),
-                                        dump_seconds=round(seconds, 3)))
+    store.write_meta(
+        store.meta.replace(
+            complete=True, teacher_accuracy=tuple(acc), dump_seconds=round(seconds, 3)
+        )
+    )
     return acc
 
 
@@ -268,8 +291,13 @@ def dump(cfg: DumpConfig) -> DumpResult:
     recipe = get_recipe(cfg.augment or ds.info.default_augment)
     device = resolve_device(cfg.device)
     model, sha = build_teacher(
-        cfg.teacher, ds.info.num_classes, ds.info.channels, ckpt=cfg.teacher_ckpt,
-        init=cfg.teacher_init, seed=cfg.seed, device=device,
+        cfg.teacher,
+        ds.info.num_classes,
+        ds.info.channels,
+        ckpt=cfg.teacher_ckpt,
+        init=cfg.teacher_init,
+        seed=cfg.seed,
+        device=device,
     )
     meta = _meta_for(cfg, ds, recipe, sha)
     loc = parse_location(cfg.out)
@@ -279,7 +307,9 @@ def dump(cfg: DumpConfig) -> DumpResult:
             "publish it afterwards with `sortkd-cache copy`"
         )
     Path(loc.path).mkdir(parents=True, exist_ok=True)
-    lock: AbstractContextManager[None] = writer_lock(loc.path, "sortkd-cache dump") if cfg.rank == 0 else nullcontext(None)
+    lock: AbstractContextManager[None] = (
+        writer_lock(loc.path, "sortkd-cache dump") if cfg.rank == 0 else nullcontext(None)
+    )
     with lock:
         if cfg.rank == 0:
             store = open_or_create(cfg, meta, ds.labels)
@@ -295,7 +325,11 @@ def dump(cfg: DumpConfig) -> DumpResult:
         seconds = time.perf_counter() - t_start
         acc = finalize(store, seconds) if cfg.rank == 0 else []
     return DumpResult(
-        store=cfg.out, seconds=seconds, forward_seconds=forward, units_written=written,
-        units_skipped=skipped, samples_per_second=rows / max(seconds, 1e-9),
+        store=cfg.out,
+        seconds=seconds,
+        forward_seconds=forward,
+        units_written=written,
+        units_skipped=skipped,
+        samples_per_second=rows / max(seconds, 1e-9),
         teacher_accuracy=acc or list(store.meta.teacher_accuracy),
     )

@@ -59,7 +59,9 @@ def format_info(info: dict[str, Any]) -> str:
     ]
     if "raw_progress" in info:
         p = info["raw_progress"]
-        lines.append(f"status     INCOMPLETE: {p['done']}/{p['total']} chunks dumped (use --resume)")
+        lines.append(
+            f"status     INCOMPLETE: {p['done']}/{p['total']} chunks dumped (use --resume)"
+        )
     if info["teacher_accuracy"]:
         acc = " ".join(f"{a:.3f}" for a in info["teacher_accuracy"])
         lines.append(f"teacher train-view accuracy per view: {acc}")
@@ -81,6 +83,7 @@ def format_info(info: dict[str, Any]) -> str:
         if topk:
             lines.append(
                 f"{'':10s} top-{topk['k']} copy: {topk['bytes_per_sample_view']} B/sample-view "
-                f"(dense {topk['dense_bytes_per_sample_view']}), mean KL(T=4) {topk['mean_kl_t4']:.3g}"
+                f"(dense {topk['dense_bytes_per_sample_view']}), "
+                f"mean KL(T=4) {topk['mean_kl_t4']:.3g}"
             )
     return "\n".join(lines)

@@ -301,6 +301,19 @@ class CacheStore:
         self._group[logits_path(kind)][start:stop, view] = values
         self._group[progress_path(kind)][block, view] = int(count)
 
+    def create_array(
+        self, path: str, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: str,
+        fill_value: Any, *, overwrite: bool = False, attributes: dict[str, Any] | None = None,
+    ) -> Any:
+        """Create (or open, unless ``overwrite``) an extra checksummed array."""
+        self._require_writable()
+        if self.has_array(path) and not overwrite:
+            return self._group[path]
+        return self._group.create_array(
+            path, shape=shape, chunks=chunks, dtype=dtype, compressors=codecs(),
+            fill_value=fill_value, overwrite=True, attributes=attributes or {},
+        )
+
     def set_kind_attrs(self, kind: str, attrs: Mapping[str, Any]) -> None:
         self._require_writable()
         self._group[logits_path(kind)].attrs.update(dict(attrs))
@@ -350,7 +363,10 @@ def create_store(
         raise StoreReadOnlyError(f"cannot create a store at '{loc.raw}' (read-only location)")
     if loc.kind == "dir":
         path = Path(loc.path)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        occupied = path.is_dir() and any(
+            not c.name.startswith(".sortkd-lock") for c in path.iterdir()
+        )
+        if path.exists() and (not path.is_dir() or occupied):
             if not overwrite:
                 raise StoreExistsError(
                     f"'{loc.raw}' already exists; pass --overwrite to replace it"

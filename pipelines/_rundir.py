@@ -1,0 +1,120 @@
+"""A training run directory: config, metrics, checkpoint, weights, summary and plot.
+
+RUN_DIR/config.json        the resolved configuration
+RUN_DIR/metrics.jsonl      one line per finished epoch
+RUN_DIR/checkpoint.pt      last finished epoch (weights-only loadable) for --resume
+RUN_DIR/model.safetensors  final student weights (what `dump --teacher-ckpt` takes)
+RUN_DIR/summary.json       written last: a run with it is finished
+RUN_DIR/curves.png         loss and accuracy per epoch
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sortkd_cache.errors import CheckpointError, RunDirError
+
+__all__ = ["RunDir"]
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class RunDir:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    config = property(lambda self: self.path / "config.json")
+    metrics = property(lambda self: self.path / "metrics.jsonl")
+    checkpoint = property(lambda self: self.path / "checkpoint.pt")
+    weights = property(lambda self: self.path / "model.safetensors")
+    summary = property(lambda self: self.path / "summary.json")
+    curves = property(lambda self: self.path / "curves.png")
+
+    def prepare(self, *, resume: bool, overwrite: bool) -> None:
+        """Refuse a finished run (unless overwrite) and an unfinished one (unless resume)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"run directory '{self.path}' exists and is not a directory")
+        if overwrite and self.path.exists():
+            shutil.rmtree(self.path)
+        if self.summary.exists():
+            raise RunDirError(
+                f"run directory '{self.path}' already holds a finished run (summary.json); "
+                "choose another --out or pass --overwrite"
+            )
+        if self.checkpoint.exists() and not resume:
+            raise RunDirError(
+                f"run directory '{self.path}' holds an unfinished run; pass --resume to continue "
+                "it or --overwrite to start again"
+            )
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        _atomic_write_text(self.config, json.dumps(config, indent=2, sort_keys=True, default=str))
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics.exists():
+            return []
+        return [json.loads(line) for line in self.metrics.read_text().splitlines() if line.strip()]
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        _atomic_write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        tmp = self.checkpoint.with_name("checkpoint.pt.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        if not self.checkpoint.exists():
+            return None
+        try:
+            state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise CheckpointError(
+                f"cannot read checkpoint '{self.checkpoint}': {str(exc).splitlines()[0]}"
+            ) from None
+        if not isinstance(state, dict) or "epoch" not in state:
+            raise CheckpointError(
+                f"checkpoint '{self.checkpoint}' is not a sortkd-cache checkpoint"
+            )
+        return state
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        _atomic_write_text(self.summary, json.dumps(summary, indent=2, sort_keys=True))
+
+    def plot(self, rows: list[dict[str, Any]], title: str) -> None:
+        plot_curves(rows, self.curves, title)
+
+
+def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Loss and top-1 per epoch, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax1.plot(epochs, [r["loss"] for r in rows], label="train loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss")
+    ax1.legend()
+    ax2.plot(epochs, [r["train_top1"] for r in rows], label="train top-1")
+    ax2.plot(epochs, [r["test_top1"] for r in rows], label="test top-1")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("top-1 (%)")
+    ax2.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,162 @@
+"""Everything a training run resolves before its first step: data, store, views, ranks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from sortkd_cache.errors import ConfigError, StoreError
+
+__all__ = ["Setup", "prepare"]
+
+LOGIT_CHOICES = ("raw", "sort", "swap")
+
+
+@dataclass
+class Setup:
+    cfg: Any
+    train: Any
+    test: Any
+    store: Any | None
+    recipe: Any
+    num_classes: int
+    teacher_seed: int
+    rank: int = 0
+    world: int = 1
+
+    def view_for(self, epoch: int) -> int:
+        """Stored view of an epoch; without a cache, a fresh view index per epoch."""
+        from sortkd_cache.cached import view_for_epoch
+
+        if self.store is None:
+            return epoch
+        return view_for_epoch(epoch, self.store.num_views, self.cfg.views_order, self.cfg.seed)
+
+    def params_for(self, epoch: int, view: int) -> np.ndarray:
+        """Augmentation parameters [N, 5] of the epoch: recorded (cache) or freshly drawn."""
+        if self.store is not None:
+            return self.store.params(view)
+        from sortkd_cache.augment import sample_params
+
+        idx = np.arange(len(self.train), dtype=np.int64)
+        return sample_params(self.recipe, self.cfg.seed, idx, view, self.train.image_sizes())
+
+    def local_batch(self, batch_size: int) -> int:
+        return batch_size // self.world
+
+    def shard(self, order: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """This rank's part of every global batch (the whole order when single-process)."""
+        if self.world == 1:
+            return order
+        b = batch_size // self.world
+        full = (order.numel() // batch_size) * batch_size
+        batches = order[:full].view(-1, self.world, b)
+        return batches[:, self.rank, :].reshape(-1)
+
+    def reduce(self, values: dict[str, float], device: torch.device) -> dict[str, float]:
+        if self.world == 1:
+            return values
+        import torch.distributed as dist
+
+        keys = sorted(values)
+        t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        return dict(zip(keys, t.tolist(), strict=True))
+
+    def wrap_ddp(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        if self.world == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        if device.type == "cuda":
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            return DistributedDataParallel(model, device_ids=[device.index or 0])
+        return DistributedDataParallel(model)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "num_classes": self.num_classes,
+            "train_samples": len(self.train),
+            "test_samples": len(self.test),
+            "dataset": self.train.info.spec,
+            "fingerprint": self.train.fingerprint(),
+            "augment": self.recipe.to_dict(),
+            "store_views": self.store.num_views if self.store is not None else None,
+            "world_size": self.world,
+        }
+
+
+def _validate(cfg: Any) -> None:
+    from sortkd_cache.losses import LOSS_NAMES
+
+    if cfg.loss not in LOSS_NAMES:
+        raise ConfigError(f"unknown loss '{cfg.loss}'; known: {', '.join(sorted(LOSS_NAMES))}")
+    if cfg.logits not in LOGIT_CHOICES:
+        raise ConfigError(f"unknown --logits '{cfg.logits}'; known: {', '.join(LOGIT_CHOICES)}")
+    if cfg.epochs < 1:
+        raise ConfigError(f"--epochs must be >= 1, got {cfg.epochs}")
+    if cfg.batch_size < 2:
+        raise ConfigError(f"--batch-size must be >= 2, got {cfg.batch_size}")
+    if cfg.cache is None and cfg.dataset is None:
+        raise ConfigError("give --cache STORE (distillation) or --dataset SPEC (plain training)")
+    if cfg.cache is None and cfg.loss != "ce" and cfg.online_teacher is None:
+        raise ConfigError(f"--loss {cfg.loss} needs --cache STORE (or --online-teacher ARCH)")
+
+
+def prepare(cfg: Any) -> Setup:
+    """Open the store and data, and check they belong together, before any training."""
+    from sortkd_cache.augment import AugmentRecipe, get_recipe
+    from sortkd_cache.cached import load_store_dataset
+    from sortkd_cache.datasets import load_dataset
+    from sortkd_cache.pipelines.distributed import is_distributed
+    from sortkd_cache.store import open_store
+
+    _validate(cfg)
+    rank, world = 0, 1
+    if is_distributed():
+        import torch.distributed as dist
+
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if cfg.batch_size % world:
+            raise ConfigError(f"--batch-size {cfg.batch_size} is not divisible by {world} ranks")
+    store = None
+    if cfg.cache is not None:
+        store = open_store(cfg.cache, "r", storage_options=cfg.storage_options)
+        if not store.meta.complete:
+            raise StoreError(f"store '{cfg.cache}' is incomplete (its dump did not finish)")
+        if cfg.online_teacher is None and cfg.loss != "ce":
+            store.logits(cfg.logits)
+        train_ds = load_store_dataset(store, cfg.dataset, data_root=cfg.data_root)
+        test_spec = cfg.dataset or store.meta.dataset.spec
+        recipe = AugmentRecipe.from_dict(store.meta.augment)
+        num_classes = store.num_classes
+        teacher_seed = store.meta.seed
+    else:
+        train_ds = load_dataset(
+            cfg.dataset, "train", data_root=cfg.data_root, download=cfg.download
+        )
+        test_spec = cfg.dataset
+        recipe = get_recipe(cfg.augment or train_ds.info.default_augment)
+        num_classes = train_ds.info.num_classes
+        teacher_seed = cfg.seed
+    if cfg.num_classes is not None and cfg.num_classes != num_classes:
+        where = f"store '{cfg.cache}'" if store is not None else f"dataset '{cfg.dataset}'"
+        raise ConfigError(
+            f"{where} has {num_classes} classes but the student is built for "
+            f"{cfg.num_classes} (--num-classes)"
+        )
+    test_ds = load_dataset(test_spec, "test", data_root=cfg.data_root)
+    return Setup(
+        cfg=cfg,
+        train=train_ds,
+        test=test_ds,
+        store=store,
+        recipe=recipe,
+        num_classes=num_classes,
+        teacher_seed=teacher_seed,
+        rank=rank,
+        world=world,
+    )

@@ -1,0 +1,144 @@
+"""Training from a cache in your own loop: views, soft labels and the dataset wrapper.
+
+    import sortkd_cache as sk
+    store = sk.open_store("digits.zarr")
+    train = sk.CachedViewDataset(store, kind="sort")      # the store's dataset, fingerprint checked
+    for epoch in range(E):
+        train.set_epoch(epoch)                            # view = epoch mod V
+        for image, label, soft in DataLoader(train, batch_size=64, shuffle=True):
+            ...                                           # soft: the teacher's (sorted) logits
+
+Each item is the augmented image the teacher saw for that view (its recorded parameters
+replayed), normalised, with the label and the soft logits (float32).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from sortkd_cache.errors import ConfigError, FingerprintMismatchError
+
+__all__ = [
+    "CachedViewDataset",
+    "check_fingerprint",
+    "load_store_dataset",
+    "read_view_logits",
+    "render",
+    "view_for_epoch",
+]
+
+
+def render(images: Any, params: Any, recipe: Any, mean: Any, std: Any) -> torch.Tensor:
+    """Replay recorded parameters onto uint8 images and normalise: float32 [B, C, h, w]."""
+    from sortkd_cache.augment import normalize, replay
+
+    return normalize(replay(images, params, recipe), mean, std)
+
+
+def view_for_epoch(epoch: int, num_views: int, order: str = "cyclic", seed: int = 0) -> int:
+    """The stored view epoch ``epoch`` (0-based) trains on.
+
+    ``cyclic``: ``epoch mod V``. ``shuffle``: every block of V epochs visits each view once,
+    in an order drawn from (seed, block) — still deterministic and resumable.
+    """
+    if num_views < 1:
+        raise ConfigError(f"num_views must be >= 1, got {num_views}")
+    if order == "cyclic":
+        return epoch % num_views
+    if order == "shuffle":
+        rng = np.random.Generator(np.random.Philox(key=[seed, epoch // num_views]))
+        return int(rng.permutation(num_views)[epoch % num_views])
+    raise ConfigError(f"unknown --views-order '{order}'; use cyclic or shuffle")
+
+
+def check_fingerprint(store: Any, dataset: Any) -> None:
+    """Refuse a dataset whose content differs from the one the store was made from."""
+    want = store.meta.dataset.fingerprint
+    got = dataset.fingerprint()
+    if want != got:
+        raise FingerprintMismatchError(
+            f"dataset '{dataset.info.spec}' has fingerprint {got[:23]}..., but store "
+            f"'{store.url}' was made from {store.meta.dataset.spec} with {want[:23]}..."
+        )
+    if len(dataset) != store.num_samples:
+        raise FingerprintMismatchError(
+            f"dataset has {len(dataset)} samples, store '{store.url}' has {store.num_samples}"
+        )
+
+
+def load_store_dataset(
+    store: Any,
+    spec: str | None = None,
+    *,
+    split: str = "train",
+    data_root: str | None = None,
+    check: bool = True,
+) -> Any:
+    """The dataset split a store was made from (``spec`` overrides, e.g. for imagefolder)."""
+    from sortkd_cache.datasets import load_dataset
+
+    ds = load_dataset(spec or store.meta.dataset.spec, split, data_root=data_root)
+    if check and split == store.meta.dataset.split:
+        check_fingerprint(store, ds)
+    return ds
+
+
+def read_view_logits(store: Any, kind: str, view: int) -> np.ndarray:
+    """All samples' logits of one view, [N, C], read chunk by chunk (each chunk once)."""
+    arr = store.logits(kind)
+    out = np.empty((store.num_samples, store.num_classes), dtype=arr.dtype)
+    for block in range(store.num_blocks):
+        start, stop = store.block_bounds(block)
+        out[start:stop] = arr.read_block(block, view)
+    return out
+
+
+class CachedViewDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int, torch.Tensor]]):
+    """(augmented image, label, soft logits) for one stored view; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Any,
+        dataset: Any | None = None,
+        *,
+        kind: str = "sort",
+        view: int = 0,
+        data_root: str | None = None,
+    ) -> None:
+        from sortkd_cache.augment import AugmentRecipe
+
+        self.store = store
+        self.kind = kind
+        store.logits(kind)  # fail early when the kind is missing
+        self.dataset = (
+            dataset if dataset is not None else load_store_dataset(store, data_root=data_root)
+        )
+        if dataset is not None:
+            check_fingerprint(store, dataset)
+        self.recipe = AugmentRecipe.from_dict(store.meta.augment)
+        self.labels = store.labels
+        self.view = -1
+        self.set_view(view)
+
+    def set_view(self, view: int) -> None:
+        if not 0 <= view < self.store.num_views:
+            raise ConfigError(f"view {view} outside [0, {self.store.num_views})")
+        if view != self.view:
+            self.view = view
+            self.params = self.store.params(view)
+            self.soft = read_view_logits(self.store, self.kind, view)
+
+    def set_epoch(self, epoch: int, order: str = "cyclic", seed: int = 0) -> None:
+        self.set_view(view_for_epoch(epoch, self.store.num_views, order, seed))
+
+    def __len__(self) -> int:
+        return int(self.store.num_samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, torch.Tensor]:
+        info = self.dataset.info
+        image = self.dataset.image(int(i))
+        x = render([image], self.params[i : i + 1], self.recipe, info.mean, info.std)[0]
+        return x, int(self.labels[i]), torch.from_numpy(self.soft[i].astype(np.float32))
