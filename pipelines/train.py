@@ -206,13 +206,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     from sortkd_cache.models import create_model
 
     model: torch.nn.Module = create_model(cfg.student, s.num_classes, s.train.info.channels)
-    temp_module = make_temperature_module(loss_cfg)
+    temp_module = make_temperature_module(loss_cfg, device)
     model.to(device)
     params = list(model.parameters()) + (
         list(temp_module.parameters()) if temp_module is not None else []
     )
-    if temp_module is not None:
-        temp_module.to(device)
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(cfg.milestones), gamma=cfg.lr_decay)
     rows: list[dict[str, Any]] = []
@@ -293,7 +291,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             "seconds": time.perf_counter() - t0,
         }
         if temp_module is not None:
-            row["temperature"] = float(temp_module(0.0).detach())
+            row["temperature"] = temp_module.temperature()
         rows.append(row)
         if rank0:
             run.write_metrics(rows)

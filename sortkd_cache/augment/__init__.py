@@ -1,0 +1,42 @@
+"""Augmentation recipes with exact, counter-based replay.
+
+Each (sample, view) gets int32 parameters ``(top, left, height, width, flip)`` drawn from a
+stateless counter-based generator keyed by ``(seed, sample index, view, draw)``
+(:func:`counter_uniform`), so the teacher's and the student's views are bit-identical
+whatever the batch size, order, worker or process count. :func:`replay` applies recorded
+parameters to uint8 images on their own device.
+"""
+
+from __future__ import annotations
+
+from ._counter import GOLDEN_GAMMA, counter_bits, counter_uniform, splitmix64
+from ._recipes import (
+    NUM_PARAMS,
+    PARAM_NAMES,
+    RECIPES,
+    AugmentRecipe,
+    ParamsLayout,
+    get_recipe,
+    output_size,
+    sample_params,
+)
+from ._replay import check_params, eval_view, normalize, replay
+
+__all__ = [
+    "GOLDEN_GAMMA",
+    "NUM_PARAMS",
+    "PARAM_NAMES",
+    "RECIPES",
+    "AugmentRecipe",
+    "ParamsLayout",
+    "check_params",
+    "counter_bits",
+    "counter_uniform",
+    "eval_view",
+    "get_recipe",
+    "normalize",
+    "output_size",
+    "replay",
+    "sample_params",
+    "splitmix64",
+]

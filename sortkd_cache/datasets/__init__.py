@@ -1,0 +1,23 @@
+"""Datasets by SPEC (``digits``, ``cifar10``, ``cifar100``, ``imagefolder:PATH``,
+``fake:N:C:SIZE``) as uint8 images with labels and a content fingerprint."""
+
+from __future__ import annotations
+
+from ._base import DatasetInfo, ImageDataset, fingerprint_images
+from ._spec import KNOWN_DATASETS, SPLITS, DatasetSpec, load_dataset, parse_dataset_spec
+from .cifar import default_data_root
+from .imagefolder import IMAGE_EXTENSIONS, ImageFolderDataset
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "KNOWN_DATASETS",
+    "SPLITS",
+    "DatasetInfo",
+    "DatasetSpec",
+    "ImageDataset",
+    "ImageFolderDataset",
+    "default_data_root",
+    "fingerprint_images",
+    "load_dataset",
+    "parse_dataset_spec",
+]

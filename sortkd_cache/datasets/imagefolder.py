@@ -1,0 +1,177 @@
+"""``imagefolder:PATH``: a class-per-folder image tree, decoded on demand.
+
+Layout: ``PATH/train/<class>/**/*.<ext>`` and ``PATH/val/<class>/...`` (or ``PATH/test``)
+for the ``test`` split. If PATH has no ``train/`` subdirectory, PATH itself is the train split
+and there is no test split. Classes are the train split's subdirectory names, sorted; the
+test split may lack classes but not add new ones. Within a class, files (searched
+recursively, hidden entries skipped) are sorted by their POSIX path relative to the class
+folder; samples run class by class. Images are decoded with PIL to RGB uint8 [3, H, W];
+sizes may vary (``info.image_size`` is None). The fingerprint hashes each file's raw bytes
+in sample order (see :mod:`sortkd_cache.datasets._base`), never the paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from ..errors import DatasetError
+from ._base import FILES_TAG, DatasetInfo, ImageDataset, feed_header
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ImageFolderDataset",
+    "load_imagefolder",
+]
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".bmp",
+    ".gif",
+    ".jpeg",
+    ".jpg",
+    ".pgm",
+    ".png",
+    ".ppm",
+    ".tif",
+    ".tiff",
+    ".webp",
+)
+IMAGENET_MEAN: tuple[float, ...] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, ...] = (0.229, 0.224, 0.225)
+_READ_CHUNK = 1 << 20
+
+
+def _class_dirs(split_dir: str) -> list[str]:
+    return sorted(
+        e.name for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith(".")
+    )
+
+
+def _class_files(class_dir: str) -> list[str]:
+    found: list[str] = []
+    for here, dirs, files in os.walk(class_dir, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        rel_here = os.path.relpath(here, class_dir)
+        for f in files:
+            if f.startswith(".") or not f.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            rel = f if rel_here == "." else os.path.join(rel_here, f)
+            found.append(rel.replace(os.sep, "/"))
+    return sorted(found)
+
+
+def _scan(split_dir: str, classes: list[str], path: str) -> tuple[list[str], list[int]]:
+    index = {c: k for k, c in enumerate(classes)}
+    files: list[str] = []
+    labels: list[int] = []
+    for name in _class_dirs(split_dir):
+        if name not in index:
+            raise DatasetError(
+                f"imagefolder {path!r}: class folder {name!r} in {split_dir!r} is not a train class"
+            )
+        class_dir = os.path.join(split_dir, name)
+        for rel in _class_files(class_dir):
+            files.append(os.path.join(class_dir, *rel.split("/")))
+            labels.append(index[name])
+    if not files:
+        raise DatasetError(
+            f"imagefolder {path!r}: no images ({', '.join(IMAGE_EXTENSIONS)}) under {split_dir!r}"
+        )
+    return files, labels
+
+
+class ImageFolderDataset(ImageDataset):
+    """Folder-backed :class:`ImageDataset`: ``tensor`` is None, images decode on demand."""
+
+    def __init__(
+        self, info: DatasetInfo, labels: npt.ArrayLike, files: list[str], classes: list[str]
+    ) -> None:
+        super().__init__(info, labels, None, classes)
+        self.files: tuple[str, ...] = tuple(files)
+
+    def image(self, i: int) -> torch.Tensor:
+        from PIL import Image
+
+        path = self.files[self._check_index(i)]
+        try:
+            with Image.open(path) as im:
+                arr = np.array(im.convert("RGB"), dtype=np.uint8)
+        except OSError as exc:
+            raise DatasetError(f"cannot decode image {path!r}: {exc}") from exc
+        return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+    def image_sizes(self) -> npt.NDArray[np.int64]:
+        """(H, W) of every image from its header only (no decoding); cached, read-only."""
+        if self._sizes is None:
+            from PIL import Image
+
+            sizes = np.empty((len(self.files), 2), dtype=np.int64)
+            for k, path in enumerate(self.files):
+                try:
+                    with Image.open(path) as im:
+                        w, h = im.size
+                except OSError as exc:
+                    raise DatasetError(f"cannot read image header {path!r}: {exc}") from exc
+                sizes[k] = (h, w)
+            sizes.flags.writeable = False
+            self._sizes = sizes
+        return self._sizes
+
+    def _compute_fingerprint(self) -> str:
+        h = hashlib.sha256()
+        feed_header(h, FILES_TAG, self.labels)
+        for path in self.files:
+            try:
+                with open(path, "rb") as fh:
+                    h.update(np.int64(os.fstat(fh.fileno()).st_size).astype("<i8").tobytes())
+                    while chunk := fh.read(_READ_CHUNK):
+                        h.update(chunk)
+            except OSError as exc:
+                raise DatasetError(f"cannot read image file {path!r}: {exc}") from exc
+        return "sha256:" + h.hexdigest()
+
+
+def load_imagefolder(path: str, split: str) -> ImageFolderDataset:
+    """The ``train`` or ``test`` split of the image tree at ``path`` (see the module doc)."""
+    if not os.path.isdir(path):
+        raise DatasetError(f"imagefolder: no such directory {path!r}")
+    train_dir = os.path.join(path, "train")
+    if os.path.isdir(train_dir):
+        test_dirs = [os.path.join(path, d) for d in ("val", "test")]
+        test_dir = next((d for d in test_dirs if os.path.isdir(d)), None)
+    else:
+        train_dir, test_dir = path, None
+    if split == "train":
+        split_dir = train_dir
+    elif test_dir is None:
+        raise DatasetError(
+            f"imagefolder {path!r} has no test split (expected {path!r}/train with /val or /test)"
+        )
+    else:
+        split_dir = test_dir
+    classes = _class_dirs(train_dir)
+    if len(classes) < 2:
+        raise DatasetError(
+            f"imagefolder {path!r}: need at least 2 class folders in {train_dir!r}, "
+            f"found {len(classes)}"
+        )
+    files, labels = _scan(split_dir, classes, path)
+    info = DatasetInfo(
+        name="imagefolder",
+        spec="imagefolder:" + os.path.basename(os.path.abspath(path)),
+        split=split,
+        num_samples=len(files),
+        num_classes=len(classes),
+        channels=3,
+        image_size=None,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        default_augment="imagenet",
+    )
+    return ImageFolderDataset(info, labels, files, classes)

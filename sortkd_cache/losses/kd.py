@@ -1,0 +1,37 @@
+"""Hinton knowledge distillation (Hinton, Vinyals & Dean, 2015), as in mdistiller's ``kd_loss``."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from sortkd_cache.losses.ce import _check_pair, _check_temperature
+
+__all__ = ["kd_loss"]
+
+
+def kd_loss(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
+    """Hinton KD: ``KL(softmax(teacher/T) || softmax(student/T)) * T**2``.
+
+    The KL divergence is summed over classes and averaged over the batch (mdistiller).
+
+    Args:
+        student: logits ``[B, C]``; gradients flow to it.
+        teacher: logits ``[B, C]``, any float dtype (float16 from a cache is fine); it is cast to
+            the student's compute dtype (float32, or float64 for a float64 student) and detached.
+        temperature: ``T > 0``.
+
+    Returns:
+        A 0-dim tensor; exactly 0 when ``student == teacher``.
+    """
+    s, t = _check_pair(student, teacher)
+    return _kd(s, t, _check_temperature(temperature))
+
+
+def _kd(student: Tensor, teacher: Tensor, temperature: float | Tensor) -> Tensor:
+    """The KD formula on already-checked inputs; ``temperature`` may be a 0-dim tensor."""
+    log_p_s = F.log_softmax(student / temperature, dim=1)
+    log_p_t = F.log_softmax(teacher / temperature, dim=1)
+    # log_target=True: sum p_t * (log p_t - log p_s), exact zeros where p_t underflows.
+    per_row = F.kl_div(log_p_s, log_p_t, reduction="none", log_target=True).sum(dim=1)
+    return per_row.mean() * temperature**2

@@ -1,0 +1,92 @@
+"""Shared fixtures: small stores built through the real pipelines (no network, CPU only)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("SORTKD_NO_PROGRESS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = str(REPO / ".venv" / "bin" / "sortkd-cache")
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["SORTKD_NO_PROGRESS"] = "1"
+    env.pop("SORTKD_DEBUG", None)
+    return env
+
+
+@pytest.fixture
+def make_store(tmp_path: Path) -> Callable[..., Path]:
+    """Dump a small store with the real dump pipeline; keyword arguments go to DumpConfig."""
+    from sortkd_cache.pipelines.dump import DumpConfig, dump
+
+    def _make(name: str = "s.zarr", **kw: Any) -> Path:
+        out = tmp_path / name
+        cfg: dict[str, Any] = {
+            "dataset": "fake:200:10:8",
+            "teacher": "resnet8",
+            "teacher_init": "random",
+            "views": 3,
+            "chunk_samples": 64,
+            "progress": False,
+            "device": "cpu",
+        }
+        cfg.update(kw)
+        dump(DumpConfig(out=str(out), **cfg))
+        return out
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def digits_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A digits teacher trained briefly with CE (weights as safetensors)."""
+    from sortkd_cache.pipelines.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("teacher")
+    train(
+        TrainConfig(
+            dataset="digits",
+            student="digits_cnn_l",
+            loss="ce",
+            epochs=2,
+            milestones=(),
+            out=str(out / "run"),
+            progress=False,
+            device="cpu",
+        )
+    )
+    return out / "run" / "model.safetensors"
+
+
+@pytest.fixture(scope="session")
+def digits_store(tmp_path_factory: pytest.TempPathFactory, digits_teacher: Path) -> Path:
+    """A float32 digits store with 4 views, raw + sort + swap logits."""
+    from sortkd_cache.pipelines.dump import DumpConfig, dump
+    from sortkd_cache.pipelines.sort import SortConfig, sort_store
+
+    out = tmp_path_factory.mktemp("stores") / "digits.zarr"
+    dump(
+        DumpConfig(
+            dataset="digits",
+            teacher="digits_cnn_l",
+            teacher_ckpt=str(digits_teacher),
+            views=4,
+            dtype="float32",
+            chunk_samples=512,
+            out=str(out),
+            progress=False,
+            device="cpu",
+        )
+    )
+    for method in ("sort", "swap"):
+        sort_store(SortConfig(store=str(out), method=method, progress=False))
+    return out

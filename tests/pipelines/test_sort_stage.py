@@ -1,0 +1,213 @@
+"""The sort stage over a store: exact, resumable, idempotent, statistics, --out, top-k."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sortkd_cache import open_store
+from sortkd_cache.errors import ConfigError, LogitsKindError
+from sortkd_cache.pipelines import sort as sort_mod
+from sortkd_cache.pipelines.sort import SortConfig, sort_store
+from sortkd_cache.sorting import label_rank, sort_logits, swap_logits
+from sortkd_cache.store._lock import LOCK_NAME
+
+from ..conftest import CLI, cli_env
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    return a.view(np.uint16 if a.dtype == np.float16 else np.uint32)
+
+
+@pytest.mark.parametrize(("method", "fn"), [("sort", sort_logits), ("swap", swap_logits)])
+def test_stage_equals_kernel_on_whole_array(make_store, method, fn) -> None:
+    path = make_store()
+    raw_before = open_store(path).logits("raw")[...].copy()
+    result = sort_store(SortConfig(store=str(path), method=method, progress=False))
+    store = open_store(path)
+    raw = store.logits("raw")[...]
+    assert np.array_equal(_bits(raw), _bits(raw_before))  # raw untouched
+    labels = np.broadcast_to(store.labels[:, None], raw.shape[:2])
+    expected = fn(raw, labels)
+    got = store.logits(method)[...]
+    assert got.dtype == raw.dtype == np.float16
+    assert np.array_equal(_bits(got), _bits(expected))
+    assert store.kinds() == ["raw", method]
+    assert result.chunks_written == result.chunks_total == store.num_blocks * store.num_views
+    # statistics: rows changed per view = rows whose label does not hold the max
+    ranks = label_rank(raw, labels)
+    stats = store.kind_attrs(method)["stats"]
+    assert stats["changed_rows"] == [int((ranks[:, v] > 0).sum()) for v in range(3)]
+    hist = stats["rank_histogram"]
+    assert sum(hist.values()) == raw.shape[0] * raw.shape[1]
+    assert hist.get("0", 0) == int((ranks == 0).sum())
+    assert sum(c["count"] for c in stats["top_confusions"]) <= int((ranks > 0).sum())
+
+
+def test_chunks_and_checksums_match_raw(make_store) -> None:
+    path = make_store()
+    sort_store(SortConfig(store=str(path), progress=False))
+    store = open_store(path)
+    sort_arr = store.raw_array("logits/sort")
+    raw_arr = store.raw_array("logits/raw")
+    assert sort_arr.chunks == raw_arr.chunks == (64, 1, 10)
+    codecs = [c["name"] for c in sort_arr.metadata.to_dict()["codecs"]]
+    assert "crc32c" in codecs
+
+
+def test_rerun_is_noop_unless_overwrite(make_store) -> None:
+    path = make_store()
+    sort_store(SortConfig(store=str(path), progress=False))
+    again = sort_store(SortConfig(store=str(path), progress=False))
+    assert again.skipped and again.chunks_written == 0
+    redo = sort_store(SortConfig(store=str(path), progress=False, overwrite=True))
+    assert not redo.skipped and redo.chunks_written == redo.chunks_total
+
+
+def test_interrupted_run_resumes_to_same_result(make_store, monkeypatch) -> None:
+    a = make_store("a.zarr")
+    b = make_store("b.zarr")
+    sort_store(SortConfig(store=str(a), progress=False))
+
+    real = sort_mod._sort_chunk
+    calls = {"n": 0}
+
+    def flaky(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] > 4:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(sort_mod, "_sort_chunk", flaky)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        sort_store(SortConfig(store=str(b), progress=False, num_workers=1))
+    monkeypatch.setattr(sort_mod, "_sort_chunk", real)
+    partial = open_store(b)
+    assert "sort" not in partial.kinds()
+    done = int((partial.progress("sort") >= 0).sum())
+    assert 0 < done < partial.num_blocks * partial.num_views
+    resumed = sort_store(SortConfig(store=str(b), progress=False))
+    assert resumed.chunks_written == resumed.chunks_total - done
+    sa, sb = open_store(a), open_store(b)
+    assert np.array_equal(_bits(sa.logits("sort")[...]), _bits(sb.logits("sort")[...]))
+    assert sa.kind_attrs("sort")["stats"] == sb.kind_attrs("sort")["stats"]
+
+
+def test_out_writes_new_store_and_leaves_source(make_store, tmp_path: Path) -> None:
+    src = make_store()
+    before = sorted(p.relative_to(src) for p in src.rglob("*") if p.is_file())
+    out = tmp_path / "sorted.zarr"
+    sort_store(SortConfig(store=str(src), out=str(out), progress=False))
+    after = sorted(p.relative_to(src) for p in src.rglob("*") if p.is_file())
+    assert before == after
+    s, o = open_store(src), open_store(out)
+    assert o.kinds() == ["sort"]
+    assert np.array_equal(o.labels, s.labels)
+    assert o.meta.dataset == s.meta.dataset and o.meta.teacher == s.meta.teacher
+    for v in range(s.num_views):
+        assert np.array_equal(o.params(v), s.params(v))
+    labels = np.broadcast_to(s.labels[:, None], (s.num_samples, s.num_views))
+    assert np.array_equal(
+        _bits(o.logits("sort")[...]), _bits(sort_logits(s.logits("raw")[...], labels))
+    )
+    with pytest.raises(LogitsKindError):
+        o.logits("raw")
+
+
+def test_topk_copy_and_fidelity(make_store) -> None:
+    from sortkd_cache.topk import read_topk, rebuild_dense
+
+    path = make_store()
+    sort_store(SortConfig(store=str(path), progress=False, topk=4))
+    store = open_store(path)
+    ids, values, rest = read_topk(store, "sort", (slice(None), 0))
+    assert ids.dtype == np.uint8 and ids.shape == (200, 4)
+    dense = store.logits("sort")[:, 0]
+    # label first: after sort the label holds the max
+    assert np.array_equal(ids[:, 0].astype(np.int64), store.labels)
+    rebuilt = rebuild_dense(ids, values, rest, 10)
+    assert np.array_equal(
+        np.take_along_axis(rebuilt, ids.astype(np.int64), 1), values.astype(np.float32)
+    )
+    topk = store.kind_attrs("sort")["topk"]
+    assert topk["k"] == 4 and topk["bytes_per_sample_view"] == 4 * (1 + 2) + 4
+    assert 0.0 <= topk["mean_kl_t4"] < 0.5
+    assert topk["dense_bytes_per_sample_view"] == 20
+    assert dense.shape == (200, 10)
+
+
+def test_bad_topk_and_method(make_store) -> None:
+    path = make_store()
+    with pytest.raises(ConfigError, match="unknown method 'sorted'"):
+        sort_store(SortConfig(store=str(path), method="sorted", progress=False))
+    with pytest.raises(ConfigError, match="--topk 10"):
+        sort_store(SortConfig(store=str(path), topk=10, progress=False))
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, env=cli_env(), timeout=120)
+
+
+def _one_error_line(proc: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    assert needle in lines[0], lines[0]
+
+
+def test_cli_sort_json_and_info(make_store) -> None:
+    path = make_store()
+    proc = _cli("sort", str(path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["method"] == "sort" and not out["skipped"]
+    info = json.loads(_cli("info", str(path), "--json").stdout)
+    assert info["logits"] == ["raw", "sort"]
+    assert "changed_fraction" in info["kinds"]["sort"]["stats"]
+    text = _cli("info", str(path)).stdout
+    assert "rows changed per view" in text
+
+
+def test_cli_bad_inputs(make_store, tmp_path: Path) -> None:
+    path = make_store()
+    _one_error_line(_cli("sort", str(path), "--method", "median"), "unknown method 'median'")
+    # a store whose dump never finished has no complete raw logits
+    store = open_store(path, "r+")
+    store.set_kind_attrs("raw", {"kind": "raw", "complete": False})
+    _one_error_line(_cli("sort", str(path)), "no complete 'raw' logits")
+    store.set_kind_attrs("raw", {"kind": "raw", "complete": True})
+    # labels out of range
+    labels = store.raw_array("labels")
+    labels[3] = 42
+    _one_error_line(_cli("sort", str(path)), "label 42 of sample 3")
+    labels[3] = 1
+
+
+def test_cli_refuses_store_being_written(make_store) -> None:
+    path = make_store()
+    holder = subprocess.Popen(["sleep", "30"])
+    try:
+        (path / LOCK_NAME).write_text(
+            json.dumps(
+                {
+                    "host": __import__("socket").gethostname(),
+                    "pid": holder.pid,
+                    "since": "2026-01-01T00:00:00+00:00",
+                    "purpose": "sortkd-cache dump",
+                }
+            )
+        )
+        proc = _cli("sort", str(path))
+        _one_error_line(proc, f"pid {holder.pid}")
+        assert "being written by sortkd-cache dump" in proc.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its lock is stale and taken over
+    proc = _cli("sort", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert not (path / LOCK_NAME).exists()
