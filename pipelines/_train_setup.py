@@ -45,18 +45,32 @@ class Setup:
         return sample_params(self.recipe, self.cfg.seed, idx, view, self.train.image_sizes())
 
     def local_batch(self, batch_size: int) -> int:
+        """Samples per rank and step (the global batch split evenly over the ranks)."""
         return batch_size // self.world
 
     def shard(self, order: torch.Tensor, batch_size: int) -> torch.Tensor:
-        """This rank's part of every global batch (the whole order when single-process)."""
+        """This rank's part of every global batch (the whole order when single-process).
+
+        Global batch k of ``order`` is cut into ``world`` equal, consecutive parts; rank r
+        takes part r. Batched by :meth:`local_batch`, every rank's k-th step then sees its part
+        of the single-process run's k-th batch, so DDP's gradient average equals the
+        single-process gradient. The last, shorter batch of an epoch is cut the same way into
+        ``len // world`` samples per rank; its ``len % world`` leftover samples (fewer than the
+        number of ranks) are skipped that epoch, so every rank takes the same number of steps.
+        """
         if self.world == 1:
             return order
         b = batch_size // self.world
         full = (order.numel() // batch_size) * batch_size
-        batches = order[:full].view(-1, self.world, b)
-        return batches[:, self.rank, :].reshape(-1)
+        head = order[:full].view(-1, self.world, b)[:, self.rank, :].reshape(-1)
+        tail = order[full:]
+        t = tail.numel() // self.world
+        if t == 0:
+            return head
+        return torch.cat([head, tail[: t * self.world].view(self.world, t)[self.rank]])
 
     def reduce(self, values: dict[str, float], device: torch.device) -> dict[str, float]:
+        """Sum of every value over the ranks (the values themselves when single-process)."""
         if self.world == 1:
             return values
         import torch.distributed as dist
@@ -67,6 +81,15 @@ class Setup:
         return dict(zip(keys, t.tolist(), strict=True))
 
     def wrap_ddp(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        """DistributedDataParallel around ``model`` when there are several ranks.
+
+        On CUDA, BatchNorm layers become SyncBatchNorm (statistics over the global batch, as
+        single-process). On CPU (gloo) torch has no SyncBatchNorm, so each rank normalises
+        with the statistics of its own part of the batch: students with BatchNorm then match
+        a single-process run only approximately; students without it match to float
+        rounding. The conversion is in place, so ``model`` keeps the same parameters and
+        state-dict keys.
+        """
         if self.world == 1:
             return model
         from torch.nn.parallel import DistributedDataParallel
