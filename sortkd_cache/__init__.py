@@ -1,8 +1,105 @@
-"""sortkd-cache: run the teacher once, train every student from a sorted logit cache."""
+"""sortkd-cache: run the teacher once, train every student from a sorted logit cache.
+
+    import sortkd_cache as sk
+    store = sk.open_store("digits.zarr")           # dir, .zip, s3://, gs://, https://
+    store.num_samples, store.num_views, store.num_classes, store.labels
+    store.logits("raw"), store.logits("sort")      # [N, V, C], numpy-style slicing
+    sk.sort_logits(z, y), sk.swap_logits(z, y)     # numpy or torch, any leading shape
+    sk.CachedViewDataset(store, kind="sort")       # (image, label, soft logits) per view
+
+Names are imported lazily (PEP 562) so that ``import sortkd_cache`` and the CLI's ``--help``
+stay fast; every name in ``__all__`` resolves on first use.
+"""
 
 from __future__ import annotations
 
-from sortkd_cache._version import __version__
-from sortkd_cache.store import CacheStore, create_store, open_store
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["CacheStore", "__version__", "create_store", "open_store"]
+from sortkd_cache._version import __version__
+
+if TYPE_CHECKING:
+    from sortkd_cache.augment import AugmentRecipe, get_recipe, normalize, replay, sample_params
+    from sortkd_cache.cached import (
+        CachedViewDataset,
+        check_fingerprint,
+        read_view_logits,
+        render,
+        view_for_epoch,
+    )
+    from sortkd_cache.checkpoint import load_weights, save_weights
+    from sortkd_cache.datasets import load_dataset
+    from sortkd_cache.losses import LossConfig, compute_loss
+    from sortkd_cache.models import create_model, list_models, register_model
+    from sortkd_cache.sorting import label_rank, sort_logits, swap_logits
+    from sortkd_cache.store import CacheStore, StoreMeta, create_store, open_store
+
+_LAZY = {
+    "AugmentRecipe": "sortkd_cache.augment",
+    "get_recipe": "sortkd_cache.augment",
+    "normalize": "sortkd_cache.augment",
+    "replay": "sortkd_cache.augment",
+    "sample_params": "sortkd_cache.augment",
+    "CachedViewDataset": "sortkd_cache.cached",
+    "check_fingerprint": "sortkd_cache.cached",
+    "read_view_logits": "sortkd_cache.cached",
+    "render": "sortkd_cache.cached",
+    "view_for_epoch": "sortkd_cache.cached",
+    "load_weights": "sortkd_cache.checkpoint",
+    "save_weights": "sortkd_cache.checkpoint",
+    "load_dataset": "sortkd_cache.datasets",
+    "LossConfig": "sortkd_cache.losses",
+    "compute_loss": "sortkd_cache.losses",
+    "create_model": "sortkd_cache.models",
+    "list_models": "sortkd_cache.models",
+    "register_model": "sortkd_cache.models",
+    "label_rank": "sortkd_cache.sorting",
+    "sort_logits": "sortkd_cache.sorting",
+    "swap_logits": "sortkd_cache.sorting",
+    "CacheStore": "sortkd_cache.store",
+    "StoreMeta": "sortkd_cache.store",
+    "create_store": "sortkd_cache.store",
+    "open_store": "sortkd_cache.store",
+}
+
+__all__ = [
+    "__version__",
+    "AugmentRecipe",
+    "CacheStore",
+    "CachedViewDataset",
+    "LossConfig",
+    "StoreMeta",
+    "check_fingerprint",
+    "compute_loss",
+    "create_model",
+    "create_store",
+    "get_recipe",
+    "label_rank",
+    "list_models",
+    "load_dataset",
+    "load_weights",
+    "normalize",
+    "open_store",
+    "read_view_logits",
+    "register_model",
+    "render",
+    "replay",
+    "sample_params",
+    "save_weights",
+    "sort_logits",
+    "swap_logits",
+    "view_for_epoch",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sortkd_cache' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

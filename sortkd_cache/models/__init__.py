@@ -1,0 +1,30 @@
+"""Model architectures by name: CIFAR ResNets, WideResNets and VGGs (CRD / mdistiller),
+small models for the 8x8 ``digits`` data, and any torchvision classification model.
+
+>>> from sortkd_cache.models import create_model
+>>> model = create_model("resnet8x4", num_classes=100)
+"""
+
+from __future__ import annotations
+
+# Imported for their registrations.
+from sortkd_cache.models import resnet_cifar, small, vgg_cifar, wrn  # noqa: F401
+from sortkd_cache.models._registry import (
+    ModelFactory,
+    ModelInfo,
+    create_model,
+    list_models,
+    model_exists,
+    model_info,
+    register_model,
+)
+
+__all__ = [
+    "ModelFactory",
+    "ModelInfo",
+    "create_model",
+    "list_models",
+    "model_exists",
+    "model_info",
+    "register_model",
+]

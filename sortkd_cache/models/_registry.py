@@ -1,0 +1,131 @@
+"""The model registry: architecture names to factories, timm style.
+
+Architectures written in this package register themselves with :func:`register_model`;
+:func:`create_model` builds one by name. Names not in the registry fall back to
+torchvision's classification models (``resnet18``, ``mobilenet_v3_small``, ...), always
+built with random weights. Registry names take precedence over torchvision names
+(``vgg13`` is the CIFAR VGG-13 of CRD, not torchvision's ImageNet VGG-13).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+from sortkd_cache.errors import ModelError
+from sortkd_cache.models._torchvision import create_torchvision_model, torchvision_model_names
+
+__all__ = [
+    "ModelFactory",
+    "ModelInfo",
+    "create_model",
+    "list_models",
+    "model_exists",
+    "model_info",
+    "register_model",
+]
+
+ModelFactory = Callable[[int, int], nn.Module]
+"""A factory ``(num_classes, in_chans) -> nn.Module``."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One registry entry."""
+
+    name: str
+    family: str
+    description: str
+    factory: ModelFactory
+
+    def to_dict(self) -> dict[str, str]:
+        """The entry without its factory (JSON friendly)."""
+        return {"name": self.name, "family": self.family, "description": self.description}
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    name: str, *, family: str, description: str
+) -> Callable[[ModelFactory], ModelFactory]:
+    """Decorator: register ``factory(num_classes, in_chans) -> nn.Module`` under ``name``.
+
+    Raises :class:`ModelError` if ``name`` is empty or already registered.
+    """
+    if not isinstance(name, str) or not name:
+        raise ModelError(f"model name must be a non-empty string, got {name!r}")
+
+    def decorator(factory: ModelFactory) -> ModelFactory:
+        if name in _REGISTRY:
+            raise ModelError(f"model {name!r} is already registered")
+        _REGISTRY[name] = ModelInfo(
+            name=name, family=family, description=description, factory=factory
+        )
+        return factory
+
+    return decorator
+
+
+def list_models() -> list[str]:
+    """The registry's architecture names, sorted.
+
+    Any torchvision classification model name (``torchvision.models.list_models``) is also
+    accepted by :func:`create_model`, but is not listed here.
+    """
+    return sorted(_REGISTRY)
+
+
+def model_exists(name: str) -> bool:
+    """Whether :func:`create_model` knows ``name`` (registry or torchvision)."""
+    return isinstance(name, str) and (name in _REGISTRY or name in torchvision_model_names())
+
+
+def model_info(name: str) -> ModelInfo:
+    """The registry entry for ``name``; :class:`ModelError` for anything else."""
+    if name not in _REGISTRY:
+        raise ModelError(_unknown_message(name))
+    return _REGISTRY[name]
+
+
+def _check_positive_int(what: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ModelError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+def _unknown_message(name: object) -> str:
+    known = list_models()
+    hint = ""
+    if isinstance(name, str):
+        close = difflib.get_close_matches(name, known + torchvision_model_names(), n=1)
+        if close:
+            hint = f" (did you mean {close[0]!r}?)"
+    return (
+        f"unknown model {name!r}{hint}; known: {', '.join(known)}"
+        " (plus any torchvision classification model, e.g. resnet18)"
+    )
+
+
+def create_model(name: str, num_classes: int, in_chans: int = 3) -> nn.Module:
+    """Build architecture ``name`` with random (seeded) weights.
+
+    The registry is searched first, then torchvision's classification models, which are
+    built with ``weights=None`` (nothing is downloaded); see
+    :func:`sortkd_cache.models._torchvision.create_torchvision_model` for how ``in_chans``
+    other than 3 is handled there. Every model returns logits of shape ``[B, num_classes]``.
+
+    Raises :class:`ModelError` for an unknown name or a non-positive ``num_classes`` /
+    ``in_chans``.
+    """
+    num_classes = _check_positive_int("num_classes", num_classes)
+    in_chans = _check_positive_int("in_chans", in_chans)
+    info = _REGISTRY.get(name) if isinstance(name, str) else None
+    if info is not None:
+        return info.factory(num_classes, in_chans)
+    if isinstance(name, str) and name in torchvision_model_names():
+        return create_torchvision_model(name, num_classes, in_chans)
+    raise ModelError(_unknown_message(name))

@@ -1,0 +1,245 @@
+"""Training from the cache: equality with an online teacher, resume, data paths, run dir."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sortkd_cache import open_store
+from sortkd_cache.checkpoint import load_state_dict
+from sortkd_cache.pipelines.train import TrainConfig, train
+
+from ..conftest import CLI, cli_env
+
+BASE = {
+    "student": "digits_cnn_s",
+    "epochs": 2,
+    "milestones": (1,),
+    "batch_size": 64,
+    "progress": False,
+    "device": "cpu",
+}
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_state_dict(run / "model.safetensors")
+
+
+def _rel(a: list[float], b: list[float]) -> float:
+    x, y = np.asarray(a), np.asarray(b)
+    return float(np.max(np.abs(x - y) / np.maximum(np.abs(y), 1e-12)))
+
+
+@pytest.mark.parametrize("kind", ["raw", "sort"])
+def test_cached_equals_online_teacher(
+    digits_store: Path, digits_teacher: Path, tmp_path: Path, kind: str
+) -> None:
+    cached = train(
+        TrainConfig(
+            cache=str(digits_store), logits=kind, loss="kd", out=str(tmp_path / "cached"), **BASE
+        )
+    )
+    online = train(
+        TrainConfig(
+            cache=str(digits_store),
+            logits=kind,
+            loss="kd",
+            online_teacher="digits_cnn_l",
+            teacher_ckpt=str(digits_teacher),
+            out=str(tmp_path / "online"),
+            **BASE,
+        )
+    )
+    assert len(cached.step_losses) == len(online.step_losses) == 2 * (1437 // 64 + 1)
+    assert _rel(cached.step_losses, online.step_losses) <= 1e-4
+    wa, wb = _weights(tmp_path / "cached"), _weights(tmp_path / "online")
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], rtol=1e-3, atol=1e-4)
+
+
+def test_sort_changes_the_run_only_through_changed_rows(digits_store: Path, tmp_path: Path) -> None:
+    store = open_store(digits_store)
+    changed = store.kind_attrs("sort")["stats"]["changed_rows"]
+    raw = train(
+        TrainConfig(
+            cache=str(digits_store), logits="raw", loss="kd", out=str(tmp_path / "raw"), **BASE
+        )
+    )
+    srt = train(
+        TrainConfig(
+            cache=str(digits_store), logits="sort", loss="kd", out=str(tmp_path / "sort"), **BASE
+        )
+    )
+    if sum(changed[:2]) == 0:
+        assert raw.step_losses == srt.step_losses
+    else:
+        assert raw.step_losses != srt.step_losses
+
+
+def test_resume_continues_to_same_result(digits_store: Path, tmp_path: Path) -> None:
+    cfg = dict(cache=str(digits_store), logits="sort", loss="dkd", dkd_warmup=1, **BASE)
+    full = train(TrainConfig(out=str(tmp_path / "full"), **cfg))
+    part = train(TrainConfig(out=str(tmp_path / "part"), stop_after=1, **cfg))
+    assert not part.finished and part.epochs == 1
+    assert not (tmp_path / "part" / "summary.json").exists()
+    rest = train(TrainConfig(out=str(tmp_path / "part"), resume=True, **cfg))
+    assert rest.finished and rest.epochs == 2
+    assert part.step_losses + rest.step_losses == full.step_losses
+    wa, wb = _weights(tmp_path / "full"), _weights(tmp_path / "part")
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), name
+    drop = ("seconds",)
+    rows_a = [
+        {k: v for k, v in r.items() if k not in drop}
+        for r in map(json.loads, (tmp_path / "full" / "metrics.jsonl").read_text().splitlines())
+    ]
+    rows_b = [
+        {k: v for k, v in r.items() if k not in drop}
+        for r in map(json.loads, (tmp_path / "part" / "metrics.jsonl").read_text().splitlines())
+    ]
+    assert rows_a == rows_b
+
+
+def test_device_and_loader_paths_give_same_batches(digits_store: Path, tmp_path: Path) -> None:
+    cfg = dict(cache=str(digits_store), logits="sort", loss="kd", **{**BASE, "epochs": 1})
+    dev = train(TrainConfig(out=str(tmp_path / "dev"), data_path="device", **cfg))
+    ldr = train(TrainConfig(out=str(tmp_path / "ldr"), data_path="loader", workers=2, **cfg))
+    assert dev.step_losses == ldr.step_losses
+
+
+@pytest.mark.parametrize("loss", ["ce", "dkd", "lskd", "ctkd"])
+def test_every_loss_trains_from_cache(digits_store: Path, tmp_path: Path, loss: str) -> None:
+    res = train(
+        TrainConfig(
+            cache=str(digits_store),
+            logits="sort",
+            loss=loss,
+            out=str(tmp_path / loss),
+            **{**BASE, "epochs": 1},
+        )
+    )
+    assert res.finished and all(np.isfinite(res.step_losses))
+    row = json.loads((tmp_path / loss / "metrics.jsonl").read_text().splitlines()[0])
+    assert {"loss", "ce", "train_top1", "test_top1", "lr", "seconds", "view"} <= set(row)
+    if loss == "ctkd":
+        assert row["temperature"] > 1.0
+
+
+def test_run_dir_contents(digits_store: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(
+        TrainConfig(
+            cache=str(digits_store), logits="swap", loss="kd", out=str(run), **{**BASE, "epochs": 2}
+        )
+    )
+    names = {p.name for p in run.iterdir()}
+    assert {
+        "config.json",
+        "metrics.jsonl",
+        "summary.json",
+        "curves.png",
+        "model.safetensors",
+        "checkpoint.pt",
+    } <= names
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs"] == 2 and 0 <= summary["best_test_top1"] <= 100
+    config = json.loads((run / "config.json").read_text())
+    assert config["logits"] == "swap" and config["resolved"]["store_views"] == 4
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["view"] for r in rows] == [0, 1]  # epoch e uses view e mod V
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cached_view_dataset_matches_store(digits_store: Path) -> None:
+    import sortkd_cache as sk
+
+    store = sk.open_store(digits_store)
+    data = sk.CachedViewDataset(store, kind="sort")
+    data.set_epoch(5)  # view 5 mod 4 = 1
+    assert data.view == 1
+    x, y, soft = data[7]
+    assert y == int(store.labels[7])
+    assert torch.equal(soft, torch.from_numpy(store.logits("sort")[7, 1].astype(np.float32)))
+    ds = data.dataset
+    ref = sk.render(ds.tensor[7:8], store.params(1)[7:8], data.recipe, ds.info.mean, ds.info.std)
+    assert torch.equal(x, ref[0])
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, env=cli_env(), timeout=180)
+
+
+def _one_error_line(proc: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    assert needle in lines[0], lines[0]
+
+
+@pytest.mark.slow
+def test_cli_bad_inputs(make_store, tmp_path: Path) -> None:
+    store = make_store()  # fake:200:10:8, raw only
+    common = ["--student", "digits_cnn_s", "--epochs", "1", "--no-progress"]
+    _one_error_line(
+        _cli(
+            "train",
+            "--cache",
+            str(store),
+            "--num-classes",
+            "100",
+            *common,
+            "--out",
+            str(tmp_path / "a"),
+        ),
+        "has 10 classes but the student is built for 100",
+    )
+    _one_error_line(
+        _cli(
+            "train",
+            "--cache",
+            str(store),
+            "--logits",
+            "sort",
+            *common,
+            "--out",
+            str(tmp_path / "b"),
+        ),
+        "no complete 'sort' logits",
+    )
+    _one_error_line(
+        _cli(
+            "train",
+            "--cache",
+            str(store),
+            "--dataset",
+            "fake:200:10:9",
+            *common,
+            "--out",
+            str(tmp_path / "c"),
+        ),
+        "fingerprint",
+    )
+    ok = _cli("train", "--cache", str(store), *common, "--out", str(tmp_path / "d"))
+    assert ok.returncode == 0, ok.stderr
+    _one_error_line(
+        _cli("train", "--cache", str(store), *common, "--out", str(tmp_path / "d")),
+        "already holds a finished run",
+    )
+    _one_error_line(
+        _cli(
+            "train",
+            "--cache",
+            str(store),
+            "--loss",
+            "fitnet",
+            *common,
+            "--out",
+            str(tmp_path / "e"),
+        ),
+        "unknown loss 'fitnet'",
+    )
