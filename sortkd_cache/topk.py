@@ -2,7 +2,9 @@
 
 For each row the K largest values are kept with their class ids, label first (after sort the
 label holds the maximum, so this is the usual top-K order). The other C - K classes are
-rebuilt with one value per row, the mean of the dropped logits (``rest``). Ids use the
+rebuilt with one value per row, ``rest`` = T·log(mean(exp(dropped / T))) at T = 4 (the
+default KD temperature): the dropped classes then keep exactly their total probability mass at
+T = 4, and only its spread over them is lost. Ids use the
 smallest unsigned integer type that holds C. Layout inside the store::
 
     /logits/<kind>_topk/ids     uint8|uint16|uint32 [N, V, K]
@@ -17,10 +19,12 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "REST_TEMPERATURE",
     "create_topk_arrays",
     "id_dtype",
     "kl_divergence",
     "rebuild_dense",
+    "read_topk",
     "topk_compress",
     "topk_fidelity",
     "write_topk_chunk",
@@ -35,13 +39,22 @@ def id_dtype(num_classes: int) -> np.dtype[Any]:
     return np.dtype(np.uint64)
 
 
+REST_TEMPERATURE = 4.0
+
+
 def topk_compress(z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids, values, rest) of rows ``z`` [..., C]: the K largest (ties: lower id first)."""
     c = z.shape[-1]
-    order = np.argsort(-z.astype(np.float32), axis=-1, kind="stable")[..., :k]
+    full = np.argsort(-z.astype(np.float32), axis=-1, kind="stable")
+    order = full[..., :k]
     values = np.take_along_axis(z, order, axis=-1)
-    total = z.astype(np.float64).sum(axis=-1)
-    rest = ((total - values.astype(np.float64).sum(axis=-1)) / max(c - k, 1)).astype(np.float32)
+    dropped = np.take_along_axis(z, full[..., k:], axis=-1).astype(np.float64) / REST_TEMPERATURE
+    if dropped.shape[-1] == 0:
+        rest = np.zeros(z.shape[:-1], dtype=np.float32)
+    else:
+        m = dropped.max(axis=-1, keepdims=True)
+        lme = m[..., 0] + np.log(np.exp(dropped - m).mean(axis=-1))
+        rest = (REST_TEMPERATURE * lme).astype(np.float32)
     return order.astype(id_dtype(c)), values, rest
 
 

@@ -1,0 +1,82 @@
+"""The `sort` stage against a plain read-and-rewrite of the same array through the same codecs.
+
+Both run as one Dask task per chunk on the same threaded scheduler; the only difference is
+that the copy writes the raw chunk back unchanged (and computes no statistics), so the ratio
+is what the sorting mechanism and its statistics cost on top of I/O and compression.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine, median_time, synthetic_store
+
+
+def _copy_chunk(src: str, kind_path: str, block: int, view: int) -> int:
+    from sortkd_cache.pipelines.sort import _cached_store
+
+    store = _cached_store(src, "r+", "{}")
+    start, stop = store.block_bounds(block)
+    raw = store.logits("raw").read_block(block, view)
+    store.raw_array(kind_path)[start:stop, view] = raw
+    return stop - start
+
+
+def run(n: int = 200_000, v: int = 2, c: int = 100, repeats: int = 3) -> dict[str, Any]:
+    from sortkd_cache.pipelines._dask import run_tasks
+    from sortkd_cache.pipelines.sort import SortConfig, _cached_store, sort_store
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sort-"))
+    try:
+        store = synthetic_store(tmp / "s.zarr", n, v, c)
+        url = str(tmp / "s.zarr")
+
+        def sort_once() -> None:
+            sort_store(SortConfig(store=url, overwrite=True, progress=False))
+
+        def copy_once() -> None:
+            from sortkd_cache import open_store
+
+            s = open_store(url, "r+")
+            s.create_array(
+                "bench/copy",
+                (n, v, c),
+                (s.chunk_samples, 1, c),
+                s.meta.dtype,
+                float("nan"),
+                overwrite=True,
+            )
+            _cached_store.cache_clear()
+            tasks = [
+                (_copy_chunk, url, "bench/copy", b, vv)
+                for b in range(s.num_blocks)
+                for vv in range(v)
+            ]
+            run_tasks(tasks)
+
+        copy_s = median_time(copy_once, repeats)
+        sort_s = median_time(sort_once, repeats)
+        return {
+            "shape": [n, v, c],
+            "dtype": "float16",
+            "chunks": store.num_blocks * v,
+            "copy_seconds": copy_s,
+            "sort_stage_seconds": sort_s,
+            "ratio_sort_vs_copy": sort_s / copy_s,
+            "goal": "<= 1.3",
+            "machine": machine(),
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    quick = "--quick" in sys.argv
+    print(json.dumps(run(n=20_000 if quick else 200_000, repeats=1 if quick else 3), indent=2))
