@@ -108,7 +108,7 @@ def main() -> None:
     from _common import machine
 
     results: dict[str, Any] = {"_meta": {"machine": machine(), "date": dt.date.today().isoformat()}}
-    for name, script in BENCHES:
+    for _name, script in BENCHES:
         if args.only and script not in args.only:
             continue
         print(f"running {script} ...", file=sys.stderr, flush=True)

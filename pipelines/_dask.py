@@ -26,18 +26,21 @@ def run_tasks(
     """
     if scheduler:
         return _run_distributed(tasks, scheduler, on_done)
-    import dask
+    from dask.base import compute
     from dask.callbacks import Callback
+    from dask.delayed import delayed
 
-    delayed = [dask.delayed(t[0], pure=False)(*t[1:]) for t in tasks]
+    graph = [delayed(t[0], pure=False)(*t[1:]) for t in tasks]
 
     class _Tick(Callback):  # type: ignore[misc]
         def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
             if on_done is not None:
                 on_done()
 
-    with _Tick():
-        results = dask.compute(*delayed, scheduler="threads", num_workers=num_workers)
+    with _Tick():  # type: ignore[no-untyped-call]
+        results = compute(  # type: ignore[no-untyped-call]
+            *graph, scheduler="threads", num_workers=num_workers
+        )
     return list(results)
 
 
@@ -49,14 +52,15 @@ def _run_distributed(
     except ImportError:  # pragma: no cover - distributed is a dependency
         raise ConfigError("--scheduler needs the 'distributed' package") from None
     try:
-        client = Client(address, timeout="10s", set_as_default=False)
+        client = Client(address, timeout="10s", set_as_default=False)  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError) as exc:
         raise ConfigError(f"cannot reach Dask scheduler '{address}': {exc}") from None
     try:
         futures = [client.submit(t[0], *t[1:], pure=False) for t in tasks]
-        for _ in as_completed(futures):
+        # as_completed needs the client's event loop: this client is not the default one
+        for _ in as_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
             if on_done is not None:
                 on_done()
-        return list(client.gather(futures))
+        return list(client.gather(futures))  # type: ignore[no-untyped-call]
     finally:
-        client.close()
+        client.close()  # type: ignore[no-untyped-call]

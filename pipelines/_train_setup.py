@@ -38,7 +38,8 @@ class Setup:
     def params_for(self, epoch: int, view: int) -> np.ndarray:
         """Augmentation parameters [N, 5] of the epoch: recorded (cache) or freshly drawn."""
         if self.store is not None:
-            return self.store.params(view)
+            recorded: np.ndarray = self.store.params(view)
+            return recorded
         from sortkd_cache.augment import sample_params
 
         idx = np.arange(len(self.train), dtype=np.int64)
@@ -95,7 +96,7 @@ class Setup:
         from torch.nn.parallel import DistributedDataParallel
 
         if device.type == "cuda":
-            torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
             return DistributedDataParallel(model, device_ids=[device.index or 0])
         return DistributedDataParallel(model)
 
@@ -143,8 +144,11 @@ def prepare(cfg: Any) -> Setup:
         import torch.distributed as dist
 
         rank, world = dist.get_rank(), dist.get_world_size()
-        if cfg.batch_size % world:
-            raise ConfigError(f"--batch-size {cfg.batch_size} is not divisible by {world} ranks")
+        if cfg.batch_size % world or cfg.batch_size // world < 2:
+            raise ConfigError(
+                f"--batch-size {cfg.batch_size} must be a multiple of the {world} ranks "
+                "with at least 2 samples per rank (it is the global batch)"
+            )
     store = None
     if cfg.cache is not None:
         store = open_store(cfg.cache, "r", storage_options=cfg.storage_options)

@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 from sortkd_cache.store._backend import Location, parse_location
+from sortkd_cache.store._copy import CopyResult, copy_store
 from sortkd_cache.store._layout import LOGIT_KINDS, choose_chunk_samples
 from sortkd_cache.store._lock import read_lock, writer_lock
 from sortkd_cache.store._meta import SCHEMA_VERSION, DatasetRecord, StoreMeta, TeacherRecord
 from sortkd_cache.store._store import CacheStore, LogitsArray, create_store, open_store
+from sortkd_cache.store._verify import Problem, VerifyReport, quick_check, verify_store
 
 __all__ = [
     "LOGIT_KINDS",
     "SCHEMA_VERSION",
     "CacheStore",
+    "CopyResult",
     "DatasetRecord",
     "Location",
     "LogitsArray",
+    "Problem",
     "StoreMeta",
     "TeacherRecord",
+    "VerifyReport",
     "choose_chunk_samples",
+    "copy_store",
     "create_store",
     "open_store",
     "parse_location",
+    "quick_check",
     "read_lock",
+    "verify_store",
     "writer_lock",
 ]

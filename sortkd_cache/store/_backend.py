@@ -1,25 +1,59 @@
-"""Where a store lives: a local directory, a ``.zip`` file, or an s3:// gs:// https:// URL.
+"""Where a store lives: a local directory, a ``.zip`` file, or an s3:// gs:// http(s):// URL.
 
-This module maps a location string to a zarr ``Store``. Remote access goes through fsspec;
-credentials and endpoints come from the standard environment (AWS_ENDPOINT_URL,
-AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, ...) and from ``storage_options``.
+This module maps a location string to a zarr ``Store``. Remote access goes through fsspec.
+
+* Credentials and endpoints come from the standard environment (``AWS_ACCESS_KEY_ID``,
+  ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL[_S3]``,
+  ``GOOGLE_APPLICATION_CREDENTIALS``, ``STORAGE_EMULATOR_HOST``) and from ``storage_options``
+  (``--storage-option key=value``), which win over the environment.
+* A zip anywhere (``team.zip``, ``s3://b/team.zip``, ``https://host/team.zip``) is read-only
+  and read member by member (remote zips with HTTP range requests); nothing is extracted.
+* Remote stores opened read-only keep the chunks they read in an in-process LRU cache
+  (``SORTKD_REMOTE_CACHE_MB``, default 1024; 0 disables), so repeated epochs over the same
+  views do not download them again.
+* Every remote open first fetches the root ``zarr.json`` once, so an unknown scheme, an
+  unreachable endpoint, missing credentials or a path that holds no store fail right away
+  with one clear :class:`RemoteStoreError` / :class:`StoreNotFoundError` line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import zipfile
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
-from sortkd_cache.errors import RemoteStoreError, StoreNotFoundError, StoreReadOnlyError
+from sortkd_cache.errors import (
+    RemoteStoreError,
+    SortKDError,
+    StoreNotFoundError,
+    StoreReadOnlyError,
+)
 
-__all__ = ["REMOTE_SCHEMES", "Location", "open_backend", "parse_location"]
+__all__ = [
+    "REMOTE_SCHEMES",
+    "Location",
+    "list_keys",
+    "open_backend",
+    "parse_location",
+    "read_keys",
+    "remote_error",
+    "run_sync",
+    "storage_options_for",
+]
 
 REMOTE_SCHEMES = ("s3", "gs", "gcs", "http", "https")
 WRITABLE_REMOTE = ("s3", "gs", "gcs")
+CACHE_ENV = "SORTKD_REMOTE_CACHE_MB"
+ROOT_META = "zarr.json"
 
 Mode = Literal["r", "r+", "w"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -36,13 +70,22 @@ class Location:
         return self.kind != "remote"
 
     @property
+    def is_zip(self) -> bool:
+        """A zip archive, local or remote (always read-only)."""
+        return self.kind == "zip" or self.path.lower().endswith(".zip")
+
+    @property
     def writable(self) -> bool:
-        return self.kind == "dir" or (self.kind == "remote" and self.scheme in WRITABLE_REMOTE)
+        return self.kind == "dir" or (
+            self.kind == "remote" and self.scheme in WRITABLE_REMOTE and not self.is_zip
+        )
 
 
 def parse_location(location: str | os.PathLike[str]) -> Location:
     """Classify a store location; unknown URL schemes are refused with the scheme named."""
     raw = os.fspath(location)
+    if not raw.strip():
+        raise StoreNotFoundError("empty store location")
     if "://" in raw:
         scheme = raw.split("://", 1)[0].lower()
         if scheme == "file":
@@ -52,17 +95,214 @@ def parse_location(location: str | os.PathLike[str]) -> Location:
                 f"unknown URL scheme '{scheme}' in '{raw}'; use a path, a .zip file, "
                 "or an s3://, gs://, http(s):// URL"
             )
-        kind: Literal["dir", "zip", "remote"] = "remote"
-        return Location(raw=raw, kind=kind, scheme=scheme, path=raw)
+        if not raw.split("://", 1)[1].strip("/"):
+            raise RemoteStoreError(f"'{raw}' names no bucket or host")
+        return Location(raw=raw, kind="remote", scheme=scheme, path=raw.rstrip("/"))
     path = str(Path(raw).expanduser())
     if path.lower().endswith(".zip"):
         return Location(raw=raw, kind="zip", scheme="file", path=path)
     return Location(raw=raw, kind="dir", scheme="file", path=path)
 
 
+def storage_options_for(loc: Location, storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    """fsspec options of a remote location: the given ones, completed from the environment."""
+    opts = dict(storage_options or {})
+    if loc.scheme == "s3":
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        client_kwargs = opts.get("client_kwargs") or {}
+        if endpoint and "endpoint_url" not in opts and "endpoint_url" not in client_kwargs:
+            opts["endpoint_url"] = endpoint
+    elif loc.scheme in ("gs", "gcs"):
+        _check_gcs_credentials(loc, opts)
+    return opts
+
+
+def _check_gcs_credentials(loc: Location, opts: dict[str, Any]) -> None:
+    """Refuse early (instead of probing a metadata server) when no GCS credentials exist."""
+    if "token" in opts or os.environ.get("STORAGE_EMULATOR_HOST"):
+        return
+    if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+        return
+    cfg = os.path.expanduser(os.environ.get("CLOUDSDK_CONFIG") or "~/.config/gcloud")
+    if os.path.isfile(os.path.join(cfg, "application_default_credentials.json")):
+        return
+    raise RemoteStoreError(
+        f"no Google Cloud credentials for '{loc.raw}': set GOOGLE_APPLICATION_CREDENTIALS, run "
+        "`gcloud auth application-default login`, or pass --storage-option token=anon "
+        "(public bucket) or token=cloud (on GCP)"
+    )
+
+
+def _endpoint(loc: Location, opts: dict[str, Any]) -> str:
+    if loc.scheme == "s3":
+        ep = opts.get("endpoint_url") or (opts.get("client_kwargs") or {}).get("endpoint_url")
+        return str(ep or "the default AWS S3 endpoint")
+    if loc.scheme in ("http", "https"):
+        return f"{loc.scheme}://{urlsplit(loc.path).netloc}"
+    return f"{loc.scheme}:// endpoint"
+
+
+def remote_error(
+    loc: Location, exc: BaseException, opts: dict[str, Any] | None = None
+) -> Exception:
+    """One clear error for a failed remote access (credentials, reachability, permission)."""
+    if isinstance(exc, SortKDError):
+        return exc
+    names = " ".join(c.__name__ for c in type(exc).__mro__)
+    first = (str(exc).splitlines() or [type(exc).__name__])[0].strip() or type(exc).__name__
+    if isinstance(exc, ImportError):
+        extra = "gcs" if loc.scheme in ("gs", "gcs") else "s3"
+        package = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs"}.get(loc.scheme, "aiohttp")
+        missing = exc.name if exc.name and exc.name.split(".")[0] != "fsspec" else package
+        return RemoteStoreError(
+            f"cannot open '{loc.raw}': {missing} is not installed "
+            f"(pip install 'sortkd-cache[{extra}]')"
+        )
+    if any(k in names for k in ("NoCredentials", "CredentialRetrieval", "DefaultCredentials")):
+        hint = (
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or pass "
+            "--storage-option anon=true for a public bucket"
+            if loc.scheme == "s3"
+            else "set GOOGLE_APPLICATION_CREDENTIALS or pass --storage-option token=anon"
+        )
+        return RemoteStoreError(f"no credentials for '{loc.raw}': {hint}")
+    if isinstance(exc, PermissionError) or "AccessDenied" in first or "Forbidden" in first:
+        return RemoteStoreError(f"access to '{loc.raw}' denied ({first}); check the credentials")
+    connection = ("EndpointConnection", "ClientConnector", "ConnectionError", "ConnectTimeout")
+    if any(k in names for k in connection) or isinstance(exc, (OSError, TimeoutError)):
+        where = _endpoint(loc, opts or {})
+        return RemoteStoreError(f"cannot reach {where} for '{loc.raw}': {first}")
+    return RemoteStoreError(f"cannot open '{loc.raw}': {type(exc).__name__}: {first}")
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on zarr's event loop (where remote filesystems live)."""
+    from zarr.core.sync import sync
+
+    result: T = sync(coro)
+    return result
+
+
+def _cache_bytes() -> int:
+    raw = os.environ.get(CACHE_ENV, "1024")
+    try:
+        return max(0, int(float(raw) * (1 << 20)))
+    except ValueError:
+        raise RemoteStoreError(f"{CACHE_ENV}='{raw}' is not a number of MiB") from None
+
+
+def _read_cache_store(inner: Any, max_bytes: int) -> Any:
+    """Wrap a read-only store in an LRU cache of whole values (chunks and metadata)."""
+    from zarr.abc.store import ByteRequest
+    from zarr.core.buffer import Buffer, BufferPrototype
+    from zarr.storage import WrapperStore
+
+    class ReadCacheStore(WrapperStore[Any]):
+        def __init__(self, store: Any, max_bytes: int = max_bytes) -> None:
+            super().__init__(store)
+            self.max_bytes = max_bytes
+            self._lru: OrderedDict[str, bytes] = OrderedDict()
+            self._size = 0
+
+        def _with_store(self, store: Any) -> ReadCacheStore:
+            return type(self)(store, self.max_bytes)
+
+        async def get(
+            self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
+        ) -> Buffer | None:
+            if byte_range is not None:
+                ranged: Buffer | None = await self._store.get(key, prototype, byte_range)
+                return ranged
+            hit = self._lru.get(key)
+            if hit is not None:
+                self._lru.move_to_end(key)
+                return prototype.buffer.from_bytes(hit)
+            value: Buffer | None = await self._store.get(key, prototype)
+            if value is not None:
+                data = value.to_bytes()
+                if len(data) <= self.max_bytes:
+                    self._lru[key] = data
+                    self._size += len(data)
+                    while self._size > self.max_bytes:
+                        _, old = self._lru.popitem(last=False)
+                        self._size -= len(old)
+            return value
+
+        async def _get_many(
+            self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
+        ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
+            for key, prototype, byte_range in requests:
+                yield key, await self.get(key, prototype, byte_range)
+
+    return ReadCacheStore(inner)
+
+
+def _remote_zip(loc: Location, opts: dict[str, Any]) -> Any:
+    """A read-only store over a zip at a URL, read member by member with range requests."""
+    import fsspec
+    from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+    from fsspec.implementations.zip import ZipFileSystem
+    from zarr.storage import FsspecStore
+
+    opts = {k: v for k, v in opts.items() if k != "block_size"}
+    fs, path = fsspec.core.url_to_fs(loc.path, **opts)
+    try:
+        handle = fs.open(path, "rb", block_size=1 << 20, cache_type="blockcache")
+        zfs = ZipFileSystem(fo=handle)
+    except FileNotFoundError:
+        raise StoreNotFoundError(f"no store at '{loc.raw}' (file not found)") from None
+    except zipfile.BadZipFile:
+        raise StoreNotFoundError(f"'{loc.raw}' is not a zip file") from None
+    except ValueError as exc:
+        if "range" in str(exc).lower():
+            raise RemoteStoreError(
+                f"'{loc.raw}': the server does not support HTTP range requests, which reading "
+                "a zip remotely needs; download it and open the local file"
+            ) from None
+        raise
+    return FsspecStore(AsyncFileSystemWrapper(zfs, asynchronous=True), path="", read_only=True)
+
+
+def _open_remote(loc: Location, mode: Mode, opts: dict[str, Any]) -> Any:
+    from zarr.storage import FsspecStore
+
+    if loc.is_zip:
+        if mode != "r":
+            raise StoreReadOnlyError(f"zip store '{loc.raw}' is read-only")
+        return _remote_zip(loc, opts)
+    if loc.scheme in ("http", "https"):
+        opts.setdefault("block_size", 0)
+    return FsspecStore.from_url(loc.path, storage_options=opts, read_only=mode == "r")
+
+
+def _probe(loc: Location, store: Any, mode: Mode, opts: dict[str, Any]) -> None:
+    """Fetch the root zarr.json once: fail early, clearly, on a bad endpoint or location."""
+    from zarr.core.buffer import default_buffer_prototype
+
+    try:
+        value = run_sync(store.get(ROOT_META, default_buffer_prototype()))
+    except Exception as exc:
+        raise remote_error(loc, exc, opts) from None
+    if value is None and mode == "r":
+        raise StoreNotFoundError(f"no store at '{loc.raw}' (no {ROOT_META} there)")
+
+
+def _open_local_zip(loc: Location) -> Any:
+    from zarr.storage import ZipStore
+
+    if not os.path.isfile(loc.path):
+        raise StoreNotFoundError(f"no store at '{loc.raw}' (file not found)")
+    if not zipfile.is_zipfile(loc.path):
+        raise StoreNotFoundError(f"'{loc.raw}' is not a zip file")
+    with zipfile.ZipFile(loc.path) as zf:
+        if ROOT_META not in zf.namelist():
+            raise StoreNotFoundError(f"'{loc.raw}' is a zip file but not a store (no {ROOT_META})")
+    return ZipStore(loc.path, mode="r", read_only=True)
+
+
 def open_backend(loc: Location, mode: Mode, storage_options: dict[str, Any] | None = None) -> Any:
     """A zarr store object for ``loc``. ``mode='r'`` opens read-only."""
-    from zarr.storage import FsspecStore, LocalStore, ZipStore
+    from zarr.storage import LocalStore
 
     read_only = mode == "r"
     if loc.kind == "zip":
@@ -71,26 +311,92 @@ def open_backend(loc: Location, mode: Mode, storage_options: dict[str, Any] | No
                 f"zip store '{loc.raw}' is read-only; write a directory store, then "
                 f"`sortkd-cache copy DIR {loc.raw}`"
             )
-        if not os.path.isfile(loc.path):
-            raise StoreNotFoundError(f"no store at '{loc.raw}' (file not found)")
-        return ZipStore(loc.path, mode="r", read_only=True)
+        return _open_local_zip(loc)
     if loc.kind == "dir":
-        if read_only and not os.path.isdir(loc.path):
-            raise StoreNotFoundError(f"no store at '{loc.raw}' (directory not found)")
+        if read_only:
+            if os.path.isfile(loc.path):
+                raise StoreNotFoundError(f"'{loc.raw}' is a file, not a store directory or .zip")
+            if not os.path.isdir(loc.path):
+                raise StoreNotFoundError(f"no store at '{loc.raw}' (directory not found)")
+            if not os.path.isfile(os.path.join(loc.path, ROOT_META)):
+                raise StoreNotFoundError(f"'{loc.raw}' is not a store (no {ROOT_META} in it)")
         return LocalStore(loc.path, read_only=read_only)
     if not read_only and loc.scheme not in WRITABLE_REMOTE:
         raise StoreReadOnlyError(
             f"'{loc.raw}' is read-only ({loc.scheme}:// stores cannot be written)"
         )
-    opts = dict(storage_options or {})
-    if loc.scheme in ("http", "https"):
-        opts.setdefault("block_size", 0)
+    opts = storage_options_for(loc, storage_options)
     try:
-        return FsspecStore.from_url(loc.path, storage_options=opts, read_only=read_only)
-    except ImportError as exc:
-        raise RemoteStoreError(
-            f"cannot open '{loc.raw}': {exc.name or exc} is not installed "
-            f"(pip install 'sortkd-cache[{'gcs' if loc.scheme in ('gs', 'gcs') else 's3'}]')"
-        ) from None
-    except (ValueError, OSError) as exc:
-        raise RemoteStoreError(f"cannot open '{loc.raw}': {exc}") from None
+        store = _open_remote(loc, mode, opts)
+    except SortKDError:
+        raise
+    except Exception as exc:
+        raise remote_error(loc, exc, opts) from None
+    max_bytes = _cache_bytes()
+    if read_only and max_bytes > 0:
+        store = _read_cache_store(store, max_bytes)
+    _probe(loc, store, mode, opts)
+    return store
+
+
+def list_keys(store: Any, loc: Location) -> dict[str, int] | None:
+    """Every key of a store with its size in bytes, sorted by key.
+
+    None where the backend cannot list (http(s) directories: keys are then derived from the
+    metadata). Directory entries are left out.
+    """
+    if loc.kind == "remote" and loc.scheme in ("http", "https") and not loc.is_zip:
+        return None
+    if loc.kind == "dir":
+        root = Path(loc.path)
+        files = {
+            p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()
+        }
+        return dict(sorted(files.items()))
+    if loc.kind == "zip":
+        with zipfile.ZipFile(loc.path) as zf:
+            return dict(sorted((i.filename, i.file_size) for i in zf.infolist() if not i.is_dir()))
+    inner = getattr(store, "_store", store)
+    fs, root_path = inner.fs, inner.path.rstrip("/")
+    try:
+        found: dict[str, dict[str, Any]] = run_sync(fs._find(root_path, detail=True))
+    except FileNotFoundError:
+        return {}
+    except Exception as exc:
+        raise remote_error(loc, exc) from None
+    out = {}
+    for name, info in found.items():
+        if info.get("type") == "directory":
+            continue
+        key = name[len(root_path) :].lstrip("/") if root_path else name.lstrip("/")
+        out[key] = int(info.get("size") or 0)
+    return dict(sorted(out.items()))
+
+
+async def _gather_keys(store: Any, keys: Sequence[str], concurrency: int) -> list[Any]:
+    from zarr.core.buffer import default_buffer_prototype
+
+    proto = default_buffer_prototype()
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(key: str) -> bytes | None:
+        async with sem:
+            value = await store.get(key, proto)
+        return None if value is None else bytes(value.to_bytes())
+
+    return await asyncio.gather(*(one(k) for k in keys), return_exceptions=True)
+
+
+def read_keys(
+    store: Any, loc: Location, keys: Sequence[str], concurrency: int = 16
+) -> list[bytes | None]:
+    """The raw bytes of ``keys`` (None for a missing key), fetched concurrently."""
+    results = run_sync(_gather_keys(store, keys, concurrency))
+    out: list[bytes | None] = []
+    for res in results:
+        if isinstance(res, BaseException):
+            if loc.kind == "remote":
+                raise remote_error(loc, res) from None
+            raise res
+        out.append(res)
+    return out
