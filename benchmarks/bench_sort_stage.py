@@ -22,7 +22,7 @@ from _common import machine, median_time, synthetic_store
 def _copy_chunk(src: str, kind_path: str, block: int, view: int) -> int:
     from sortkd_cache.pipelines.sort import _cached_store
 
-    store = _cached_store(src, "r+", "{}")
+    store = _cached_store(src, "r+", '{"storage_options": {}}')
     start, stop = store.block_bounds(block)
     raw = store.logits("raw").read_block(block, view)
     store.raw_array(kind_path)[start:stop, view] = raw

@@ -34,8 +34,18 @@ def main() -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     try:
         path = tmp / "s.zarr"
-        dump(DumpConfig(dataset="fake:2048:100:32", teacher="resnet8x4", teacher_init="random",
-                        views=2, dtype="float32", out=str(path), progress=False, device="cuda"))
+        dump(
+            DumpConfig(
+                dataset="fake:2048:100:32",
+                teacher="resnet8x4",
+                teacher_init="random",
+                views=2,
+                dtype="float32",
+                out=str(path),
+                progress=False,
+                device="cuda",
+            )
+        )
         sort_store(SortConfig(store=str(path), progress=False))
         store = open_store(path)
         ds = load_store_dataset(store)
@@ -50,15 +60,27 @@ def main() -> dict[str, Any]:
             torch.equal(x1, x2) and torch.equal(y1, y2) and torch.equal(i1, i2)
             for (x1, y1, i1), (x2, y2, i2) in zip(a, b, strict=True)
         )
-        common = dict(cache=str(path), student="resnet8", epochs=2, milestones=(),
-                      batch_size=128, progress=False, device="cuda", logits="sort", loss="kd")
+        common = dict(
+            cache=str(path),
+            student="resnet8",
+            epochs=2,
+            milestones=(),
+            batch_size=128,
+            progress=False,
+            device="cuda",
+            logits="sort",
+            loss="kd",
+        )
         c = train(TrainConfig(out=str(tmp / "cached"), **common))
-        o = train(TrainConfig(out=str(tmp / "online"), online_teacher="resnet8x4",
-                              teacher_init="random", **common))
+        o = train(
+            TrainConfig(
+                out=str(tmp / "online"), online_teacher="resnet8x4", teacher_init="random", **common
+            )
+        )
         x, y = np.asarray(c.step_losses), np.asarray(o.step_losses)
         out["cached_vs_online_max_rel_loss_diff"] = float(np.max(np.abs(x - y) / np.abs(y)))
-        ref = np.load(Path(__file__).resolve().parents[1] / "tests" / "data" / "sort_cases.npz") if (
-            Path(__file__).resolve().parents[1] / "tests" / "data" / "sort_cases.npz").exists() else None
+        ref_path = Path(__file__).resolve().parents[1] / "tests" / "data" / "sort_cases.npz"
+        ref = np.load(ref_path)
         if ref is not None:
             ok = True
             for key in ref.files:

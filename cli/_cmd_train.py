@@ -96,20 +96,16 @@ def train_command(**kw: object) -> None:
           --dkd-beta 8 --out runs/r8x4-dkd-sort --device cuda
       torchrun --nproc-per-node 2 -m sortkd_cache.cli train --cache c100.zarr ...
     """
-    from sortkd_cache.pipelines.distributed import dist_context, world_info
+    from sortkd_cache.pipelines.distributed import backend_for, dist_context, rank_device
     from sortkd_cache.pipelines.train import TrainConfig, train
 
     as_json = bool(kw.pop("as_json"))
     kw["progress"] = not kw.pop("no_progress")
     kw["storage_options"] = parse_storage_options(kw.pop("storage_option")) or None  # type: ignore[arg-type]
-    device = str(kw["device"])
-    backend = "nccl" if device.startswith("cuda") else "gloo"
-    _, world = world_info()
-    if world > 1 and device.startswith("cuda"):
-        import os
-
-        kw["device"] = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    with dist_context(backend) as (rank, world):
+    # under torchrun: cuda:LOCAL_RANK with nccl on GPUs (also for --device auto), gloo on CPU
+    device = rank_device(str(kw["device"]))
+    kw["device"] = device
+    with dist_context(backend_for(device)) as (rank, _):
         result = train(TrainConfig(**kw))  # type: ignore[arg-type]
     if rank != 0:
         return

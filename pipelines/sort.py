@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import time
+import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -57,9 +58,10 @@ class SortResult:
 
 @functools.lru_cache(maxsize=8)
 def _cached_store(location: str, mode: str, options_key: str) -> CacheStore:
+    """A store opened once per sort run and process (``options_key`` names the run)."""
     import json
 
-    opts = json.loads(options_key) or None
+    opts = json.loads(options_key)["storage_options"] or None
     return open_store(location, mode, storage_options=opts)  # type: ignore[arg-type]
 
 
@@ -191,7 +193,12 @@ def sort_store(cfg: SortConfig) -> SortResult:
 
             create_topk_arrays(target, cfg.method, cfg.topk, overwrite=cfg.overwrite)
         progress = target.progress(cfg.method)
-        key = json.dumps(cfg.storage_options or {}, sort_keys=True)
+        # a fresh key per run: dask.distributed workers outlive a run, and must not reuse what
+        # they opened for an earlier one (a store may be re-created at the same path)
+        key = json.dumps(
+            {"run": uuid.uuid4().hex, "storage_options": cfg.storage_options or {}},
+            sort_keys=True,
+        )
         _cached_store.cache_clear()
         tasks = [
             (
