@@ -29,21 +29,22 @@ def main() -> dict[str, Any]:
     from sortkd_cache.sorting import sort_logits, swap_logits
     from sortkd_cache.store import open_store
 
-    out: dict[str, Any] = {"device": torch.cuda.get_device_name(0)}
-    dev = torch.device("cuda")
+    cuda = torch.cuda.is_available()
+    out: dict[str, Any] = {"device": torch.cuda.get_device_name(0) if cuda else "cpu"}
+    dev = torch.device("cuda" if cuda else "cpu")
     tmp = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     try:
         path = tmp / "s.zarr"
         dump(
             DumpConfig(
-                dataset="fake:2048:100:32",
+                dataset="fake:2048:100:32" if cuda else "fake:256:100:16",
                 teacher="resnet8x4",
                 teacher_init="random",
                 views=2,
                 dtype="float32",
                 out=str(path),
                 progress=False,
-                device="cuda",
+                device=dev.type,
             )
         )
         sort_store(SortConfig(store=str(path), progress=False))
@@ -67,7 +68,7 @@ def main() -> dict[str, Any]:
             milestones=(),
             batch_size=128,
             progress=False,
-            device="cuda",
+            device=dev.type,
             logits="sort",
             loss="kd",
         )
