@@ -136,7 +136,7 @@ def prepare(cfg: Any) -> Setup:
     from sortkd_cache.cached import load_store_dataset
     from sortkd_cache.datasets import load_dataset
     from sortkd_cache.pipelines.distributed import is_distributed
-    from sortkd_cache.store import open_store
+    from sortkd_cache.store import open_store, quick_check
 
     _validate(cfg)
     rank, world = 0, 1
@@ -152,6 +152,8 @@ def prepare(cfg: Any) -> Setup:
     store = None
     if cfg.cache is not None:
         store = open_store(cfg.cache, "r", storage_options=cfg.storage_options)
+        needs = [cfg.logits] if cfg.online_teacher is None and cfg.loss != "ce" else None
+        quick_check(store, needs)
         if not store.meta.complete:
             raise StoreError(f"store '{cfg.cache}' is incomplete (its dump did not finish)")
         if cfg.online_teacher is None and cfg.loss != "ce":

@@ -76,8 +76,11 @@ class TrainConfig:
     storage_options: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as JSON-able data; storage option values (credentials) are redacted."""
         d = asdict(self)
         d["milestones"] = list(self.milestones)
+        if self.storage_options:
+            d["storage_options"] = {k: "<redacted>" for k in self.storage_options}
         return d
 
     @classmethod

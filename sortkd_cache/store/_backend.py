@@ -19,6 +19,7 @@ This module maps a location string to a zarr ``Store``. Remote access goes throu
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import zipfile
 from collections import OrderedDict
@@ -89,7 +90,7 @@ def parse_location(location: str | os.PathLike[str]) -> Location:
     if "://" in raw:
         scheme = raw.split("://", 1)[0].lower()
         if scheme == "file":
-            return parse_location(raw.split("://", 1)[1])
+            return dataclasses.replace(parse_location(raw.split("://", 1)[1]), raw=raw)
         if scheme not in REMOTE_SCHEMES:
             raise RemoteStoreError(
                 f"unknown URL scheme '{scheme}' in '{raw}'; use a path, a .zip file, "
@@ -135,7 +136,8 @@ def _check_gcs_credentials(loc: Location, opts: dict[str, Any]) -> None:
 
 def _endpoint(loc: Location, opts: dict[str, Any]) -> str:
     if loc.scheme == "s3":
-        ep = opts.get("endpoint_url") or (opts.get("client_kwargs") or {}).get("endpoint_url")
+        ep = storage_options_for(loc, opts).get("endpoint_url")
+        ep = ep or (opts.get("client_kwargs") or {}).get("endpoint_url")
         return str(ep or "the default AWS S3 endpoint")
     if loc.scheme in ("http", "https"):
         return f"{loc.scheme}://{urlsplit(loc.path).netloc}"
@@ -166,6 +168,8 @@ def remote_error(
             else "set GOOGLE_APPLICATION_CREDENTIALS or pass --storage-option token=anon"
         )
         return RemoteStoreError(f"no credentials for '{loc.raw}': {hint}")
+    if isinstance(exc, FileNotFoundError):
+        return RemoteStoreError(f"'{loc.raw}': not found ({first})")
     if isinstance(exc, PermissionError) or "AccessDenied" in first or "Forbidden" in first:
         return RemoteStoreError(f"access to '{loc.raw}' denied ({first}); check the credentials")
     connection = ("EndpointConnection", "ClientConnector", "ConnectionError", "ConnectTimeout")

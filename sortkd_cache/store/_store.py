@@ -181,9 +181,7 @@ class CacheStore:
         stop = self.num_samples if stop is None else stop
         out = _zarr_get(self._array(PARAMS), (slice(start, stop), view), f"{self.url} aug_params")
         if (out < 0).any():
-            raise CorruptChunkError(
-                f"{self.url} aug_params[{start}:{stop}, {view}]: missing chunk"
-            )
+            raise CorruptChunkError(f"{self.url} aug_params[{start}:{stop}, {view}]: missing chunk")
         return out
 
     def kinds(self) -> list[str]:
@@ -302,16 +300,29 @@ class CacheStore:
         self._group[progress_path(kind)][block, view] = int(count)
 
     def create_array(
-        self, path: str, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: str,
-        fill_value: Any, *, overwrite: bool = False, attributes: dict[str, Any] | None = None,
+        self,
+        path: str,
+        shape: tuple[int, ...],
+        chunks: tuple[int, ...],
+        dtype: str,
+        fill_value: Any,
+        *,
+        overwrite: bool = False,
+        attributes: dict[str, Any] | None = None,
     ) -> Any:
         """Create (or open, unless ``overwrite``) an extra checksummed array."""
         self._require_writable()
         if self.has_array(path) and not overwrite:
             return self._group[path]
         return self._group.create_array(
-            path, shape=shape, chunks=chunks, dtype=dtype, compressors=codecs(),
-            fill_value=fill_value, overwrite=True, attributes=attributes or {},
+            path,
+            shape=shape,
+            chunks=chunks,
+            dtype=dtype,
+            compressors=codecs(),
+            fill_value=fill_value,
+            overwrite=True,
+            attributes=attributes or {},
         )
 
     def set_kind_attrs(self, kind: str, attrs: Mapping[str, Any]) -> None:

@@ -1,0 +1,494 @@
+"""``verify``: is a store complete, uncorrupted, well-formed, and made from my data?
+
+:func:`verify_store` reads every chunk of every array once, as raw bytes, and checks it:
+present (a missing chunk reads as the fill value, so it is looked up by key), its crc32c
+checksum, that it decompresses to exactly one chunk of values, and the values themselves
+(labels in range, no never-written augmentation rows, no NaN in logits). It also checks the
+schema and provenance attributes, every array's shape/chunks/dtype/codecs against the
+metadata, that the progress markers of each finished stage are all set, that no half-written
+``*.partial`` file is left, and (with ``dataset``) the data fingerprint. Each problem names the
+array and the chunk key.
+
+:func:`quick_check` is the cheap part (metadata, shapes, progress markers; no chunk data)
+that a stage runs before it starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sortkd_cache.errors import CorruptChunkError, SchemaError, StoreError, StoreNotFoundError
+from sortkd_cache.store._backend import Location, list_keys, open_backend, parse_location, read_keys
+from sortkd_cache.store._layout import (
+    LABELS,
+    LOGIT_KINDS,
+    NUM_PARAMS,
+    PARAMS,
+    logits_path,
+    num_blocks,
+    progress_path,
+)
+from sortkd_cache.store._lock import LOCK_NAME
+from sortkd_cache.store._meta import ATTRS_KEY, SCHEMA_VERSION, StoreMeta
+from sortkd_cache.store._store import CacheStore
+
+__all__ = ["Problem", "VerifyReport", "quick_check", "quick_problems", "verify_store"]
+
+STRUCTURAL = ("schema", "shape", "provenance")
+_SHA = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
+_BATCH = 32
+LAYOUT_CODECS = ("BytesCodec", "ZstdCodec", "Crc32cCodec")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a store: a category, where (array, chunk key) and what."""
+
+    # schema, shape, provenance, progress, missing, checksum, truncated, corrupt, content,
+    # partial, fingerprint
+    category: str
+    message: str
+    array: str | None = None
+    chunk: str | None = None
+
+    def __str__(self) -> str:
+        where = "/".join(p for p in (self.array, self.chunk) if p)
+        return f"{where}: {self.message}" if where else self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What :func:`verify_store` found. ``sound`` when there is no problem."""
+
+    location: str
+    problems: tuple[Problem, ...] = ()
+    warnings: tuple[str, ...] = ()
+    arrays: tuple[str, ...] = ()
+    chunks_checked: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+    fingerprint_checked: bool = False
+    skipped: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def sound(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.update(sound=self.sound, seconds=round(self.seconds, 3))
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+# -- the cheap part ---------------------------------------------------------------------------
+def _expected(meta: StoreMeta, path: str) -> tuple[tuple[int, ...], tuple[int, ...], str] | None:
+    """(shape, chunks, dtype) the layout prescribes for ``path``; None for other arrays."""
+    n, v, c, s = meta.num_samples, meta.num_views, meta.num_classes, meta.chunk_samples
+    if path == LABELS:
+        return (n,), (s,), "int64"
+    if path == PARAMS:
+        return (n, v, NUM_PARAMS), (s, 1, NUM_PARAMS), "int32"
+    for kind in LOGIT_KINDS:
+        if path == logits_path(kind):
+            return (n, v, c), (s, 1, c), meta.dtype
+        if path == progress_path(kind):
+            return (num_blocks(n, s), v), (1, 1), "int64"
+    return None
+
+
+def _array_problems(meta: StoreMeta, path: str, arr: Any) -> list[Problem]:
+    out: list[Problem] = []
+    shape, chunks = tuple(int(x) for x in arr.shape), tuple(int(x) for x in arr.chunks)
+    want = _expected(meta, path)
+    if want is not None:
+        w_shape, w_chunks, w_dtype = want
+        if shape != w_shape:
+            out.append(Problem("shape", f"shape {shape}, metadata says {w_shape}", path))
+        if chunks != w_chunks:
+            out.append(Problem("shape", f"chunks {chunks}, layout says {w_chunks}", path))
+        if str(np.dtype(arr.dtype)) != w_dtype:
+            out.append(Problem("shape", f"dtype {np.dtype(arr.dtype)}, expected {w_dtype}", path))
+    elif shape[:2] != (meta.num_samples, meta.num_views):
+        out.append(Problem("shape", f"shape {shape} does not start with [N, V]", path))
+    names = [type(c).__name__ for c in arr.metadata.codecs]
+    if names != list(LAYOUT_CODECS):
+        out.append(
+            Problem(
+                "schema",
+                f"codecs {names}; the layout writes {list(LAYOUT_CODECS)}"
+                " (every chunk zstd-compressed and crc32c-checksummed)",
+                path,
+            )
+        )
+    if np.dtype(arr.dtype).kind not in "biuf":
+        out.append(Problem("schema", f"non-numeric dtype {arr.dtype}", path))
+    return out
+
+
+def _provenance_problems(meta: StoreMeta) -> list[Problem]:
+    out: list[Problem] = []
+    ds, t = meta.dataset, meta.teacher
+
+    def bad(msg: str) -> None:
+        out.append(Problem("provenance", msg))
+
+    if not _SHA.match(ds.fingerprint.lower()):
+        bad(f"dataset fingerprint {ds.fingerprint!r} is not a sha256 digest")
+    if (ds.num_samples, ds.num_classes) != (meta.num_samples, meta.num_classes):
+        bad(
+            f"dataset record has {ds.num_samples} samples / {ds.num_classes} classes, "
+            f"store has {meta.num_samples} / {meta.num_classes}"
+        )
+    if t.init not in ("checkpoint", "random"):
+        bad(f"teacher init {t.init!r} is neither 'checkpoint' nor 'random'")
+    if t.init == "checkpoint" and not (t.sha256 and _SHA.match(t.sha256.lower())):
+        bad(f"teacher weights sha256 {t.sha256!r} is missing or malformed")
+    if meta.dtype not in ("float16", "float32"):
+        bad(f"logits dtype {meta.dtype!r} is not float16 or float32")
+    if min(meta.num_samples, meta.num_views, meta.num_classes, meta.chunk_samples) < 1:
+        bad("num_samples, num_views, num_classes and chunk_samples must all be >= 1")
+    if not meta.tool_version or not meta.created:
+        bad("tool_version or created is empty")
+    if "name" not in meta.augment:
+        bad("augmentation recipe has no 'name'")
+    return out
+
+
+def _progress_problems(store: CacheStore, kind: str, expect_complete: bool) -> list[Problem]:
+    path = progress_path(kind)
+    if not store.has_array(path):
+        return [Problem("schema", "progress markers are missing", path)]
+    try:
+        done = int((store.progress(kind) >= 0).sum())
+    except StoreError as exc:
+        return [Problem("progress", f"progress markers unreadable ({exc})", path)]
+    total = store.num_blocks * store.num_views
+    if done == total:
+        return []
+    if expect_complete:
+        msg = f"marked complete but only {done}/{total} chunks have a progress marker"
+    elif kind == "raw":
+        msg = f"dump incomplete: {done}/{total} chunks written (resume it with dump --resume)"
+    else:
+        msg = f"'{kind}' incomplete: {done}/{total} chunks written (rerun sort --method {kind})"
+    return [Problem("progress", msg, logits_path(kind))]
+
+
+def quick_problems(store: CacheStore, kinds: Sequence[str] | None = None) -> list[Problem]:
+    """Metadata, shapes, dtypes, checksummed codecs, provenance and progress (no chunk data).
+
+    ``kinds``: the logits kinds to check (default: raw where present, and every kind marked
+    complete). A stage passes the kind it will read, e.g. ``quick_check(store, ["sort"])``.
+    """
+    meta = store.meta
+    out = _provenance_problems(meta)
+    if not meta.complete:
+        out += _progress_problems(store, "raw", False) or [
+            Problem("progress", "dump not finalised (the store is not marked complete)")
+        ]
+    if kinds is None:  # a `sort --out` store holds no raw logits
+        raw = ["raw"] if store.has_array(logits_path("raw")) else []
+        kinds = [*raw, *store.kinds()] or ["raw"]
+    wanted = list(kinds)
+    paths = [LABELS, PARAMS]
+    for kind in dict.fromkeys(wanted):
+        if not store.has_array(logits_path(kind)):
+            out.append(Problem("schema", "array is missing", logits_path(kind)))
+            continue
+        paths += [logits_path(kind), progress_path(kind)]
+        if kind != "raw" or meta.complete:
+            complete = store.kind_complete(kind)
+            out += _progress_problems(store, kind, complete)
+    for path in paths:
+        if not store.has_array(path):
+            if path not in {p.array for p in out}:
+                out.append(Problem("schema", "array is missing", path))
+            continue
+        out += _array_problems(meta, path, store.raw_array(path))
+    return out
+
+
+def quick_check(store: CacheStore, kinds: Sequence[str] | None = None) -> None:
+    """Raise (SchemaError or CorruptChunkError) when :func:`quick_problems` finds anything."""
+    problems = quick_problems(store, kinds)
+    if not problems:
+        return
+    first = problems[0]
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    msg = (
+        f"store '{store.url}' failed its check: {first}{more}; "
+        f"run `sortkd-cache verify {store.url}`"
+    )
+    if first.category in STRUCTURAL:
+        raise SchemaError(msg)
+    raise CorruptChunkError(msg)
+
+
+# -- every chunk ------------------------------------------------------------------------------
+def _candidate_arrays(store: CacheStore, keys: Sequence[str] | None) -> list[str]:
+    """Paths of the store's arrays: from the key listing, or the known layout (http)."""
+    import zarr
+
+    if keys is not None:
+        nodes = sorted({k.rsplit("/", 1)[0] for k in keys if k.endswith("/zarr.json")})
+    else:
+        nodes = [LABELS, PARAMS]
+        for kind in LOGIT_KINDS:
+            base = f"{logits_path(kind)}_topk"
+            nodes += [logits_path(kind), progress_path(kind)]
+            nodes += [f"{base}/{name}" for name in ("ids", "values", "rest")]
+    return [p for p in nodes if store.has_array(p) and isinstance(store.raw_array(p), zarr.Array)]
+
+
+def _grid(arr: Any) -> list[int]:
+    return [math.ceil(int(s) / int(c)) for s, c in zip(arr.shape, arr.chunks, strict=True)]
+
+
+def _chunk_keys(arr: Any) -> Iterator[tuple[tuple[int, ...], str]]:
+    for coords in np.ndindex(*_grid(arr)):
+        yield tuple(int(c) for c in coords), arr.metadata.encode_chunk_key(coords)
+
+
+def _decode(arr: Any, raw: bytes, coords: tuple[int, ...]) -> tuple[str, str] | np.ndarray:
+    """The chunk's in-bounds values, or (category, message) when it fails its checks."""
+    import crc32c
+    import numcodecs
+
+    names = [type(c).__name__ for c in arr.metadata.codecs]
+    dtype = np.dtype(arr.dtype)
+    if names == list(LAYOUT_CODECS):
+        if len(raw) <= 4:
+            return "truncated", f"truncated: {len(raw)} bytes"
+        payload, stored = raw[:-4], raw[-4:]
+        crc_ok = crc32c.crc32c(payload) == int.from_bytes(stored, "little")
+        try:
+            data = numcodecs.Zstd().decode(payload)
+        except (RuntimeError, ValueError):
+            if crc_ok:
+                return "corrupt", f"passes its checksum but does not decompress ({len(raw)} bytes)"
+            return "checksum", (
+                f"failed its crc32c checksum and does not decompress ({len(raw)} bytes: "
+                "truncated or damaged)"
+            )
+        if not crc_ok:
+            return "checksum", f"failed its crc32c checksum ({len(raw)} bytes: damaged)"
+        want = math.prod(int(c) for c in arr.chunks) * dtype.itemsize
+        if len(data) != want:
+            return "truncated", f"decompresses to {len(data)} bytes, expected {want}"
+        values = np.frombuffer(data, dtype=dtype.newbyteorder("<")).reshape(arr.chunks)
+    else:  # an unusual codec chain: let zarr decode it (it checks any checksum codec)
+        try:
+            values = np.asarray(arr.get_block_selection(coords))
+        except Exception as exc:
+            return "corrupt", f"cannot be decoded ({type(exc).__name__}: {exc})"
+        return values
+    region = tuple(
+        slice(0, min(int(c), int(s) - i * int(c)))
+        for i, c, s in zip(coords, arr.chunks, arr.shape, strict=True)
+    )
+    return values[region]
+
+
+def _content_problem(path: str, values: np.ndarray, meta: StoreMeta) -> str | None:
+    if path == LABELS and ((values < 0) | (values >= meta.num_classes)).any():
+        return f"labels outside [0, {meta.num_classes})"
+    if path == PARAMS and (values < 0).any():
+        return "augmentation parameters never written (-1)"
+    if path.startswith("logits/") and values.dtype.kind == "f" and not np.isfinite(values).all():
+        return "contains NaN/Inf logits (rows never written?)"
+    return None
+
+
+def _unwritten(store: CacheStore, path: str) -> np.ndarray | None:
+    """[blocks, V] True where the stage writing ``path`` has not written the chunk yet.
+
+    A missing chunk there is an unfinished stage (reported once, by its progress), not damage.
+    None: every chunk of ``path`` must exist.
+    """
+    if path.startswith("progress/"):
+        kind = path.split("/", 1)[1]
+        finished = store.meta.complete if kind == "raw" else store.kind_complete(kind)
+        return None if finished else np.ones((store.num_blocks, store.num_views), dtype=bool)
+    for kind in LOGIT_KINDS:
+        if path == logits_path(kind) or path.startswith(f"{logits_path(kind)}_topk/"):
+            return store.progress(kind) < 0 if store.has_array(progress_path(kind)) else None
+    if path == PARAMS:
+        return store.progress("raw") < 0
+    return None
+
+
+def _scan_array(
+    store: CacheStore, path: str, loc: Location, bar: Any
+) -> tuple[list[Problem], int, int]:
+    arr = store.raw_array(path)
+    meta = store.meta
+    try:
+        pending = _unwritten(store, path)
+    except StoreError:
+        pending = None
+    problems: list[Problem] = []
+    nbytes = checked = 0
+    items = list(_chunk_keys(arr))
+    prefix = f"{path}/"
+    for start in range(0, len(items), _BATCH):
+        batch = items[start : start + _BATCH]
+        raws = read_keys(arr.store, loc, [prefix + key for _, key in batch])
+        bar.update(len(batch))
+        for (coords, key), raw in zip(batch, raws, strict=True):
+            checked += 1
+            if raw is None:
+                written = pending is None or not bool(pending[coords[0], coords[1]])
+                if written:
+                    problems.append(Problem("missing", "chunk is missing", path, key))
+                continue
+            nbytes += len(raw)
+            out = _decode(arr, raw, coords)
+            if isinstance(out, tuple):
+                problems.append(Problem(out[0], out[1], path, key))
+                continue
+            bad = _content_problem(path, out, meta)
+            if bad is not None:
+                problems.append(Problem("content", bad, path, key))
+    return problems, checked, nbytes
+
+
+def _listing_checks(keys: Sequence[str] | None, loc: Location) -> tuple[list[Problem], list[str]]:
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    if keys is None:
+        return problems, warnings
+    for key in keys:
+        if ".partial" in key:
+            problems.append(
+                Problem("partial", "half-written file left by a killed writer", chunk=key)
+            )
+    if LOCK_NAME in keys and loc.kind == "dir":
+        from sortkd_cache.store._lock import read_lock
+
+        held = read_lock(loc.path) or {}
+        warnings.append(
+            f"writer lock present: {held.get('purpose', '?')} (host {held.get('host')}, pid "
+            f"{held.get('pid')}, since {held.get('since')}); the store may be changing"
+        )
+    return problems, warnings
+
+
+def _open_for_verify(
+    loc: Location, storage_options: dict[str, Any] | None
+) -> tuple[CacheStore, Any]:
+    """The store and its zarr backend; raises (exit 2) when ``loc`` holds no store at all."""
+    import zarr
+
+    backend = open_backend(loc, "r", storage_options)
+    try:
+        group = zarr.open_group(backend, mode="r")
+    except (FileNotFoundError, ValueError, TypeError, KeyError) as exc:
+        raise StoreNotFoundError(f"'{loc.raw}' is not a sortkd-cache store ({exc})") from None
+    record = dict(group.attrs).get(ATTRS_KEY)
+    if not isinstance(record, dict):
+        raise StoreNotFoundError(f"'{loc.raw}' is a zarr store but not a sortkd-cache store")
+    schema = record.get("schema")
+    if isinstance(schema, int) and schema > SCHEMA_VERSION:
+        StoreMeta.from_dict(record)  # raises the "newer schema, upgrade" SchemaError
+    return CacheStore(loc, "r", group), backend
+
+
+def _progress(total: int | None, enabled: bool, desc: str, unit: str = "chunk") -> Any:
+    """A tqdm bar on stderr (rate and ETA); off when disabled or SORTKD_NO_PROGRESS=1."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    disable = not enabled or os.environ.get("SORTKD_NO_PROGRESS") == "1"
+    scale = {"unit_scale": True, "unit_divisor": 1024} if unit == "B" else {}
+    kw: dict[str, Any] = {"mininterval": 0.5, "dynamic_ncols": True, "file": sys.stderr}
+    return tqdm(total=total, desc=desc, unit=unit, disable=disable, **scale, **kw)
+
+
+def verify_store(
+    location: str | os.PathLike[str] | Location,
+    dataset: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    *,
+    data_root: str | None = None,
+    progress: bool = False,
+) -> VerifyReport:
+    """Check a store end to end (see the module docstring); never modifies it.
+
+    Raises (exit code 2) only when ``location`` cannot be opened as a store at all; anything
+    wrong inside a store is reported as a :class:`Problem` in the returned report.
+    """
+    t0 = time.perf_counter()
+    loc = location if isinstance(location, Location) else parse_location(location)
+    store, backend = _open_for_verify(loc, storage_options)
+    try:
+        meta = store.meta
+    except SchemaError as exc:
+        bad = (Problem("schema", str(exc)),)
+        return VerifyReport(loc.raw, bad, seconds=time.perf_counter() - t0)
+    sizes = list_keys(backend, loc)
+    keys = list(sizes) if sizes is not None else None
+    problems, warnings = _listing_checks(keys, loc)
+    skipped = [] if keys is not None else ["leftover partial files (http(s) cannot list keys)"]
+    present = [
+        k
+        for k in LOGIT_KINDS
+        if store.has_array(logits_path(k)) or store.has_array(progress_path(k))
+    ]
+    problems += quick_problems(store, present or ["raw"])
+    arrays = _candidate_arrays(store, keys)
+    checked = nbytes = 0
+    total = sum(math.prod(_grid(store.raw_array(p))) for p in arrays)
+    with _progress(total, progress, "verify") as bar:
+        for path in arrays:
+            found, n_chunks, n_bytes = _scan_array(store, path, loc, bar)
+            problems += found
+            checked += n_chunks
+            nbytes += n_bytes
+    if meta.teacher.init == "random":
+        warnings.append("the teacher was randomly initialised (a test or benchmark store)")
+    if dataset is not None:
+        problems += _fingerprint_problems(store, dataset, data_root)
+    else:
+        skipped.append("dataset fingerprint (pass --dataset SPEC to check your copy)")
+    return VerifyReport(
+        location=loc.raw,
+        problems=tuple(problems),
+        warnings=tuple(warnings),
+        arrays=tuple(arrays),
+        chunks_checked=checked,
+        bytes_read=nbytes,
+        seconds=time.perf_counter() - t0,
+        fingerprint_checked=dataset is not None,
+        skipped=tuple(skipped),
+    )
+
+
+def _fingerprint_problems(store: CacheStore, dataset: str, data_root: str | None) -> list[Problem]:
+    from sortkd_cache.datasets import load_dataset
+
+    meta = store.meta
+    ds = load_dataset(dataset, meta.dataset.split, data_root=data_root)
+    got, want = ds.fingerprint(), meta.dataset.fingerprint
+    if got != want:
+        msg = (
+            f"dataset '{dataset}' ({meta.dataset.split} split) has fingerprint {got[:23]}..., "
+            f"the store was made from {meta.dataset.spec} with {want[:23]}..."
+        )
+    elif len(ds) != meta.num_samples:
+        msg = f"dataset '{dataset}' has {len(ds)} samples, the store {meta.num_samples}"
+    else:
+        return []
+    return [Problem("fingerprint", msg)]

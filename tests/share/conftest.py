@@ -1,0 +1,226 @@
+"""Fixtures for sharing tests: a small digits store, and real servers on 127.0.0.1.
+
+* ``share_store``: digits, random teacher, 2 views, 512 samples per chunk, raw + sort.
+* ``s3``: a moto S3 server (ThreadedMotoServer, server mode) on a free port, fake credentials
+  and ``AWS_ENDPOINT_URL`` in the environment, and a fresh bucket per test.
+* ``http_root`` / ``http_url``: a threaded ``http.server`` (with HTTP range requests, as a real
+  web server has) serving a folder that holds the store directory and a zip of it.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = str(REPO / ".venv" / "bin" / "sortkd-cache")
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def _run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> Any:
+    full = dict(os.environ if env is None else env)
+    full["SORTKD_NO_PROGRESS"] = "1"
+    full.pop("SORTKD_DEBUG", None)
+    return subprocess.run(
+        [CLI, *args], env=full, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def _one_line_error(proc: Any, *needles: str) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return str(lines[0])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def run_cli() -> Callable[..., Any]:
+    """``run_cli(*args, env=None)``: the installed console script, as a CompletedProcess."""
+    return _run_cli
+
+
+@pytest.fixture(scope="session")
+def one_line_error() -> Callable[..., str]:
+    """``one_line_error(proc, *needles)``: exit 2 and ONE stderr line 'error: ...' naming
+    every needle, no traceback; returns the line."""
+    return _one_line_error
+
+
+@pytest.fixture(scope="session")
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on."""
+    return _free_port()
+
+
+@pytest.fixture(scope="session")
+def share_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small digits store (random teacher) with raw and sort logits; treat as read-only."""
+    from sortkd_cache.pipelines.dump import DumpConfig, dump
+    from sortkd_cache.pipelines.sort import SortConfig, sort_store
+
+    out = tmp_path_factory.mktemp("share") / "digits.zarr"
+    dump(
+        DumpConfig(
+            dataset="digits",
+            teacher="digits_cnn_s",
+            teacher_init="random",
+            views=2,
+            chunk_samples=512,
+            out=str(out),
+            progress=False,
+            device="cpu",
+        )
+    )
+    sort_store(SortConfig(store=str(out), method="sort", progress=False, num_workers=1))
+    return out
+
+
+# -- S3 (moto server mode) --------------------------------------------------------------------
+@dataclass(frozen=True)
+class S3:
+    endpoint: str
+    bucket: str
+
+    def url(self, name: str) -> str:
+        return f"s3://{self.bucket}/{name}"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **FAKE_AWS, "AWS_ENDPOINT_URL": self.endpoint}
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3:
+    """Fake credentials + endpoint in the environment, and a fresh empty bucket."""
+    import boto3
+
+    for key, value in FAKE_AWS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    bucket = f"team-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=bucket)
+    return S3(moto_endpoint, bucket)
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
+class RangeHandler(SimpleHTTPRequestHandler):
+    """SimpleHTTPRequestHandler plus single-range ``Range: bytes=a-b`` requests (206)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+    def send_head(self) -> Any:
+        header = self.headers.get("Range")
+        path = self.translate_path(self.path)
+        match = re.fullmatch(r"bytes=(\d*)-(\d*)", (header or "").strip())
+        if match is None or not os.path.isfile(path):
+            return super().send_head()
+        size = os.path.getsize(path)
+        first, last = match.groups()
+        if first == "":
+            start, end = max(0, size - int(last)), size - 1
+        else:
+            start, end = int(first), min(size - 1, int(last)) if last else size - 1
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read(end - start + 1)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        return io.BytesIO(data)
+
+
+class PlainHandler(SimpleHTTPRequestHandler):
+    """No range requests (like python -m http.server)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+class QuietServer(ThreadingHTTPServer):
+    """Clients that hang up early (a refused download) are not errors worth a traceback."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return None
+
+
+def serve(directory: Path, handler: type[SimpleHTTPRequestHandler]) -> ThreadingHTTPServer:
+    bound = functools.partial(handler, directory=str(directory))
+    server = QuietServer(("127.0.0.1", 0), bound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def http_root(tmp_path_factory: pytest.TempPathFactory, share_store: Path) -> Path:
+    """A folder with ``digits.zarr`` (a copy of the share store) and ``digits.zip``."""
+    from sortkd_cache.store import copy_store
+
+    root = tmp_path_factory.mktemp("www")
+    shutil.copytree(share_store, root / "digits.zarr")
+    copy_store(share_store, root / "digits.zip", progress=False)
+    return root
+
+
+def _serve_fixture(root: Path, handler: type[SimpleHTTPRequestHandler]) -> Iterator[str]:
+    server = serve(root, handler)
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def http_url(http_root: Path) -> Iterator[str]:
+    """Base URL of a range-capable server over ``http_root``."""
+    yield from _serve_fixture(http_root, RangeHandler)
+
+
+@pytest.fixture(scope="session")
+def plain_http_url(http_root: Path) -> Iterator[str]:
+    """Base URL of a server over ``http_root`` without range requests."""
+    yield from _serve_fixture(http_root, PlainHandler)
