@@ -32,7 +32,14 @@ if TYPE_CHECKING:
     from sortkd_cache.losses import LossConfig, compute_loss
     from sortkd_cache.models import create_model, list_models, register_model
     from sortkd_cache.sorting import label_rank, sort_logits, swap_logits
-    from sortkd_cache.store import CacheStore, StoreMeta, create_store, open_store
+    from sortkd_cache.store import (
+        CacheStore,
+        StoreMeta,
+        copy_store,
+        create_store,
+        open_store,
+        verify_store,
+    )
 
 _LAZY = {
     "AugmentRecipe": "sortkd_cache.augment",
@@ -60,6 +67,8 @@ _LAZY = {
     "StoreMeta": "sortkd_cache.store",
     "create_store": "sortkd_cache.store",
     "open_store": "sortkd_cache.store",
+    "copy_store": "sortkd_cache.store",
+    "verify_store": "sortkd_cache.store",
 }
 
 __all__ = [
@@ -71,6 +80,7 @@ __all__ = [
     "StoreMeta",
     "check_fingerprint",
     "compute_loss",
+    "copy_store",
     "create_model",
     "create_store",
     "get_recipe",
@@ -88,6 +98,7 @@ __all__ = [
     "save_weights",
     "sort_logits",
     "swap_logits",
+    "verify_store",
     "view_for_epoch",
 ]
 
