@@ -1,0 +1,82 @@
+"""``sortkd-cache run``."""
+
+from __future__ import annotations
+
+import click
+
+from sortkd_cache.cli._options import emit_json
+
+__all__ = ["commands"]
+
+
+def _epilog() -> str:
+    from sortkd_cache.pipelines.recipe import recipe_names
+
+    return "Shipped recipes: " + ", ".join(recipe_names())
+
+
+@click.command("run", epilog=_epilog())
+@click.argument("recipe")
+@click.option("--out", default=None, help="Output directory [default: runs/<recipe name>].")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a recipe key before validation (repeatable), e.g. dump.views=4, "
+    "teacher.checkpoint=/ckpt/t.pth, train.epochs=2, seeds=[0]. VALUE is read as TOML, "
+    "else as a string.",
+)
+@click.option("--device", default=None, help="auto | cpu | cuda[:N] [default: the recipe's]")
+@click.option("--dry-run", is_flag=True, help="Only show which stages would run, and why.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def run_command(
+    recipe: str,
+    out: str | None,
+    overrides: tuple[str, ...],
+    device: str | None,
+    dry_run: bool,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Run a recipe: teacher, dump, sort, then every student variant x seed.
+
+    RECIPE is a TOML file or the name of a shipped recipe. Stages already complete for the
+    current recipe are skipped (OUT/run-state.json records each stage's configuration hash);
+    a changed field reruns its stage and the stages after it. The results table goes to
+    stdout and to OUT/results.md, with OUT/results.json and the plot OUT/results.png; stage
+    lines and progress bars go to stderr.
+
+    \b
+    Examples:
+      sortkd-cache run digits_demo --out demo_out            # the `make demo` recipe
+      sortkd-cache run pipelines/recipes/digits_demo.toml --out demo_out --dry-run
+      sortkd-cache run digits_demo --out demo_out --set dump.views=4   # redo dump onwards
+      sortkd-cache run cifar100_resnet32x4_resnet8x4 --device cuda --out runs/r32x4-r8x4 \\
+          --set teacher.checkpoint=ckpts/resnet32x4.pth --set dataset.data_root=data
+    """
+    from sortkd_cache.pipelines.recipe import load_recipe
+    from sortkd_cache.pipelines.run import run_recipe
+
+    spec = load_recipe(recipe, overrides)
+    report = run_recipe(
+        spec,
+        out or f"runs/{spec.name}",
+        device=device,
+        progress=not no_progress,
+        dry_run=dry_run,
+        log=(lambda line: None) if dry_run else None,
+    )
+    if as_json:
+        emit_json(report.to_dict())
+    elif dry_run:
+        width = max((len(s.stage) for s in report.stages), default=5)
+        for s in report.stages:
+            click.echo(f"{s.stage:<{width}}  {s.action:<10}  {s.reason}")
+    else:
+        click.echo(report.table, nl=False)
+        click.echo(f"\nwritten: {report.out}/results.md, results.json, results.png")
+
+
+commands = [run_command]

@@ -1,0 +1,407 @@
+"""`sortkd-cache run RECIPE`: teacher -> dump -> sort -> students, then a results table.
+
+Stages, in order, each writing under the output directory OUT:
+
+* ``teacher``: CE training of ``[teacher]`` into OUT/teacher (or the recipe's existing
+  ``teacher.checkpoint``, which is only hashed);
+* ``dump``: the teacher's logits over ``dump.views`` views into OUT/store.zarr;
+* ``sort:<method>``: one per ``sort.methods`` entry, inside the same store;
+* ``student:<variant>:seed<k>``: one training run per student variant and seed, from the
+  store, into OUT/students/<variant>/seed<k>.
+
+A stage is skipped when OUT/run-state.json records it with the hash of the current
+configuration and its output is still there and complete. A stage's configuration contains the
+output tokens of what it reads (teacher weights sha256, the store's creation stamp, the sort
+kind's creation stamp), so a changed field reruns its stage and every stage downstream of it,
+never those upstream. An interrupted stage whose configuration did not change resumes.
+Finally OUT/results.json, OUT/results.md (the table, also returned) and OUT/results.png.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sortkd_cache.errors import CheckpointError, SortKDError
+from sortkd_cache.pipelines._run_state import UPSTREAM_KEYS, RunState, config_hash, describe_change
+from sortkd_cache.pipelines.recipe import Recipe, StudentSpec
+
+__all__ = ["STORE_NAME", "RunReport", "StageOutcome", "run_recipe", "student_dir"]
+
+STORE_NAME = "store.zarr"
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    """What happened to one stage: ``ran``, ``skipped``, ``would run`` or ``would skip``."""
+
+    stage: str
+    action: str
+    reason: str
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunReport:
+    recipe: str
+    out: str
+    dry_run: bool
+    stages: list[StageOutcome] = field(default_factory=list)
+    results: dict[str, Any] | None = None
+    table: str = ""
+
+    def ran(self) -> list[str]:
+        """Names of the stages that ran (or would run, in a dry run)."""
+        return [s.stage for s in self.stages if s.action in ("ran", "would run")]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "out": self.out,
+            "dry_run": self.dry_run,
+            "stages": [s.to_dict() for s in self.stages],
+            "results": self.results,
+        }
+
+
+def student_dir(out: str | os.PathLike[str], spec: StudentSpec, seed: int) -> Path:
+    """The run directory of one student variant and seed."""
+    return Path(out) / "students" / spec.slug / f"seed{seed}"
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _summary_exists(run_dir: Path) -> bool:
+    return (run_dir / "summary.json").is_file()
+
+
+class _Runner:
+    def __init__(
+        self,
+        recipe: Recipe,
+        out: Path,
+        device: str,
+        progress: bool,
+        dry_run: bool,
+        log: Callable[[str], None],
+    ) -> None:
+        self.recipe = recipe
+        self.out = out
+        self.device = device
+        self.progress = progress
+        self.dry_run = dry_run
+        self.log = log
+        self.state = RunState(out)
+        self.store_path = out / STORE_NAME
+        self.outcomes: list[StageOutcome] = []
+
+    # -- the generic stage ---------------------------------------------------------------------
+
+    def _record(self, stage: str, action: str, reason: str, seconds: float = 0.0) -> None:
+        self.outcomes.append(StageOutcome(stage, action, reason, round(seconds, 3)))
+        self.log(f"[{stage}] {action}: {reason}" + (f" ({seconds:.1f} s)" if seconds else ""))
+
+    def _decide(
+        self, stage: str, config: dict[str, Any], valid: Callable[[], bool]
+    ) -> tuple[bool, bool, str]:
+        """(run it, resume it, why)."""
+        if any(k in config and config[k] is None for k in UPSTREAM_KEYS):
+            return True, False, "an upstream stage reruns"
+        rec = self.state.get(stage)
+        if rec is None:
+            return True, False, "not run before"
+        if rec.get("hash") != config_hash(config):
+            return True, False, describe_change(rec.get("config", {}), config)
+        try:
+            ok = valid()
+        except SortKDError:
+            ok = False
+        if ok:
+            return False, False, "complete and up to date"
+        if rec.get("status") == "started":
+            return True, True, "resuming an interrupted run"
+        return True, True, "output missing or incomplete"
+
+    def _stage(
+        self,
+        stage: str,
+        config: dict[str, Any],
+        valid: Callable[[], bool],
+        execute: Callable[[bool], dict[str, Any]],
+        token_of: Callable[[], str],
+    ) -> str | None:
+        """Run or skip one stage; its output token (None when unknown in a dry run)."""
+        run, resume, reason = self._decide(stage, config, valid)
+        if not run:
+            token = token_of()
+            rec = self.state.get(stage) or {}
+            if not self.dry_run and (rec.get("status") != "complete" or rec.get("token") != token):
+                self.state.finish(stage, token, rec.get("result", {}))
+            self._record(stage, "would skip" if self.dry_run else "skipped", reason)
+            return token
+        if self.dry_run:
+            self._record(stage, "would run", reason)
+            return None
+        self.log(f"[{stage}] running: {reason}")
+        self.state.start(stage, config)
+        t0 = time.perf_counter()
+        result = execute(resume)
+        token = token_of()
+        self.state.finish(stage, token, result)
+        self._record(stage, "ran", reason, time.perf_counter() - t0)
+        return token
+
+    # -- the stages ----------------------------------------------------------------------------
+
+    def teacher(self) -> tuple[str | None, str]:
+        """The teacher's weights token (sha256) and weights path."""
+        from sortkd_cache.checkpoint import file_sha256
+
+        t, r = self.recipe.teacher, self.recipe
+        if t.checkpoint is not None:
+            path = Path(t.checkpoint)
+            if not path.is_file():
+                raise CheckpointError(
+                    f"{r.source}: teacher.checkpoint '{t.checkpoint}' not found; edit the "
+                    "recipe or pass --set teacher.checkpoint=PATH"
+                )
+            sha = file_sha256(path)
+            action = "would skip" if self.dry_run else "skipped"
+            self._record("teacher", action, f"weights from checkpoint {path.name}")
+            return sha, str(path)
+        run_dir = self.out / "teacher"
+        weights = run_dir / "model.safetensors"
+        params = {k: v for k, v in asdict(t).items() if k != "checkpoint"}
+        config = {"dataset": r.dataset.spec, **params}
+
+        def execute(resume: bool) -> dict[str, Any]:
+            from sortkd_cache.pipelines.train import TrainConfig, train
+
+            res = train(
+                TrainConfig(
+                    student=t.arch,
+                    dataset=r.dataset.spec,
+                    data_root=r.dataset.data_root,
+                    download=r.dataset.download,
+                    loss="ce",
+                    epochs=t.epochs,
+                    batch_size=t.batch_size,
+                    lr=t.lr,
+                    milestones=t.milestones,
+                    lr_decay=t.lr_decay,
+                    weight_decay=t.weight_decay,
+                    momentum=t.momentum,
+                    seed=t.seed,
+                    augment=t.augment,
+                    out=str(run_dir),
+                    device=self.device,
+                    progress=self.progress,
+                    resume=resume and not _summary_exists(run_dir),
+                    overwrite=not (resume and not _summary_exists(run_dir)),
+                )
+            )
+            return {"test_top1": res.final_test_top1, "seconds": res.seconds}
+
+        token = self._stage(
+            "teacher",
+            config,
+            lambda: _summary_exists(run_dir) and weights.is_file(),
+            execute,
+            lambda: file_sha256(weights),
+        )
+        return token, str(weights)
+
+    def _open(self) -> Any:
+        from sortkd_cache.store import open_store
+
+        return open_store(str(self.store_path), "r")
+
+    def dump(self, teacher_token: str | None, weights: str) -> str | None:
+        r, d = self.recipe, self.recipe.dump
+        config = {"teacher": teacher_token, "dataset": r.dataset.spec, **asdict(d)}
+
+        def valid() -> bool:
+            meta = self._open().meta
+            return bool(meta.complete) and meta.teacher.sha256 == teacher_token
+
+        def execute(resume: bool) -> dict[str, Any]:
+            from sortkd_cache.pipelines.dump import DumpConfig, dump
+
+            res = dump(
+                DumpConfig(
+                    dataset=r.dataset.spec,
+                    teacher=r.teacher.arch,
+                    teacher_ckpt=weights,
+                    out=str(self.store_path),
+                    views=d.views,
+                    seed=d.seed,
+                    augment=d.augment,
+                    dtype=d.dtype,
+                    batch_size=d.batch_size,
+                    chunk_samples=d.chunk_samples,
+                    data_root=r.dataset.data_root,
+                    download=r.dataset.download,
+                    device=self.device,
+                    progress=self.progress,
+                    resume=resume,
+                    overwrite=not resume,
+                )
+            )
+            return {"seconds": res.seconds, "forward_seconds": res.forward_seconds}
+
+        def token() -> str:
+            return config_hash({"dump": config_hash(config), "created": self._open().meta.created})
+
+        return self._stage("dump", config, valid, execute, token)
+
+    def sort(self, dump_token: str | None) -> dict[str, str | None]:
+        return {m: self._sort_one(m, dump_token) for m in self.recipe.sort.methods}
+
+    def _sort_one(self, method: str, dump_token: str | None) -> str | None:
+        config = {"dump": dump_token, "method": method}
+
+        def execute(resume: bool) -> dict[str, Any]:
+            from sortkd_cache.pipelines.sort import SortConfig, sort_store
+
+            res = sort_store(
+                SortConfig(
+                    store=str(self.store_path),
+                    method=method,
+                    overwrite=not resume,
+                    progress=self.progress,
+                )
+            )
+            return {"seconds": res.seconds}
+
+        def token() -> str:
+            created = self._open().kind_attrs(method).get("created")
+            return config_hash({"sort": config_hash(config), "created": created})
+
+        def valid() -> bool:
+            return bool(self._open().kind_complete(method))
+
+        return self._stage(f"sort:{method}", config, valid, execute, token)
+
+    def students(self, dump_token: str | None, sort_tokens: dict[str, str | None]) -> None:
+        for spec in self.recipe.students:
+            uses_raw = spec.loss == "ce" or spec.logits == "raw"
+            source = dump_token if uses_raw else sort_tokens.get(spec.logits)
+            for seed in spec.seeds:
+                self._student_one(spec, seed, source)
+
+    def _student_one(self, spec: StudentSpec, seed: int, source: str | None) -> None:
+        r = self.recipe
+        run_dir = student_dir(self.out, spec, seed)
+        config = {"input": source, **spec.train_params(), "seed": seed}
+
+        def execute(resume: bool) -> dict[str, Any]:
+            from sortkd_cache.pipelines.train import TrainConfig, train
+
+            again = resume and not _summary_exists(run_dir)
+            res = train(
+                TrainConfig(
+                    cache=str(self.store_path),
+                    dataset=r.dataset.spec,
+                    data_root=r.dataset.data_root,
+                    out=str(run_dir),
+                    seed=seed,
+                    device=self.device,
+                    progress=self.progress,
+                    resume=again,
+                    overwrite=not again,
+                    **spec.train_params(),
+                )
+            )
+            return {"test_top1": res.final_test_top1, "seconds": res.seconds}
+
+        self._stage(
+            f"student:{spec.slug}:seed{seed}",
+            config,
+            lambda: _summary_exists(run_dir),
+            execute,
+            lambda: "",
+        )
+
+
+def run_recipe(
+    recipe: Recipe,
+    out: str | os.PathLike[str],
+    *,
+    device: str | None = None,
+    progress: bool = True,
+    dry_run: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> RunReport:
+    """Execute (or, with ``dry_run``, only plan) every stage of ``recipe`` into ``out``.
+
+    ``device`` overrides the recipe's. Stage lines go to ``log`` (default: stderr). With the
+    recipe's ``threads`` set, torch uses that many CPU threads until the run returns.
+    """
+    from sortkd_cache.pipelines._common import resolve_device
+
+    device = device or recipe.device
+    resolve_device(device)
+    if recipe.threads is None:
+        return _run(recipe, Path(out), device, progress, dry_run, log)
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(recipe.threads)
+    try:
+        return _run(recipe, Path(out), device, progress, dry_run, log)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(
+    recipe: Recipe,
+    out_path: Path,
+    device: str,
+    progress: bool,
+    dry_run: bool,
+    log: Callable[[str], None] | None,
+) -> RunReport:
+    runner = _Runner(recipe, out_path, device, progress, dry_run, log or _stderr)
+    report = RunReport(recipe=recipe.name, out=str(out_path), dry_run=dry_run)
+    if dry_run:
+        _run_stages(runner)
+        report.stages = runner.outcomes
+        return report
+    from sortkd_cache.pipelines._run_results import collect_results, write_results
+    from sortkd_cache.store import writer_lock
+
+    out_path.mkdir(parents=True, exist_ok=True)
+    with writer_lock(out_path, f"sortkd-cache run {recipe.name}"):
+        _write_recipe(recipe, out_path)
+        _run_stages(runner)
+        report.stages = runner.outcomes
+        results = collect_results(recipe, out_path, runner.outcomes)
+        report.results = results
+        report.table = write_results(out_path, results)
+    return report
+
+
+def _run_stages(runner: _Runner) -> None:
+    teacher_token, weights = runner.teacher()
+    dump_token = runner.dump(teacher_token, weights)
+    sort_tokens = runner.sort(dump_token)
+    runner.students(dump_token, sort_tokens)
+
+
+def _write_recipe(recipe: Recipe, out: Path) -> None:
+    """OUT/recipe.json: the validated recipe this output was last run with."""
+    import json
+
+    tmp = out / "recipe.json.tmp"
+    tmp.write_text(json.dumps(recipe.to_dict(), indent=2, sort_keys=True))
+    os.replace(tmp, out / "recipe.json")

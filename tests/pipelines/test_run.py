@@ -1,0 +1,273 @@
+"""`sortkd-cache run`: end to end, stage skipping, and invalidation of only what changed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sortkd_cache import open_store
+from sortkd_cache.pipelines.recipe import load_recipe
+from sortkd_cache.pipelines.run import RunReport, run_recipe
+
+from ..conftest import CLI, cli_env
+
+TINY = """\
+name = "tiny"
+seeds = [0]
+threads = 1
+
+[dataset]
+spec = "digits"
+
+[teacher]
+arch = "digits_mlp"
+epochs = 1
+milestones = []
+
+[dump]
+views = 2
+
+[sort]
+methods = ["sort"]
+
+[train]
+student = "digits_mlp"
+epochs = 1
+milestones = []
+
+[[students]]
+name = "KD raw"
+loss = "kd"
+logits = "raw"
+
+[[students]]
+name = "KD sort"
+loss = "kd"
+logits = "sort"
+"""
+
+STUDENTS = ["student:kd-raw:seed0", "student:kd-sort:seed0"]
+ALL = ["teacher", "dump", "sort:sort", *STUDENTS]
+
+
+def _run(tmp: Path, out: Path, *overrides: str, dry_run: bool = False) -> RunReport:
+    path = tmp / "tiny.toml"
+    if not path.exists():
+        path.write_text(TINY)
+    recipe = load_recipe(str(path), overrides)
+    return run_recipe(
+        recipe, out, device="cpu", progress=False, dry_run=dry_run, log=lambda _: None
+    )
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunReport]:
+    """One complete run of the tiny recipe (copied by the tests that change it)."""
+    tmp = tmp_path_factory.mktemp("run")
+    out = tmp / "out"
+    return out, _run(tmp, out)
+
+
+def _copy(done: tuple[Path, RunReport], tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    shutil.copytree(done[0], out)
+    return out
+
+
+def test_first_run_runs_every_stage_and_writes_results(done: tuple[Path, RunReport]) -> None:
+    out, report = done
+    assert report.ran() == ALL
+    assert [s.reason for s in report.stages] == ["not run before"] * len(ALL)
+    for name in ("results.json", "results.md", "results.png", "run-state.json", "recipe.json"):
+        assert (out / name).is_file(), name
+    assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = json.loads((out / "results.json").read_text())
+    store = open_store(str(out / "store.zarr"))
+    acc = np.mean(store.meta.teacher_accuracy)
+    assert res["teacher"]["train_view_error_rate"] == pytest.approx(1 - acc)
+    changed = sum(store.kind_attrs("sort")["stats"]["changed_rows"])
+    assert res["sort"]["sort"]["changed_rows"] == changed
+    assert res["sort"]["sort"]["total_rows"] == store.num_samples * 2
+    names = [v["name"] for v in res["variants"]]
+    assert names == ["KD raw", "KD sort"]
+    kd_sort = res["variants"][1]
+    summary = json.loads((out / "students/kd-sort/seed0/summary.json").read_text())
+    assert kd_sort["test_top1"] == [summary["final_test_top1"]]
+    assert kd_sort["n"] == 1 and kd_sort["std"] == 0.0
+    assert kd_sort["twin"] == "KD raw"
+    assert kd_sort["delta_vs_raw"] == pytest.approx(kd_sort["mean"] - res["variants"][0]["mean"])
+    assert res["timing"]["dump_seconds"] == pytest.approx(store.meta.dump_seconds)
+    assert res["timing"]["student_runs"] == 2
+    table = (out / "results.md").read_text()
+    assert table == report.table
+    assert "| KD sort | digits_mlp | kd | sort |" in table
+    assert "train-view error rate" in table and "teacher inference (dump)" in table
+
+
+def test_second_run_does_no_stage_twice(done: tuple[Path, RunReport], tmp_path: Path) -> None:
+    out = _copy(done, tmp_path)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("summary.json")}
+    report = _run(tmp_path, out)
+    assert report.ran() == []
+    assert {s.action for s in report.stages} == {"skipped"}
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("summary.json")} == before
+    assert report.table == done[1].table.replace(str(done[0]), str(out))
+
+
+def test_dry_run_plans_without_writing(done: tuple[Path, RunReport], tmp_path: Path) -> None:
+    out = _copy(done, tmp_path)
+    state = (out / "run-state.json").read_text()
+    report = _run(tmp_path, out, "dump.views=3", dry_run=True)
+    assert report.ran() == ["dump", "sort:sort", *STUDENTS]
+    assert report.stages[0].action == "would skip"
+    assert report.stages[1].reason == "changed: views 2 -> 3"
+    assert report.results is None
+    assert (out / "run-state.json").read_text() == state
+    fresh = _run(tmp_path, tmp_path / "fresh", dry_run=True)
+    assert fresh.ran() == ALL and not (tmp_path / "fresh").exists()
+
+
+def test_changed_student_field_reruns_only_students(
+    done: tuple[Path, RunReport], tmp_path: Path
+) -> None:
+    out = _copy(done, tmp_path)
+    report = _run(tmp_path, out, "train.lr=0.02")
+    assert report.ran() == STUDENTS
+    assert all("lr 0.05 -> 0.02" in s.reason for s in report.stages if s.action == "ran")
+    config = json.loads((out / "students/kd-raw/seed0/config.json").read_text())
+    assert config["lr"] == 0.02
+
+
+def test_changed_views_reruns_dump_sort_students_not_teacher(
+    done: tuple[Path, RunReport], tmp_path: Path
+) -> None:
+    out = _copy(done, tmp_path)
+    teacher_mtime = (out / "teacher/model.safetensors").stat().st_mtime_ns
+    report = _run(tmp_path, out, "dump.views=3")
+    assert report.ran() == ["dump", "sort:sort", *STUDENTS]
+    reasons = {s.stage: s.reason for s in report.stages}
+    assert reasons["dump"] == "changed: views 2 -> 3"
+    assert reasons["sort:sort"] == "changed: dump output changed"
+    assert (out / "teacher/model.safetensors").stat().st_mtime_ns == teacher_mtime
+    assert open_store(str(out / "store.zarr")).num_views == 3
+    assert _run(tmp_path, out, "dump.views=3").ran() == []
+
+
+def test_changed_teacher_reruns_everything(done: tuple[Path, RunReport], tmp_path: Path) -> None:
+    out = _copy(done, tmp_path)
+    assert _run(tmp_path, out, "teacher.lr=0.1").ran() == ALL
+
+
+def test_missing_output_reruns_that_stage_only(
+    done: tuple[Path, RunReport], tmp_path: Path
+) -> None:
+    out = _copy(done, tmp_path)
+    shutil.rmtree(out / "students/kd-sort/seed0")
+    report = _run(tmp_path, out)
+    assert report.ran() == ["student:kd-sort:seed0"]
+    assert report.stages[-1].reason == "output missing or incomplete"
+
+
+def test_added_variant_and_seed_run_alone(done: tuple[Path, RunReport], tmp_path: Path) -> None:
+    out = _copy(done, tmp_path)
+    (tmp_path / "tiny.toml").write_text(
+        TINY.replace("seeds = [0]", "seeds = [0, 1]")
+        + '\n[[students]]\nname = "CE only"\nloss = "ce"\nseeds = [0]\n'
+    )
+    report = _run(tmp_path, out)
+    assert report.ran() == [
+        "student:kd-raw:seed1",
+        "student:kd-sort:seed1",
+        "student:ce-only:seed0",
+    ]
+    res = report.results
+    assert res is not None
+    assert [(v["name"], v["n"]) for v in res["variants"]] == [
+        ("KD raw", 2),
+        ("KD sort", 2),
+        ("CE only", 1),
+    ]
+    assert res["variants"][2]["logits"] is None
+
+
+def test_missing_teacher_checkpoint_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "ck.toml"
+    path.write_text(
+        TINY.replace("epochs = 1\nmilestones = []\n\n[dump]", 'checkpoint = "nope.pth"\n[dump]')
+    )
+    from sortkd_cache.errors import CheckpointError
+
+    with pytest.raises(
+        CheckpointError, match=r"ck\.toml: teacher\.checkpoint 'nope.pth' not found"
+    ):
+        run_recipe(load_recipe(str(path)), tmp_path / "o", device="cpu", dry_run=True)
+
+
+def test_cli_runs_the_shrunk_demo_recipe(tmp_path: Path) -> None:
+    """`make demo`'s recipe, shrunk with --set, end to end through the console script."""
+    out = tmp_path / "demo"
+    shrink = [
+        "--set=seeds=[0]",
+        "--set=teacher.arch=digits_mlp",
+        "--set=teacher.epochs=1",
+        "--set=dump.views=2",
+        "--set=train.epochs=1",
+        "--set=train.milestones=[]",
+    ]
+    cmd = [CLI, "run", "digits_demo", "--out", str(out), "--device", "cpu", *shrink]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "| variant |" in proc.stdout and "| KD sort | digits_cnn_s | kd | sort |" in proc.stdout
+    assert "| DKD sort |" in proc.stdout and "train-view error rate" in proc.stdout
+    assert "[student:dkd-sort:seed0] ran" in proc.stderr  # stage lines go to stderr
+    assert "[student" not in proc.stdout
+    assert (out / "results.png").stat().st_size > 1000
+    res = json.loads((out / "results.json").read_text())
+    assert len(res["variants"]) == len(load_recipe("digits_demo").students)
+
+
+def test_teacher_checkpoint_is_hashed_not_trained(
+    done: tuple[Path, RunReport], tmp_path: Path
+) -> None:
+    """The same weights given as a checkpoint leave the dump valid; other weights redo it."""
+    out = _copy(done, tmp_path)
+    weights = tmp_path / "teacher.safetensors"
+    shutil.copy(out / "teacher/model.safetensors", weights)
+    text = TINY.replace(
+        "epochs = 1\nmilestones = []\n\n[dump]", f'checkpoint = "{weights}"\n\n[dump]'
+    )
+    (tmp_path / "tiny.toml").write_text(text)
+    report = _run(tmp_path, out)
+    assert report.ran() == []
+    assert report.stages[0].reason == "weights from checkpoint teacher.safetensors"
+    res = report.results
+    assert res is not None and res["teacher"]["test_top1"] is None
+    assert "teacher digits_mlp: train-view error rate" in report.table
+    other = tmp_path / "other" / "teacher.safetensors"
+    other.parent.mkdir()
+    shutil.copy(done[0] / "students/kd-raw/seed0/model.safetensors", other)
+    (tmp_path / "tiny.toml").write_text(text.replace(str(weights), str(other)))
+    report = _run(tmp_path, out)
+    assert report.ran() == ["dump", "sort:sort", *STUDENTS]
+    assert report.stages[1].reason == "changed: teacher output changed"
+
+
+def test_interrupted_stage_resumes(done: tuple[Path, RunReport], tmp_path: Path) -> None:
+    out = _copy(done, tmp_path)
+    run_dir = out / "students/kd-raw/seed0"
+    (run_dir / "summary.json").unlink()  # as if killed after its last checkpoint
+    state_path = out / "run-state.json"
+    state = json.loads(state_path.read_text())
+    state["stages"]["student:kd-raw:seed0"]["status"] = "started"
+    state_path.write_text(json.dumps(state))
+    metrics = (run_dir / "metrics.jsonl").read_text()
+    report = _run(tmp_path, out)
+    assert report.ran() == ["student:kd-raw:seed0"]
+    assert report.stages[-2].reason == "resuming an interrupted run"
+    assert (run_dir / "summary.json").is_file()
+    assert (run_dir / "metrics.jsonl").read_text() == metrics  # resumed, not retrained
