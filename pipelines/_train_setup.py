@@ -152,12 +152,12 @@ def prepare(cfg: Any) -> Setup:
     store = None
     if cfg.cache is not None:
         store = open_store(cfg.cache, "r", storage_options=cfg.storage_options)
-        needs = [cfg.logits] if cfg.online_teacher is None and cfg.loss != "ce" else None
-        quick_check(store, needs)
         if not store.meta.complete:
             raise StoreError(f"store '{cfg.cache}' is incomplete (its dump did not finish)")
         if cfg.online_teacher is None and cfg.loss != "ce":
             store.logits(cfg.logits)
+        needs = [cfg.logits] if cfg.online_teacher is None and cfg.loss != "ce" else None
+        quick_check(store, needs)
         train_ds = load_store_dataset(store, cfg.dataset, data_root=cfg.data_root)
         test_spec = cfg.dataset or store.meta.dataset.spec
         recipe = AugmentRecipe.from_dict(store.meta.augment)
