@@ -69,12 +69,13 @@ def command(**kw: object) -> None:
       sortkd-cache dump ... --out c100.zarr --resume      # after an interruption
       torchrun --nproc-per-node 4 -m sortkd_cache.cli dump ...   # scale out
     """
-    from sortkd_cache.pipelines.distributed import dist_context
+    from sortkd_cache.pipelines.distributed import dist_context, rank_device
     from sortkd_cache.pipelines.dump import DumpConfig, dump
 
     as_json = bool(kw.pop("as_json"))
     progress = not kw.pop("no_progress")
-    with dist_context() as (rank, world):
+    kw["device"] = rank_device(str(kw["device"]))  # under torchrun: cuda:LOCAL_RANK
+    with dist_context("gloo") as (rank, world):  # barriers and counts only: gloo, also on GPUs
         cfg = DumpConfig(progress=progress and rank == 0, rank=rank, world_size=world, **kw)  # type: ignore[arg-type]
         result = dump(cfg)
     if rank != 0:

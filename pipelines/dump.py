@@ -33,7 +33,7 @@ import torch
 from sortkd_cache._version import __version__
 from sortkd_cache.errors import ConfigError, NonFiniteLogitsError, StoreError, StoreExistsError
 from sortkd_cache.pipelines._common import build_teacher, progress_bar, resolve_device, utc_now
-from sortkd_cache.pipelines.distributed import barrier
+from sortkd_cache.pipelines.distributed import all_sum, barrier
 from sortkd_cache.store import (
     CacheStore,
     DatasetRecord,
@@ -243,17 +243,24 @@ def _check_out_free(cfg: DumpConfig) -> None:
 
 
 def open_or_create(cfg: DumpConfig, meta: StoreMeta, labels: np.ndarray) -> CacheStore:
-    """The store to dump into: resumed, or created (replacing only with --overwrite)."""
+    """The store to dump into: resumed, or created (replacing only with --overwrite).
+
+    Half-written ``*.partial`` files of a killed writer are deleted once the directory is
+    known to be this dump's store; call it holding the store's writer lock."""
     path = Path(parse_location(cfg.out).path)
     overwrite = cfg.overwrite
     if cfg.resume and _occupied(path):
-        if not _interrupted_creation(path, cfg, meta):
+        interrupted = _interrupted_creation(path, cfg, meta)  # raises unless it is ours
+        clean_partial_files(path)
+        if not interrupted:
             store = open_store(cfg.out, mode="r+")
             _check_resumable(cfg.out, store.meta, meta)
             if not store.meta.complete:
                 _check_batch_size(store, cfg)
             return store
         overwrite = (path / "zarr.json").is_file()  # our own half-created store: replace it
+    elif not _occupied(path):
+        clean_partial_files(path)  # nothing but a lock and half-written files: start afresh
     store = create_store(cfg.out, meta, labels, overwrite=overwrite)
     store.create_kind("raw", cfg.dtype, overwrite=True)
     store.set_kind_attrs("raw", {"kind": "raw", "complete": False, "batch_size": cfg.batch_size})
@@ -317,7 +324,7 @@ def run_units(
     bar = progress_bar(total, "dump", "img", cfg.progress)
     # Leaving the pool waits for every submitted write, also when an error propagates:
     # chunks finished before a failure are kept.
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sortkd-write") as pool:
+    with bar, ThreadPoolExecutor(max_workers=2, thread_name_prefix="sortkd-write") as pool:
 
         def finish(unit: tuple[int, int, np.ndarray, torch.Tensor, Any]) -> None:
             nonlocal forward, pending
@@ -362,7 +369,6 @@ def run_units(
             finish(inflight)
         for f in pending:
             f.result()
-    bar.close()
     return len(todo), skipped, total, forward
 
 
@@ -429,8 +435,6 @@ def dump(cfg: DumpConfig) -> DumpResult:
     )
     with lock:
         if cfg.rank == 0:
-            if cfg.resume:
-                clean_partial_files(loc.path)
             store = open_or_create(cfg, meta, ds.labels)
         barrier()
         if cfg.rank != 0:
@@ -439,7 +443,8 @@ def dump(cfg: DumpConfig) -> DumpResult:
         setup = time.perf_counter() - t_start
         blocks = [b for b in range(store.num_blocks) if b % cfg.world_size == cfg.rank]
         written, skipped, rows, forward = run_units(store, ds, recipe, model, cfg, device, blocks)
-        barrier()
+        # every rank's counts, summed; also the barrier before rank 0 finalises
+        written, skipped, rows = (int(x) for x in all_sum([written, skipped, rows]))
         seconds = time.perf_counter() - t_start
         acc = finalize(store, seconds) if cfg.rank == 0 else []
     return DumpResult(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sortkd_cache.store import LOGIT_KINDS, open_store
+from sortkd_cache.store import LOGIT_KINDS, open_store, read_lock
 
 __all__ = ["format_info", "store_info"]
 
@@ -41,6 +41,7 @@ def store_info(location: str, storage_options: dict[str, Any] | None = None) -> 
     if not meta.complete:
         progress = store.progress("raw")
         out["raw_progress"] = {"done": int((progress >= 0).sum()), "total": int(progress.size)}
+    out["writer"] = read_lock(store.location.path) if store.location.kind == "dir" else None
     return out
 
 
@@ -61,6 +62,12 @@ def format_info(info: dict[str, Any]) -> str:
         p = info["raw_progress"]
         lines.append(
             f"status     INCOMPLETE: {p['done']}/{p['total']} chunks dumped (use --resume)"
+        )
+    writer = info.get("writer")
+    if writer:
+        lines.append(
+            f"writer     {writer.get('purpose', '?')} (host {writer.get('host')}, pid "
+            f"{writer.get('pid')}, since {writer.get('since')}) holds the writer lock"
         )
     if info["teacher_accuracy"]:
         acc = " ".join(f"{a:.3f}" for a in info["teacher_accuracy"])

@@ -130,15 +130,15 @@ def test_two_ranks_equal_single_process(
 ) -> None:
     out = tmp_path / "multi.zarr"
     proc = subprocess.run(
-        torchrun_cmd(*DUMP, "--out", str(out)),
+        torchrun_cmd(*DUMP, "--out", str(out), "--json"),
         env=scale_env,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # only rank 0 reports
-    assert len([ln for ln in proc.stdout.splitlines() if ln.startswith("dumped")]) == 1
+    result = json.loads(proc.stdout)  # only rank 0 reports: one JSON object
+    assert (result["units_written"], result["units_skipped"]) == (TOTAL_UNITS, 0)
     stores_equal(single_store, out)
     assert not (out / ".sortkd-lock.json").exists()
 
