@@ -12,11 +12,10 @@ twin). The work is proportional to what moves:
    with a lower index), those entries stable-sorted per row by descending key, and a shift: the
    label takes the row maximum, each class above it the value of the next one down.
 4. Signed zeros: -0.0 and +0.0 are the only equal values with different bits, so for rows
-   holding both the output bits depend on how ``v`` (the row's values in descending order) is
-   computed. The reference computes ``v = np.sort(row)[::-1]``; those rows (rare in real
-   logits) go through :func:`literal_rows`, which does exactly that, so every reference case
-   matches bit for bit. numpy's vectorised float sort may return a zero with either sign, so
-   for such rows the output is a permutation by value, not always by bits.
+   holding both, the output bits depend on how ``v`` (the row's values in descending order)
+   orders them. Those rows (rare in real logits) go through :func:`literal_rows`, which
+   reproduces the reference cases: float16 in IEEE total order (+0.0 first), float32/64 as
+   numpy's float sort leaves them (see :func:`_descending_values`).
 
 NaN is rejected upstream (``NonFiniteLogitsError`` at dump time). Were one present, it ranks
 by its bit pattern (a NaN with a clear sign bit above +inf, one with the sign bit set below
@@ -125,16 +124,31 @@ def mixed_zero_rows(z: _Arr) -> _IntArr:
     return np.asarray(rows[has_pos], dtype=np.int64)
 
 
-def literal_rows(z: _Arr, y: _IntArr) -> _Arr:
-    """The definition applied literally: ``out[order[k]] = v[k]`` with ``v`` numpy's sort.
+def _descending_values(z: _Arr) -> _Arr:
+    """``v``, each row's values in descending order, with the reference's signed zeros.
 
-    Used for rows holding both signed zeros, whose output bits depend on how the values are
-    sorted: the reference takes ``v = np.sort(row)[::-1]``, and so do we.
+    Only the signs of zeros depend on this choice. The reference cases fix them: float16
+    rows list +0.0 before -0.0 (IEEE-754 total order, a bitwise permutation of the row);
+    float32/float64 rows follow numpy's own float sort (its vectorised x86 sort may return a
+    zero with either sign, so such rows are a permutation by value, not always by bits).
+    """
+    if z.dtype == np.float16:
+        b = _bits(z).astype(np.int64)
+        total = np.where(b < 0, -(b & 0x7FFF) - 1, b)  # IEEE total order: -0.0 below +0.0
+        return np.take_along_axis(z, np.argsort(-total, axis=1, kind="stable"), axis=1)
+    return np.sort(z, axis=1)[:, ::-1]
+
+
+def literal_rows(z: _Arr, y: _IntArr) -> _Arr:
+    """The definition applied literally: ``out[order[k]] = v[k]``.
+
+    Used for rows holding both signed zeros, whose output bits depend on how ``v`` (the row's
+    values in descending order) orders the two zeros; see :func:`_descending_values`.
     """
     n, c = z.shape
     k = _key(_bits(z)).astype(np.int64)
     idx = np.argsort(-k, axis=1, kind="stable")  # descending value, lower index first
-    v = np.sort(z, axis=1)[:, ::-1]
+    v = _descending_values(z)
     keep = idx != y[:, None]
     order = np.empty_like(idx)
     order[:, 0] = y

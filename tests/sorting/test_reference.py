@@ -96,7 +96,7 @@ def test_sort_matches_reference(name: str, backend: str) -> None:
 
 
 def test_mixed_zero_rows_follow_numpys_sort() -> None:
-    """The reference's v is np.sort(row)[::-1]: rows with both signed zeros take its bits."""
+    """Rows with both signed zeros take the reference's zero signs; the others are permutations."""
     from sortkd_cache.sorting._numpy import literal_rows, mixed_zero_rows
 
     for name in NAMES:
