@@ -44,12 +44,22 @@ def synthetic_labels(n: int, c: int, seed: int = 0) -> np.ndarray:
 def synthetic_logits(
     labels: np.ndarray, c: int, accuracy: float, seed: int, dtype: str
 ) -> np.ndarray:
-    """Teacher-like logits [n, c]: the label holds the maximum in about ``accuracy`` of rows."""
+    """Teacher-like logits [n, c]: the label holds the maximum in about ``accuracy`` of rows.
+
+    In the other rows the label sits at rank 1 + Geometric(0.4) (mean 2.5, capped at C - 1),
+    as with a real teacher, whose wrong answers usually rank the truth second or third.
+    """
     rng = np.random.default_rng(seed)
     n = labels.shape[0]
     z = rng.normal(0.0, 2.0, size=(n, c)).astype(np.float32)
-    rows = np.flatnonzero(rng.random(n) < accuracy)
-    z[rows, labels[rows]] = z[rows].max(axis=1) + 0.5
+    order = np.argsort(-z, axis=1)
+    wrong = rng.random(n) >= accuracy
+    rank = np.where(wrong, np.minimum(rng.geometric(0.4, n), c - 1), 0)
+    rows = np.arange(n)
+    target = order[rows, rank]
+    at_label = z[rows, labels].copy()
+    z[rows, labels] = z[rows, target]
+    z[rows, target] = at_label
     return z.astype(dtype)
 
 

@@ -52,7 +52,7 @@ def _figures(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
             rows += (
                 _figures(v, f"{prefix}{k}.")
                 if isinstance(v, dict | list)
-                else ([(prefix + k, v)] if any(w in k for w in KEYWORDS) else [])
+                else ([(prefix + k, v)] if any(w in prefix + k for w in KEYWORDS) else [])
             )
     elif isinstance(obj, list):
         for i, v in enumerate(obj):

@@ -71,12 +71,17 @@ def chunk_stats(raw: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
 
     ranks = label_rank(raw, labels)
     changed = ranks > 0
-    top = raw.argmax(axis=1)
-    pairs = Counter(zip(labels[changed].tolist(), top[changed].tolist(), strict=True))
+    top = raw[changed].argmax(axis=1)  # rows the label tops (rank 0) need no argmax
+    c = raw.shape[1]
+    pair_ids, pair_counts = np.unique(labels[changed] * c + top, return_counts=True)
+    hist = np.bincount(ranks)
+    nz = np.flatnonzero(hist)
     return {
         "changed": int(changed.sum()),
-        "ranks": Counter(ranks.tolist()),
-        "pairs": pairs,
+        "ranks": Counter(dict(zip(nz.tolist(), hist[nz].tolist(), strict=True))),
+        "pairs": Counter(
+            {(int(p // c), int(p % c)): int(n) for p, n in zip(pair_ids, pair_counts, strict=True)}
+        ),
     }
 
 

@@ -47,6 +47,13 @@ def _zarr_get(arr: Any, selection: Any, what: str) -> np.ndarray:
     return np.asarray(out)
 
 
+def _has_nan(a: np.ndarray) -> bool:
+    """NaN anywhere (float16 through its bit pattern: numpy's float16 isnan is slow)."""
+    if a.dtype == np.float16:
+        return bool(((a.view(np.uint16) & 0x7FFF) > 0x7C00).any())
+    return bool(np.isnan(a).any())
+
+
 class LogitsArray:
     """Read-only [N, V, C] logits with numpy-style slicing and checked reads.
 
@@ -81,7 +88,7 @@ class LogitsArray:
 
     def __getitem__(self, selection: Any) -> np.ndarray:
         out = _zarr_get(self._array, selection, f"{self._where} logits/{self.kind}[{selection!r}]")
-        if out.dtype.kind == "f" and np.isnan(out).any():
+        if out.dtype.kind == "f" and _has_nan(out):
             raise CorruptChunkError(
                 f"{self._where} logits/{self.kind}[{selection!r}]: missing chunk (reads as NaN)"
             )
@@ -105,6 +112,7 @@ class CacheStore:
         self.mode = mode
         self._group = group
         self._meta: StoreMeta | None = None
+        self._arrays: dict[str, Any] = {}  # opened array handles (metadata read once)
 
     # -- identity ---------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -148,18 +156,24 @@ class CacheStore:
         return block_bounds(block, self.num_samples, self.chunk_samples)
 
     # -- arrays -----------------------------------------------------------------------------
-    def _array(self, path: str) -> Any:
+    def _fresh(self, path: str) -> Any | None:
+        """Open ``path`` anew (current attributes), refreshing the handle cache."""
         try:
-            return self._group[path]
+            arr = self._group[path]
         except KeyError:
-            raise SchemaError(f"store '{self.url}' is missing array '{path}'") from None
+            self._arrays.pop(path, None)
+            return None
+        self._arrays[path] = arr
+        return arr
+
+    def _array(self, path: str) -> Any:
+        arr = self._arrays.get(path) or self._fresh(path)
+        if arr is None:
+            raise SchemaError(f"store '{self.url}' is missing array '{path}'")
+        return arr
 
     def has_array(self, path: str) -> bool:
-        try:
-            self._group[path]
-        except KeyError:
-            return False
-        return True
+        return path in self._arrays or self._fresh(path) is not None
 
     @cached_property
     def labels(self) -> np.ndarray:
@@ -189,11 +203,13 @@ class CacheStore:
         return [k for k in LOGIT_KINDS if self.kind_complete(k)]
 
     def kind_attrs(self, kind: str) -> dict[str, Any]:
-        if not self.has_array(logits_path(kind)):
-            return {}
-        return dict(self._group[logits_path(kind)].attrs)
+        arr = self._fresh(logits_path(kind))
+        return {} if arr is None else dict(arr.attrs)
 
     def kind_complete(self, kind: str) -> bool:
+        cached = self._arrays.get(logits_path(kind))
+        if cached is not None and cached.attrs.get("complete", False):
+            return True  # completion only goes back with --overwrite, under the writer lock
         return bool(self.kind_attrs(kind).get("complete", False))
 
     def logits(self, kind: str = "raw") -> LogitsArray:
@@ -206,13 +222,13 @@ class CacheStore:
             raise LogitsKindError(
                 f"store '{self.url}' has no complete '{kind}' logits (present: {present}){hint}"
             )
-        return LogitsArray(self._group[logits_path(kind)], kind, self.url)
+        return LogitsArray(self._array(logits_path(kind)), kind, self.url)
 
     def progress(self, kind: str) -> np.ndarray:
         """int64 [blocks, V]: -1 where a (block, view) chunk is not written yet."""
         if not self.has_array(progress_path(kind)):
             return np.full((self.num_blocks, self.num_views), -1, dtype=np.int64)
-        return _zarr_get(self._group[progress_path(kind)], ..., f"{self.url} progress/{kind}")
+        return _zarr_get(self._array(progress_path(kind)), ..., f"{self.url} progress/{kind}")
 
     def raw_array(self, path: str) -> Any:
         """The underlying zarr array at ``path`` (for stages and verification)."""
@@ -235,7 +251,7 @@ class CacheStore:
         exists = self.has_array(logits_path(kind))
         if exists and not overwrite:
             return
-        self._group.create_array(
+        self._arrays[logits_path(kind)] = self._group.create_array(
             logits_path(kind),
             shape=(n, v, c),
             chunks=(s, 1, c),
@@ -245,7 +261,7 @@ class CacheStore:
             overwrite=True,
             attributes={"kind": kind, "complete": False},
         )
-        self._group.create_array(
+        self._arrays[progress_path(kind)] = self._group.create_array(
             progress_path(kind),
             shape=(self.num_blocks, v),
             chunks=(1, 1),
@@ -269,7 +285,8 @@ class CacheStore:
             overwrite=True,
         )
         lab[...] = labels.astype(np.int64)
-        self._group.create_array(
+        self._arrays[LABELS] = lab
+        self._arrays[PARAMS] = self._group.create_array(
             PARAMS,
             shape=(n, v, NUM_PARAMS),
             chunks=(s, 1, NUM_PARAMS),
@@ -295,9 +312,9 @@ class CacheStore:
         self._require_writable()
         start, stop = self.block_bounds(block)
         if params is not None:
-            self._group[PARAMS][start:stop, view] = params
-        self._group[logits_path(kind)][start:stop, view] = values
-        self._group[progress_path(kind)][block, view] = int(count)
+            self._array(PARAMS)[start:stop, view] = params
+        self._array(logits_path(kind))[start:stop, view] = values
+        self._array(progress_path(kind))[block, view] = int(count)
 
     def create_array(
         self,
@@ -313,8 +330,8 @@ class CacheStore:
         """Create (or open, unless ``overwrite``) an extra checksummed array."""
         self._require_writable()
         if self.has_array(path) and not overwrite:
-            return self._group[path]
-        return self._group.create_array(
+            return self._array(path)
+        arr = self._group.create_array(
             path,
             shape=shape,
             chunks=chunks,
@@ -324,10 +341,15 @@ class CacheStore:
             overwrite=True,
             attributes=attributes or {},
         )
+        self._arrays[path] = arr
+        return arr
 
     def set_kind_attrs(self, kind: str, attrs: Mapping[str, Any]) -> None:
         self._require_writable()
-        self._group[logits_path(kind)].attrs.update(dict(attrs))
+        arr = self._fresh(logits_path(kind))
+        if arr is None:
+            raise SchemaError(f"store '{self.url}' is missing array '{logits_path(kind)}'")
+        arr.attrs.update(dict(attrs))
 
 
 def open_store(

@@ -1,0 +1,1 @@
+"""The recipes shipped with sortkd-cache (TOML files; see docs/recipes.md)."""
