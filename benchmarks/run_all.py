@@ -107,14 +107,18 @@ def main() -> None:
     sys.path.insert(0, str(HERE))
     from _common import machine
 
-    results: dict[str, Any] = {"_meta": {"machine": machine(), "date": dt.date.today().isoformat()}}
+    store_dir = HERE / "results"
+    previous = store_dir / f"{args.device_tag}.json"
+    results: dict[str, Any] = (
+        json.loads(previous.read_text()) if args.only and previous.exists() else {}
+    )  # --only refreshes some benchmarks and keeps the others' last results
+    results["_meta"] = {"machine": machine(), "date": dt.date.today().isoformat()}
     for _name, script in BENCHES:
         if args.only and script not in args.only:
             continue
         print(f"running {script} ...", file=sys.stderr, flush=True)
         results[script] = run_bench(script, args.quick)
         print(f"  done in {results[script]['wall_seconds']} s", file=sys.stderr, flush=True)
-    store_dir = HERE / "results"
     store_dir.mkdir(exist_ok=True)
     (store_dir / f"{args.device_tag}.json").write_text(json.dumps(results, indent=1))
     sections = []
