@@ -15,26 +15,28 @@ that a stage runs before it starts.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
-import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from sortkd_cache.errors import CorruptChunkError, SchemaError, StoreError, StoreNotFoundError
+from sortkd_cache.errors import SchemaError, StoreError, StoreNotFoundError
 from sortkd_cache.store._backend import Location, list_keys, open_backend, parse_location, read_keys
+from sortkd_cache.store._checks import (
+    LAYOUT_CODECS,
+    Problem,
+    VerifyReport,
+    quick_check,
+    quick_problems,
+)
 from sortkd_cache.store._layout import (
     LABELS,
     LOGIT_KINDS,
-    NUM_PARAMS,
     PARAMS,
     logits_path,
-    num_blocks,
     progress_path,
 )
 from sortkd_cache.store._lock import LOCK_NAME
@@ -43,200 +45,9 @@ from sortkd_cache.store._store import CacheStore
 
 __all__ = ["Problem", "VerifyReport", "quick_check", "quick_problems", "verify_store"]
 
-STRUCTURAL = ("schema", "shape", "provenance")
-_SHA = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
-_BATCH = 32
-LAYOUT_CODECS = ("BytesCodec", "ZstdCodec", "Crc32cCodec")
+_BATCH = 32  # chunks read per round trip
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a store: a category, where (array, chunk key) and what."""
-
-    # schema, shape, provenance, progress, missing, checksum, truncated, corrupt, content,
-    # partial, fingerprint
-    category: str
-    message: str
-    array: str | None = None
-    chunk: str | None = None
-
-    def __str__(self) -> str:
-        where = "/".join(p for p in (self.array, self.chunk) if p)
-        return f"{where}: {self.message}" if where else self.message
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """What :func:`verify_store` found. ``sound`` when there is no problem."""
-
-    location: str
-    problems: tuple[Problem, ...] = ()
-    warnings: tuple[str, ...] = ()
-    arrays: tuple[str, ...] = ()
-    chunks_checked: int = 0
-    bytes_read: int = 0
-    seconds: float = 0.0
-    fingerprint_checked: bool = False
-    skipped: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def sound(self) -> bool:
-        return not self.problems
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.update(sound=self.sound, seconds=round(self.seconds, 3))
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-
-# -- the cheap part ---------------------------------------------------------------------------
-def _expected(meta: StoreMeta, path: str) -> tuple[tuple[int, ...], tuple[int, ...], str] | None:
-    """(shape, chunks, dtype) the layout prescribes for ``path``; None for other arrays."""
-    n, v, c, s = meta.num_samples, meta.num_views, meta.num_classes, meta.chunk_samples
-    if path == LABELS:
-        return (n,), (s,), "int64"
-    if path == PARAMS:
-        return (n, v, NUM_PARAMS), (s, 1, NUM_PARAMS), "int32"
-    for kind in LOGIT_KINDS:
-        if path == logits_path(kind):
-            return (n, v, c), (s, 1, c), meta.dtype
-        if path == progress_path(kind):
-            return (num_blocks(n, s), v), (1, 1), "int64"
-    return None
-
-
-def _array_problems(meta: StoreMeta, path: str, arr: Any) -> list[Problem]:
-    out: list[Problem] = []
-    shape, chunks = tuple(int(x) for x in arr.shape), tuple(int(x) for x in arr.chunks)
-    want = _expected(meta, path)
-    if want is not None:
-        w_shape, w_chunks, w_dtype = want
-        if shape != w_shape:
-            out.append(Problem("shape", f"shape {shape}, metadata says {w_shape}", path))
-        if chunks != w_chunks:
-            out.append(Problem("shape", f"chunks {chunks}, layout says {w_chunks}", path))
-        if str(np.dtype(arr.dtype)) != w_dtype:
-            out.append(Problem("shape", f"dtype {np.dtype(arr.dtype)}, expected {w_dtype}", path))
-    elif shape[:2] != (meta.num_samples, meta.num_views):
-        out.append(Problem("shape", f"shape {shape} does not start with [N, V]", path))
-    names = [type(c).__name__ for c in arr.metadata.codecs]
-    if names != list(LAYOUT_CODECS):
-        out.append(
-            Problem(
-                "schema",
-                f"codecs {names}; the layout writes {list(LAYOUT_CODECS)}"
-                " (every chunk zstd-compressed and crc32c-checksummed)",
-                path,
-            )
-        )
-    if np.dtype(arr.dtype).kind not in "biuf":
-        out.append(Problem("schema", f"non-numeric dtype {arr.dtype}", path))
-    return out
-
-
-def _provenance_problems(meta: StoreMeta) -> list[Problem]:
-    out: list[Problem] = []
-    ds, t = meta.dataset, meta.teacher
-
-    def bad(msg: str) -> None:
-        out.append(Problem("provenance", msg))
-
-    if not _SHA.match(ds.fingerprint.lower()):
-        bad(f"dataset fingerprint {ds.fingerprint!r} is not a sha256 digest")
-    if (ds.num_samples, ds.num_classes) != (meta.num_samples, meta.num_classes):
-        bad(
-            f"dataset record has {ds.num_samples} samples / {ds.num_classes} classes, "
-            f"store has {meta.num_samples} / {meta.num_classes}"
-        )
-    if t.init not in ("checkpoint", "random"):
-        bad(f"teacher init {t.init!r} is neither 'checkpoint' nor 'random'")
-    if t.init == "checkpoint" and not (t.sha256 and _SHA.match(t.sha256.lower())):
-        bad(f"teacher weights sha256 {t.sha256!r} is missing or malformed")
-    if meta.dtype not in ("float16", "float32"):
-        bad(f"logits dtype {meta.dtype!r} is not float16 or float32")
-    if min(meta.num_samples, meta.num_views, meta.num_classes, meta.chunk_samples) < 1:
-        bad("num_samples, num_views, num_classes and chunk_samples must all be >= 1")
-    if not meta.tool_version or not meta.created:
-        bad("tool_version or created is empty")
-    if "name" not in meta.augment:
-        bad("augmentation recipe has no 'name'")
-    return out
-
-
-def _progress_problems(store: CacheStore, kind: str, expect_complete: bool) -> list[Problem]:
-    path = progress_path(kind)
-    if not store.has_array(path):
-        return [Problem("schema", "progress markers are missing", path)]
-    try:
-        done = int((store.progress(kind) >= 0).sum())
-    except StoreError as exc:
-        return [Problem("progress", f"progress markers unreadable ({exc})", path)]
-    total = store.num_blocks * store.num_views
-    if done == total:
-        return []
-    if expect_complete:
-        msg = f"marked complete but only {done}/{total} chunks have a progress marker"
-    elif kind == "raw":
-        msg = f"dump incomplete: {done}/{total} chunks written (resume it with dump --resume)"
-    else:
-        msg = f"'{kind}' incomplete: {done}/{total} chunks written (rerun sort --method {kind})"
-    return [Problem("progress", msg, logits_path(kind))]
-
-
-def quick_problems(store: CacheStore, kinds: Sequence[str] | None = None) -> list[Problem]:
-    """Metadata, shapes, dtypes, checksummed codecs, provenance and progress (no chunk data).
-
-    ``kinds``: the logits kinds to check (default: raw where present, and every kind marked
-    complete). A stage passes the kind it will read, e.g. ``quick_check(store, ["sort"])``.
-    """
-    meta = store.meta
-    out = _provenance_problems(meta)
-    if not meta.complete:
-        out += _progress_problems(store, "raw", False) or [
-            Problem("progress", "dump not finalised (the store is not marked complete)")
-        ]
-    if kinds is None:  # a `sort --out` store holds no raw logits
-        raw = ["raw"] if store.has_array(logits_path("raw")) else []
-        kinds = [*raw, *store.kinds()] or ["raw"]
-    wanted = list(kinds)
-    paths = [LABELS, PARAMS]
-    for kind in dict.fromkeys(wanted):
-        if not store.has_array(logits_path(kind)):
-            out.append(Problem("schema", "array is missing", logits_path(kind)))
-            continue
-        paths += [logits_path(kind), progress_path(kind)]
-        if kind != "raw" or meta.complete:
-            complete = store.kind_complete(kind)
-            out += _progress_problems(store, kind, complete)
-    for path in paths:
-        if not store.has_array(path):
-            if path not in {p.array for p in out}:
-                out.append(Problem("schema", "array is missing", path))
-            continue
-        out += _array_problems(meta, path, store.raw_array(path))
-    return out
-
-
-def quick_check(store: CacheStore, kinds: Sequence[str] | None = None) -> None:
-    """Raise (SchemaError or CorruptChunkError) when :func:`quick_problems` finds anything."""
-    problems = quick_problems(store, kinds)
-    if not problems:
-        return
-    first = problems[0]
-    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-    msg = (
-        f"store '{store.url}' failed its check: {first}{more}; "
-        f"run `sortkd-cache verify {store.url}`"
-    )
-    if first.category in STRUCTURAL:
-        raise SchemaError(msg)
-    raise CorruptChunkError(msg)
-
-
-# -- every chunk ------------------------------------------------------------------------------
 def _candidate_arrays(store: CacheStore, keys: Sequence[str] | None) -> list[str]:
     """Paths of the store's arrays: from the key listing, or the known layout (http)."""
     import zarr
