@@ -1,0 +1,130 @@
+"""Where a dump writes: refusing taken outputs, resuming its own store, cleaning leftovers.
+
+Split out of :mod:`sortkd_cache.pipelines.dump`, which re-exports the public names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sortkd_cache.errors import ConfigError, StoreError, StoreExistsError
+from sortkd_cache.store import CacheStore, StoreMeta, create_store, open_store, parse_location
+
+if TYPE_CHECKING:
+    from sortkd_cache.pipelines.dump import DumpConfig
+
+__all__ = [
+    "IDENTITY_FIELDS",
+    "check_out_free",
+    "check_resumable",
+    "clean_partial_files",
+    "open_or_create",
+]
+
+IDENTITY_FIELDS = ("num_samples", "num_views", "num_classes", "chunk_samples", "dtype", "seed")
+_ATTRS_KEY = "sortkd_cache"
+_LOCK_PREFIX = ".sortkd-lock"
+
+
+def clean_partial_files(store_dir: str | os.PathLike[str]) -> int:
+    """Delete half-written ``*.partial`` files left by a killed writer; returns how many."""
+    count = 0
+    for path in Path(store_dir).rglob("*.partial"):
+        path.unlink(missing_ok=True)
+        count += 1
+    return count
+
+
+def check_resumable(where: str, old: StoreMeta, meta: StoreMeta) -> None:
+    for name in IDENTITY_FIELDS:
+        if getattr(old, name) != getattr(meta, name):
+            raise StoreError(
+                f"cannot resume '{where}': {name} is {getattr(old, name)!r} in the store "
+                f"but {getattr(meta, name)!r} now"
+            )
+    checks = {
+        "dataset fingerprint": (old.dataset.fingerprint, meta.dataset.fingerprint),
+        "teacher": (old.teacher.arch, meta.teacher.arch),
+        "teacher sha256": (old.teacher.sha256, meta.teacher.sha256),
+        "augment": (old.augment, meta.augment),
+    }
+    for name, (a, b) in checks.items():
+        if a != b:
+            raise StoreError(f"cannot resume '{where}': {name} differs ({a!r} vs {b!r})")
+
+
+def _occupied(path: Path) -> bool:
+    """Whether a directory holds anything but a writer lock and half-written files."""
+    return path.is_dir() and any(_occupied_entry(c) for c in path.iterdir())
+
+
+def _interrupted_creation(path: Path, cfg: DumpConfig, meta: StoreMeta) -> bool:
+    """On --resume: whether the store at ``path`` was killed before any unit could be marked
+    done. A dump creates in order: the root group, its attributes, labels, aug_params,
+    logits/raw, progress/raw; progress markers exist only after all of them. Raises when
+    ``path`` holds something else than a store of this dump (or a newer schema)."""
+    try:
+        doc = json.loads((path / "zarr.json").read_text())
+        record = doc["attributes"][_ATTRS_KEY]
+    except (OSError, ValueError, KeyError, TypeError):
+        record = None
+    if not isinstance(record, dict):
+        if any(c.name != "zarr.json" for c in path.iterdir() if _occupied_entry(c)):
+            raise StoreError(f"cannot resume '{cfg.out}': it is not a sortkd-cache store")
+        (path / "zarr.json").unlink(missing_ok=True)  # killed before its attributes
+        return True
+    check_resumable(cfg.out, StoreMeta.from_dict(record), meta)  # newer schema: refused here
+    needed = ("labels", "aug_params", "logits/raw", "progress/raw")
+    return not all((path / p / "zarr.json").is_file() for p in needed)
+
+
+def _occupied_entry(c: Path) -> bool:
+    return not (c.name.startswith(_LOCK_PREFIX) or c.name.endswith(".partial"))
+
+
+def check_out_free(cfg: DumpConfig) -> None:
+    """Fail fast, before loading data and teacher, when --out is taken (no --overwrite or
+    --resume)."""
+    path = Path(parse_location(cfg.out).path)
+    taken = path.exists() and (not path.is_dir() or _occupied(path))
+    if taken and not (cfg.overwrite or cfg.resume):
+        raise StoreExistsError(f"'{cfg.out}' already exists; pass --overwrite to replace it")
+
+
+def open_or_create(cfg: DumpConfig, meta: StoreMeta, labels: np.ndarray) -> CacheStore:
+    """The store to dump into: resumed, or created (replacing only with --overwrite).
+
+    Half-written ``*.partial`` files of a killed writer are deleted once the directory is
+    known to be this dump's store; call it holding the store's writer lock."""
+    path = Path(parse_location(cfg.out).path)
+    overwrite = cfg.overwrite
+    if cfg.resume and _occupied(path):
+        interrupted = _interrupted_creation(path, cfg, meta)  # raises unless it is ours
+        clean_partial_files(path)
+        if not interrupted:
+            store = open_store(cfg.out, mode="r+")
+            check_resumable(cfg.out, store.meta, meta)
+            if not store.meta.complete:
+                _check_batch_size(store, cfg)
+            return store
+        overwrite = (path / "zarr.json").is_file()  # our own half-created store: replace it
+    elif not _occupied(path):
+        clean_partial_files(path)  # nothing but a lock and half-written files: start afresh
+    store = create_store(cfg.out, meta, labels, overwrite=overwrite)
+    store.create_kind("raw", cfg.dtype, overwrite=True)
+    store.set_kind_attrs("raw", {"kind": "raw", "complete": False, "batch_size": cfg.batch_size})
+    return store
+
+
+def _check_batch_size(store: CacheStore, cfg: DumpConfig) -> None:
+    recorded = store.kind_attrs("raw").get("batch_size")
+    if recorded is not None and recorded != cfg.batch_size:
+        raise ConfigError(
+            f"cannot resume '{cfg.out}' with --batch-size {cfg.batch_size}: it was started with "
+            f"--batch-size {recorded} (logits depend on it); pass --batch-size {recorded}"
+        )
