@@ -74,7 +74,7 @@ def _chunk_keys(arr: Any) -> Iterator[tuple[tuple[int, ...], str]]:
 
 def _decode(arr: Any, raw: bytes, coords: tuple[int, ...]) -> tuple[str, str] | np.ndarray:
     """The chunk's in-bounds values, or (category, message) when it fails its checks."""
-    import crc32c
+    import google_crc32c
     import numcodecs
 
     names = [type(c).__name__ for c in arr.metadata.codecs]
@@ -83,7 +83,7 @@ def _decode(arr: Any, raw: bytes, coords: tuple[int, ...]) -> tuple[str, str] | 
         if len(raw) <= 4:
             return "truncated", f"truncated: {len(raw)} bytes"
         payload, stored = raw[:-4], raw[-4:]
-        crc_ok = crc32c.crc32c(payload) == int.from_bytes(stored, "little")
+        crc_ok = google_crc32c.value(payload) == int.from_bytes(stored, "little")
         try:
             data = numcodecs.Zstd().decode(payload)
         except (RuntimeError, ValueError):
