@@ -167,7 +167,9 @@ class CacheStore:
         return arr
 
     def _array(self, path: str) -> Any:
-        arr = self._arrays.get(path) or self._fresh(path)
+        arr = self._arrays.get(path)  # never `or`: a zarr node's truth value lists members
+        if arr is None:
+            arr = self._fresh(path)
         if arr is None:
             raise SchemaError(f"store '{self.url}' is missing array '{path}'")
         return arr
