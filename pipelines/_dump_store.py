@@ -116,8 +116,7 @@ def open_or_create(cfg: DumpConfig, meta: StoreMeta, labels: np.ndarray) -> Cach
     elif not _occupied(path):
         clean_partial_files(path)  # nothing but a lock and half-written files: start afresh
     store = create_store(cfg.out, meta, labels, overwrite=overwrite)
-    store.create_kind("raw", cfg.dtype, overwrite=True)
-    store.set_kind_attrs("raw", {"kind": "raw", "complete": False, "batch_size": cfg.batch_size})
+    store.create_kind("raw", cfg.dtype, overwrite=True, attrs={"batch_size": cfg.batch_size})
     return store
 
 

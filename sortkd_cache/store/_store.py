@@ -246,8 +246,18 @@ class CacheStore:
         self._group.attrs.update({ATTRS_KEY: meta.to_dict()})
         self._meta = meta
 
-    def create_kind(self, kind: str, dtype: str, *, overwrite: bool = False) -> None:
-        """Create (or, with ``overwrite``, recreate) the logits array and progress of ``kind``."""
+    def create_kind(
+        self,
+        kind: str,
+        dtype: str,
+        *,
+        overwrite: bool = False,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Create (or, with ``overwrite``, recreate) the logits array and progress of ``kind``.
+
+        ``attrs`` are written with the array's metadata in one write (no window in which a
+        killed writer leaves the array without them)."""
         self._require_writable()
         n, v, c, s = self.num_samples, self.num_views, self.num_classes, self.chunk_samples
         exists = self.has_array(logits_path(kind))
@@ -261,7 +271,7 @@ class CacheStore:
             compressors=codecs(),
             fill_value=float("nan"),
             overwrite=True,
-            attributes={"kind": kind, "complete": False},
+            attributes={**dict(attrs or {}), "kind": kind, "complete": False},
         )
         self._arrays[progress_path(kind)] = self._group.create_array(
             progress_path(kind),
