@@ -14,6 +14,7 @@ import functools
 import time
 import uuid
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -133,6 +134,13 @@ def _aggregate(parts: list[dict[str, Any]], num_views: int, n: int) -> dict[str,
     }
 
 
+def _copy_params(source: CacheStore, target: CacheStore) -> None:
+    params, dst = source.raw_array("aug_params"), target.raw_array("aug_params")
+    for block in range(source.num_blocks):
+        start, stop = source.block_bounds(block)
+        dst[start:stop] = params[start:stop]
+
+
 def _target_store(cfg: SortConfig, source: CacheStore) -> CacheStore:
     """``--out``: a new store carrying labels, parameters and provenance (not raw logits)."""
     if cfg.out is None:
@@ -149,13 +157,11 @@ def _target_store(cfg: SortConfig, source: CacheStore) -> CacheStore:
                 raise StoreExistsError(
                     f"--out '{cfg.out}' holds a store of other data or teacher; pass --overwrite"
                 )
+            if not existing.kind_complete(cfg.method):  # an interrupted run: params again
+                _copy_params(source, existing)
             return existing
     target = create_store(cfg.out, source.meta, source.labels, overwrite=cfg.overwrite)
-    params = source.raw_array("aug_params")
-    dst_params = target.raw_array("aug_params")
-    for block in range(source.num_blocks):
-        start, stop = source.block_bounds(block)
-        dst_params[start:stop] = params[start:stop]
+    _copy_params(source, target)
     return target
 
 
@@ -178,7 +184,7 @@ def sort_store(cfg: SortConfig) -> SortResult:
     lock = (
         writer_lock(dst_loc.path, f"sortkd-cache sort --method {cfg.method}")
         if (dst_loc.kind == "dir")
-        else _null()
+        else nullcontext()
     )
     with lock:
         target = _target_store(cfg, source)
@@ -254,11 +260,3 @@ def sort_store(cfg: SortConfig) -> SortResult:
         seconds=time.perf_counter() - t0,
         stats=stats,
     )
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
