@@ -21,7 +21,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy sortkd_cache
+	$(BIN)/python tools/typecheck.py
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
@@ -30,7 +30,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy sortkd_cache
+	$(BIN)/python tools/typecheck.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py --out BENCHMARKS.md

@@ -266,7 +266,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 loss_cfg, out, soft, y, epoch=epoch + 1, temperature_module=temp_module
             )
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             value = float(loss.detach())
             if not math.isfinite(value):

@@ -1,0 +1,45 @@
+"""mypy --strict over the library *and* the stages and CLI, as installed.
+
+`cli/` and `pipelines/` install as `sortkd_cache.cli` and `sortkd_cache.pipelines`; mypy
+reads folders, not install mappings, so this builds that layout from symlinks in a temporary
+directory and type-checks the whole `sortkd_cache` package there.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="sortkd-mypy-"))
+    try:
+        pkg = tmp / "sortkd_cache"
+        pkg.mkdir()
+        for entry in (ROOT / "sortkd_cache").iterdir():
+            if entry.name != "__pycache__":
+                (pkg / entry.name).symlink_to(entry)
+        (pkg / "cli").symlink_to(ROOT / "cli")
+        (pkg / "pipelines").symlink_to(ROOT / "pipelines")
+        shutil.copy(ROOT / "pyproject.toml", tmp / "pyproject.toml")
+        cmd = [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--cache-dir",
+            str(ROOT / ".mypy_cache"),
+            "-p",
+            "sortkd_cache",
+        ]
+        return subprocess.run(cmd, cwd=tmp).returncode
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
