@@ -211,3 +211,14 @@ def test_cli_refuses_store_being_written(make_store) -> None:
     proc = _cli("sort", str(path))
     assert proc.returncode == 0, proc.stderr
     assert not (path / LOCK_NAME).exists()
+
+
+def test_bad_scheduler_is_refused_before_anything_is_overwritten(make_store) -> None:
+    path = make_store()
+    sort_store(SortConfig(store=str(path), progress=False))
+    before = open_store(path).logits("sort")[...].copy()
+    proc = _cli("sort", str(path), "--overwrite", "--scheduler", "notanaddress")
+    _one_error_line(proc, "bad Dask scheduler address 'notanaddress'")
+    after = open_store(path)
+    assert after.kinds() == ["raw", "sort"]
+    assert np.array_equal(_bits(after.logits("sort")[...]), _bits(before))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import zipfile
 from pathlib import Path
@@ -22,33 +21,6 @@ from sortkd_cache.errors import (
 )
 from sortkd_cache.store import _copy as copy_module
 from sortkd_cache.store import copy_store, open_store, verify_store
-
-
-@pytest.fixture(scope="module")
-def base_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sortkd_cache.pipelines.dump import DumpConfig, dump
-    from sortkd_cache.pipelines.sort import SortConfig, sort_store
-
-    out = tmp_path_factory.mktemp("copy") / "s.zarr"
-    dump(
-        DumpConfig(
-            dataset="fake:100:10:8",
-            teacher="resnet8",
-            teacher_init="random",
-            views=2,
-            chunk_samples=32,
-            out=str(out),
-            progress=False,
-            device="cpu",
-        )
-    )
-    sort_store(SortConfig(store=str(out), method="sort", progress=False, num_workers=1))
-    return out
-
-
-@pytest.fixture
-def store(base_store: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(base_store, tmp_path / "src.zarr"))
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -14,37 +14,9 @@ from click.testing import CliRunner
 from sortkd_cache.errors import CorruptChunkError, SchemaError, StoreNotFoundError
 from sortkd_cache.store import open_store, quick_check, verify_store
 
+from .conftest import SPEC
+
 CHUNK_CATEGORIES = {"checksum", "truncated", "corrupt", "content"}
-SPEC = "fake:150:10:8"
-
-
-@pytest.fixture(scope="module")
-def base_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """150 samples in chunks of 32 (the last one short), 2 views, raw + sort."""
-    from sortkd_cache.pipelines.dump import DumpConfig, dump
-    from sortkd_cache.pipelines.sort import SortConfig, sort_store
-
-    out = tmp_path_factory.mktemp("verify") / "s.zarr"
-    dump(
-        DumpConfig(
-            dataset=SPEC,
-            teacher="resnet8",
-            teacher_init="random",
-            views=2,
-            chunk_samples=32,
-            out=str(out),
-            progress=False,
-            device="cpu",
-        )
-    )
-    sort_store(SortConfig(store=str(out), method="sort", progress=False, num_workers=1))
-    return out
-
-
-@pytest.fixture
-def store(base_store: Path, tmp_path: Path) -> Path:
-    """A private copy to damage."""
-    return Path(shutil.copytree(base_store, tmp_path / "s.zarr"))
 
 
 def _chunk_files(root: Path) -> list[Path]:
