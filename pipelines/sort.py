@@ -22,7 +22,7 @@ import numpy as np
 
 from sortkd_cache.errors import ConfigError, StoreExistsError, StoreNotFoundError
 from sortkd_cache.pipelines._common import progress_bar, utc_now
-from sortkd_cache.pipelines._dask import run_tasks
+from sortkd_cache.pipelines._dask import connect, run_tasks
 from sortkd_cache.store import CacheStore, create_store, open_store, parse_location, writer_lock
 
 __all__ = ["SortConfig", "SortResult", "chunk_stats", "sort_store"]
@@ -186,7 +186,7 @@ def sort_store(cfg: SortConfig) -> SortResult:
         if (dst_loc.kind == "dir")
         else nullcontext()
     )
-    with lock:
+    with connect(cfg.scheduler) as client, lock:
         target = _target_store(cfg, source)
         if target.kind_complete(cfg.method) and not cfg.overwrite:
             return SortResult(
@@ -230,7 +230,7 @@ def sort_store(cfg: SortConfig) -> SortResult:
         bar = progress_bar(len(tasks), f"sort ({cfg.method})", "chunk", cfg.progress)
         parts = run_tasks(
             tasks,
-            scheduler=cfg.scheduler,
+            client=client,
             num_workers=cfg.num_workers,
             on_done=lambda: bar.update(1),
         )
