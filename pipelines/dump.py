@@ -19,6 +19,7 @@ micro-batch size is the same (it is recorded in the raw logits' attributes and c
 from __future__ import annotations
 
 import time
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
@@ -174,6 +175,7 @@ def _meta_for(cfg: DumpConfig, ds: Any, recipe: Any, teacher_sha: str | None) ->
         augment=recipe.to_dict(),
         tool_version=__version__,
         created=utc_now(),
+        store_id=uuid.uuid4().hex,
     )
 
 

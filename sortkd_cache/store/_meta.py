@@ -112,6 +112,9 @@ class StoreMeta:
     complete: bool = False
     teacher_accuracy: tuple[float, ...] = field(default_factory=tuple)
     dump_seconds: float | None = None
+    #: A random id fixed when the dump creates the store (None for stores made before it
+    #: existed); copies keep it, so a run can name its cache after the store moved.
+    store_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,6 +133,7 @@ class StoreMeta:
             "complete": self.complete,
             "teacher_accuracy": list(self.teacher_accuracy),
             "dump_seconds": self.dump_seconds,
+            "store_id": self.store_id,
         }
 
     @classmethod
@@ -143,6 +147,9 @@ class StoreMeta:
         if schema < 1:
             raise SchemaError(f"store attributes: bad schema {schema!r}")
         secs = d.get("dump_seconds")
+        store_id = d.get("store_id")
+        if store_id is not None and not isinstance(store_id, str):
+            raise SchemaError(f"store attributes: 'store_id' has bad value {store_id!r}")
         return cls(
             schema=schema,
             num_samples=_require(d, "num_samples", int, ""),
@@ -159,6 +166,7 @@ class StoreMeta:
             complete=bool(d.get("complete", False)),
             teacher_accuracy=tuple(float(x) for x in d.get("teacher_accuracy", [])),
             dump_seconds=float(secs) if secs is not None else None,
+            store_id=store_id,
         )
 
     def replace(self, **changes: Any) -> StoreMeta:
