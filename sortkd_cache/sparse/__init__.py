@@ -1,0 +1,52 @@
+"""Sparse (top-K) soft labels: the format, exact sort/swap, tail masses and the losses.
+
+    from sortkd_cache.sparse import SparseSpec, compress, apply_sparse, SparseTeacher
+    spec = SparseSpec(k=10, num_classes=100, dtype="float16")
+    rows = compress(z, y, spec)                 # z [N, C] dense logits, y [N] labels
+    sorted_rows = apply_sparse("sort", rows, y) # exact on every kept entry
+    teacher = SparseTeacher.from_rows(spec, sorted_rows)
+    loss, parts = compute_sparse_loss(cfg, student_logits, teacher, target, epoch=1)
+
+See :mod:`._spec` for the layout, :mod:`._methods` for why sort/swap are exact, and
+:mod:`._rebuild` for what the losses get exactly and the bound on the rest.
+"""
+
+from __future__ import annotations
+
+from sortkd_cache.sparse._check import row_problems
+from sortkd_cache.sparse._compress import compress, order_key, rank_order
+from sortkd_cache.sparse._fidelity import FidelityAccumulator, kl_rows
+from sortkd_cache.sparse._loss import compute_sparse_loss, loss_temperature, sparse_teacher_dense
+from sortkd_cache.sparse._methods import apply_sparse, label_positions
+from sortkd_cache.sparse._rebuild import SparseTeacher, rebuild_dense, tail_mass
+from sortkd_cache.sparse._spec import (
+    DEFAULT_LSKD_TEMPERATURES,
+    DEFAULT_TEMPERATURES,
+    SparseRows,
+    SparseSpec,
+    check_topk,
+    id_dtype,
+)
+
+__all__ = [
+    "DEFAULT_LSKD_TEMPERATURES",
+    "DEFAULT_TEMPERATURES",
+    "FidelityAccumulator",
+    "SparseRows",
+    "SparseSpec",
+    "SparseTeacher",
+    "apply_sparse",
+    "check_topk",
+    "compress",
+    "compute_sparse_loss",
+    "id_dtype",
+    "kl_rows",
+    "label_positions",
+    "loss_temperature",
+    "order_key",
+    "rank_order",
+    "rebuild_dense",
+    "row_problems",
+    "sparse_teacher_dense",
+    "tail_mass",
+]

@@ -1,0 +1,82 @@
+"""The training losses from sparse teacher rows: :func:`compute_sparse_loss`.
+
+The same weighted terms as :func:`sortkd_cache.losses.compute_loss`, with the teacher rebuilt
+from its sparse form (:func:`~._rebuild.rebuild_dense`) at the loss's own temperature:
+
+* ``kd``, ``dkd``: the dense formula on the row rebuilt at the loss temperature. At a recorded
+  temperature the teacher's probabilities of the kept classes (top K and the label) and of the
+  tail as a whole are exact, so DKD's target/non-target split (TCKD) is exact; only the spread
+  of the tail mass over the dropped classes is uniform instead of the teacher's (see
+  :mod:`._rebuild` for the bound).
+* ``lskd``: standardisation uses the row's recorded mean and std over all C classes (exact),
+  and the tail mass of the standardised row at LSKD's recorded temperature (exact); the tail is
+  spread uniformly as above. The student is standardised as in the dense loss.
+* ``ctkd``: the temperature is learnt, so no tail mass is recorded for it: the row is rebuilt at
+  the recorded temperature nearest the current learnt temperature (approximate).
+* ``ce``: no teacher.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from sortkd_cache.errors import ConfigError
+from sortkd_cache.losses import LossConfig, compute_loss
+from sortkd_cache.losses.ce import _check_pair, _check_temperature, ce_loss
+from sortkd_cache.losses.ctkd import CTKDTemperature
+from sortkd_cache.losses.kd import _kd
+from sortkd_cache.losses.lskd import standardize
+from sortkd_cache.sparse._rebuild import SparseTeacher
+
+__all__ = ["compute_sparse_loss", "loss_temperature", "sparse_teacher_dense"]
+
+
+def loss_temperature(cfg: LossConfig, temperature_module: CTKDTemperature | None = None) -> float:
+    """The temperature ``cfg``'s distillation term runs at (CTKD: the current learnt one)."""
+    if cfg.name == "dkd":
+        return float(cfg.dkd_temperature)
+    if cfg.name == "lskd":
+        return float(cfg.lskd_temperature)
+    if cfg.name == "ctkd" and temperature_module is not None:
+        with torch.no_grad():
+            return float(temperature_module(0.0).detach())
+    return float(cfg.temperature)
+
+
+def sparse_teacher_dense(
+    cfg: LossConfig,
+    teacher: SparseTeacher,
+    target: Tensor,
+    temperature_module: CTKDTemperature | None = None,
+) -> Tensor:
+    """The dense teacher rows ``cfg``'s loss sees (standardised ones for ``lskd``)."""
+    t = loss_temperature(cfg, temperature_module)
+    return teacher.dense(target, t, standardized=cfg.name == "lskd")
+
+
+def compute_sparse_loss(
+    cfg: LossConfig,
+    student: Tensor,
+    teacher: SparseTeacher | None,
+    target: Tensor,
+    *,
+    epoch: int,
+    temperature_module: CTKDTemperature | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """``compute_loss`` with a sparse teacher; see the module docstring for what is exact."""
+    if teacher is None or cfg.name == "ce":
+        return compute_loss(cfg, student, None, target, epoch=epoch)
+    dense = sparse_teacher_dense(cfg, teacher, target, temperature_module)
+    if cfg.name != "lskd":
+        return compute_loss(
+            cfg, student, dense, target, epoch=epoch, temperature_module=temperature_module
+        )
+    # LSKD: the rebuilt teacher is already standardised with the recorded mean and std
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        raise ConfigError(f"epoch must be an integer >= 1 (epochs count from 1), got {epoch!r}")
+    s, t = _check_pair(student, dense)
+    ce = cfg.lskd_ce_weight * ce_loss(student, target)
+    kd = cfg.lskd_kd_weight * _kd(standardize(s), t, _check_temperature(cfg.lskd_temperature))
+    values = torch.stack([ce.detach(), kd.detach()]).tolist()
+    return ce + kd, {"ce": float(values[0]), "kd": float(values[1])}
