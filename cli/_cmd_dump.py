@@ -53,6 +53,20 @@ __all__ = ["command"]
     "--chunk-samples", type=int, default=None, help="Samples per chunk (default: ~2 MiB chunks)."
 )
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
+@click.option(
+    "--precision",
+    default="fp32",
+    show_default=True,
+    help="Teacher forward: fp32 (exact, reproducible) | bf16 | fp16 (autocast; channels_last "
+    "on CUDA). fp16 needs CUDA. Recorded in the store.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Image decoders for folder datasets (>= 1; default: CPUs, at most 8). "
+    "The store does not depend on it.",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted dump into the same store.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,23 @@ import torch
 
 from sortkd_cache.errors import CheckpointError, ConfigError
 
-__all__ = ["build_teacher", "progress_bar", "resolve_device", "utc_now"]
+__all__ = [
+    "PRECISIONS",
+    "build_teacher",
+    "check_precision",
+    "forward_context",
+    "prepare_for_precision",
+    "progress_bar",
+    "resolve_device",
+    "utc_now",
+]
+
+#: Teacher forward precisions: name -> autocast dtype (None: plain float32, exact).
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
 
 
 def resolve_device(device: str) -> torch.device:
@@ -86,3 +103,49 @@ def build_teacher(
         sha = load_weights(model, ckpt, arch)
     model.eval().to(device)
     return model, sha
+
+
+def _cpu_bf16_works() -> bool:
+    """Whether torch computes a bf16 matmul under CPU autocast here (emulated or native)."""
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = torch.ones(2, 2) @ torch.ones(2, 2)
+        return bool(out.dtype == torch.bfloat16 and float(out[0, 0]) == 2.0)
+    except RuntimeError:
+        return False
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse a precision that is unknown or that ``device`` cannot run.
+
+    ``fp16`` needs CUDA (CPU float16 autocast is slow and not what it is for). ``bf16`` on
+    CUDA needs a GPU with bf16 (``torch.cuda.is_bf16_supported``); on a CPU it is accepted
+    wherever torch computes bf16 under autocast (emulated on CPUs without native bf16
+    instructions: correct, only slower).
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown --precision '{precision}'; use {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError(f"--precision fp16 needs a CUDA device, not '{device}'; use fp32 or bf16")
+    if precision == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError(f"--precision bf16: the GPU '{device}' has no bf16 support")
+        if device.type == "cpu" and not _cpu_bf16_works():
+            raise ConfigError("--precision bf16: this CPU build of torch cannot compute bf16")
+
+
+def forward_context(precision: str, device: torch.device) -> AbstractContextManager[Any]:
+    """Autocast for the forward pass at ``precision`` (nothing for fp32)."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def prepare_for_precision(model: torch.nn.Module, precision: str, device: torch.device) -> bool:
+    """Put ``model`` in channels_last on CUDA for bf16/fp16 (tensor-core layouts); returns
+    whether inputs must be made channels_last too. fp32 keeps the default layout (exact)."""
+    if precision == "fp32" or device.type != "cuda":
+        return False
+    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return True

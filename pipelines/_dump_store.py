@@ -51,6 +51,7 @@ def check_resumable(where: str, old: StoreMeta, meta: StoreMeta) -> None:
         "dataset fingerprint": (old.dataset.fingerprint, meta.dataset.fingerprint),
         "teacher": (old.teacher.arch, meta.teacher.arch),
         "teacher sha256": (old.teacher.sha256, meta.teacher.sha256),
+        "teacher precision": (old.teacher.precision, meta.teacher.precision),
         "augment": (old.augment, meta.augment),
     }
     for name, (a, b) in checks.items():

@@ -31,7 +31,16 @@ import torch
 
 from sortkd_cache._version import __version__
 from sortkd_cache.errors import ConfigError, NonFiniteLogitsError, StoreError
-from sortkd_cache.pipelines._common import build_teacher, progress_bar, resolve_device, utc_now
+from sortkd_cache.pipelines._common import (
+    build_teacher,
+    check_precision,
+    forward_context,
+    prepare_for_precision,
+    progress_bar,
+    resolve_device,
+    utc_now,
+)
+from sortkd_cache.pipelines._decode import BlockImages, default_workers
 from sortkd_cache.pipelines._dump_store import (
     check_out_free,
     check_resumable,
@@ -81,6 +90,8 @@ class DumpConfig:
     batch_size: int = 256
     chunk_samples: int | None = None
     device: str = "auto"
+    precision: str = "fp32"
+    workers: int | None = None  # image decoders (folder datasets); None: min(8, CPUs)
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
@@ -123,6 +134,8 @@ def _validate(cfg: DumpConfig) -> None:
         raise ConfigError("--resume and --overwrite exclude each other")
     if cfg.world_size < 1 or not 0 <= cfg.rank < cfg.world_size:
         raise ConfigError(f"bad rank {cfg.rank} for world size {cfg.world_size}")
+    if cfg.workers is not None and cfg.workers < 1:
+        raise ConfigError(f"--workers (image decoders) must be >= 1, got {cfg.workers}")
 
 
 @torch.inference_mode()
@@ -171,6 +184,7 @@ def _meta_for(cfg: DumpConfig, ds: Any, recipe: Any, teacher_sha: str | None) ->
             sha256=teacher_sha,
             init=cfg.teacher_init,
             checkpoint=Path(cfg.teacher_ckpt).name if cfg.teacher_ckpt else None,
+            precision=cfg.precision,
         ),
         augment=recipe.to_dict(),
         tool_version=__version__,
@@ -179,21 +193,25 @@ def _meta_for(cfg: DumpConfig, ds: Any, recipe: Any, teacher_sha: str | None) ->
     )
 
 
-def _block_images(ds: Any, start: int, stop: int, device: torch.device) -> Any:
-    images = ds.images(np.arange(start, stop, dtype=np.int64))
-    if not isinstance(images, torch.Tensor):
-        return [im.to(device) for im in images]
-    return images.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else images
-
-
 def _launch(
-    model: torch.nn.Module, images: Any, params: np.ndarray, recipe: Any, info: Any, bs: int
+    model: torch.nn.Module,
+    images: Any,
+    params: np.ndarray,
+    recipe: Any,
+    info: Any,
+    cfg: DumpConfig,
+    channels_last: bool,
 ) -> tuple[torch.Tensor, Any]:
-    """Queue replay + normalize + forward of one unit. On CUDA the float32 logits are copied
-    back into pinned memory asynchronously: wait on the returned event before reading them."""
+    """Queue replay + normalize + forward (at ``cfg.precision``) of one unit. On CUDA the
+    float32 logits are copied back into pinned memory asynchronously: wait on the returned
+    event before reading them."""
     from sortkd_cache.augment import normalize, replay
 
-    out = teacher_logits(model, normalize(replay(images, params, recipe), info.mean, info.std), bs)
+    x = normalize(replay(images, params, recipe), info.mean, info.std)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with forward_context(cfg.precision, x.device):
+        out = teacher_logits(model, x, cfg.batch_size)
     if out.device.type != "cuda":
         return out, None
     host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
@@ -211,6 +229,7 @@ def run_units(
     cfg: DumpConfig,
     device: torch.device,
     blocks: list[int],
+    channels_last: bool = False,
 ) -> tuple[int, int, int, float]:
     """Dump every missing (block, view) unit of ``blocks``.
 
@@ -252,22 +271,28 @@ def run_units(
             )
             bar.update(stop - start)
 
-        current_block, images, sizes = -1, None, np.zeros((0, 2), dtype=np.int64)
+        views_of: dict[int, list[int]] = {}
+        for b, v in todo:
+            views_of.setdefault(b, []).append(v)
+        order = list(views_of)  # each block's images are decoded once, for all its views
+        workers = cfg.workers or default_workers()
+        bounds = [store.block_bounds(b) for b in order]
         inflight = None
-        for block, view in todo:
-            start, stop = store.block_bounds(block)
-            if block != current_block:
-                images = _block_images(ds, start, stop, device)
+        with BlockImages(ds, bounds, workers, device) as loader:
+            for block, images in zip(order, loader, strict=True):
+                start, stop = store.block_bounds(block)
                 sizes = ds.image_sizes()[start:stop]
-                current_block = block
-            idx = np.arange(start, stop, dtype=np.int64)
-            params = sample_params(recipe, cfg.seed, idx, view, sizes)
-            t0 = time.perf_counter()
-            logits, event = _launch(model, images, params, recipe, ds.info, cfg.batch_size)
-            forward += time.perf_counter() - t0
-            if inflight is not None:  # unit k+1 is queued before unit k is checked and written
-                finish(inflight)
-            inflight = (block, view, params, logits, event)
+                idx = np.arange(start, stop, dtype=np.int64)
+                for view in views_of[block]:
+                    params = sample_params(recipe, cfg.seed, idx, view, sizes)
+                    t0 = time.perf_counter()
+                    logits, event = _launch(
+                        model, images, params, recipe, ds.info, cfg, channels_last
+                    )
+                    forward += time.perf_counter() - t0
+                    if inflight is not None:  # unit k+1 is queued before unit k is written
+                        finish(inflight)
+                    inflight = (block, view, params, logits, event)
         if inflight is not None:
             finish(inflight)
         for f in pending:
@@ -310,6 +335,8 @@ def dump(cfg: DumpConfig) -> DumpResult:
     from sortkd_cache.datasets import load_dataset
 
     _validate(cfg)
+    device = resolve_device(cfg.device)
+    check_precision(cfg.precision, device)
     t_start = time.perf_counter()
     loc = parse_location(cfg.out)
     if loc.kind != "dir":
@@ -321,7 +348,6 @@ def dump(cfg: DumpConfig) -> DumpResult:
         check_out_free(cfg)
     ds = load_dataset(cfg.dataset, cfg.split, data_root=cfg.data_root, download=cfg.download)
     recipe = get_recipe(cfg.augment or ds.info.default_augment)
-    device = resolve_device(cfg.device)
     model, sha = build_teacher(
         cfg.teacher,
         ds.info.num_classes,
@@ -331,6 +357,7 @@ def dump(cfg: DumpConfig) -> DumpResult:
         seed=cfg.seed,
         device=device,
     )
+    channels_last = prepare_for_precision(model, cfg.precision, device)
     meta = _meta_for(cfg, ds, recipe, sha)
     Path(loc.path).mkdir(parents=True, exist_ok=True)
     lock: AbstractContextManager[None] = (
@@ -345,7 +372,9 @@ def dump(cfg: DumpConfig) -> DumpResult:
             check_resumable(cfg.out, store.meta, meta)
         setup = time.perf_counter() - t_start
         blocks = [b for b in range(store.num_blocks) if b % cfg.world_size == cfg.rank]
-        written, skipped, rows, forward = run_units(store, ds, recipe, model, cfg, device, blocks)
+        written, skipped, rows, forward = run_units(
+            store, ds, recipe, model, cfg, device, blocks, channels_last
+        )
         # every rank's counts, summed; also the barrier before rank 0 finalises
         written, skipped, rows = (int(x) for x in all_sum([written, skipped, rows]))
         seconds = time.perf_counter() - t_start

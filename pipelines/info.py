@@ -54,7 +54,8 @@ def format_info(info: dict[str, Any]) -> str:
         f"shape      {info['num_samples']} samples x {info['num_views']} views x "
         f"{info['num_classes']} classes, {info['dtype']}, {info['chunk_samples']} samples/chunk",
         f"dataset    {ds['spec']} ({ds['split']} split)  {ds['fingerprint']}",
-        f"teacher    {t['arch']}  init={t['init']}  sha256={t['sha256']}",
+        f"teacher    {t['arch']}  init={t['init']}  precision={t.get('precision', 'fp32')}  "
+        f"sha256={t['sha256']}",
         f"augment    {info['augment'].get('name')}  seed={info['seed']}",
         f"logits     {', '.join(info['logits']) or 'none complete'}",
     ]

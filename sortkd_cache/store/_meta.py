@@ -76,6 +76,7 @@ class TeacherRecord:
     sha256: str | None
     init: str  # "checkpoint" or "random" (tests and benchmarks only)
     checkpoint: str | None = None  # file name only, never a full path
+    precision: str = "fp32"  # the forward's precision: fp32 (exact), bf16 or fp16 (autocast)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -85,11 +86,15 @@ class TeacherRecord:
         w = "teacher."
         sha = d.get("sha256")
         ckpt = d.get("checkpoint")
+        precision = d.get("precision", "fp32")  # stores made before it was recorded: fp32
+        if precision not in ("fp32", "bf16", "fp16"):
+            raise SchemaError(f"store attributes: 'teacher.precision' has bad value {precision!r}")
         return cls(
             arch=_require(d, "arch", str, w),
             sha256=str(sha) if sha is not None else None,
             init=_require(d, "init", str, w),
             checkpoint=str(ckpt) if ckpt is not None else None,
+            precision=str(precision),
         )
 
 

@@ -1,0 +1,149 @@
+"""Dump at scale: parallel image decoders, teacher precision (autocast), their bad inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import sortkd_cache as sk
+from sortkd_cache.cli.main import cli
+from sortkd_cache.pipelines import _common
+from sortkd_cache.pipelines.dump import DumpConfig, dump
+from sortkd_cache.pipelines.info import format_info, store_info
+
+
+def _jpeg_folder(root: Path, classes: int = 3, per_class: int = 14) -> Path:
+    """A small class-per-folder tree of JPEGs of varied sizes (smooth content + noise)."""
+    rng = np.random.default_rng(7)
+    for c in range(classes):
+        for k in range(per_class):
+            h, w = int(rng.integers(20, 36)), int(rng.integers(20, 40))
+            base = rng.integers(0, 256, (h // 4 + 1, w // 4 + 1, 3), dtype=np.uint8)
+            img = Image.fromarray(base).resize((w, h), Image.BILINEAR)
+            path = root / "train" / f"class{c:02d}" / f"img{k:03d}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            img.save(path, quality=85)
+    return root
+
+
+@pytest.fixture(scope="module")
+def jpegs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _jpeg_folder(tmp_path_factory.mktemp("jpegs") / "tiny")
+
+
+def _dump(out: Path, dataset: str, **kw: Any) -> Path:
+    cfg: dict[str, Any] = {
+        "dataset": dataset,
+        "teacher": "resnet8",
+        "teacher_init": "random",
+        "views": 2,
+        "augment": "imagenet:16",
+        "chunk_samples": 8,  # several blocks: the next block decodes while one is forwarded
+        "batch_size": 5,
+        "progress": False,
+        "device": "cpu",
+        "dtype": "float32",
+    }
+    cfg.update(kw)
+    dump(DumpConfig(out=str(out), **cfg))
+    return out
+
+
+def _arrays(path: Path) -> dict[str, bytes]:
+    store = sk.open_store(path)
+    names = ("labels", "aug_params", "logits/raw", "progress/raw")
+    return {n: np.asarray(store.raw_array(n)[...]).tobytes() for n in names}
+
+
+def test_two_decoders_give_the_single_decoder_store_bit_for_bit(jpegs: Path, tmp_path) -> None:
+    one = _dump(tmp_path / "w1.zarr", f"imagefolder:{jpegs}", workers=1)
+    two = _dump(tmp_path / "w2.zarr", f"imagefolder:{jpegs}", workers=2)
+    a, b = _arrays(one), _arrays(two)
+    assert a == b
+    store = sk.open_store(one)
+    assert store.num_samples == 42 and store.num_blocks == 6
+    assert (store.progress("raw") >= 0).all()
+
+
+def test_parallel_decode_is_the_serial_decode(jpegs: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ds = sk.datasets.load_dataset(f"imagefolder:{jpegs}")
+    idx = np.array([5, 0, 41, 17, 17])
+    serial = ds.images(idx)
+    with ThreadPoolExecutor(3) as pool:
+        pooled = ds.images(idx, pool)
+    assert len(serial) == len(pooled) == 5
+    for a, b in zip(serial, pooled, strict=True):
+        assert a.dtype == torch.uint8 and torch.equal(a, b)
+
+
+def test_bf16_teacher_is_recorded_and_close_to_fp32(tmp_path) -> None:
+    spec = "fake:96:10:8"
+    f32 = _dump(tmp_path / "f32.zarr", spec, augment=None)
+    b16 = _dump(tmp_path / "b16.zarr", spec, augment=None, precision="bf16")
+    s32, s16 = sk.open_store(f32), sk.open_store(b16)
+    assert s32.meta.teacher.precision == "fp32" and s16.meta.teacher.precision == "bf16"
+    z32 = np.asarray(s32.logits("raw")[...], dtype=np.float64)
+    z16 = np.asarray(s16.logits("raw")[...], dtype=np.float64)
+    assert not np.array_equal(z32, z16)  # autocast acted
+    scale = np.abs(z32).max()
+    assert np.abs(z32 - z16).max() <= 0.05 * scale  # bf16 keeps ~3 significant digits
+    assert (z32.argmax(-1) == z16.argmax(-1)).mean() >= 0.8
+    info = store_info(str(b16))
+    assert info["teacher"]["precision"] == "bf16"
+    assert "precision=bf16" in format_info(info)
+    assert "precision=fp32" in format_info(store_info(str(f32)))
+
+
+def test_resume_with_another_precision_is_refused(tmp_path) -> None:
+    out = _dump(tmp_path / "s.zarr", "fake:32:10:8", augment=None)
+    with pytest.raises(sk.errors.StoreError, match="precision"):
+        _dump(out, "fake:32:10:8", augment=None, precision="bf16", resume=True)
+
+
+def _one_line_error(args: list[str]) -> str:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+BASE = "dump --dataset fake:32:10:8 --teacher resnet8 --teacher-init random --views 1"
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--workers", "0"], "--workers"),
+        (["--workers", "-3"], "-3"),
+        (["--precision", "fp8"], "fp8"),
+        (["--precision", "fp16", "--device", "cpu"], "fp16"),
+    ],
+)
+def test_bad_dump_options_exit_2_one_line(tmp_path, extra: list[str], named: str) -> None:
+    out = tmp_path / "s.zarr"
+    line = _one_line_error([*BASE.split(), "--out", str(out), *extra])
+    assert named in line
+    assert not out.exists()
+
+
+def test_bf16_on_a_cpu_without_bf16_is_refused(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(_common, "_cpu_bf16_works", lambda: False)
+    out = tmp_path / "s.zarr"
+    line = _one_line_error(
+        [*BASE.split(), "--out", str(out), "--precision", "bf16", "--device", "cpu"]
+    )
+    assert "bf16" in line
+    assert not out.exists()
+
+
+def test_this_cpu_computes_bf16() -> None:
+    assert _common._cpu_bf16_works()  # torch emulates bf16 where the CPU lacks it
