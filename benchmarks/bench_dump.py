@@ -79,6 +79,7 @@ def forward_only(cfg: DumpConfig, device: torch.device, warmup: bool = False) ->
     from sortkd_cache.augment import get_recipe, normalize, replay, sample_params
     from sortkd_cache.datasets import load_dataset
     from sortkd_cache.pipelines._common import build_teacher
+    from sortkd_cache.pipelines._decode import block_images
     from sortkd_cache.store import choose_chunk_samples
 
     t0 = time.perf_counter()
@@ -104,7 +105,7 @@ def forward_only(cfg: DumpConfig, device: torch.device, warmup: bool = False) ->
     last = None
     for block in blocks:
         start, stop = block * chunk, min(n, (block + 1) * chunk)
-        images = dump_mod._block_images(ds, start, stop, device)
+        images = block_images(ds, start, stop, device)
         sizes = ds.image_sizes()[start:stop]
         for view in range(1 if warmup else cfg.views):
             params = sample_params(recipe, cfg.seed, np.arange(start, stop), view, sizes)

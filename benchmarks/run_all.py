@@ -26,8 +26,20 @@ BENCHES = [
     ("dump vs teacher forward only", "bench_dump.py"),
     ("train epoch: cached KD vs CE-only vs online teacher", "bench_train.py"),
     ("top-K copy: bytes and fidelity", "bench_topk.py"),
+    ("teacher precision: bf16 vs fp32", "bench_imagenet_precision.py"),
 ]
-KEYWORDS = ("ratio", "speedup", "speed_up", "per_second", "saving", "mean_kl", "bytes_per")
+KEYWORDS = (
+    "ratio",
+    "speedup",
+    "speed_up",
+    "per_second",
+    "saving",
+    "mean_kl",
+    "bytes_per",
+    "agreement",
+    "max_abs_diff",
+    "rss",
+)
 
 
 def run_bench(script: str, quick: bool) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["BlockImages", "default_workers"]
+__all__ = ["BlockImages", "block_images", "default_workers"]
 
 
 def default_workers() -> int:
@@ -35,6 +35,11 @@ def _to_device(images: Any, device: torch.device) -> Any:
     if not isinstance(images, torch.Tensor):
         return [im.to(device) for im in images]
     return images.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else images
+
+
+def block_images(ds: Any, start: int, stop: int, device: torch.device) -> Any:
+    """Samples ``start:stop`` of ``ds`` on ``device``, decoded serially (no pool)."""
+    return _to_device(ds.images(np.arange(start, stop, dtype=np.int64)), device)
 
 
 class BlockImages:
@@ -69,8 +74,7 @@ class BlockImages:
         ahead, bounds = self._ahead, self._bounds
         if ahead is None:
             for start, stop in bounds:
-                idx = np.arange(start, stop, dtype=np.int64)
-                yield _to_device(self._ds.images(idx), self._device)
+                yield block_images(self._ds, start, stop, self._device)
             return
 
         def submit(k: int) -> Future[Any] | None:
