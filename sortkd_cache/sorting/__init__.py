@@ -1,15 +1,17 @@
 """The sorting mechanism (the label takes the row's largest logit) and the ``swap`` baseline.
 
 Bit-exact, deterministic kernels for numpy arrays and torch tensors (CPU or CUDA) of any
-leading shape ``[..., C]``; see :func:`sort_logits` for the exact rule, ties and signed zeros.
+leading shape ``[..., C]``, every comparison in IEEE-754 totalOrder; see :func:`sort_logits`.
 """
 
 from __future__ import annotations
 
 from sortkd_cache.sorting._api import (
     METHODS,
+    Applied,
     Labels,
     LogitsMethod,
+    apply_with_stats,
     get_method,
     label_rank,
     sort_logits,
@@ -18,8 +20,10 @@ from sortkd_cache.sorting._api import (
 
 __all__ = [
     "METHODS",
+    "Applied",
     "Labels",
     "LogitsMethod",
+    "apply_with_stats",
     "get_method",
     "label_rank",
     "sort_logits",

@@ -15,14 +15,17 @@ from numpy.typing import NDArray
 
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.sorting import _numpy
+from sortkd_cache.sorting._numpy import Applied
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = [
     "METHODS",
+    "Applied",
     "Labels",
     "LogitsMethod",
+    "apply_with_stats",
     "get_method",
     "label_rank",
     "sort_logits",
@@ -194,12 +197,12 @@ def sort_logits(z: NDArray[Any] | torch.Tensor, y: Labels) -> NDArray[Any] | tor
 def sort_logits(z: NDArray[Any] | torch.Tensor, y: Labels) -> NDArray[Any] | torch.Tensor:
     """The sorting mechanism: the label takes the row's largest value.
 
-    For each row ``z[..., :]`` (C classes) with label ``y[...]``: ``order`` is the label, then
-    the other classes by descending logit (equal logits: lower index first); ``v`` is the row's
-    values in descending order; ``out[order[k]] = v[k]``. Classes that ranked above the label
-    move down one rank, the others keep their values. Signed zeros rank as equal, and in ``v``
-    +0.0 precedes -0.0 (IEEE-754 total order), so each row keeps its bitwise multiset; a row
-    holding both zeros gets its zeros re-signed in rank order.
+    For each row ``z[..., :]`` (C classes) with label ``y[...]``, every comparison in IEEE-754
+    totalOrder (-0.0 ranks below +0.0; equal values are identical bit patterns): ``order`` is
+    the label, then the other classes by descending value (equal values: lower index first);
+    ``v`` is the row's values in descending order; ``out[order[k]] = v[k]``. Classes that
+    ranked above the label move down one rank, the others keep their bits. Each output row is
+    a bitwise permutation of its input row, the same on every machine and backend.
 
     ``z`` is a numpy array or torch tensor (CPU or CUDA) of shape ``[..., C]`` and a float
     dtype (float16, bfloat16 for torch, float32, float64); ``y`` holds integer labels of shape
@@ -208,8 +211,8 @@ def sort_logits(z: NDArray[Any] | torch.Tensor, y: Labels) -> NDArray[Any] | tor
     dtype, shape or label (naming the label and its position).
 
     NaN is unsupported (rejected upstream, at dump time); were one present, it ranks by its
-    bit pattern (above +inf, or below -inf when its sign bit is set) and each output row is
-    still a permutation of its input row, the same on every backend.
+    bit pattern in totalOrder (above +inf, or below -inf when its sign bit is set), like any
+    other value.
     """
     return _sort_logits(z, y)  # type: ignore[no-any-return]
 
@@ -223,7 +226,8 @@ def swap_logits(z: NDArray[Any] | torch.Tensor, y: Labels) -> NDArray[Any] | tor
 def swap_logits(z: NDArray[Any] | torch.Tensor, y: Labels) -> NDArray[Any] | torch.Tensor:
     """The comparison method: exchange the label's value with the row maximum's value.
 
-    The maximum is at the first index holding the row's largest value (-0.0 and +0.0 equal).
+    The maximum is the row's first totalOrder maximum (the lowest index holding its largest
+    value; -0.0 ranks below +0.0).
     Same inputs, outputs, errors and NaN caveat as :func:`sort_logits`.
     """
     return _swap_logits(z, y)  # type: ignore[no-any-return]
@@ -236,13 +240,37 @@ def label_rank(z: torch.Tensor, y: Labels) -> torch.Tensor: ...
 @overload
 def label_rank(z: NDArray[Any] | torch.Tensor, y: Labels) -> NDArray[np.int64] | torch.Tensor: ...
 def label_rank(z: NDArray[Any] | torch.Tensor, y: Labels) -> NDArray[np.int64] | torch.Tensor:
-    """How many classes rank above the label (greater, or equal with a lower index).
+    """How many classes rank above the label (greater in totalOrder, or equal, lower index).
 
     0 means the label already holds the row maximum, so :func:`sort_logits` leaves the row's
     values in place. Returns int64 of shape ``[...]``: numpy for numpy input, else a tensor on
     ``z``'s device.
     """
     return _apply(z, y, _numpy.label_rank_2d, "label_rank_2d", False)  # type: ignore[no-any-return]
+
+
+def apply_with_stats(method: str, z: NDArray[Any], y: Labels) -> Applied:
+    """``method`` over the numpy rows ``z [..., C]``, with each input row's statistics.
+
+    One pass gives the method's output, each row's :func:`label_rank` and ``top``, the index of
+    the row's first totalOrder maximum (the ``sort`` stage's statistics). Same checks as
+    :func:`sort_logits`; ``rank`` and ``top`` are int64 of shape ``[...]``.
+    """
+    get_method(method)
+    if isinstance(z, np.generic):
+        z = np.asarray(z)
+    if not isinstance(z, np.ndarray):
+        raise ConfigError(f"logits must be a numpy array; got {type(z).__name__}")
+    z2, y2, lead = _prepare_numpy(z, y)
+    if z2.size == 0:
+        res = Applied(z2.copy(), np.zeros(z2.shape[0], np.int64), y2.copy())
+    else:
+        res = _numpy.apply_2d(method, z2, y2)
+    return Applied(
+        res.out.reshape(z.shape).astype(z.dtype, copy=False),
+        res.rank.reshape(lead),
+        res.top.reshape(lead),
+    )
 
 
 METHODS: dict[str, LogitsMethod] = {"sort": sort_logits, "swap": swap_logits}

@@ -1,35 +1,36 @@
 """NumPy kernels for the sorting mechanism, on validated 2-D inputs ``z [N, C]``, ``y [N]``.
 
-Bit-exact with the reference and with the torch kernels (``_torch.py`` is a step-by-step
-twin). The work is proportional to what moves:
+Every comparison is in IEEE-754 totalOrder, through an integer key of each value's bit pattern
+(:func:`_key`): integer order is totalOrder, so -0.0 ranks below +0.0 and equal keys are
+identical bit patterns. Outputs are gathered from the input's bits, so every output row is a
+bitwise permutation of its input row. ``_torch.py`` is a step-by-step twin.
 
-1. Ranking uses an integer key of each value's bit pattern (``_key``): integer order is float
-   order, and -0.0 and +0.0 share a key (they rank as equal: lower index first).
-2. A gate finds the rows where some class may rank above the label: the largest bit pattern
-   among the other classes is compared with the label's (for positive values bit order is key
-   order); rows whose label has its sign bit set or is +0.0 are always gated.
-3. For gated rows only: the mask of classes ranked above the label (greater key, or equal key
+The work is proportional to what moves:
+
+1. A gate finds the rows where some class may rank above the label: the largest bit pattern
+   among the other classes is compared with the label's (for patterns with a clear sign bit,
+   bit order is key order); rows whose label has its sign bit set are always gated.
+2. For gated rows only: the mask of classes ranked above the label (greater key, or equal key
    with a lower index), those entries stable-sorted per row by descending key, and a shift: the
-   label takes the row maximum, each class above it the value of the next one down.
-4. Signed zeros: -0.0 and +0.0 are the only equal values with different bits, so for rows
-   holding both, the output bits depend on how ``v`` (the row's values in descending order)
-   orders them. Those rows (rare in real logits) go through :func:`literal_rows`, which
-   reproduces the reference cases: float16 in IEEE total order (+0.0 first), float32/64 as
-   numpy's float sort leaves them (see :func:`_descending_values`).
+   label takes the row maximum, each class above it the value of the next one down, the last
+   one the label's value. Classes ranked below the label keep their bits.
+
+The same pass yields each row's label rank and the index of its first totalOrder maximum (the
+statistics of the ``sort`` stage): see :func:`apply_2d`.
 
 NaN is rejected upstream (``NonFiniteLogitsError`` at dump time). Were one present, it ranks
-by its bit pattern (a NaN with a clear sign bit above +inf, one with the sign bit set below
--inf): the result is still a permutation of the row, identical across backends.
+by its bit pattern like any value (a NaN with a clear sign bit above +inf, one with the sign
+bit set below -inf): the result still follows the rule, identical across backends.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["label_rank_2d", "sort_2d", "swap_2d"]
+__all__ = ["Applied", "apply_2d", "label_rank_2d", "sort_2d", "swap_2d"]
 
 _Arr = NDArray[Any]
 _IntArr = NDArray[np.int64]
@@ -41,20 +42,28 @@ _INT: dict[np.dtype[Any], type[np.signedinteger[Any]]] = {
 }
 
 
+class Applied(NamedTuple):
+    """A method's output with the statistics of its input rows."""
+
+    out: _Arr  # the transformed rows, same dtype and shape as the input
+    rank: _IntArr  # [N] classes ranked above the label (0: the label holds the maximum)
+    top: _IntArr  # [N] index of the row's first totalOrder maximum
+
+
 def _bits(z: _Arr) -> _Arr:
     """The bit patterns as same-width signed integers (a view)."""
     return z.view(_INT[z.dtype])
 
 
 def _key(b: _Arr) -> _Arr:
-    """Ranking key of bit patterns: integer order is float order, -0.0 == +0.0."""
+    """totalOrder key of signed bit patterns: flip the magnitude bits where the sign is set."""
     sign = b >> (b.dtype.itemsize * 8 - 1)  # -1 where the sign bit is set, else 0
-    key: _Arr = (b ^ (sign & np.iinfo(b.dtype).max)) - sign
+    key: _Arr = b ^ (sign & np.iinfo(b.dtype).max)
     return key
 
 
 def _gate(z: _Arr, y: _IntArr, scratch: _Arr) -> _IntArr:
-    """Rows where a class may rank above the label (a superset; exact rows follow).
+    """Rows where a class may rank above the label (a superset of them).
 
     ``scratch`` is a writable copy of ``z``; it is restored before returning.
     """
@@ -65,15 +74,16 @@ def _gate(z: _Arr, y: _IntArr, scratch: _Arr) -> _IntArr:
     flat.put(at_label, np.iinfo(flat.dtype).min)
     others = flat.reshape(n, c).max(axis=1)
     flat.put(at_label, by)
-    return np.flatnonzero((by <= 0) | (others >= by))
+    return np.flatnonzero((by < 0) | (others >= by))
 
 
 def _above_mask(k: _Arr, ys: _IntArr) -> NDArray[np.bool_]:
     """Classes ranked above the label: greater key, or equal key with a lower index."""
     n, c = k.shape
-    ky = k.reshape(-1).take(np.arange(n) * c + ys)
+    ky = k.reshape(-1).take(np.arange(n) * c + ys)[:, None]
     lower = np.arange(c)[None, :] < ys[:, None]
-    mask: NDArray[np.bool_] = k > ky[:, None] - lower.astype(k.dtype)
+    mask: NDArray[np.bool_] = k > ky
+    mask |= lower & (k == ky)
     return mask
 
 
@@ -83,19 +93,19 @@ def _rank_order(rr: _IntArr, kk: _Arr) -> _IntArr:
     The entries come in (row, index) order, so a stable sort on (row, -key) suffices.
     """
     nbits = kk.dtype.itemsize * 8
-    if nbits <= 32:  # keys lie in (-2**(nbits-1), 2**(nbits-1)): pack them with the row
-        packed = (rr << nbits) | (np.int64(1 << (nbits - 1)) - kk.astype(np.int64))
-        return np.argsort(packed, kind="stable")
-    return np.lexsort((-kk, rr))
+    if nbits <= 32:  # pack the row with the flipped key, which lies in [0, 2**nbits)
+        flipped = np.int64((1 << (nbits - 1)) - 1) - kk.astype(np.int64)
+        return np.argsort((rr << nbits) | flipped, kind="stable")
+    return np.lexsort((~kk, rr))  # ~k = -(k + 1): descending keys, no overflow
 
 
-def _shift_rows(s: _Arr, ys: _IntArr) -> None:
-    """Apply the mechanism in place to every row of ``s`` (rows with rank 0 are untouched)."""
+def _shift_sparse(s: _Arr, k: _Arr, mask: NDArray[np.bool_], ys: _IntArr) -> _IntArr:
+    """The shift over the masked entries only (few classes above the label); first maxima."""
     c = s.shape[1]
-    k = _key(_bits(s))
-    rr, cc = np.nonzero(_above_mask(k, ys))  # by row, then index
+    top = ys.copy()
+    rr, cc = np.nonzero(mask)  # by row, then index
     if rr.size == 0:
-        return
+        return top
     at = rr * c + cc
     order = _rank_order(rr, k.reshape(-1).take(at))
     rr, at = rr[order], at[order]
@@ -111,88 +121,107 @@ def _shift_rows(s: _Arr, ys: _IntArr) -> None:
     head = rr[first]
     flat.put(head * c + ys[head], vals[first])  # the label takes the maximum
     flat.put(at, nxt)
+    top[head] = at[first] - head * c
+    return top
 
 
-def mixed_zero_rows(z: _Arr) -> _IntArr:
-    """Rows holding both -0.0 and +0.0 (the only equal values with different bits)."""
-    flat = _bits(z).reshape(-1)
-    neg_zero = np.iinfo(flat.dtype).min  # the bit pattern of -0.0
-    if flat.min() != neg_zero:
-        return np.zeros(0, np.int64)
-    rows = np.unique(np.flatnonzero(flat == neg_zero) // z.shape[1])
-    has_pos = (_bits(z[rows]) == 0).any(axis=1)
-    return np.asarray(rows[has_pos], dtype=np.int64)
+def _sort_desc(k: _Arr) -> tuple[_Arr, _Arr]:
+    """Each row's keys in descending order (equal keys: lower index first), and their indices."""
+    c = k.shape[1]
+    nbits, cbits = k.dtype.itemsize * 8, max(1, (c - 1).bit_length())
+    if nbits + cbits > 63:  # float64: an index-stable argsort of the flipped keys
+        idx = np.argsort(~k, axis=1, kind="stable")
+        return np.take_along_axis(k, idx, axis=1), idx
+    wide = np.int32 if nbits + cbits <= 31 else np.int64
+    packed = (~k).astype(wide) << cbits  # ascending packed order: key descending, index up
+    packed |= np.arange(c, dtype=wide)
+    packed.sort(axis=1)  # the packed values are distinct: any sort is stable here
+    keys: _Arr = ~(packed >> cbits).astype(k.dtype)
+    return keys, packed & wide((1 << cbits) - 1)
 
 
-def _descending_values(z: _Arr) -> _Arr:
-    """``v``, each row's values in descending order, with the reference's signed zeros.
+def _shift_dense(s: _Arr, k: _Arr, rank: _IntArr) -> _IntArr:
+    """The shift through a full sort of every row (many classes above the label); first maxima.
 
-    Only the signs of zeros depend on this choice. The reference cases fix them: float16
-    rows list +0.0 before -0.0 (IEEE-754 total order, a bitwise permutation of the row);
-    float32/float64 rows follow numpy's own float sort (its vectorised x86 sort may return a
-    zero with either sign, so such rows are a permutation by value, not always by bits).
+    In descending order the label sits at ``rank``; positions before it take the next value
+    down, the label the first one, the rest keep theirs.
     """
-    if z.dtype == np.float16:
-        b = _bits(z).astype(np.int64)
-        total = np.where(b < 0, -(b & 0x7FFF) - 1, b)  # IEEE total order: -0.0 below +0.0
-        return np.take_along_axis(z, np.argsort(-total, axis=1, kind="stable"), axis=1)
-    return np.sort(z, axis=1)[:, ::-1]
+    m, c = s.shape
+    keys, idx = _sort_desc(k)
+    v = _key(keys)  # the key is an involution: these are the values' bits, descending
+    shifted = np.empty_like(v)
+    shifted[:, :-1] = v[:, 1:]
+    np.copyto(shifted, v, where=np.arange(c) > rank[:, None])
+    starts = np.arange(m) * c
+    shifted.reshape(-1)[starts + rank] = v[:, 0]
+    _bits(s).reshape(-1)[idx + starts[:, None]] = shifted
+    return np.asarray(idx[:, 0], dtype=np.int64)
 
 
-def literal_rows(z: _Arr, y: _IntArr) -> _Arr:
-    """The definition applied literally: ``out[order[k]] = v[k]``.
+SPARSE_BELOW = 0.2
+"""Gated rows take the sparse shift while under this fraction of their entries move."""
 
-    Used for rows holding both signed zeros, whose output bits depend on how ``v`` (the row's
-    values in descending order) orders the two zeros; see :func:`_descending_values`.
+
+def _shift_rows(s: _Arr, ys: _IntArr) -> tuple[_IntArr, _IntArr]:
+    """Apply the mechanism in place to the rows of ``s``; their ranks and first maxima."""
+    k = _key(_bits(s))
+    mask = _above_mask(k, ys)
+    rank = np.count_nonzero(mask, axis=1).astype(np.int64)
+    if rank.sum() < SPARSE_BELOW * mask.size:
+        return rank, _shift_sparse(s, k, mask, ys)
+    return rank, _shift_dense(s, k, rank)
+
+
+def _first_argmax(z: _Arr) -> _IntArr:
+    """First index of the row's totalOrder maximum."""
+    return np.asarray(_key(_bits(z)).argmax(axis=1), dtype=np.int64)
+
+
+def _swap_rows(s: _Arr, ys: _IntArr, with_rank: bool) -> tuple[_IntArr, _IntArr]:
+    """Exchange each row's label value with its first maximum's, in place."""
+    m, c = s.shape
+    top = _first_argmax(s)
+    rank = (
+        _above_mask(_key(_bits(s)), ys).sum(axis=1, dtype=np.int64)
+        if with_rank
+        else np.zeros(m, np.int64)
+    )
+    flat = s.reshape(-1)
+    at_max, at_label = np.arange(m) * c + top, np.arange(m) * c + ys
+    v_max, v_label = flat.take(at_max), flat.take(at_label)
+    flat.put(at_max, v_label)
+    flat.put(at_label, v_max)
+    return rank, top
+
+
+def apply_2d(method: str, z: _Arr, y: _IntArr, *, with_rank: bool = True) -> Applied:
+    """``sort`` or ``swap`` over the rows of ``z`` (a new array), with their statistics.
+
+    ``rank`` is zero for every row unless ``with_rank`` (or ``method`` is ``sort``, whose pass
+    yields it for free); ``top`` is always exact.
     """
-    n, c = z.shape
-    k = _key(_bits(z)).astype(np.int64)
-    idx = np.argsort(-k, axis=1, kind="stable")  # descending value, lower index first
-    v = _descending_values(z)
-    keep = idx != y[:, None]
-    order = np.empty_like(idx)
-    order[:, 0] = y
-    order[:, 1:] = idx[keep].reshape(n, c - 1)
-    out = np.empty_like(z)
-    np.put_along_axis(out, order, v, axis=1)
-    return out
-
-
-def _fix_zeros(z: _Arr, y: _IntArr, out: _Arr) -> None:
-    rows = mixed_zero_rows(z)
+    out = z.copy()
+    rank = np.zeros(z.shape[0], np.int64)
+    top = y.astype(np.int64, copy=True)  # ungated rows: the label is the first maximum
+    rows = _gate(z, y, out)
     if rows.size:
-        out[rows] = literal_rows(z[rows], y[rows])
+        s = z[rows]
+        if method == "sort":
+            rank[rows], top[rows] = _shift_rows(s, y[rows])
+        else:
+            rank[rows], top[rows] = _swap_rows(s, y[rows], with_rank)
+        out[rows] = s
+    return Applied(out, rank, top)
 
 
 def sort_2d(z: _Arr, y: _IntArr) -> _Arr:
     """The sorting mechanism over the rows of ``z``; a new array."""
-    out = z.copy()
-    rows = _gate(z, y, out)
-    if rows.size:
-        s = z[rows]
-        _shift_rows(s, y[rows])
-        out[rows] = s
-    _fix_zeros(z, y, out)
-    return out
-
-
-def first_argmax(z: _Arr) -> _IntArr:
-    """First index of the row maximum (-0.0 == +0.0)."""
-    return np.asarray(_key(_bits(z)).argmax(axis=1), dtype=np.int64)
+    return apply_2d("sort", z, y).out
 
 
 def swap_2d(z: _Arr, y: _IntArr) -> _Arr:
-    """Exchange the label's value with the row maximum's (first index); a new array."""
-    out = z.copy()
-    rows = _gate(z, y, out)
-    if rows.size:
-        c = z.shape[1]
-        at_max = rows * c + first_argmax(z[rows])
-        at_label = rows * c + y[rows]
-        flat_in, flat_out = z.reshape(-1), out.reshape(-1)
-        flat_out.put(at_max, flat_in.take(at_label))
-        flat_out.put(at_label, flat_in.take(at_max))
-    return out
+    """Exchange the label's value with the row's first maximum's; a new array."""
+    return apply_2d("swap", z, y, with_rank=False).out
 
 
 def label_rank_2d(z: _Arr, y: _IntArr) -> _IntArr:

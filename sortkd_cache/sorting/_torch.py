@@ -1,17 +1,17 @@
 """Torch kernels for the sorting mechanism: the twin of ``_numpy.py`` (read its docstring).
 
 Every step stays on the input's device (CPU or CUDA, no numpy round trip) and is
-deterministic: integer keys for every sort (``stable=True``), writes to distinct positions
-only. Results equal the numpy kernels bit for bit. The public API runs CPU tensors of the
-dtypes in ``NUMPY_TWINS`` through the numpy kernels (zero-copy), which are faster on CPU;
-these kernels serve CUDA tensors and bfloat16.
+deterministic: integer totalOrder keys for every comparison and sort (``stable=True``), writes
+to distinct positions only. Results equal the numpy kernels bit for bit. The public API runs
+CPU tensors of the dtypes in ``NUMPY_TWINS`` through the numpy kernels (zero-copy), which are
+faster on CPU; these kernels serve CUDA tensors and bfloat16.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["NUMPY_TWINS", "first_argmax", "label_rank_2d", "sort_2d", "swap_2d"]
+__all__ = ["NUMPY_TWINS", "label_rank_2d", "sort_2d", "swap_2d"]
 
 NUMPY_TWINS = (torch.float16, torch.float32, torch.float64)
 """CPU tensors of these dtypes run the (faster, bit-identical) numpy kernels instead."""
@@ -30,13 +30,13 @@ def _bits(z: torch.Tensor) -> torch.Tensor:
 
 
 def _key(b: torch.Tensor) -> torch.Tensor:
-    """Ranking key of bit patterns: integer order is float order, -0.0 == +0.0."""
+    """totalOrder key of signed bit patterns: flip the magnitude bits where the sign is set."""
     sign = b >> (b.element_size() * 8 - 1)  # -1 where the sign bit is set, else 0
-    return (b ^ (sign & torch.iinfo(b.dtype).max)) - sign
+    return b ^ (sign & torch.iinfo(b.dtype).max)
 
 
 def _gate(z: torch.Tensor, y: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
-    """Rows where a class may rank above the label (a superset; exact rows follow).
+    """Rows where a class may rank above the label (a superset of them).
 
     ``scratch`` is a writable copy of ``z``; it is restored before returning.
     """
@@ -47,15 +47,15 @@ def _gate(z: torch.Tensor, y: torch.Tensor, scratch: torch.Tensor) -> torch.Tens
     flat[at_label] = torch.iinfo(flat.dtype).min
     others = flat.reshape(n, c).amax(dim=1)
     flat[at_label] = by
-    return ((by <= 0) | (others >= by)).nonzero()[:, 0]
+    return ((by < 0) | (others >= by)).nonzero()[:, 0]
 
 
 def _above_mask(k: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
     """Classes ranked above the label: greater key, or equal key with a lower index."""
     n, c = k.shape
-    ky = k.reshape(-1)[torch.arange(n, device=k.device) * c + ys]
+    ky = k.reshape(-1)[torch.arange(n, device=k.device) * c + ys][:, None]
     lower = torch.arange(c, device=k.device)[None, :] < ys[:, None]
-    return k > ky[:, None] - lower.to(k.dtype)
+    return (k > ky) | (lower & (k == ky))
 
 
 def _rank_order(rr: torch.Tensor, kk: torch.Tensor) -> torch.Tensor:
@@ -64,15 +64,15 @@ def _rank_order(rr: torch.Tensor, kk: torch.Tensor) -> torch.Tensor:
     The entries come in (row, index) order, so a stable sort on (row, -key) suffices.
     """
     nbits = kk.element_size() * 8
-    if nbits <= 32:  # keys lie in (-2**(nbits-1), 2**(nbits-1)): pack them with the row
-        packed = (rr << nbits) | ((1 << (nbits - 1)) - kk.to(torch.int64))
-        return torch.sort(packed, stable=True).indices
-    order = torch.sort(-kk, stable=True).indices
+    if nbits <= 32:  # pack the row with the flipped key, which lies in [0, 2**nbits)
+        flipped = ((1 << (nbits - 1)) - 1) - kk.to(torch.int64)
+        return torch.sort((rr << nbits) | flipped, stable=True).indices
+    order = torch.sort(~kk, stable=True).indices  # ~k = -(k + 1) never overflows
     return order[torch.sort(rr[order], stable=True).indices]
 
 
 def _shift_rows(s: torch.Tensor, ys: torch.Tensor) -> None:
-    """Apply the mechanism in place to every row of ``s`` (rows with rank 0 are untouched)."""
+    """Apply the mechanism in place to the rows of ``s`` (rows with rank 0 are untouched)."""
     c = s.shape[1]
     k = _key(_bits(s))
     rr, cc = _above_mask(k, ys).nonzero(as_tuple=True)  # row-major: by row, then index
@@ -95,29 +95,16 @@ def _shift_rows(s: torch.Tensor, ys: torch.Tensor) -> None:
     flat[at] = nxt
 
 
-def _fix_zeros(z: torch.Tensor, y: torch.Tensor, out: torch.Tensor) -> None:
-    """Rows holding both signed zeros follow numpy's literal kernel (see ``_numpy.py``).
-
-    Such rows are rare; they make one small host round trip so that CPU and CUDA agree with
-    the reference bit for bit.
-    """
-    from sortkd_cache.sorting import _numpy
-
-    flat = _bits(z).reshape(-1)
-    neg_zero = torch.iinfo(flat.dtype).min  # the bit pattern of -0.0
-    if int(flat.min()) != neg_zero:
-        return
-    rows = torch.unique((flat == neg_zero).nonzero()[:, 0] // z.shape[1])
-    rows = rows[(_bits(z[rows]) == 0).any(dim=1)]
-    if rows.numel() == 0:
-        return
-    if z.dtype == torch.bfloat16:  # numpy has no bfloat16: order by value, +0.0 first
-        zz = z[rows].float().cpu().numpy()
-        fixed = torch.from_numpy(_numpy.literal_rows(zz, y[rows].cpu().numpy())).to(z.dtype)
-    else:
-        zz = z[rows].cpu().numpy()
-        fixed = torch.from_numpy(_numpy.literal_rows(zz, y[rows].cpu().numpy()))
-    out[rows] = fixed.to(z.device)
+def _swap_rows(s: torch.Tensor, ys: torch.Tensor) -> None:
+    """Exchange each row's label value with its first maximum's, in place."""
+    m, c = s.shape
+    top = _key(_bits(s)).argmax(dim=1)
+    rows = torch.arange(m, device=s.device) * c
+    at_max, at_label = rows + top, rows + ys
+    flat = s.reshape(-1)
+    v_max, v_label = flat[at_max], flat[at_label]
+    flat[at_max] = v_label
+    flat[at_label] = v_max
 
 
 @torch.no_grad()
@@ -129,27 +116,18 @@ def sort_2d(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         s = z[rows]
         _shift_rows(s, y[rows])
         out[rows] = s
-    _fix_zeros(z, y, out)
     return out
-
-
-def first_argmax(z: torch.Tensor) -> torch.Tensor:
-    """First index of the row maximum (-0.0 == +0.0)."""
-    return _key(_bits(z)).argmax(dim=1)
 
 
 @torch.no_grad()
 def swap_2d(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Exchange the label's value with the row maximum's (first index); a new tensor."""
+    """Exchange the label's value with the row's first maximum's; a new tensor."""
     out = z.clone()
     rows = _gate(z, y, out)
     if rows.numel():
-        c = z.shape[1]
-        at_max = rows * c + first_argmax(z[rows])
-        at_label = rows * c + y[rows]
-        flat_in, flat_out = z.reshape(-1), out.reshape(-1)
-        flat_out[at_max] = flat_in[at_label]
-        flat_out[at_label] = flat_in[at_max]
+        s = z[rows]
+        _swap_rows(s, y[rows])
+        out[rows] = s
     return out
 
 

@@ -1,10 +1,9 @@
 """The sorting kernels against the reference cases (DESIGN: "The sorting mechanism (exact)").
 
-The cases live in ``../shared/reference/sort_cases.npz`` next to the checkout (override with
-``SORTKD_SORT_CASES``). Every output is compared bit for bit. One documented exemption: in the
-float32 case the reference's ``sort`` output does not keep the bitwise multiset of its rows
-(the signs of its zeros come from an unstable SIMD sort: -0.0/+0.0 are exchanged or duplicated),
-which no permutation can reproduce; there zeros are compared by value, everything else by bits.
+The cases live in ``../shared/reference/sort_cases.npz`` beside the checkout, read from there
+whenever it is present; ``tests/data/sort_cases.npz`` is a copy for clones without it (a test
+checks that the two are equal). ``SORTKD_SORT_CASES`` overrides both. Every output is compared
+bit for bit, on numpy, torch CPU and (where present) CUDA.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import torch
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.sorting import (
     METHODS,
+    apply_with_stats,
     get_method,
     label_rank,
     sort_logits,
@@ -28,19 +28,21 @@ from sortkd_cache.sorting import (
 from sortkd_cache.sorting import _torch as torch_kernels
 
 REPO = Path(__file__).resolve().parents[2]
-_CANDIDATES = [
-    os.environ.get("SORTKD_SORT_CASES", ""),
-    str(REPO / "tests" / "data" / "sort_cases.npz"),  # a copy of ../shared/reference's
-    str(REPO.parent / "shared" / "reference" / "sort_cases.npz"),
-]
+SHARED_CASES = REPO.parent / "shared" / "reference" / "sort_cases.npz"
+COPY_CASES = REPO / "tests" / "data" / "sort_cases.npz"
+_CANDIDATES = [os.environ.get("SORTKD_SORT_CASES", ""), str(SHARED_CASES), str(COPY_CASES)]
 CASES_PATH = next((Path(p) for p in _CANDIDATES if p and Path(p).is_file()), None)
 CASES: dict[str, np.ndarray[Any, Any]] = dict(np.load(CASES_PATH)) if CASES_PATH else {}
 NAMES = sorted({k.rsplit("_", 1)[0] for k in CASES})
 
 if CASES_PATH is None:  # never skip silently: the reference is part of the contract
-    raise FileNotFoundError("sort_cases.npz not found (tests/data/ or ../shared/reference/)")
+    raise FileNotFoundError("sort_cases.npz not found (../shared/reference/ or tests/data/)")
 
-UINT = {np.dtype(np.float16): np.uint16, np.dtype(np.float32): np.uint32}
+UINT = {
+    np.dtype(np.float16): np.uint16,
+    np.dtype(np.float32): np.uint32,
+    np.dtype(np.float64): np.uint64,
+}
 
 
 def bits(a: np.ndarray[Any, Any] | torch.Tensor) -> np.ndarray[Any, Any]:
@@ -63,11 +65,30 @@ def run(method: str, backend: str, z: np.ndarray[Any, Any], y: np.ndarray[Any, A
     return getattr(torch_kernels, f"{method}_2d")(zt, yt).numpy()
 
 
-def reference_is_permutation(
-    z: np.ndarray[Any, Any], e: np.ndarray[Any, Any]
-) -> np.ndarray[Any, Any]:
-    same: np.ndarray[Any, Any] = (np.sort(bits(z), axis=1) == np.sort(bits(e), axis=1)).all(axis=1)
-    return same
+def total_key(z: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """An int64 key whose order is IEEE-754 totalOrder (written apart from the kernels')."""
+    b = bits(z).astype(np.int64)
+    sign = np.int64(1) << np.int64(8 * z.itemsize - 1)
+    key: np.ndarray[Any, Any] = np.where(b >= sign, sign - 1 - b, b)  # sign set: reversed
+    return key
+
+
+def both_zeros(z: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Rows holding both -0.0 and +0.0."""
+    b = bits(z)
+    neg_zero = b.dtype.type(1 << (8 * z.itemsize - 1))
+    has: np.ndarray[Any, Any] = (b == 0).any(axis=1) & (b == neg_zero).any(axis=1)
+    return has
+
+
+@pytest.mark.skipif(not SHARED_CASES.is_file(), reason="no ../shared beside the checkout")
+def test_the_copy_equals_the_shared_reference() -> None:
+    shared, copy = np.load(SHARED_CASES), np.load(COPY_CASES)
+    assert sorted(shared.files) == sorted(copy.files)
+    for key in shared.files:
+        a, b = shared[key], copy[key]
+        assert a.dtype == b.dtype and a.shape == b.shape, key
+        assert a.tobytes() == b.tobytes(), f"tests/data/sort_cases.npz differs in {key}"
 
 
 def test_the_cases_cover_the_design() -> None:
@@ -83,6 +104,35 @@ def test_the_cases_cover_the_design() -> None:
         # many ties: most rows repeat some value
         sz = np.sort(z, axis=1)
         assert (sz[:, 1:] == sz[:, :-1]).any(axis=1).mean() > 0.5
+    assert all(both_zeros(CASES[f"{n}_logits"]).any() for n in NAMES)
+
+
+INF = float("inf")
+EDGE_ROWS = [  # (row, label, sort, swap), worked out by hand from the DESIGN rule
+    ([1.5, 1.5, 1.5, 1.5], 2, [1.5, 1.5, 1.5, 1.5], [1.5, 1.5, 1.5, 1.5]),
+    ([-0.0, -0.0, -0.0], 1, [-0.0, -0.0, -0.0], [-0.0, -0.0, -0.0]),
+    (
+        [-INF, 3.0, INF, INF, -0.0, 0.0],
+        4,
+        [-INF, 0.0, INF, 3.0, INF, -0.0],
+        [-INF, 3.0, -0.0, INF, INF, 0.0],
+    ),
+    ([-INF, -INF, 5.0, -0.0], 1, [-INF, 5.0, -0.0, -INF], [-INF, 5.0, -INF, -0.0]),
+    ([0.0, -0.0, 0.0, -0.0], 3, [0.0, -0.0, -0.0, 0.0], [-0.0, -0.0, 0.0, 0.0]),
+]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "torch_kernel"])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("case", range(len(EDGE_ROWS)))
+def test_infinities_signed_zeros_and_equal_rows(case: int, dtype: Any, backend: str) -> None:
+    row, label, expected_sort, expected_swap = EDGE_ROWS[case]
+    z = np.array([row], dtype)
+    y = np.array([label])
+    for method, expected in (("sort", expected_sort), ("swap", expected_swap)):
+        out = run(method, backend, z, y)
+        want = np.array([expected], dtype)
+        assert out.tobytes() == want.tobytes(), (method, out, want)
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch", "torch_kernel"])
@@ -95,17 +145,19 @@ def test_sort_matches_reference(name: str, backend: str) -> None:
     np.testing.assert_array_equal(np.sort(out, axis=1), np.sort(z, axis=1))  # multiset by value
 
 
-def test_mixed_zero_rows_follow_numpys_sort() -> None:
-    """Rows with both signed zeros take the reference's zero signs; the others are permutations."""
-    from sortkd_cache.sorting._numpy import literal_rows, mixed_zero_rows
-
-    for name in NAMES:
-        z, y, e = CASES[f"{name}_logits"], CASES[f"{name}_labels"], CASES[f"{name}_sort"]
-        rows = mixed_zero_rows(z)
-        if rows.size:
-            np.testing.assert_array_equal(bits(literal_rows(z[rows], y[rows])), bits(e[rows]))
-        others = np.setdiff1d(np.arange(len(y)), rows)
-        assert reference_is_permutation(z[others], e[others]).all(), name
+@pytest.mark.parametrize("name", NAMES)
+def test_outputs_are_bitwise_permutations_and_apply_with_stats_agrees(name: str) -> None:
+    z, y, e = CASES[f"{name}_logits"], CASES[f"{name}_labels"], CASES[f"{name}_sort"]
+    for method in ("sort", "swap"):
+        expected = CASES[f"{name}_{method}"]
+        same = np.sort(bits(z), axis=1) == np.sort(bits(expected), axis=1)
+        assert same.all(), f"{name}_{method} is not a bitwise permutation of its rows"
+        applied = apply_with_stats(method, z, y)
+        np.testing.assert_array_equal(bits(applied.out), bits(expected))
+        np.testing.assert_array_equal(applied.rank, label_rank(z, y))
+        # top: the first index holding the row maximum, the value sort gives the label
+        top = (bits(z) == bits(e[np.arange(len(y)), y])[:, None]).argmax(axis=1)
+        np.testing.assert_array_equal(applied.top, top)
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch", "torch_kernel"])
@@ -121,15 +173,16 @@ def test_swap_matches_reference(name: str, backend: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_label_rank_counts_classes_above_the_label(name: str, backend: str) -> None:
     z, y = CASES[f"{name}_logits"], CASES[f"{name}_labels"]
-    zy = z[np.arange(len(y)), y][:, None]
+    k = total_key(z)
+    ky = k[np.arange(len(y)), y][:, None]
     idx = np.arange(z.shape[1])[None, :]
-    expected = ((z > zy) | ((z == zy) & (idx < y[:, None]))).sum(axis=1)
+    expected = ((k > ky) | ((k == ky) & (idx < y[:, None]))).sum(axis=1)
     rank = run("label_rank", backend, z, y)
     assert rank.dtype == np.int64
     np.testing.assert_array_equal(rank, expected)
-    # rank 0: sort leaves the row's values in place (by value; zeros may change sign)
+    # rank 0: sort leaves the row's bits in place
     e = CASES[f"{name}_sort"]
-    assert (e == z).all(axis=1)[rank == 0].all()
+    assert (bits(e) == bits(z)).all(axis=1)[rank == 0].all()
     moved = rank > 0
     assert moved.any() and (rank == 0).any()
     rows = np.flatnonzero(moved)
@@ -230,11 +283,14 @@ def test_documented_examples() -> None:
     # classes ranked below the label keep their values
     z = np.array([5.0, 0.5, 4.0, 1.0, 3.0], np.float32)
     np.testing.assert_array_equal(sort_logits(z, 4), [4.0, 0.5, 3.0, 1.0, 5.0])
-    # signed zeros rank as equal; the values go out in total order (+0.0 before -0.0)
+    # totalOrder: -0.0 ranks below +0.0, and the output is a bitwise permutation
     z = np.array([-0.0, 0.0, 2.0], np.float16)
-    out = sort_logits(z, 2)
-    np.testing.assert_array_equal(bits(out), bits(np.array([0.0, -0.0, 2.0], np.float16)))
-    assert int(label_rank(z, 2)) == 0
+    np.testing.assert_array_equal(bits(sort_logits(z, 2)), bits(z))
+    assert int(label_rank(z, 2)) == 0 and int(label_rank(z, 0)) == 2
+    out = sort_logits(z, 0)
+    np.testing.assert_array_equal(bits(out), bits(np.array([2.0, -0.0, 0.0], np.float16)))
+    out = swap_logits(z, 0)
+    np.testing.assert_array_equal(bits(out), bits(np.array([2.0, 0.0, -0.0], np.float16)))
 
 
 def test_bad_labels_raise_config_error_naming_label_and_position() -> None:
