@@ -90,3 +90,23 @@ def digits_store(tmp_path_factory: pytest.TempPathFactory, digits_teacher: Path)
     for method in ("sort", "swap"):
         sort_store(SortConfig(store=str(out), method=method, progress=False))
     return out
+
+
+@pytest.fixture(scope="session")
+def jpeg_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``imagefolder`` data: 3 classes x 14 JPEGs of varied sizes (20..35 x 20..39) in
+    ``train/``, 3 x 4 in ``val/``."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("jpegs") / "tiny"
+    rng = np.random.default_rng(7)
+    for split, per_class in (("train", 14), ("val", 4)):
+        for c in range(3):
+            for k in range(per_class):
+                h, w = int(rng.integers(20, 36)), int(rng.integers(20, 40))
+                base = rng.integers(0, 256, (h // 4 + 1, w // 4 + 1, 3), dtype=np.uint8)
+                path = root / split / f"class{c:02d}" / f"img{k:03d}.jpg"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(base).resize((w, h), Image.BILINEAR).save(path, quality=85)
+    return root

@@ -9,32 +9,12 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
 
 import sortkd_cache as sk
 from sortkd_cache.cli.main import cli
 from sortkd_cache.pipelines import _common
 from sortkd_cache.pipelines.dump import DumpConfig, dump
 from sortkd_cache.pipelines.info import format_info, store_info
-
-
-def _jpeg_folder(root: Path, classes: int = 3, per_class: int = 14) -> Path:
-    """A small class-per-folder tree of JPEGs of varied sizes (smooth content + noise)."""
-    rng = np.random.default_rng(7)
-    for c in range(classes):
-        for k in range(per_class):
-            h, w = int(rng.integers(20, 36)), int(rng.integers(20, 40))
-            base = rng.integers(0, 256, (h // 4 + 1, w // 4 + 1, 3), dtype=np.uint8)
-            img = Image.fromarray(base).resize((w, h), Image.BILINEAR)
-            path = root / "train" / f"class{c:02d}" / f"img{k:03d}.jpg"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            img.save(path, quality=85)
-    return root
-
-
-@pytest.fixture(scope="module")
-def jpegs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _jpeg_folder(tmp_path_factory.mktemp("jpegs") / "tiny")
 
 
 def _dump(out: Path, dataset: str, **kw: Any) -> Path:
@@ -61,9 +41,9 @@ def _arrays(path: Path) -> dict[str, bytes]:
     return {n: np.asarray(store.raw_array(n)[...]).tobytes() for n in names}
 
 
-def test_two_decoders_give_the_single_decoder_store_bit_for_bit(jpegs: Path, tmp_path) -> None:
-    one = _dump(tmp_path / "w1.zarr", f"imagefolder:{jpegs}", workers=1)
-    two = _dump(tmp_path / "w2.zarr", f"imagefolder:{jpegs}", workers=2)
+def test_two_decoders_give_the_single_decoder_store_bit_for_bit(jpeg_folder, tmp_path) -> None:
+    one = _dump(tmp_path / "w1.zarr", f"imagefolder:{jpeg_folder}", workers=1)
+    two = _dump(tmp_path / "w2.zarr", f"imagefolder:{jpeg_folder}", workers=2)
     a, b = _arrays(one), _arrays(two)
     assert a == b
     store = sk.open_store(one)
@@ -71,10 +51,10 @@ def test_two_decoders_give_the_single_decoder_store_bit_for_bit(jpegs: Path, tmp
     assert (store.progress("raw") >= 0).all()
 
 
-def test_parallel_decode_is_the_serial_decode(jpegs: Path) -> None:
+def test_parallel_decode_is_the_serial_decode(jpeg_folder: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    ds = sk.datasets.load_dataset(f"imagefolder:{jpegs}")
+    ds = sk.datasets.load_dataset(f"imagefolder:{jpeg_folder}")
     idx = np.array([5, 0, 41, 17, 17])
     serial = ds.images(idx)
     with ThreadPoolExecutor(3) as pool:
