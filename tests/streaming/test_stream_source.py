@@ -1,0 +1,103 @@
+"""Streamed soft labels on a real store: the same (sample, view, soft label) as whole views."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import sortkd_cache as sk
+from sortkd_cache.cached import read_view_logits
+from sortkd_cache.errors import ConfigError
+from sortkd_cache.pipelines import _stream_source
+from sortkd_cache.pipelines._stream_source import StreamedSoftLabels, plan_soft_labels
+from sortkd_cache.pipelines._train_data import _batches_of, epoch_order
+from sortkd_cache.pipelines._train_setup import Setup
+
+BATCH = 16
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> sk.CacheStore:
+    from sortkd_cache.pipelines.dump import DumpConfig, dump
+
+    out = tmp_path_factory.mktemp("stream") / "s.zarr"
+    cfg = DumpConfig(
+        dataset="fake:200:10:8",
+        teacher="digits_mlp",
+        teacher_init="random",
+        out=str(out),
+        views=3,
+        chunk_samples=24,  # 9 chunks, the last one short
+        progress=False,
+        device="cpu",
+    )
+    dump(cfg)
+    return sk.open_store(out)
+
+
+def _shard(order: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    s = Setup(cfg=None, train=None, test=None, store=None, recipe=None, num_classes=0,
+              teacher_seed=0, rank=rank, world=world)  # fmt: skip
+    return s.shard(order, BATCH)
+
+
+def _whole_view(store: sk.CacheStore, epoch: int) -> list[tuple[int, int, bytes]]:
+    view = epoch % store.num_views
+    soft = read_view_logits(store, "raw", view)
+    out = []
+    for idx in _batches_of(epoch_order(store.num_samples, 0, epoch), BATCH):
+        out += [(int(i), view, soft[int(i)].tobytes()) for i in idx]
+    return out
+
+
+def _streamed(store: sk.CacheStore, epoch: int, world: int) -> list[tuple[int, int, bytes]]:
+    view = epoch % store.num_views
+    plan = plan_soft_labels("stream", store, "raw", batch_size=BATCH, world=world, window=2)
+    order = plan.order(store.num_samples, BATCH, 0, epoch)
+    assert order is not None
+    out = []
+    for rank in range(world):
+        local = _shard(order, rank, world)
+        src = StreamedSoftLabels(store, "raw", CPU, prefetch=2)
+        src.begin_epoch(view, local)
+        for idx in _batches_of(local, BATCH // world):
+            rows = src.rows(idx)
+            assert rows.dtype == torch.float16 and rows.shape == (len(idx), 10)
+            out += [(int(i), view, rows[k].numpy().tobytes()) for k, i in enumerate(idx)]
+        src.close()
+    return out
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_streamed_and_whole_view_give_the_same_multiset(store: sk.CacheStore, world: int) -> None:
+    for epoch in range(3):
+        want, got = _whole_view(store, epoch), _streamed(store, epoch, world)
+        assert sorted(got) == sorted(want)
+        assert len({s for s, _, _ in got}) == store.num_samples
+
+
+def test_auto_streams_past_the_threshold(store: sk.CacheStore, monkeypatch) -> None:
+    plan = plan_soft_labels("auto", store, "raw", batch_size=BATCH, world=1)
+    assert plan.mode == "view" and plan.describe() == {"soft_labels": "view"}
+    assert plan.order(200, BATCH, 0, 0) is None
+    monkeypatch.setattr(_stream_source, "STREAM_THRESHOLD_BYTES", 200 * 10 * 2 - 1)
+    plan = plan_soft_labels("auto", store, "raw", batch_size=BATCH, world=2)
+    assert plan.describe() == {"soft_labels": "stream", "stream_lanes": 8, "stream_window": 4}
+
+
+def test_bad_soft_label_options(store: sk.CacheStore) -> None:
+    with pytest.raises(ConfigError, match="unknown --soft-labels 'chunky'"):
+        plan_soft_labels("chunky", store, "raw", batch_size=BATCH, world=1)
+    with pytest.raises(ConfigError, match="needs --cache"):
+        plan_soft_labels("stream", None, "raw", batch_size=BATCH, world=1)
+    with pytest.raises(ConfigError, match="3 ranks do not divide the 8 stream lanes"):
+        plan_soft_labels("stream", store, "raw", batch_size=24, world=3)
+    with pytest.raises(ConfigError, match="window"):
+        plan_soft_labels("stream", store, "raw", batch_size=BATCH, world=1, window=0)
+
+
+def test_rows_need_an_epoch(store: sk.CacheStore) -> None:
+    src = StreamedSoftLabels(store, "raw", CPU)
+    with pytest.raises(ConfigError, match="begin_epoch"):
+        src.rows(torch.arange(3))
