@@ -41,7 +41,7 @@ STREAM_THRESHOLD_BYTES = 64 << 20
 def view_bytes(store: Any, kind: str) -> int:
     """Bytes of one view's soft labels of ``kind`` (all samples)."""
     arr = store.logits(kind)
-    per_row = int(np.prod(arr.shape[2:])) * np.dtype(arr.dtype).itemsize
+    per_row = int(np.prod(arr.shape[2:])) * int(np.dtype(arr.dtype).itemsize)
     return int(store.num_samples) * per_row
 
 
