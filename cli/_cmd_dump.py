@@ -52,6 +52,19 @@ __all__ = ["command"]
 @click.option(
     "--chunk-samples", type=int, default=None, help="Samples per chunk (default: ~2 MiB chunks)."
 )
+@click.option(
+    "--topk",
+    type=int,
+    default=None,
+    help="Store sparse soft labels: per sample-view the K largest logits with their class "
+    "ids, the label's logit, the row's mean/std and the tail's exact mass at the recorded "
+    "temperatures (4K+14 bytes with float16, C <= 65536). No dense logits are written.",
+)
+@click.option(
+    "--topk-temperatures",
+    default=None,
+    help="Temperatures at which --topk records the exact tail mass [default: 1,2,4].",
+)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
 @click.option(
     "--precision",
@@ -81,6 +94,7 @@ def command(**kw: object) -> None:
       sortkd-cache dump --dataset cifar100 --data-root ~/data --teacher resnet32x4 \\
           --teacher-ckpt resnet32x4.pth --views 16 --augment cifar --out c100.zarr --device cuda
       sortkd-cache dump ... --out c100.zarr --resume      # after an interruption
+      sortkd-cache dump ... --topk 10 --out c100-top10.zarr   # sparse: 4K+14 B per view
       torchrun --nproc-per-node 4 -m sortkd_cache.cli dump ...   # scale out
     """
     from sortkd_cache.pipelines.distributed import dist_context, rank_device

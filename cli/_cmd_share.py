@@ -89,6 +89,24 @@ def verify_command(
     metavar="KEY=VALUE",
     help="Like --storage-option, for DST only.",
 )
+@click.option(
+    "--topk",
+    type=int,
+    default=None,
+    help="Convert dense logits to sparse top-K soft labels (every kind; fidelity recorded).",
+)
+@click.option(
+    "--topk-temperatures",
+    default=None,
+    help="Temperatures at which --topk records the exact tail mass [default: 1,2,4].",
+)
+@click.option("--views", default=None, help="Keep only these source views, e.g. 0,2,3.")
+@click.option(
+    "--dtype",
+    type=click.Choice(["float16", "float32"]),
+    default=None,
+    help="Narrow float32 logits to float16.",
+)
 def copy_command(
     src: str,
     dst: str,
@@ -98,6 +116,10 @@ def copy_command(
     storage_option: tuple[str, ...],
     src_option: tuple[str, ...],
     dst_option: tuple[str, ...],
+    topk: int | None,
+    topk_temperatures: str | None,
+    views: str | None,
+    dtype: str | None,
 ) -> None:
     """Copy a store from SRC to DST, chunk bytes as they are, then verify DST.
 
@@ -116,9 +138,34 @@ def copy_command(
       sortkd-cache copy digits.zarr s3://bkt/digits.zarr \\
           --storage-option endpoint_url=http://127.0.0.1:9000
       sortkd-cache copy s3://a/c.zarr gs://b/c.zarr --dst-storage-option token=cloud
+      sortkd-cache copy c100.zarr c100-top10.zip --topk 10 --views 0,1,2,3
+
+    With --topk, --views or --dtype the destination is re-sliced (no teacher rerun): it is
+    built chunk by chunk, then published the same way, and its provenance records the
+    derivation. --topk keeps per sample-view the K largest logits, the label's logit, the
+    row's mean/std and the tail's exact mass at the recorded temperatures (see `train --help`
+    for what training from it gets exactly).
     """
     from sortkd_cache.pipelines.share import copy, format_copy
 
+    opts = parse_storage_options(storage_option)
+    if topk is not None or views is not None or dtype is not None or topk_temperatures:
+        from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+
+        result = derive_store(
+            src,
+            dst,
+            DeriveConfig(topk, views, dtype, topk_temperatures),
+            overwrite=overwrite,
+            progress=not (no_progress or as_json),
+            src_storage_options={**opts, **parse_storage_options(src_option)} or None,
+            dst_storage_options={**opts, **parse_storage_options(dst_option)} or None,
+        )
+        if as_json:
+            emit_json(result.to_dict())
+        else:
+            click.echo(format_copy(result))
+        return
     result = copy(
         src,
         dst,

@@ -26,7 +26,15 @@ __all__ = [
     "open_or_create",
 ]
 
-IDENTITY_FIELDS = ("num_samples", "num_views", "num_classes", "chunk_samples", "dtype", "seed")
+IDENTITY_FIELDS = (
+    "num_samples",
+    "num_views",
+    "num_classes",
+    "chunk_samples",
+    "dtype",
+    "seed",
+    "sparse",
+)
 _ATTRS_KEY = "sortkd_cache"
 _LOCK_PREFIX = ".sortkd-lock"
 
@@ -40,7 +48,17 @@ def clean_partial_files(store_dir: str | os.PathLike[str]) -> int:
     return count
 
 
+def _topk(meta: StoreMeta) -> str:
+    return "dense" if meta.sparse is None else f"--topk {meta.sparse['k']}"
+
+
 def check_resumable(where: str, old: StoreMeta, meta: StoreMeta) -> None:
+    if old.sparse != meta.sparse:
+        raise StoreError(
+            f"cannot resume '{where}': it was dumped {_topk(old)} "
+            f"({old.sparse and old.sparse['temperatures']}) but this run asks {_topk(meta)} "
+            f"({meta.sparse and meta.sparse['temperatures']})"
+        )
     for name in IDENTITY_FIELDS:
         if getattr(old, name) != getattr(meta, name):
             raise StoreError(
@@ -80,7 +98,9 @@ def _interrupted_creation(path: Path, cfg: DumpConfig, meta: StoreMeta) -> bool:
         (path / "zarr.json").unlink(missing_ok=True)  # killed before its attributes
         return True
     check_resumable(cfg.out, StoreMeta.from_dict(record), meta)  # newer schema: refused here
-    needed = ("labels", "aug_params", "logits/raw", "progress/raw")
+    needed = ["labels", "aug_params", "logits/raw", "progress/raw"]
+    if meta.sparse is not None:
+        needed += [f"logits/raw/{name}" for name in ("ids", "values", "stats", "fidelity")]
     return not all((path / p / "zarr.json").is_file() for p in needed)
 
 
@@ -117,7 +137,8 @@ def open_or_create(cfg: DumpConfig, meta: StoreMeta, labels: np.ndarray) -> Cach
     elif not _occupied(path):
         clean_partial_files(path)  # nothing but a lock and half-written files: start afresh
     store = create_store(cfg.out, meta, labels, overwrite=overwrite)
-    store.create_kind("raw", cfg.dtype, overwrite=True, attrs={"batch_size": cfg.batch_size})
+    attrs = {"batch_size": cfg.batch_size}
+    store.create_kind("raw", cfg.dtype, overwrite=True, attrs=attrs, fidelity=True)
     return store
 
 

@@ -41,6 +41,13 @@ from sortkd_cache.pipelines._common import (
     utc_now,
 )
 from sortkd_cache.pipelines._decode import BlockImages, default_workers
+from sortkd_cache.pipelines._dump_sparse import (
+    encode_chunk,
+    finalize_fidelity,
+    parse_temperatures,
+    sparse_meta,
+    sparse_spec_for,
+)
 from sortkd_cache.pipelines._dump_store import (
     check_out_free,
     check_resumable,
@@ -97,6 +104,8 @@ class DumpConfig:
     progress: bool = True
     rank: int = 0
     world_size: int = 1
+    topk: int | None = None  # write the sparse top-K kind instead of dense logits
+    topk_temperatures: str | None = None  # recorded tail temperatures, default "1,2,4"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,6 +145,9 @@ def _validate(cfg: DumpConfig) -> None:
         raise ConfigError(f"bad rank {cfg.rank} for world size {cfg.world_size}")
     if cfg.workers is not None and cfg.workers < 1:
         raise ConfigError(f"--workers (image decoders) must be >= 1, got {cfg.workers}")
+    if cfg.topk is not None and cfg.topk < 1:
+        raise ConfigError(f"--topk {cfg.topk} must be >= 1")
+    parse_temperatures(cfg.topk_temperatures)
 
 
 @torch.inference_mode()
@@ -160,7 +172,7 @@ def _meta_for(cfg: DumpConfig, ds: Any, recipe: Any, teacher_sha: str | None) ->
     info = ds.info
     itemsize = np.dtype(cfg.dtype).itemsize
     chunk = cfg.chunk_samples or choose_chunk_samples(len(ds), info.num_classes, itemsize)
-    return StoreMeta(
+    meta = StoreMeta(
         num_samples=len(ds),
         num_views=cfg.views,
         num_classes=info.num_classes,
@@ -191,6 +203,10 @@ def _meta_for(cfg: DumpConfig, ds: Any, recipe: Any, teacher_sha: str | None) ->
         created=utc_now(),
         store_id=uuid.uuid4().hex,
     )
+    if cfg.topk is None:
+        return meta
+    spec = sparse_spec_for(cfg.topk, info.num_classes, cfg.dtype, cfg.topk_temperatures)
+    return sparse_meta(meta, spec)
 
 
 def _launch(
@@ -262,12 +278,17 @@ def run_units(
                 values = out.astype(cfg.dtype)
             _check_finite(values, start, view)
             correct = int((values.argmax(axis=1) == ds.labels[start:stop]).sum())
+            fid = None
+            if store.is_sparse:  # truncated here: no dense chunk is ever written
+                values, fid = encode_chunk(store.sparse_spec, values, ds.labels[start:stop])
             pending = [f for f in pending if not _done(f)]
             while len(pending) >= _MAX_PENDING_WRITES:
                 pending.pop(0).result()
             write = store.write_chunk
             pending.append(
-                pool.submit(write, "raw", block, view, values, params=params, count=correct)
+                pool.submit(
+                    write, "raw", block, view, values, params=params, count=correct, fidelity=fid
+                )
             )
             bar.update(stop - start)
 
@@ -320,6 +341,8 @@ def finalize(store: CacheStore, seconds: float) -> list[float]:
     acc = [float(a) for a in progress.sum(axis=0) / store.num_samples]
     attrs = store.kind_attrs("raw")
     attrs.update({"kind": "raw", "complete": True})
+    if store.is_sparse:
+        attrs["fidelity"] = finalize_fidelity(store, "raw")
     store.set_kind_attrs("raw", attrs)
     store.write_meta(
         store.meta.replace(

@@ -33,7 +33,11 @@ def store_info(location: str, storage_options: dict[str, Any] | None = None) -> 
         "teacher_accuracy": list(meta.teacher_accuracy),
         "dump_seconds": meta.dump_seconds,
         "kinds": {},
+        "sparse": meta.sparse,
+        "derivation": [dict(x) for x in meta.derivation],
     }
+    if meta.sparse is not None:
+        out["sparse"] = {**meta.sparse, "bytes_per_sample_view": store.sparse_spec.bytes_per_row}
     for kind in LOGIT_KINDS:
         attrs = store.kind_attrs(kind)
         if attrs:
@@ -59,6 +63,17 @@ def format_info(info: dict[str, Any]) -> str:
         f"augment    {info['augment'].get('name')}  seed={info['seed']}",
         f"logits     {', '.join(info['logits']) or 'none complete'}",
     ]
+    sparse = info.get("sparse")
+    if sparse:
+        temps = ",".join(f"{t:g}" for t in sparse["temperatures"])
+        lines.append(
+            f"sparse     top-{sparse['k']} of {info['num_classes']}: "
+            f"{sparse['bytes_per_sample_view']} B/sample-view (dense "
+            f"{info['num_classes'] * (2 if info['dtype'] == 'float16' else 4)}), "
+            f"ids {sparse['id_dtype']}, exact tail mass at T={temps}"
+        )
+    for step in info.get("derivation", []):
+        lines.append(f"derived    {_derivation_line(step)}")
     if "raw_progress" in info:
         p = info["raw_progress"]
         lines.append(
@@ -74,6 +89,7 @@ def format_info(info: dict[str, Any]) -> str:
         acc = " ".join(f"{a:.3f}" for a in info["teacher_accuracy"])
         lines.append(f"teacher train-view accuracy per view: {acc}")
     for kind, attrs in info["kinds"].items():
+        lines += _fidelity_lines(kind, attrs.get("fidelity"))
         stats = attrs.get("stats")
         if not stats:
             continue
@@ -95,3 +111,23 @@ def format_info(info: dict[str, Any]) -> str:
                 f"mean KL(T=4) {topk['mean_kl_t4']:.3g}"
             )
     return "\n".join(lines)
+
+
+def _derivation_line(step: dict[str, Any]) -> str:
+    parts = [f"{k}={v}" for k, v in step.items() if k not in ("source", "created")]
+    return f"from {step.get('source')} ({step.get('created')}): {', '.join(parts)}"
+
+
+def _fidelity_lines(kind: str, fid: dict[str, Any] | None) -> list[str]:
+    """A sparse kind's fidelity, measured on the dense rows when it was made."""
+    if not fid:
+        return []
+    kl = "  ".join(f"T={t}: {v:.3g}" for t, v in fid["mean_kl"].items())
+    lines = [
+        f"{kind:10s} top-{fid['k']} fidelity: mean KL(dense || sparse) {kl}; label outside "
+        f"the top {fid['k']}: {fid['label_outside_topk']:.3f} of rows"
+    ]
+    per_view = " ".join(f"{v['label_outside_topk']:.3f}" for v in fid.get("per_view", []))
+    if per_view:
+        lines.append(f"{'':10s} label outside top-{fid['k']} per view: {per_view}")
+    return lines

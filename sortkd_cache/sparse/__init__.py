@@ -7,26 +7,58 @@
     teacher = SparseTeacher.from_rows(spec, sorted_rows)
     loss, parts = compute_sparse_loss(cfg, student_logits, teacher, target, epoch=1)
 
-See :mod:`._spec` for the layout, :mod:`._methods` for why sort/swap are exact, and
-:mod:`._rebuild` for what the losses get exactly and the bound on the rest.
+Names load lazily (the format and the store need no torch). See :mod:`._spec` for the
+layout, :mod:`._methods` for why sort/swap are exact, and :mod:`._rebuild` for what the
+losses get exactly and the bound on the rest.
 """
 
 from __future__ import annotations
 
-from sortkd_cache.sparse._check import row_problems
-from sortkd_cache.sparse._compress import compress, order_key, rank_order
-from sortkd_cache.sparse._fidelity import FidelityAccumulator, kl_rows
-from sortkd_cache.sparse._loss import compute_sparse_loss, loss_temperature, sparse_teacher_dense
-from sortkd_cache.sparse._methods import apply_sparse, label_positions
-from sortkd_cache.sparse._rebuild import SparseTeacher, rebuild_dense, tail_mass
-from sortkd_cache.sparse._spec import (
-    DEFAULT_LSKD_TEMPERATURES,
-    DEFAULT_TEMPERATURES,
-    SparseRows,
-    SparseSpec,
-    check_topk,
-    id_dtype,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sortkd_cache.sparse._check import row_problems
+    from sortkd_cache.sparse._compress import compress, order_key, rank_order
+    from sortkd_cache.sparse._fidelity import FidelityAccumulator, kl_rows
+    from sortkd_cache.sparse._loss import (
+        compute_sparse_loss,
+        loss_temperature,
+        sparse_teacher_dense,
+    )
+    from sortkd_cache.sparse._methods import apply_sparse, label_positions
+    from sortkd_cache.sparse._rebuild import SparseTeacher, rebuild_dense, tail_mass
+    from sortkd_cache.sparse._spec import (
+        DEFAULT_LSKD_TEMPERATURES,
+        DEFAULT_TEMPERATURES,
+        SparseRows,
+        SparseSpec,
+        check_topk,
+        id_dtype,
+    )
+
+_LAZY = {
+    "DEFAULT_LSKD_TEMPERATURES": "_spec",
+    "DEFAULT_TEMPERATURES": "_spec",
+    "FidelityAccumulator": "_fidelity",
+    "SparseRows": "_spec",
+    "SparseSpec": "_spec",
+    "SparseTeacher": "_rebuild",
+    "apply_sparse": "_methods",
+    "check_topk": "_spec",
+    "compress": "_compress",
+    "compute_sparse_loss": "_loss",
+    "id_dtype": "_spec",
+    "kl_rows": "_fidelity",
+    "label_positions": "_methods",
+    "loss_temperature": "_loss",
+    "order_key": "_compress",
+    "rank_order": "_compress",
+    "rebuild_dense": "_rebuild",
+    "row_problems": "_check",
+    "sparse_teacher_dense": "_loss",
+    "tail_mass": "_rebuild",
+}
 
 __all__ = [
     "DEFAULT_LSKD_TEMPERATURES",
@@ -50,3 +82,16 @@ __all__ = [
     "sparse_teacher_dense",
     "tail_mass",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sortkd_cache.sparse' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"sortkd_cache.sparse.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

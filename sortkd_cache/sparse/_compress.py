@@ -12,12 +12,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.losses.lskd import STANDARDIZE_EPS
 from sortkd_cache.sparse._spec import SparseRows, SparseSpec
 
 __all__ = ["compress", "order_key", "rank_order"]
 
 _INT = {2: np.int16, 4: np.int32, 8: np.int64}
+#: LSKD's ``std + eps`` (``sortkd_cache.losses.lskd.STANDARDIZE_EPS``; kept here so that
+#: compressing and verifying never import torch; a test checks they agree).
+STANDARDIZE_EPS = 1e-7
 
 
 def order_key(values: NDArray[Any]) -> NDArray[np.int64]:

@@ -33,10 +33,10 @@ def chunk_sums(
     spec: SparseSpec, z: NDArray[Any], y: NDArray[Any], rows: SparseRows
 ) -> tuple[NDArray[np.float64], int, int]:
     """(sum of KL per recorded temperature, rows with the label outside the top K, rows)."""
-    target = torch.from_numpy(np.asarray(y, dtype=np.int64))
-    dense = torch.from_numpy(z)
+    target = torch.from_numpy(np.array(y, dtype=np.int64))
+    dense = torch.from_numpy(np.array(z))
     ids = torch.from_numpy(rows.ids.astype(np.int64))
-    vals, stats = torch.from_numpy(rows.values), torch.from_numpy(rows.stats)
+    vals, stats = torch.from_numpy(np.array(rows.values)), torch.from_numpy(np.array(rows.stats))
     sums = []
     for t in spec.temperatures:
         r = rebuild_dense(spec, ids, vals, stats, target, t, dtype=torch.float64)

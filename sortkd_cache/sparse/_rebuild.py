@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -94,7 +95,12 @@ class SparseTeacher:
     @classmethod
     def from_rows(cls, spec: SparseSpec, rows: SparseRows) -> SparseTeacher:
         ids = torch.from_numpy(rows.ids.astype("int64"))
-        return cls(spec, ids, torch.from_numpy(rows.values), torch.from_numpy(rows.stats))
+        return cls(
+            spec,
+            ids,
+            torch.from_numpy(np.array(rows.values)),
+            torch.from_numpy(np.array(rows.stats)),
+        )
 
     def to(self, device: Any, non_blocking: bool = False) -> SparseTeacher:
         def mv(t: Tensor) -> Tensor:
@@ -120,7 +126,7 @@ class SparseTeacher:
 def tail_mass(spec: SparseSpec, rows: SparseRows, temperature: float) -> Tensor:
     """The teacher's tail probability at a recorded temperature, per row (float64)."""
     col, used, _ = spec.tail_column(temperature)
-    v = torch.from_numpy(rows.values).double()
+    v = torch.from_numpy(np.array(rows.values)).double()
     log_kept = torch.logsumexp((v - v[:, :1]) / used, dim=1)
-    log_tail = torch.from_numpy(rows.stats).double()[:, col]
+    log_tail = torch.from_numpy(np.array(rows.stats)).double()[:, col]
     return torch.exp(log_tail - torch.logaddexp(log_kept, log_tail))

@@ -25,6 +25,7 @@ from sortkd_cache.store._layout import (
     progress_path,
 )
 from sortkd_cache.store._meta import StoreMeta
+from sortkd_cache.store._sparse import SPARSE_ARRAYS, expected_sparse, sparse_path
 from sortkd_cache.store._store import CacheStore
 
 __all__ = ["Problem", "VerifyReport", "quick_check", "quick_problems"]
@@ -85,8 +86,11 @@ def _expected(meta: StoreMeta, path: str) -> tuple[tuple[int, ...], tuple[int, .
         return (n,), (s,), "int64"
     if path == PARAMS:
         return (n, v, NUM_PARAMS), (s, 1, NUM_PARAMS), "int32"
+    sparse = expected_sparse(meta, path)
+    if sparse is not None:
+        return sparse
     for kind in LOGIT_KINDS:
-        if path == logits_path(kind):
+        if path == logits_path(kind) and meta.sparse is None:
             return (n, v, c), (s, 1, c), meta.dtype
         if path == progress_path(kind):
             return (num_blocks(n, s), v), (1, 1), "int64"
@@ -171,6 +175,15 @@ def _progress_problems(store: CacheStore, kind: str, expect_complete: bool) -> l
     return [Problem("progress", msg, logits_path(kind))]
 
 
+def _kind_arrays(store: CacheStore, kind: str) -> list[str]:
+    """The arrays holding a kind's logits: one dense array, or the sparse group's arrays."""
+    if not store.is_sparse:
+        return [logits_path(kind)]
+    found = [sparse_path(kind, n) for n in SPARSE_ARRAYS[:3]]
+    fidelity = sparse_path(kind, "fidelity")
+    return found + ([fidelity] if store.has_array(fidelity) else [])
+
+
 def quick_problems(store: CacheStore, kinds: Sequence[str] | None = None) -> list[Problem]:
     """Metadata, shapes, dtypes, checksummed codecs, provenance and progress (no chunk data).
 
@@ -192,7 +205,7 @@ def quick_problems(store: CacheStore, kinds: Sequence[str] | None = None) -> lis
         if not store.has_array(logits_path(kind)):
             out.append(Problem("schema", "array is missing", logits_path(kind)))
             continue
-        paths += [logits_path(kind), progress_path(kind)]
+        paths += [*_kind_arrays(store, kind), progress_path(kind)]
         if kind != "raw" or meta.complete:
             complete = store.kind_complete(kind)
             out += _progress_problems(store, kind, complete)

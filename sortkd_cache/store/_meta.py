@@ -13,9 +13,22 @@ from typing import Any
 
 from sortkd_cache.errors import SchemaError
 
-__all__ = ["ATTRS_KEY", "SCHEMA_VERSION", "DatasetRecord", "StoreMeta", "TeacherRecord"]
+__all__ = [
+    "ATTRS_KEY",
+    "DENSE_SCHEMA",
+    "SCHEMA_VERSION",
+    "SPARSE_SCHEMA",
+    "DatasetRecord",
+    "StoreMeta",
+    "TeacherRecord",
+]
 
-SCHEMA_VERSION = 1
+#: Schema 1: dense logits only. Schema 2 adds the sparse (top-K) layout (``sparse`` record)
+#: and the ``derivation`` record of ``copy``; dense stores are still written as schema 1, so
+#: older readers keep reading them and refuse sparse stores with "newer schema".
+DENSE_SCHEMA = 1
+SPARSE_SCHEMA = 2
+SCHEMA_VERSION = SPARSE_SCHEMA  # the newest this version reads
 ATTRS_KEY = "sortkd_cache"
 
 
@@ -98,6 +111,33 @@ class TeacherRecord:
         )
 
 
+def _sparse_record(d: dict[str, Any], schema: int) -> dict[str, Any] | None:
+    from sortkd_cache.errors import ConfigError
+    from sortkd_cache.sparse import SparseSpec
+
+    record = d.get("sparse")
+    if record is None:
+        return None
+    if schema < SPARSE_SCHEMA or not isinstance(record, dict):
+        raise SchemaError(f"store attributes: 'sparse' has bad value {record!r} (schema {schema})")
+    try:
+        spec = SparseSpec.from_dict(record)
+    except ConfigError as exc:
+        raise SchemaError(f"store attributes: {exc}") from None
+    if (spec.num_classes, spec.dtype) != (d.get("num_classes"), d.get("dtype")):
+        raise SchemaError("store attributes: the 'sparse' record disagrees with num_classes/dtype")
+    return spec.to_dict()
+
+
+def _derivation(d: dict[str, Any], schema: int) -> tuple[dict[str, Any], ...]:
+    steps = d.get("derivation", [])
+    if not isinstance(steps, list) or not all(isinstance(x, dict) for x in steps):
+        raise SchemaError(f"store attributes: 'derivation' has bad value {steps!r}")
+    if steps and schema < SPARSE_SCHEMA:
+        raise SchemaError(f"store attributes: 'derivation' needs schema 2, not {schema}")
+    return tuple(dict(x) for x in steps)
+
+
 @dataclass(frozen=True)
 class StoreMeta:
     """Root attributes of a store (under the ``sortkd_cache`` key)."""
@@ -113,16 +153,25 @@ class StoreMeta:
     augment: dict[str, Any]
     tool_version: str
     created: str
-    schema: int = SCHEMA_VERSION
+    schema: int = DENSE_SCHEMA
     complete: bool = False
     teacher_accuracy: tuple[float, ...] = field(default_factory=tuple)
     dump_seconds: float | None = None
     #: A random id fixed when the dump creates the store (None for stores made before it
     #: existed); copies keep it, so a run can name its cache after the store moved.
     store_id: str | None = None
+    #: The sparse layout (``SparseSpec.to_dict()``) of every logits kind, or None (dense).
+    sparse: dict[str, Any] | None = None
+    #: How this store was derived from others by ``copy`` (one record per step; schema 2).
+    derivation: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        extra: dict[str, Any] = {}
+        if self.sparse is not None:
+            extra["sparse"] = dict(self.sparse)
+        if self.derivation:
+            extra["derivation"] = [dict(d) for d in self.derivation]
+        return extra | {
             "schema": self.schema,
             "num_samples": self.num_samples,
             "num_views": self.num_views,
@@ -172,7 +221,13 @@ class StoreMeta:
             teacher_accuracy=tuple(float(x) for x in d.get("teacher_accuracy", [])),
             dump_seconds=float(secs) if secs is not None else None,
             store_id=store_id,
+            sparse=_sparse_record(d, schema),
+            derivation=_derivation(d, schema),
         )
+
+    @property
+    def is_sparse(self) -> bool:
+        return self.sparse is not None
 
     def replace(self, **changes: Any) -> StoreMeta:
         return dataclasses.replace(self, **changes)

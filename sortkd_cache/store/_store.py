@@ -33,6 +33,13 @@ from sortkd_cache.store._layout import (
     progress_path,
 )
 from sortkd_cache.store._meta import ATTRS_KEY, StoreMeta
+from sortkd_cache.store._sparse import (
+    SPARSE_ARRAYS,
+    SparseLogitsArray,
+    create_sparse_arrays,
+    sparse_path,
+    write_sparse_chunk,
+)
 
 __all__ = ["CacheStore", "LogitsArray", "create_store", "open_store"]
 
@@ -149,6 +156,20 @@ class CacheStore:
         return self.meta.chunk_samples
 
     @property
+    def is_sparse(self) -> bool:
+        """Whether the logits kinds are stored sparse (top K; see :mod:`sortkd_cache.sparse`)."""
+        return self.meta.sparse is not None
+
+    @cached_property
+    def sparse_spec(self) -> Any:
+        """The :class:`~sortkd_cache.sparse.SparseSpec` of a sparse store (None when dense)."""
+        if self.meta.sparse is None:
+            return None
+        from sortkd_cache.sparse import SparseSpec
+
+        return SparseSpec.from_dict(self.meta.sparse)
+
+    @property
     def num_blocks(self) -> int:
         return num_blocks(self.num_samples, self.chunk_samples)
 
@@ -215,7 +236,26 @@ class CacheStore:
         return bool(self.kind_attrs(kind).get("complete", False))
 
     def logits(self, kind: str = "raw") -> LogitsArray:
-        """The [N, V, C] logits of ``kind`` ('raw', 'sort' or 'swap')."""
+        """The [N, V, C] logits of ``kind`` ('raw', 'sort' or 'swap') of a dense store."""
+        self._check_kind(kind)
+        if self.is_sparse:
+            raise LogitsKindError(
+                f"store '{self.url}' holds sparse top-{self.sparse_spec.k} logits, not dense "
+                f"[N, V, C] ones; read them with store.sparse_logits('{kind}')"
+            )
+        return LogitsArray(self._array(logits_path(kind)), kind, self.url)
+
+    def sparse_logits(self, kind: str = "raw") -> SparseLogitsArray:
+        """The sparse logits of ``kind`` of a sparse store: ``[i, v]`` gives SparseRows."""
+        self._check_kind(kind)
+        if not self.is_sparse:
+            raise LogitsKindError(
+                f"store '{self.url}' holds dense logits; read them with store.logits('{kind}')"
+            )
+        arrays = {n: self._array(sparse_path(kind, n)) for n in SPARSE_ARRAYS[:3]}
+        return SparseLogitsArray(arrays, self.sparse_spec, kind, self.url)
+
+    def _check_kind(self, kind: str) -> None:
         if kind not in LOGIT_KINDS:
             raise LogitsKindError(f"unknown logits kind '{kind}'; known: {', '.join(LOGIT_KINDS)}")
         if not self.kind_complete(kind):
@@ -224,7 +264,6 @@ class CacheStore:
             raise LogitsKindError(
                 f"store '{self.url}' has no complete '{kind}' logits (present: {present}){hint}"
             )
-        return LogitsArray(self._array(logits_path(kind)), kind, self.url)
 
     def progress(self, kind: str) -> np.ndarray:
         """int64 [blocks, V]: -1 where a (block, view) chunk is not written yet."""
@@ -253,15 +292,27 @@ class CacheStore:
         *,
         overwrite: bool = False,
         attrs: Mapping[str, Any] | None = None,
+        fidelity: bool = False,
     ) -> None:
         """Create (or, with ``overwrite``, recreate) the logits array and progress of ``kind``.
 
         ``attrs`` are written with the array's metadata in one write (no window in which a
-        killed writer leaves the array without them)."""
+        killed writer leaves the array without them). A sparse store gets the kind's group of
+        sparse arrays instead (with a ``fidelity`` array when the kind is made from dense rows).
+        """
         self._require_writable()
         n, v, c, s = self.num_samples, self.num_views, self.num_classes, self.chunk_samples
         exists = self.has_array(logits_path(kind))
         if exists and not overwrite:
+            return
+        all_attrs = {**dict(attrs or {}), "kind": kind, "complete": False}
+        if self.is_sparse:
+            for name in SPARSE_ARRAYS:
+                self._arrays.pop(sparse_path(kind, name), None)
+            made = create_sparse_arrays(self._group, self.meta, kind, all_attrs, fidelity=fidelity)
+            self._arrays.update(made)
+            self._arrays.pop(logits_path(kind), None)
+            self._create_progress(kind)
             return
         self._arrays[logits_path(kind)] = self._group.create_array(
             logits_path(kind),
@@ -271,11 +322,14 @@ class CacheStore:
             compressors=codecs(),
             fill_value=float("nan"),
             overwrite=True,
-            attributes={**dict(attrs or {}), "kind": kind, "complete": False},
+            attributes=all_attrs,
         )
+        self._create_progress(kind)
+
+    def _create_progress(self, kind: str) -> None:
         self._arrays[progress_path(kind)] = self._group.create_array(
             progress_path(kind),
-            shape=(self.num_blocks, v),
+            shape=(self.num_blocks, self.num_views),
             chunks=(1, 1),
             dtype="int64",
             compressors=codecs(),
@@ -319,13 +373,21 @@ class CacheStore:
         *,
         params: np.ndarray | None = None,
         count: int = 0,
+        fidelity: np.ndarray | None = None,
     ) -> None:
-        """Write one (block, view) chunk; the progress marker is written last."""
+        """Write one (block, view) chunk; the progress marker is written last.
+
+        In a sparse store ``values`` are :class:`~sortkd_cache.sparse.SparseRows` and
+        ``fidelity`` the unit's fidelity sums (kinds made from dense rows)."""
         self._require_writable()
         start, stop = self.block_bounds(block)
         if params is not None:
             self._array(PARAMS)[start:stop, view] = params
-        self._array(logits_path(kind))[start:stop, view] = values
+        if self.is_sparse:
+            bounds = (start, stop)
+            write_sparse_chunk(self._array, kind, block, bounds, view, values, fidelity)
+        else:
+            self._array(logits_path(kind))[start:stop, view] = values
         self._array(progress_path(kind))[block, view] = int(count)
 
     def create_array(

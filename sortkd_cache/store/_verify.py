@@ -41,6 +41,12 @@ from sortkd_cache.store._layout import (
 )
 from sortkd_cache.store._lock import LOCK_NAME
 from sortkd_cache.store._meta import ATTRS_KEY, SCHEMA_VERSION, StoreMeta
+from sortkd_cache.store._sparse import (
+    SPARSE_ARRAYS,
+    sparse_id_problem,
+    sparse_path,
+    sparse_row_problems,
+)
 from sortkd_cache.store._store import CacheStore
 
 __all__ = ["Problem", "VerifyReport", "quick_check", "quick_problems", "verify_store"]
@@ -60,6 +66,7 @@ def _candidate_arrays(store: CacheStore, keys: Sequence[str] | None) -> list[str
             base = f"{logits_path(kind)}_topk"
             nodes += [logits_path(kind), progress_path(kind)]
             nodes += [f"{base}/{name}" for name in ("ids", "values", "rest")]
+            nodes += [sparse_path(kind, name) for name in SPARSE_ARRAYS]
     return [p for p in nodes if store.has_array(p) and isinstance(store.raw_array(p), zarr.Array)]
 
 
@@ -117,6 +124,8 @@ def _content_problem(path: str, values: np.ndarray, meta: StoreMeta) -> str | No
         return f"labels outside [0, {meta.num_classes})"
     if path == PARAMS and (values < 0).any():
         return "augmentation parameters never written (-1)"
+    if path.startswith("logits/") and path.endswith("/ids"):
+        return sparse_id_problem(values, meta.num_classes)
     if path.startswith("logits/") and values.dtype.kind == "f" and not np.isfinite(values).all():
         return "contains NaN/Inf logits (rows never written?)"
     return None
@@ -133,7 +142,11 @@ def _unwritten(store: CacheStore, path: str) -> np.ndarray | None:
         finished = store.meta.complete if kind == "raw" else store.kind_complete(kind)
         return None if finished else np.ones((store.num_blocks, store.num_views), dtype=bool)
     for kind in LOGIT_KINDS:
-        if path == logits_path(kind) or path.startswith(f"{logits_path(kind)}_topk/"):
+        if (
+            path == logits_path(kind)
+            or path.startswith(f"{logits_path(kind)}_topk/")
+            or path.startswith(f"{logits_path(kind)}/")
+        ):
             return store.progress(kind) < 0 if store.has_array(progress_path(kind)) else None
     if path == PARAMS:
         return store.progress("raw") < 0
@@ -268,6 +281,8 @@ def verify_store(
             problems += found
             checked += n_chunks
             nbytes += n_bytes
+    if store.is_sparse and not any(p.category in ("schema", "shape") for p in problems):
+        problems += sparse_row_problems(store, present)
     if meta.teacher.init == "random":
         warnings.append("the teacher was randomly initialised (a test or benchmark store)")
     if dataset is not None:

@@ -196,12 +196,15 @@ def test_newer_schema_is_refused_by_info_and_dump_resume(files, tmp_path: Path) 
 
     store = tmp_path / "future.zarr"
     shutil.copytree(files["store"], store)
-    set_schema(store, 2)
+    from sortkd_cache.store import SCHEMA_VERSION
+
+    newer = SCHEMA_VERSION + 1
+    set_schema(store, newer)
     result = invoke("info", str(store))
-    assert_one_error_line(result.exit_code, result.stderr, "schema 2")
+    assert_one_error_line(result.exit_code, result.stderr, f"schema {newer}")
     args = [*FAST, "--teacher-ckpt", str(files["mlp"]), "--out", str(store), "--resume"]
     result = invoke("dump", *args)
-    assert_one_error_line(result.exit_code, result.stderr, "schema 2")
+    assert_one_error_line(result.exit_code, result.stderr, f"schema {newer}")
 
 
 def test_missing_array_and_missing_store_are_refused(files, tmp_path: Path) -> None:
@@ -228,9 +231,9 @@ def test_console_script_bad_model_and_newer_schema(files, tmp_path: Path) -> Non
 
     store = tmp_path / "future.zarr"
     shutil.copytree(files["store"], store)
-    set_schema(store, 2)
+    set_schema(store, 3)  # newer than this version reads (2: sparse)
     r = run_cli("info", str(store), "--json")
-    assert_one_error_line(r.returncode, r.stderr, "schema 2")
+    assert_one_error_line(r.returncode, r.stderr, "schema 3")
     assert r.stdout == ""
 
 

@@ -146,3 +146,10 @@ def test_size_target() -> None:
     """4K + 16 bytes per sample-view at most for float16 and C <= 65,536."""
     for c, k in ((100, 10), (1000, 100), (65_536, 5), (256, 1)):
         assert SparseSpec(k, c).bytes_per_row <= 4 * k + 16
+
+
+def test_the_format_uses_lskds_epsilon() -> None:
+    from sortkd_cache.losses.lskd import STANDARDIZE_EPS
+    from sortkd_cache.sparse import _compress
+
+    assert _compress.STANDARDIZE_EPS == STANDARDIZE_EPS

@@ -1,0 +1,200 @@
+"""``copy SRC DST --topk K --views 0,3 --dtype float16``: a re-sliced store, no teacher rerun.
+
+The derived store is built in a private directory (beside a local DST, else in the temp
+directory), one (block, view) chunk at a time (memory per chunk): the chosen views of every
+complete logits kind, narrowed to ``dtype``, truncated to the top K (recording each kind's
+fidelity on the dense rows it sees). It is then published with :func:`copy_store` (verified
+first; atomic for a directory or zip, root key last on s3/gs) and the private copy removed.
+Its provenance gains a ``derivation`` step naming the source, what was kept and when.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sortkd_cache.errors import ConfigError, LogitsKindError, StoreError, StoreExistsError
+from sortkd_cache.pipelines._common import progress_bar, utc_now
+from sortkd_cache.pipelines._dump_sparse import (
+    encode_chunk,
+    finalize_fidelity,
+    sparse_meta,
+    sparse_spec_for,
+)
+from sortkd_cache.store import CacheStore, CopyResult, copy_store, create_store, open_store
+from sortkd_cache.store._backend import parse_location
+from sortkd_cache.store._checks import quick_check
+
+__all__ = ["DeriveConfig", "derive_store", "parse_views"]
+
+
+@dataclass(frozen=True)
+class DeriveConfig:
+    topk: int | None = None
+    views: str | None = None  # "0,2,5": the source views to keep, in this order
+    dtype: str | None = None  # float16: narrow float32 logits
+    topk_temperatures: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return any(x is not None for x in (self.topk, self.views, self.dtype))
+
+
+def parse_views(text: str, num_views: int) -> list[int]:
+    try:
+        views = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--views must be view indices like 0,2,3, got {text!r}") from None
+    bad = [v for v in views if not 0 <= v < num_views]
+    if bad or not views:
+        raise ConfigError(f"--views {text!r}: the source has views 0..{num_views - 1}")
+    if len(set(views)) != len(views):
+        raise ConfigError(f"--views {text!r} names a view twice")
+    return views
+
+
+def _check(cfg: DeriveConfig, src: CacheStore) -> tuple[list[int], str, Any]:
+    meta = src.meta
+    if cfg.topk is not None and src.is_sparse:
+        raise LogitsKindError(
+            f"--topk needs dense logits, but '{src.url}' is already sparse "
+            f"(top-{src.sparse_spec.k}); copy it without --topk"
+        )
+    if cfg.topk is None and cfg.topk_temperatures is not None:
+        raise ConfigError("--topk-temperatures needs --topk")
+    views = parse_views(cfg.views, meta.num_views) if cfg.views else list(range(meta.num_views))
+    dtype = cfg.dtype or meta.dtype
+    if dtype not in ("float16", "float32"):
+        raise ConfigError(f"--dtype must be float16 or float32, got {dtype!r}")
+    if np.dtype(dtype).itemsize > np.dtype(meta.dtype).itemsize:
+        raise ConfigError(f"--dtype {dtype} would widen the store's {meta.dtype} logits")
+    if dtype != meta.dtype and src.is_sparse:
+        raise ConfigError("--dtype narrows dense stores only; this store is sparse")
+    spec = None
+    if cfg.topk is not None:
+        spec = sparse_spec_for(cfg.topk, meta.num_classes, dtype, cfg.topk_temperatures)
+    if not meta.complete:
+        raise ConfigError(f"'{src.url}' is not a complete store (finish its dump first)")
+    return views, dtype, spec
+
+
+def _new_meta(src: CacheStore, views: list[int], dtype: str, spec: Any, cfg: DeriveConfig) -> Any:
+    meta = src.meta
+    step = {
+        "source": src.url,
+        "source_store_id": meta.store_id,
+        "views": views,
+        "dtype": dtype,
+        "topk": cfg.topk,
+        "created": utc_now(),
+    }
+    acc = tuple(meta.teacher_accuracy[v] for v in views) if meta.teacher_accuracy else ()
+    new = meta.replace(
+        num_views=len(views),
+        dtype=dtype,
+        teacher_accuracy=acc,
+        derivation=(*meta.derivation, step),
+        schema=max(meta.schema, 2),
+    )
+    return sparse_meta(new, spec) if spec is not None else new
+
+
+def _kind_attrs(src: CacheStore, kind: str, views: list[int]) -> dict[str, Any]:
+    attrs = {k: v for k, v in src.kind_attrs(kind).items() if k not in ("topk", "fidelity")}
+    if views != list(range(src.num_views)):
+        attrs.pop("stats", None)  # per-view statistics of views that may be gone
+    attrs["complete"] = False
+    return attrs
+
+
+def _fill(src: CacheStore, dst: CacheStore, views: list[int], spec: Any, progress: bool) -> None:
+    for new_v, old_v in enumerate(views):
+        for block in range(src.num_blocks):
+            start, stop = src.block_bounds(block)
+            dst.raw_array("aug_params")[start:stop, new_v] = src.params(old_v, start, stop)
+    kinds = src.kinds()
+    total = len(kinds) * len(views) * src.num_samples
+    with progress_bar(total, "copy", "row", progress) as bar:
+        for kind in kinds:
+            dst.create_kind(
+                kind, dst.meta.dtype, attrs=_kind_attrs(src, kind, views), fidelity=True
+            )
+            data = src.sparse_logits(kind) if src.is_sparse else src.logits(kind)
+            for new_v, old_v in enumerate(views):
+                for block in range(src.num_blocks):
+                    start, stop = src.block_bounds(block)
+                    chunk = data.read_block(block, old_v)
+                    fid = None
+                    if spec is not None:
+                        labels = src.labels[start:stop]
+                        chunk, fid = encode_chunk(spec, chunk.astype(dst.meta.dtype), labels)
+                    elif not src.is_sparse:
+                        chunk = chunk.astype(dst.meta.dtype)
+                    dst.write_chunk(kind, block, new_v, chunk, fidelity=fid)
+                    bar.update(stop - start)
+            attrs = dst.kind_attrs(kind)
+            attrs["complete"] = True
+            if spec is not None:
+                attrs["fidelity"] = finalize_fidelity(dst, kind)
+            dst.set_kind_attrs(kind, attrs)
+
+
+def _workdir(dst: str) -> Path:
+    loc = parse_location(dst)
+    if loc.kind == "dir":
+        parent = Path(loc.path).resolve().parent
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{Path(loc.path).name}.derive-", dir=parent))
+    return Path(tempfile.mkdtemp(prefix="sortkd-derive-"))
+
+
+def derive_store(
+    src: str,
+    dst: str,
+    cfg: DeriveConfig,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    src_storage_options: dict[str, Any] | None = None,
+    dst_storage_options: dict[str, Any] | None = None,
+) -> CopyResult:
+    """Build the derived store privately, then publish it like ``copy``."""
+    _check_destination(src, dst, overwrite)
+    source = open_store(src, "r", storage_options=src_storage_options)
+    quick_check(source)
+    views, dtype, spec = _check(cfg, source)
+    work = _workdir(dst)
+    try:
+        tmp = str(work / "store.zarr")
+        out = create_store(tmp, _new_meta(source, views, dtype, spec, cfg), source.labels)
+        _fill(source, out, views, spec, progress)
+        out.write_meta(out.meta.replace(complete=True))
+        result = copy_store(
+            tmp,
+            dst,
+            overwrite=overwrite,
+            progress=progress,
+            dst_storage_options=dst_storage_options,
+        )
+        return dataclasses.replace(result, src=parse_location(src).raw)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_destination(src: str, dst: str, overwrite: bool) -> None:
+    """Fail before any work: DST is SRC, or DST exists locally without --overwrite."""
+    from sortkd_cache.store._copy import _same
+
+    s, d = parse_location(src), parse_location(dst)
+    if _same(s, d):
+        raise StoreError(f"source and destination are the same store: '{s.raw}'")
+    taken = os.path.exists(d.path) and (not os.path.isdir(d.path) or any(Path(d.path).iterdir()))
+    if d.is_local and taken and not overwrite:
+        raise StoreExistsError(f"'{d.raw}' already exists; pass --overwrite to replace it")

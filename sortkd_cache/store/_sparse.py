@@ -1,0 +1,202 @@
+"""The sparse (top-K) layout of a logits kind inside a store.
+
+A sparse store (root record ``sparse``, schema 2) holds every logits kind as a group::
+
+    /logits/<kind>/ids       uint8|uint16|int32 [N, V, K]  chunks (S, 1, K)
+    /logits/<kind>/values    logits dtype       [N, V, K]  chunks (S, 1, K)
+    /logits/<kind>/stats     logits dtype       [N, V, 7]  chunks (S, 1, 7)  (columns in the
+                             sparse record: label, mean, std, tail@1, tail@2, tail@4, tail_std@2)
+    /logits/<kind>/fidelity  float64            [B, V, T+2] chunks (1, 1, T+2), only where the
+                             kind was made from dense rows: per (block, view) the sum of
+                             KL(T) at each recorded T, the rows whose label fell outside the
+                             top K, and the rows
+    /progress/<kind>         as for dense kinds
+
+The group's attributes are the kind's (``complete``, ``stats``, and the summed ``fidelity``).
+See :mod:`sortkd_cache.sparse` for what the fields mean.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sortkd_cache.errors import CorruptChunkError
+from sortkd_cache.store._layout import codecs, logits_path
+
+__all__ = [
+    "SPARSE_ARRAYS",
+    "SparseLogitsArray",
+    "create_sparse_arrays",
+    "expected_sparse",
+    "fidelity_record",
+    "sparse_path",
+    "write_sparse_chunk",
+]
+
+SPARSE_ARRAYS = ("ids", "values", "stats", "fidelity")
+
+
+def sparse_path(kind: str, name: str) -> str:
+    return f"{logits_path(kind)}/{name}"
+
+
+def _spec(meta: Any) -> Any:
+    from sortkd_cache.sparse import SparseSpec
+
+    return SparseSpec.from_dict(meta.sparse)
+
+
+def expected_sparse(meta: Any, path: str) -> tuple[tuple[int, ...], tuple[int, ...], str] | None:
+    """(shape, chunks, dtype) of a sparse array at ``path``; None when ``path`` is not one."""
+    if meta.sparse is None or not path.startswith("logits/") or path.count("/") != 2:
+        return None
+    name = path.rsplit("/", 1)[1]
+    spec = _spec(meta)
+    n, v, s = meta.num_samples, meta.num_views, meta.chunk_samples
+    width = {"ids": spec.k, "values": spec.k, "stats": spec.num_stats}
+    if name in width:
+        dtype = str(spec.id_dtype) if name == "ids" else meta.dtype
+        return (n, v, width[name]), (s, 1, width[name]), dtype
+    if name == "fidelity":
+        f = len(spec.temperatures) + 2
+        return (-(-n // s), v, f), (1, 1, f), "float64"
+    return None
+
+
+def create_sparse_arrays(
+    group: Any, meta: Any, kind: str, attrs: dict[str, Any], *, fidelity: bool
+) -> dict[str, Any]:
+    """Create the kind's group and arrays (replacing any); returns {path: array}."""
+    group.create_group(logits_path(kind), overwrite=True, attributes=attrs)
+    out = {}
+    for name in SPARSE_ARRAYS:
+        if name == "fidelity" and not fidelity:
+            continue
+        path = sparse_path(kind, name)
+        shape, chunks, dtype = expected_sparse(meta, path) or ((), (), "")
+        fill: Any = 0 if name == "ids" else float("nan")
+        out[path] = group.create_array(
+            path,
+            shape=shape,
+            chunks=chunks,
+            dtype=dtype,
+            compressors=codecs(),
+            fill_value=fill,
+            overwrite=True,
+        )
+    return out
+
+
+def write_sparse_chunk(
+    array: Any, kind: str, block: int, bounds: tuple[int, int], view: int, rows: Any, fid: Any
+) -> None:
+    """Write one (block, view) chunk of sparse rows (and its fidelity sums, if any)."""
+    start, stop = bounds
+    array(sparse_path(kind, "ids"))[start:stop, view] = rows.ids
+    array(sparse_path(kind, "values"))[start:stop, view] = rows.values
+    array(sparse_path(kind, "stats"))[start:stop, view] = rows.stats
+    if fid is not None:
+        array(sparse_path(kind, "fidelity"))[block, view] = fid
+
+
+def fidelity_record(spec: Any, sums: np.ndarray) -> dict[str, Any]:
+    """The kind's fidelity attribute from the per-(block, view) sums [B, V, T+2]."""
+    from sortkd_cache.sparse import FidelityAccumulator
+
+    acc = FidelityAccumulator(spec, sums.shape[1])
+    per_view = sums.sum(axis=0)
+    t = len(spec.temperatures)
+    acc.kl[:] = per_view[:, :t]
+    acc.outside[:] = per_view[:, t].astype(np.int64)
+    acc.rows[:] = per_view[:, t + 1].astype(np.int64)
+    return acc.result()
+
+
+class SparseLogitsArray:
+    """Read-only sparse logits of one kind: ``arr[i, v]`` (numpy-style over [N, V]) gives
+    :class:`~sortkd_cache.sparse.SparseRows` with ids [..., K], values [..., K], stats [..., S].
+    """
+
+    def __init__(self, arrays: dict[str, Any], spec: Any, kind: str, where: str) -> None:
+        self._arrays = arrays
+        self.spec = spec
+        self.kind = kind
+        self._where = where
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self._arrays["ids"].shape)
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        return tuple(int(c) for c in self._arrays["ids"].chunks)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _get(self, name: str, selection: Any) -> np.ndarray:
+        what = f"{self._where} {sparse_path(self.kind, name)}[{selection!r}]"
+        try:
+            out = np.asarray(self._arrays[name][selection])
+        except (ValueError, RuntimeError, OSError, EOFError) as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CorruptChunkError(f"{what}: corrupted chunk ({msg})") from None
+        if out.dtype.kind == "f" and np.isnan(out).any():
+            raise CorruptChunkError(f"{what}: missing chunk (reads as NaN)")
+        return out
+
+    def __getitem__(self, selection: Any) -> Any:
+        from sortkd_cache.sparse import SparseRows
+
+        if not isinstance(selection, tuple):
+            selection = (selection,)
+        return SparseRows(
+            self._get("ids", selection),
+            self._get("values", selection),
+            self._get("stats", selection),
+        )
+
+    def read_block(self, block: int, view: int) -> Any:
+        s = self.chunks[0]
+        return self[block * s : min(self.shape[0], (block + 1) * s), view]
+
+
+def sparse_id_problem(ids: np.ndarray, num_classes: int) -> str | None:
+    """One chunk of ids [..., K]: every id within [0, C) and no id twice in a row."""
+    wide = ids.astype(np.int64)
+    if ((wide < 0) | (wide >= num_classes)).any():
+        return f"class ids outside [0, {num_classes})"
+    srt = np.sort(wide, axis=-1)
+    if (srt[..., 1:] == srt[..., :-1]).any():
+        return "a class id appears twice in a row"
+    return None
+
+
+def sparse_row_problems(store: Any, kinds: Any) -> list[Any]:
+    """Rows checked across arrays (label's logit present and consistent, rank order), per
+    written (block, view) chunk of each kind; one problem per kind at most."""
+    from sortkd_cache.sparse import row_problems
+    from sortkd_cache.store._checks import Problem
+
+    out = []
+    labels = store.labels
+    for kind in kinds:
+        if not store.has_array(sparse_path(kind, "ids")):
+            continue
+        arrays = {n: store.raw_array(sparse_path(kind, n)) for n in SPARSE_ARRAYS[:3]}
+        data = SparseLogitsArray(arrays, store.sparse_spec, kind, store.url)
+        done = store.progress(kind) >= 0
+        for block, view in zip(*np.nonzero(done), strict=True):
+            start, stop = store.block_bounds(int(block))
+            try:
+                rows = data[start:stop, int(view)]
+            except CorruptChunkError:
+                continue  # reported chunk by chunk already
+            found = row_problems(store.sparse_spec, rows, labels[start:stop])
+            if found:
+                where = f"block {int(block)}, view {int(view)}"
+                out.append(Problem("content", f"{where}: {found[0]}", logits_path(kind)))
+                break
+    return out
