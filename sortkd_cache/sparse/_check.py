@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from sortkd_cache.sparse._compress import rank_order
+from sortkd_cache.sparse._compress import order_key, rank_order
 from sortkd_cache.sparse._spec import SparseRows, SparseSpec
 
 __all__ = ["row_problems"]
@@ -37,19 +37,17 @@ def row_problems(spec: SparseSpec, rows: SparseRows, y: NDArray[Any]) -> list[st
     hit = ids == yy[:, None]
     rows_in = np.flatnonzero(hit.any(axis=1))
     label = rows.stats[:, spec.column("label")]
-    at = rows.values[rows_in, hit[rows_in].argmax(axis=1)]
-    mismatch = at.view(np.uint8).reshape(len(rows_in), -1) != label[rows_in].view(np.uint8).reshape(
-        len(rows_in), -1
-    )
-    if mismatch.any():
-        r = int(rows_in[np.flatnonzero(mismatch.any(axis=1))[0]])
-        out.append(f"row {r}: the label's logit differs from its kept value")
-    outside = np.flatnonzero(~hit.any(axis=1))
-    if outside.size and (label[outside].astype(np.float64) > rows.values[outside, -1]).any():
-        r = int(
-            outside[np.flatnonzero(label[outside].astype(np.float64) > rows.values[outside, -1])[0]]
+    label_key = order_key(label)  # one integer per bit pattern (no NaN here)
+    at = order_key(rows.values[rows_in, hit[rows_in].argmax(axis=1)])
+    mismatch = np.flatnonzero(at != label_key[rows_in])
+    if mismatch.size:
+        out.append(
+            f"row {int(rows_in[mismatch[0]])}: the label's logit differs from its kept value"
         )
-        out.append(f"row {r}: the label's logit exceeds the K-th kept value but is not kept")
+    outside = np.flatnonzero(~hit.any(axis=1))
+    above = outside[label_key[outside] > order_key(rows.values[outside, -1])]
+    if above.size:
+        out.append(f"row {int(above[0])}: the label's logit exceeds the K-th kept value, not kept")
     order = rank_order(rows.values, ids)
     if (order != np.arange(ids.shape[1])[None, :]).any():
         r = int(np.flatnonzero((order != np.arange(ids.shape[1])).any(axis=1))[0])
