@@ -97,7 +97,10 @@ def format_info(info: dict[str, Any]) -> str:
         lines.append(f"{kind:10s} rows changed per view (fraction): {changed}")
         hist = stats.get("rank_histogram", {})
         if hist:
-            shown = ", ".join(f"{k}:{v}" for k, v in list(hist.items())[:8])
+            k_plus = str(sparse["k"]) if sparse else None  # sparse: rank K means K or more
+            shown = ", ".join(
+                f"{k}{'+' if k == k_plus else ''}:{v}" for k, v in list(hist.items())[:8]
+            )
             lines.append(f"{'':10s} label rank before {kind} (rank:rows): {shown}")
         conf = stats.get("top_confusions", [])
         if conf:

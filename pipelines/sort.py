@@ -20,7 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from sortkd_cache.errors import ConfigError, StoreExistsError, StoreNotFoundError
+from sortkd_cache.errors import (
+    ConfigError,
+    LogitsKindError,
+    StoreExistsError,
+    StoreNotFoundError,
+)
 from sortkd_cache.pipelines._common import progress_bar, utc_now
 from sortkd_cache.pipelines._dask import connect, run_tasks
 from sortkd_cache.store import CacheStore, create_store, open_store, parse_location, writer_lock
@@ -99,6 +104,13 @@ def _sort_chunk(
     from sortkd_cache.sorting import get_method
 
     source = _cached_store(src, "r", options_key)
+    if source.is_sparse:  # exact on every kept entry, tails carried over
+        from sortkd_cache.pipelines._sort_sparse import sort_sparse_chunk
+
+        target = None if done else _cached_store(dst, "r+", options_key)
+        stats = sort_sparse_chunk(source, target, method, block, view)
+        stats["view"] = view
+        return stats
     start, stop = source.block_bounds(block)
     raw = source.logits("raw").read_block(block, view)
     labels = source.labels[start:stop]
@@ -176,7 +188,16 @@ def sort_store(cfg: SortConfig) -> SortResult:
         raise ConfigError(f"--topk must be >= 1, got {cfg.topk}")
     t0 = time.perf_counter()
     source = open_store(cfg.store, "r", storage_options=cfg.storage_options)
-    raw = source.logits("raw")
+    if source.is_sparse and cfg.topk is not None:
+        raise LogitsKindError(
+            f"--topk writes a top-K copy of dense logits, but '{cfg.store}' is already sparse "
+            f"(top-{source.sparse_spec.k}); sort it without --topk"
+        )
+    if source.is_sparse:  # either read checks the raw kind is complete
+        source.sparse_logits("raw")
+    else:
+        source.logits("raw")
+    dtype = source.meta.dtype
     source.labels  # noqa: B018 - validates label range before any work
     if cfg.topk is not None and cfg.topk >= source.num_classes:
         raise ConfigError(f"--topk {cfg.topk} must be below the class count {source.num_classes}")
@@ -198,7 +219,7 @@ def sort_store(cfg: SortConfig) -> SortResult:
                 seconds=0.0,
                 stats=target.kind_attrs(cfg.method).get("stats", {}),
             )
-        target.create_kind(cfg.method, str(raw.dtype), overwrite=cfg.overwrite)
+        target.create_kind(cfg.method, dtype, overwrite=cfg.overwrite)
         if cfg.topk:
             from sortkd_cache.topk import create_topk_arrays
 

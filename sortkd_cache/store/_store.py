@@ -7,7 +7,7 @@ import shutil
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from sortkd_cache.store._sparse import (
     sparse_path,
     write_sparse_chunk,
 )
+
+if TYPE_CHECKING:
+    from sortkd_cache.sparse import SparseRows
 
 __all__ = ["CacheStore", "LogitsArray", "create_store", "open_store"]
 
@@ -369,7 +372,7 @@ class CacheStore:
         kind: str,
         block: int,
         view: int,
-        values: np.ndarray,
+        values: np.ndarray | SparseRows,
         *,
         params: np.ndarray | None = None,
         count: int = 0,

@@ -20,6 +20,7 @@ from sortkd_cache.sparse import SparseSpec, compress
 from sortkd_cache.store import verify_store
 
 MakeStore = Callable[..., Path]
+FAST: dict[str, Any] = {"teacher": "digits_mlp", "views": 3}
 
 
 def run_cli(*args: str) -> Result:
@@ -44,8 +45,8 @@ def same_rows(a: Any, b: Any) -> None:
 
 
 def test_dump_topk_equals_the_dense_dump_truncated(make_store: MakeStore) -> None:
-    dense = sk.open_store(make_store("d.zarr"))
-    path = make_store("s.zarr", topk=3)
+    dense = sk.open_store(make_store("d.zarr", **FAST))
+    path = make_store("s.zarr", topk=3, **FAST)
     sparse = sk.open_store(path)
     assert sparse.meta.schema == 2 and sparse.is_sparse and sparse.kinds() == ["raw"]
     assert not (path / "logits" / "raw" / "c").exists()  # no dense chunk was ever written
@@ -65,11 +66,11 @@ def test_dump_topk_equals_the_dense_dump_truncated(make_store: MakeStore) -> Non
 
 
 def test_dump_topk_resume_must_keep_k(make_store: MakeStore, tmp_path: Path) -> None:
-    path = make_store("s.zarr", topk=3)
+    path = make_store("s.zarr", topk=3, **FAST)
     with pytest.raises(StoreError, match=r"--topk 3.*--topk 4"):
-        make_store("s.zarr", topk=4, resume=True)
+        make_store("s.zarr", topk=4, resume=True, **FAST)
     proc = run_cli(
-        "dump", "--dataset", "fake:200:10:8", "--teacher", "resnet8", "--teacher-init", "random",
+        "dump", "--dataset", "fake:200:10:8", "--teacher", "digits_mlp", "--teacher-init", "random",
         "--views", "3", "--chunk-samples", "64", "--device", "cpu", "--out", str(path),
         "--resume",
     )  # fmt: skip
@@ -79,7 +80,7 @@ def test_dump_topk_resume_must_keep_k(make_store: MakeStore, tmp_path: Path) -> 
 @pytest.mark.parametrize("k", ["0", "10", "12"])
 def test_dump_bad_k_exits_2(k: str, tmp_path: Path) -> None:
     proc = run_cli(
-        "dump", "--dataset", "fake:50:10:8", "--teacher", "resnet8", "--teacher-init", "random",
+        "dump", "--dataset", "fake:50:10:8", "--teacher", "digits_mlp", "--teacher-init", "random",
         "--views", "1", "--device", "cpu", "--out", str(tmp_path / "x.zarr"), "--topk", k,
     )  # fmt: skip
     one_line_error(proc, f"--topk {k}")
@@ -87,7 +88,7 @@ def test_dump_bad_k_exits_2(k: str, tmp_path: Path) -> None:
 
 
 def test_copy_topk_views_dtype(make_store: MakeStore, tmp_path: Path) -> None:
-    src = make_store("d.zarr", dtype="float32")
+    src = make_store("d.zarr", dtype="float32", **FAST)
     sk_src = sk.open_store(src)
     out = tmp_path / "t.zip"
     cfg = DeriveConfig(topk=4, views="2,0", dtype="float16")
@@ -112,7 +113,7 @@ def test_copy_topk_views_dtype(make_store: MakeStore, tmp_path: Path) -> None:
 
 
 def test_copy_refusals_exit_2(make_store: MakeStore, tmp_path: Path) -> None:
-    src = make_store("d.zarr")
+    src = make_store("d.zarr", **FAST)
     sparse = tmp_path / "s.zarr"
     assert run_cli("copy", str(src), str(sparse), "--topk", "3").exit_code == 0
     dst = str(tmp_path / "x.zarr")
@@ -134,7 +135,7 @@ def test_copy_refusals_exit_2(make_store: MakeStore, tmp_path: Path) -> None:
     ],
 )
 def test_verify_checks_sparse_rows(make_store: MakeStore, damage: str, needle: str) -> None:
-    path = make_store("s.zarr", topk=3)
+    path = make_store("s.zarr", topk=3, **FAST)
     group = zarr.open_group(str(path), mode="r+")
     if damage == "label":
         stats = group["logits/raw/stats"]
