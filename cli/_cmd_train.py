@@ -1,6 +1,18 @@
-"""``sortkd-cache train``."""
+"""``sortkd-cache train``.
+
+The loss options (``--temperature``, ``--dkd-beta``, ...) are generated from the losses'
+registered configurations: each flag's type and help come from the loss that declares it, its
+default is the chosen loss's, and a flag the chosen loss does not take is refused. The other
+options take their defaults from :class:`~sortkd_cache.pipelines.train.TrainConfig`.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -9,14 +21,72 @@ from sortkd_cache.cli._options import emit_json, parse_storage_options, storage_
 __all__ = ["commands"]
 
 
-def _milestones(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+def _defaults() -> dict[str, Any]:
+    from sortkd_cache.pipelines._train_config import TrainConfig
+
+    return {
+        f.name: f.default
+        for f in dataclasses.fields(TrainConfig)
+        if f.default is not dataclasses.MISSING
+    }
+
+
+_D = _defaults()
+
+
+def _milestones(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
     try:
         return tuple(int(v) for v in value.split(",") if v.strip())
     except ValueError:
         raise click.BadParameter(f"expected comma-separated epochs, got '{value}'") from None
 
 
+def _choices(names: list[str]) -> str:
+    return " | ".join(names)
+
+
+def loss_option_decorators() -> list[Callable[[Any], Any]]:
+    """One click option per loss option of the registry (default: the chosen loss's)."""
+    from sortkd_cache.losses import loss_options
+
+    out = []
+    for key, per_loss in loss_options().items():
+        first = next(iter(per_loss.values()))
+        defaults = ", ".join(f"{loss} {info.default:g}" for loss, info in per_loss.items())
+        names = [f"--{key.replace('_', '-')}"] + (["-T"] if key == "temperature" else [])
+        out.append(
+            click.option(
+                *names,
+                key,
+                type=first.kind,
+                default=None,
+                help=f"{first.help} [only --loss {', '.join(per_loss)}; default: {defaults}]",
+            )
+        )
+    return out
+
+
+def _with_loss_options(f: Any) -> Any:
+    for deco in reversed(loss_option_decorators()):
+        f = deco(f)
+    return f
+
+
+def _losses_help() -> str:
+    from sortkd_cache.losses import LOSSES
+
+    return _choices(LOSSES.names())
+
+
 @click.command("train")
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    help="A run's config.json to replay; options given here override it.",
+)
 @click.option(
     "--cache", default=None, help="Store to train from (dir, .zip, s3://, gs://, https://)."
 )
@@ -26,32 +96,30 @@ def _milestones(ctx: click.Context, param: click.Parameter, value: str) -> tuple
     help="Dataset SPEC: without --cache, plain CE training; "
     "with it, your copy of the data (fingerprint-checked).",
 )
-@click.option("--student", required=True, help="Student architecture.")
-@click.option("--logits", default="raw", show_default=True, help="raw | sort | swap")
-@click.option("--loss", default="kd", show_default=True, help="ce | kd | dkd | lskd | ctkd")
-@click.option("--epochs", type=int, default=240, show_default=True)
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=0.05, show_default=True)
+@click.option("--student", default=None, help="Student architecture (required).")
+@click.option("--logits", default=_D["logits"], show_default=True, help="raw | sort | swap")
+@click.option("--loss", default=_D["loss"], show_default=True, help=_losses_help())
+@click.option("--epochs", type=int, default=_D["epochs"], show_default=True)
+@click.option("--batch-size", type=int, default=_D["batch_size"], show_default=True)
+@click.option("--lr", type=float, default=_D["lr"], show_default=True)
 @click.option(
     "--milestones",
-    default="150,180,210",
+    default=",".join(map(str, _D["milestones"])),
     show_default=True,
     callback=_milestones,
     help="Epochs at which the lr is multiplied by --lr-decay.",
 )
-@click.option("--lr-decay", type=float, default=0.1, show_default=True)
-@click.option("--weight-decay", type=float, default=5e-4, show_default=True)
-@click.option("--momentum", type=float, default=0.9, show_default=True)
-@click.option("--temperature", "-T", type=float, default=4.0, show_default=True)
-@click.option("--ce-weight", type=float, default=0.1, show_default=True)
-@click.option("--kd-weight", type=float, default=0.9, show_default=True)
-@click.option("--dkd-alpha", type=float, default=1.0, show_default=True)
-@click.option("--dkd-beta", type=float, default=8.0, show_default=True)
-@click.option("--dkd-warmup", type=int, default=20, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--lr-decay", type=float, default=_D["lr_decay"], show_default=True)
+@click.option("--weight-decay", type=float, default=_D["weight_decay"], show_default=True)
+@click.option("--momentum", type=float, default=_D["momentum"], show_default=True)
+@_with_loss_options
+@click.option("--seed", type=int, default=_D["seed"], show_default=True)
 @click.option("--augment", default=None, help="Recipe for plain training (default: the dataset's).")
 @click.option(
-    "--views-order", default="cyclic", show_default=True, help="cyclic (epoch mod V) | shuffle"
+    "--views-order",
+    default=_D["views_order"],
+    show_default=True,
+    help="cyclic (epoch mod V) | shuffle",
 )
 @click.option(
     "--num-classes",
@@ -65,26 +133,36 @@ def _milestones(ctx: click.Context, param: click.Parameter, value: str) -> tuple
     help="Compute teacher logits on the fly (equality checks, timing).",
 )
 @click.option("--teacher-ckpt", default=None, help="Weights of --online-teacher.")
-@click.option("--teacher-init", default="checkpoint", show_default=True, help="checkpoint | random")
+@click.option(
+    "--teacher-init", default=_D["teacher_init"], show_default=True, help="checkpoint | random"
+)
 @click.option("--data-root", default=None)
 @click.option("--download", is_flag=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option("--data-path", default="auto", show_default=True, help="auto | device | loader")
+@click.option("--device", default=_D["device"], show_default=True)
 @click.option(
-    "--workers", type=int, default=0, show_default=True, help="DataLoader workers (loader path)."
+    "--data-path", default=_D["data_path"], show_default=True, help="auto | device | loader"
 )
-@click.option("--out", required=True, help="Run directory.")
+@click.option(
+    "--workers",
+    type=int,
+    default=_D["workers"],
+    show_default=True,
+    help="DataLoader workers (loader path).",
+)
+@click.option("--out", default=None, help="Run directory (required).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
 @click.option("--stop-after", type=int, default=None, hidden=True)
 @click.option("--no-progress", is_flag=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @storage_options_option
-def train_command(**kw: object) -> None:
+@click.pass_context
+def train_command(ctx: click.Context, /, **kw: Any) -> None:
     """Train a student from a cache (no teacher), or a model from data with CE.
 
     Epoch e uses stored view e mod V; the student sees exactly the augmented image the
-    teacher saw, with that view's soft logits.
+    teacher saw, with that view's soft logits. A loss option left out takes the chosen
+    loss's default; one the loss does not take is refused.
 
     \b
     Examples:
@@ -94,19 +172,20 @@ def train_command(**kw: object) -> None:
           --epochs 8 --out runs/kd-sort
       sortkd-cache train --cache c100.zarr --student resnet8x4 --logits sort --loss dkd \\
           --dkd-beta 8 --out runs/r8x4-dkd-sort --device cuda
+      sortkd-cache train --config runs/kd-sort/config.json --out runs/kd-sort-again
       torchrun --nproc-per-node 2 -m sortkd_cache.cli train --cache c100.zarr ...
     """
+    from sortkd_cache.pipelines._train_config import TrainConfig
     from sortkd_cache.pipelines.distributed import backend_for, dist_context, rank_device
-    from sortkd_cache.pipelines.train import TrainConfig, train
+    from sortkd_cache.pipelines.train import train
 
     as_json = bool(kw.pop("as_json"))
-    kw["progress"] = not kw.pop("no_progress")
-    kw["storage_options"] = parse_storage_options(kw.pop("storage_option")) or None  # type: ignore[arg-type]
+    cfg = TrainConfig.from_dict(_collect(ctx, kw))
     # under torchrun: cuda:LOCAL_RANK with nccl on GPUs (also for --device auto), gloo on CPU
-    device = rank_device(str(kw["device"]))
-    kw["device"] = device
+    device = rank_device(cfg.device)
+    cfg = dataclasses.replace(cfg, device=device)
     with dist_context(backend_for(device)) as (rank, _):
-        result = train(TrainConfig(**kw))  # type: ignore[arg-type]
+        result = train(cfg)
     if rank != 0:
         return
     if as_json:
@@ -117,6 +196,50 @@ def train_command(**kw: object) -> None:
         f"{state} {result.epochs} epochs in {result.seconds:.1f} s: final test top-1 "
         f"{result.final_test_top1:.2f}%, best {result.best_test_top1:.2f}% -> {result.run_dir}"
     )
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def _collect(ctx: click.Context, kw: dict[str, Any]) -> dict[str, Any]:
+    """TrainConfig data: the --config file (if any), then every option given on the line."""
+    from sortkd_cache.losses import loss_options
+
+    config_file = kw.pop("config_file")
+    kw["progress"] = not kw.pop("no_progress")
+    storage = parse_storage_options(kw.pop("storage_option")) or None
+    loss_keys = set(loss_options())
+    given = {k for k in kw if k in loss_keys and kw[k] is not None}
+    flat = {k: v for k, v in kw.items() if k not in loss_keys}
+    flat["storage_options"] = storage
+    if config_file is None:
+        return {**flat, "loss_options": {k: kw[k] for k in sorted(given)}}
+    base = _read_run_config(config_file)
+    if _given(ctx, "loss") and kw["loss"] != base.get("loss"):
+        base.pop("loss_options", None)  # another loss: its options start from its defaults
+    out = {**base, **{k: v for k, v in flat.items() if _given(ctx, k)}}
+    out["progress"] = flat["progress"]
+    out["storage_options"] = storage
+    out["loss_options"] = {**base.get("loss_options", {}), **{k: kw[k] for k in given}}
+    for key in ("resume", "overwrite", "stop_after"):
+        out[key] = flat[key]  # what to do with --out is never taken from the file
+    return out
+
+
+def _read_run_config(path: str) -> dict[str, Any]:
+    from sortkd_cache.errors import ConfigError
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--config '{path}': cannot read it: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config '{path}': expected a JSON object (a run's config.json)")
+    for recorded in ("resolved", "provenance", "storage_options", "out"):
+        data.pop(recorded, None)
+    return data
 
 
 commands = [train_command]

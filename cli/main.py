@@ -7,7 +7,7 @@ import click
 from sortkd_cache._version import __version__
 from sortkd_cache.cli._errors import SortKDGroup
 
-__all__ = ["cli", "main"]
+__all__ = ["COMMAND_MODULES", "cli", "main"]
 
 
 @click.group(cls=SortKDGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,17 +26,18 @@ def cli() -> None:
     """
 
 
-def _register() -> None:
-    from sortkd_cache.cli import _cmd_dump, _cmd_info
+#: Every command module; one that fails to import stops the CLI with its error (never a
+#: command silently missing from the group).
+COMMAND_MODULES = ("_cmd_dump", "_cmd_info", "_cmd_sort", "_cmd_train", "_cmd_share", "_cmd_run")
 
-    for mod in (_cmd_dump, _cmd_info):
-        cli.add_command(mod.command)
-    for name in ("_cmd_sort", "_cmd_train", "_cmd_share", "_cmd_run"):
-        try:
-            mod = __import__(f"sortkd_cache.cli.{name}", fromlist=["commands"])
-        except ModuleNotFoundError:
-            continue
-        for cmd in mod.commands:
+
+def _register() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        mod = importlib.import_module(f"sortkd_cache.cli.{name}")
+        commands = getattr(mod, "commands", None) or [mod.command]
+        for cmd in commands:
             cli.add_command(cmd)
 
 

@@ -30,7 +30,9 @@ from sortkd_cache.pipelines.recipe import (
 __all__ = ["check_recipe"]
 
 _TEACHER_TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TeacherSpec))[2:]
-_VARIANT_KEYS = tuple(f.name for f in dataclasses.fields(StudentSpec) if f.name != "name")
+_VARIANT_KEYS = tuple(
+    f.name for f in dataclasses.fields(StudentSpec) if f.name not in ("name", "loss_options")
+)
 _TRAIN_KEYS = tuple(k for k in _VARIANT_KEYS if k != "seeds")
 _SCALAR_KEYS = ("name", "description", "seeds", "device", "threads")
 _TOP_KEYS = (*_SCALAR_KEYS, "dataset", "teacher", "dump", "sort", "train", "students")
@@ -52,6 +54,7 @@ def _expects(type_str: str) -> str:
 class _Parser:
     def __init__(self, source: str) -> None:
         self.source = source
+        self.per_loss: dict[str, dict[str, Any]] = {}
 
     def fail(self, key: str, msg: str) -> ConfigError:
         return ConfigError(f"{self.source}: key '{key}' {msg}")
@@ -229,11 +232,18 @@ class _Parser:
     def students(
         self, value: Any, train: Any, seeds: tuple[int, ...], sort: SortSpec
     ) -> tuple[StudentSpec, ...]:
+        from sortkd_cache.losses import LOSSES
+
         defaults = self.table("train", train)
-        self.check_keys("train.", defaults, _TRAIN_KEYS)
+        self.check_keys("train.", defaults, (*_TRAIN_KEYS, *LOSSES.names()))
         base = self.fields(
             StudentSpec, "train.", defaults, [k for k in _TRAIN_KEYS if k in defaults]
         )
+        self.per_loss = {
+            name: dict(self.table(f"train.{name}", defaults[name]))
+            for name in LOSSES.names()
+            if name in defaults
+        }
         if not isinstance(value, list) or not value:
             shown = type(value).__name__
             raise self.fail(
@@ -256,12 +266,15 @@ class _Parser:
         seeds: tuple[int, ...],
         sort: SortSpec,
     ) -> StudentSpec:
+        from sortkd_cache.losses import loss_options
+
         d = self.table(prefix.rstrip("."), value)
-        self.check_keys(prefix, d, ("name", *_VARIANT_KEYS))
+        self.check_keys(prefix, d, ("name", *_VARIANT_KEYS, *loss_options()))
         if "name" not in d:
             raise self.fail(prefix + "name", "is missing (required; no value given)")
         own = self.fields(StudentSpec, prefix, d, [k for k in ("name", *_VARIANT_KEYS) if k in d])
         merged = {"seeds": seeds, **base, **own}
+        merged["loss_options"] = self.loss_options(prefix, d, merged.get("loss", "kd"))
         if "student" not in merged:
             raise self.fail(
                 prefix + "student", "is missing (required here or in [train]; no value given)"
@@ -280,12 +293,31 @@ class _Parser:
         self._student_values(where, spec, sort)
         return spec
 
+    def loss_options(self, prefix: str, d: Mapping[str, Any], loss: Any) -> dict[str, float]:
+        """The variant's loss options: ``[train.LOSS]``, then its own keys; each checked by the
+        loss itself (an option it does not take is refused, naming the key and the loss)."""
+        from sortkd_cache.losses import LOSSES, loss_options, make_loss
+
+        if not isinstance(loss, str) or loss not in LOSSES:
+            return {}  # the unknown loss is reported by _student_values
+        table = self.per_loss.get(loss, {})
+        given = {k: (f"train.{loss}.{k}", v) for k, v in table.items()}
+        given |= {k: (prefix + k, v) for k, v in d.items() if k in loss_options()}
+        names = {k: where for k, (where, _) in given.items()}
+        try:
+            cfg = make_loss(
+                loss, {k: v for k, (_, v) in given.items()}, spell=lambda k: repr(names.get(k, k))
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{self.source}: key {exc}") from None
+        return {k: cfg.options()[k] for k in given}
+
     def _student_values(
         self, where: Callable[[str], str], spec: StudentSpec, sort: SortSpec
     ) -> None:
-        from sortkd_cache.losses import LOSS_NAMES, LossConfig
+        from sortkd_cache.losses import LOSSES
 
-        self.choice(where("loss"), spec.loss, LOSS_NAMES)
+        self.choice(where("loss"), spec.loss, LOSSES.names())
         self.choice(where("logits"), spec.logits, LOGIT_KINDS)
         if spec.loss != "ce" and spec.logits != "raw" and spec.logits not in sort.methods:
             raise self.bad(
@@ -298,29 +330,9 @@ class _Parser:
         self.schedule(where, spec.epochs, spec.milestones, spec.lr)
         if spec.batch_size < 2:
             raise self.bad(where("batch_size"), spec.batch_size, "must be >= 2")
-        self.positive(where("temperature"), spec.temperature)
-        for key in (
-            "weight_decay",
-            "ce_weight",
-            "kd_weight",
-            "dkd_alpha",
-            "dkd_beta",
-            "dkd_warmup",
-        ):
-            self.non_negative(where(key), getattr(spec, key))
-        try:
-            LossConfig(
-                name=spec.loss,
-                temperature=spec.temperature,
-                ce_weight=spec.ce_weight,
-                kd_weight=spec.kd_weight,
-                dkd_alpha=spec.dkd_alpha,
-                dkd_beta=spec.dkd_beta,
-                dkd_temperature=spec.temperature,
-                dkd_warmup=spec.dkd_warmup,
-            )
-        except ConfigError as exc:
-            raise ConfigError(f"{self.source}: variant '{spec.name}': {exc}") from None
+        self.non_negative(where("weight_decay"), spec.weight_decay)
+        self.non_negative(where("momentum"), spec.momentum)
+        self.positive(where("lr_decay"), spec.lr_decay)
 
 
 def check_recipe(d: Mapping[str, Any], source: str) -> Recipe:

@@ -12,8 +12,6 @@ from sortkd_cache.errors import ConfigError, StoreError
 
 __all__ = ["Setup", "prepare"]
 
-LOGIT_CHOICES = ("raw", "sort", "swap")
-
 
 @dataclass
 class Setup:
@@ -113,23 +111,6 @@ class Setup:
         }
 
 
-def _validate(cfg: Any) -> None:
-    from sortkd_cache.losses import LOSS_NAMES
-
-    if cfg.loss not in LOSS_NAMES:
-        raise ConfigError(f"unknown loss '{cfg.loss}'; known: {', '.join(sorted(LOSS_NAMES))}")
-    if cfg.logits not in LOGIT_CHOICES:
-        raise ConfigError(f"unknown --logits '{cfg.logits}'; known: {', '.join(LOGIT_CHOICES)}")
-    if cfg.epochs < 1:
-        raise ConfigError(f"--epochs must be >= 1, got {cfg.epochs}")
-    if cfg.batch_size < 2:
-        raise ConfigError(f"--batch-size must be >= 2, got {cfg.batch_size}")
-    if cfg.cache is None and cfg.dataset is None:
-        raise ConfigError("give --cache STORE (distillation) or --dataset SPEC (plain training)")
-    if cfg.cache is None and cfg.loss != "ce" and cfg.online_teacher is None:
-        raise ConfigError(f"--loss {cfg.loss} needs --cache STORE (or --online-teacher ARCH)")
-
-
 def prepare(cfg: Any) -> Setup:
     """Open the store and data, and check they belong together, before any training."""
     from sortkd_cache.augment import AugmentRecipe, get_recipe
@@ -138,7 +119,6 @@ def prepare(cfg: Any) -> Setup:
     from sortkd_cache.pipelines.distributed import is_distributed
     from sortkd_cache.store import open_store, quick_check
 
-    _validate(cfg)
     rank, world = 0, 1
     if is_distributed():
         import torch.distributed as dist
@@ -154,9 +134,10 @@ def prepare(cfg: Any) -> Setup:
         store = open_store(cfg.cache, "r", storage_options=cfg.storage_options)
         if not store.meta.complete:
             raise StoreError(f"store '{cfg.cache}' is incomplete (its dump did not finish)")
-        if cfg.online_teacher is None and cfg.loss != "ce":
+        reads = cfg.online_teacher is None and cfg.loss_config().needs_teacher
+        if reads:
             store.logits(cfg.logits)
-        needs = [cfg.logits] if cfg.online_teacher is None and cfg.loss != "ce" else None
+        needs = [cfg.logits] if reads else None
         quick_check(store, needs)
         train_ds = load_store_dataset(store, cfg.dataset, data_root=cfg.data_root)
         test_spec = cfg.dataset or store.meta.dataset.spec

@@ -29,6 +29,8 @@ the file, the key and the value: unknown keys, wrong types, missing fields and b
     [train]                         # defaults shared by every student variant
     student = "digits_cnn_s"
     epochs = 8
+    [train.dkd]                     # defaults of every variant with loss "dkd": the loss's
+    dkd_beta = 2.0                  # own options (see sortkd_cache.losses), nothing else
 
     [[students]]                    # one table per variant, trained once per seed
     name = "KD sort"
@@ -36,11 +38,13 @@ the file, the key and the value: unknown keys, wrong types, missing fields and b
     logits = "sort"                 # raw | sort | swap (sort/swap must be in [sort].methods)
 
 Variant keys (in ``[train]`` or ``[[students]]``; a variant's own value wins): student, loss,
-logits, temperature, ce_weight, kd_weight, dkd_alpha, dkd_beta, dkd_warmup, epochs,
-batch_size, lr, milestones, lr_decay, weight_decay, momentum, views_order; ``[[students]]``
-also takes ``name`` (required) and ``seeds``. Relative paths are relative to the working
-directory. ``overrides`` (``KEY=VALUE``, e.g. ``dump.views=4``; the value is parsed as a TOML
-value, else taken as a string) edit the file's data before validation.
+logits, epochs, batch_size, lr, milestones, lr_decay, weight_decay, momentum, views_order;
+``[[students]]`` also takes ``name`` (required), ``seeds`` and the options of its own loss
+(``temperature``, ``dkd_beta``, ...: whatever the loss declares); ``[train.LOSS]`` tables give
+those per loss. A loss option that the variant's loss does not take is refused, naming the key
+and the loss; one left out takes the loss's paper default. Relative paths are relative to the
+working directory. ``overrides`` (``KEY=VALUE``, e.g. ``dump.views=4``; the value is parsed as
+a TOML value, else taken as a string) edit the file's data before validation.
 """
 
 from __future__ import annotations
@@ -129,12 +133,8 @@ class StudentSpec:
     seeds: tuple[int, ...] = (0,)
     loss: str = "kd"
     logits: str = "raw"
-    temperature: float = 4.0
-    ce_weight: float = 0.1
-    kd_weight: float = 0.9
-    dkd_alpha: float = 1.0
-    dkd_beta: float = 8.0
-    dkd_warmup: int = 20
+    #: The loss's own options given by the recipe (the rest take the loss's defaults).
+    loss_options: Mapping[str, float] = field(default_factory=dict)
     epochs: int = 240
     batch_size: int = 64
     lr: float = 0.05
@@ -143,6 +143,9 @@ class StudentSpec:
     weight_decay: float = 5e-4
     momentum: float = 0.9
     views_order: str = "cyclic"
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.seeds, self.loss, tuple(sorted(self.loss_options.items()))))
 
     @property
     def slug(self) -> str:
@@ -153,7 +156,14 @@ class StudentSpec:
         d = _plain(self)
         d.pop("name")
         d.pop("seeds")
+        d["loss_options"] = dict(self.loss_options)
         return d
+
+    def to_dict(self) -> dict[str, Any]:
+        """The variant as recipe keys (its loss options flat, as a ``[[students]]`` table)."""
+        d = _plain(self)
+        options = d.pop("loss_options")
+        return {**d, **options}
 
 
 @dataclass(frozen=True)
@@ -188,7 +198,7 @@ class Recipe:
                 "teacher": teacher,
                 "dump": _plain(self.dump),
                 "sort": _plain(self.sort),
-                "students": [_plain(s) for s in self.students],
+                "students": [s.to_dict() for s in self.students],
             }
         )
         return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ import torch
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines._common import build_teacher, progress_bar, resolve_device
 from sortkd_cache.pipelines._rundir import RunDir
+from sortkd_cache.pipelines._train_config import TrainConfig
 from sortkd_cache.pipelines._train_data import (
     ViewPrefetcher,
     choose_path,
@@ -33,80 +34,6 @@ from sortkd_cache.pipelines._train_setup import Setup, prepare
 from sortkd_cache.pipelines.distributed import is_distributed
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    student: str
-    out: str
-    cache: str | None = None
-    dataset: str | None = None
-    data_root: str | None = None
-    download: bool = False
-    logits: str = "raw"
-    loss: str = "kd"
-    temperature: float = 4.0
-    ce_weight: float = 0.1
-    kd_weight: float = 0.9
-    dkd_alpha: float = 1.0
-    dkd_beta: float = 8.0
-    dkd_warmup: int = 20
-    epochs: int = 240
-    batch_size: int = 64
-    lr: float = 0.05
-    milestones: tuple[int, ...] = (150, 180, 210)
-    lr_decay: float = 0.1
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
-    seed: int = 0
-    augment: str | None = None
-    views_order: str = "cyclic"
-    num_classes: int | None = None
-    online_teacher: str | None = None
-    teacher_ckpt: str | None = None
-    teacher_init: str = "checkpoint"
-    device: str = "auto"
-    data_path: str = "auto"
-    workers: int = 0
-    eval_batch_size: int = 512
-    resume: bool = False
-    overwrite: bool = False
-    stop_after: int | None = None
-    progress: bool = True
-    storage_options: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The config as JSON-able data; storage option values (credentials) are redacted."""
-        d = asdict(self)
-        d["milestones"] = list(self.milestones)
-        if self.storage_options:
-            d["storage_options"] = {k: "<redacted>" for k in self.storage_options}
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown train option '{unknown[0]}'")
-        d = dict(d)
-        if "milestones" in d:
-            d["milestones"] = tuple(int(m) for m in d["milestones"])
-        return cls(**d)
-
-    def loss_config(self) -> Any:
-        from sortkd_cache.losses import LossConfig
-
-        return LossConfig(
-            name=self.loss,
-            temperature=self.temperature,
-            ce_weight=self.ce_weight,
-            kd_weight=self.kd_weight,
-            dkd_alpha=self.dkd_alpha,
-            dkd_beta=self.dkd_beta,
-            dkd_temperature=self.temperature,
-            dkd_warmup=self.dkd_warmup,
-        )
 
 
 @dataclass
@@ -148,9 +75,9 @@ def evaluate(model: torch.nn.Module, s: Setup, device: torch.device, batch_size:
     return 100.0 * correct / max(1, len(ds))
 
 
-def _soft_source(cfg: TrainConfig, s: Setup, device: torch.device) -> Any:
+def _soft_source(cfg: TrainConfig, s: Setup, device: torch.device, loss_needs_teacher: bool) -> Any:
     """A callable (view, x, idx) -> teacher logits on device, or None for CE-only runs."""
-    if cfg.loss == "ce" and cfg.online_teacher is None:
+    if not loss_needs_teacher and cfg.online_teacher is None:
         return None
     if cfg.online_teacher is not None:
         from sortkd_cache.pipelines.dump import teacher_logits
@@ -193,17 +120,32 @@ def _soft_source(cfg: TrainConfig, s: Setup, device: torch.device) -> Any:
     return cached
 
 
+def _check_resume(run: RunDir, cfg: TrainConfig) -> None:
+    """Refuse a --resume whose configuration differs from the stored run's (first difference)."""
+    import json
+
+    from sortkd_cache.pipelines._train_config import resume_difference
+
+    if not run.checkpoint.exists() or not run.config.is_file():
+        return
+    try:
+        stored = json.loads(run.config.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--resume: cannot read '{run.config}': {exc}") from None
+    diff = resume_difference(stored if isinstance(stored, dict) else {}, cfg)
+    if diff is not None:
+        raise ConfigError(
+            f"--resume: the run in '{run.path}' was started with another configuration "
+            f"({diff}); resume it unchanged or train into a new --out"
+        )
+
+
 def train(cfg: TrainConfig) -> TrainResult:
     """Run (or resume) one training run; see the module docstring."""
     from sortkd_cache.losses import compute_loss, make_temperature_module
 
     device = resolve_device(cfg.device)
     s = prepare(cfg)
-    run = RunDir(cfg.out)
-    rank0 = not is_distributed() or torch.distributed.get_rank() == 0
-    if rank0:
-        run.prepare(resume=cfg.resume, overwrite=cfg.overwrite)
-        run.write_config({**cfg.to_dict(), "resolved": s.describe()})
     loss_cfg = cfg.loss_config()
     torch.manual_seed(cfg.seed)
     from sortkd_cache.models import create_model
@@ -216,6 +158,15 @@ def train(cfg: TrainConfig) -> TrainResult:
     )
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(cfg.milestones), gamma=cfg.lr_decay)
+    soft_source = _soft_source(cfg, s, device, loss_cfg.needs_teacher)
+    # everything is validated and built: only now is the run directory touched
+    run = RunDir(cfg.out)
+    if cfg.resume:
+        _check_resume(run, cfg)
+    rank0 = not is_distributed() or torch.distributed.get_rank() == 0
+    if rank0:
+        run.prepare(resume=cfg.resume, overwrite=cfg.overwrite)
+        run.write_config({**cfg.to_dict(), "resolved": s.describe()})
     rows: list[dict[str, Any]] = []
     start_epoch = 0
     state = run.load_checkpoint() if cfg.resume else None
@@ -228,7 +179,6 @@ def train(cfg: TrainConfig) -> TrainResult:
         start_epoch = int(state["epoch"])
         rows = run.read_metrics()[:start_epoch]
     ddp_model = s.wrap_ddp(model, device)
-    soft_source = _soft_source(cfg, s, device)
     path = choose_path(s.train, device, cfg.data_path)
     labels = torch.as_tensor(np.array(s.train.labels, dtype=np.int64), device=device)
     device_images = s.train.tensor.to(device) if path == "device" else None

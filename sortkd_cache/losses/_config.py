@@ -1,150 +1,185 @@
-"""The loss configuration: one frozen dataclass, every hyper-parameter passed explicitly.
+"""How a loss declares its configuration: a frozen dataclass of options, registered by name.
 
-Defaults follow the CIFAR-100 setup of "Parameter-Free Logit Distillation via Sorting
-Mechanism" (IEEE SPL 2025), which trains with mdistiller's recipes, and the official code of
-each method:
+Each loss module defines one frozen dataclass subclassing :class:`Loss`, whose fields are the
+loss's options with their paper defaults (declared with :func:`option`: default, help and
+range), and registers it in :data:`LOSSES`. Nothing else re-declares those options: the CLI
+flags of ``train``, the recipe keys and ``config.json`` are all read from these fields. The
+defaults follow the CIFAR-100 setup of "Parameter-Free Logit Distillation via Sorting
+Mechanism" (IEEE SPL 2025), which trains with mdistiller's recipes, and each method's official
+code; every loss module's docstring names its sources.
 
-* ``kd`` (Hinton et al. 2015; mdistiller ``CFG.KD``): ``temperature`` 4, ``ce_weight`` 0.1,
-  ``kd_weight`` 0.9.
-* ``dkd`` (Zhao et al., CVPR 2022; mdistiller ``CFG.DKD``): ``dkd_alpha`` 1 (TCKD weight),
-  ``dkd_beta`` 8 (NCKD weight; mdistiller's default for ResNet32x4 -> ResNet8x4, other pairs use
-  other values), ``dkd_temperature`` 4, ``dkd_warmup`` 20 epochs, ``dkd_ce_weight`` 1.
-* ``lskd`` (Sun et al., CVPR 2024, "Logit Standardization in KD", KD + LS): the official
-  command line is ``--logit-stand --base-temp 2 --kd-weight 9``, which overrides only the KD
-  temperature and the KD weight of mdistiller's KD config; the CE weight stays at mdistiller's
-  0.1. Hence ``lskd_temperature`` 2, ``lskd_kd_weight`` 9, ``lskd_ce_weight`` 0.1. These get
-  their own fields (instead of reusing ``temperature``/``kd_weight``) so that switching
-  ``--loss kd`` to ``--loss lskd`` gives each method its published setting; with z-scored
-  logits a KD weight of 0.9 would make the distillation term ten times weaker than published.
-* ``ctkd`` (Li et al., AAAI 2023, "Curriculum Temperature for KD", global temperature; official
-  ``scripts/run_cifar_distill.sh``): CE and KD weights are the shared ``ce_weight`` 0.1 and
-  ``kd_weight`` 0.9; temperature ``ctkd_t_start + ctkd_t_range * sigmoid(p)`` with
-  ``t_start`` 1 and ``t_range`` 20 (CTKD's ``--t_start 1 --t_end 20``); the learnable ``p``
-  starts at ``ctkd_init_param`` 1.0 (CTKD's ``Global_T`` initialises it with ``torch.ones``),
-  an initial temperature of 1 + 20 * sigmoid(1) ~= 15.62; the gradient-reversal strength
-  ramps from ``ctkd_lambda_min`` 0 to ``ctkd_lambda_max`` 1 along a half cosine over
+* ``ce``: no options (plain cross-entropy).
+* ``kd``: ``temperature`` 4, ``ce_weight`` 0.1, ``kd_weight`` 0.9 (mdistiller ``CFG.KD``).
+* ``dkd``: ``dkd_alpha`` 1, ``dkd_beta`` 8, ``temperature`` 4, ``dkd_warmup`` 20,
+  ``ce_weight`` 1 (mdistiller ``CFG.DKD``; beta 8 is its ResNet32x4 -> ResNet8x4 value).
+* ``lskd``: ``temperature`` 2, ``ce_weight`` 0.1, ``kd_weight`` 9 (the official
+  ``--logit-stand --base-temp 2 --kd-weight 9`` on mdistiller's KD config).
+* ``ctkd``: ``ce_weight`` 0.1, ``kd_weight`` 0.9 and the learnable temperature
+  ``ctkd_t_start + ctkd_t_range * sigmoid(p)`` with ``t_start`` 1, ``t_range`` 20 (CTKD's
+  ``--t_start 1 --t_end 20``), ``p`` starting at ``ctkd_init_param`` 1.0 (``Global_T``'s
+  ``torch.ones``: an initial temperature of ~15.62); the gradient-reversal strength ramps from
+  ``ctkd_lambda_min`` 0 to ``ctkd_lambda_max`` 1 along a half cosine over
   ``ctkd_lambda_epochs`` 10 epochs (CTKD's ``--decay_max 0 --decay_min -1 --decay_loops 10``,
-  whose negative sign is the reversal itself, here applied by the gradient-reversal layer).
+  whose negative sign is the reversal itself, applied by the gradient-reversal layer).
+
+An option given for a loss that does not declare it is an error naming the option and the
+loss: there is no silently ignored hyper-parameter.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from sortkd_cache._registry import Registry
 from sortkd_cache.errors import ConfigError
 
-__all__ = ["LOSS_NAMES", "LossConfig"]
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
-#: The loss names, sorted (the order used in error messages).
-LOSS_NAMES: tuple[str, ...] = ("ce", "ctkd", "dkd", "kd", "lskd")
+    from sortkd_cache.losses._temperature import CTKDTemperature
 
-# Fields that must be > 0, fields that must be >= 0, fields that may be any finite number.
-_POSITIVE = frozenset({"temperature", "dkd_temperature", "lskd_temperature", "ctkd_t_start"})
-_NON_NEGATIVE = frozenset(
-    {
-        "ce_weight",
-        "kd_weight",
-        "dkd_alpha",
-        "dkd_beta",
-        "dkd_warmup",
-        "dkd_ce_weight",
-        "lskd_ce_weight",
-        "lskd_kd_weight",
-        "ctkd_t_range",
-        "ctkd_lambda_max",
-        "ctkd_lambda_min",
-        "ctkd_lambda_epochs",
-    }
-)
+__all__ = [
+    "LOSSES",
+    "Loss",
+    "OptionInfo",
+    "loss_options",
+    "make_loss",
+    "option",
+    "option_info",
+]
+
+#: Turns an option's field name into the name the user typed (a CLI flag, a recipe key).
+Spell = Callable[[str], str]
+
+_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "positive": (lambda v: v > 0, "> 0"),
+    "non_negative": (lambda v: v >= 0, ">= 0"),
+    "any": (lambda v: True, ""),
+}
 
 
 @dataclass(frozen=True)
-class LossConfig:
-    """Which loss to train with and all of its hyper-parameters (see the module docstring).
+class OptionInfo:
+    """What a loss declares about one option: its type, default, range and help."""
 
-    Every field is validated on construction; a bad one raises :class:`ConfigError` naming the
-    key and the value. ``int`` values are accepted for ``float`` fields (and stored as
-    ``float``); ``bool`` is never accepted for a number.
+    name: str
+    kind: type  # int or float
+    default: float
+    bounds: str  # "positive", "non_negative" or "any"
+    help: str
+
+    def check(self, value: object, loss: str, spell: Spell) -> float:
+        """``value`` (an int widened to float for float options) or ConfigError naming it."""
+        where = f"{spell(self.name)} (loss '{loss}')"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            word = "an integer" if self.kind is int else "a number"
+            raise ConfigError(f"{where} must be {word}, got {value!r}")
+        if self.kind is int and not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        out: float = float(value) if self.kind is float else value
+        if not math.isfinite(out):
+            raise ConfigError(f"{where} must be finite, got {value!r}")
+        ok, text = _RANGES[self.bounds]
+        if not ok(out):
+            raise ConfigError(f"{where} must be {text}, got {value!r}")
+        return out
+
+
+def option(default: float, help: str, *, bounds: str = "non_negative") -> Any:
+    """A loss option field: its paper default, a one-line help and its allowed range."""
+    if bounds not in _RANGES:
+        raise ValueError(f"unknown option bounds {bounds!r}")
+    return dataclasses.field(default=default, metadata={"help": help, "bounds": bounds})
+
+
+@dataclass(frozen=True)
+class Loss:
+    """Base of every loss configuration; an instance is the loss, ready to call.
+
+    Subclasses are frozen dataclasses whose fields are :func:`option` s; they set ``name``,
+    ``needs_teacher`` and implement :meth:`terms`. Every option is checked on construction.
     """
 
-    name: str = "kd"
-    # Shared by kd and ctkd.
-    temperature: float = 4.0
-    ce_weight: float = 0.1
-    kd_weight: float = 0.9
-    # dkd
-    dkd_alpha: float = 1.0
-    dkd_beta: float = 8.0
-    dkd_temperature: float = 4.0
-    dkd_warmup: int = 20
-    dkd_ce_weight: float = 1.0
-    # lskd
-    lskd_temperature: float = 2.0
-    lskd_ce_weight: float = 0.1
-    lskd_kd_weight: float = 9.0
-    # ctkd
-    ctkd_t_start: float = 1.0
-    ctkd_t_range: float = 20.0
-    ctkd_init_param: float = 1.0
-    ctkd_lambda_max: float = 1.0
-    ctkd_lambda_min: float = 0.0
-    ctkd_lambda_epochs: int = 10
+    name: ClassVar[str] = ""
+    needs_teacher: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = _check_field(f.name, _FIELD_TYPES[f.name], getattr(self, f.name))
-            object.__setattr__(self, f.name, value)
+        for info in option_info(type(self)):
+            value = info.check(getattr(self, info.name), self.name, str)
+            object.__setattr__(self, info.name, value)
+
+    def terms(
+        self,
+        student: Tensor,
+        teacher: Tensor | None,
+        target: Tensor,
+        epoch: int,
+        temperature_module: CTKDTemperature | None,
+    ) -> dict[str, Tensor]:
+        """The weighted loss terms (``"ce"``, ``"kd"``) of one batch."""
+        raise NotImplementedError
+
+    def make_temperature_module(
+        self, device: torch.device | str | None = None
+    ) -> CTKDTemperature | None:
+        """A learnable temperature for losses that have one (``ctkd``), else None."""
+        return None
+
+    def options(self) -> dict[str, float]:
+        """The option values as used, ``{field: value}``."""
+        return {info.name: getattr(self, info.name) for info in option_info(type(self))}
 
     def to_dict(self) -> dict[str, Any]:
-        """All fields as a plain ``{name: value}`` dict (JSON/TOML-serialisable)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> LossConfig:
-        """Build from a mapping; keys left out take their defaults.
-
-        Raises :class:`ConfigError` for a non-mapping, an unknown key, a wrong type or a bad
-        value, naming the key and the value.
-        """
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"loss config must be a mapping, got {d!r}")
-        for key in d:
-            if key not in _FIELD_TYPES:
-                known = ", ".join(sorted(_FIELD_TYPES))
-                raise ConfigError(f"unknown loss config key {key!r}; known: {known}")
-        return cls(**dict(d))
+        """``{"name": ..., **options}``, JSON/TOML-serialisable; :func:`make_loss` reverses it."""
+        return {"name": self.name, **self.options()}
 
 
-def _check_field(key: str, kind: type, value: Any) -> Any:
-    """Return ``value`` (an int widened to float for float fields) or raise ConfigError."""
-    if kind is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"loss config key {key!r} must be a string, got {value!r}")
-        if key == "name" and value not in LOSS_NAMES:
-            raise ConfigError(f"unknown loss {value!r}; known: {', '.join(LOSS_NAMES)}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"loss config key {key!r} must be {_TYPE_WORD[kind]}, got {value!r}")
-    if kind is int and not isinstance(value, int):
-        raise ConfigError(f"loss config key {key!r} must be an integer, got {value!r}")
-    if kind is float:
-        value = float(value)
-        if not math.isfinite(value):
-            raise ConfigError(f"loss config key {key!r} must be finite, got {value!r}")
-    if key in _POSITIVE and not value > 0:
-        raise ConfigError(f"loss config key {key!r} must be > 0, got {value!r}")
-    if key in _NON_NEGATIVE and not value >= 0:
-        raise ConfigError(f"loss config key {key!r} must be >= 0, got {value!r}")
-    return value
+#: Every loss, by name (each loss module registers its class here).
+LOSSES: Registry[type[Loss]] = Registry("loss")
 
 
-_TYPE_WORD: dict[type, str] = {int: "an integer", float: "a number"}
-# Field name -> its type, read from the annotations (strings under postponed evaluation).
-_FIELD_TYPES: dict[str, type] = {
-    f.name: {"str": str, "int": int, "float": float}[str(f.type)]
-    for f in dataclasses.fields(LossConfig)
-}
+def option_info(cls: type[Loss]) -> tuple[OptionInfo, ...]:
+    """The options a loss class declares, in field order."""
+    out = []
+    for f in dataclasses.fields(cls):
+        kind = {"int": int, "float": float}[str(f.type)]
+        out.append(OptionInfo(f.name, kind, f.default, f.metadata["bounds"], f.metadata["help"]))  # type: ignore[arg-type]
+    return tuple(out)
+
+
+def loss_options() -> dict[str, dict[str, OptionInfo]]:
+    """Every option of every registered loss: ``{option: {loss: OptionInfo}}``, sorted."""
+    table: dict[str, dict[str, OptionInfo]] = {}
+    for name, cls in LOSSES.items():
+        for info in option_info(cls):
+            table.setdefault(info.name, {})[name] = info
+    for key, per_loss in table.items():
+        kinds = {info.kind for info in per_loss.values()}
+        if len(kinds) > 1:
+            raise ConfigError(f"loss option '{key}' is declared with different types")
+    return dict(sorted(table.items()))
+
+
+def make_loss(name: str, options: Mapping[str, Any] | None = None, *, spell: Spell = str) -> Loss:
+    """The loss ``name`` with ``options`` set and every other option at its default.
+
+    ``spell`` renders an option's name the way the user wrote it (``--dkd-beta``,
+    ``students[0].dkd_beta``) for the one-line ConfigError raised for an unknown loss, an
+    option the loss does not take, or a bad value.
+    """
+    cls = LOSSES.get(name)
+    given = dict(options or {})
+    infos = {info.name: info for info in option_info(cls)}
+    for key, value in given.items():
+        if key not in infos:
+            takes = ", ".join(spell(k) for k in infos) or "none"
+            raise ConfigError(
+                f"{spell(key)} = {value!r} does not apply to loss '{name}' (its options: {takes})"
+            )
+        given[key] = infos[key].check(value, name, spell)
+    return cls(**given)

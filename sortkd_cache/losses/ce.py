@@ -1,14 +1,19 @@
-"""Cross-entropy with the hard label, and the input checks shared by every loss."""
+"""Cross-entropy with the hard label (the ``ce`` loss), and the input checks of every loss."""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.losses._config import LOSSES, Loss
 
-__all__ = ["ce_loss"]
+if TYPE_CHECKING:  # torch is imported when a loss is computed, not when one is configured
+    from torch import Tensor
+
+    from sortkd_cache.losses._temperature import CTKDTemperature
+
+__all__ = ["CE", "ce_loss"]
 
 
 def ce_loss(student: Tensor, target: Tensor) -> Tensor:
@@ -17,18 +22,50 @@ def ce_loss(student: Tensor, target: Tensor) -> Tensor:
     float16/bfloat16 logits are upcast to float32 first; the result is a 0-dim tensor on the
     logits' device.
     """
+    import torch.nn.functional as F
+
     _check_student_target(student, target)
     return F.cross_entropy(_compute(student), target)
 
 
+@LOSSES.register("ce")
+@dataclass(frozen=True)
+class CE(Loss):
+    """Plain cross-entropy with the hard label: no teacher, no options (makes teachers)."""
+
+    name = "ce"
+    needs_teacher = False
+
+    def terms(
+        self,
+        student: Tensor,
+        teacher: Tensor | None,
+        target: Tensor,
+        epoch: int,
+        temperature_module: CTKDTemperature | None,
+    ) -> dict[str, Tensor]:
+        return {"ce": ce_loss(student, target)}
+
+
+def need_teacher(loss: str, teacher: Tensor | None) -> Tensor:
+    """``teacher``, or ConfigError when a distillation loss got None."""
+    if teacher is None:
+        raise ConfigError(f"loss {loss!r} needs teacher logits, got None")
+    return teacher
+
+
 def _compute(x: Tensor) -> Tensor:
     """``x`` in the dtype the math runs in: float32, or float64 when ``x`` is float64."""
+    import torch
+
     if x.dtype == torch.float64:
         return x
     return x.float()
 
 
 def _check_student_target(student: Tensor, target: Tensor) -> None:
+    import torch
+
     if student.dim() != 2:
         raise ConfigError(f"student logits must be [B, C], got shape {list(student.shape)}")
     if not student.is_floating_point():

@@ -14,77 +14,24 @@ sigmoid); since the GRL only scales the gradient, the gradient reaching ``p`` is
 from __future__ import annotations
 
 import math
-from typing import Any
-
-import torch
-from torch import Tensor, nn
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.losses._config import LossConfig
-from sortkd_cache.losses.ce import _check_pair
+from sortkd_cache.losses._config import LOSSES, Loss, option
+from sortkd_cache.losses.ce import _check_pair, ce_loss, need_teacher
 from sortkd_cache.losses.kd import _kd
 
-__all__ = ["CTKDTemperature", "GradientReversal", "ctkd_lambda", "ctkd_loss", "grad_reverse"]
+if TYPE_CHECKING:  # the torch modules (CTKDTemperature, the GRL) live in losses._temperature
+    import torch
+    from torch import Tensor
+
+    from sortkd_cache.losses._temperature import CTKDTemperature
+
+__all__ = ["CTKD", "ctkd_lambda", "ctkd_loss"]
 
 
-class GradientReversal(torch.autograd.Function):
-    """Identity forward; backward multiplies the incoming gradient by ``-lambda_``."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, lambda_: float) -> Tensor:
-        ctx.lambda_ = float(lambda_)
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None]:
-        return grad_output * (-ctx.lambda_), None
-
-
-def grad_reverse(x: Tensor, lambda_: float) -> Tensor:
-    """``x`` unchanged; its gradient is multiplied by ``-lambda_`` on the way back."""
-    out: Tensor = GradientReversal.apply(x, lambda_)
-    return out
-
-
-class CTKDTemperature(nn.Module):
-    """The global learnable temperature ``t_start + t_range * sigmoid(param)``.
-
-    ``param`` is a 0-dim ``nn.Parameter`` initialised to ``init_param``. The default 1.0 is the
-    official ``Global_T`` initialisation (``torch.ones``), an initial temperature of
-    ``1 + 20 * sigmoid(1) ~= 15.62`` with the default range: a soft start that the reversed
-    gradient then moves to where the KD loss is largest. Add this module's parameters to the
-    student's optimizer; move it to the training device with ``.to(device)``.
-    """
-
-    param: nn.Parameter
-
-    def __init__(self, t_start: float = 1.0, t_range: float = 20.0, init_param: float = 1.0):
-        super().__init__()
-        if not (math.isfinite(t_start) and t_start > 0):
-            raise ConfigError(f"ctkd t_start must be a finite number > 0, got {t_start!r}")
-        if not (math.isfinite(t_range) and t_range >= 0):
-            raise ConfigError(f"ctkd t_range must be a finite number >= 0, got {t_range!r}")
-        if not math.isfinite(init_param):
-            raise ConfigError(f"ctkd init_param must be finite, got {init_param!r}")
-        self.t_start = float(t_start)
-        self.t_range = float(t_range)
-        self.param = nn.Parameter(torch.tensor(float(init_param), dtype=torch.float32))
-
-    def forward(self, lambda_: float) -> Tensor:
-        """The temperature (0-dim tensor), passed through the GRL with strength ``lambda_``."""
-        temperature = self.t_start + self.t_range * torch.sigmoid(self.param)
-        return grad_reverse(temperature, lambda_)
-
-    def temperature(self) -> float:
-        """The current temperature as a float, for logging (no graph)."""
-        with torch.no_grad():
-            return float(self.t_start + self.t_range * torch.sigmoid(self.param))
-
-    def extra_repr(self) -> str:
-        return f"t_start={self.t_start}, t_range={self.t_range}"
-
-
-def ctkd_lambda(epoch: int, cfg: LossConfig) -> float:
+def ctkd_lambda(epoch: int, cfg: CTKD) -> float:
     """The GRL strength at ``epoch`` (counted from 1, as in the official code).
 
     ``lambda_min + (lambda_max - lambda_min) * (1 - cos(pi * e / N)) / 2`` with
@@ -108,9 +55,59 @@ def ctkd_loss(student: Tensor, teacher: Tensor, temperature: Tensor) -> Tensor:
     flow to the student and, through both softmaxes and the ``T**2`` factor, to the temperature.
     It is moved to the student's device and compute dtype.
     """
+    import torch
+
     s, t = _check_pair(student, teacher)
-    if not isinstance(temperature, Tensor) or temperature.numel() != 1:
-        shape = list(temperature.shape) if isinstance(temperature, Tensor) else temperature
+    if not isinstance(temperature, torch.Tensor) or temperature.numel() != 1:
+        shape = list(temperature.shape) if isinstance(temperature, torch.Tensor) else temperature
         raise ConfigError(f"ctkd temperature must be a one-element tensor, got {shape!r}")
     temp = temperature.reshape(()).to(device=s.device, dtype=s.dtype)
     return _kd(s, t, temp)
+
+
+@LOSSES.register("ctkd")
+@dataclass(frozen=True)
+class CTKD(Loss):
+    """``ce_weight * CE + kd_weight * KD(T)``, ``T`` learned through the GRL (global CTKD).
+
+    Defaults: the official ``scripts/run_cifar_distill.sh`` (see ``losses._config``).
+    """
+
+    name = "ctkd"
+    ce_weight: float = option(0.1, "weight of the hard-label cross-entropy term")
+    kd_weight: float = option(0.9, "weight of the distillation term")
+    ctkd_t_start: float = option(1.0, "CTKD: lowest temperature", bounds="positive")
+    ctkd_t_range: float = option(20.0, "CTKD: temperature range above t_start")
+    ctkd_init_param: float = option(
+        1.0, "CTKD: initial p of T = t_start + t_range * sigmoid(p)", bounds="any"
+    )
+    ctkd_lambda_max: float = option(1.0, "CTKD: final gradient-reversal strength")
+    ctkd_lambda_min: float = option(0.0, "CTKD: initial gradient-reversal strength")
+    ctkd_lambda_epochs: int = option(10, "CTKD: epochs of the cosine lambda ramp")
+
+    def terms(
+        self,
+        student: Tensor,
+        teacher: Tensor | None,
+        target: Tensor,
+        epoch: int,
+        temperature_module: CTKDTemperature | None,
+    ) -> dict[str, Tensor]:
+        t = need_teacher(self.name, teacher)
+        if temperature_module is None:
+            raise ConfigError(
+                "loss 'ctkd' needs a temperature module (make_temperature_module(cfg)), got None"
+            )
+        temperature = temperature_module(ctkd_lambda(epoch, self))
+        return {
+            "ce": self.ce_weight * ce_loss(student, target),
+            "kd": self.kd_weight * ctkd_loss(student, t, temperature),
+        }
+
+    def make_temperature_module(
+        self, device: torch.device | str | None = None
+    ) -> CTKDTemperature | None:
+        from sortkd_cache.losses._temperature import CTKDTemperature
+
+        module = CTKDTemperature(self.ctkd_t_start, self.ctkd_t_range, self.ctkd_init_param)
+        return module.to(device) if device is not None else module

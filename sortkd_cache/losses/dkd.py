@@ -21,14 +21,25 @@ the other classes' by about 900 or more (logits / T); real logits are far from t
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.losses.ce import _check_pair, _check_student_target, _check_temperature
+from sortkd_cache.losses._config import LOSSES, Loss, option
+from sortkd_cache.losses.ce import (
+    _check_pair,
+    _check_student_target,
+    _check_temperature,
+    ce_loss,
+    need_teacher,
+)
 
-__all__ = ["GT_SUPPRESSION", "dkd_loss", "dkd_warmup_factor"]
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from sortkd_cache.losses._temperature import CTKDTemperature
+
+__all__ = ["DKD", "GT_SUPPRESSION", "dkd_loss", "dkd_warmup_factor"]
 
 #: Subtracted from the target's scaled logit for NCKD (mdistiller's constant).
 GT_SUPPRESSION = 1000.0
@@ -50,6 +61,9 @@ def dkd_loss(
         target: int64 labels ``[B]``.
         alpha: TCKD weight. beta: NCKD weight. temperature: ``T > 0``.
     """
+    import torch
+    import torch.nn.functional as F
+
     s, t = _check_pair(student, teacher)
     _check_student_target(student, target)
     temp = _check_temperature(temperature)
@@ -87,8 +101,42 @@ def dkd_warmup_factor(epoch: int, warmup: int) -> float:
 
 def _binary_log_probs(scaled: Tensor, gt_mask: Tensor) -> Tensor:
     """``[log p_gt, log(1 - p_gt)]`` per row, ``[B, 2]``, via logsumexp."""
+    import torch
+
     neg_inf = torch.tensor(float("-inf"), dtype=scaled.dtype, device=scaled.device)
     log_z = torch.logsumexp(scaled, dim=1, keepdim=True)
     log_gt = torch.logsumexp(torch.where(gt_mask, scaled, neg_inf), dim=1, keepdim=True)
     log_other = torch.logsumexp(torch.where(gt_mask, neg_inf, scaled), dim=1, keepdim=True)
     return torch.cat([log_gt, log_other], dim=1) - log_z
+
+
+@LOSSES.register("dkd")
+@dataclass(frozen=True)
+class DKD(Loss):
+    """``ce_weight * CE + min(epoch / dkd_warmup, 1) * DKD(dkd_alpha, dkd_beta, temperature)``.
+
+    Defaults: mdistiller ``CFG.DKD`` (beta 8 is its ResNet32x4 -> ResNet8x4 value; other pairs
+    use other values). Epochs count from 1, so the first epoch has ``1 / dkd_warmup`` of DKD.
+    """
+
+    name = "dkd"
+    dkd_alpha: float = option(1.0, "DKD: weight of the target-class term (TCKD)")
+    dkd_beta: float = option(8.0, "DKD: weight of the non-target-class term (NCKD)")
+    temperature: float = option(
+        4.0, "softmax temperature of the distillation term", bounds="positive"
+    )
+    dkd_warmup: int = option(20, "DKD: epochs of linear warm-up of the DKD term (0: none)")
+    ce_weight: float = option(1.0, "weight of the hard-label cross-entropy term")
+
+    def terms(
+        self,
+        student: Tensor,
+        teacher: Tensor | None,
+        target: Tensor,
+        epoch: int,
+        temperature_module: CTKDTemperature | None,
+    ) -> dict[str, Tensor]:
+        t = need_teacher(self.name, teacher)
+        warm = dkd_warmup_factor(epoch, self.dkd_warmup)
+        dkd = dkd_loss(student, t, target, self.dkd_alpha, self.dkd_beta, self.temperature)
+        return {"ce": self.ce_weight * ce_loss(student, target), "kd": warm * dkd}

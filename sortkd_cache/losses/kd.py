@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
-from torch import Tensor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sortkd_cache.losses.ce import _check_pair, _check_temperature
+from sortkd_cache.losses._config import LOSSES, Loss, option
+from sortkd_cache.losses.ce import _check_pair, _check_temperature, ce_loss, need_teacher
 
-__all__ = ["kd_loss"]
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from sortkd_cache.losses._temperature import CTKDTemperature
+
+__all__ = ["KD", "kd_loss"]
+
+
+@LOSSES.register("kd")
+@dataclass(frozen=True)
+class KD(Loss):
+    """``ce_weight * CE + kd_weight * KD(temperature)``; defaults: mdistiller ``CFG.KD``."""
+
+    name = "kd"
+    temperature: float = option(
+        4.0, "softmax temperature of the distillation term", bounds="positive"
+    )
+    ce_weight: float = option(0.1, "weight of the hard-label cross-entropy term")
+    kd_weight: float = option(0.9, "weight of the distillation term")
+
+    def terms(
+        self,
+        student: Tensor,
+        teacher: Tensor | None,
+        target: Tensor,
+        epoch: int,
+        temperature_module: CTKDTemperature | None,
+    ) -> dict[str, Tensor]:
+        t = need_teacher(self.name, teacher)
+        return {
+            "ce": self.ce_weight * ce_loss(student, target),
+            "kd": self.kd_weight * kd_loss(student, t, self.temperature),
+        }
 
 
 def kd_loss(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
@@ -30,6 +63,8 @@ def kd_loss(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
 
 def _kd(student: Tensor, teacher: Tensor, temperature: float | Tensor) -> Tensor:
     """The KD formula on already-checked inputs; ``temperature`` may be a 0-dim tensor."""
+    import torch.nn.functional as F
+
     log_p_s = F.log_softmax(student / temperature, dim=1)
     log_p_t = F.log_softmax(teacher / temperature, dim=1)
     # log_target=True: sum p_t * (log p_t - log p_s), exact zeros where p_t underflows.

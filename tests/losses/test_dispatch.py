@@ -11,8 +11,13 @@ import torch
 import sortkd_cache.losses as losses
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.losses import (
+    CE,
+    CTKD,
+    DKD,
+    KD,
     LOSS_NAMES,
     LOSSES,
+    LSKD,
     CTKDTemperature,
     LossConfig,
     ce_loss,
@@ -20,8 +25,11 @@ from sortkd_cache.losses import (
     ctkd_loss,
     dkd_loss,
     kd_loss,
+    loss_options,
     lskd_loss,
+    make_loss,
     make_temperature_module,
+    option_info,
 )
 
 S = [[1.0, 2.0, 0.5, -1.0], [0.0, -1.0, 3.0, 0.5], [2.0, 2.0, 1.0, 0.0]]
@@ -41,71 +49,132 @@ def _inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 def test_defaults_follow_the_papers() -> None:
-    cfg = LossConfig()
-    assert cfg.name == "kd"
-    assert (cfg.temperature, cfg.ce_weight, cfg.kd_weight) == (4.0, 0.1, 0.9)
-    assert (cfg.dkd_alpha, cfg.dkd_beta, cfg.dkd_temperature) == (1.0, 8.0, 4.0)
-    assert (cfg.dkd_warmup, cfg.dkd_ce_weight) == (20, 1.0)
-    assert (cfg.lskd_temperature, cfg.lskd_ce_weight, cfg.lskd_kd_weight) == (2.0, 0.1, 9.0)
-    assert (cfg.ctkd_t_start, cfg.ctkd_t_range, cfg.ctkd_init_param) == (1.0, 20.0, 1.0)
-    assert (cfg.ctkd_lambda_min, cfg.ctkd_lambda_max, cfg.ctkd_lambda_epochs) == (0.0, 1.0, 10)
+    assert make_loss("ce").options() == {}
+    assert make_loss("kd").options() == {"temperature": 4.0, "ce_weight": 0.1, "kd_weight": 0.9}
+    assert make_loss("dkd").options() == {
+        "dkd_alpha": 1.0,
+        "dkd_beta": 8.0,
+        "temperature": 4.0,
+        "dkd_warmup": 20,
+        "ce_weight": 1.0,
+    }
+    assert make_loss("lskd").options() == {"temperature": 2.0, "ce_weight": 0.1, "kd_weight": 9.0}
+    ctkd = make_loss("ctkd")
+    assert isinstance(ctkd, CTKD)
+    assert (ctkd.ce_weight, ctkd.kd_weight) == (0.1, 0.9)
+    assert (ctkd.ctkd_t_start, ctkd.ctkd_t_range, ctkd.ctkd_init_param) == (1.0, 20.0, 1.0)
+    assert (ctkd.ctkd_lambda_min, ctkd.ctkd_lambda_max, ctkd.ctkd_lambda_epochs) == (0.0, 1.0, 10)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        cfg.name = "ce"  # type: ignore[misc]
+        ctkd.ce_weight = 1.0  # type: ignore[misc]
 
 
-def test_round_trip_through_dict_and_json() -> None:
-    cfg = LossConfig(name="dkd", dkd_beta=2.0, dkd_warmup=5, temperature=3.5)
+def test_each_loss_is_registered_in_its_own_module() -> None:
+    assert LOSSES.names() == list(LOSS_NAMES) == ["ce", "ctkd", "dkd", "kd", "lskd"]
+    for name, cls in LOSSES.items():
+        assert cls.name == name
+        assert cls.__module__ == f"sortkd_cache.losses.{name}"
+    assert (LOSSES.get("kd"), LOSSES.get("dkd"), LOSSES.get("lskd")) == (KD, DKD, LSKD)
+    assert LOSSES.get("ce") is CE and not CE.needs_teacher
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_round_trip_through_dict_and_json(name: str) -> None:
+    infos = option_info(LOSSES.get(name))
+    changed = {i.name: (i.default + 1 if i.kind is int else i.default * 0.5 + 0.25) for i in infos}
+    cfg = make_loss(name, changed)
     d = cfg.to_dict()
-    assert d["name"] == "dkd" and d["dkd_beta"] == 2.0 and d["dkd_warmup"] == 5
-    assert set(d) == {f.name for f in dataclasses.fields(LossConfig)}
-    assert LossConfig.from_dict(d) == cfg
-    assert LossConfig.from_dict(json.loads(json.dumps(d))) == cfg
-    assert LossConfig.from_dict({}) == LossConfig()
+    assert d == {"name": name, **changed}
+    again = json.loads(json.dumps(d))
+    assert make_loss(again.pop("name"), again) == cfg
+    assert LossConfig(name=name, **changed) == cfg  # the old name is a thin alias
 
 
-def test_from_dict_widens_int_to_float() -> None:
-    cfg = LossConfig.from_dict({"temperature": 2, "name": "lskd"})
-    assert cfg.temperature == 2.0 and isinstance(cfg.temperature, float)
+def test_int_widens_to_float() -> None:
+    cfg = make_loss("lskd", {"temperature": 2})
+    assert cfg.options()["temperature"] == 2.0 and isinstance(cfg.options()["temperature"], float)
 
 
 @pytest.mark.parametrize(
-    ("d", "pattern"),
+    ("name", "d", "pattern"),
     [
-        ({"temprature": 4.0}, r"unknown loss config key 'temprature'; known: .*temperature"),
-        ({"temperature": "4"}, r"'temperature' must be a number, got '4'"),
-        ({"temperature": True}, r"'temperature' must be a number, got True"),
-        ({"dkd_warmup": 20.0}, r"'dkd_warmup' must be an integer, got 20\.0"),
-        ({"dkd_warmup": -1}, r"'dkd_warmup' must be >= 0, got -1"),
-        ({"name": 3}, r"'name' must be a string, got 3"),
-        ({"name": "fitnet"}, r"unknown loss 'fitnet'; known: ce, ctkd, dkd, kd, lskd"),
-        ({"temperature": 0}, r"'temperature' must be > 0, got 0\.0"),
-        ({"kd_weight": -0.5}, r"'kd_weight' must be >= 0, got -0\.5"),
-        ({"ce_weight": math.nan}, r"'ce_weight' must be finite, got nan"),
-        ({"ctkd_init_param": math.inf}, r"'ctkd_init_param' must be finite, got inf"),
+        (
+            "kd",
+            {"temprature": 4.0},
+            r"^temprature = 4\.0 does not apply to loss 'kd' \(its options: ",
+        ),
+        ("kd", {"dkd_beta": 2.0}, r"^dkd_beta = 2\.0 does not apply to loss 'kd'"),
+        (
+            "ce",
+            {"temperature": 2.0},
+            r"^temperature = 2\.0 does not apply to loss 'ce' \(its options: none",
+        ),
+        ("dkd", {"kd_weight": 1.0}, r"^kd_weight = 1\.0 does not apply to loss 'dkd'"),
+        ("ctkd", {"temperature": 1.0}, r"^temperature = 1\.0 does not apply to loss 'ctkd'"),
+        ("kd", {"temperature": "4"}, r"^temperature \(loss 'kd'\) must be a number, got '4'"),
+        ("kd", {"temperature": True}, r"must be a number, got True"),
+        ("dkd", {"dkd_warmup": 20.0}, r"^dkd_warmup \(loss 'dkd'\) must be an integer, got 20\.0"),
+        ("dkd", {"dkd_warmup": -1}, r"dkd_warmup \(loss 'dkd'\) must be >= 0, got -1"),
+        ("fitnet", {}, r"^unknown loss 'fitnet'; known: ce, ctkd, dkd, kd, lskd$"),
+        ("kd", {"temperature": 0}, r"temperature \(loss 'kd'\) must be > 0, got 0"),
+        ("lskd", {"kd_weight": -0.5}, r"kd_weight \(loss 'lskd'\) must be >= 0, got -0\.5"),
+        ("kd", {"ce_weight": math.nan}, r"ce_weight \(loss 'kd'\) must be finite, got nan"),
+        ("ctkd", {"ctkd_init_param": math.inf}, r"must be finite, got inf"),
     ],
 )
-def test_from_dict_errors_name_key_and_value(d: dict[str, Any], pattern: str) -> None:
+def test_errors_name_option_loss_and_value(name: str, d: dict[str, Any], pattern: str) -> None:
     with pytest.raises(ConfigError, match=pattern):
-        LossConfig.from_dict(d)
+        make_loss(name, d)
 
 
-def test_from_dict_rejects_non_mapping() -> None:
-    with pytest.raises(ConfigError, match=r"must be a mapping, got \['kd'\]"):
-        LossConfig.from_dict(["kd"])  # type: ignore[arg-type]
+def test_spell_names_options_as_the_user_typed_them() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"^--dkd-beta = 1\.0 does not apply to loss 'kd' \(its options: "
+        r"--temperature, --ce-weight, --kd-weight\)$",
+    ):
+        make_loss("kd", {"dkd_beta": 1.0}, spell=lambda k: "--" + k.replace("_", "-"))
 
 
 def test_direct_construction_is_validated() -> None:
-    with pytest.raises(ConfigError, match=r"unknown loss 'x'; known: ce, ctkd, dkd, kd, lskd"):
+    with pytest.raises(ConfigError, match=r"temperature \(loss 'lskd'\) must be > 0, got -2\.0"):
+        LSKD(temperature=-2.0)
+    with pytest.raises(ConfigError, match=r"^unknown loss 'x'"):
         LossConfig(name="x")
-    with pytest.raises(ConfigError, match=r"'lskd_temperature' must be > 0, got -2\.0"):
-        LossConfig(lskd_temperature=-2.0)
+
+
+def test_every_option_shows_up_once_in_the_option_table() -> None:
+    table = loss_options()
+    for name, cls in LOSSES.items():
+        for info in option_info(cls):
+            assert table[info.name][name] == info
+    assert set(table["temperature"]) == {"kd", "dkd", "lskd"}
+    assert set(table["ce_weight"]) == {"kd", "dkd", "lskd", "ctkd"}
 
 
 # ---------------------------------------------------------------- dispatch
 
 
-def test_registry_lists_every_loss() -> None:
-    assert sorted(LOSSES) == list(LOSS_NAMES) == ["ce", "ctkd", "dkd", "kd", "lskd"]
+@pytest.mark.parametrize("name", LOSS_NAMES)
+@pytest.mark.parametrize("epoch", [1, 5])
+def test_every_option_changes_the_loss(name: str, epoch: int) -> None:
+    """Derived from the registry: a new loss or option is covered without editing this test.
+
+    The value is the loss and, for a learnable temperature, its gradient (CTKD's lambda only
+    scales that gradient). Epochs 1 and 5 lie inside the DKD warm-up and the CTKD ramp.
+    """
+
+    def value(cfg: Any) -> tuple[float, float]:
+        s, t, y = torch.tensor(S, requires_grad=True), torch.tensor(T), torch.tensor(Y)
+        module = make_temperature_module(cfg)
+        total = compute_loss(cfg, s, t, y, epoch=epoch, temperature_module=module)[0]
+        total.backward()
+        grad = module.param.grad if module is not None else None
+        return total.item(), grad.item() if grad is not None else 0.0
+
+    base = value(make_loss(name))
+    for info in option_info(LOSSES.get(name)):
+        other = info.default + 3 if info.kind is int else info.default * 0.5 + 0.3
+        assert value(make_loss(name, {info.name: other})) != base, info.name
 
 
 @pytest.mark.parametrize("name", ["ce", "kd", "dkd", "lskd", "ctkd"])
@@ -135,7 +204,7 @@ def test_each_loss_combines_its_terms_as_documented() -> None:
     assert parts["ce"] == pytest.approx(0.3 * ce)
     assert parts["kd"] == pytest.approx(0.7 * kd_loss(s, t, 2.0).item())
 
-    cfg = LossConfig(name="dkd", dkd_warmup=4, dkd_ce_weight=0.5)
+    cfg = LossConfig(name="dkd", dkd_warmup=4, ce_weight=0.5)
     dkd = dkd_loss(s, t, y, 1.0, 8.0, 4.0).item()
     _, parts = compute_loss(cfg, s, t, y, epoch=1)
     assert parts["ce"] == pytest.approx(0.5 * ce)
@@ -218,12 +287,10 @@ def test_missing_teacher_or_module_and_bad_epoch() -> None:
         compute_loss(LossConfig(), s, t, y, epoch=1.0)  # type: ignore[arg-type]
 
 
-def test_unknown_name_in_dispatch() -> None:
-    cfg = LossConfig()
-    object.__setattr__(cfg, "name", "x")  # bypass validation to reach the dispatcher's check
+def test_compute_loss_needs_a_loss() -> None:
     s, t, y = torch.tensor(S), torch.tensor(T), torch.tensor(Y)
-    with pytest.raises(ConfigError, match=r"^unknown loss 'x'; known: ce, ctkd, dkd, kd, lskd$"):
-        compute_loss(cfg, s, t, y, epoch=1)
+    with pytest.raises(ConfigError, match=r"^compute_loss needs a loss"):
+        compute_loss("kd", s, t, y, epoch=1)  # type: ignore[arg-type]
 
 
 def test_package_exports() -> None:

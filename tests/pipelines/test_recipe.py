@@ -95,16 +95,17 @@ def test_minimal_recipe_defaults_and_precedence(tmp_path: Path) -> None:
     assert kd_raw.epochs == 1 and kd_raw.lr == 0.05 and kd_sort.lr == 0.1
     assert kd_raw.logits == "raw" and kd_sort.logits == "sort"
     assert kd_raw.seeds == (0,) and kd_sort.seeds == (4, 5)
-    assert kd_raw.temperature == 4.0 and kd_raw.ce_weight == 0.1 and kd_raw.kd_weight == 0.9
+    assert kd_raw.loss_options == {}  # the loss's paper defaults apply
     assert kd_sort.slug == "kd-sort"
     assert isinstance(kd_sort.lr, float)
 
 
 def test_int_accepted_for_float_and_dataset_shorthand(tmp_path: Path) -> None:
     text = MINIMAL.replace('[dataset]\nspec = "digits"\n', 'dataset = "digits"\n')
-    r = load_recipe(str(_write(tmp_path, text)), ("train.temperature=2",))
+    r = load_recipe(str(_write(tmp_path, text)), ("train.kd.temperature=2",))
     assert r.dataset.spec == "digits"
-    assert r.students[0].temperature == 2.0 and isinstance(r.students[0].temperature, float)
+    temperature = r.students[0].loss_options["temperature"]
+    assert temperature == 2.0 and isinstance(temperature, float)
 
 
 @pytest.mark.parametrize("name", recipe_names())
@@ -154,8 +155,13 @@ def test_cifar_recipes_have_the_paper_settings(name: str) -> None:
         assert (s.epochs, s.batch_size, s.lr, s.milestones) == (240, 64, 0.05, (150, 180, 210))
         assert (s.lr_decay, s.weight_decay, s.momentum) == (0.1, 5e-4, 0.9)
     kd, dkd = by[("kd", "sort")], by[("dkd", "sort")]
-    assert (kd.temperature, kd.ce_weight, kd.kd_weight) == (4.0, 0.1, 0.9)
-    assert (dkd.dkd_alpha, dkd.dkd_beta, dkd.dkd_warmup, dkd.temperature) == (1.0, beta, 20, 4.0)
+    assert kd.loss_options == {"temperature": 4.0, "ce_weight": 0.1, "kd_weight": 0.9}
+    assert dkd.loss_options == {
+        "temperature": 4.0,
+        "dkd_alpha": 1.0,
+        "dkd_beta": beta,
+        "dkd_warmup": 20,
+    }  # DKD's CE weight stays at its own default 1.0
 
 
 def test_imagenet_recipe_settings() -> None:
@@ -168,9 +174,11 @@ def test_imagenet_recipe_settings() -> None:
         assert (s.epochs, s.batch_size, s.lr, s.milestones) == (100, 256, 0.1, (30, 60, 90))
         assert s.weight_decay == 1e-4
     dkd = next(s for s in r.students if s.loss == "dkd")
-    assert (dkd.dkd_beta, dkd.dkd_warmup, dkd.temperature) == (0.5, 1, 1.0)
+    o = dkd.loss_options
+    assert (o["dkd_beta"], o["dkd_warmup"], o["temperature"]) == (0.5, 1, 1.0)
+    assert "ce_weight" not in o  # DKD keeps its own CE weight 1.0
     kd = next(s for s in r.students if s.loss == "kd")
-    assert (kd.temperature, kd.ce_weight, kd.kd_weight) == (1.0, 0.5, 0.5)
+    assert kd.loss_options == {"temperature": 1.0, "ce_weight": 0.5, "kd_weight": 0.5}
 
 
 # -- overrides ------------------------------------------------------------------------------
@@ -229,6 +237,27 @@ def test_bad_overrides_are_refused(override: str, needle: str) -> None:
         ('arch = "digits_mlp"', 'arch = "resnet9"', "teacher.arch", "'resnet9'"),
         ("[train]\n", "[train]\nmilestones = [3, 2]\n", "train.milestones", "[3, 2]"),
         ("[train]\n", "[train]\ntemperature = -1\n", "train.temperature", "-1"),
+        # loss options: checked by the variant's loss itself
+        (
+            'loss = "kd"\nlogits',
+            'loss = "kd"\ntemperature = -1\nlogits',
+            "students[1].temperature",
+            "-1",
+        ),
+        (
+            'loss = "kd"\nlogits',
+            'loss = "kd"\ndkd_beta = 2.0\nlogits',
+            "students[1].dkd_beta",
+            "loss 'kd'",
+        ),
+        (
+            'loss = "kd"\n\n',
+            'loss = "ce"\ntemperature = 2\n\n',
+            "students[0].temperature",
+            "loss 'ce'",
+        ),
+        ("[train]\n", "[train.kd]\ndkd_warmup = 3\n[train]\n", "train.kd.dkd_warmup", "loss 'kd'"),
+        ("[train]\n", "[train.fitnet]\nx = 3\n[train]\n", "train.fitnet", "3"),
     ],
 )
 def test_errors_name_file_key_and_value(

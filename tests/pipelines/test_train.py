@@ -12,6 +12,8 @@ import torch
 
 from sortkd_cache import open_store
 from sortkd_cache.checkpoint import load_state_dict
+from sortkd_cache.losses import LOSSES, option_info
+from sortkd_cache.pipelines._train_config import RUNTIME_KEYS
 from sortkd_cache.pipelines.train import TrainConfig, train
 
 from ..conftest import CLI, cli_env
@@ -82,7 +84,9 @@ def test_sort_changes_the_run_only_through_changed_rows(digits_store: Path, tmp_
 
 
 def test_resume_continues_to_same_result(digits_store: Path, tmp_path: Path) -> None:
-    cfg = dict(cache=str(digits_store), logits="sort", loss="dkd", dkd_warmup=1, **BASE)
+    cfg = dict(
+        cache=str(digits_store), logits="sort", loss="dkd", loss_options={"dkd_warmup": 1}, **BASE
+    )
     full = train(TrainConfig(out=str(tmp_path / "full"), **cfg))
     part = train(TrainConfig(out=str(tmp_path / "part"), stop_after=1, **cfg))
     assert not part.finished and part.epochs == 1
@@ -243,3 +247,116 @@ def test_cli_bad_inputs(make_store, tmp_path: Path) -> None:
         ),
         "unknown loss 'fitnet'",
     )
+
+
+# -- every loss option acts (derived from the loss registry) -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """fake:96:10:8 with 2 views, raw + sort (a random resnet8 teacher): seconds to make."""
+    from sortkd_cache.pipelines.dump import DumpConfig, dump
+    from sortkd_cache.pipelines.sort import SortConfig, sort_store
+
+    out = tmp_path_factory.mktemp("small") / "s.zarr"
+    dump(
+        DumpConfig(
+            dataset="fake:96:10:8",
+            teacher="resnet8",
+            teacher_init="random",
+            views=2,
+            chunk_samples=48,
+            out=str(out),
+            progress=False,
+            device="cpu",
+        )
+    )
+    sort_store(SortConfig(store=str(out), method="sort", progress=False))
+    return out
+
+
+SMALL = {
+    "student": "digits_mlp",
+    "logits": "sort",
+    "epochs": 1,
+    "milestones": (),
+    "batch_size": 32,
+    "progress": False,
+    "device": "cpu",
+}
+
+
+def _steps(store: Path, out: Path, loss: str, options: dict[str, float]) -> list[float]:
+    cfg = TrainConfig(cache=str(store), out=str(out), loss=loss, loss_options=options, **SMALL)
+    return train(cfg).step_losses
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES.names()))
+def test_every_option_of_every_loss_changes_the_first_steps(
+    small_store: Path, tmp_path: Path, loss: str
+) -> None:
+    """A new loss or option is covered without editing this test. The first step's loss
+    changes, except for CTKD's lambda options: they scale only the learnable temperature's
+    gradient, so the first step's update of the temperature changes instead."""
+
+    def temperature(run: Path) -> float:
+        state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+        return float(state["temperature"]["param"])
+
+    base = _steps(small_store, tmp_path / "base", loss, {})
+    for info in option_info(LOSSES.get(loss)):
+        other = info.default + 3 if info.kind is int else info.default * 0.5 + 0.3
+        steps = _steps(small_store, tmp_path / info.name, loss, {info.name: other})
+        if info.name.startswith("ctkd_lambda"):
+            assert steps[0] == base[0], info.name
+            assert temperature(tmp_path / info.name) != temperature(tmp_path / "base"), info.name
+        else:
+            assert steps[0] != base[0], info.name
+        config = json.loads((tmp_path / info.name / "config.json").read_text())
+        assert config["loss_options"][info.name] == other  # the value as used
+
+
+def test_flags_that_used_to_be_ignored_act(small_store: Path, tmp_path: Path) -> None:
+    """`--loss dkd --ce-weight 0.5` and `--loss lskd --temperature 8 --kd-weight 1` trained
+    with the defaults before (issue 11)."""
+    dkd = _steps(small_store, tmp_path / "dkd", "dkd", {})
+    assert _steps(small_store, tmp_path / "dkd-ce", "dkd", {"ce_weight": 0.5})[0] != dkd[0]
+    lskd = _steps(small_store, tmp_path / "lskd", "lskd", {})
+    changed = _steps(small_store, tmp_path / "lskd-t", "lskd", {"temperature": 8, "kd_weight": 1})
+    assert changed[0] != lskd[0]
+    config = json.loads((tmp_path / "lskd-t" / "config.json").read_text())
+    assert config["loss"] == "lskd"
+    assert config["loss_options"] == {"temperature": 8.0, "ce_weight": 0.1, "kd_weight": 1.0}
+
+
+@pytest.mark.slow
+def test_config_json_replays_the_run(small_store: Path, tmp_path: Path) -> None:
+    """`train --config RUN/config.json --out NEW` reproduces the run's first-step loss."""
+    first = tmp_path / "first"
+    proc = _cli(
+        "train",
+        "--cache",
+        str(small_store),
+        *("--student", "digits_mlp", "--logits", "sort", "--loss", "dkd", "--dkd-beta", "3"),
+        *("--ce-weight", "0.4", "--epochs", "1", "--batch-size", "32", "--milestones", ""),
+        *("--device", "cpu", "--no-progress", "--json", "--out", str(first)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    again = tmp_path / "again"
+    proc = _cli("train", "--config", str(first / "config.json"), "--out", str(again), "--json")
+    assert proc.returncode == 0, proc.stderr
+    a = json.loads((first / "config.json").read_text())
+    b = json.loads((again / "config.json").read_text())
+    for key in RUNTIME_KEYS - {"cache", "dataset"}:  # how it ran, not what it computed
+        a.pop(key, None), b.pop(key, None)
+    assert a == b
+    assert a["loss_options"]["dkd_beta"] == 3.0 and a["loss_options"]["ce_weight"] == 0.4
+
+    def rows(run: Path) -> list[dict[str, float]]:
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(r).items() if k != "seconds"} for r in lines]
+
+    assert rows(first) == rows(again)
+    replay = {k: v for k, v in a.items() if k not in ("resolved", "provenance")}
+    steps = train(TrainConfig.from_dict({**replay, "out": str(tmp_path / "py")})).step_losses
+    assert sum(steps) / len(steps) == pytest.approx(rows(first)[0]["loss"], rel=1e-6)
