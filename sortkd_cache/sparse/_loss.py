@@ -22,9 +22,9 @@ import torch
 from torch import Tensor
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.losses import LossConfig, compute_loss
+from sortkd_cache.losses import CTKD, LSKD, Loss, compute_loss
+from sortkd_cache.losses._temperature import CTKDTemperature
 from sortkd_cache.losses.ce import _check_pair, _check_temperature, ce_loss
-from sortkd_cache.losses.ctkd import CTKDTemperature
 from sortkd_cache.losses.kd import _kd
 from sortkd_cache.losses.lskd import standardize
 from sortkd_cache.sparse._rebuild import SparseTeacher
@@ -32,20 +32,22 @@ from sortkd_cache.sparse._rebuild import SparseTeacher
 __all__ = ["compute_sparse_loss", "loss_temperature", "sparse_teacher_dense"]
 
 
-def loss_temperature(cfg: LossConfig, temperature_module: CTKDTemperature | None = None) -> float:
+def loss_temperature(cfg: Loss, temperature_module: CTKDTemperature | None = None) -> float:
     """The temperature ``cfg``'s distillation term runs at (CTKD: the current learnt one)."""
-    if cfg.name == "dkd":
-        return float(cfg.dkd_temperature)
-    if cfg.name == "lskd":
-        return float(cfg.lskd_temperature)
-    if cfg.name == "ctkd" and temperature_module is not None:
+    if isinstance(cfg, CTKD):
+        module = temperature_module or cfg.make_temperature_module()
+        if module is None:  # pragma: no cover - CTKD always has one
+            raise ConfigError("ctkd needs a temperature module")
         with torch.no_grad():
-            return float(temperature_module(0.0).detach())
-    return float(cfg.temperature)
+            return float(module(0.0).detach())
+    temperature = getattr(cfg, "temperature", None)
+    if temperature is None:
+        raise ConfigError(f"loss {cfg.name!r} has no distillation temperature")
+    return float(temperature)
 
 
 def sparse_teacher_dense(
-    cfg: LossConfig,
+    cfg: Loss,
     teacher: SparseTeacher,
     target: Tensor,
     temperature_module: CTKDTemperature | None = None,
@@ -56,7 +58,7 @@ def sparse_teacher_dense(
 
 
 def compute_sparse_loss(
-    cfg: LossConfig,
+    cfg: Loss,
     student: Tensor,
     teacher: SparseTeacher | None,
     target: Tensor,
@@ -68,7 +70,7 @@ def compute_sparse_loss(
     if teacher is None or cfg.name == "ce":
         return compute_loss(cfg, student, None, target, epoch=epoch)
     dense = sparse_teacher_dense(cfg, teacher, target, temperature_module)
-    if cfg.name != "lskd":
+    if not isinstance(cfg, LSKD):
         return compute_loss(
             cfg, student, dense, target, epoch=epoch, temperature_module=temperature_module
         )
@@ -76,7 +78,7 @@ def compute_sparse_loss(
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
         raise ConfigError(f"epoch must be an integer >= 1 (epochs count from 1), got {epoch!r}")
     s, t = _check_pair(student, dense)
-    ce = cfg.lskd_ce_weight * ce_loss(student, target)
-    kd = cfg.lskd_kd_weight * _kd(standardize(s), t, _check_temperature(cfg.lskd_temperature))
+    ce = cfg.ce_weight * ce_loss(student, target)
+    kd = cfg.kd_weight * _kd(standardize(s), t, _check_temperature(cfg.temperature))
     values = torch.stack([ce.detach(), kd.detach()]).tolist()
     return ce + kd, {"ce": float(values[0]), "kd": float(values[1])}
