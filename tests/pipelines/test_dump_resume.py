@@ -26,7 +26,7 @@ from sortkd_cache.store import read_lock
 from ..conftest import CLI, cli_env
 
 ARRAYS = ("labels", "aug_params", "logits/raw", "progress/raw")
-VOLATILE = {"created", "dump_seconds"}
+VOLATILE = {"created", "dump_seconds", "store_id"}
 
 
 def snapshot(path: Path) -> dict[str, object]:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 # Attributes recording when or how long, not what: they legitimately differ between runs.
-VOLATILE_KEYS = frozenset({"created", "dump_seconds", "seconds"})
+VOLATILE_KEYS = frozenset({"created", "dump_seconds", "seconds", "store_id"})
 
 
 def _free_port() -> int:
