@@ -80,6 +80,13 @@ __all__ = ["command"]
     help="Image decoders for folder datasets (>= 1; default: CPUs, at most 8). "
     "The store does not depend on it.",
 )
+@click.option(
+    "--decoder",
+    default="pil",
+    show_default=True,
+    help="pil | nvjpeg: nvjpeg decodes a block's JPEGs in one batch on the GPU (CUDA, "
+    "imagefolder only; its pixels can differ from PIL's by JPEG rounding; recorded).",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted dump into the same store.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")

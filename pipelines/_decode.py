@@ -6,6 +6,10 @@ the current one is handed out, so decoding and the forward pass overlap. Every i
 decoded once per block, for all V views, with the same function as the serial path: the
 pixels (and the logits) do not depend on the number of workers. In-memory datasets are
 sliced directly (no pool).
+
+``decoder="nvjpeg"`` (CUDA only): the workers read the files' bytes and the main thread
+decodes each block's JPEGs on the GPU in one batched call
+(:func:`~sortkd_cache.datasets.imagefolder.decode_jpegs`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["BlockImages", "block_images", "default_workers"]
+__all__ = ["DECODERS", "BlockImages", "block_images", "check_decoder", "default_workers"]
+
+DECODERS = ("pil", "nvjpeg")
 
 
 def default_workers() -> int:
@@ -37,6 +43,20 @@ def _to_device(images: Any, device: torch.device) -> Any:
     return images.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else images
 
 
+def check_decoder(decoder: str, device: torch.device, ds: Any | None = None) -> None:
+    """Refuse an unknown decoder, nvjpeg without CUDA, or nvjpeg for in-memory data."""
+    from sortkd_cache.errors import ConfigError
+
+    if decoder not in DECODERS:
+        raise ConfigError(f"unknown --decoder '{decoder}'; use {', '.join(DECODERS)}")
+    if decoder == "nvjpeg" and device.type != "cuda":
+        raise ConfigError(f"--decoder nvjpeg decodes on a CUDA device, not on '{device}'")
+    if decoder == "nvjpeg" and ds is not None and getattr(ds, "tensor", None) is not None:
+        raise ConfigError(
+            f"--decoder nvjpeg applies to image folders, not to '{ds.info.spec}' (in memory)"
+        )
+
+
 def block_images(ds: Any, start: int, stop: int, device: torch.device) -> Any:
     """Samples ``start:stop`` of ``ds`` on ``device``, decoded serially (no pool)."""
     return _to_device(ds.images(np.arange(start, stop, dtype=np.int64)), device)
@@ -49,9 +69,15 @@ class BlockImages:
     """
 
     def __init__(
-        self, ds: Any, bounds: Sequence[tuple[int, int]], workers: int, device: torch.device
+        self,
+        ds: Any,
+        bounds: Sequence[tuple[int, int]],
+        workers: int,
+        device: torch.device,
+        decoder: str = "pil",
     ) -> None:
         self._ds, self._bounds, self._device = ds, list(bounds), device
+        self._nvjpeg = decoder == "nvjpeg"
         folder = getattr(ds, "tensor", None) is None
         self._decoders = ThreadPoolExecutor(workers, "sortkd-decode") if folder else None
         # one coordinator thread gathers a block's images from the decoders
@@ -81,10 +107,19 @@ class BlockImages:
             if k >= len(bounds):
                 return None
             idx = np.arange(*bounds[k], dtype=np.int64)
+            if self._nvjpeg:
+                return ahead.submit(self._ds.encoded, idx, self._decoders)
             return ahead.submit(self._ds.images, idx, self._decoders)
 
         nxt = submit(0)
         for k in range(len(bounds)):
             current, nxt = nxt, submit(k + 1)
-            if current is not None:
+            if current is None:
+                continue
+            if self._nvjpeg:
+                from sortkd_cache.datasets.imagefolder import decode_jpegs
+
+                paths = self._ds.paths(np.arange(*bounds[k], dtype=np.int64))
+                yield decode_jpegs(current.result(), paths, self._device)
+            else:
                 yield _to_device(current.result(), self._device)

@@ -132,12 +132,13 @@ def open_or_create(cfg: DumpConfig, meta: StoreMeta, labels: np.ndarray) -> Cach
             check_resumable(cfg.out, store.meta, meta)
             if not store.meta.complete:
                 _check_batch_size(store, cfg)
+                _check_decoder(store, cfg)
             return store
         overwrite = (path / "zarr.json").is_file()  # our own half-created store: replace it
     elif not _occupied(path):
         clean_partial_files(path)  # nothing but a lock and half-written files: start afresh
     store = create_store(cfg.out, meta, labels, overwrite=overwrite)
-    attrs = {"batch_size": cfg.batch_size}
+    attrs = {"batch_size": cfg.batch_size, "decoder": cfg.decoder}
     store.create_kind("raw", cfg.dtype, overwrite=True, attrs=attrs, fidelity=True)
     return store
 
@@ -148,4 +149,13 @@ def _check_batch_size(store: CacheStore, cfg: DumpConfig) -> None:
         raise ConfigError(
             f"cannot resume '{cfg.out}' with --batch-size {cfg.batch_size}: it was started with "
             f"--batch-size {recorded} (logits depend on it); pass --batch-size {recorded}"
+        )
+
+
+def _check_decoder(store: CacheStore, cfg: DumpConfig) -> None:
+    recorded = store.kind_attrs("raw").get("decoder", "pil")
+    if recorded != cfg.decoder:
+        raise ConfigError(
+            f"cannot resume '{cfg.out}' with --decoder {cfg.decoder}: it was started with "
+            f"--decoder {recorded} (the pixels depend on it); pass --decoder {recorded}"
         )

@@ -73,7 +73,7 @@ def plan_soft_labels(
     batch_size: int,
     world: int,
     lanes: int | None = None,
-    window: int = 4,
+    window: int = 2,
 ) -> StreamPlan:
     """Resolve ``--soft-labels`` (see the module doc); refuses what cannot act."""
     if requested not in SOFT_LABEL_MODES:

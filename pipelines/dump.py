@@ -40,7 +40,7 @@ from sortkd_cache.pipelines._common import (
     resolve_device,
     utc_now,
 )
-from sortkd_cache.pipelines._decode import BlockImages, default_workers
+from sortkd_cache.pipelines._decode import BlockImages, check_decoder, default_workers
 from sortkd_cache.pipelines._dump_sparse import (
     encode_chunk,
     finalize_fidelity,
@@ -99,6 +99,7 @@ class DumpConfig:
     device: str = "auto"
     precision: str = "fp32"
     workers: int | None = None  # image decoders (folder datasets); None: min(8, CPUs)
+    decoder: str = "pil"  # or "nvjpeg" (CUDA, folder datasets): recorded with the raw logits
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
@@ -299,7 +300,7 @@ def run_units(
         workers = cfg.workers or default_workers()
         bounds = [store.block_bounds(b) for b in order]
         inflight = None
-        with BlockImages(ds, bounds, workers, device) as loader:
+        with BlockImages(ds, bounds, workers, device, cfg.decoder) as loader:
             for block, images in zip(order, loader, strict=True):
                 start, stop = store.block_bounds(block)
                 sizes = ds.image_sizes()[start:stop]
@@ -360,6 +361,7 @@ def dump(cfg: DumpConfig) -> DumpResult:
     _validate(cfg)
     device = resolve_device(cfg.device)
     check_precision(cfg.precision, device)
+    check_decoder(cfg.decoder, device)
     t_start = time.perf_counter()
     loc = parse_location(cfg.out)
     if loc.kind != "dir":
@@ -370,6 +372,7 @@ def dump(cfg: DumpConfig) -> DumpResult:
     if cfg.rank == 0:
         check_out_free(cfg)
     ds = load_dataset(cfg.dataset, cfg.split, data_root=cfg.data_root, download=cfg.download)
+    check_decoder(cfg.decoder, device, ds)
     recipe = get_recipe(cfg.augment or ds.info.default_augment)
     model, sha = build_teacher(
         cfg.teacher,

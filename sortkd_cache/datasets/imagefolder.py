@@ -12,12 +12,18 @@ in sample order (see :mod:`sortkd_cache.datasets._base`), never the paths.
 Decoding in parallel: :meth:`ImageFolderDataset.images` takes an executor and decodes one
 file per task with the same function as the serial path (PIL releases the GIL while it
 decodes, so a thread pool scales), so the pixels do not depend on the number of workers.
+
+On a GPU, :func:`decode_jpegs` decodes a batch of JPEG files' bytes in one call of
+``torchvision.io.decode_jpeg(..., device="cuda")`` (nvjpeg); other formats, and JPEGs nvjpeg
+refuses (CMYK, ...), go through PIL. nvjpeg's pixels can differ from PIL's by JPEG rounding,
+so the decoder is part of what a store records.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from concurrent.futures import Executor
 
 import numpy as np
@@ -33,7 +39,9 @@ __all__ = [
     "IMAGENET_STD",
     "ImageFolderDataset",
     "decode_image",
+    "decode_jpegs",
     "load_imagefolder",
+    "read_bytes",
 ]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (
@@ -104,6 +112,52 @@ def decode_image(path: str) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
+def read_bytes(path: str) -> torch.Tensor:
+    """The raw bytes of the file at ``path`` as a uint8 tensor (for :func:`decode_jpegs`)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise DatasetError(f"cannot read image file {path!r}: {exc}") from exc
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+def _is_jpeg(data: torch.Tensor) -> bool:
+    return data.numel() > 3 and bytes(data[:3].tolist()) == b"\xff\xd8\xff"
+
+
+def _decode_jpeg(data: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    with warnings.catch_warnings():  # torchvision >= 0.29 deprecates its decoders
+        warnings.simplefilter("ignore", DeprecationWarning)
+        out = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    return list(out)
+
+
+def decode_jpegs(
+    data: list[torch.Tensor], paths: list[str], device: torch.device
+) -> list[torch.Tensor]:
+    """Files' bytes decoded to RGB uint8 [3, H, W] on ``device``: the JPEGs in one batched
+    ``decode_jpeg`` call (nvjpeg on CUDA), the rest (and JPEGs it refuses) with PIL."""
+    out: list[torch.Tensor | None] = [None] * len(data)
+    jpegs = [k for k, d in enumerate(data) if _is_jpeg(d)]
+    try:
+        decoded = _decode_jpeg([data[k] for k in jpegs], device) if jpegs else []
+    except RuntimeError:  # one bad file fails the batch: decode them one by one
+        decoded = []
+        for k in jpegs:
+            try:
+                decoded.append(_decode_jpeg([data[k]], device)[0])
+            except RuntimeError:
+                decoded.append(decode_image(paths[k]).to(device))
+    for k, img in zip(jpegs, decoded, strict=True):
+        out[k] = img
+    return [
+        img if img is not None else decode_image(paths[k]).to(device) for k, img in enumerate(out)
+    ]
+
+
 class ImageFolderDataset(ImageDataset):
     """Folder-backed :class:`ImageDataset`: ``tensor`` is None, images decode on demand."""
 
@@ -121,11 +175,22 @@ class ImageFolderDataset(ImageDataset):
     ) -> list[torch.Tensor]:
         """Samples ``indices`` as uint8 [3, H, W] tensors, decoded by ``pool``'s workers when
         given (one file per task; the same pixels as the serial path)."""
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        paths = [self.files[self._check_index(int(i))] for i in idx]
+        paths = self.paths(indices)
         if pool is None:
             return [decode_image(p) for p in paths]
         return list(pool.map(decode_image, paths))
+
+    def paths(self, indices: npt.ArrayLike) -> list[str]:
+        """The files of samples ``indices``."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        return [self.files[self._check_index(int(i))] for i in idx]
+
+    def encoded(self, indices: npt.ArrayLike, pool: Executor | None = None) -> list[torch.Tensor]:
+        """The raw file bytes of samples ``indices`` (read by ``pool`` when given)."""
+        paths = self.paths(indices)
+        return (
+            list(pool.map(read_bytes, paths)) if pool is not None else list(map(read_bytes, paths))
+        )
 
     def image_sizes(self) -> npt.NDArray[np.int64]:
         """(H, W) of every image from its header only (no decoding); cached, read-only."""

@@ -58,7 +58,7 @@ class StreamLayout:
     num_samples: int
     chunk_samples: int
     lanes: int
-    window: int = 4  # chunks per shuffle window, per lane
+    window: int = 2  # chunks per shuffle window, per lane
 
     def __post_init__(self) -> None:
         for name in ("num_samples", "chunk_samples", "lanes", "window"):

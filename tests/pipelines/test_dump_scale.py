@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from PIL import Image
 
 import sortkd_cache as sk
 from sortkd_cache.cli.main import cli
@@ -48,6 +49,7 @@ def test_two_decoders_give_the_single_decoder_store_bit_for_bit(jpeg_folder, tmp
     assert a == b
     store = sk.open_store(one)
     assert store.num_samples == 42 and store.num_blocks == 6
+    assert store.kind_attrs("raw")["decoder"] == "pil"
     assert (store.progress("raw") >= 0).all()
 
 
@@ -127,3 +129,57 @@ def test_bf16_on_a_cpu_without_bf16_is_refused(tmp_path, monkeypatch) -> None:
 
 def test_this_cpu_computes_bf16() -> None:
     assert _common._cpu_bf16_works()  # torch emulates bf16 where the CPU lacks it
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--decoder", "turbo"], "turbo"),
+        (["--decoder", "nvjpeg", "--device", "cpu"], "nvjpeg"),
+    ],
+)
+def test_bad_decoders_exit_2_one_line(tmp_path, extra: list[str], named: str) -> None:
+    out = tmp_path / "s.zarr"
+    assert named in _one_line_error([*BASE.split(), "--out", str(out), *extra])
+    assert not out.exists()
+
+
+def test_batched_jpeg_decoding_path(jpeg_folder: Path, tmp_path, monkeypatch) -> None:
+    """The nvjpeg code path, run with torchvision's CPU decoder: JPEGs go to one batched
+    decode_jpeg call, other formats to PIL; shapes equal PIL's and pixels are close."""
+    from sortkd_cache.datasets import imagefolder
+    from sortkd_cache.pipelines._decode import BlockImages
+
+    ds = sk.datasets.load_dataset(f"imagefolder:{jpeg_folder}")
+    png = tmp_path / "x.png"
+    Image.fromarray(np.full((5, 7, 3), 200, dtype=np.uint8)).save(png)
+    calls: list[int] = []
+    original = imagefolder._decode_jpeg
+
+    def counting(data: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+        calls.append(len(data))
+        return original(data, device)
+
+    monkeypatch.setattr(imagefolder, "_decode_jpeg", counting)
+    paths = [*ds.paths([0, 1, 2]), str(png)]
+    out = imagefolder.decode_jpegs(
+        [imagefolder.read_bytes(p) for p in paths], paths, torch.device("cpu")
+    )
+    assert calls == [3]
+    for path, img in zip(paths, out, strict=True):
+        ref = imagefolder.decode_image(path)
+        assert img.dtype == torch.uint8 and img.shape == ref.shape
+        assert (img.float() - ref.float()).abs().mean() < 2.0
+    bounds = [(0, 8), (8, 16)]
+    with BlockImages(ds, bounds, 2, torch.device("cpu"), decoder="nvjpeg") as blocks:
+        got = list(blocks)
+    assert [len(b) for b in got] == [8, 8] and calls[1:] == [8, 8]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (nvjpeg)")
+def test_nvjpeg_dump_is_the_same_for_any_worker_count(jpeg_folder: Path, tmp_path) -> None:
+    spec = f"imagefolder:{jpeg_folder}"
+    one = _dump(tmp_path / "g1.zarr", spec, workers=1, decoder="nvjpeg", device="cuda")
+    two = _dump(tmp_path / "g2.zarr", spec, workers=2, decoder="nvjpeg", device="cuda")
+    assert _arrays(one) == _arrays(two)
+    assert sk.open_store(one).kind_attrs("raw")["decoder"] == "nvjpeg"

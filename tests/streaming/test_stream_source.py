@@ -83,7 +83,7 @@ def test_auto_streams_past_the_threshold(store: sk.CacheStore, monkeypatch) -> N
     assert plan.order(200, BATCH, 0, 0) is None
     monkeypatch.setattr(_stream_source, "STREAM_THRESHOLD_BYTES", 200 * 10 * 2 - 1)
     plan = plan_soft_labels("auto", store, "raw", batch_size=BATCH, world=2)
-    assert plan.describe() == {"soft_labels": "stream", "stream_lanes": 8, "stream_window": 4}
+    assert plan.describe() == {"soft_labels": "stream", "stream_lanes": 8, "stream_window": 2}
 
 
 def test_bad_soft_label_options(store: sk.CacheStore) -> None:
