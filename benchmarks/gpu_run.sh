@@ -20,5 +20,7 @@ timeout 150 python3 benchmarks/gpu_datapath.py 2>&1 | tail -20 | tee "$OUT/gpu_d
 # 3. benchmarks (dump vs forward, sort kernel, train epoch ratios) on the GPU
 timeout 330 python3 benchmarks/run_all.py --device-tag gpu --out "$OUT/BENCHMARKS_gpu.md" \
     --only bench_sort_kernel.py bench_dump.py bench_train.py 2>&1 | tail -20
+# 4. the ImageNet-scale data path: dump fp32/bf16, PIL vs nvjpeg, streamed-soft-label epoch
+timeout 420 python3 benchmarks/gpu_imagenet.py 2>&1 | tail -60 | tee "$OUT/gpu_imagenet.json"
 cp benchmarks/results/gpu.json "$OUT/gpu.json" 2>/dev/null
 echo done
