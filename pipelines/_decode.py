@@ -26,6 +26,7 @@ import torch
 __all__ = ["DECODERS", "BlockImages", "block_images", "check_decoder", "default_workers"]
 
 DECODERS = ("pil", "nvjpeg")
+AHEAD_BYTES = 2 << 30
 
 
 def default_workers() -> int:
@@ -111,9 +112,16 @@ class BlockImages:
                 return ahead.submit(self._ds.encoded, idx, self._decoders)
             return ahead.submit(self._ds.images, idx, self._decoders)
 
+        sizes = self._ds.image_sizes()
+        decoded = [int((sizes[a:b, 0] * sizes[a:b, 1]).sum()) * 3 for a, b in bounds]
         nxt = submit(0)
         for k in range(len(bounds)):
-            current, nxt = nxt, submit(k + 1)
+            current, nxt = nxt, None
+            ahead_ok = k + 1 < len(bounds) and decoded[k] + decoded[k + 1] <= AHEAD_BYTES
+            if ahead_ok:  # the next block decodes while this one is used
+                nxt = submit(k + 1)
+            if current is None:
+                current = submit(k)
             if current is None:
                 continue
             if self._nvjpeg:
@@ -123,3 +131,4 @@ class BlockImages:
                 yield decode_jpegs(current.result(), paths, self._device)
             else:
                 yield _to_device(current.result(), self._device)
+            del current  # this block's images are released before the next one is decoded

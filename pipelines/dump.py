@@ -315,6 +315,7 @@ def run_units(
                     if inflight is not None:  # unit k+1 is queued before unit k is written
                         finish(inflight)
                     inflight = (block, view, params, logits, event)
+                images = None  # released before a block too big to decode ahead is decoded
         if inflight is not None:
             finish(inflight)
         for f in pending:

@@ -42,7 +42,14 @@ def _arrays(path: Path) -> dict[str, bytes]:
     return {n: np.asarray(store.raw_array(n)[...]).tobytes() for n in names}
 
 
-def test_two_decoders_give_the_single_decoder_store_bit_for_bit(jpeg_folder, tmp_path) -> None:
+@pytest.mark.parametrize("ahead", [True, False])
+def test_two_decoders_give_the_single_decoder_store_bit_for_bit(
+    jpeg_folder, tmp_path, monkeypatch, ahead: bool
+) -> None:
+    from sortkd_cache.pipelines import _decode
+
+    if not ahead:  # blocks too big to decode the next one ahead: one at a time
+        monkeypatch.setattr(_decode, "AHEAD_BYTES", 0)
     one = _dump(tmp_path / "w1.zarr", f"imagefolder:{jpeg_folder}", workers=1)
     two = _dump(tmp_path / "w2.zarr", f"imagefolder:{jpeg_folder}", workers=2)
     a, b = _arrays(one), _arrays(two)
