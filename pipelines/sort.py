@@ -1,21 +1,30 @@
 """`sortkd-cache sort`: the sorting mechanism (or swap) over every stored row, with Dask.
 
 One Dask task per (block, view) chunk: read the raw chunk and the block's labels, apply the
-kernel, write the chunk of ``logits/<method>`` (same dtype, same chunking, checksummed) and its
-progress marker, and return the chunk's statistics. Chunks already marked done are only read
-for their statistics, so an interrupted run resumes and ends equal to an uninterrupted one.
+kernel (one pass that also yields each row's label rank and first maximum, the statistics),
+write the chunk of ``logits/<method>`` (same dtype, same chunking, checksummed), and return the
+chunk's statistics.
+
+Progress is the chunks themselves: a chunk is written whole or not at all (an atomic rename on
+a directory, one PUT on an object store), so at the start of a run the chunks already present
+are the ones done. They are only read for their statistics, so an interrupted run resumes and
+ends equal to an uninterrupted one. The per-chunk counts of ``progress/<method>`` (rows
+changed) are written once, when every chunk is in place, just before the kind is marked
+complete.
+
 Tasks open the stores by location, so they run on threads (default) or on the workers of a
 dask.distributed cluster (``--scheduler``) that can reach the store's path or URL.
 """
 
 from __future__ import annotations
 
-import functools
+import json
+import threading
 import time
 import uuid
-from collections import Counter
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,11 +37,18 @@ from sortkd_cache.errors import (
 )
 from sortkd_cache.pipelines._common import progress_bar, utc_now
 from sortkd_cache.pipelines._dask import connect, run_tasks
-from sortkd_cache.store import CacheStore, create_store, open_store, parse_location, writer_lock
+from sortkd_cache.pipelines._dump_store import clean_partial_files
+from sortkd_cache.pipelines._sort_stats import ChunkStats, aggregate_stats, chunk_stats
+from sortkd_cache.store import (
+    CacheStore,
+    Location,
+    create_store,
+    open_store,
+    parse_location,
+    writer_lock,
+)
 
-__all__ = ["SortConfig", "SortResult", "chunk_stats", "sort_store"]
-
-TOP_CONFUSIONS = 20
+__all__ = ["SortConfig", "SortResult", "sort_store", "written_chunks"]
 
 
 @dataclass(frozen=True)
@@ -62,33 +78,48 @@ class SortResult:
         return asdict(self)
 
 
-@functools.lru_cache(maxsize=8)
+_OPENED: dict[tuple[str, str, str], CacheStore] = {}
+_OPENED_LOCK = threading.Lock()
+_OPENED_MAX = 8
+
+
 def _cached_store(location: str, mode: str, options_key: str) -> CacheStore:
-    """A store opened once per sort run and process (``options_key`` names the run)."""
-    import json
+    """A store opened once per sort run and process (``options_key`` names the run).
 
-    opts = json.loads(options_key)["storage_options"] or None
-    return open_store(location, mode, storage_options=opts)  # type: ignore[arg-type]
+    The driver seeds it with the stores it opened (:func:`_share_store`), so tasks on the
+    threaded scheduler reuse them; dask.distributed workers open their own once per run.
+    """
+    key = (location, mode, options_key)
+    with _OPENED_LOCK:
+        store = _OPENED.get(key)
+        if store is None:
+            opts = json.loads(options_key)["storage_options"] or None
+            store = open_store(location, mode, storage_options=opts)  # type: ignore[arg-type]
+            _share_store(location, mode, options_key, store)
+    return store
 
 
-def chunk_stats(raw: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Rows that sort changes, the label's rank histogram and (label, top) confusions."""
-    from sortkd_cache.sorting import label_rank
+def _share_store(location: str, mode: str, options_key: str, store: CacheStore) -> None:
+    _OPENED[(location, mode, options_key)] = store
+    while len(_OPENED) > _OPENED_MAX:  # workers outlive runs: keep the latest few
+        _OPENED.pop(next(iter(_OPENED)))
 
-    ranks = label_rank(raw, labels)
-    changed = ranks > 0
-    top = raw[changed].argmax(axis=1)  # rows the label tops (rank 0) need no argmax
-    c = raw.shape[1]
-    pair_ids, pair_counts = np.unique(labels[changed] * c + top, return_counts=True)
-    hist = np.bincount(ranks)
-    nz = np.flatnonzero(hist)
-    return {
-        "changed": int(changed.sum()),
-        "ranks": Counter(dict(zip(nz.tolist(), hist[nz].tolist(), strict=True))),
-        "pairs": Counter(
-            {(int(p // c), int(p % c)): int(n) for p, n in zip(pair_ids, pair_counts, strict=True)}
-        ),
-    }
+
+def _forget_stores() -> None:
+    with _OPENED_LOCK:
+        _OPENED.clear()
+
+
+def _write_chunk(
+    target: CacheStore, method: str, block: int, view: int, out: np.ndarray, topk: int | None
+) -> None:
+    """The chunk's derived arrays; the dense chunk last, as it is the progress record."""
+    if topk:
+        from sortkd_cache.topk import write_topk_chunk
+
+        write_topk_chunk(target, method, block, view, out, topk)
+    start, stop = target.block_bounds(block)
+    target.raw_array(f"logits/{method}")[start:stop, view] = out
 
 
 def _sort_chunk(
@@ -100,50 +131,67 @@ def _sort_chunk(
     view: int,
     done: bool,
     topk: int | None,
-) -> dict[str, Any]:
-    from sortkd_cache.sorting import get_method
+) -> ChunkStats:
+    from sortkd_cache.sorting import apply_with_stats
 
     source = _cached_store(src, "r", options_key)
     if source.is_sparse:  # exact on every kept entry, tails carried over
         from sortkd_cache.pipelines._sort_sparse import sort_sparse_chunk
 
         target = None if done else _cached_store(dst, "r+", options_key)
-        stats = sort_sparse_chunk(source, target, method, block, view)
-        stats["view"] = view
-        return stats
+        return sort_sparse_chunk(source, target, method, block, view)
     start, stop = source.block_bounds(block)
     raw = source.logits("raw").read_block(block, view)
     labels = source.labels[start:stop]
-    stats = chunk_stats(raw, labels)
-    stats["view"] = view
+    applied = apply_with_stats(method, raw, labels)
     if not done:
-        target = _cached_store(dst, "r+", options_key)
-        out = get_method(method)(raw, labels)
-        if topk:
-            from sortkd_cache.topk import write_topk_chunk
-
-            write_topk_chunk(target, method, block, view, out, topk)
-        target.write_chunk(method, block, view, out, count=stats["changed"])
-    return stats
+        _write_chunk(_cached_store(dst, "r+", options_key), method, block, view, applied.out, topk)
+    return chunk_stats(applied.rank, applied.top, labels, raw.shape[1], view)
 
 
-def _aggregate(parts: list[dict[str, Any]], num_views: int, n: int) -> dict[str, Any]:
-    changed = [0] * num_views
-    ranks: Counter[int] = Counter()
-    pairs: Counter[tuple[int, int]] = Counter()
-    for p in parts:
-        changed[p["view"]] += p["changed"]
-        ranks.update(p["ranks"])
-        pairs.update(p["pairs"])
-    return {
-        "changed_rows": changed,
-        "changed_fraction": [c / n for c in changed],
-        "rank_histogram": {str(k): int(v) for k, v in sorted(ranks.items())},
-        "top_confusions": [
-            {"label": int(a), "top": int(b), "count": int(c)}
-            for (a, b), c in pairs.most_common(TOP_CONFUSIONS)
-        ],
-    }
+def written_chunks(store: CacheStore, kind: str) -> np.ndarray:
+    """bool [blocks, V]: True where the chunk of ``logits/<kind>`` exists (one listing)."""
+    from zarr.core.sync import sync
+
+    arr = store.raw_array(f"logits/{kind}")
+    prefix = f"{arr.store_path.path}/"
+
+    async def listed() -> set[str]:
+        return {key async for key in arr.store_path.store.list_prefix(prefix)}
+
+    keys = sync(listed())
+    done = np.zeros((store.num_blocks, store.num_views), dtype=bool)
+    for b, v in np.ndindex(*done.shape):
+        done[b, v] = prefix + arr.metadata.encode_chunk_key((b, v, 0)) in keys
+    return done
+
+
+def _clean_partial_writes(dst: Location, method: str) -> None:
+    """Delete the half-written files of a killed sort (a local directory, under its lock)."""
+    if dst.kind != "dir":
+        return
+    for sub in (f"logits/{method}", f"logits/{method}_topk", f"progress/{method}"):
+        clean_partial_files(Path(dst.path) / sub)
+
+
+def _done_chunks(target: CacheStore, method: str) -> np.ndarray:
+    """bool [blocks, V]: the chunks an earlier, interrupted run wrote.
+
+    Dense kinds: the chunks present. Sparse kinds (several arrays per chunk) keep a progress
+    marker per chunk, written after the chunk's arrays.
+    """
+    if target.is_sparse:
+        done: np.ndarray = target.progress(method) >= 0
+        return done
+    return written_chunks(target, method)
+
+
+def _record_progress(target: CacheStore, method: str, parts: list[ChunkStats]) -> None:
+    """``progress/<method>`` of a dense kind: rows changed per chunk, in one write."""
+    if target.is_sparse:  # written chunk by chunk, with the chunks
+        return
+    counts = np.array([p.changed for p in parts], dtype=np.int64)
+    target.raw_array(f"progress/{method}")[...] = counts.reshape(-1, target.num_views)
 
 
 def _copy_params(source: CacheStore, target: CacheStore) -> None:
@@ -179,8 +227,6 @@ def _target_store(cfg: SortConfig, source: CacheStore) -> CacheStore:
 
 def sort_store(cfg: SortConfig) -> SortResult:
     """Run the sort stage; see the module docstring."""
-    import json
-
     from sortkd_cache.sorting import get_method
 
     get_method(cfg.method)
@@ -224,14 +270,18 @@ def sort_store(cfg: SortConfig) -> SortResult:
             from sortkd_cache.topk import create_topk_arrays
 
             create_topk_arrays(target, cfg.method, cfg.topk, overwrite=cfg.overwrite)
-        progress = target.progress(cfg.method)
+        _clean_partial_writes(dst_loc, cfg.method)
+        done = _done_chunks(target, cfg.method)
         # a fresh key per run: dask.distributed workers outlive a run, and must not reuse what
         # they opened for an earlier one (a store may be re-created at the same path)
         key = json.dumps(
             {"run": uuid.uuid4().hex, "storage_options": cfg.storage_options or {}},
             sort_keys=True,
         )
-        _cached_store.cache_clear()
+        _forget_stores()
+        with _OPENED_LOCK:  # tasks on threads use the stores opened here
+            _share_store(cfg.store, "r", key, source)
+            _share_store(target.url, "r+", key, target)
         tasks = [
             (
                 _sort_chunk,
@@ -241,13 +291,13 @@ def sort_store(cfg: SortConfig) -> SortResult:
                 cfg.method,
                 b,
                 v,
-                bool(progress[b, v] >= 0),
+                bool(done[b, v]),
                 cfg.topk,
             )
             for b in range(source.num_blocks)
             for v in range(source.num_views)
         ]
-        todo = int((progress < 0).sum())
+        todo = int((~done).sum())
         bar = progress_bar(len(tasks), f"sort ({cfg.method})", "chunk", cfg.progress)
         parts = run_tasks(
             tasks,
@@ -256,8 +306,9 @@ def sort_store(cfg: SortConfig) -> SortResult:
             on_done=lambda: bar.update(1),
         )
         bar.close()
-        _cached_store.cache_clear()
-        stats = _aggregate(parts, source.num_views, source.num_samples)
+        _forget_stores()
+        _record_progress(target, cfg.method, parts)
+        stats = aggregate_stats(parts, source.num_views, source.num_samples, source.num_classes)
         attrs: dict[str, Any] = {
             "kind": cfg.method,
             "method": cfg.method,

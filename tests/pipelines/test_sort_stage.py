@@ -12,7 +12,7 @@ import pytest
 from sortkd_cache import open_store
 from sortkd_cache.errors import ConfigError, LogitsKindError
 from sortkd_cache.pipelines import sort as sort_mod
-from sortkd_cache.pipelines.sort import SortConfig, sort_store
+from sortkd_cache.pipelines.sort import SortConfig, sort_store, written_chunks
 from sortkd_cache.sorting import label_rank, sort_logits, swap_logits
 from sortkd_cache.store._lock import LOCK_NAME
 
@@ -46,6 +46,9 @@ def test_stage_equals_kernel_on_whole_array(make_store, method, fn) -> None:
     assert sum(hist.values()) == raw.shape[0] * raw.shape[1]
     assert hist.get("0", 0) == int((ranks == 0).sum())
     assert sum(c["count"] for c in stats["top_confusions"]) <= int((ranks > 0).sum())
+    # progress/<method>: rows changed per (block, view) chunk, written at completion
+    blocks = [(ranks[b * 64 : (b + 1) * 64] > 0).sum(axis=0) for b in range(store.num_blocks)]
+    np.testing.assert_array_equal(store.progress(method), np.array(blocks))
 
 
 def test_chunks_and_checksums_match_raw(make_store) -> None:
@@ -88,9 +91,15 @@ def test_interrupted_run_resumes_to_same_result(make_store, monkeypatch) -> None
     monkeypatch.setattr(sort_mod, "_sort_chunk", real)
     partial = open_store(b)
     assert "sort" not in partial.kinds()
-    done = int((partial.progress("sort") >= 0).sum())
-    assert 0 < done < partial.num_blocks * partial.num_views
+    done = int(written_chunks(partial, "sort").sum())  # the chunks are the progress record
+    assert done == 4
+    assert (partial.progress("sort") < 0).all()  # the counts come with completion
+    # a chunk write killed half-way leaves only a temporary file, which the resume removes
+    half = b / "logits" / "sort" / "c" / "3" / "0" / "0.deadbeef.partial"
+    half.parent.mkdir(parents=True, exist_ok=True)
+    half.write_bytes(b"\x00" * 7)
     resumed = sort_store(SortConfig(store=str(b), progress=False))
+    assert not half.exists()
     assert resumed.chunks_written == resumed.chunks_total - done
     sa, sb = open_store(a), open_store(b)
     assert np.array_equal(_bits(sa.logits("sort")[...]), _bits(sb.logits("sort")[...]))

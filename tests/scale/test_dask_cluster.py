@@ -25,7 +25,7 @@ def cluster() -> Iterator[str]:
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # a free port: parallel test runs must not clash
     ) as lc:
         yield str(lc.scheduler_address)
 
