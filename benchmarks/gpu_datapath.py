@@ -20,9 +20,7 @@ import torch
 
 
 def main() -> dict[str, Any]:
-    from sortkd_cache.augment import AugmentRecipe
-    from sortkd_cache.cached import load_store_dataset
-    from sortkd_cache.pipelines._train_data import epoch_batches, epoch_order
+    from sortkd_cache.batches import EpochBatches
     from sortkd_cache.pipelines.dump import DumpConfig, dump
     from sortkd_cache.pipelines.sort import SortConfig, sort_store
     from sortkd_cache.pipelines.train import TrainConfig, train
@@ -49,17 +47,12 @@ def main() -> dict[str, Any]:
         )
         sort_store(SortConfig(store=str(path), progress=False))
         store = open_store(path)
-        ds = load_store_dataset(store)
-        recipe = AugmentRecipe.from_dict(store.meta.augment)
-        params = store.params(1)
-        labels = torch.as_tensor(np.array(ds.labels), device=dev)
-        order = epoch_order(len(ds), 0, 1)
-        kw = dict(batch_size=256, recipe=recipe, device=dev, labels=labels)
-        a = list(epoch_batches(ds, params, order, path="device", **kw))
-        b = list(epoch_batches(ds, params, order, path="loader", workers=4, **kw))
+        kw: dict[str, Any] = dict(batch_size=256, device=dev)
+        a = list(EpochBatches.from_store(store, "sort", path="device", **kw).epoch(1))
+        b = list(EpochBatches.from_store(store, "sort", path="loader", workers=4, **kw).epoch(1))
         out["device_vs_loader_batches_equal"] = all(
-            torch.equal(x1, x2) and torch.equal(y1, y2) and torch.equal(i1, i2)
-            for (x1, y1, i1), (x2, y2, i2) in zip(a, b, strict=True)
+            all(torch.equal(u, v) for u, v in zip(p, q, strict=True))
+            for p, q in zip(a, b, strict=True)
         )
         common = dict(
             cache=str(path),

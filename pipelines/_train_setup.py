@@ -1,72 +1,69 @@
-"""Everything a training run resolves before its first step: data, store, views, ranks."""
+"""Everything a training run resolves before its first step: data, store, views, ranks.
+
+:func:`prepare` opens the store and the data and checks they belong together (read only:
+nothing is written). :meth:`Setup.batches` builds the run's
+:class:`~sortkd_cache.batches.EpochBatches`, the library's data path; :meth:`Setup.provenance`
+names the cache a student was trained from.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from sortkd_cache.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from sortkd_cache.augment import AugmentRecipe
+    from sortkd_cache.batches import EpochBatches, Views
+    from sortkd_cache.datasets import ImageDataset
+    from sortkd_cache.pipelines._train_config import TrainConfig
+    from sortkd_cache.soft_labels import SoftLabels
+    from sortkd_cache.store import CacheStore
 
 __all__ = ["Setup", "prepare"]
 
 
 @dataclass
 class Setup:
-    cfg: Any
-    train: Any
-    test: Any
-    store: Any | None
-    recipe: Any
+    cfg: TrainConfig
+    train: ImageDataset
+    test: ImageDataset
+    store: CacheStore | None
+    recipe: AugmentRecipe
     num_classes: int
     teacher_seed: int
     rank: int = 0
     world: int = 1
 
-    def view_for(self, epoch: int) -> int:
-        """Stored view of an epoch; without a cache, a fresh view index per epoch."""
-        from sortkd_cache.cached import view_for_epoch
+    def views(self) -> Views:
+        """The store's recorded views, or fresh augmentation per epoch without a store."""
+        from sortkd_cache.batches import FreshViews, StoredViews
 
-        if self.store is None:
-            return epoch
-        return view_for_epoch(epoch, self.store.num_views, self.cfg.views_order, self.cfg.seed)
-
-    def params_for(self, epoch: int, view: int) -> np.ndarray:
-        """Augmentation parameters [N, 5] of the epoch: recorded (cache) or freshly drawn."""
         if self.store is not None:
-            recorded: np.ndarray = self.store.params(view)
-            return recorded
-        from sortkd_cache.augment import sample_params
+            return StoredViews(self.store, self.cfg.views_order, self.cfg.seed)
+        return FreshViews(self.recipe, self.cfg.seed, self.train)
 
-        idx = np.arange(len(self.train), dtype=np.int64)
-        return sample_params(self.recipe, self.cfg.seed, idx, view, self.train.image_sizes())
+    def batches(self, device: torch.device, soft: SoftLabels | None) -> EpochBatches:
+        """The run's batches: the library's data path with this run's options."""
+        from sortkd_cache.batches import EpochBatches
 
-    def local_batch(self, batch_size: int) -> int:
-        """Samples per rank and step (the global batch split evenly over the ranks)."""
-        return batch_size // self.world
-
-    def shard(self, order: torch.Tensor, batch_size: int) -> torch.Tensor:
-        """This rank's part of every global batch (the whole order when single-process).
-
-        Global batch k of ``order`` is cut into ``world`` equal, consecutive parts; rank r
-        takes part r. Batched by :meth:`local_batch`, every rank's k-th step then sees its part
-        of the single-process run's k-th batch, so DDP's gradient average equals the
-        single-process gradient. The last, shorter batch of an epoch is cut the same way into
-        ``len // world`` samples per rank; its ``len % world`` leftover samples (fewer than the
-        number of ranks) are skipped that epoch, so every rank takes the same number of steps.
-        """
-        if self.world == 1:
-            return order
-        b = batch_size // self.world
-        full = (order.numel() // batch_size) * batch_size
-        head = order[:full].view(-1, self.world, b)[:, self.rank, :].reshape(-1)
-        tail = order[full:]
-        t = tail.numel() // self.world
-        if t == 0:
-            return head
-        return torch.cat([head, tail[: t * self.world].view(self.world, t)[self.rank]])
+        cfg = self.cfg
+        return EpochBatches(
+            self.train,
+            self.recipe,
+            self.views(),
+            soft,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            device=device,
+            path=cfg.data_path,
+            workers=cfg.workers,
+            rank=self.rank,
+            world=self.world,
+        )
 
     def reduce(self, values: dict[str, float], device: torch.device) -> dict[str, float]:
         """Sum of every value over the ranks (the values themselves when single-process)."""
@@ -110,48 +107,82 @@ class Setup:
             "world_size": self.world,
         }
 
+    def provenance(self) -> dict[str, Any] | None:
+        """Which cache the student learns from (None without one): the store's id (fixed at
+        dump time, kept by copies), the teacher's weights sha256, the dataset fingerprint, and
+        the logits kind with its creation record. Traces a result to its cache even after the
+        store was moved or copied."""
+        store = self.store
+        if store is None:
+            return None
+        meta, cfg = store.meta, self.cfg
+        reads = cfg.online_teacher is None and cfg.loss_config().needs_teacher
+        kind = cfg.logits if reads else None
+        return {
+            "store_id": meta.store_id,
+            "store_url": store.url,
+            "store_created": meta.created,
+            "teacher": {"arch": meta.teacher.arch, "sha256": meta.teacher.sha256},
+            "dataset": {"spec": meta.dataset.spec, "fingerprint": meta.dataset.fingerprint},
+            "logits": kind,
+            "logits_record": store.kind_attrs(kind) if kind is not None else None,
+        }
 
-def prepare(cfg: Any) -> Setup:
+
+def _ranks(cfg: TrainConfig) -> tuple[int, int]:
+    from sortkd_cache.pipelines.distributed import is_distributed
+
+    if not is_distributed():
+        return 0, 1
+    import torch.distributed as dist
+
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if cfg.batch_size % world or cfg.batch_size // world < 2:
+        raise ConfigError(
+            f"--batch-size {cfg.batch_size} must be a multiple of the {world} ranks "
+            "with at least 2 samples per rank (it is the global batch)"
+        )
+    return rank, world
+
+
+def _open_cache(cfg: TrainConfig) -> CacheStore:
+    from sortkd_cache.store import open_store, quick_check
+
+    if cfg.cache is None:  # the caller checks
+        raise ConfigError("no --cache given")
+    store = open_store(cfg.cache, "r", storage_options=cfg.storage_options)
+    if not store.meta.complete:
+        raise StoreError(f"store '{cfg.cache}' is incomplete (its dump did not finish)")
+    reads = cfg.online_teacher is None and cfg.loss_config().needs_teacher
+    if reads:
+        store.logits(cfg.logits)
+    quick_check(store, [cfg.logits] if reads else None)
+    return store
+
+
+def prepare(cfg: TrainConfig) -> Setup:
     """Open the store and data, and check they belong together, before any training."""
     from sortkd_cache.augment import AugmentRecipe, get_recipe
     from sortkd_cache.cached import load_store_dataset
     from sortkd_cache.datasets import load_dataset
-    from sortkd_cache.pipelines.distributed import is_distributed
-    from sortkd_cache.store import open_store, quick_check
 
-    rank, world = 0, 1
-    if is_distributed():
-        import torch.distributed as dist
-
-        rank, world = dist.get_rank(), dist.get_world_size()
-        if cfg.batch_size % world or cfg.batch_size // world < 2:
-            raise ConfigError(
-                f"--batch-size {cfg.batch_size} must be a multiple of the {world} ranks "
-                "with at least 2 samples per rank (it is the global batch)"
-            )
+    rank, world = _ranks(cfg)
     store = None
     if cfg.cache is not None:
-        store = open_store(cfg.cache, "r", storage_options=cfg.storage_options)
-        if not store.meta.complete:
-            raise StoreError(f"store '{cfg.cache}' is incomplete (its dump did not finish)")
-        reads = cfg.online_teacher is None and cfg.loss_config().needs_teacher
-        if reads:
-            store.logits(cfg.logits)
-        needs = [cfg.logits] if reads else None
-        quick_check(store, needs)
+        store = _open_cache(cfg)
         train_ds = load_store_dataset(store, cfg.dataset, data_root=cfg.data_root)
         test_spec = cfg.dataset or store.meta.dataset.spec
         recipe = AugmentRecipe.from_dict(store.meta.augment)
-        num_classes = store.num_classes
-        teacher_seed = store.meta.seed
-    else:
+        num_classes, teacher_seed = store.num_classes, store.meta.seed
+    elif cfg.dataset is not None:
         train_ds = load_dataset(
             cfg.dataset, "train", data_root=cfg.data_root, download=cfg.download
         )
         test_spec = cfg.dataset
         recipe = get_recipe(cfg.augment or train_ds.info.default_augment)
-        num_classes = train_ds.info.num_classes
-        teacher_seed = cfg.seed
+        num_classes, teacher_seed = train_ds.info.num_classes, cfg.seed
+    else:  # TrainConfig refuses this
+        raise ConfigError("give --cache STORE (distillation) or --dataset SPEC (plain training)")
     if cfg.num_classes is not None and cfg.num_classes != num_classes:
         where = f"store '{cfg.cache}'" if store is not None else f"dataset '{cfg.dataset}'"
         raise ConfigError(
@@ -159,14 +190,4 @@ def prepare(cfg: Any) -> Setup:
             f"{cfg.num_classes} (--num-classes)"
         )
     test_ds = load_dataset(test_spec, "test", data_root=cfg.data_root)
-    return Setup(
-        cfg=cfg,
-        train=train_ds,
-        test=test_ds,
-        store=store,
-        recipe=recipe,
-        num_classes=num_classes,
-        teacher_seed=teacher_seed,
-        rank=rank,
-        world=world,
-    )
+    return Setup(cfg, train_ds, test_ds, store, recipe, num_classes, teacher_seed, rank, world)

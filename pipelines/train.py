@@ -8,6 +8,12 @@ with a teacher computing the logits of the same replayed batch (and the same sor
 batch): it exists to prove equality and to measure the saving. Without a cache, ``--dataset``
 with ``--loss ce`` trains a model with fresh augmentation each epoch (a teacher for ``dump``).
 The test split is evaluated every epoch without augmentation.
+
+:class:`Trainer` is the stage in steps: :meth:`~Trainer.setup` (validate, open the data,
+build the model, the optimizer and the batches, and only then touch the run directory),
+:meth:`~Trainer.resume`, :meth:`~Trainer.train_epoch`, :meth:`~Trainer.evaluate`,
+:meth:`~Trainer.checkpoint` and :meth:`~Trainer.finish`. Its batches are the library's
+:class:`~sortkd_cache.batches.EpochBatches`, the same a researcher's own loop iterates.
 """
 
 from __future__ import annotations
@@ -15,25 +21,25 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.pipelines._common import build_teacher, progress_bar, resolve_device
+from sortkd_cache.pipelines._common import progress_bar, resolve_device
 from sortkd_cache.pipelines._rundir import RunDir
 from sortkd_cache.pipelines._train_config import TrainConfig
-from sortkd_cache.pipelines._train_data import (
-    ViewPrefetcher,
-    choose_path,
-    epoch_batches,
-    epoch_order,
-)
+from sortkd_cache.pipelines._train_data import soft_labels_for
 from sortkd_cache.pipelines._train_setup import Setup, prepare
 from sortkd_cache.pipelines.distributed import is_distributed
 
-__all__ = ["TrainConfig", "TrainResult", "train"]
+if TYPE_CHECKING:
+    from sortkd_cache.batches import EpochBatches
+    from sortkd_cache.losses import CTKDTemperature, Loss
+    from sortkd_cache.soft_labels import Batch
+
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "train"]
 
 
 @dataclass
@@ -75,218 +81,243 @@ def evaluate(model: torch.nn.Module, s: Setup, device: torch.device, batch_size:
     return 100.0 * correct / max(1, len(ds))
 
 
-def _soft_source(cfg: TrainConfig, s: Setup, device: torch.device, loss_needs_teacher: bool) -> Any:
-    """A callable (view, x, idx) -> teacher logits on device, or None for CE-only runs."""
-    if not loss_needs_teacher and cfg.online_teacher is None:
-        return None
-    if cfg.online_teacher is not None:
-        from sortkd_cache.pipelines.dump import teacher_logits
-        from sortkd_cache.sorting import get_method
+class Trainer:
+    """One training run in steps (see the module docstring); :meth:`run` does them all."""
 
-        teacher, _ = build_teacher(
-            cfg.online_teacher,
-            s.num_classes,
-            s.train.info.channels,
-            ckpt=cfg.teacher_ckpt,
-            init=cfg.teacher_init,
-            seed=s.teacher_seed,
-            device=device,
+    s: Setup
+    loss: Loss
+    model: torch.nn.Module
+    ddp: torch.nn.Module
+    temperature: CTKDTemperature | None
+    opt: torch.optim.SGD
+    sched: torch.optim.lr_scheduler.MultiStepLR
+    batches: EpochBatches
+    run_dir: RunDir
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.rank0 = not is_distributed() or torch.distributed.get_rank() == 0
+        self.rows: list[dict[str, Any]] = []
+        self.step_losses: list[float] = []
+        self.start_epoch = 0
+
+    @property
+    def end_epoch(self) -> int:
+        cfg = self.cfg
+        return cfg.epochs if cfg.stop_after is None else min(cfg.epochs, cfg.stop_after)
+
+    def setup(self) -> None:
+        """Validate and build everything, then (rank 0) prepare the run directory."""
+        cfg = self.cfg
+        self.device = resolve_device(cfg.device)
+        self.s = prepare(cfg)
+        self.loss = cfg.loss_config()
+        torch.manual_seed(cfg.seed)
+        from sortkd_cache.models import create_model
+
+        self.model = create_model(cfg.student, self.s.num_classes, self.s.train.info.channels)
+        self.temperature = self.loss.make_temperature_module(self.device)
+        self.model.to(self.device)
+        params = list(self.model.parameters())
+        if self.temperature is not None:
+            params += list(self.temperature.parameters())
+        self.opt = torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
         )
-        method = None if cfg.logits == "raw" else get_method(cfg.logits)
-        dtype = torch.float16 if s.store is not None and s.store.meta.dtype == "float16" else None
-
-        def online(view: int, x: torch.Tensor, idx: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            z = teacher_logits(teacher, x, x.shape[0])
-            if dtype is not None:
-                z = z.to(dtype)
-            return method(z, y) if method is not None else z
-
-        return online
-    store = s.store
-    if store is None:
-        raise ConfigError(f"--loss {cfg.loss} needs --cache STORE or --online-teacher ARCH")
-    from sortkd_cache.cached import read_view_logits
-
-    fetch = ViewPrefetcher(lambda v: read_view_logits(store, cfg.logits, v), device)
-    current: dict[int, torch.Tensor] = {}
-
-    def cached(view: int, x: torch.Tensor, idx: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if view not in current:
-            current.clear()
-            current[view] = fetch.get(view)
-        return current[view][idx]
-
-    cached.prefetch = fetch.prefetch  # type: ignore[attr-defined]
-    return cached
-
-
-def _check_resume(run: RunDir, cfg: TrainConfig) -> None:
-    """Refuse a --resume whose configuration differs from the stored run's (first difference)."""
-    import json
-
-    from sortkd_cache.pipelines._train_config import resume_difference
-
-    if not run.checkpoint.exists() or not run.config.is_file():
-        return
-    try:
-        stored = json.loads(run.config.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"--resume: cannot read '{run.config}': {exc}") from None
-    diff = resume_difference(stored if isinstance(stored, dict) else {}, cfg)
-    if diff is not None:
-        raise ConfigError(
-            f"--resume: the run in '{run.path}' was started with another configuration "
-            f"({diff}); resume it unchanged or train into a new --out"
+        self.sched = torch.optim.lr_scheduler.MultiStepLR(
+            self.opt, list(cfg.milestones), gamma=cfg.lr_decay
         )
-
-
-def train(cfg: TrainConfig) -> TrainResult:
-    """Run (or resume) one training run; see the module docstring."""
-    from sortkd_cache.losses import compute_loss, make_temperature_module
-
-    device = resolve_device(cfg.device)
-    s = prepare(cfg)
-    loss_cfg = cfg.loss_config()
-    torch.manual_seed(cfg.seed)
-    from sortkd_cache.models import create_model
-
-    model: torch.nn.Module = create_model(cfg.student, s.num_classes, s.train.info.channels)
-    temp_module = make_temperature_module(loss_cfg, device)
-    model.to(device)
-    params = list(model.parameters()) + (
-        list(temp_module.parameters()) if temp_module is not None else []
-    )
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(cfg.milestones), gamma=cfg.lr_decay)
-    soft_source = _soft_source(cfg, s, device, loss_cfg.needs_teacher)
-    # everything is validated and built: only now is the run directory touched
-    run = RunDir(cfg.out)
-    if cfg.resume:
-        _check_resume(run, cfg)
-    rank0 = not is_distributed() or torch.distributed.get_rank() == 0
-    if rank0:
-        run.prepare(resume=cfg.resume, overwrite=cfg.overwrite)
-        run.write_config({**cfg.to_dict(), "resolved": s.describe()})
-    rows: list[dict[str, Any]] = []
-    start_epoch = 0
-    state = run.load_checkpoint() if cfg.resume else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        if temp_module is not None and "temperature" in state:
-            temp_module.load_state_dict(state["temperature"])
-        start_epoch = int(state["epoch"])
-        rows = run.read_metrics()[:start_epoch]
-    ddp_model = s.wrap_ddp(model, device)
-    path = choose_path(s.train, device, cfg.data_path)
-    labels = torch.as_tensor(np.array(s.train.labels, dtype=np.int64), device=device)
-    device_images = s.train.tensor.to(device) if path == "device" else None
-    step_losses: list[float] = []
-    t_run = time.perf_counter()
-    end_epoch = cfg.epochs if cfg.stop_after is None else min(cfg.epochs, cfg.stop_after)
-    bar = progress_bar(
-        (end_epoch - start_epoch) * len(s.train), "train", "img", cfg.progress and rank0
-    )
-    model.train()
-    for epoch in range(start_epoch, end_epoch):
-        t0 = time.perf_counter()
-        view = s.view_for(epoch)
-        params_np = s.params_for(epoch, view)
-        if soft_source is not None and hasattr(soft_source, "prefetch") and epoch + 1 < end_epoch:
-            soft_source.prefetch(s.view_for(epoch + 1))
-        order = s.shard(epoch_order(len(s.train), cfg.seed, epoch), cfg.batch_size)
-        sums = {"loss": 0.0, "correct": 0.0, "n": 0.0}
-        parts_sum: dict[str, float] = {}
-        for x, y, idx in epoch_batches(
-            s.train,
-            params_np,
-            order,
-            batch_size=s.local_batch(cfg.batch_size),
-            recipe=s.recipe,
-            device=device,
-            path=path,
-            workers=cfg.workers,
-            device_images=device_images,
-            labels=labels,
-        ):
-            soft = soft_source(view, x, idx, y) if soft_source is not None else None
-            out = ddp_model(x)
-            loss, parts = compute_loss(
-                loss_cfg, out, soft, y, epoch=epoch + 1, temperature_module=temp_module
+        soft = soft_labels_for(self.s, self.device, self.loss.needs_teacher)
+        self.batches = self.s.batches(self.device, soft)
+        # everything is validated and built: only now is the run directory touched
+        self.run_dir = RunDir(cfg.out)
+        if cfg.resume:
+            self._check_resume()
+        if self.rank0:
+            self.run_dir.prepare(resume=cfg.resume, overwrite=cfg.overwrite)
+            self.run_dir.write_config(
+                {**cfg.to_dict(), "resolved": self.s.describe(), "provenance": self.provenance}
             )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            opt.step()
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise ConfigError(f"training diverged: loss {value} at epoch {epoch + 1}")
-            step_losses.append(value)
-            b = float(y.shape[0])
+
+    @property
+    def provenance(self) -> dict[str, Any] | None:
+        return self.s.provenance()
+
+    def _check_resume(self) -> None:
+        """Refuse a --resume whose configuration or cache differs from the stored run's."""
+        import json
+
+        from sortkd_cache.pipelines._train_config import resume_difference
+
+        run = self.run_dir
+        if not run.checkpoint.exists() or not run.config.is_file():
+            return
+        try:
+            stored = json.loads(run.config.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"--resume: cannot read '{run.config}': {exc}") from None
+        stored = stored if isinstance(stored, dict) else {}
+        diff = resume_difference(stored, self.cfg)
+        if diff is None:
+            diff = _cache_difference(stored.get("provenance"), self.provenance)
+        if diff is not None:
+            raise ConfigError(
+                f"--resume: the run in '{run.path}' was started with another configuration "
+                f"({diff}); resume it unchanged or train into a new --out"
+            )
+
+    def resume(self) -> None:
+        """Continue from the run directory's checkpoint (with --resume), else from epoch 0."""
+        state = self.run_dir.load_checkpoint() if self.cfg.resume else None
+        if state is None:
+            return
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        if self.temperature is not None and "temperature" in state:
+            self.temperature.load_state_dict(state["temperature"])
+        self.start_epoch = int(state["epoch"])
+        self.rows = self.run_dir.read_metrics()[: self.start_epoch]
+
+    def step(self, batch: Batch, epoch: int) -> tuple[float, dict[str, float], float]:
+        """One optimizer step: (loss, its weighted parts, correct predictions)."""
+        from sortkd_cache.losses import compute_loss
+
+        out = self.ddp(batch.x)
+        loss, parts = compute_loss(
+            self.loss,
+            out,
+            batch.soft,
+            batch.y,
+            epoch=epoch + 1,
+            temperature_module=self.temperature,
+        )
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        self.opt.step()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise ConfigError(f"training diverged: loss {value} at epoch {epoch + 1}")
+        return value, parts, float((out.argmax(1) == batch.y).sum())
+
+    def train_epoch(self, epoch: int, bar: Any) -> dict[str, Any]:
+        """Train epoch ``epoch`` (0-based); its metrics row (test top-1 from rank 0)."""
+        t0 = time.perf_counter()
+        sums: dict[str, float] = {"loss": 0.0, "correct": 0.0, "n": 0.0}
+        for batch in self.batches.epoch(epoch, last=self.end_epoch - 1):
+            value, parts, correct = self.step(batch, epoch)
+            self.step_losses.append(value)
+            b = float(batch.y.shape[0])
             sums["loss"] += value * b
-            sums["correct"] += float((out.argmax(1) == y).sum())
+            sums["correct"] += correct
             sums["n"] += b
             for k, v in parts.items():
-                parts_sum[k] = parts_sum.get(k, 0.0) + v * b
-            bar.update(int(b) * s.world)
-        sched.step()
-        totals = s.reduce(sums | {f"part_{k}": v for k, v in parts_sum.items()}, device)
+                sums[f"part_{k}"] = sums.get(f"part_{k}", 0.0) + v * b
+            bar.update(int(b) * self.s.world)
+        self.sched.step()
+        totals = self.s.reduce(sums, self.device)
         n = max(totals["n"], 1.0)
-        test_top1 = evaluate(model, s, device, cfg.eval_batch_size) if rank0 else 0.0
         row = {
             "epoch": epoch + 1,
-            "view": view,
+            "view": self.batches.view(epoch),
             "loss": totals["loss"] / n,
             **{k[5:]: v / n for k, v in totals.items() if k.startswith("part_")},
             "train_top1": 100.0 * totals["correct"] / n,
-            "test_top1": test_top1,
-            "lr": opt.param_groups[0]["lr"],
+            "test_top1": self.evaluate() if self.rank0 else 0.0,
+            "lr": self.opt.param_groups[0]["lr"],
             "seconds": time.perf_counter() - t0,
         }
-        if temp_module is not None:
-            row["temperature"] = temp_module.temperature()
-        rows.append(row)
-        if rank0:
-            run.write_metrics(rows)
-            ckpt = {
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "epoch": epoch + 1,
-            }
-            if temp_module is not None:
-                ckpt["temperature"] = temp_module.state_dict()
-            run.save_checkpoint(ckpt)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{row['loss']:.3f}", test=f"{test_top1:.1f}")
-    bar.close()
-    seconds = time.perf_counter() - t_run
-    finished = end_epoch == cfg.epochs
-    final = rows[-1]["test_top1"] if rows else 0.0
-    best = max((r["test_top1"] for r in rows), default=0.0)
-    if rank0 and finished:
-        from sortkd_cache.checkpoint import save_weights
+        if self.temperature is not None:
+            row["temperature"] = self.temperature.temperature()
+        return row
 
-        save_weights(model, run.weights)
-        run.plot(rows, f"{cfg.student} ({cfg.loss}, logits={cfg.logits if s.store else 'none'})")
-        run.write_summary(
-            {
+    def evaluate(self) -> float:
+        """Top-1 (%) of the student on the test split."""
+        return evaluate(self.model, self.s, self.device, self.cfg.eval_batch_size)
+
+    def checkpoint(self, epoch: int) -> None:
+        """Metrics and the resumable state after epoch ``epoch`` (0-based), rank 0 only."""
+        if not self.rank0:
+            return
+        self.run_dir.write_metrics(self.rows)
+        state: dict[str, Any] = {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "epoch": epoch + 1,
+        }
+        if self.temperature is not None:
+            state["temperature"] = self.temperature.state_dict()
+        self.run_dir.save_checkpoint(state)
+
+    def finish(self, seconds: float) -> TrainResult:
+        """Weights, curves and summary.json (the mark of a finished run) when finished."""
+        cfg, rows = self.cfg, self.rows
+        finished = self.end_epoch == cfg.epochs
+        final = rows[-1]["test_top1"] if rows else 0.0
+        best = max((r["test_top1"] for r in rows), default=0.0)
+        if self.rank0 and finished:
+            from sortkd_cache.checkpoint import save_weights
+
+            kind = cfg.logits if self.s.store is not None else None
+            save_weights(self.model, self.run_dir.weights)
+            self.run_dir.plot(rows, f"{cfg.student} ({cfg.loss}, logits={kind or 'none'})")
+            summary = {
                 "final_test_top1": final,
                 "best_test_top1": best,
                 "epochs": len(rows),
                 "seconds": sum(r["seconds"] for r in rows),
                 "student": cfg.student,
                 "loss": cfg.loss,
-                "logits": cfg.logits if s.store is not None else None,
+                "loss_options": self.loss.options(),
+                "logits": kind,
                 "cache": cfg.cache,
-                "weights": run.weights.name,
+                "provenance": self.provenance,
+                "weights": self.run_dir.weights.name,
             }
+            self.run_dir.write_summary(summary)
+        return TrainResult(
+            str(self.run_dir.path), final, best, len(rows), seconds, finished, self.step_losses
         )
-    return TrainResult(
-        run_dir=str(run.path),
-        final_test_top1=final,
-        best_test_top1=best,
-        epochs=len(rows),
-        seconds=seconds,
-        finished=finished,
-        step_losses=step_losses,
-    )
+
+    def run(self) -> TrainResult:
+        """setup, resume, then epoch by epoch: train, evaluate, checkpoint; then finish."""
+        self.setup()
+        self.resume()
+        self.ddp = self.s.wrap_ddp(self.model, self.device)
+        t_run = time.perf_counter()
+        total = (self.end_epoch - self.start_epoch) * len(self.s.train)
+        bar = progress_bar(total, "train", "img", self.cfg.progress and self.rank0)
+        self.model.train()
+        try:
+            for epoch in range(self.start_epoch, self.end_epoch):
+                row = self.train_epoch(epoch, bar)
+                self.rows.append(row)
+                self.checkpoint(epoch)
+                bar.set_postfix(
+                    epoch=epoch + 1, loss=f"{row['loss']:.3f}", test=f"{row['test_top1']:.1f}"
+                )
+        finally:
+            bar.close()
+            self.batches.close()
+        return self.finish(time.perf_counter() - t_run)
+
+
+def _cache_difference(old: Any, new: dict[str, Any] | None) -> str | None:
+    """The first provenance field (store id, teacher, data, logits kind) that changed."""
+    import json
+
+    if not isinstance(old, dict) or new is None:
+        return None
+    for key in ("store_id", "teacher", "dataset", "logits"):
+        if old.get(key) != new.get(key):
+            return f"cache {key} {json.dumps(old.get(key))} -> {json.dumps(new.get(key))}"
+    created = [(r or {}).get("created") for r in (old.get("logits_record"), new["logits_record"])]
+    if created[0] != created[1]:
+        return f"cache logits made {json.dumps(created[0])} -> {json.dumps(created[1])}"
+    return None
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run (or resume) one training run; see the module docstring."""
+    return Trainer(cfg).run()

@@ -5,6 +5,8 @@
     store.num_samples, store.num_views, store.num_classes, store.labels
     store.logits("raw"), store.logits("sort")      # [N, V, C], numpy-style slicing
     sk.sort_logits(z, y), sk.swap_logits(z, y)     # numpy or torch, any leading shape
+    sk.EpochBatches.from_store(store, kind="sort") # the train stage's batches, in your loop
+    sk.make_loss("dkd", {"dkd_beta": 2.0})         # a loss with its paper defaults
     sk.CachedViewDataset(store, kind="sort")       # (image, label, soft logits) per view
 
 Names are imported lazily (PEP 562) so that ``import sortkd_cache`` and the CLI's ``--help``
@@ -21,7 +23,11 @@ from sortkd_cache._version import __version__
 if TYPE_CHECKING:
     from sortkd_cache.augment import AugmentRecipe, get_recipe, normalize, replay, sample_params
     from sortkd_cache.cached import (
+        Batch,
         CachedViewDataset,
+        EpochBatches,
+        SoftLabels,
+        ViewLogits,
         check_fingerprint,
         read_view_logits,
         render,
@@ -29,7 +35,7 @@ if TYPE_CHECKING:
     )
     from sortkd_cache.checkpoint import load_weights, save_weights
     from sortkd_cache.datasets import load_dataset
-    from sortkd_cache.losses import LossConfig, compute_loss
+    from sortkd_cache.losses import LOSSES, Loss, LossConfig, compute_loss, make_loss
     from sortkd_cache.models import create_model, list_models, register_model
     from sortkd_cache.sorting import label_rank, sort_logits, swap_logits
     from sortkd_cache.store import (
@@ -47,7 +53,11 @@ _LAZY = {
     "normalize": "sortkd_cache.augment",
     "replay": "sortkd_cache.augment",
     "sample_params": "sortkd_cache.augment",
+    "Batch": "sortkd_cache.cached",
     "CachedViewDataset": "sortkd_cache.cached",
+    "EpochBatches": "sortkd_cache.cached",
+    "SoftLabels": "sortkd_cache.cached",
+    "ViewLogits": "sortkd_cache.cached",
     "check_fingerprint": "sortkd_cache.cached",
     "read_view_logits": "sortkd_cache.cached",
     "render": "sortkd_cache.cached",
@@ -55,7 +65,10 @@ _LAZY = {
     "load_weights": "sortkd_cache.checkpoint",
     "save_weights": "sortkd_cache.checkpoint",
     "load_dataset": "sortkd_cache.datasets",
+    "LOSSES": "sortkd_cache.losses",
+    "Loss": "sortkd_cache.losses",
     "LossConfig": "sortkd_cache.losses",
+    "make_loss": "sortkd_cache.losses",
     "compute_loss": "sortkd_cache.losses",
     "create_model": "sortkd_cache.models",
     "list_models": "sortkd_cache.models",
@@ -74,9 +87,15 @@ _LAZY = {
 __all__ = [
     "__version__",
     "AugmentRecipe",
+    "Batch",
     "CacheStore",
     "CachedViewDataset",
+    "EpochBatches",
+    "LOSSES",
+    "Loss",
     "LossConfig",
+    "SoftLabels",
+    "ViewLogits",
     "StoreMeta",
     "check_fingerprint",
     "compute_loss",
@@ -88,6 +107,7 @@ __all__ = [
     "list_models",
     "load_dataset",
     "load_weights",
+    "make_loss",
     "normalize",
     "open_store",
     "read_view_logits",

@@ -1,28 +1,44 @@
-"""Training from a cache in your own loop: views, soft labels and the dataset wrapper.
+"""Training from a cache in your own loop: the batches of an epoch, views, soft labels.
 
     import sortkd_cache as sk
     store = sk.open_store("digits.zarr")
-    train = sk.CachedViewDataset(store, kind="sort")      # the store's dataset, fingerprint checked
+    batches = sk.EpochBatches.from_store(store, kind="sort", batch_size=64, seed=0)
     for epoch in range(E):
-        train.set_epoch(epoch)                            # view = epoch mod V
-        for image, label, soft in DataLoader(train, batch_size=64, shuffle=True):
-            ...                                           # soft: the teacher's (sorted) logits
+        for b in batches.epoch(epoch):      # view = epoch mod V
+            ...                             # b.x, b.y, b.soft: the teacher's (sorted) logits
 
-Each item is the augmented image the teacher saw for that view (its recorded parameters
-replayed), normalised, with the label and the soft logits (float32).
+:class:`~sortkd_cache.batches.EpochBatches` is the code the ``train`` stage runs (both its
+in-memory device path and its DataLoader path), so this loop sees the stage's batches for the
+same seed and epoch; its soft labels come from a :class:`~sortkd_cache.soft_labels.SoftLabels`
+source (:class:`~sortkd_cache.soft_labels.ViewLogits` for a dense kind).
+:class:`CachedViewDataset` is the per-sample view of the same data, for a ``DataLoader`` with
+your own sampler: item i is the augmented image the teacher saw for the current view (its
+recorded parameters replayed), normalised, with the label and the soft logits (float32).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from sortkd_cache.batches import EpochBatches, FreshViews, StoredViews
 from sortkd_cache.errors import ConfigError, FingerprintMismatchError
+from sortkd_cache.soft_labels import Batch, SoftLabels, ViewLogits, read_view_logits
+
+if TYPE_CHECKING:
+    from sortkd_cache.datasets import ImageDataset
+    from sortkd_cache.store import CacheStore
 
 __all__ = [
+    "Batch",
     "CachedViewDataset",
+    "EpochBatches",
+    "FreshViews",
+    "SoftLabels",
+    "StoredViews",
+    "ViewLogits",
     "check_fingerprint",
     "load_store_dataset",
     "read_view_logits",
@@ -54,7 +70,7 @@ def view_for_epoch(epoch: int, num_views: int, order: str = "cyclic", seed: int 
     raise ConfigError(f"unknown --views-order '{order}'; use cyclic or shuffle")
 
 
-def check_fingerprint(store: Any, dataset: Any) -> None:
+def check_fingerprint(store: CacheStore, dataset: ImageDataset) -> None:
     """Refuse a dataset whose content differs from the one the store was made from."""
     want = store.meta.dataset.fingerprint
     got = dataset.fingerprint()
@@ -70,13 +86,13 @@ def check_fingerprint(store: Any, dataset: Any) -> None:
 
 
 def load_store_dataset(
-    store: Any,
+    store: CacheStore,
     spec: str | None = None,
     *,
     split: str = "train",
     data_root: str | None = None,
     check: bool = True,
-) -> Any:
+) -> ImageDataset:
     """The dataset split a store was made from (``spec`` overrides, e.g. for imagefolder)."""
     from sortkd_cache.datasets import load_dataset
 
@@ -86,23 +102,13 @@ def load_store_dataset(
     return ds
 
 
-def read_view_logits(store: Any, kind: str, view: int) -> np.ndarray:
-    """All samples' logits of one view, [N, C], read chunk by chunk (each chunk once)."""
-    arr = store.logits(kind)
-    out = np.empty((store.num_samples, store.num_classes), dtype=arr.dtype)
-    for block in range(store.num_blocks):
-        start, stop = store.block_bounds(block)
-        out[start:stop] = arr.read_block(block, view)
-    return out
-
-
 class CachedViewDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int, torch.Tensor]]):
     """(augmented image, label, soft logits) for one stored view; see the module docstring."""
 
     def __init__(
         self,
-        store: Any,
-        dataset: Any | None = None,
+        store: CacheStore,
+        dataset: ImageDataset | None = None,
         *,
         kind: str = "sort",
         view: int = 0,
@@ -120,6 +126,7 @@ class CachedViewDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int, torch.
             check_fingerprint(store, dataset)
         self.recipe = AugmentRecipe.from_dict(store.meta.augment)
         self.labels = store.labels
+        self.views = StoredViews(store)
         self.view = -1
         self.set_view(view)
 
@@ -128,11 +135,11 @@ class CachedViewDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int, torch.
             raise ConfigError(f"view {view} outside [0, {self.store.num_views})")
         if view != self.view:
             self.view = view
-            self.params = self.store.params(view)
+            self.params = self.views.params(view, view)
             self.soft = read_view_logits(self.store, self.kind, view)
 
     def set_epoch(self, epoch: int, order: str = "cyclic", seed: int = 0) -> None:
-        self.set_view(view_for_epoch(epoch, self.store.num_views, order, seed))
+        self.set_view(StoredViews(self.store, order, seed).view(epoch))
 
     def __len__(self) -> int:
         return int(self.store.num_samples)

@@ -16,7 +16,7 @@ ranks through a fixed number of *lanes* (its "canonical nodes"):
 Every random number is :func:`~sortkd_cache.augment.counter_uniform` of (seed, epoch, ...), so
 the order depends on (seed, epoch) and the layout only, never on ranks, workers or machines.
 
-Cut into ranks by :meth:`Setup.shard <sortkd_cache.pipelines._train_setup.Setup.shard>`
+Cut into ranks by :func:`~sortkd_cache.batches.shard_order`
 (global batch k split into ``world`` consecutive parts), rank r's part of a global batch is
 exactly the lanes ``r * lanes / world .. (r + 1) * lanes / world - 1``: each rank reads only
 its own lanes' chunks (plus, at the epoch's end, the few chunks its part of step 4 falls

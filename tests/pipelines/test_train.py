@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -360,3 +361,102 @@ def test_config_json_replays_the_run(small_store: Path, tmp_path: Path) -> None:
     replay = {k: v for k, v in a.items() if k not in ("resolved", "provenance")}
     steps = train(TrainConfig.from_dict({**replay, "out": str(tmp_path / "py")})).step_losses
     assert sum(steps) / len(steps) == pytest.approx(rows(first)[0]["loss"], rel=1e-6)
+
+
+# -- one data path: the public batches are the stage's ------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["device", "loader"])
+def test_own_loop_on_public_batches_reproduces_the_stage(
+    small_store: Path, tmp_path: Path, path: str
+) -> None:
+    """A researcher's loop on sk.EpochBatches gives the stage's batches and step losses."""
+    import sortkd_cache as sk
+    from sortkd_cache.pipelines.train import Trainer
+
+    cfg = TrainConfig(
+        cache=str(small_store), out=str(tmp_path / "run"), loss="kd", data_path=path,
+        **{**SMALL, "epochs": 2},
+    )  # fmt: skip
+    trainer = Trainer(cfg)
+    trainer.setup()
+    store = sk.open_store(small_store)
+    public = sk.EpochBatches.from_store(store, "sort", batch_size=32, seed=0, path=path)
+    for epoch in (0, 1):
+        stage_batches = list(trainer.batches.epoch(epoch))
+        mine = list(public.epoch(epoch))
+        assert len(mine) == len(stage_batches) == 3
+        for a, b in zip(mine, stage_batches, strict=True):
+            for u, v in zip(a, b, strict=True):
+                assert torch.equal(u, v)
+    trainer.batches.close()
+
+    stage = train(dataclasses.replace(cfg, out=str(tmp_path / "stage"))).step_losses
+    torch.manual_seed(0)
+    model = sk.create_model("digits_mlp", store.num_classes, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    loss_fn = sk.make_loss("kd")
+    losses = []
+    for epoch in range(2):
+        for b in public.epoch(epoch):
+            loss, _ = sk.compute_loss(loss_fn, model(b.x), b.soft, b.y, epoch=epoch + 1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    assert losses == stage
+
+
+def test_cached_view_dataset_items_are_the_batches_rows(small_store: Path) -> None:
+    import sortkd_cache as sk
+
+    store = sk.open_store(small_store)
+    data = sk.CachedViewDataset(store, kind="sort")
+    batches = sk.EpochBatches.from_store(store, "sort", batch_size=32, seed=3)
+    for epoch in (0, 1):
+        data.set_epoch(epoch, seed=3)
+        b = next(iter(batches.epoch(epoch)))
+        for row, i in enumerate(b.idx.tolist()[:5]):
+            x, y, soft = data[i]
+            assert y == int(b.y[row])
+            assert torch.equal(x, b.x[row])
+            assert torch.equal(soft, b.soft[row].float())
+
+
+# -- provenance of a student ---------------------------------------------------------------------
+
+
+def test_run_records_which_cache_it_learnt_from(small_store: Path, tmp_path: Path) -> None:
+    """config.json and summary.json name the cache, also after the store was copied."""
+    from sortkd_cache.store import copy_store
+
+    store = open_store(small_store)
+    moved = tmp_path / "moved.zarr"
+    copy_store(small_store, moved, progress=False)
+    run = tmp_path / "run"
+    train(TrainConfig(cache=str(moved), out=str(run), loss="kd", **SMALL))
+    for name in ("config.json", "summary.json"):
+        prov = json.loads((run / name).read_text())["provenance"]
+        assert prov["store_id"] == store.meta.store_id and len(prov["store_id"]) == 32
+        assert prov["teacher"] == {"arch": "resnet8", "sha256": store.meta.teacher.sha256}
+        assert prov["dataset"]["fingerprint"] == store.meta.dataset.fingerprint
+        assert prov["logits"] == "sort"
+        assert prov["logits_record"]["created"] == store.kind_attrs("sort")["created"]
+    ce = tmp_path / "ce"
+    train(TrainConfig(dataset="fake:96:10:8", out=str(ce), loss="ce", **SMALL))
+    assert json.loads((ce / "summary.json").read_text())["provenance"] is None
+
+
+def test_resume_from_another_cache_is_refused(
+    small_store: Path, make_store, tmp_path: Path
+) -> None:
+    from sortkd_cache.errors import ConfigError
+
+    run = tmp_path / "run"
+    cfg = TrainConfig(cache=str(small_store), out=str(run), loss="ce", stop_after=1,
+                      **{**SMALL, "epochs": 2})  # fmt: skip
+    train(cfg)
+    other = make_store(dataset="fake:96:10:8", views=2, chunk_samples=48)
+    again = dataclasses.replace(cfg, cache=str(other), stop_after=None, resume=True)
+    with pytest.raises(ConfigError, match=r"another configuration \(cache store_id "):
+        train(again)

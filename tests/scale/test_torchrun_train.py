@@ -23,22 +23,6 @@ from hypothesis import strategies as st
 N = 1000
 
 
-def _setup(rank: int, world: int) -> Any:
-    from sortkd_cache.pipelines._train_setup import Setup
-
-    return Setup(
-        cfg=None,
-        train=None,
-        test=None,
-        store=None,
-        recipe=None,
-        num_classes=10,
-        teacher_seed=0,
-        rank=rank,
-        world=world,
-    )
-
-
 @settings(max_examples=60, deadline=None)
 @given(
     n=st.integers(1, 300),
@@ -53,16 +37,17 @@ def test_shard_splits_every_global_batch_evenly(
     the batch; only fewer than ``world`` samples of the last batch are left out."""
     import torch
 
+    from sortkd_cache.batches import shard_order
+
     batch = per_rank * world
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    parts = [_setup(r, world).shard(order, batch) for r in range(world)]
+    parts = [shard_order(order, batch, r, world) for r in range(world)]
     assert len({p.numel() for p in parts}) == 1  # same number of steps on every rank
     steps = [torch.split(p, per_rank) for p in parts]
     rebuilt = torch.cat([torch.cat([s[k] for s in steps]) for k in range(len(steps[0]))])
     kept = n - (n % batch) % world
     assert rebuilt.tolist() == order[:kept].tolist()
-    assert _setup(0, world).local_batch(batch) == per_rank
-    assert _setup(0, 1).shard(order, batch) is order
+    assert shard_order(order, batch, 0, 1) is order
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from sortkd_cache.batches import shard_order
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.pipelines._train_setup import Setup
 from sortkd_cache.streaming import StreamLayout, auto_lanes, streamed_order
 
 LAYOUTS = [
@@ -22,9 +22,7 @@ LAYOUTS = [
 
 def _shard(order: np.ndarray, batch: int, rank: int, world: int) -> np.ndarray:
     """This rank's part of the global order, cut exactly as the train stage does."""
-    s = Setup(cfg=None, train=None, test=None, store=None, recipe=None, num_classes=0,
-              teacher_seed=0, rank=rank, world=world)  # fmt: skip
-    return s.shard(torch.from_numpy(order), batch).numpy()
+    return shard_order(torch.from_numpy(order), batch, rank, world).numpy()
 
 
 def _live_chunks(order: np.ndarray, chunk: int, batch: int) -> int:

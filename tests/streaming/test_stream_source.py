@@ -6,12 +6,11 @@ import pytest
 import torch
 
 import sortkd_cache as sk
+from sortkd_cache.batches import _batches_of, epoch_order, shard_order
 from sortkd_cache.cached import read_view_logits
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines import _stream_source
 from sortkd_cache.pipelines._stream_source import StreamedSoftLabels, plan_soft_labels
-from sortkd_cache.pipelines._train_data import _batches_of, epoch_order
-from sortkd_cache.pipelines._train_setup import Setup
 
 BATCH = 16
 CPU = torch.device("cpu")
@@ -37,9 +36,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> sk.CacheStore:
 
 
 def _shard(order: torch.Tensor, rank: int, world: int) -> torch.Tensor:
-    s = Setup(cfg=None, train=None, test=None, store=None, recipe=None, num_classes=0,
-              teacher_seed=0, rank=rank, world=world)  # fmt: skip
-    return s.shard(order, BATCH)
+    return shard_order(order, BATCH, rank, world)
 
 
 def _whole_view(store: sk.CacheStore, epoch: int) -> list[tuple[int, int, bytes]]:
