@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 import click
 
 from sortkd_cache._version import __version__
@@ -44,7 +47,16 @@ def _register() -> None:
 _register()
 
 
+def _quiet_library_logs() -> None:
+    """gcsfs logs every failed request with a traceback before raising; the CLI reports the
+    failure as one line. ``SORTKD_DEBUG=1`` keeps those logs."""
+    if os.environ.get("SORTKD_DEBUG") != "1":
+        for name in ("gcsfs", "google", "s3fs", "aiobotocore", "botocore"):
+            logging.getLogger(name).addHandler(logging.NullHandler())
+
+
 def main() -> None:
+    _quiet_library_logs()
     cli(prog_name="sortkd-cache")
 
 

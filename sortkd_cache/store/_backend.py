@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import socket
 import zipfile
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Coroutine, Iterable, Sequence
@@ -44,6 +45,7 @@ __all__ = [
     "parse_location",
     "read_keys",
     "remote_error",
+    "remote_filesystem",
     "run_sync",
     "storage_options_for",
 ]
@@ -134,6 +136,50 @@ def _check_gcs_credentials(loc: Location, opts: dict[str, Any]) -> None:
     )
 
 
+def _gcs_endpoint(opts: dict[str, Any]) -> str | None:
+    """An explicit gs:// endpoint (an emulator): ``endpoint_url``, or ``STORAGE_EMULATOR_HOST``."""
+    if opts.get("endpoint_url"):
+        return str(opts["endpoint_url"])
+    host = os.environ.get("STORAGE_EMULATOR_HOST", "")
+    if host in ("", "default"):
+        return None
+    return host if host.startswith(("http://", "https://")) else f"http://{host}"
+
+
+def _check_reachable(loc: Location, endpoint: str) -> None:
+    """One TCP connection to an explicit endpoint: gcsfs retries a refused connection for
+    about 30 s before it gives up, so a wrong emulator address is refused right away."""
+    parts = urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "", port), timeout=10).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise RemoteStoreError(f"cannot reach {endpoint} for '{loc.raw}': {reason}") from None
+
+
+def remote_filesystem(
+    loc: Location, opts: dict[str, Any], *, asynchronous: bool = False
+) -> tuple[Any, str]:
+    """The fsspec filesystem of a remote location and the path inside it.
+
+    gcsfs's default filesystem asks Google's storage-control gRPC API for each bucket's type
+    on every call. An emulator serves only the JSON API: the lookup then fails with a logged
+    warning per call (and, with ``token=anon``, retries for minutes), so gs:// at an emulator
+    uses gcsfs's plain JSON-API filesystem instead.
+    """
+    import fsspec
+
+    kwargs = {"asynchronous": True, **opts} if asynchronous else dict(opts)
+    if loc.scheme in ("gs", "gcs") and _gcs_endpoint(opts):
+        from gcsfs.core import GCSFileSystem  # type: ignore[import-untyped, import-not-found]
+
+        fs = GCSFileSystem(**kwargs)
+        return fs, str(fs._strip_protocol(loc.path))
+    found: tuple[Any, str] = fsspec.core.url_to_fs(loc.path, **kwargs)
+    return found
+
+
 def _endpoint(loc: Location, opts: dict[str, Any]) -> str:
     if loc.scheme == "s3":
         ep = storage_options_for(loc, opts).get("endpoint_url")
@@ -141,7 +187,7 @@ def _endpoint(loc: Location, opts: dict[str, Any]) -> str:
         return str(ep or "the default AWS S3 endpoint")
     if loc.scheme in ("http", "https"):
         return f"{loc.scheme}://{urlsplit(loc.path).netloc}"
-    return f"{loc.scheme}:// endpoint"
+    return _gcs_endpoint(opts) or "the default Google Cloud Storage endpoint"
 
 
 def remote_error(
@@ -243,13 +289,12 @@ def _read_cache_store(inner: Any, max_bytes: int) -> Any:
 
 def _remote_zip(loc: Location, opts: dict[str, Any]) -> Any:
     """A read-only store over a zip at a URL, read member by member with range requests."""
-    import fsspec
     from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
     from fsspec.implementations.zip import ZipFileSystem
     from zarr.storage import FsspecStore
 
     opts = {k: v for k, v in opts.items() if k != "block_size"}
-    fs, path = fsspec.core.url_to_fs(loc.path, **opts)
+    fs, path = remote_filesystem(loc, opts)
     try:
         handle = fs.open(path, "rb", block_size=1 << 20, cache_type="blockcache")
         zfs = ZipFileSystem(fo=handle)
@@ -268,6 +313,7 @@ def _remote_zip(loc: Location, opts: dict[str, Any]) -> Any:
 
 
 def _open_remote(loc: Location, mode: Mode, opts: dict[str, Any]) -> Any:
+    from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
     from zarr.storage import FsspecStore
 
     if loc.is_zip:
@@ -276,7 +322,10 @@ def _open_remote(loc: Location, mode: Mode, opts: dict[str, Any]) -> Any:
         return _remote_zip(loc, opts)
     if loc.scheme in ("http", "https"):
         opts.setdefault("block_size", 0)
-    return FsspecStore.from_url(loc.path, storage_options=opts, read_only=mode == "r")
+    fs, path = remote_filesystem(loc, opts, asynchronous=True)
+    if not fs.async_impl:
+        fs = AsyncFileSystemWrapper(fs, asynchronous=True)
+    return FsspecStore(fs=fs, path=path, read_only=mode == "r")
 
 
 def _probe(loc: Location, store: Any, mode: Mode, opts: dict[str, Any]) -> None:
@@ -287,8 +336,30 @@ def _probe(loc: Location, store: Any, mode: Mode, opts: dict[str, Any]) -> None:
         value = run_sync(store.get(ROOT_META, default_buffer_prototype()))
     except Exception as exc:
         raise remote_error(loc, exc, opts) from None
+    if value is None and loc.scheme in WRITABLE_REMOTE and _bucket_missing(store):
+        bucket = urlsplit(loc.path).netloc
+        if mode == "r":
+            raise StoreNotFoundError(f"no store at '{loc.raw}': bucket '{bucket}' does not exist")
+        raise RemoteStoreError(f"bucket '{bucket}' of '{loc.raw}' does not exist; create it first")
     if value is None and mode == "r":
         raise StoreNotFoundError(f"no store at '{loc.raw}' (no {ROOT_META} there)")
+
+
+def _bucket_missing(store: Any) -> bool:
+    """True only when the server says the bucket of an s3/gs store does not exist."""
+    inner = getattr(store, "_store", store)
+    fs, bucket = inner.fs, inner.path.split("/", 1)[0]
+
+    async def info() -> None:
+        await fs._info(bucket)
+
+    try:
+        run_sync(info())
+    except FileNotFoundError:
+        return True
+    except Exception:  # forbidden, unreachable...: not a proof that the bucket is missing
+        return False
+    return False
 
 
 def _open_local_zip(loc: Location) -> Any:
@@ -330,6 +401,9 @@ def open_backend(loc: Location, mode: Mode, storage_options: dict[str, Any] | No
             f"'{loc.raw}' is read-only ({loc.scheme}:// stores cannot be written)"
         )
     opts = storage_options_for(loc, storage_options)
+    endpoint = _gcs_endpoint(opts) if loc.scheme in ("gs", "gcs") else None
+    if endpoint:
+        _check_reachable(loc, endpoint)
     try:
         store = _open_remote(loc, mode, opts)
     except SortKDError:

@@ -46,6 +46,7 @@ from sortkd_cache.store._backend import (
     parse_location,
     read_keys,
     remote_error,
+    remote_filesystem,
     run_sync,
     storage_options_for,
 )
@@ -202,10 +203,8 @@ class _ZipWriter(_Writer):
     def __init__(self, loc: Location, overwrite: bool, opts: dict[str, Any] | None) -> None:
         self.loc, self.fs, self.remote_path, self.overwrite = loc, None, "", overwrite
         if loc.kind == "remote":
-            import fsspec
-
             fs_opts = storage_options_for(loc, opts)
-            self.fs, self.remote_path = fsspec.core.url_to_fs(loc.path, **fs_opts)
+            self.fs, self.remote_path = remote_filesystem(loc, fs_opts)
             try:
                 exists = bool(self.fs.exists(self.remote_path))
             except Exception as exc:

@@ -1,0 +1,329 @@
+"""The object-store contract: every test runs on s3:// (moto) and gs:// (fake-gcs-server).
+
+Both servers run on 127.0.0.1 (see conftest.py); each test gets a fresh bucket. What is
+specific to one backend (how credentials or an endpoint are given) lives in the ``Remote``
+fixture, not in the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sortkd_cache.errors import RemoteStoreError, StoreExistsError, StoreNotFoundError
+
+REPO = Path(__file__).resolve().parents[2]
+
+# A copy that stops for good after HALF keys reached the server (then the test kills it).
+STALLED_COPY = textwrap.dedent(
+    """
+    import asyncio, sys
+    from zarr.storage import FsspecStore
+    from sortkd_cache.store import copy_store
+
+    put = FsspecStore.set
+    done = 0
+
+    async def stalling_set(self, key, value, byte_range=None):
+        global done
+        if done >= int(sys.argv[3]):
+            print("stalled", flush=True)
+            await asyncio.sleep(3600)
+        await put(self, key, value, byte_range)
+        done += 1
+
+    FsspecStore.set = stalling_set
+    copy_store(sys.argv[1], sys.argv[2], progress=False)
+    """
+)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _train(cache: str, out: Path) -> Any:
+    from sortkd_cache.pipelines.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        cache=cache,
+        student="digits_cnn_s",
+        logits="sort",
+        loss="kd",
+        epochs=1,
+        milestones=(),
+        batch_size=256,
+        out=str(out),
+        progress=False,
+        device="cpu",
+    )
+    return train(cfg)
+
+
+@pytest.fixture(scope="module")
+def local_run(share_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One KD epoch from the local store: what every remote run must reproduce."""
+    return _train(str(share_store), tmp_path_factory.mktemp("local-run") / "run")
+
+
+# -- round trips ------------------------------------------------------------------------------
+def test_copy_to_remote_and_back_is_byte_identical(
+    share_store: Path, remote: Any, run_cli: Any, tmp_path: Path
+) -> None:
+    from sortkd_cache.store import copy_store
+
+    url = remote.url("team/digits.zarr")
+    proc = run_cli("copy", str(share_store), url, "--json", env=remote.env())
+    assert proc.returncode == 0, proc.stderr
+    copied = json.loads(proc.stdout)
+    assert copied["verify"]["sound"] and copied["dst"] == url and copied["keys"] > 20
+    assert proc.stderr == ""  # no library log lines (gcsfs warns per call if misconfigured)
+    back = tmp_path / "back.zarr"
+    assert copy_store(url, back, progress=False).verify.sound
+    original = _files(share_store)
+    assert copied["keys"] == len(original)
+    assert _files(back) == original
+
+
+def test_zip_on_remote_and_overwrite(share_store: Path, remote: Any) -> None:
+    import sortkd_cache as sk
+    from sortkd_cache.store import copy_store
+
+    url = remote.url("digits.zip")
+    result = copy_store(share_store, url, progress=False)
+    assert result.verify.sound
+    np.testing.assert_array_equal(
+        sk.open_store(url).logits("raw")[:], sk.open_store(share_store).logits("raw")[:]
+    )
+    with pytest.raises(StoreExistsError, match="--overwrite"):
+        copy_store(share_store, url, progress=False)
+    dir_url = remote.url("d.zarr")
+    copy_store(share_store, dir_url, progress=False)
+    with pytest.raises(StoreExistsError, match="already holds a store"):
+        copy_store(share_store, dir_url, progress=False)
+    assert copy_store(url, dir_url, overwrite=True, progress=False).verify.sound
+
+
+@pytest.mark.slow
+def test_info_verify_and_dataset_check_match_local(
+    share_store: Path, remote: Any, run_cli: Any
+) -> None:
+    from sortkd_cache.pipelines.info import store_info
+    from sortkd_cache.store import copy_store, verify_store
+
+    url = remote.url("digits.zarr")
+    copy_store(share_store, url, progress=False)
+    local_info, remote_info = store_info(str(share_store)), store_info(url)
+    assert remote_info.pop("store") == url
+    local_info.pop("store")
+    assert remote_info == local_info
+
+    local_report, remote_report = verify_store(share_store), verify_store(url)
+    assert local_report.sound and remote_report.sound, remote_report.problems
+    for key in ("chunks_checked", "bytes_read", "arrays", "skipped"):
+        assert getattr(local_report, key) == getattr(remote_report, key), key
+
+    proc = run_cli("verify", url, "--dataset", "digits", "--json", env=remote.env())
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["sound"] and report["fingerprint_checked"] and report["location"] == url
+    assert report["chunks_checked"] == local_report.chunks_checked
+    wrong = run_cli("verify", url, "--dataset", "fake:1797:10:8", env=remote.env())
+    assert wrong.returncode == 1 and "fingerprint" in wrong.stdout, wrong.stderr
+
+
+@pytest.mark.slow
+def test_train_from_remote_cache_matches_local(
+    share_store: Path, remote: Any, local_run: Any, tmp_path: Path
+) -> None:
+    from sortkd_cache.store import copy_store
+
+    url = remote.url("digits.zarr")
+    copy_store(share_store, url, progress=False)
+    result = _train(url, tmp_path / "run")
+    assert local_run.step_losses and result.step_losses == local_run.step_losses
+    assert result.final_test_top1 == local_run.final_test_top1
+
+
+@pytest.mark.slow
+def test_sort_out_to_remote(share_store: Path, remote: Any, run_cli: Any) -> None:
+    import sortkd_cache as sk
+    from sortkd_cache.store import verify_store
+
+    url = remote.url("swapped.zarr")
+    proc = run_cli("sort", str(share_store), "--method", "swap", "--out", url, env=remote.env())
+    assert proc.returncode == 0, proc.stderr
+    out, src = sk.open_store(url), sk.open_store(share_store)
+    assert "swap" in out.kinds()
+    raw = src.logits("raw")[:]
+    labels = np.repeat(src.labels[:, None], src.num_views, axis=1)
+    np.testing.assert_array_equal(out.logits("swap")[:], sk.swap_logits(raw, labels))
+    np.testing.assert_array_equal(out.labels, src.labels)
+    assert verify_store(url).sound
+    again = run_cli("sort", str(share_store), "--method", "swap", "--out", url, env=remote.env())
+    assert again.returncode == 0, again.stderr  # a finished run is a no-op, not an error
+
+
+def test_open_store_reads_same_arrays_and_caches_chunks(share_store: Path, remote: Any) -> None:
+    import sortkd_cache as sk
+    from sortkd_cache.store import copy_store
+
+    url = remote.url("digits.zarr")
+    copy_store(share_store, url, progress=False)
+    local, shared = sk.open_store(share_store), sk.open_store(url)
+    assert (shared.num_samples, shared.num_views, shared.num_classes) == (
+        local.num_samples,
+        local.num_views,
+        local.num_classes,
+    )
+    np.testing.assert_array_equal(shared.labels, local.labels)
+    assert shared.kinds() == local.kinds()
+    other = sk.open_store(url)
+    for kind in local.kinds():
+        np.testing.assert_array_equal(other.logits(kind)[:], local.logits(kind)[:])
+    first = shared.logits("sort")[:, 1]
+    np.testing.assert_array_equal(first, local.logits("sort")[:, 1])
+
+    # a second epoch over the same view is served from the in-process cache: the remote
+    # store is not asked again
+    backend = shared.raw_array("logits/sort").store
+    calls: list[str] = []
+    inner_get = backend._store.get
+
+    async def counting_get(key: str, *args: Any, **kw: Any) -> Any:
+        calls.append(key)
+        return await inner_get(key, *args, **kw)
+
+    backend._store.get = counting_get
+    np.testing.assert_array_equal(shared.logits("sort")[:, 1], first)
+    assert calls == []
+    shared.logits("sort")[:, 0]
+    assert calls  # view 0 of 'sort' was not read before
+
+
+# -- publishing -------------------------------------------------------------------------------
+def test_root_metadata_is_written_last(
+    share_store: Path, remote: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zarr.storage import FsspecStore
+
+    import sortkd_cache as sk
+    from sortkd_cache.store import copy_store
+
+    url = remote.url("digits.zarr")
+    written: list[str] = []
+    put = FsspecStore.set
+
+    async def recording_set(self: Any, key: str, value: Any, byte_range: Any = None) -> None:
+        await put(self, key, value, byte_range)
+        written.append(key)
+
+    monkeypatch.setattr(FsspecStore, "set", recording_set)
+    copy_store(share_store, url, progress=False)
+    assert written.count("zarr.json") == 1 and written[-1] == "zarr.json"
+    assert sorted(written) == sorted(_files(share_store))
+    assert sk.open_store(url).num_samples == sk.open_store(share_store).num_samples
+
+
+@pytest.mark.slow
+def test_killed_copy_leaves_no_store_and_a_rerun_completes_it(
+    share_store: Path,
+    remote: Any,
+    run_cli: Any,
+    one_line_error: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    import sortkd_cache as sk
+    from sortkd_cache.store import copy_store, verify_store
+
+    url = remote.url("digits.zarr")
+    half = len(_files(share_store)) // 2
+    env = {**remote.env(), "PYTHONPATH": str(REPO), "SORTKD_NO_PROGRESS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STALLED_COPY, str(share_store), url, str(half)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "stalled"
+        with pytest.raises(StoreNotFoundError):  # mid-copy: keys there, no store
+            sk.open_store(url)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
+    with pytest.raises(StoreNotFoundError, match=r"no zarr\.json"):
+        sk.open_store(url)
+    refused = run_cli("copy", str(share_store), url, env=remote.env())
+    one_line_error(refused, "interrupted copy", "--overwrite")
+    proc_done = run_cli("copy", str(share_store), url, "--overwrite", env=remote.env())
+    assert proc_done.returncode == 0, proc_done.stderr
+    assert verify_store(url).sound
+    assert copy_store(url, tmp_path / "back.zarr", progress=False).verify.sound
+    assert _files(tmp_path / "back.zarr") == _files(share_store)
+
+
+# -- errors: exit 2 and one line --------------------------------------------------------------
+def test_not_a_store_and_unknown_bucket(
+    share_store: Path, remote: Any, run_cli: Any, one_line_error: Any
+) -> None:
+    import sortkd_cache as sk
+    from sortkd_cache.store import copy_store
+
+    with pytest.raises(StoreNotFoundError, match="no store at"):
+        sk.open_store(remote.url("nothing.zarr"))
+    one_line_error(run_cli("info", remote.url("nothing.zarr"), env=remote.env()), "no zarr.json")
+    missing = f"{remote.scheme}://no-such-bucket-here/x.zarr"
+    proc = run_cli("info", missing, env=remote.env())
+    one_line_error(proc, missing, "bucket 'no-such-bucket-here'", "does not exist")
+    proc = run_cli("copy", str(share_store), missing, env=remote.env())
+    one_line_error(proc, missing, "bucket 'no-such-bucket-here'", "does not exist")
+    with pytest.raises(RemoteStoreError, match="does not exist"):
+        copy_store(share_store, missing, progress=False)
+
+
+def test_missing_credentials_is_one_clear_line(
+    share_store: Path, remote: Any, run_cli: Any, one_line_error: Any, tmp_path: Path
+) -> None:
+    from sortkd_cache.store import copy_store
+
+    url = remote.url("x.zarr")
+    copy_store(share_store, url, progress=False, storage_options=remote.public_options())
+    env, reach = remote.no_credentials(tmp_path)
+    one_line_error(run_cli("copy", str(share_store), url, *reach, env=env), *remote.credential_vars)
+    one_line_error(run_cli("info", url, *reach, env=env), *remote.credential_vars)
+    proc = run_cli("info", url, *reach, "--storage-option", remote.anon, "--json", env=env)
+    assert proc.returncode == 0, proc.stderr  # the anonymous option is the way out it names
+    assert json.loads(proc.stdout)["store"] == url
+
+
+def test_unreachable_endpoint_is_one_clear_line(
+    remote: Any, run_cli: Any, one_line_error: Any, closed_port: int
+) -> None:
+    dead = f"http://127.0.0.1:{closed_port}"
+    proc = run_cli("info", remote.url("digits.zarr"), *remote.dead_endpoint_args(dead))
+    one_line_error(proc, "cannot reach", dead)
+
+
+def test_storage_option_endpoint_wins_over_environment(share_store: Path, remote: Any) -> None:
+    import sortkd_cache as sk
+    from sortkd_cache.store import copy_store
+
+    url = remote.url("digits.zarr")
+    copy_store(share_store, url, progress=False)
+    store = sk.open_store(url, storage_options={"endpoint_url": remote.endpoint})
+    assert store.num_samples == sk.open_store(share_store).num_samples
+    dead = {"endpoint_url": "http://127.0.0.1:9"}
+    if remote.scheme == "s3":
+        dead["config_kwargs"] = {"retries": {"max_attempts": 1}}  # type: ignore[assignment]
+    with pytest.raises(RemoteStoreError, match="cannot reach"):
+        sk.open_store(url, storage_options=dead)
