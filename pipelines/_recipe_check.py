@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.pipelines._train_config import Schedule, check_schedule
 from sortkd_cache.pipelines.recipe import (
     DTYPES,
     LOGIT_KINDS,
@@ -29,7 +30,9 @@ from sortkd_cache.pipelines.recipe import (
 
 __all__ = ["check_recipe"]
 
-_TEACHER_TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TeacherSpec))[2:]
+_TEACHER_TRAIN_KEYS = tuple(
+    f.name for f in dataclasses.fields(TeacherSpec) if f.name not in ("arch", "checkpoint")
+)
 _VARIANT_KEYS = tuple(
     f.name for f in dataclasses.fields(StudentSpec) if f.name not in ("name", "loss_options")
 )
@@ -141,13 +144,12 @@ class _Parser:
             hint = f"; close: {', '.join(close)}" if close else ""
             raise self.bad(key, arch, f"unknown architecture{hint}")
 
-    def schedule(
-        self, where: Callable[[str], str], epochs: int, milestones: Sequence[int], lr: float
-    ) -> None:
-        self.positive(where("epochs"), epochs)
-        self.positive(where("lr"), lr)
-        if any(m < 1 for m in milestones) or list(milestones) != sorted(set(milestones)):
-            raise self.bad(where("milestones"), list(milestones), "must be increasing, >= 1")
+    def schedule(self, where: Callable[[str], str], spec: Schedule) -> None:
+        """The schedule's own checks (the train stage's), naming the recipe key."""
+        try:
+            check_schedule(spec, spell=lambda k: f"key '{where(k)}'")
+        except ConfigError as exc:
+            raise ConfigError(f"{self.source}: {exc}") from None
 
     # -- the tables ------------------------------------------------------------------------
 
@@ -204,9 +206,7 @@ class _Parser:
                     )
             if not spec.checkpoint.strip():
                 raise self.bad("teacher.checkpoint", spec.checkpoint, "must not be empty")
-        self.schedule(lambda k: f"teacher.{k}", spec.epochs, spec.milestones, spec.lr)
-        self.positive("teacher.batch_size", spec.batch_size)
-        self.non_negative("teacher.weight_decay", spec.weight_decay)
+        self.schedule(lambda k: f"teacher.{k}", spec)
         return spec
 
     def dump(self, value: Any) -> DumpSpec:
@@ -327,12 +327,7 @@ class _Parser:
                 f"(it is {list(sort.methods)})",
             )
         self.choice(where("views_order"), spec.views_order, VIEW_ORDERS)
-        self.schedule(where, spec.epochs, spec.milestones, spec.lr)
-        if spec.batch_size < 2:
-            raise self.bad(where("batch_size"), spec.batch_size, "must be >= 2")
-        self.non_negative(where("weight_decay"), spec.weight_decay)
-        self.non_negative(where("momentum"), spec.momentum)
-        self.positive(where("lr_decay"), spec.lr_decay)
+        self.schedule(where, spec)
 
 
 def check_recipe(d: Mapping[str, Any], source: str) -> Recipe:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,9 @@ __all__ = [
     "DATA_PATHS",
     "LOGIT_CHOICES",
     "RUNTIME_KEYS",
+    "Schedule",
     "TrainConfig",
+    "check_schedule",
     "flag",
     "resume_difference",
 ]
@@ -56,13 +58,37 @@ RUNTIME_KEYS = frozenset(
 )
 
 
+Spell = Callable[[str], str]
+
+
 def flag(key: str) -> str:
     """The CLI spelling of an option: ``dkd_beta`` -> ``--dkd-beta``."""
     return "--" + key.replace("_", "-")
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+@dataclass(frozen=True, kw_only=True)
+class Schedule:
+    """How a model is optimised: SGD with momentum, the lr decayed at milestones.
+
+    Defaults: the paper's CIFAR-100 setup (mdistiller). The train stage, a recipe's teacher and
+    its student variants all take these fields from here (checked by :func:`check_schedule`).
+    """
+
+    epochs: int = 240
+    batch_size: int = 64
+    lr: float = 0.05
+    milestones: tuple[int, ...] = (150, 180, 210)
+    lr_decay: float = 0.1
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+
+    def schedule(self) -> dict[str, Any]:
+        """The schedule's fields (``TrainConfig`` keyword arguments)."""
+        return {f.name: getattr(self, f.name) for f in fields(Schedule)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(Schedule):
     """One training run (see ``sortkd-cache train --help`` for each option)."""
 
     student: str
@@ -75,13 +101,6 @@ class TrainConfig:
     loss: str = "kd"
     #: The loss's own options (``{"temperature": 2.0}``); the rest take the loss's defaults.
     loss_options: Mapping[str, float] = field(default_factory=dict)
-    epochs: int = 240
-    batch_size: int = 64
-    lr: float = 0.05
-    milestones: tuple[int, ...] = (150, 180, 210)
-    lr_decay: float = 0.1
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
     seed: int = 0
     augment: str | None = None
     views_order: str = "cyclic"
@@ -145,22 +164,41 @@ def _int_tuple(key: str, value: Any) -> tuple[int, ...]:
     return tuple(value)
 
 
-def _number(cfg: TrainConfig, key: str, *, low: float, strict: bool) -> None:
+def _number(cfg: Any, key: str, *, low: float, strict: bool, spell: Spell = flag) -> None:
     value = getattr(cfg, key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{flag(key)} must be a number, got {value!r}")
+        raise ConfigError(f"{spell(key)} must be a number, got {value!r}")
     ok = math.isfinite(value) and (value > low if strict else value >= low)
     if not ok:
         sign = ">" if strict else ">="
-        raise ConfigError(f"{flag(key)} must be a finite number {sign} {low:g}, got {value!r}")
+        raise ConfigError(f"{spell(key)} must be a finite number {sign} {low:g}, got {value!r}")
 
 
-def _integer(cfg: TrainConfig, key: str, low: int, *, optional: bool = False) -> None:
+def _integer(cfg: Any, key: str, low: int, *, optional: bool = False, spell: Spell = flag) -> None:
     value = getattr(cfg, key)
     if optional and value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{flag(key)} must be an integer >= {low}, got {value!r}")
+        raise ConfigError(f"{spell(key)} must be an integer >= {low}, got {value!r}")
+
+
+def check_schedule(s: Schedule, spell: Spell = flag) -> None:
+    """Refuse a schedule that cannot train: epochs < 1, batch < 2, lr or lr_decay <= 0 (or
+    not finite), negative momentum or weight decay, milestones not increasing epochs >= 1.
+    ``spell`` names a field as the user wrote it (a CLI flag, a recipe key)."""
+    _integer(s, "epochs", 1, spell=spell)
+    _integer(s, "batch_size", 2, spell=spell)
+    _number(s, "lr", low=0.0, strict=True, spell=spell)
+    _number(s, "lr_decay", low=0.0, strict=True, spell=spell)
+    _number(s, "momentum", low=0.0, strict=False, spell=spell)
+    _number(s, "weight_decay", low=0.0, strict=False, spell=spell)
+    m = s.milestones
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in m) or any(
+        b <= a for a, b in itertools.pairwise(m)
+    ):
+        raise ConfigError(f"{spell('milestones')} must be increasing epochs, got {list(m)}")
+    if m and m[0] < 1:
+        raise ConfigError(f"{spell('milestones')} must be epochs >= 1, got {list(m)}")
 
 
 def _choice(cfg: TrainConfig, key: str, choices: tuple[str, ...]) -> None:
@@ -171,22 +209,11 @@ def _choice(cfg: TrainConfig, key: str, choices: tuple[str, ...]) -> None:
 
 def _validate(cfg: TrainConfig) -> None:
     """Every check that needs no file: ranges, choices, names (see the module docstring)."""
-    for key, low in (("epochs", 1), ("batch_size", 2), ("eval_batch_size", 1), ("workers", 0)):
+    check_schedule(cfg)
+    for key, low in (("eval_batch_size", 1), ("workers", 0), ("seed", 0)):
         _integer(cfg, key, low)
-    _integer(cfg, "seed", 0)
     _integer(cfg, "num_classes", 1, optional=True)
     _integer(cfg, "stop_after", 1, optional=True)
-    _number(cfg, "lr", low=0.0, strict=True)
-    _number(cfg, "lr_decay", low=0.0, strict=True)
-    _number(cfg, "momentum", low=0.0, strict=False)
-    _number(cfg, "weight_decay", low=0.0, strict=False)
-    m = cfg.milestones
-    if any(isinstance(v, bool) or not isinstance(v, int) for v in m) or any(
-        b <= a for a, b in itertools.pairwise(m)
-    ):
-        raise ConfigError(f"--milestones must be increasing epochs, got {list(m)}")
-    if m and m[0] < 1:
-        raise ConfigError(f"--milestones must be epochs >= 1, got {list(m)}")
     _choice(cfg, "logits", LOGIT_CHOICES)
     _choice(cfg, "views_order", VIEW_ORDERS)
     _choice(cfg, "data_path", DATA_PATHS)

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.pipelines._train_config import Schedule
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -92,19 +93,12 @@ class DatasetSpec:
     download: bool = False
 
 
-@dataclass(frozen=True)
-class TeacherSpec:
-    """An existing ``checkpoint``, or CE training with the other fields."""
+@dataclass(frozen=True, kw_only=True)
+class TeacherSpec(Schedule):
+    """An existing ``checkpoint``, or CE training with the schedule and the other fields."""
 
     arch: str
     checkpoint: str | None = None
-    epochs: int = 240
-    batch_size: int = 64
-    lr: float = 0.05
-    milestones: tuple[int, ...] = (150, 180, 210)
-    lr_decay: float = 0.1
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
     seed: int = 0
     augment: str | None = None
 
@@ -124,9 +118,9 @@ class SortSpec:
     methods: tuple[str, ...] = ("sort",)
 
 
-@dataclass(frozen=True)
-class StudentSpec:
-    """One student variant (defaults: the paper's CIFAR-100 KD/DKD settings)."""
+@dataclass(frozen=True, kw_only=True)
+class StudentSpec(Schedule):
+    """One student variant: the schedule, the loss with its own options, the logits kind."""
 
     name: str
     student: str
@@ -135,13 +129,6 @@ class StudentSpec:
     logits: str = "raw"
     #: The loss's own options given by the recipe (the rest take the loss's defaults).
     loss_options: Mapping[str, float] = field(default_factory=dict)
-    epochs: int = 240
-    batch_size: int = 64
-    lr: float = 0.05
-    milestones: tuple[int, ...] = (150, 180, 210)
-    lr_decay: float = 0.1
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
     views_order: str = "cyclic"
 
     def __hash__(self) -> int:

@@ -110,3 +110,27 @@ def jpeg_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(base).resize((w, h), Image.BILINEAR).save(path, quality=85)
     return root
+
+
+@pytest.fixture(scope="session")
+def small_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """fake:96:10:8, 2 views of 2 chunks, raw + sort logits of a random resnet8: seconds to
+    make; for tests that train many tiny runs (digits_mlp, batch 32: 3 steps an epoch)."""
+    from sortkd_cache.pipelines.dump import DumpConfig, dump
+    from sortkd_cache.pipelines.sort import SortConfig, sort_store
+
+    out = tmp_path_factory.mktemp("small") / "s.zarr"
+    dump(
+        DumpConfig(
+            dataset="fake:96:10:8",
+            teacher="resnet8",
+            teacher_init="random",
+            views=2,
+            chunk_samples=48,
+            out=str(out),
+            progress=False,
+            device="cpu",
+        )
+    )
+    sort_store(SortConfig(store=str(out), method="sort", progress=False))
+    return out

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sortkd_cache.losses._config import (
     LOSSES,
     Loss,
+    LossInputs,
     OptionInfo,
     loss_options,
     make_loss,
@@ -61,6 +62,7 @@ __all__ = [
     "LSKD",
     "Loss",
     "LossConfig",
+    "LossInputs",
     "OptionInfo",
     "STANDARDIZE_EPS",
     "ce_loss",

@@ -32,7 +32,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from sortkd_cache._registry import Registry
 from sortkd_cache.errors import ConfigError
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LOSSES",
     "Loss",
+    "LossInputs",
     "OptionInfo",
     "loss_options",
     "make_loss",
@@ -97,6 +98,22 @@ def option(default: float, help: str, *, bounds: str = "non_negative") -> Any:
     return dataclasses.field(default=default, metadata={"help": help, "bounds": bounds})
 
 
+class LossInputs(NamedTuple):
+    """What a loss sees of one batch."""
+
+    student: Tensor  #: student logits [B, C] (gradients flow to them)
+    teacher: Tensor | None  #: teacher logits [B, C], any float dtype; None for ``ce``
+    target: Tensor  #: int64 labels [B]
+    epoch: int  #: counted from 1
+    temperature_module: CTKDTemperature | None = None  #: ``ctkd``'s learnable temperature
+
+    def teacher_of(self, loss: str) -> Tensor:
+        """The teacher logits, or ConfigError when a distillation loss got None."""
+        if self.teacher is None:
+            raise ConfigError(f"loss {loss!r} needs teacher logits, got None")
+        return self.teacher
+
+
 @dataclass(frozen=True)
 class Loss:
     """Base of every loss configuration; an instance is the loss, ready to call.
@@ -113,14 +130,7 @@ class Loss:
             value = info.check(getattr(self, info.name), self.name, str)
             object.__setattr__(self, info.name, value)
 
-    def terms(
-        self,
-        student: Tensor,
-        teacher: Tensor | None,
-        target: Tensor,
-        epoch: int,
-        temperature_module: CTKDTemperature | None,
-    ) -> dict[str, Tensor]:
+    def terms(self, x: LossInputs) -> dict[str, Tensor]:
         """The weighted loss terms (``"ce"``, ``"kd"``) of one batch."""
         raise NotImplementedError
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.losses._config import Loss, make_loss
+from sortkd_cache.losses._config import Loss, LossInputs, make_loss
 
 if TYPE_CHECKING:
     import torch
@@ -66,7 +66,7 @@ def compute_loss(
         raise ConfigError(f"epoch must be an integer >= 1 (epochs count from 1), got {epoch!r}")
     import torch
 
-    parts = cfg.terms(student, teacher, target, epoch, temperature_module)
+    parts = cfg.terms(LossInputs(student, teacher, target, epoch, temperature_module))
     terms = list(parts.values())
     total = terms[0]
     for term in terms[1:]:

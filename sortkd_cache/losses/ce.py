@@ -6,12 +6,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.losses._config import LOSSES, Loss
+from sortkd_cache.losses._config import LOSSES, Loss, LossInputs
 
 if TYPE_CHECKING:  # torch is imported when a loss is computed, not when one is configured
     from torch import Tensor
-
-    from sortkd_cache.losses._temperature import CTKDTemperature
 
 __all__ = ["CE", "ce_loss"]
 
@@ -36,22 +34,8 @@ class CE(Loss):
     name = "ce"
     needs_teacher = False
 
-    def terms(
-        self,
-        student: Tensor,
-        teacher: Tensor | None,
-        target: Tensor,
-        epoch: int,
-        temperature_module: CTKDTemperature | None,
-    ) -> dict[str, Tensor]:
-        return {"ce": ce_loss(student, target)}
-
-
-def need_teacher(loss: str, teacher: Tensor | None) -> Tensor:
-    """``teacher``, or ConfigError when a distillation loss got None."""
-    if teacher is None:
-        raise ConfigError(f"loss {loss!r} needs teacher logits, got None")
-    return teacher
+    def terms(self, x: LossInputs) -> dict[str, Tensor]:
+        return {"ce": ce_loss(x.student, x.target)}
 
 
 def _compute(x: Tensor) -> Tensor:

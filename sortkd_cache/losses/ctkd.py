@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.losses._config import LOSSES, Loss, option
-from sortkd_cache.losses.ce import _check_pair, ce_loss, need_teacher
+from sortkd_cache.losses._config import LOSSES, Loss, LossInputs, option
+from sortkd_cache.losses.ce import _check_pair, ce_loss
 from sortkd_cache.losses.kd import _kd
 
 if TYPE_CHECKING:  # the torch modules (CTKDTemperature, the GRL) live in losses._temperature
@@ -85,23 +85,16 @@ class CTKD(Loss):
     ctkd_lambda_min: float = option(0.0, "CTKD: initial gradient-reversal strength")
     ctkd_lambda_epochs: int = option(10, "CTKD: epochs of the cosine lambda ramp")
 
-    def terms(
-        self,
-        student: Tensor,
-        teacher: Tensor | None,
-        target: Tensor,
-        epoch: int,
-        temperature_module: CTKDTemperature | None,
-    ) -> dict[str, Tensor]:
-        t = need_teacher(self.name, teacher)
-        if temperature_module is None:
+    def terms(self, x: LossInputs) -> dict[str, Tensor]:
+        t = x.teacher_of(self.name)
+        if x.temperature_module is None:
             raise ConfigError(
                 "loss 'ctkd' needs a temperature module (make_temperature_module(cfg)), got None"
             )
-        temperature = temperature_module(ctkd_lambda(epoch, self))
+        temperature = x.temperature_module(ctkd_lambda(x.epoch, self))
         return {
-            "ce": self.ce_weight * ce_loss(student, target),
-            "kd": self.kd_weight * ctkd_loss(student, t, temperature),
+            "ce": self.ce_weight * ce_loss(x.student, x.target),
+            "kd": self.kd_weight * ctkd_loss(x.student, t, temperature),
         }
 
     def make_temperature_module(

@@ -25,19 +25,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.losses._config import LOSSES, Loss, option
-from sortkd_cache.losses.ce import (
-    _check_pair,
-    _check_student_target,
-    _check_temperature,
-    ce_loss,
-    need_teacher,
-)
+from sortkd_cache.losses._config import LOSSES, Loss, LossInputs, option
+from sortkd_cache.losses.ce import _check_pair, _check_student_target, _check_temperature, ce_loss
 
 if TYPE_CHECKING:
     from torch import Tensor
-
-    from sortkd_cache.losses._temperature import CTKDTemperature
 
 __all__ = ["DKD", "GT_SUPPRESSION", "dkd_loss", "dkd_warmup_factor"]
 
@@ -128,15 +120,8 @@ class DKD(Loss):
     dkd_warmup: int = option(20, "DKD: epochs of linear warm-up of the DKD term (0: none)")
     ce_weight: float = option(1.0, "weight of the hard-label cross-entropy term")
 
-    def terms(
-        self,
-        student: Tensor,
-        teacher: Tensor | None,
-        target: Tensor,
-        epoch: int,
-        temperature_module: CTKDTemperature | None,
-    ) -> dict[str, Tensor]:
-        t = need_teacher(self.name, teacher)
-        warm = dkd_warmup_factor(epoch, self.dkd_warmup)
-        dkd = dkd_loss(student, t, target, self.dkd_alpha, self.dkd_beta, self.temperature)
-        return {"ce": self.ce_weight * ce_loss(student, target), "kd": warm * dkd}
+    def terms(self, x: LossInputs) -> dict[str, Tensor]:
+        t = x.teacher_of(self.name)
+        warm = dkd_warmup_factor(x.epoch, self.dkd_warmup)
+        dkd = dkd_loss(x.student, t, x.target, self.dkd_alpha, self.dkd_beta, self.temperature)
+        return {"ce": self.ce_weight * ce_loss(x.student, x.target), "kd": warm * dkd}

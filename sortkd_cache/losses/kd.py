@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sortkd_cache.losses._config import LOSSES, Loss, option
-from sortkd_cache.losses.ce import _check_pair, _check_temperature, ce_loss, need_teacher
+from sortkd_cache.losses._config import LOSSES, Loss, LossInputs, option
+from sortkd_cache.losses.ce import _check_pair, _check_temperature, ce_loss
 
 if TYPE_CHECKING:
     from torch import Tensor
-
-    from sortkd_cache.losses._temperature import CTKDTemperature
 
 __all__ = ["KD", "kd_loss"]
 
@@ -28,19 +26,16 @@ class KD(Loss):
     ce_weight: float = option(0.1, "weight of the hard-label cross-entropy term")
     kd_weight: float = option(0.9, "weight of the distillation term")
 
-    def terms(
-        self,
-        student: Tensor,
-        teacher: Tensor | None,
-        target: Tensor,
-        epoch: int,
-        temperature_module: CTKDTemperature | None,
-    ) -> dict[str, Tensor]:
-        t = need_teacher(self.name, teacher)
+    def terms(self, x: LossInputs) -> dict[str, Tensor]:
+        t = x.teacher_of(self.name)
         return {
-            "ce": self.ce_weight * ce_loss(student, target),
-            "kd": self.kd_weight * kd_loss(student, t, self.temperature),
+            "ce": self.ce_weight * ce_loss(x.student, x.target),
+            "kd": self.kd_weight * self.distill(x.student, t),
         }
+
+    def distill(self, student: Tensor, teacher: Tensor) -> Tensor:
+        """The unweighted distillation term."""
+        return kd_loss(student, teacher, self.temperature)
 
 
 def kd_loss(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:

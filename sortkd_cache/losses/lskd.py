@@ -16,14 +16,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.losses._config import LOSSES, Loss, option
-from sortkd_cache.losses.ce import _check_pair, _check_temperature, _compute, ce_loss, need_teacher
-from sortkd_cache.losses.kd import _kd
+from sortkd_cache.losses._config import LOSSES, option
+from sortkd_cache.losses.ce import _check_pair, _check_temperature, _compute
+from sortkd_cache.losses.kd import KD, _kd
 
 if TYPE_CHECKING:
     from torch import Tensor
-
-    from sortkd_cache.losses._temperature import CTKDTemperature
 
 __all__ = ["LSKD", "STANDARDIZE_EPS", "lskd_loss", "standardize"]
 
@@ -62,24 +60,13 @@ def lskd_loss(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
 
 @LOSSES.register("lskd")
 @dataclass(frozen=True)
-class LSKD(Loss):
-    """``ce_weight * CE + kd_weight * LSKD(temperature)`` (KD + LS of the paper)."""
+class LSKD(KD):
+    """``ce_weight * CE + kd_weight * LSKD(temperature)``: KD on z-scored logits (KD + LS)."""
 
     name = "lskd"
     temperature: float = option(2.0, "base temperature on the z-scored logits", bounds="positive")
     ce_weight: float = option(0.1, "weight of the hard-label cross-entropy term")
     kd_weight: float = option(9.0, "weight of the distillation term")
 
-    def terms(
-        self,
-        student: Tensor,
-        teacher: Tensor | None,
-        target: Tensor,
-        epoch: int,
-        temperature_module: CTKDTemperature | None,
-    ) -> dict[str, Tensor]:
-        t = need_teacher(self.name, teacher)
-        return {
-            "ce": self.ce_weight * ce_loss(student, target),
-            "kd": self.kd_weight * lskd_loss(student, t, self.temperature),
-        }
+    def distill(self, student: Tensor, teacher: Tensor) -> Tensor:
+        return lskd_loss(student, teacher, self.temperature)

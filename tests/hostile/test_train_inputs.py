@@ -33,24 +33,12 @@ def _tree(path: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sortkd_cache.pipelines.dump import DumpConfig, dump
-    from sortkd_cache.pipelines.sort import SortConfig, sort_store
+def store(small_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared small store, copied so that this module's runs sit beside it."""
+    import shutil
 
     out = tmp_path_factory.mktemp("hostile") / "s.zarr"
-    dump(
-        DumpConfig(
-            dataset="fake:96:10:8",
-            teacher="resnet8",
-            teacher_init="random",
-            views=2,
-            chunk_samples=48,
-            out=str(out),
-            progress=False,
-            device="cpu",
-        )
-    )
-    sort_store(SortConfig(store=str(out), method="sort", progress=False))
+    shutil.copytree(small_store, out)
     return out
 
 

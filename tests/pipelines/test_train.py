@@ -253,29 +253,6 @@ def test_cli_bad_inputs(make_store, tmp_path: Path) -> None:
 # -- every loss option acts (derived from the loss registry) -----------------------------------
 
 
-@pytest.fixture(scope="module")
-def small_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """fake:96:10:8 with 2 views, raw + sort (a random resnet8 teacher): seconds to make."""
-    from sortkd_cache.pipelines.dump import DumpConfig, dump
-    from sortkd_cache.pipelines.sort import SortConfig, sort_store
-
-    out = tmp_path_factory.mktemp("small") / "s.zarr"
-    dump(
-        DumpConfig(
-            dataset="fake:96:10:8",
-            teacher="resnet8",
-            teacher_init="random",
-            views=2,
-            chunk_samples=48,
-            out=str(out),
-            progress=False,
-            device="cpu",
-        )
-    )
-    sort_store(SortConfig(store=str(out), method="sort", progress=False))
-    return out
-
-
 SMALL = {
     "student": "digits_mlp",
     "logits": "sort",
