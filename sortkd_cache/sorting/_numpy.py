@@ -103,10 +103,10 @@ def _shift_sparse(s: _Arr, k: _Arr, mask: NDArray[np.bool_], ys: _IntArr) -> _In
     """The shift over the masked entries only (few classes above the label); first maxima."""
     c = s.shape[1]
     top = ys.copy()
-    rr, cc = np.nonzero(mask)  # by row, then index
-    if rr.size == 0:
+    at = np.flatnonzero(mask)  # flat positions, by row, then index
+    if at.size == 0:
         return top
-    at = rr * c + cc
+    rr = at // c
     order = _rank_order(rr, k.reshape(-1).take(at))
     rr, at = rr[order], at[order]
     flat = s.reshape(-1)

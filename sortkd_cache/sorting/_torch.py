@@ -75,10 +75,10 @@ def _shift_rows(s: torch.Tensor, ys: torch.Tensor) -> None:
     """Apply the mechanism in place to the rows of ``s`` (rows with rank 0 are untouched)."""
     c = s.shape[1]
     k = _key(_bits(s))
-    rr, cc = _above_mask(k, ys).nonzero(as_tuple=True)  # row-major: by row, then index
-    if rr.numel() == 0:
+    at = _above_mask(k, ys).reshape(-1).nonzero()[:, 0]  # flat positions, by row, then index
+    if at.numel() == 0:
         return
-    at = rr * c + cc
+    rr = at // c
     order = _rank_order(rr, k.reshape(-1)[at])
     rr, at = rr[order], at[order]
     flat = s.reshape(-1)
