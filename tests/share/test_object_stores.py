@@ -75,6 +75,7 @@ def local_run(share_store: Path, tmp_path_factory: pytest.TempPathFactory) -> An
 
 
 # -- round trips ------------------------------------------------------------------------------
+@pytest.mark.slow  # console-script runs
 def test_copy_to_remote_and_back_is_byte_identical(
     share_store: Path, remote: Any, run_cli: Any, tmp_path: Path
 ) -> None:
@@ -267,6 +268,7 @@ def test_killed_copy_leaves_no_store_and_a_rerun_completes_it(
 
 
 # -- errors: exit 2 and one line --------------------------------------------------------------
+@pytest.mark.slow  # console-script runs
 def test_not_a_store_and_unknown_bucket(
     share_store: Path, remote: Any, run_cli: Any, one_line_error: Any
 ) -> None:
@@ -285,6 +287,7 @@ def test_not_a_store_and_unknown_bucket(
         copy_store(share_store, missing, progress=False)
 
 
+@pytest.mark.slow  # console-script runs
 def test_missing_credentials_is_one_clear_line(
     share_store: Path, remote: Any, run_cli: Any, one_line_error: Any, tmp_path: Path
 ) -> None:
