@@ -5,13 +5,14 @@ from __future__ import annotations
 import click
 
 from sortkd_cache.cli._options import emit_json, parse_storage_options, storage_options_option
+from sortkd_cache.sorting import METHODS
 
 __all__ = ["commands"]
 
 
 @click.command("sort")
 @click.argument("store")
-@click.option("--method", default="sort", show_default=True, help="sort | swap")
+@click.option("--method", default="sort", show_default=True, help=" | ".join(METHODS.names()))
 @click.option("--out", default=None, help="Write into a new store (source left untouched).")
 @click.option(
     "--scheduler",

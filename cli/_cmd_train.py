@@ -47,6 +47,12 @@ def _choices(names: list[str]) -> str:
     return " | ".join(names)
 
 
+def _logit_choices() -> list[str]:
+    from sortkd_cache.pipelines._train_config import LOGIT_CHOICES
+
+    return list(LOGIT_CHOICES)
+
+
 def loss_option_decorators() -> list[Callable[[Any], Any]]:
     """One click option per loss option of the registry (default: the chosen loss's)."""
     from sortkd_cache.losses import loss_options
@@ -97,7 +103,7 @@ def _losses_help() -> str:
     "with it, your copy of the data (fingerprint-checked).",
 )
 @click.option("--student", default=None, help="Student architecture (required).")
-@click.option("--logits", default=_D["logits"], show_default=True, help="raw | sort | swap")
+@click.option("--logits", default=_D["logits"], show_default=True, help=_choices(_logit_choices()))
 @click.option("--loss", default=_D["loss"], show_default=True, help=_losses_help())
 @click.option("--epochs", type=int, default=_D["epochs"], show_default=True)
 @click.option("--batch-size", type=int, default=_D["batch_size"], show_default=True)

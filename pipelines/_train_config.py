@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.sorting import METHODS
 
 if TYPE_CHECKING:
     from sortkd_cache.losses import Loss
@@ -32,7 +33,8 @@ __all__ = [
     "resume_difference",
 ]
 
-LOGIT_CHOICES = ("raw", "sort", "swap")
+#: ``raw`` and every registered logits transform (``sort``, ``swap``).
+LOGIT_CHOICES: tuple[str, ...] = ("raw", *METHODS.names())
 DATA_PATHS = ("auto", "device", "loader")
 VIEW_ORDERS = ("cyclic", "shuffle")
 TEACHER_INITS = ("checkpoint", "random")

@@ -59,6 +59,7 @@ from typing import Any
 
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines._train_config import Schedule
+from sortkd_cache.sorting import METHODS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -80,8 +81,8 @@ __all__ = [
     "slugify",
 ]
 
-LOGIT_KINDS = ("raw", "sort", "swap")
-SORT_METHODS = ("sort", "swap")
+SORT_METHODS: tuple[str, ...] = tuple(METHODS.names())
+LOGIT_KINDS: tuple[str, ...] = ("raw", *SORT_METHODS)
 DTYPES = ("float16", "float32")
 VIEW_ORDERS = ("cyclic", "shuffle")
 

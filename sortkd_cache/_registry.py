@@ -35,8 +35,7 @@ class Registry(Generic[T]):
 
     def add(self, name: str, value: T) -> T:
         """Register ``value`` under ``name``; a duplicate or empty name is an error."""
-        if not isinstance(name, str) or not name:
-            raise self.error(f"{self.kind} name must be a non-empty string, got {name!r}")
+        self.check_name(name)
         if name in self._entries:
             raise self.error(f"{self.kind} {name!r} is already registered")
         self._entries[name] = value
@@ -66,6 +65,12 @@ class Registry(Generic[T]):
         known = ", ".join(self.names()) + (f" {self.extra}" if self.extra else "")
         return f"unknown {self.kind} {name!r}{hint}; known: {known}"
 
+    def check_name(self, name: object) -> str:
+        """``name`` if it can be registered (a non-empty string), else the registry's error."""
+        if not isinstance(name, str) or not name:
+            raise self.error(f"{self.kind} name must be a non-empty string, got {name!r}")
+        return name
+
     def names(self) -> list[str]:
         """The registered names, sorted."""
         return sorted(self._entries)
@@ -73,6 +78,16 @@ class Registry(Generic[T]):
     def items(self) -> list[tuple[str, T]]:
         """``(name, entry)`` pairs sorted by name."""
         return sorted(self._entries.items())
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
+    def snapshot(self) -> dict[str, T]:
+        """A copy of the entries; :meth:`restore` puts them back (tests that register)."""
+        return dict(self._entries)
+
+    def restore(self, entries: dict[str, T]) -> None:
+        self._entries = dict(entries)
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name in self._entries

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from .._registry import Registry
 from ..errors import AugmentError
 from ._counter import counter_uniform
 
@@ -125,19 +126,23 @@ class AugmentRecipe:
 _IMAGENET_SCALE = (0.08, 1.0)
 _IMAGENET_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 
-RECIPES: dict[str, AugmentRecipe] = {
-    "none": AugmentRecipe(name="none", kind="none"),
-    "cifar": AugmentRecipe(name="cifar", kind="crop", pad=4, flip=True),
-    "digits": AugmentRecipe(name="digits", kind="crop", pad=1, flip=False),
-    "imagenet": AugmentRecipe(
+#: The named recipes (``imagenet:SIZE`` is ``imagenet`` with another output size).
+RECIPES: Registry[AugmentRecipe] = Registry(
+    "augmentation recipe", error=AugmentError, extra="(and imagenet:SIZE)"
+)
+for _recipe in (
+    AugmentRecipe(name="none", kind="none"),
+    AugmentRecipe(name="cifar", kind="crop", pad=4, flip=True),
+    AugmentRecipe(name="digits", kind="crop", pad=1, flip=False),
+    AugmentRecipe(
         name="imagenet",
         kind="resized_crop",
         flip=True,
         scale=_IMAGENET_SCALE,
         ratio=_IMAGENET_RATIO,
     ),
-}
-_KNOWN = "cifar, digits, imagenet, imagenet:SIZE, none"
+):
+    RECIPES.add(_recipe.name, _recipe)
 
 
 def get_recipe(spec: str) -> AugmentRecipe:
@@ -162,7 +167,7 @@ def get_recipe(spec: str) -> AugmentRecipe:
             scale=base.scale,
             ratio=base.ratio,
         )
-    raise AugmentError(f"unknown augmentation recipe {spec!r}; known: {_KNOWN}")
+    return RECIPES.get(spec)  # raises: unknown recipe, naming the known ones
 
 
 def output_size(recipe: AugmentRecipe, image_size: tuple[int, int] | None) -> tuple[int, int]:

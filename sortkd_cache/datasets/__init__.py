@@ -4,15 +4,25 @@
 from __future__ import annotations
 
 from ._base import DatasetInfo, ImageDataset, fingerprint_images
-from ._spec import KNOWN_DATASETS, SPLITS, DatasetSpec, load_dataset, parse_dataset_spec
+from ._spec import (
+    DATASETS,
+    KNOWN_DATASETS,
+    SPLITS,
+    DatasetKind,
+    DatasetSpec,
+    load_dataset,
+    parse_dataset_spec,
+)
 from .cifar import default_data_root
 from .imagefolder import IMAGE_EXTENSIONS, ImageFolderDataset
 
 __all__ = [
+    "DATASETS",
     "IMAGE_EXTENSIONS",
     "KNOWN_DATASETS",
     "SPLITS",
     "DatasetInfo",
+    "DatasetKind",
     "DatasetSpec",
     "ImageDataset",
     "ImageFolderDataset",

@@ -11,20 +11,23 @@ Splits are ``train`` and ``test``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from .._registry import Registry
 from ..errors import DatasetError
 from ._base import ImageDataset
 
-__all__ = ["KNOWN_DATASETS", "SPLITS", "DatasetSpec", "load_dataset", "parse_dataset_spec"]
+__all__ = [
+    "DATASETS",
+    "KNOWN_DATASETS",
+    "SPLITS",
+    "DatasetKind",
+    "DatasetSpec",
+    "load_dataset",
+    "parse_dataset_spec",
+]
 
-KNOWN_DATASETS: tuple[str, ...] = (
-    "cifar10",
-    "cifar100",
-    "digits",
-    "fake:N:C:SIZE",
-    "imagefolder:PATH",
-)
 SPLITS: tuple[str, ...] = ("test", "train")
 _FAKE_FIELDS: tuple[tuple[str, int], ...] = (("N", 1), ("C", 2), ("SIZE", 8))
 
@@ -58,8 +61,91 @@ class DatasetSpec:
         return n, c, size
 
 
+@dataclass(frozen=True)
+class DatasetKind:
+    """One dataset name: its SPEC grammar, how its arguments parse, how a split loads."""
+
+    name: str
+    grammar: str
+    parse: Callable[[str, str, str], tuple[str, ...]]  # (spec, ":" or "", rest) -> args
+    load: Callable[[DatasetSpec, str, str | None, bool], ImageDataset]
+
+
+#: The dataset names, by the SPEC's first field.
+DATASETS: Registry[DatasetKind] = Registry("dataset", error=DatasetError)
+
+
 def _unknown(spec: str) -> DatasetError:
-    return DatasetError(f"unknown dataset {spec!r}; known: {', '.join(KNOWN_DATASETS)}")
+    known = ", ".join(kind.grammar for _, kind in DATASETS.items())
+    return DatasetError(f"unknown dataset {spec!r}; known: {known}")
+
+
+def _no_args(spec: str, sep: str, rest: str) -> tuple[str, ...]:
+    if sep:
+        raise DatasetError(f"dataset {spec.partition(':')[0]!r} takes no arguments, got {spec!r}")
+    return ()
+
+
+def _folder_args(spec: str, sep: str, rest: str) -> tuple[str, ...]:
+    if not rest:
+        raise DatasetError(f"malformed dataset spec {spec!r}; expected imagefolder:PATH")
+    return (rest,)
+
+
+def _fake_args(spec: str, sep: str, rest: str) -> tuple[str, ...]:
+    fields = rest.split(":") if sep else []
+    if len(fields) != len(_FAKE_FIELDS):
+        raise DatasetError(f"malformed dataset spec {spec!r}; expected fake:N:C:SIZE")
+    values: list[str] = []
+    for text, (field, minimum) in zip(fields, _FAKE_FIELDS, strict=True):
+        if not text.isascii() or not text.isdigit():
+            raise DatasetError(
+                f"malformed dataset spec {spec!r}: {field} must be an integer, got "
+                f"{text!r}; expected fake:N:C:SIZE"
+            )
+        if int(text) < minimum:
+            raise DatasetError(
+                f"malformed dataset spec {spec!r}: {field} must be >= {minimum}, got {text}"
+            )
+        values.append(str(int(text)))
+    return tuple(values)
+
+
+def _load_digits(p: DatasetSpec, split: str, root: str | None, download: bool) -> ImageDataset:
+    from .digits import load_digits
+
+    return load_digits(split)
+
+
+def _load_fake(p: DatasetSpec, split: str, root: str | None, download: bool) -> ImageDataset:
+    from .fake import load_fake
+
+    n, c, size = p.fake_params()
+    return load_fake(n, c, size, split)
+
+
+def _load_folder(p: DatasetSpec, split: str, root: str | None, download: bool) -> ImageDataset:
+    from .imagefolder import load_imagefolder
+
+    return load_imagefolder(p.args[0], split)
+
+
+def _load_cifar(p: DatasetSpec, split: str, root: str | None, download: bool) -> ImageDataset:
+    from .cifar import load_cifar
+
+    return load_cifar(p.name, split, data_root=root, download=download)
+
+
+for _kind in (
+    DatasetKind("cifar10", "cifar10", _no_args, _load_cifar),
+    DatasetKind("cifar100", "cifar100", _no_args, _load_cifar),
+    DatasetKind("digits", "digits", _no_args, _load_digits),
+    DatasetKind("fake", "fake:N:C:SIZE", _fake_args, _load_fake),
+    DatasetKind("imagefolder", "imagefolder:PATH", _folder_args, _load_folder),
+):
+    DATASETS.add(_kind.name, _kind)
+#: The SPEC grammar of every dataset name (error messages, ``--help``).
+KNOWN_DATASETS: tuple[str, ...] = tuple(kind.grammar for _, kind in DATASETS.items())
 
 
 def parse_dataset_spec(spec: str) -> DatasetSpec:
@@ -67,32 +153,9 @@ def parse_dataset_spec(spec: str) -> DatasetSpec:
     if not isinstance(spec, str) or not spec:
         raise _unknown(str(spec))
     name, sep, rest = spec.partition(":")
-    if name in ("digits", "cifar10", "cifar100"):
-        if sep:
-            raise DatasetError(f"dataset {name!r} takes no arguments, got {spec!r}")
-        return DatasetSpec(name)
-    if name == "imagefolder":
-        if not rest:
-            raise DatasetError(f"malformed dataset spec {spec!r}; expected imagefolder:PATH")
-        return DatasetSpec(name, (rest,))
-    if name == "fake":
-        fields = rest.split(":") if sep else []
-        if len(fields) != len(_FAKE_FIELDS):
-            raise DatasetError(f"malformed dataset spec {spec!r}; expected fake:N:C:SIZE")
-        values: list[str] = []
-        for text, (field, minimum) in zip(fields, _FAKE_FIELDS, strict=True):
-            if not text.isascii() or not text.isdigit():
-                raise DatasetError(
-                    f"malformed dataset spec {spec!r}: {field} must be an integer, got "
-                    f"{text!r}; expected fake:N:C:SIZE"
-                )
-            if int(text) < minimum:
-                raise DatasetError(
-                    f"malformed dataset spec {spec!r}: {field} must be >= {minimum}, got {text}"
-                )
-            values.append(str(int(text)))
-        return DatasetSpec(name, tuple(values))
-    raise _unknown(spec)
+    if name not in DATASETS:
+        raise _unknown(spec)
+    return DatasetSpec(name, DATASETS.get(name).parse(spec, sep, rest))
 
 
 def load_dataset(
@@ -112,19 +175,4 @@ def load_dataset(
     parsed = parse_dataset_spec(spec)
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
-    if parsed.name == "digits":
-        from .digits import load_digits
-
-        return load_digits(split)
-    if parsed.name == "fake":
-        from .fake import load_fake
-
-        n, c, size = parsed.fake_params()
-        return load_fake(n, c, size, split)
-    if parsed.name == "imagefolder":
-        from .imagefolder import load_imagefolder
-
-        return load_imagefolder(parsed.args[0], split)
-    from .cifar import load_cifar
-
-    return load_cifar(parsed.name, split, data_root=data_root, download=download)
+    return DATASETS.get(parsed.name).load(parsed, split, data_root, download)

@@ -10,6 +10,7 @@ from __future__ import annotations
 # Imported for their registrations.
 from sortkd_cache.models import resnet_cifar, small, vgg_cifar, wrn  # noqa: F401
 from sortkd_cache.models._registry import (
+    MODELS,
     ModelFactory,
     ModelInfo,
     create_model,
@@ -20,6 +21,7 @@ from sortkd_cache.models._registry import (
 )
 
 __all__ = [
+    "MODELS",
     "ModelFactory",
     "ModelInfo",
     "create_model",

@@ -9,16 +9,17 @@ built with random weights. Registry names take precedence over torchvision names
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch.nn as nn
 
+from sortkd_cache._registry import Registry
 from sortkd_cache.errors import ModelError
 from sortkd_cache.models._torchvision import create_torchvision_model, torchvision_model_names
 
 __all__ = [
+    "MODELS",
     "ModelFactory",
     "ModelInfo",
     "create_model",
@@ -46,7 +47,10 @@ class ModelInfo:
         return {"name": self.name, "family": self.family, "description": self.description}
 
 
-_REGISTRY: dict[str, ModelInfo] = {}
+#: The architectures of this package, by name (torchvision's are looked up separately).
+MODELS: Registry[ModelInfo] = Registry(
+    "model", error=ModelError, extra="(plus any torchvision classification model, e.g. resnet18)"
+)
 
 
 def register_model(
@@ -56,15 +60,10 @@ def register_model(
 
     Raises :class:`ModelError` if ``name`` is empty or already registered.
     """
-    if not isinstance(name, str) or not name:
-        raise ModelError(f"model name must be a non-empty string, got {name!r}")
+    MODELS.check_name(name)
 
     def decorator(factory: ModelFactory) -> ModelFactory:
-        if name in _REGISTRY:
-            raise ModelError(f"model {name!r} is already registered")
-        _REGISTRY[name] = ModelInfo(
-            name=name, family=family, description=description, factory=factory
-        )
+        MODELS.add(name, ModelInfo(name, family, description, factory))
         return factory
 
     return decorator
@@ -76,19 +75,19 @@ def list_models() -> list[str]:
     Any torchvision classification model name (``torchvision.models.list_models``) is also
     accepted by :func:`create_model`, but is not listed here.
     """
-    return sorted(_REGISTRY)
+    return MODELS.names()
 
 
 def model_exists(name: str) -> bool:
     """Whether :func:`create_model` knows ``name`` (registry or torchvision)."""
-    return isinstance(name, str) and (name in _REGISTRY or name in torchvision_model_names())
+    return name in MODELS or (isinstance(name, str) and name in torchvision_model_names())
 
 
 def model_info(name: str) -> ModelInfo:
     """The registry entry for ``name``; :class:`ModelError` for anything else."""
-    if name not in _REGISTRY:
+    if name not in MODELS:
         raise ModelError(_unknown_message(name))
-    return _REGISTRY[name]
+    return MODELS.get(name)
 
 
 def _check_positive_int(what: str, value: object) -> int:
@@ -98,16 +97,7 @@ def _check_positive_int(what: str, value: object) -> int:
 
 
 def _unknown_message(name: object) -> str:
-    known = list_models()
-    hint = ""
-    if isinstance(name, str):
-        close = difflib.get_close_matches(name, known + torchvision_model_names(), n=1)
-        if close:
-            hint = f" (did you mean {close[0]!r}?)"
-    return (
-        f"unknown model {name!r}{hint}; known: {', '.join(known)}"
-        " (plus any torchvision classification model, e.g. resnet18)"
-    )
+    return MODELS.unknown_message(name, list_models() + torchvision_model_names())
 
 
 def create_model(name: str, num_classes: int, in_chans: int = 3) -> nn.Module:
@@ -123,9 +113,8 @@ def create_model(name: str, num_classes: int, in_chans: int = 3) -> nn.Module:
     """
     num_classes = _check_positive_int("num_classes", num_classes)
     in_chans = _check_positive_int("in_chans", in_chans)
-    info = _REGISTRY.get(name) if isinstance(name, str) else None
-    if info is not None:
-        return info.factory(num_classes, in_chans)
+    if name in MODELS:
+        return MODELS.get(name).factory(num_classes, in_chans)
     if isinstance(name, str) and name in torchvision_model_names():
         return create_torchvision_model(name, num_classes, in_chans)
     raise ModelError(_unknown_message(name))

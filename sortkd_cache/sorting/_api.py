@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, overload
 import numpy as np
 from numpy.typing import NDArray
 
+from sortkd_cache._registry import Registry
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.sorting import _numpy
 from sortkd_cache.sorting._numpy import Applied
@@ -273,14 +274,12 @@ def apply_with_stats(method: str, z: NDArray[Any], y: Labels) -> Applied:
     )
 
 
-METHODS: dict[str, LogitsMethod] = {"sort": sort_logits, "swap": swap_logits}
+METHODS: Registry[LogitsMethod] = Registry("method")
 """The stored logits transforms, by the name used in the store and on the command line."""
+METHODS.add("sort", sort_logits)
+METHODS.add("swap", swap_logits)
 
 
 def get_method(name: str) -> LogitsMethod:
     """The transform called ``name``; ``ConfigError`` naming the known ones otherwise."""
-    try:
-        return METHODS[name]
-    except KeyError:
-        known = ", ".join(METHODS)
-        raise ConfigError(f"unknown method {name!r}; known: {known}") from None
+    return METHODS.get(name)

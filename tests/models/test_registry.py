@@ -54,9 +54,11 @@ def one_thread() -> Iterator[None]:
 
 
 @pytest.fixture
-def scratch_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+def scratch_registry() -> Iterator[None]:
     """Registrations made in a test vanish after it."""
-    monkeypatch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))
+    saved = _registry.MODELS.snapshot()
+    yield
+    _registry.MODELS.restore(saved)
 
 
 def test_public_api_is_exported() -> None:

@@ -1,0 +1,78 @@
+"""One registry idiom: every name -> implementation lookup is a Registry; the CLI reads them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from sortkd_cache._registry import Registry
+from sortkd_cache.errors import ConfigError, ModelError
+
+
+def test_registry_basics() -> None:
+    reg: Registry[int] = Registry("widget")
+    reg.add("b", 2)
+
+    @reg.register("a")
+    def _a() -> int:  # the decorator returns what it registers
+        return 1
+
+    assert reg.names() == ["a", "b"] and list(reg) == ["a", "b"] and len(reg) == 2
+    assert reg.get("b") == 2 and reg["b"] == 2 and "a" in reg and 3 not in reg
+    with pytest.raises(
+        ConfigError, match=r"^unknown widget 'bb' \(did you mean 'b'\?\); known: a, b$"
+    ):
+        reg.get("bb")
+    with pytest.raises(ConfigError, match=r"^widget 'b' is already registered$"):
+        reg.add("b", 3)
+    with pytest.raises(ConfigError, match="non-empty"):
+        reg.add("", 0)
+    models: Registry[int] = Registry("model", error=ModelError, extra="(and more)")
+    with pytest.raises(ModelError, match=r"known: .*\(and more\)$"):
+        models.get("x")
+    saved = reg.snapshot()
+    reg.add("c", 3)
+    reg.restore(saved)
+    assert reg.names() == ["a", "b"]
+
+
+def test_every_lookup_is_a_registry() -> None:
+    from sortkd_cache.augment import RECIPES
+    from sortkd_cache.datasets import DATASETS
+    from sortkd_cache.losses import LOSSES
+    from sortkd_cache.models import MODELS
+    from sortkd_cache.sorting import METHODS
+
+    for reg in (RECIPES, DATASETS, LOSSES, MODELS, METHODS):
+        assert isinstance(reg, Registry) and len(reg) >= 2, reg.kind
+    assert set(LOSSES) == {"ce", "kd", "dkd", "lskd", "ctkd"}
+    assert set(METHODS) == {"sort", "swap"}
+    assert set(DATASETS) == {"cifar10", "cifar100", "digits", "fake", "imagefolder"}
+
+
+def test_cli_lists_come_from_the_registries() -> None:
+    from sortkd_cache.cli.main import cli
+    from sortkd_cache.losses import LOSSES, loss_options
+    from sortkd_cache.sorting import METHODS
+
+    train_help = CliRunner().invoke(cli, ["train", "--help"]).output
+    assert " | ".join(LOSSES.names()) in train_help
+    assert " | ".join(["raw", *METHODS.names()]) in train_help
+    for key in loss_options():
+        assert "--" + key.replace("_", "-") in train_help
+    assert " | ".join(METHODS.names()) in CliRunner().invoke(cli, ["sort", "--help"]).output
+
+
+def test_a_command_module_that_fails_to_import_fails_loudly() -> None:
+    """Before, cli/main.py dropped such a command from the group without a word."""
+    probe = (
+        "import sys\n"
+        "sys.modules['sortkd_cache.cli._cmd_share'] = None  # as if its import failed\n"
+        "import sortkd_cache.cli.main\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "sortkd_cache.cli._cmd_share" in proc.stderr
