@@ -14,6 +14,10 @@ source (:class:`~sortkd_cache.soft_labels.ViewLogits` for a dense kind).
 :class:`CachedViewDataset` is the per-sample view of the same data, for a ``DataLoader`` with
 your own sampler: item i is the augmented image the teacher saw for the current view (its
 recorded parameters replayed), normalised, with the label and the soft logits (float32).
+From a sparse (top-K) store pass ``temperature=T``: the soft logits are the rows rebuilt
+from the top K for KD at T (exact probabilities of the kept classes and of the tail at a
+recorded temperature, the tail spread uniformly over the dropped classes; see
+:mod:`sortkd_cache.sparse`).
 """
 
 from __future__ import annotations
@@ -102,6 +106,17 @@ def load_store_dataset(
     return ds
 
 
+def _rebuilt_view(store: Any, kind: str, view: int, temperature: float) -> np.ndarray:
+    """A sparse view's rows rebuilt dense (float32 [N, C]) for KD at ``temperature``: kept
+    classes and the tail mass exact at a recorded temperature, the tail spread uniformly."""
+    from sortkd_cache.sparse import SparseTeacher, read_sparse_view
+
+    teacher = SparseTeacher.from_rows(store.sparse_spec, read_sparse_view(store, kind, view))
+    rebuilt = teacher.dense(torch.from_numpy(store.labels), temperature)
+    out: np.ndarray = rebuilt.numpy()
+    return out
+
+
 class CachedViewDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int, torch.Tensor]]):
     """(augmented image, label, soft logits) for one stored view; see the module docstring."""
 
@@ -113,12 +128,23 @@ class CachedViewDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int, torch.
         kind: str = "sort",
         view: int = 0,
         data_root: str | None = None,
+        temperature: float | None = None,
     ) -> None:
         from sortkd_cache.augment import AugmentRecipe
 
         self.store = store
         self.kind = kind
-        store.logits(kind)  # fail early when the kind is missing
+        self.temperature = temperature
+        if store.is_sparse:  # soft logits: the dense rows rebuilt at ``temperature``
+            store.sparse_logits(kind)
+            if temperature is None:
+                temps = ", ".join(f"{t:g}" for t in store.sparse_spec.temperatures)
+                raise ConfigError(
+                    f"store '{store.url}' is sparse (top-{store.sparse_spec.k}): pass "
+                    f"temperature=T, the KD temperature (exact at the recorded {temps})"
+                )
+        else:
+            store.logits(kind)  # fail early when the kind is missing
         self.dataset = (
             dataset if dataset is not None else load_store_dataset(store, data_root=data_root)
         )
@@ -136,7 +162,11 @@ class CachedViewDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int, torch.
         if view != self.view:
             self.view = view
             self.params = self.views.params(view, view)
-            self.soft = read_view_logits(self.store, self.kind, view)
+            self.soft = (
+                _rebuilt_view(self.store, self.kind, view, float(self.temperature))
+                if self.store.is_sparse and self.temperature is not None
+                else read_view_logits(self.store, self.kind, view)
+            )
 
     def set_epoch(self, epoch: int, order: str = "cyclic", seed: int = 0) -> None:
         self.set_view(StoredViews(self.store, order, seed).view(epoch))

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     )
     from sortkd_cache.sparse._methods import apply_sparse, label_positions
     from sortkd_cache.sparse._rebuild import SparseTeacher, rebuild_dense, tail_mass
+    from sortkd_cache.sparse._source import (
+        SparseViewLabels,
+        online_sparse_teacher,
+        read_sparse_view,
+    )
     from sortkd_cache.sparse._spec import (
         DEFAULT_LSKD_TEMPERATURES,
         DEFAULT_TEMPERATURES,
@@ -44,6 +49,9 @@ _LAZY = {
     "SparseRows": "_spec",
     "SparseSpec": "_spec",
     "SparseTeacher": "_rebuild",
+    "SparseViewLabels": "_source",
+    "online_sparse_teacher": "_source",
+    "read_sparse_view": "_source",
     "apply_sparse": "_methods",
     "check_topk": "_spec",
     "compress": "_compress",
@@ -67,6 +75,7 @@ __all__ = [
     "SparseRows",
     "SparseSpec",
     "SparseTeacher",
+    "SparseViewLabels",
     "apply_sparse",
     "check_topk",
     "compress",
@@ -75,8 +84,10 @@ __all__ = [
     "kl_rows",
     "label_positions",
     "loss_temperature",
+    "online_sparse_teacher",
     "order_key",
     "rank_order",
+    "read_sparse_view",
     "rebuild_dense",
     "row_problems",
     "sparse_teacher_dense",

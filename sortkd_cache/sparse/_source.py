@@ -1,0 +1,60 @@
+"""Sparse soft labels for training: whole views from a store, batches, and the online twin.
+
+* :func:`read_sparse_view` reads one view of a sparse kind (chunk by chunk) as SparseRows.
+* :class:`SparseViewLabels` holds a view's rows as tensors on the training device and hands
+  out :class:`~._rebuild.SparseTeacher` batches by sample index.
+* :func:`online_sparse_teacher` turns a batch of teacher logits into the same sparse rows the
+  cache would hold (cast to the store's dtype, truncated to the top K, then sort/swap), so a
+  run with an online teacher and the same truncation matches a cached run step for step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from sortkd_cache.sparse._compress import compress
+from sortkd_cache.sparse._methods import apply_sparse
+from sortkd_cache.sparse._rebuild import SparseTeacher
+from sortkd_cache.sparse._spec import SparseRows, SparseSpec
+
+__all__ = ["SparseViewLabels", "online_sparse_teacher", "read_sparse_view"]
+
+
+def read_sparse_view(store: Any, kind: str, view: int) -> SparseRows:
+    """All samples' sparse rows of one view of ``kind``, read one chunk at a time."""
+    data = store.sparse_logits(kind)
+    parts = [data.read_block(b, view) for b in range(store.num_blocks)]
+    return SparseRows(
+        np.concatenate([p.ids for p in parts]),
+        np.concatenate([p.values for p in parts]),
+        np.concatenate([p.stats for p in parts]),
+    )
+
+
+class SparseViewLabels:
+    """One view's sparse rows on ``device``; ``batch(idx)`` is a SparseTeacher of those rows."""
+
+    def __init__(self, spec: SparseSpec, rows: SparseRows, device: torch.device | str) -> None:
+        self.spec = spec
+        self.teacher = SparseTeacher.from_rows(spec, rows).to(device)
+
+    def batch(self, idx: torch.Tensor) -> SparseTeacher:
+        t = self.teacher
+        return SparseTeacher(self.spec, t.ids[idx], t.values[idx], t.stats[idx])
+
+
+def online_sparse_teacher(
+    spec: SparseSpec, logits: torch.Tensor, target: torch.Tensor, method: str = "raw"
+) -> SparseTeacher:
+    """The sparse rows a cache would hold for these teacher logits (float32 ``[B, C]``)."""
+    z = logits.detach().float().cpu().numpy()
+    with np.errstate(over="ignore"):
+        z = z.astype(spec.dtype)
+    y = target.detach().cpu().numpy().astype(np.int64)
+    rows = compress(z, y, spec)
+    if method != "raw":
+        rows = apply_sparse(method, rows, y, spec.column("label"))
+    return SparseTeacher.from_rows(spec, rows).to(logits.device)

@@ -1,0 +1,59 @@
+"""Sparse soft labels for training: whole views, the online twin, the dataset wrapper."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import sortkd_cache as sk
+from sortkd_cache.errors import ConfigError
+from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+from sortkd_cache.pipelines.sort import SortConfig, sort_store
+from sortkd_cache.sparse import SparseViewLabels, online_sparse_teacher, read_sparse_view
+
+FAST: dict[str, Any] = {"teacher": "digits_mlp", "views": 2}
+
+
+@pytest.fixture
+def stores(make_store: Callable[..., Path], tmp_path: Path) -> tuple[Path, Path]:
+    dense = make_store("d.zarr", dtype="float32", **FAST)
+    sparse = tmp_path / "s.zarr"
+    derive_store(str(dense), str(sparse), DeriveConfig(topk=3), progress=False)
+    sort_store(SortConfig(store=str(sparse), method="sort", progress=False))
+    return dense, sparse
+
+
+def test_online_truncation_equals_the_cache(stores: tuple[Path, Path]) -> None:
+    dense, sparse = sk.open_store(stores[0]), sk.open_store(stores[1])
+    y = torch.from_numpy(dense.labels)
+    for kind in ("raw", "sort"):
+        for v in range(dense.num_views):
+            z = torch.from_numpy(dense.logits("raw")[:, v])
+            online = online_sparse_teacher(sparse.sparse_spec, z, y, kind)
+            cached = read_sparse_view(sparse, kind, v)
+            assert torch.equal(online.ids, torch.from_numpy(cached.ids.astype(np.int64)))
+            assert torch.equal(online.values, torch.from_numpy(cached.values))
+            assert torch.equal(online.stats, torch.from_numpy(cached.stats))
+            labels = SparseViewLabels(sparse.sparse_spec, cached, "cpu")
+            idx = torch.tensor([5, 0, 17])
+            assert torch.equal(labels.batch(idx).values, online.values[idx])
+
+
+def test_cached_view_dataset_rebuilds_sparse_rows(stores: tuple[Path, Path]) -> None:
+    dense, sparse = sk.open_store(stores[0]), sk.open_store(stores[1])
+    with pytest.raises(ConfigError, match="temperature=T"):
+        sk.CachedViewDataset(sparse, kind="sort")
+    data = sk.CachedViewDataset(sparse, kind="raw", temperature=4.0)
+    ref = sk.CachedViewDataset(dense, kind="raw")
+    for i in (0, 7, 42):
+        x, y, soft = data[i]
+        x_ref, y_ref, dense_soft = ref[i]
+        assert torch.equal(x, x_ref) and y == y_ref
+        p, q = torch.softmax(dense_soft.double() / 4, 0), torch.softmax(soft.double() / 4, 0)
+        kept = torch.from_numpy(sparse.sparse_logits("raw")[i, 0].ids.astype(np.int64))
+        torch.testing.assert_close(q[kept], p[kept], rtol=1e-5, atol=1e-7)
