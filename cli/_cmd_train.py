@@ -170,6 +170,15 @@ def train_command(ctx: click.Context, /, **kw: Any) -> None:
     teacher saw, with that view's soft logits. A loss option left out takes the chosen
     loss's default; one the loss does not take is refused.
 
+    A sparse (top-K) cache (dump/copy --topk) trains the same way, for every --logits and
+    --loss. The teacher row is rebuilt from its top K at the loss's temperature: at a
+    recorded temperature (default 1, 2, 4; LSKD's 2) the probabilities of the kept classes,
+    the label's and the tail's total are exact, only the tail's spread over the dropped
+    classes is uniform (KD/DKD/LSKD: KL(dense || used) = the fidelity `info` shows, at most
+    m*log(C-K) for tail mass m; gradient error per row at most 2*T*m in L1). LSKD standardises
+    with the recorded mean/std over all C (exact). Approximate: a temperature that is not
+    recorded (the nearest recorded tail is used) and CTKD (its learnt temperature).
+
     \b
     Examples:
       sortkd-cache train --dataset digits --student digits_cnn_l --loss ce --epochs 30 \\
@@ -179,6 +188,8 @@ def train_command(ctx: click.Context, /, **kw: Any) -> None:
       sortkd-cache train --cache c100.zarr --student resnet8x4 --logits sort --loss dkd \\
           --dkd-beta 8 --out runs/r8x4-dkd-sort --device cuda
       sortkd-cache train --config runs/kd-sort/config.json --out runs/kd-sort-again
+      sortkd-cache train --cache c100-top10.zip --student resnet8x4 --logits sort --loss kd \\
+          --out runs/r8x4-kd-top10                                 # sparse cache
       torchrun --nproc-per-node 2 -m sortkd_cache.cli train --cache c100.zarr ...
     """
     from sortkd_cache.pipelines._train_config import TrainConfig

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from sortkd_cache.soft_labels import Batch, SoftLabels, ViewLogits
+from sortkd_cache.soft_labels import Batch, SoftLabels, store_soft_labels
 
 if TYPE_CHECKING:
     from sortkd_cache.pipelines._train_setup import Setup
     from sortkd_cache.sorting import LogitsMethod
+    from sortkd_cache.sparse import SparseSpec, SparseTeacher
 
 __all__ = ["OnlineTeacher", "soft_labels_for"]
 
@@ -26,17 +27,25 @@ class OnlineTeacher:
     """Soft labels computed by a teacher model from each batch's images."""
 
     def __init__(
-        self, teacher: torch.nn.Module, method: LogitsMethod | None, dtype: torch.dtype | None
+        self,
+        teacher: torch.nn.Module,
+        method: LogitsMethod | None,
+        dtype: torch.dtype | None,
+        sparse: tuple[SparseSpec, str] | None = None,
     ) -> None:
-        self.teacher, self.method, self.dtype = teacher, method, dtype
+        self.teacher, self.method, self.dtype, self.sparse = teacher, method, dtype, sparse
 
     def begin_epoch(self, view: int, local_order: torch.Tensor, next_view: int | None) -> None:
         return None
 
-    def rows(self, batch: Batch) -> torch.Tensor:
+    def rows(self, batch: Batch) -> torch.Tensor | SparseTeacher:
         from sortkd_cache.pipelines.dump import teacher_logits
 
         z = teacher_logits(self.teacher, batch.x, batch.x.shape[0])
+        if self.sparse is not None:  # the cache's truncation: store dtype, top K, then sort
+            from sortkd_cache.sparse import online_sparse_teacher
+
+            return online_sparse_teacher(self.sparse[0], z, batch.y, self.sparse[1])
         if self.dtype is not None:
             z = z.to(self.dtype)
         return self.method(z, batch.y) if self.method is not None else z
@@ -64,9 +73,12 @@ def soft_labels_for(s: Setup, device: torch.device, needs_teacher: bool) -> Soft
         )
         method = None if cfg.logits == "raw" else get_method(cfg.logits)
         store_fp16 = s.store is not None and s.store.meta.dtype == "float16"
-        return OnlineTeacher(teacher, method, torch.float16 if store_fp16 else None)
+        sparse = (
+            (s.store.sparse_spec, cfg.logits) if s.store is not None and s.store.is_sparse else None
+        )
+        return OnlineTeacher(teacher, method, torch.float16 if store_fp16 else None, sparse)
     if not needs_teacher:
         return None
     if s.store is None:
         raise ConfigError(f"--loss {cfg.loss} needs --cache STORE or --online-teacher ARCH")
-    return ViewLogits(s.store, cfg.logits, device)
+    return store_soft_labels(s.store, cfg.logits, device)

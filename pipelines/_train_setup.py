@@ -154,7 +154,9 @@ def _open_cache(cfg: TrainConfig) -> CacheStore:
     if not store.meta.complete:
         raise StoreError(f"store '{cfg.cache}' is incomplete (its dump did not finish)")
     reads = cfg.online_teacher is None and cfg.loss_config().needs_teacher
-    if reads:
+    if reads and store.is_sparse:
+        store.sparse_logits(cfg.logits)
+    elif reads:
         store.logits(cfg.logits)
     quick_check(store, [cfg.logits] if reads else None)
     return store

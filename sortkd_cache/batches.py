@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.soft_labels import Batch, SoftLabels, ViewLogits
+from sortkd_cache.soft_labels import Batch, SoftLabels, store_soft_labels
 
 if TYPE_CHECKING:
     import torch
@@ -238,7 +238,8 @@ class EpochBatches:
             dataset = load_store_dataset(store, data_root=data_root)
         else:
             check_fingerprint(store, dataset)
-        soft = ViewLogits(store, kind, kw.get("device", "cpu")) if kind is not None else None
+        device = kw.get("device", "cpu")
+        soft = store_soft_labels(store, kind, device) if kind is not None else None
         recipe = AugmentRecipe.from_dict(store.meta.augment)
         seed = int(kw.get("seed", 0))
         return cls(dataset, recipe, StoredViews(store, views_order, seed), soft, **kw)

@@ -6,9 +6,10 @@ gives the soft labels of each batch, in that order. :class:`~sortkd_cache.batche
 calls it for every batch it yields, in your loop and in the ``train`` stage alike.
 
 Sources here: :class:`ViewLogits` (a dense kind of a store, one whole view at a time, each
-chunk read once, the next view read in a background thread). The ``train`` stage adds an
-online teacher (``--online-teacher``). A streamed source (chunk windows, for stores whose views
-do not fit in memory) or a sparse (top-K) source implements the same three methods.
+chunk read once, the next view read in a background thread) and, for a sparse (top-K) store,
+:class:`~sortkd_cache.sparse.SparseViewSource` (chosen by :func:`store_soft_labels`). The
+``train`` stage adds an online teacher (``--online-teacher``). A streamed source (chunk
+windows, for stores whose views do not fit in memory) implements the same three methods.
 """
 
 from __future__ import annotations
@@ -22,9 +23,17 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
+    from sortkd_cache.sparse import SparseTeacher
     from sortkd_cache.store import CacheStore
 
-__all__ = ["Batch", "SoftLabels", "ViewLogits", "ViewPrefetcher", "read_view_logits"]
+__all__ = [
+    "Batch",
+    "SoftLabels",
+    "ViewLogits",
+    "ViewPrefetcher",
+    "read_view_logits",
+    "store_soft_labels",
+]
 
 
 class Batch(NamedTuple):
@@ -33,7 +42,8 @@ class Batch(NamedTuple):
     x: torch.Tensor  #: normalised replayed views, float32 [B, C, h, w]
     y: torch.Tensor  #: labels, int64 [B]
     idx: torch.Tensor  #: sample indices into the store / dataset, int64 [B]
-    soft: torch.Tensor | None = None  #: the teacher's logits [B, C]; None without a source
+    #: the teacher's logits [B, C] (a SparseTeacher from a sparse store); None without a source
+    soft: torch.Tensor | SparseTeacher | None = None
 
 
 class SoftLabels(Protocol):
@@ -43,13 +53,27 @@ class SoftLabels(Protocol):
         """An epoch on stored ``view`` starts; this rank visits ``local_order`` (sample
         indices, in order). ``next_view`` (None at the last epoch) may be read ahead."""
 
-    def rows(self, batch: Batch) -> torch.Tensor:
+    def rows(self, batch: Batch) -> torch.Tensor | SparseTeacher:
         """The soft labels of ``batch.idx`` (the next samples of the order), on the batch's
         device; ``batch.x`` and ``batch.y`` are there for sources that compute them."""
         ...
 
     def close(self) -> None:
         """Release threads, readers and memory."""
+
+
+def store_soft_labels(
+    store: CacheStore, kind: str, device: torch.device | str = "cpu"
+) -> SoftLabels:
+    """The source for a store's ``kind``: :class:`ViewLogits` (dense), or
+    :class:`~sortkd_cache.sparse.SparseViewSource` (sparse top-K; batches are SparseTeachers,
+    for :func:`~sortkd_cache.sparse.compute_sparse_loss`)."""
+    if store.is_sparse:
+        from sortkd_cache.sparse import SparseViewSource
+
+        source: SoftLabels = SparseViewSource(store, kind, device)
+        return source
+    return ViewLogits(store, kind, device)
 
 
 def read_view_logits(store: CacheStore, kind: str, view: int) -> np.ndarray:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,13 @@ from sortkd_cache.sparse._methods import apply_sparse
 from sortkd_cache.sparse._rebuild import SparseTeacher
 from sortkd_cache.sparse._spec import SparseRows, SparseSpec
 
-__all__ = ["SparseViewLabels", "online_sparse_teacher", "read_sparse_view"]
+__all__ = [
+    "SparseViewLabels",
+    "SparseViewSource",
+    "online_sparse_teacher",
+    "read_sparse_array",
+    "read_sparse_view",
+]
 
 
 def read_sparse_view(store: Any, kind: str, view: int) -> SparseRows:
@@ -32,6 +39,58 @@ def read_sparse_view(store: Any, kind: str, view: int) -> SparseRows:
         np.concatenate([p.values for p in parts]),
         np.concatenate([p.stats for p in parts]),
     )
+
+
+def read_sparse_array(store: Any, kind: str, name: str, view: int) -> np.ndarray:
+    """One of a sparse view's arrays ('ids', 'values' or 'stats'), all samples."""
+    data = store.sparse_logits(kind)
+    return np.concatenate(
+        [getattr(data.read_block(b, view), name) for b in range(store.num_blocks)]
+    )
+
+
+class SparseViewSource:
+    """A :class:`~sortkd_cache.soft_labels.SoftLabels` source for a sparse kind: one whole
+    view per epoch on the device (ids, values and stats; K + 7 numbers per sample instead of
+    C), the next view read ahead in background threads; ``rows`` gives a SparseTeacher."""
+
+    def __init__(self, store: Any, kind: str, device: torch.device | str = "cpu") -> None:
+        from sortkd_cache.soft_labels import ViewPrefetcher
+
+        store.sparse_logits(kind)  # refuse a dense store or a missing/incomplete kind now
+        self.spec: SparseSpec = store.sparse_spec
+        dev = torch.device(device)
+
+        def reader(name: str) -> Callable[[int], np.ndarray]:
+            dtype = np.int64 if name == "ids" else store.meta.dtype
+            return lambda v: read_sparse_array(store, kind, name, v).astype(dtype)
+
+        self._fetch = {n: ViewPrefetcher(reader(n), dev) for n in ("ids", "values", "stats")}
+        self._view: int | None = None
+        self._current: SparseTeacher | None = None
+
+    def begin_epoch(self, view: int, local_order: torch.Tensor, next_view: int | None) -> None:
+        if view != self._view or self._current is None:
+            got = {name: f.get(view) for name, f in self._fetch.items()}
+            self._current = SparseTeacher(self.spec, got["ids"], got["values"], got["stats"])
+            self._view = view
+        if next_view is not None and next_view != view:
+            for f in self._fetch.values():
+                f.prefetch(next_view)
+
+    def rows(self, batch: Any) -> SparseTeacher:
+        t = self._current
+        if t is None:
+            from sortkd_cache.errors import ConfigError
+
+            raise ConfigError("SparseViewSource.rows() before begin_epoch()")
+        idx = batch.idx.to(t.ids.device)
+        return SparseTeacher(self.spec, t.ids[idx], t.values[idx], t.stats[idx])
+
+    def close(self) -> None:
+        for f in self._fetch.values():
+            f.close()
+        self._current, self._view = None, None
 
 
 class SparseViewLabels:
