@@ -7,16 +7,20 @@ is what the sorting mechanism and its statistics cost on top of I/O and compress
 Each timed run starts where a user's first run starts: its output does not exist (the
 previous run's output is removed before the clock starts, for both), so the stage pays for
 creating its arrays, writing every chunk, its statistics and its completion record. The runs
-are interleaved (copy, sort, copy, sort, ...) and the figures are medians.
+are interleaved (copy, sort, copy, sort, ...) and the figures are medians. Beside wall time,
+each run's process CPU time (all threads) is reported: on a shared machine the wall ratio
+moves with the load of others, the CPU ratio much less.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +65,13 @@ def run(n: int = 200_000, v: int = 2, c: int = 100, repeats: int = 5) -> dict[st
             ]
             run_tasks(tasks)
 
-        def timed(fn: Any, outputs: tuple[str, ...]) -> float:
+        def timed(fn: Any, outputs: tuple[str, ...]) -> tuple[float, float]:
+            """(wall, process CPU) seconds of one run."""
             for out in outputs:  # untimed: every run writes a new output
                 shutil.rmtree(tmp / "s.zarr" / out, ignore_errors=True)
-            return median_time(fn, 1)
+            cpu = time.process_time()
+            wall = median_time(fn, 1)
+            return wall, time.process_time() - cpu
 
         timed(copy_once, ("bench/copy",))  # warm-up: imports, thread pools, page cache
         timed(sort_once, ("logits/sort", "progress/sort"))
@@ -72,7 +79,8 @@ def run(n: int = 200_000, v: int = 2, c: int = 100, repeats: int = 5) -> dict[st
         for _ in range(repeats):  # interleaved, so load changes hit both alike
             copies.append(timed(copy_once, ("bench/copy",)))
             sorts.append(timed(sort_once, ("logits/sort", "progress/sort")))
-        copy_s, sort_s = statistics.median(copies), statistics.median(sorts)
+        copy_s, sort_s = (statistics.median(r[0] for r in runs) for runs in (copies, sorts))
+        copy_cpu, sort_cpu = (statistics.median(r[1] for r in runs) for runs in (copies, sorts))
         return {
             "shape": [n, v, c],
             "dtype": "float16",
@@ -80,9 +88,13 @@ def run(n: int = 200_000, v: int = 2, c: int = 100, repeats: int = 5) -> dict[st
             "copy_seconds": copy_s,
             "sort_stage_seconds": sort_s,
             "ratio_sort_vs_copy": sort_s / copy_s,
+            "copy_cpu_seconds": copy_cpu,
+            "sort_stage_cpu_seconds": sort_cpu,
+            "cpu_ratio_sort_vs_copy": sort_cpu / copy_cpu,
             "repeats": repeats,
-            "copy_runs": copies,
-            "sort_runs": sorts,
+            "copy_runs": [r[0] for r in copies],
+            "sort_runs": [r[0] for r in sorts],
+            "load_average": os.getloadavg()[0],
             "goal": "<= 1.3",
             "machine": machine(),
         }
