@@ -225,6 +225,59 @@ def _target_store(cfg: SortConfig, source: CacheStore) -> CacheStore:
     return target
 
 
+def _run_chunks(
+    cfg: SortConfig, source: CacheStore, target: CacheStore, done: np.ndarray, client: Any
+) -> list[ChunkStats]:
+    """One task per (block, view) chunk; those in ``done`` are only read for statistics."""
+    # a fresh key per run: dask.distributed workers outlive a run, and must not reuse what
+    # they opened for an earlier one (a store may be re-created at the same path)
+    key = json.dumps(
+        {"run": uuid.uuid4().hex, "storage_options": cfg.storage_options or {}},
+        sort_keys=True,
+    )
+    _forget_stores()
+    with _OPENED_LOCK:  # tasks on threads use the stores opened here
+        _share_store(cfg.store, "r", key, source)
+        _share_store(target.url, "r+", key, target)
+    tasks = [
+        (_sort_chunk, cfg.store, target.url, key, cfg.method, b, v, bool(done[b, v]), cfg.topk)
+        for b in range(source.num_blocks)
+        for v in range(source.num_views)
+    ]
+    bar = progress_bar(len(tasks), f"sort ({cfg.method})", "chunk", cfg.progress)
+    try:
+        parts: list[ChunkStats] = run_tasks(
+            tasks, client=client, num_workers=cfg.num_workers, on_done=lambda: bar.update(1)
+        )
+    finally:
+        bar.close()
+        _forget_stores()
+    return parts
+
+
+def _finish(
+    cfg: SortConfig, source: CacheStore, target: CacheStore, parts: list[ChunkStats], t0: float
+) -> dict[str, Any]:
+    """Every chunk is in place: counts, statistics, then the kind marked complete (last)."""
+    _record_progress(target, cfg.method, parts)
+    stats = aggregate_stats(parts, source.num_views, source.num_samples, source.num_classes)
+    attrs: dict[str, Any] = {
+        "kind": cfg.method,
+        "method": cfg.method,
+        "source": "raw",
+        "complete": True,
+        "created": utc_now(),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "stats": stats,
+    }
+    if cfg.topk:
+        from sortkd_cache.topk import topk_fidelity
+
+        attrs["topk"] = topk_fidelity(target, cfg.method, cfg.topk)
+    target.set_kind_attrs(cfg.method, attrs)
+    return stats
+
+
 def sort_store(cfg: SortConfig) -> SortResult:
     """Run the sort stage; see the module docstring."""
     from sortkd_cache.sorting import get_method
@@ -272,63 +325,14 @@ def sort_store(cfg: SortConfig) -> SortResult:
             create_topk_arrays(target, cfg.method, cfg.topk, overwrite=cfg.overwrite)
         _clean_partial_writes(dst_loc, cfg.method)
         done = _done_chunks(target, cfg.method)
-        # a fresh key per run: dask.distributed workers outlive a run, and must not reuse what
-        # they opened for an earlier one (a store may be re-created at the same path)
-        key = json.dumps(
-            {"run": uuid.uuid4().hex, "storage_options": cfg.storage_options or {}},
-            sort_keys=True,
-        )
-        _forget_stores()
-        with _OPENED_LOCK:  # tasks on threads use the stores opened here
-            _share_store(cfg.store, "r", key, source)
-            _share_store(target.url, "r+", key, target)
-        tasks = [
-            (
-                _sort_chunk,
-                cfg.store,
-                target.url,
-                key,
-                cfg.method,
-                b,
-                v,
-                bool(done[b, v]),
-                cfg.topk,
-            )
-            for b in range(source.num_blocks)
-            for v in range(source.num_views)
-        ]
-        todo = int((~done).sum())
-        bar = progress_bar(len(tasks), f"sort ({cfg.method})", "chunk", cfg.progress)
-        parts = run_tasks(
-            tasks,
-            client=client,
-            num_workers=cfg.num_workers,
-            on_done=lambda: bar.update(1),
-        )
-        bar.close()
-        _forget_stores()
-        _record_progress(target, cfg.method, parts)
-        stats = aggregate_stats(parts, source.num_views, source.num_samples, source.num_classes)
-        attrs: dict[str, Any] = {
-            "kind": cfg.method,
-            "method": cfg.method,
-            "source": "raw",
-            "complete": True,
-            "created": utc_now(),
-            "seconds": round(time.perf_counter() - t0, 3),
-            "stats": stats,
-        }
-        if cfg.topk:
-            from sortkd_cache.topk import topk_fidelity
-
-            attrs["topk"] = topk_fidelity(target, cfg.method, cfg.topk)
-        target.set_kind_attrs(cfg.method, attrs)
+        parts = _run_chunks(cfg, source, target, done, client)
+        stats = _finish(cfg, source, target, parts, t0)
     return SortResult(
         store=target.url,
         method=cfg.method,
         skipped=False,
-        chunks_written=todo,
-        chunks_total=len(tasks),
+        chunks_written=int((~done).sum()),
+        chunks_total=done.size,
         seconds=time.perf_counter() - t0,
         stats=stats,
     )
