@@ -3,17 +3,21 @@
 Every comparison is in IEEE-754 totalOrder, through an integer key of each value's bit pattern
 (:func:`_key`): integer order is totalOrder, so -0.0 ranks below +0.0 and equal keys are
 identical bit patterns. Outputs are gathered from the input's bits, so every output row is a
-bitwise permutation of its input row. ``_torch.py`` is a step-by-step twin.
+bitwise permutation of its input row. ``_torch.py`` is a twin (it always takes the sparse
+shift below).
 
 The work is proportional to what moves:
 
 1. A gate finds the rows where some class may rank above the label: the largest bit pattern
    among the other classes is compared with the label's (for patterns with a clear sign bit,
    bit order is key order); rows whose label has its sign bit set are always gated.
-2. For gated rows only: the mask of classes ranked above the label (greater key, or equal key
-   with a lower index), those entries stable-sorted per row by descending key, and a shift: the
-   label takes the row maximum, each class above it the value of the next one down, the last
-   one the label's value. Classes ranked below the label keep their bits.
+2. For gated rows only, the mask of classes ranked above the label (greater key, or equal key
+   with a lower index) and a shift: the label takes the row maximum, each class above it the
+   value of the next one down, the last one the label's value. Classes ranked below the label
+   keep their bits. When few entries move (teacher-like rows) the sparse shift stable-sorts
+   just the masked entries; when many do (labels deep in the ranking) the dense shift sorts
+   every gated row once, packing key and class index into one integer. Both give the same
+   bits (``SPARSE_BELOW`` picks; the tests run both).
 
 The same pass yields each row's label rank and the index of its first totalOrder maximum (the
 statistics of the ``sort`` stage): see :func:`apply_2d`.
