@@ -14,9 +14,12 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.pipelines.recipe import Recipe, StudentSpec
+
+if TYPE_CHECKING:
+    from sortkd_cache.store import CacheStore
 
 __all__ = ["collect_results", "format_table", "plot_results", "write_results"]
 
@@ -46,16 +49,11 @@ def _raw_twin(spec: StudentSpec, specs: tuple[StudentSpec, ...]) -> StudentSpec 
     return None
 
 
-def collect_results(recipe: Recipe, out: Path, stages: list[Any]) -> dict[str, Any]:
-    """Everything the table and the plot show, read back from the stages' outputs."""
-    from sortkd_cache.pipelines.run import STORE_NAME, student_dir
-    from sortkd_cache.store import open_store
-
-    store = open_store(str(out / STORE_NAME), "r")
-    meta = store.meta
-    total_rows = store.num_samples * store.num_views
-    acc = list(meta.teacher_accuracy)
+def _teacher(recipe: Recipe, out: Path, store: CacheStore) -> dict[str, Any]:
+    """The teacher's test top-1 (when trained here) and its error rate on the stored views."""
+    acc = list(store.meta.teacher_accuracy)
     view_acc = sum(acc) / len(acc) if acc else math.nan
+    total_rows = store.num_samples * store.num_views
     teacher: dict[str, Any] = {"arch": recipe.teacher.arch, "checkpoint": recipe.teacher.checkpoint}
     if recipe.teacher.checkpoint is None:
         summary = _read_json(out / "teacher" / "summary.json")
@@ -67,6 +65,12 @@ def collect_results(recipe: Recipe, out: Path, stages: list[Any]) -> dict[str, A
         train_view_error_rate=1.0 - view_acc,
         train_view_errors=round((1.0 - view_acc) * total_rows) if acc else None,
     )
+    return teacher
+
+
+def _sorts(recipe: Recipe, store: CacheStore) -> dict[str, Any]:
+    """Per sort method: how many rows it changed, and its time."""
+    total_rows = store.num_samples * store.num_views
     sort: dict[str, Any] = {}
     for method in recipe.sort.methods:
         attrs = store.kind_attrs(method)
@@ -77,14 +81,18 @@ def collect_results(recipe: Recipe, out: Path, stages: list[Any]) -> dict[str, A
             "changed_fraction": changed / total_rows,
             "seconds": attrs.get("seconds"),
         }
+    return sort
+
+
+def _variants(recipe: Recipe, out: Path) -> list[dict[str, Any]]:
+    """Per student variant: every seed's final test top-1, mean, std and the raw twin."""
+    from sortkd_cache.pipelines.run import student_dir
+
     variants: list[dict[str, Any]] = []
-    by_name: dict[str, float] = {}
     for spec in recipe.students:
         runs = [_read_json(student_dir(out, spec, s) / "summary.json") for s in spec.seeds]
         top1 = [float(r["final_test_top1"]) for r in runs]
-        secs = [float(r["seconds"]) for r in runs]
         mean, std = _mean_std(top1)
-        by_name[spec.name] = mean
         variants.append(
             {
                 "name": spec.name,
@@ -96,15 +104,27 @@ def collect_results(recipe: Recipe, out: Path, stages: list[Any]) -> dict[str, A
                 "mean": mean,
                 "std": std,
                 "n": len(top1),
-                "seconds": secs,
+                "seconds": [float(r["seconds"]) for r in runs],
                 "twin": getattr(_raw_twin(spec, recipe.students), "name", None),
             }
         )
+    by_name = {v["name"]: v["mean"] for v in variants}
     for v in variants:
         v["delta_vs_raw"] = v["mean"] - by_name[v["twin"]] if v["twin"] is not None else None
-    student_seconds = sum(sum(v["seconds"]) for v in variants)
-    from sortkd_cache.pipelines._run_state import RunState
+    return variants
 
+
+def collect_results(recipe: Recipe, out: Path, stages: list[Any]) -> dict[str, Any]:
+    """Everything the table and the plot show, read back from the stages' outputs."""
+    from sortkd_cache.pipelines._run_state import RunState
+    from sortkd_cache.pipelines.run import STORE_NAME
+    from sortkd_cache.store import open_store
+
+    store = open_store(str(out / STORE_NAME), "r")
+    meta = store.meta
+    teacher = _teacher(recipe, out, store)
+    sort = _sorts(recipe, store)
+    variants = _variants(recipe, out)
     dump_rec = RunState(out).get("dump") or {}
     forward = dump_rec.get("result", {}).get("forward_seconds", meta.dump_seconds)
     kd_epochs = sum(s.epochs * len(s.seeds) for s in recipe.students if s.loss != "ce")
@@ -122,7 +142,7 @@ def collect_results(recipe: Recipe, out: Path, stages: list[Any]) -> dict[str, A
             "teacher_train_seconds": teacher["train_seconds"],
             "dump_seconds": meta.dump_seconds,
             "sort_seconds": sum(s["seconds"] or 0.0 for s in sort.values()),
-            "student_train_seconds": student_seconds,
+            "student_train_seconds": sum(sum(v["seconds"]) for v in variants),
             "student_runs": sum(v["n"] for v in variants),
             "teacher_forward_seconds": forward,
             "online_teacher_estimate_seconds": online,

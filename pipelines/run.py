@@ -25,11 +25,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.errors import CheckpointError, SortKDError
 from sortkd_cache.pipelines._run_state import UPSTREAM_KEYS, RunState, config_hash, describe_change
 from sortkd_cache.pipelines.recipe import Recipe, StudentSpec
+
+if TYPE_CHECKING:
+    from sortkd_cache.store import CacheStore
 
 __all__ = ["STORE_NAME", "RunReport", "StageOutcome", "run_recipe", "student_dir"]
 
@@ -215,7 +218,7 @@ class _Runner:
         )
         return token, str(weights)
 
-    def _open(self) -> Any:
+    def _open(self) -> CacheStore:
         from sortkd_cache.store import open_store
 
         return open_store(str(self.store_path), "r")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -79,6 +79,14 @@ def evaluate(model: torch.nn.Module, s: Setup, device: torch.device, batch_size:
         correct += int((pred == ds.labels[idx]).sum())
     model.train()
     return 100.0 * correct / max(1, len(ds))
+
+
+class Progress(Protocol):
+    """The progress bar a trainer reports to (tqdm's, or a disabled one)."""
+
+    def update(self, n: int) -> object: ...
+
+    def set_postfix(self, **values: object) -> object: ...
 
 
 class Trainer:
@@ -207,7 +215,7 @@ class Trainer:
             raise ConfigError(f"training diverged: loss {value} at epoch {epoch + 1}")
         return value, parts, float((out.argmax(1) == batch.y).sum())
 
-    def train_epoch(self, epoch: int, bar: Any) -> dict[str, Any]:
+    def train_epoch(self, epoch: int, bar: Progress) -> dict[str, Any]:
         """Train epoch ``epoch`` (0-based); its metrics row (test top-1 from rank 0)."""
         t0 = time.perf_counter()
         sums: dict[str, float] = {"loss": 0.0, "correct": 0.0, "n": 0.0}

@@ -158,7 +158,7 @@ def _batches_of(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
 
 def _replay_dataset(
     ds: ImageDataset, params: np.ndarray, batches: list[torch.Tensor], recipe: AugmentRecipe
-) -> Any:
+) -> torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]:
     """A map-style dataset: item i is (replayed uint8 views, indices) of batch i."""
     import torch
 

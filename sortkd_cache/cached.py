@@ -22,7 +22,7 @@ recorded temperature, the tail spread uniformly over the dropped classes; see
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from sortkd_cache.errors import ConfigError, FingerprintMismatchError
 from sortkd_cache.soft_labels import Batch, SoftLabels, ViewLogits, read_view_logits
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sortkd_cache.augment import AugmentRecipe
     from sortkd_cache.datasets import ImageDataset
     from sortkd_cache.store import CacheStore
 
@@ -51,7 +54,13 @@ __all__ = [
 ]
 
 
-def render(images: Any, params: Any, recipe: Any, mean: Any, std: Any) -> torch.Tensor:
+def render(
+    images: torch.Tensor | Sequence[torch.Tensor],
+    params: np.ndarray | torch.Tensor,
+    recipe: AugmentRecipe,
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> torch.Tensor:
     """Replay recorded parameters onto uint8 images and normalise: float32 [B, C, h, w]."""
     from sortkd_cache.augment import normalize, replay
 
