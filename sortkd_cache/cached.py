@@ -115,7 +115,7 @@ def load_store_dataset(
     return ds
 
 
-def _rebuilt_view(store: Any, kind: str, view: int, temperature: float) -> np.ndarray:
+def _rebuilt_view(store: CacheStore, kind: str, view: int, temperature: float) -> np.ndarray:
     """A sparse view's rows rebuilt dense (float32 [N, C]) for KD at ``temperature``: kept
     classes and the tail mass exact at a recorded temperature, the tail spread uniformly."""
     from sortkd_cache.sparse import SparseTeacher, read_sparse_view
