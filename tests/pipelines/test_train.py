@@ -269,6 +269,7 @@ def _steps(store: Path, out: Path, loss: str, options: dict[str, float]) -> list
     return train(cfg).step_losses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", sorted(LOSSES.names()))
 def test_every_option_of_every_loss_changes_the_first_steps(
     small_store: Path, tmp_path: Path, loss: str
