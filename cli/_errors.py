@@ -18,7 +18,35 @@ def fail(message: str, code: int = 2) -> None:
 
 
 class SortKDGroup(click.Group):
-    """A click group that reports :class:`SortKDError` as one line and exit code 2."""
+    """A click group that reports :class:`SortKDError` as one line and exit code 2.
+
+    Usage errors keep click's usage and hint lines, and end with the ``error:`` line (the
+    last line printed, in the same form as every other error)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            if exc.ctx is not None:
+                cmd = exc.ctx.command_path
+                click.echo(exc.ctx.get_usage(), err=True)
+                click.echo(f"Try '{cmd} {exc.ctx.help_option_names[-1]}' for help.", err=True)
+            fail(exc.format_message(), exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            fail("aborted", 1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         from sortkd_cache.errors import SortKDError

@@ -15,7 +15,7 @@ import numpy as np
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.sparse import DEFAULT_TEMPERATURES, SparseSpec, check_topk
 from sortkd_cache.store import CacheStore, StoreMeta
-from sortkd_cache.store._meta import SPARSE_SCHEMA
+from sortkd_cache.store._meta import SCHEMA_VERSION
 
 __all__ = [
     "encode_chunk",
@@ -44,7 +44,7 @@ def sparse_spec_for(k: int, num_classes: int, dtype: str, temperatures: str | No
 
 def sparse_meta(meta: StoreMeta, spec: SparseSpec) -> StoreMeta:
     """``meta`` for a sparse store of ``spec`` (schema 2)."""
-    return meta.replace(schema=SPARSE_SCHEMA, sparse=spec.to_dict())
+    return meta.replace(schema=SCHEMA_VERSION, sparse=spec.to_dict())
 
 
 def encode_chunk(spec: SparseSpec, dense: np.ndarray, labels: np.ndarray) -> tuple[Any, np.ndarray]:

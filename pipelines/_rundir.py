@@ -6,6 +6,11 @@ RUN_DIR/checkpoint.pt      last finished epoch (weights-only loadable) for --res
 RUN_DIR/model.safetensors  final student weights (what `dump --teacher-ckpt` takes)
 RUN_DIR/summary.json       written last: a run with it is finished
 RUN_DIR/curves.png         loss and accuracy per epoch
+
+``--overwrite`` removes RUN_DIR only when it is provably a run directory: it holds a
+``config.json`` of a run and nothing but the files above (and their ``*.tmp``); anything else
+(a store, a dataset, a directory of other files) is refused and left as it is. RUN_DIR must not
+be, contain or lie inside an input of the run (``inputs`` of :meth:`RunDir.prepare`).
 """
 
 from __future__ import annotations
@@ -13,14 +18,40 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from sortkd_cache.errors import CheckpointError, RunDirError
+from sortkd_cache.outputs import check_disjoint, check_replaceable, register_output_kind
 
-__all__ = ["RunDir"]
+__all__ = ["RUN_FILES", "RunDir", "is_run_dir"]
+
+RUN_FILES = (
+    "config.json",
+    "metrics.jsonl",
+    "checkpoint.pt",
+    "model.safetensors",
+    "summary.json",
+    "curves.png",
+)
+
+
+@register_output_kind("run", "a training run directory")
+def is_run_dir(location: str, storage_options: dict[str, Any] | None = None) -> bool:
+    """A run directory: a run's ``config.json`` and nothing but run files."""
+    path = Path(location)
+    if not path.is_dir() or path.is_symlink():
+        return False
+    names = {p.name for p in path.iterdir()}
+    known = {*RUN_FILES, *(f"{name}.tmp" for name in RUN_FILES), "checkpoint.pt.tmp"}
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "student" in config and names <= known
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -40,11 +71,22 @@ class RunDir:
     summary = property(lambda self: self.path / "summary.json")
     curves = property(lambda self: self.path / "curves.png")
 
-    def prepare(self, *, resume: bool, overwrite: bool) -> None:
-        """Refuse a finished run (unless overwrite) and an unfinished one (unless resume)."""
+    def prepare(
+        self,
+        *,
+        resume: bool,
+        overwrite: bool,
+        inputs: Iterable[tuple[str, str | None]] = (),
+    ) -> None:
+        """Refuse a finished run (unless overwrite) and an unfinished one (unless resume).
+
+        ``inputs``: (name, location) of what the run reads (``--cache``, checkpoints): the
+        run directory must not be, contain or lie inside any of them."""
+        check_disjoint(self.path, inputs)
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"run directory '{self.path}' exists and is not a directory")
         if overwrite and self.path.exists():
+            check_replaceable(self.path, "run")
             shutil.rmtree(self.path)
         if self.summary.exists():
             raise RunDirError(

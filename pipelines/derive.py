@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sortkd_cache.errors import ConfigError, LogitsKindError, StoreError, StoreExistsError
+from sortkd_cache.errors import ConfigError, LogitsKindError, StoreExistsError
 from sortkd_cache.pipelines._common import progress_bar, utc_now
 from sortkd_cache.pipelines._dump_sparse import (
     encode_chunk,
@@ -28,7 +28,14 @@ from sortkd_cache.pipelines._dump_sparse import (
     sparse_meta,
     sparse_spec_for,
 )
-from sortkd_cache.store import CacheStore, CopyResult, copy_store, create_store, open_store
+from sortkd_cache.store import (
+    SCHEMA_VERSION,
+    CacheStore,
+    CopyResult,
+    copy_store,
+    create_store,
+    open_store,
+)
 from sortkd_cache.store._backend import parse_location
 from sortkd_cache.store._checks import quick_check
 
@@ -101,7 +108,7 @@ def _new_meta(src: CacheStore, views: list[int], dtype: str, spec: Any, cfg: Der
         dtype=dtype,
         teacher_accuracy=acc,
         derivation=(*meta.derivation, step),
-        schema=max(meta.schema, 2),
+        schema=SCHEMA_VERSION,  # every store written now carries metadata checksums
     )
     return sparse_meta(new, spec) if spec is not None else new
 
@@ -189,12 +196,14 @@ def derive_store(
 
 
 def _check_destination(src: str, dst: str, overwrite: bool) -> None:
-    """Fail before any work: DST is SRC, or DST exists locally without --overwrite."""
-    from sortkd_cache.store._copy import _same
+    """Fail before any work: DST is, contains or lies inside SRC, DST exists locally without
+    --overwrite, or --overwrite would replace something that is not a store."""
+    from sortkd_cache.outputs import check_disjoint, check_replaceable
 
     s, d = parse_location(src), parse_location(dst)
-    if _same(s, d):
-        raise StoreError(f"source and destination are the same store: '{s.raw}'")
+    check_disjoint(d.raw, [("source", s.raw)], option="DST")
+    if overwrite:
+        check_replaceable(d.raw, "store", option="DST")
     taken = os.path.exists(d.path) and (not os.path.isdir(d.path) or any(Path(d.path).iterdir()))
     if d.is_local and taken and not overwrite:
         raise StoreExistsError(f"'{d.raw}' already exists; pass --overwrite to replace it")

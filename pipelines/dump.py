@@ -31,6 +31,7 @@ import torch
 
 from sortkd_cache._version import __version__
 from sortkd_cache.errors import ConfigError, NonFiniteLogitsError, StoreError
+from sortkd_cache.outputs import check_disjoint
 from sortkd_cache.pipelines._common import (
     build_teacher,
     check_precision,
@@ -370,6 +371,8 @@ def dump(cfg: DumpConfig) -> DumpResult:
             f"dump writes a local directory store, not '{cfg.out}'; "
             "publish it afterwards with `sortkd-cache copy`"
         )
+    folder = cfg.dataset.split(":", 1)[1] if cfg.dataset.startswith("imagefolder:") else None
+    check_disjoint(cfg.out, [("--teacher-ckpt", cfg.teacher_ckpt), ("--dataset folder", folder)])
     if cfg.rank == 0:
         check_out_free(cfg)
     ds = load_dataset(cfg.dataset, cfg.split, data_root=cfg.data_root, download=cfg.download)

@@ -89,7 +89,8 @@ def format_report(report: VerifyReport, max_problems: int = 50) -> str:
 def format_copy(result: CopyResult) -> str:
     rate = result.bytes / result.seconds if result.seconds > 0 else 0.0
     verdict = "verified" if result.verify.sound else "NOT SOUND"
-    return (
+    cleaned = "".join(f"{line}\n" for line in result.cleaned)
+    return cleaned + (
         f"copied {result.keys} keys ({_size(result.bytes)}) from {result.src} to "
         f"{result.dst} in {result.seconds:.1f} s ({_size(int(rate))}/s); destination {verdict}"
     )

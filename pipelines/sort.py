@@ -35,6 +35,7 @@ from sortkd_cache.errors import (
     StoreExistsError,
     StoreNotFoundError,
 )
+from sortkd_cache.outputs import check_disjoint, check_replaceable
 from sortkd_cache.pipelines._common import progress_bar, utc_now
 from sortkd_cache.pipelines._dask import connect, run_tasks
 from sortkd_cache.pipelines._dump_store import clean_partial_files
@@ -278,6 +279,18 @@ def _finish(
     return stats
 
 
+def check_sort_output(cfg: SortConfig) -> None:
+    """Before anything is created: the options, and an --out that is not the source (nor
+    inside it, nor containing it) and that --overwrite may replace (a store)."""
+    if cfg.num_workers is not None and cfg.num_workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {cfg.num_workers}")
+    if cfg.out is None:
+        return
+    check_disjoint(cfg.out, [("STORE", cfg.store)])
+    if cfg.overwrite:
+        check_replaceable(cfg.out, "store", storage_options=cfg.storage_options)
+
+
 def sort_store(cfg: SortConfig) -> SortResult:
     """Run the sort stage; see the module docstring."""
     from sortkd_cache.sorting import get_method
@@ -285,6 +298,7 @@ def sort_store(cfg: SortConfig) -> SortResult:
     get_method(cfg.method)
     if cfg.topk is not None and cfg.topk < 1:
         raise ConfigError(f"--topk must be >= 1, got {cfg.topk}")
+    check_sort_output(cfg)
     t0 = time.perf_counter()
     source = open_store(cfg.store, "r", storage_options=cfg.storage_options)
     if source.is_sparse and cfg.topk is not None:

@@ -142,7 +142,8 @@ class Trainer:
         if cfg.resume:
             self._check_resume()
         if self.rank0:
-            self.run_dir.prepare(resume=cfg.resume, overwrite=cfg.overwrite)
+            inputs = [("--cache", cfg.cache), ("--teacher-ckpt", cfg.teacher_ckpt)]
+            self.run_dir.prepare(resume=cfg.resume, overwrite=cfg.overwrite, inputs=inputs)
             self.run_dir.write_config(
                 {**cfg.to_dict(), "resolved": self.s.describe(), "provenance": self.provenance}
             )

@@ -17,6 +17,7 @@ __all__ = [
     "LogitsKindError",
     "ModelError",
     "NonFiniteLogitsError",
+    "OutputError",
     "RemoteStoreError",
     "RunDirError",
     "SchemaError",
@@ -99,3 +100,8 @@ class RemoteStoreError(StoreError):
 
 class RunDirError(SortKDError, ValueError):
     """A training run directory that cannot be used (e.g. it holds a finished run)."""
+
+
+class OutputError(SortKDError, ValueError):
+    """An output that is, contains or lies inside an input, or an existing destination that
+    --overwrite would replace although it is not an output of the same kind."""

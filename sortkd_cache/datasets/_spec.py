@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 SPLITS: tuple[str, ...] = ("test", "train")
+#: fake data is generated in memory: at most this many bytes of images (N x 3 x SIZE^2)
+FAKE_MAX_BYTES = 4 << 30
 _FAKE_FIELDS: tuple[tuple[str, int], ...] = (("N", 1), ("C", 2), ("SIZE", 8))
 
 
@@ -108,6 +110,12 @@ def _fake_args(spec: str, sep: str, rest: str) -> tuple[str, ...]:
                 f"malformed dataset spec {spec!r}: {field} must be >= {minimum}, got {text}"
             )
         values.append(str(int(text)))
+    n, _, size = (int(v) for v in values)
+    if n * 3 * size * size > FAKE_MAX_BYTES:
+        raise DatasetError(
+            f"dataset spec {spec!r} would generate {n * 3 * size * size} bytes of images, "
+            f"over the {FAKE_MAX_BYTES >> 30} GiB limit of synthetic data; use a smaller N or SIZE"
+        )
     return tuple(values)
 
 

@@ -15,22 +15,21 @@ from typing import Any
 import numpy as np
 
 from sortkd_cache.errors import CorruptChunkError, SchemaError, StoreError
-from sortkd_cache.store._layout import (
-    LABELS,
-    LOGIT_KINDS,
-    NUM_PARAMS,
-    PARAMS,
-    logits_path,
-    num_blocks,
-    progress_path,
-)
+from sortkd_cache.store._layout import LABELS, PARAMS, logits_path, progress_path
 from sortkd_cache.store._meta import StoreMeta
-from sortkd_cache.store._sparse import SPARSE_ARRAYS, expected_sparse, sparse_path
+from sortkd_cache.store._schema import expected
+from sortkd_cache.store._sparse import SPARSE_ARRAYS, sparse_path
 from sortkd_cache.store._store import CacheStore
 
 __all__ = ["Problem", "VerifyReport", "quick_check", "quick_problems"]
 
-STRUCTURAL = ("schema", "shape", "provenance")
+STRUCTURAL = ("schema", "shape", "provenance", "limits")
+#: what a store may declare: verify and the readers allocate per chunk, per block of the
+#: progress markers and per row of labels, so a hostile record cannot make them run out of
+#: memory (1 << 24 chunks of (block, view) is 1.3e8 ImageNet-sized chunks' worth of headroom)
+MAX_CHUNKS = 1 << 24
+MAX_CHUNK_BYTES = 1 << 30
+MAX_CLASSES = 1 << 24
 _SHA = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
 LAYOUT_CODECS = ("BytesCodec", "ZstdCodec", "Crc32cCodec")
 
@@ -79,38 +78,41 @@ class VerifyReport:
 
 
 # -- the cheap part ---------------------------------------------------------------------------
-def _expected(meta: StoreMeta, path: str) -> tuple[tuple[int, ...], tuple[int, ...], str] | None:
-    """(shape, chunks, dtype) the layout prescribes for ``path``; None for other arrays."""
-    n, v, c, s = meta.num_samples, meta.num_views, meta.num_classes, meta.chunk_samples
-    if path == LABELS:
-        return (n,), (s,), "int64"
-    if path == PARAMS:
-        return (n, v, NUM_PARAMS), (s, 1, NUM_PARAMS), "int32"
-    sparse = expected_sparse(meta, path)
-    if sparse is not None:
-        return sparse
-    for kind in LOGIT_KINDS:
-        if path == logits_path(kind) and meta.sparse is None:
-            return (n, v, c), (s, 1, c), meta.dtype
-        if path == progress_path(kind):
-            return (num_blocks(n, s), v), (1, 1), "int64"
-    return None
+def _fill_problem(path: str, arr: Any, want: str | int) -> Problem | None:
+    fill = arr.metadata.fill_value
+    try:
+        ok = bool(np.isnan(fill)) if want == "nan" else (not np.isnan(fill) and fill == want)
+    except TypeError:
+        ok = False
+    if ok:
+        return None
+    why = " (a missing chunk would read as data instead of NaN)" if want == "nan" else ""
+    shown = fill.item() if isinstance(fill, np.generic) else fill
+    return Problem("schema", f"fill value {shown!r}, the layout writes {want!r}{why}", path)
 
 
 def _array_problems(meta: StoreMeta, path: str, arr: Any) -> list[Problem]:
     out: list[Problem] = []
     shape, chunks = tuple(int(x) for x in arr.shape), tuple(int(x) for x in arr.chunks)
-    want = _expected(meta, path)
-    if want is not None:
-        w_shape, w_chunks, w_dtype = want
-        if shape != w_shape:
-            out.append(Problem("shape", f"shape {shape}, metadata says {w_shape}", path))
-        if chunks != w_chunks:
-            out.append(Problem("shape", f"chunks {chunks}, layout says {w_chunks}", path))
-        if str(np.dtype(arr.dtype)) != w_dtype:
-            out.append(Problem("shape", f"dtype {np.dtype(arr.dtype)}, expected {w_dtype}", path))
-    elif shape[:2] != (meta.num_samples, meta.num_views):
+    dtype = np.dtype(arr.dtype)
+    want = expected(meta, path)
+    if want is None:
+        return [Problem("schema", "array is not part of the store layout", path)]
+    w_shape, w_chunks, w_dtype, w_fill = want
+    if w_shape is not None and shape != w_shape:
+        out.append(Problem("shape", f"shape {shape}, metadata says {w_shape}", path))
+    if w_shape is None and shape[:2] != (meta.num_samples, meta.num_views):
         out.append(Problem("shape", f"shape {shape} does not start with [N, V]", path))
+    if w_chunks is not None and chunks != w_chunks:
+        out.append(Problem("shape", f"chunks {chunks}, layout says {w_chunks}", path))
+    if w_chunks is None and (len(chunks) != len(shape) or chunks[:2] != (meta.chunk_samples, 1)):
+        out.append(Problem("shape", f"chunks {chunks} are not [S, 1, ...]", path))
+    if (w_dtype == "integer" and dtype.kind not in "iu") or (
+        w_dtype != "integer" and str(dtype) != w_dtype
+    ):
+        out.append(Problem("shape", f"dtype {dtype}, expected {w_dtype}", path))
+    elif (fill := _fill_problem(path, arr, w_fill)) is not None:
+        out.append(fill)
     names = [type(c).__name__ for c in arr.metadata.codecs]
     if names != list(LAYOUT_CODECS):
         out.append(
@@ -148,11 +150,57 @@ def _provenance_problems(meta: StoreMeta) -> list[Problem]:
         bad(f"logits dtype {meta.dtype!r} is not float16 or float32")
     if min(meta.num_samples, meta.num_views, meta.num_classes, meta.chunk_samples) < 1:
         bad("num_samples, num_views, num_classes and chunk_samples must all be >= 1")
+    out += _limit_problems(meta)
     if not meta.tool_version or not meta.created:
         bad("tool_version or created is empty")
-    if "name" not in meta.augment:
-        bad("augmentation recipe has no 'name'")
+    recipe = _recipe_problem(meta.augment)
+    if recipe is not None:
+        bad(recipe)
     return out
+
+
+def _limit_problems(meta: StoreMeta) -> list[Problem]:
+    """Declared sizes beyond what any reader may allocate for (see MAX_CHUNKS)."""
+    n, v, c, s = meta.num_samples, meta.num_views, meta.num_classes, meta.chunk_samples
+    if min(n, v, c, s) < 1:
+        return [Problem("limits", "sizes below 1 declared")]
+    chunks = -(-n // s) * v
+    itemsize = 4 if meta.dtype == "float32" else 2
+    out = []
+    if chunks > MAX_CHUNKS:
+        out.append(Problem("limits", f"declares {chunks} chunks per array, over {MAX_CHUNKS}"))
+    if min(s, n) * c * itemsize > MAX_CHUNK_BYTES:
+        out.append(
+            Problem(
+                "limits",
+                f"declares chunks of {min(s, n) * c * itemsize} bytes, over {MAX_CHUNK_BYTES}",
+            )
+        )
+    if c > MAX_CLASSES:
+        out.append(Problem("limits", f"declares {c} classes, over {MAX_CLASSES}"))
+    return out
+
+
+def _recipe_problem(augment: dict[str, Any]) -> str | None:
+    """The recorded recipe must be a known one with its canonical parameters: replay (and so
+    what ``train`` shows the student) depends on every one of them."""
+    from sortkd_cache.augment import get_recipe
+    from sortkd_cache.errors import AugmentError
+
+    name = augment.get("name")
+    if not isinstance(name, str):
+        return "augmentation recipe has no 'name'"
+    try:
+        canonical = get_recipe(name).to_dict()
+    except AugmentError:
+        return f"augmentation recipe {name!r} is not a known recipe"
+    if augment != canonical:
+        diff = sorted(k for k in {*augment, *canonical} if augment.get(k) != canonical.get(k))
+        return (
+            f"augmentation recipe {name!r} has {diff[0]}={augment.get(diff[0])!r}; "
+            f"the recipe {name!r} is {diff[0]}={canonical.get(diff[0])!r}"
+        )
+    return None
 
 
 def _progress_problems(store: CacheStore, kind: str, expect_complete: bool) -> list[Problem]:
@@ -192,6 +240,8 @@ def quick_problems(store: CacheStore, kinds: Sequence[str] | None = None) -> lis
     """
     meta = store.meta
     out = _provenance_problems(meta)
+    if any(p.category == "limits" for p in out):
+        return out  # nothing sized by the record is read
     if not meta.complete:
         out += _progress_problems(store, "raw", False) or [
             Problem("progress", "dump not finalised (the store is not marked complete)")

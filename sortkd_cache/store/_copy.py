@@ -14,44 +14,33 @@ written; it is written aside, checked, then published:
   ``zarr.json`` is removed again (unpublished). Overwriting first removes the old root
   ``zarr.json``, then the old keys.
 
-An existing destination is replaced only with ``overwrite=True``.
+Only keys of the store's schema are copied (:mod:`._schema`); a source holding any other key
+(``../x``, ``/abs/path`` or ``a/../../x`` in a crafted zip) is refused before anything is
+written, and the directory writer refuses any key that would resolve outside its
+``DST.partial-<pid>``. DST must not be, contain or lie inside SRC (paths resolved, symlinks
+included). An existing destination is replaced only with ``overwrite=True``, and only when it
+is provably a store (:func:`sortkd_cache.outputs.check_replaceable`): never a file or a
+directory of something else. Leftovers of a killed copy beside DST are removed first
+(:mod:`._leftovers`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import shutil
-import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from sortkd_cache.errors import (
-    CorruptChunkError,
-    StoreError,
-    StoreExistsError,
-    StoreLockedError,
-    StoreReadOnlyError,
-)
-from sortkd_cache.store._backend import (
-    ROOT_META,
-    WRITABLE_REMOTE,
-    Location,
-    list_keys,
-    open_backend,
-    parse_location,
-    read_keys,
-    remote_error,
-    remote_filesystem,
-    run_sync,
-    storage_options_for,
-)
+from sortkd_cache.errors import CorruptChunkError, StoreError, StoreLockedError, StoreReadOnlyError
+from sortkd_cache.outputs import check_disjoint, check_replaceable
+from sortkd_cache.store._backend import ROOT_META, Location, list_keys, parse_location, read_keys
+from sortkd_cache.store._checks import quick_problems
+from sortkd_cache.store._copy_writers import make_writer
+from sortkd_cache.store._layout import LOGIT_KINDS
+from sortkd_cache.store._leftovers import clean_stale_siblings
 from sortkd_cache.store._lock import LOCK_NAME, _is_stale, read_lock
-from sortkd_cache.store._meta import ATTRS_KEY
+from sortkd_cache.store._schema import GROUPS, is_schema_key
 from sortkd_cache.store._store import CacheStore
 from sortkd_cache.store._verify import (
     VerifyReport,
@@ -59,13 +48,13 @@ from sortkd_cache.store._verify import (
     _chunk_keys,
     _open_for_verify,
     _progress,
-    verify_store,
 )
 
 __all__ = ["CopyResult", "copy_store"]
 
+_KINDS = LOGIT_KINDS
+
 _BATCH = 32
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -78,6 +67,7 @@ class CopyResult:
     bytes: int
     seconds: float
     verify: VerifyReport
+    cleaned: tuple[str, ...] = ()  # leftovers of killed copies removed beside DST
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,25 +77,43 @@ class CopyResult:
             "bytes": self.bytes,
             "seconds": round(self.seconds, 3),
             "verify": self.verify.to_dict(),
+            "cleaned": list(self.cleaned),
         }
 
 
 # -- source -----------------------------------------------------------------------------------
-def _copyable(key: str) -> bool:
-    return key != LOCK_NAME and ".partial" not in key
-
-
 def _source_keys(source: CacheStore, backend: Any, loc: Location) -> dict[str, int | None]:
-    """Keys to copy with their sizes (None when unknown: keys derived from the metadata)."""
+    """Keys to copy with their sizes (None when unknown: keys derived from the metadata).
+
+    Only keys of the store's schema are copied. A source holding any other key (a name like
+    ``../x`` or ``/abs`` in a crafted zip, or a stray file) is refused: nothing is written."""
     sizes = list_keys(backend, loc)
     if sizes is not None:
-        return {k: n for k, n in sizes.items() if _copyable(k)}
-    keys = [ROOT_META, "logits/zarr.json", "progress/zarr.json"]
-    keys += [f"logits/{k}_topk/zarr.json" for k in ("raw", "sort", "swap")]
-    for path in _candidate_arrays(source, None):
+        leftovers = {k for k in sizes if k == LOCK_NAME or ".partial" in k}
+        foreign = [k for k in sizes if k not in leftovers and not is_schema_key(k)]
+        if foreign:
+            more = f" (+{len(foreign) - 1} more)" if len(foreign) > 1 else ""
+            raise StoreError(
+                f"source '{loc.raw}' holds {foreign[0]!r}{more}, which is no key of a "
+                f"sortkd-cache store; nothing was copied (see `sortkd-cache verify {loc.raw}`)"
+            )
+        return {k: n for k, n in sizes.items() if k not in leftovers}
+    keys = [ROOT_META] + [f"{g.format(kind=k)}/zarr.json" for g in GROUPS[1:] for k in _KINDS]
+    arrays, unusable = _candidate_arrays(source, None)
+    if unusable:
+        raise StoreError(f"source '{loc.raw}': {unusable[0].message}")
+    for path in arrays:
         keys.append(f"{path}/zarr.json")
         keys += [f"{path}/{key}" for _, key in _chunk_keys(source.raw_array(path))]
     return dict.fromkeys(keys)
+
+
+def _check_source(source: CacheStore, loc: Location) -> None:
+    """Refuse a source whose record or array shapes would size the copy beyond the limits
+    (a hostile shape must not make the copy allocate)."""
+    for p in quick_problems(source):
+        if p.category in ("limits", "shape"):
+            raise StoreError(f"source '{loc.raw}' failed its check: {p}; nothing was copied")
 
 
 def _check_source_unlocked(loc: Location) -> None:
@@ -118,233 +126,6 @@ def _check_source_unlocked(loc: Location) -> None:
             f"{held.get('host')}, pid {held.get('pid')}, since {held.get('since')}); "
             "copy it when that writer is done"
         )
-
-
-# -- destinations -----------------------------------------------------------------------------
-class _Writer:
-    """Write keys aside, then publish atomically (or abort, leaving nothing)."""
-
-    def put_many(self, items: list[tuple[str, bytes]]) -> None:
-        raise NotImplementedError
-
-    def check(self, progress: bool) -> VerifyReport:
-        raise NotImplementedError
-
-    def publish(self) -> None:
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        raise NotImplementedError
-
-
-def _is_store_dir(path: Path) -> bool:
-    meta = path / ROOT_META
-    return meta.is_file() and ATTRS_KEY.encode() in meta.read_bytes()
-
-
-class _DirWriter(_Writer):
-    def __init__(self, loc: Location, overwrite: bool) -> None:
-        self.final, self.raw, self.overwrite = Path(loc.path), loc.raw, overwrite
-        if self.final.exists() and (not self.final.is_dir() or any(self.final.iterdir())):
-            if not overwrite:
-                raise StoreExistsError(
-                    f"'{loc.raw}' already exists; pass --overwrite to replace it"
-                )
-            if not _is_store_dir(self.final):
-                raise StoreExistsError(
-                    f"'{loc.raw}' exists and is not a sortkd-cache store; refusing to replace it"
-                )
-            held = read_lock(self.final)
-            if held is not None and not _is_stale(held):
-                raise StoreLockedError(
-                    f"'{loc.raw}' is being written by {held.get('purpose', '?')} (host "
-                    f"{held.get('host')}, pid {held.get('pid')}, since {held.get('since')})"
-                )
-        self.tmp = self.final.with_name(f"{self.final.name}.partial-{os.getpid()}")
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(parents=True)
-
-    def put_many(self, items: list[tuple[str, bytes]]) -> None:
-        for key, data in items:
-            path = self.tmp / key
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-
-    def check(self, progress: bool) -> VerifyReport:
-        loc = Location(raw=str(self.tmp), kind="dir", scheme="file", path=str(self.tmp))
-        return verify_store(loc, progress=progress)
-
-    def publish(self) -> None:
-        if not self.overwrite:
-            try:  # atomic and never clobbers: rename fails onto a non-empty directory
-                os.rename(self.tmp, self.final)
-            except OSError:
-                raise StoreExistsError(
-                    f"'{self.raw}' appeared while copying; pass --overwrite to replace it"
-                ) from None
-            return
-        old = self.final.with_name(f"{self.final.name}.old-{os.getpid()}")
-        replaced = self.final.is_dir() and any(self.final.iterdir())
-        if replaced:
-            os.rename(self.final, old)
-        elif self.final.is_dir():
-            self.final.rmdir()
-        os.rename(self.tmp, self.final)
-        if replaced:
-            shutil.rmtree(old, ignore_errors=True)
-
-    def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-class _ZipWriter(_Writer):
-    """A zip written aside, then moved onto a local path or uploaded to an s3/gs URL."""
-
-    def __init__(self, loc: Location, overwrite: bool, opts: dict[str, Any] | None) -> None:
-        self.loc, self.fs, self.remote_path, self.overwrite = loc, None, "", overwrite
-        if loc.kind == "remote":
-            fs_opts = storage_options_for(loc, opts)
-            self.fs, self.remote_path = remote_filesystem(loc, fs_opts)
-            try:
-                exists = bool(self.fs.exists(self.remote_path))
-            except Exception as exc:
-                raise remote_error(loc, exc) from None
-            self.tmp = Path(tempfile.mkdtemp(prefix="sortkd-copy-")) / Path(loc.path).name
-        else:
-            exists = os.path.exists(loc.path)
-            self.tmp = Path(f"{loc.path}.partial-{os.getpid()}")
-            self.tmp.parent.mkdir(parents=True, exist_ok=True)
-        if exists and not overwrite:
-            raise StoreExistsError(f"'{loc.raw}' already exists; pass --overwrite to replace it")
-        self.zf = zipfile.ZipFile(self.tmp, "w", zipfile.ZIP_STORED, allowZip64=True)
-
-    def put_many(self, items: list[tuple[str, bytes]]) -> None:
-        for key, data in items:
-            info = zipfile.ZipInfo(key, date_time=_ZIP_TIME)
-            info.external_attr = 0o644 << 16
-            self.zf.writestr(info, data)
-
-    def check(self, progress: bool) -> VerifyReport:
-        self.zf.close()
-        loc = Location(raw=str(self.tmp), kind="zip", scheme="file", path=str(self.tmp))
-        return verify_store(loc, progress=progress)
-
-    def publish(self) -> None:
-        if self.fs is None:
-            self._publish_local()
-            return
-        try:
-            self.fs.put_file(str(self.tmp), self.remote_path)
-        except Exception as exc:
-            raise remote_error(self.loc, exc) from None
-        finally:
-            shutil.rmtree(self.tmp.parent, ignore_errors=True)
-
-    def _publish_local(self) -> None:
-        if self.overwrite:
-            os.replace(self.tmp, self.loc.path)
-            return
-        try:  # a hard link never clobbers an existing file
-            os.link(self.tmp, self.loc.path)
-        except FileExistsError:
-            raise StoreExistsError(
-                f"'{self.loc.raw}' appeared while copying; pass --overwrite to replace it"
-            ) from None
-        except OSError:  # no hard links on this filesystem
-            if os.path.exists(self.loc.path):
-                raise StoreExistsError(
-                    f"'{self.loc.raw}' appeared while copying; pass --overwrite to replace it"
-                ) from None
-            os.replace(self.tmp, self.loc.path)
-            return
-        self.tmp.unlink()
-
-    def abort(self) -> None:
-        self.zf.close()
-        if self.fs is not None:
-            shutil.rmtree(self.tmp.parent, ignore_errors=True)
-        else:
-            self.tmp.unlink(missing_ok=True)
-
-
-class _RemoteWriter(_Writer):
-    """Keys under an s3/gs prefix; the root zarr.json is written last (publishes the store)."""
-
-    def __init__(self, loc: Location, overwrite: bool, opts: dict[str, Any] | None) -> None:
-        self.loc, self.opts = loc, opts
-        self.store = open_backend(loc, "w", opts)
-        existing = list_keys(self.store, loc) or {}
-        if existing and not overwrite:
-            what = "a store" if ROOT_META in existing else "other keys (an interrupted copy?)"
-            raise StoreExistsError(
-                f"'{loc.raw}' already holds {what}; pass --overwrite to replace it"
-            )
-        self.root: bytes | None = None
-        if existing:
-            self._run(self.store.delete(ROOT_META))
-            self._run(self.store.clear())
-
-    def _run(self, coro: Any) -> Any:
-        try:
-            return run_sync(coro)
-        except Exception as exc:
-            raise remote_error(self.loc, exc) from None
-
-    def put_many(self, items: list[tuple[str, bytes]]) -> None:
-        import asyncio
-
-        from zarr.core.buffer import default_buffer_prototype
-
-        proto = default_buffer_prototype()
-        todo = []
-        for key, data in items:
-            if key == ROOT_META:
-                self.root = data
-            else:
-                todo.append(self.store.set(key, proto.buffer.from_bytes(data)))
-
-        async def gather() -> None:
-            await asyncio.gather(*todo)
-
-        if todo:
-            self._run(gather())
-
-    def check(self, progress: bool) -> VerifyReport:
-        from zarr.core.buffer import default_buffer_prototype
-
-        if self.root is None:
-            raise StoreError(f"the source has no {ROOT_META}; nothing to publish")
-        proto = default_buffer_prototype()
-        self._run(self.store.set(ROOT_META, proto.buffer.from_bytes(self.root)))
-        return verify_store(self.loc, storage_options=self.opts, progress=progress)
-
-    def publish(self) -> None:
-        return None
-
-    def abort(self) -> None:
-        # best effort: without its root zarr.json nothing is published anyway
-        with contextlib.suppress(Exception):
-            run_sync(self.store.delete(ROOT_META))
-            run_sync(self.store.clear())
-
-
-def _writer(loc: Location, overwrite: bool, opts: dict[str, Any] | None) -> _Writer:
-    if loc.is_zip and (loc.kind == "zip" or loc.scheme in WRITABLE_REMOTE):
-        return _ZipWriter(loc, overwrite, opts)
-    if loc.kind == "dir":
-        return _DirWriter(loc, overwrite)
-    if not loc.writable:
-        raise StoreReadOnlyError(
-            f"'{loc.raw}' is read-only ({loc.scheme}:// stores cannot be written); "
-            "copy to a directory, a .zip, s3:// or gs://"
-        )
-    return _RemoteWriter(loc, overwrite, opts)
-
-
-def _same(a: Location, b: Location) -> bool:
-    if a.is_local and b.is_local:
-        return os.path.realpath(a.path) == os.path.realpath(b.path)
-    return a.path.rstrip("/") == b.path.rstrip("/")
 
 
 def copy_store(
@@ -367,8 +148,7 @@ def copy_store(
     src_loc, dst_loc = parse_location(src), parse_location(dst)
     src_opts = {**(storage_options or {}), **(src_storage_options or {})}
     dst_opts = {**(storage_options or {}), **(dst_storage_options or {})}
-    if _same(src_loc, dst_loc):
-        raise StoreError(f"source and destination are the same store: '{src_loc.raw}'")
+    check_disjoint(dst_loc.raw, [("source", src_loc.raw)], option="DST")
     if dst_loc.kind == "remote" and dst_loc.scheme in ("http", "https"):
         raise StoreReadOnlyError(
             f"'{dst_loc.raw}' is read-only (http(s) stores cannot be written); "
@@ -377,8 +157,12 @@ def copy_store(
     _check_source_unlocked(src_loc)
     source, backend = _open_for_verify(src_loc, src_opts or None)
     source.meta  # noqa: B018 - refuses a malformed or newer-schema source before any copying
+    _check_source(source, src_loc)
     keys = _source_keys(source, backend, src_loc)
-    writer = _writer(dst_loc, overwrite, dst_opts or None)
+    if overwrite:
+        check_replaceable(dst_loc.raw, "store", option="DST", storage_options=dst_opts or None)
+    cleaned = tuple(clean_stale_siblings(dst_loc))
+    writer = make_writer(dst_loc, overwrite, dst_opts or None)
     sizes = [n for n in keys.values() if n is not None]
     total = sum(sizes) if len(sizes) == len(keys) else None
     copied = nbytes = 0
@@ -412,4 +196,5 @@ def copy_store(
         bytes=nbytes,
         seconds=time.perf_counter() - t0,
         verify=report,
+        cleaned=cleaned,
     )

@@ -1,4 +1,4 @@
-"""The store's provenance record (root attributes), schema 1.
+"""The store's provenance record (root attributes), schema 3.
 
 Everything a reader needs to trust a store lives here: what data it was made from (content
 fingerprint, not paths), which teacher (architecture and weights sha256), how the views were
@@ -15,6 +15,7 @@ from sortkd_cache.errors import SchemaError
 
 __all__ = [
     "ATTRS_KEY",
+    "CHECKSUM_SCHEMA",
     "DENSE_SCHEMA",
     "SCHEMA_VERSION",
     "SPARSE_SCHEMA",
@@ -24,11 +25,13 @@ __all__ = [
 ]
 
 #: Schema 1: dense logits only. Schema 2 adds the sparse (top-K) layout (``sparse`` record)
-#: and the ``derivation`` record of ``copy``; dense stores are still written as schema 1, so
-#: older readers keep reading them and refuse sparse stores with "newer schema".
+#: and the ``derivation`` record of ``copy``. Schema 3: every node (the root group, each
+#: array, each sparse kind's group) carries a metadata checksum (:mod:`._integrity`); this
+#: version writes schema 3 only, and reads 1 and 2 without checksums (verify warns).
 DENSE_SCHEMA = 1
 SPARSE_SCHEMA = 2
-SCHEMA_VERSION = SPARSE_SCHEMA  # the newest this version reads
+CHECKSUM_SCHEMA = 3
+SCHEMA_VERSION = CHECKSUM_SCHEMA  # the newest this version reads, and the one it writes
 ATTRS_KEY = "sortkd_cache"
 
 
@@ -153,7 +156,7 @@ class StoreMeta:
     augment: dict[str, Any]
     tool_version: str
     created: str
-    schema: int = DENSE_SCHEMA
+    schema: int = CHECKSUM_SCHEMA
     complete: bool = False
     teacher_accuracy: tuple[float, ...] = field(default_factory=tuple)
     dump_seconds: float | None = None

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from sortkd_cache.errors import CorruptChunkError
-from sortkd_cache.store._layout import codecs, logits_path
+from sortkd_cache.store._layout import logits_path
 
 __all__ = [
     "SPARSE_ARRAYS",
@@ -66,26 +66,19 @@ def expected_sparse(meta: Any, path: str) -> tuple[tuple[int, ...], tuple[int, .
 
 
 def create_sparse_arrays(
-    group: Any, meta: Any, kind: str, attrs: dict[str, Any], *, fidelity: bool
+    store: Any, kind: str, attrs: dict[str, Any], *, fidelity: bool
 ) -> dict[str, Any]:
-    """Create the kind's group and arrays (replacing any); returns {path: array}."""
-    group.create_group(logits_path(kind), overwrite=True, attributes=attrs)
+    """Create the kind's group and arrays (replacing any), each with its metadata checksum;
+    returns {path: array}."""
+    store.create_group(logits_path(kind), attrs)
     out = {}
     for name in SPARSE_ARRAYS:
         if name == "fidelity" and not fidelity:
             continue
         path = sparse_path(kind, name)
-        shape, chunks, dtype = expected_sparse(meta, path) or ((), (), "")
+        shape, chunks, dtype = expected_sparse(store.meta, path) or ((), (), "")
         fill: Any = 0 if name == "ids" else float("nan")
-        out[path] = group.create_array(
-            path,
-            shape=shape,
-            chunks=chunks,
-            dtype=dtype,
-            compressors=codecs(),
-            fill_value=fill,
-            overwrite=True,
-        )
+        out[path] = store.create_array(path, shape, chunks, dtype, fill, overwrite=True)
     return out
 
 

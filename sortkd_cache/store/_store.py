@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Mapping
@@ -15,12 +16,22 @@ from sortkd_cache.errors import (
     CorruptChunkError,
     LogitsKindError,
     SchemaError,
+    SortKDError,
     StoreError,
     StoreExistsError,
     StoreNotFoundError,
     StoreReadOnlyError,
 )
-from sortkd_cache.store._backend import Location, Mode, open_backend, parse_location
+from sortkd_cache.outputs import check_replaceable
+from sortkd_cache.store._backend import (
+    ROOT_META,
+    Location,
+    Mode,
+    list_keys,
+    open_backend,
+    parse_location,
+)
+from sortkd_cache.store._integrity import DIGEST_KEY, doc_problem, with_digest
 from sortkd_cache.store._layout import (
     LABELS,
     LOGIT_KINDS,
@@ -32,7 +43,8 @@ from sortkd_cache.store._layout import (
     num_blocks,
     progress_path,
 )
-from sortkd_cache.store._meta import ATTRS_KEY, StoreMeta
+from sortkd_cache.store._logits import LogitsArray, zarr_get
+from sortkd_cache.store._meta import ATTRS_KEY, CHECKSUM_SCHEMA, StoreMeta
 from sortkd_cache.store._sparse import (
     SPARSE_ARRAYS,
     SparseLogitsArray,
@@ -46,72 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CacheStore", "LogitsArray", "create_store", "open_store"]
 
-
-def _zarr_get(arr: Any, selection: Any, what: str) -> np.ndarray:
-    """Read a selection; any decode failure (checksum, truncation) becomes CorruptChunkError."""
-    try:
-        out = arr[selection]
-    except (ValueError, RuntimeError, OSError, EOFError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CorruptChunkError(f"{what}: corrupted chunk ({msg})") from None
-    return np.asarray(out)
-
-
-def _has_nan(a: np.ndarray) -> bool:
-    """NaN anywhere (float16 through its bit pattern: numpy's float16 isnan is slow)."""
-    if a.dtype == np.float16:
-        return bool(((a.view(np.uint16) & 0x7FFF) > 0x7C00).any())
-    return bool(np.isnan(a).any())
-
-
-class LogitsArray:
-    """Read-only [N, V, C] logits with numpy-style slicing and checked reads.
-
-    Missing chunks read as NaN (the fill value) and are reported as :class:`CorruptChunkError`,
-    as are chunks failing their checksum.
-    """
-
-    def __init__(self, array: Any, kind: str, where: str) -> None:
-        self._array = array
-        self.kind = kind
-        self._where = where
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(int(s) for s in self._array.shape)
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        dt: np.dtype[Any] = np.dtype(self._array.dtype)
-        return dt
-
-    @property
-    def chunks(self) -> tuple[int, ...]:
-        return tuple(int(c) for c in self._array.chunks)
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, selection: Any) -> np.ndarray:
-        out = _zarr_get(self._array, selection, f"{self._where} logits/{self.kind}[{selection!r}]")
-        if out.dtype.kind == "f" and _has_nan(out):
-            raise CorruptChunkError(
-                f"{self._where} logits/{self.kind}[{selection!r}]: missing chunk (reads as NaN)"
-            )
-        return out
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[...]
-        return out.astype(dtype) if dtype is not None else out
-
-    def read_block(self, block: int, view: int) -> np.ndarray:
-        """One chunk: the block's samples of one view, [S, C]."""
-        s = self.chunks[0]
-        return self[block * s : min(self.shape[0], (block + 1) * s), view]
+KIND_GROUPS = frozenset(logits_path(k) for k in LOGIT_KINDS)  # sparse kinds: one group each
 
 
 class CacheStore:
@@ -139,8 +86,26 @@ class CacheStore:
             record = attrs.get(ATTRS_KEY)
             if not isinstance(record, dict):
                 raise SchemaError(f"'{self.url}' is a zarr group but not a sortkd-cache store")
-            self._meta = StoreMeta.from_dict(record)
+            meta = StoreMeta.from_dict(record)  # a newer schema is refused here, first
+            self._check_node(ROOT_META, meta.schema >= CHECKSUM_SCHEMA)
+            self._meta = meta
         return self._meta
+
+    def _check_node(self, key: str, required: bool) -> None:
+        """The node's metadata checksum, over the raw bytes of its ``zarr.json`` (so a field
+        zarr ignores or defaults is covered as well)."""
+        from zarr.core.buffer import default_buffer_prototype
+
+        from sortkd_cache.store._backend import run_sync
+
+        raw = run_sync(self._group.store.get(key, default_buffer_prototype()))
+        try:
+            doc = json.loads(raw.to_bytes()) if raw is not None else None
+        except ValueError:
+            doc = None
+        problem = doc_problem(doc, required)
+        if problem is not None:
+            raise SchemaError(f"store '{self.url}': {key} {problem}")
 
     @property
     def num_samples(self) -> int:
@@ -181,12 +146,28 @@ class CacheStore:
 
     # -- arrays -----------------------------------------------------------------------------
     def _fresh(self, path: str) -> Any | None:
-        """Open ``path`` anew (current attributes), refreshing the handle cache."""
+        """Open ``path`` anew (current attributes), refreshing the handle cache.
+
+        Metadata that zarr cannot parse (broken JSON, unknown codec or dtype) or that does
+        not match its checksum raises :class:`SchemaError` naming the file."""
+        self._arrays.pop(path, None)
         try:
             arr = self._group[path]
         except KeyError:
-            self._arrays.pop(path, None)
             return None
+        except SortKDError:
+            raise
+        except Exception as exc:
+            msg = (str(exc).splitlines() or [""])[0][:200]
+            raise SchemaError(
+                f"store '{self.url}': {path}/zarr.json is not valid array metadata "
+                f"({type(exc).__name__}: {msg})"
+            ) from None
+        import zarr
+
+        # inner groups carry nothing to protect; a sparse kind's group holds its attributes
+        if isinstance(arr, zarr.Array) or path in KIND_GROUPS:
+            self._check_node(f"{path}/zarr.json", self.meta.schema >= CHECKSUM_SCHEMA)
         self._arrays[path] = arr
         return arr
 
@@ -204,7 +185,7 @@ class CacheStore:
     @cached_property
     def labels(self) -> np.ndarray:
         """Ground-truth labels, int64 [N]."""
-        out = _zarr_get(self._array(LABELS), ..., f"{self.url} labels").astype(np.int64)
+        out = zarr_get(self._array(LABELS), ..., f"{self.url} labels").astype(np.int64)
         if out.shape != (self.num_samples,):
             raise SchemaError(f"store '{self.url}': labels has shape {out.shape}")
         bad = np.flatnonzero((out < 0) | (out >= self.num_classes))
@@ -219,7 +200,7 @@ class CacheStore:
     def params(self, view: int, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Recorded augmentation parameters of one view, int32 [stop-start, 5]."""
         stop = self.num_samples if stop is None else stop
-        out = _zarr_get(self._array(PARAMS), (slice(start, stop), view), f"{self.url} aug_params")
+        out = zarr_get(self._array(PARAMS), (slice(start, stop), view), f"{self.url} aug_params")
         if (out < 0).any():
             raise CorruptChunkError(f"{self.url} aug_params[{start}:{stop}, {view}]: missing chunk")
         return out
@@ -272,7 +253,14 @@ class CacheStore:
         """int64 [blocks, V]: -1 where a (block, view) chunk is not written yet."""
         if not self.has_array(progress_path(kind)):
             return np.full((self.num_blocks, self.num_views), -1, dtype=np.int64)
-        return _zarr_get(self._array(progress_path(kind)), ..., f"{self.url} progress/{kind}")
+        arr = self._array(progress_path(kind))
+        want = (self.num_blocks, self.num_views)
+        if tuple(int(x) for x in arr.shape) != want:  # never read a declared hostile shape
+            raise SchemaError(
+                f"store '{self.url}': progress/{kind} has shape {tuple(arr.shape)}, the layout "
+                f"says {want}"
+            )
+        return zarr_get(arr, ..., f"{self.url} progress/{kind}")
 
     def raw_array(self, path: str) -> Any:
         """The underlying zarr array at ``path`` (for stages and verification)."""
@@ -284,9 +272,24 @@ class CacheStore:
             raise StoreReadOnlyError(f"store '{self.url}' is open read-only")
 
     def write_meta(self, meta: StoreMeta) -> None:
+        """Write the provenance record with the root's metadata checksum (one write)."""
         self._require_writable()
-        self._group.attrs.update({ATTRS_KEY: meta.to_dict()})
+        attrs = {k: v for k, v in dict(self._group.attrs).items() if k != DIGEST_KEY}
+        attrs[ATTRS_KEY] = meta.to_dict()
+        self._group.attrs.update(with_digest(self._group.metadata, attrs))
         self._meta = meta
+
+    def _create(self, path: str, attributes: Mapping[str, Any] | None, **kw: Any) -> Any:
+        """Create (replacing) an array whose metadata carries its checksum from the start:
+        the document is built in memory first, so no reader ever sees it without one."""
+        import zarr
+        from zarr.storage import MemoryStore
+
+        attrs = dict(attributes or {})
+        probe = zarr.create_array(MemoryStore(), attributes=attrs, **kw)
+        return self._group.create_array(
+            path, attributes=with_digest(probe.metadata, attrs), overwrite=True, **kw
+        )
 
     def create_kind(
         self,
@@ -312,58 +315,56 @@ class CacheStore:
         if self.is_sparse:
             for name in SPARSE_ARRAYS:
                 self._arrays.pop(sparse_path(kind, name), None)
-            made = create_sparse_arrays(self._group, self.meta, kind, all_attrs, fidelity=fidelity)
+            made = create_sparse_arrays(self, kind, all_attrs, fidelity=fidelity)
             self._arrays.update(made)
             self._arrays.pop(logits_path(kind), None)
             self._create_progress(kind)
             return
-        self._arrays[logits_path(kind)] = self._group.create_array(
+        self._arrays[logits_path(kind)] = self._create(
             logits_path(kind),
+            all_attrs,
             shape=(n, v, c),
             chunks=(s, 1, c),
             dtype=dtype,
             compressors=codecs(),
             fill_value=float("nan"),
-            overwrite=True,
-            attributes=all_attrs,
         )
         self._create_progress(kind)
 
     def _create_progress(self, kind: str) -> None:
-        self._arrays[progress_path(kind)] = self._group.create_array(
+        self._arrays[progress_path(kind)] = self._create(
             progress_path(kind),
+            None,
             shape=(self.num_blocks, self.num_views),
             chunks=(1, 1),
             dtype="int64",
             compressors=codecs(),
             fill_value=-1,
-            overwrite=True,
         )
 
     def create_base_arrays(self, labels: np.ndarray) -> None:
         """Labels and the (empty) augmentation-parameter array of a new store."""
         self._require_writable()
         n, v, s = self.num_samples, self.num_views, self.chunk_samples
-        lab = self._group.create_array(
+        lab = self._create(
             LABELS,
+            None,
             shape=(n,),
             chunks=(s,),
             dtype="int64",
             compressors=codecs(),
             fill_value=-1,
-            overwrite=True,
         )
         lab[...] = labels.astype(np.int64)
         self._arrays[LABELS] = lab
-        self._arrays[PARAMS] = self._group.create_array(
+        self._arrays[PARAMS] = self._create(
             PARAMS,
+            {"names": ["top", "left", "height", "width", "flip"]},
             shape=(n, v, NUM_PARAMS),
             chunks=(s, 1, NUM_PARAMS),
             dtype="int32",
             compressors=codecs(),
             fill_value=-1,
-            overwrite=True,
-            attributes={"names": ["top", "left", "height", "width", "flip"]},
         )
         self.__dict__.pop("labels", None)
 
@@ -408,25 +409,37 @@ class CacheStore:
         self._require_writable()
         if self.has_array(path) and not overwrite:
             return self._array(path)
-        arr = self._group.create_array(
+        arr = self._create(
             path,
+            attributes,
             shape=shape,
             chunks=chunks,
             dtype=dtype,
             compressors=codecs(),
             fill_value=fill_value,
-            overwrite=True,
-            attributes=attributes or {},
         )
         self._arrays[path] = arr
         return arr
+
+    def create_group(self, path: str, attributes: Mapping[str, Any]) -> Any:
+        """Create (replacing) a group whose metadata carries its checksum from the start."""
+        import zarr
+        from zarr.storage import MemoryStore
+
+        self._require_writable()
+        attrs = dict(attributes)
+        probe = zarr.open_group(MemoryStore(), mode="w").create_group("g", attributes=attrs)
+        return self._group.create_group(
+            path, overwrite=True, attributes=with_digest(probe.metadata, attrs)
+        )
 
     def set_kind_attrs(self, kind: str, attrs: Mapping[str, Any]) -> None:
         self._require_writable()
         arr = self._fresh(logits_path(kind))
         if arr is None:
             raise SchemaError(f"store '{self.url}' is missing array '{logits_path(kind)}'")
-        arr.attrs.update(dict(attrs))
+        merged = {**dict(arr.attrs), **dict(attrs)}
+        arr.attrs.update(with_digest(arr.metadata, merged))
 
 
 def open_store(
@@ -453,11 +466,6 @@ def open_store(
     return store
 
 
-def _is_store_dir(path: Path) -> bool:
-    zj = path / "zarr.json"
-    return zj.is_file() and ATTRS_KEY.encode() in zj.read_bytes()
-
-
 def create_store(
     location: str | os.PathLike[str],
     meta: StoreMeta,
@@ -481,10 +489,7 @@ def create_store(
                 raise StoreExistsError(
                     f"'{loc.raw}' already exists; pass --overwrite to replace it"
                 )
-            if not _is_store_dir(path):
-                raise StoreExistsError(
-                    f"'{loc.raw}' exists and is not a sortkd-cache store; refusing to replace it"
-                )
+            check_replaceable(loc.raw, "store")
             for child in path.iterdir():
                 if child.name.startswith(".sortkd-lock"):
                     continue
@@ -493,9 +498,11 @@ def create_store(
                 else:
                     child.unlink()
     backend = open_backend(loc, "w")
+    if loc.kind != "dir":  # mode "w" below empties the prefix: only ever a store's
+        if not overwrite and list_keys(backend, loc):
+            raise StoreExistsError(f"'{loc.raw}' already exists; pass --overwrite to replace it")
+        check_replaceable(loc.raw, "store")
     group = zarr.open_group(backend, mode="a" if loc.kind == "dir" else "w")
-    if loc.kind != "dir" and ATTRS_KEY in dict(group.attrs) and not overwrite:
-        raise StoreExistsError(f"'{loc.raw}' already exists; pass --overwrite to replace it")
     store = CacheStore(loc, "w", group)
     store.write_meta(meta)
     if labels.shape != (meta.num_samples,):

@@ -5,9 +5,14 @@ present (a missing chunk reads as the fill value, so it is looked up by key), it
 checksum, that it decompresses to exactly one chunk of values, and the values themselves
 (labels in range, no never-written augmentation rows, no NaN in logits). It also checks the
 schema and provenance attributes, every array's shape/chunks/dtype/codecs against the
-metadata, that the progress markers of each finished stage are all set, that no half-written
-``*.partial`` file is left, and (with ``dataset``) the data fingerprint. Each problem names the
-array and the chunk key.
+metadata, each node's metadata checksum (on the raw ``zarr.json`` bytes), that the progress
+markers of each finished stage are all set, that no half-written ``*.partial`` file and no key
+outside the store layout is present, and (with ``dataset``) the data fingerprint. Each
+problem names the array and the chunk key (or ``zarr.json``).
+
+Hostile metadata is answered with problems, not with memory: chunk keys are generated lazily
+in batches, an array whose declared shape disagrees with the layout is not scanned, and the
+provenance record's sizes are bounded (see :mod:`._checks`).
 
 :func:`quick_check` is the cheap part (metadata, shapes, progress markers; no chunk data)
 that a stage runs before it starts.
@@ -15,6 +20,7 @@ that a stage runs before it starts.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -24,7 +30,14 @@ from typing import Any
 import numpy as np
 
 from sortkd_cache.errors import SchemaError, StoreError, StoreNotFoundError
-from sortkd_cache.store._backend import Location, list_keys, open_backend, parse_location, read_keys
+from sortkd_cache.store._backend import (
+    ROOT_META,
+    Location,
+    list_keys,
+    open_backend,
+    parse_location,
+    read_keys,
+)
 from sortkd_cache.store._checks import (
     LAYOUT_CODECS,
     Problem,
@@ -32,6 +45,7 @@ from sortkd_cache.store._checks import (
     quick_check,
     quick_problems,
 )
+from sortkd_cache.store._integrity import doc_problem
 from sortkd_cache.store._layout import (
     LABELS,
     LOGIT_KINDS,
@@ -39,35 +53,69 @@ from sortkd_cache.store._layout import (
     logits_path,
     progress_path,
 )
-from sortkd_cache.store._lock import LOCK_NAME
-from sortkd_cache.store._meta import ATTRS_KEY, SCHEMA_VERSION, StoreMeta
-from sortkd_cache.store._sparse import (
-    SPARSE_ARRAYS,
-    sparse_id_problem,
-    sparse_path,
-    sparse_row_problems,
-)
+from sortkd_cache.store._leftovers import clean_stale_siblings, listing_checks
+from sortkd_cache.store._meta import ATTRS_KEY, CHECKSUM_SCHEMA, SCHEMA_VERSION, StoreMeta
+from sortkd_cache.store._schema import array_paths, grid_size, spec_for
+from sortkd_cache.store._sparse import sparse_id_problem, sparse_row_problems
 from sortkd_cache.store._store import CacheStore
 
 __all__ = ["Problem", "VerifyReport", "quick_check", "quick_problems", "verify_store"]
 
 _BATCH = 32  # chunks read per round trip
+MAX_CHUNK_PROBLEMS = 1000  # per array; the rest are counted
 
 
-def _candidate_arrays(store: CacheStore, keys: Sequence[str] | None) -> list[str]:
-    """Paths of the store's arrays: from the key listing, or the known layout (http)."""
+def _node_problems(
+    backend: Any, loc: Location, keys: Sequence[str] | None, required: bool
+) -> tuple[list[Problem], set[str]]:
+    """Each array's ``zarr.json`` read as raw bytes: valid JSON and a matching checksum.
+
+    Returns the problems and the array paths they rule out (not scanned further)."""
+    if keys is not None:
+        docs = [k for k in keys if k.endswith("/zarr.json") and spec_for(k[:-10]) is not None]
+    else:
+        docs = [f"{p}/zarr.json" for p in array_paths()]
+    docs.insert(0, ROOT_META)
+    problems: list[Problem] = []
+    bad: set[str] = set()
+    for key, raw in zip(docs, read_keys(backend, loc, docs), strict=True):
+        if raw is None:
+            continue
+        path = key[: -len("/zarr.json")] if key != ROOT_META else None
+        try:
+            msg = doc_problem(json.loads(raw), required)
+        except ValueError:
+            msg = "is not valid JSON"
+        if msg is not None:
+            problems.append(Problem("schema", msg, path, "zarr.json"))
+            if path is not None:
+                bad.add(path)
+    return problems, bad
+
+
+def _candidate_arrays(
+    store: CacheStore, keys: Sequence[str] | None, skip: set[str] | None = None
+) -> tuple[list[str], list[Problem]]:
+    """Paths of the store's arrays (from the key listing, or the schema for http), and a
+    problem naming the file for each whose metadata zarr cannot use."""
     import zarr
 
     if keys is not None:
         nodes = sorted({k.rsplit("/", 1)[0] for k in keys if k.endswith("/zarr.json")})
+        nodes = [p for p in nodes if spec_for(p) is not None]
     else:
-        nodes = [LABELS, PARAMS]
-        for kind in LOGIT_KINDS:
-            base = f"{logits_path(kind)}_topk"
-            nodes += [logits_path(kind), progress_path(kind)]
-            nodes += [f"{base}/{name}" for name in ("ids", "values", "rest")]
-            nodes += [sparse_path(kind, name) for name in SPARSE_ARRAYS]
-    return [p for p in nodes if store.has_array(p) and isinstance(store.raw_array(p), zarr.Array)]
+        nodes = array_paths()
+    out: list[str] = []
+    problems: list[Problem] = []
+    for path in nodes:
+        if path in (skip or set()):
+            continue
+        try:
+            if store.has_array(path) and isinstance(store.raw_array(path), zarr.Array):
+                out.append(path)
+        except SchemaError as exc:
+            problems.append(Problem("schema", str(exc), path, "zarr.json"))
+    return out, problems
 
 
 def _grid(arr: Any) -> list[int]:
@@ -153,6 +201,19 @@ def _unwritten(store: CacheStore, path: str) -> np.ndarray | None:
     return None
 
 
+def _batches(arr: Any) -> Iterator[list[tuple[tuple[int, ...], str]]]:
+    """The chunk keys of ``arr`` in batches, generated lazily (memory independent of the
+    declared shape)."""
+    batch: list[tuple[tuple[int, ...], str]] = []
+    for item in _chunk_keys(arr):
+        batch.append(item)
+        if len(batch) == _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def _scan_array(
     store: CacheStore, path: str, loc: Location, bar: Any
 ) -> tuple[list[Problem], int, int]:
@@ -163,50 +224,32 @@ def _scan_array(
     except StoreError:
         pending = None
     problems: list[Problem] = []
-    nbytes = checked = 0
-    items = list(_chunk_keys(arr))
+    nbytes = checked = hidden = 0
     prefix = f"{path}/"
-    for start in range(0, len(items), _BATCH):
-        batch = items[start : start + _BATCH]
+    for batch in _batches(arr):
         raws = read_keys(arr.store, loc, [prefix + key for _, key in batch])
         bar.update(len(batch))
         for (coords, key), raw in zip(batch, raws, strict=True):
             checked += 1
+            found: Problem | None = None
             if raw is None:
                 written = pending is None or not bool(pending[coords[0], coords[1]])
                 if written:
-                    problems.append(Problem("missing", "chunk is missing", path, key))
-                continue
-            nbytes += len(raw)
-            out = _decode(arr, raw, coords)
-            if isinstance(out, tuple):
-                problems.append(Problem(out[0], out[1], path, key))
-                continue
-            bad = _content_problem(path, out, meta)
-            if bad is not None:
-                problems.append(Problem("content", bad, path, key))
+                    found = Problem("missing", "chunk is missing", path, key)
+            else:
+                nbytes += len(raw)
+                out = _decode(arr, raw, coords)
+                if isinstance(out, tuple):
+                    found = Problem(out[0], out[1], path, key)
+                elif (bad := _content_problem(path, out, meta)) is not None:
+                    found = Problem("content", bad, path, key)
+            if found is not None and len(problems) < MAX_CHUNK_PROBLEMS:
+                problems.append(found)
+            elif found is not None:
+                hidden += 1
+    if hidden:
+        problems.append(Problem("corrupt", f"... and {hidden} more damaged chunks", path))
     return problems, checked, nbytes
-
-
-def _listing_checks(keys: Sequence[str] | None, loc: Location) -> tuple[list[Problem], list[str]]:
-    problems: list[Problem] = []
-    warnings: list[str] = []
-    if keys is None:
-        return problems, warnings
-    for key in keys:
-        if ".partial" in key:
-            problems.append(
-                Problem("partial", "half-written file left by a killed writer", chunk=key)
-            )
-    if LOCK_NAME in keys and loc.kind == "dir":
-        from sortkd_cache.store._lock import read_lock
-
-        held = read_lock(loc.path) or {}
-        warnings.append(
-            f"writer lock present: {held.get('purpose', '?')} (host {held.get('host')}, pid "
-            f"{held.get('pid')}, since {held.get('since')}); the store may be changing"
-        )
-    return problems, warnings
 
 
 def _open_for_verify(
@@ -241,6 +284,16 @@ def _progress(total: int | None, enabled: bool, desc: str, unit: str = "chunk") 
     return tqdm(total=total, desc=desc, unit=unit, disable=disable, **scale, **kw)
 
 
+def _structural(problems: Sequence[Problem]) -> set[str | None]:
+    """Arrays (None: the whole store) whose chunks must not be scanned: their declared
+    shape, chunking or dtype disagrees with the layout, or exceeds the limits."""
+    out: set[str | None] = set()
+    for p in problems:
+        if p.category in ("shape", "limits") or (p.category, p.chunk) == ("schema", "zarr.json"):
+            out.add(p.array)
+    return out
+
+
 def verify_store(
     location: str | os.PathLike[str] | Location,
     dataset: str | None = None,
@@ -252,31 +305,42 @@ def verify_store(
     """Check a store end to end (see the module docstring); never modifies it.
 
     Raises (exit code 2) only when ``location`` cannot be opened as a store at all; anything
-    wrong inside a store is reported as a :class:`Problem` in the returned report.
+    wrong inside a store is reported as a :class:`Problem` in the returned report. Memory is
+    bounded by one batch of chunks, whatever shapes the metadata declares.
     """
     t0 = time.perf_counter()
     loc = location if isinstance(location, Location) else parse_location(location)
+    cleaned = clean_stale_siblings(loc)
     store, backend = _open_for_verify(loc, storage_options)
     try:
         meta = store.meta
     except SchemaError as exc:
-        bad = (Problem("schema", str(exc)),)
-        return VerifyReport(loc.raw, bad, seconds=time.perf_counter() - t0)
+        bad = (Problem("schema", str(exc), chunk="zarr.json"),)
+        return VerifyReport(loc.raw, bad, tuple(cleaned), seconds=time.perf_counter() - t0)
     sizes = list_keys(backend, loc)
     keys = list(sizes) if sizes is not None else None
-    problems, warnings = _listing_checks(keys, loc)
+    problems, warnings = listing_checks(keys, loc)
+    warnings = cleaned + warnings
+    if meta.schema < CHECKSUM_SCHEMA:
+        warnings.append(
+            f"schema {meta.schema} store: its metadata carries no checksums, so an edit of its "
+            "attributes cannot be detected (re-create it with this version to protect it)"
+        )
     skipped = [] if keys is not None else ["leftover partial files (http(s) cannot list keys)"]
-    present = [
-        k
-        for k in LOGIT_KINDS
-        if store.has_array(logits_path(k)) or store.has_array(progress_path(k))
-    ]
-    problems += quick_problems(store, present or ["raw"])
-    arrays = _candidate_arrays(store, keys)
+    node_problems, broken = _node_problems(backend, loc, keys, meta.schema >= CHECKSUM_SCHEMA)
+    problems += node_problems
+    arrays, unusable = _candidate_arrays(store, keys, broken)
+    problems += unusable
+    broken_nodes = {p.array for p in problems if p.chunk == "zarr.json"}
+    present = _present_kinds(store, broken_nodes)
+    quick = _quick_problems_safe(store, present, broken_nodes)
+    problems += quick
+    blocked = _structural(quick) | {p.array for p in unusable}
+    scan = [] if None in blocked else [p for p in arrays if p not in blocked]
     checked = nbytes = 0
-    total = sum(math.prod(_grid(store.raw_array(p))) for p in arrays)
+    total = sum(grid_size(store.raw_array(p).shape, store.raw_array(p).chunks) for p in scan)
     with _progress(total, progress, "verify") as bar:
-        for path in arrays:
+        for path in scan:
             found, n_chunks, n_bytes = _scan_array(store, path, loc, bar)
             problems += found
             checked += n_chunks
@@ -293,13 +357,40 @@ def verify_store(
         location=loc.raw,
         problems=tuple(problems),
         warnings=tuple(warnings),
-        arrays=tuple(arrays),
+        arrays=tuple(scan),
         chunks_checked=checked,
         bytes_read=nbytes,
         seconds=time.perf_counter() - t0,
         fingerprint_checked=dataset is not None,
         skipped=tuple(skipped),
     )
+
+
+def _present_kinds(store: CacheStore, broken: set[str | None]) -> list[str]:
+    present = []
+    for k in LOGIT_KINDS:
+        paths = (logits_path(k), progress_path(k))
+        if any(p in broken for p in paths):
+            continue
+        try:
+            if any(store.has_array(p) for p in paths):
+                present.append(k)
+        except SchemaError:
+            continue
+    return present
+
+
+def _quick_problems_safe(
+    store: CacheStore, present: list[str], broken: set[str | None]
+) -> list[Problem]:
+    """:func:`quick_problems` over the kinds present; arrays already reported as unusable
+    are left out (their problem is named once, with their file)."""
+    try:
+        return [p for p in quick_problems(store, present or ["raw"]) if p.array not in broken]
+    except SchemaError as exc:  # an array unusable in a way only quick_problems reaches
+        if any(f"{path}/zarr.json" in str(exc) for path in broken if path):
+            return []  # already reported with its file
+        return [Problem("schema", str(exc))]
 
 
 def _fingerprint_problems(store: CacheStore, dataset: str, data_root: str | None) -> list[Problem]:

@@ -18,6 +18,7 @@ from sortkd_cache.datasets import load_dataset
 from sortkd_cache.errors import (
     ConfigError,
     NonFiniteLogitsError,
+    OutputError,
     StoreError,
     StoreExistsError,
 )
@@ -186,7 +187,7 @@ def test_overwrite_refuses_a_directory_that_is_not_a_store(tmp_path) -> None:
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
     (out / "download.partial").write_text("mine too")
-    with pytest.raises(StoreExistsError):
+    with pytest.raises(OutputError, match="not a sortkd-cache store"):
         run(out, views=1, overwrite=True)
     with pytest.raises(StoreError, match="not a sortkd-cache store"):
         run(out, views=1, resume=True)

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-# Attributes recording when or how long, not what: they legitimately differ between runs.
-VOLATILE_KEYS = frozenset({"created", "dump_seconds", "seconds", "store_id"})
+# Attributes recording when or how long, not what: they legitimately differ between runs
+# (and so does the metadata checksum, which covers them).
+VOLATILE_KEYS = frozenset({"created", "dump_seconds", "seconds", "store_id", "sortkd_cache_sha256"})
 
 
 def _free_port() -> int:

@@ -15,11 +15,11 @@ from click.testing import CliRunner
 
 from sortkd_cache.errors import (
     CorruptChunkError,
-    StoreError,
+    OutputError,
     StoreExistsError,
     StoreLockedError,
 )
-from sortkd_cache.store import _copy as copy_module
+from sortkd_cache.store import _copy_writers as writers_module
 from sortkd_cache.store import copy_store, open_store, verify_store
 
 
@@ -86,7 +86,7 @@ def test_never_overwrites_without_permission(store: Path, tmp_path: Path) -> Non
     other = tmp_path / "not-a-store"
     other.mkdir()
     (other / "thesis.tex").write_text("precious")
-    with pytest.raises(StoreExistsError, match="not a sortkd-cache store"):
+    with pytest.raises(OutputError, match="not a sortkd-cache store"):
         copy_store(store, other, overwrite=True, progress=False)
     assert (other / "thesis.tex").read_text() == "precious"
     assert _leftovers(tmp_path) == []
@@ -109,7 +109,7 @@ def test_interrupted_copy_leaves_nothing(
     store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
     calls = {"n": 0}
-    cls = copy_module._ZipWriter if name.endswith(".zip") else copy_module._DirWriter
+    cls = writers_module._ZipWriter if name.endswith(".zip") else writers_module._DirWriter
     real = cls.put_many
 
     def flaky(self: Any, items: list[tuple[str, bytes]]) -> None:
@@ -129,14 +129,14 @@ def test_destination_appearing_mid_copy_is_not_clobbered(
     store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dst = tmp_path / "race.zarr"
-    real = copy_module._DirWriter.put_many
+    real = writers_module._DirWriter.put_many
 
     def racing(self: Any, items: list[tuple[str, bytes]]) -> None:
         dst.mkdir(exist_ok=True)
         (dst / "other-writer.txt").write_text("first")
         real(self, items)
 
-    monkeypatch.setattr(copy_module._DirWriter, "put_many", racing)
+    monkeypatch.setattr(writers_module._DirWriter, "put_many", racing)
     with pytest.raises(StoreExistsError, match="appeared while copying"):
         copy_store(store, dst, progress=False)
     assert os.listdir(dst) == ["other-writer.txt"]
@@ -144,7 +144,7 @@ def test_destination_appearing_mid_copy_is_not_clobbered(
 
 
 def test_refusals(store: Path, tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="same store"):
+    with pytest.raises(OutputError, match="is the source"):
         copy_store(store, str(store) + "/", progress=False)
     (store / ".sortkd-lock.json").write_text(
         json.dumps(

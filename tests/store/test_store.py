@@ -16,6 +16,7 @@ import sortkd_cache as sk
 from sortkd_cache.errors import (
     CorruptChunkError,
     LogitsKindError,
+    OutputError,
     SchemaError,
     StoreExistsError,
     StoreNotFoundError,
@@ -272,7 +273,7 @@ def test_overwrite_never_deletes_a_directory_that_is_not_a_store(tmp_path: Path)
     target = tmp_path / "mine"
     target.mkdir()
     (target / "thesis.tex").write_text("precious")
-    with pytest.raises(StoreExistsError, match="not a sortkd-cache store"):
+    with pytest.raises(OutputError, match="not a sortkd-cache store"):
         create_store(target, make_meta(), np.zeros(N, dtype=np.int64), overwrite=True)
     assert (target / "thesis.tex").read_text() == "precious"
 
