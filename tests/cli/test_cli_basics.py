@@ -92,7 +92,7 @@ def test_info_json_has_the_documented_keys(files: dict[str, Path]) -> None:
     result = invoke("info", str(files["store"]), "--json")
     assert result.exit_code == 0, result.stderr
     info = json.loads(result.stdout)
-    assert info["schema"] == 2
+    assert info["schema"] == 3
     assert (info["num_samples"], info["num_views"], info["num_classes"]) == (120, 2, 10)
     assert info["logits"] == ["raw"]
     assert info["dataset"]["name"] == "fake" and info["dataset"]["fingerprint"].startswith(

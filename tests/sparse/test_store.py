@@ -48,7 +48,7 @@ def test_dump_topk_equals_the_dense_dump_truncated(make_store: MakeStore) -> Non
     dense = sk.open_store(make_store("d.zarr", **FAST))
     path = make_store("s.zarr", topk=3, **FAST)
     sparse = sk.open_store(path)
-    assert sparse.meta.schema == 2 and sparse.is_sparse and sparse.kinds() == ["raw"]
+    assert sparse.meta.schema == 3 and sparse.is_sparse and sparse.kinds() == ["raw"]
     assert not (path / "logits" / "raw" / "c").exists()  # no dense chunk was ever written
     spec = sparse.sparse_spec
     assert spec == SparseSpec(3, 10, "float16")

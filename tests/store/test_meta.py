@@ -99,7 +99,7 @@ def sample_meta(**changes: Any) -> StoreMeta:
 @given(metas())
 def test_meta_round_trips_through_json(meta: StoreMeta) -> None:
     d = meta.to_dict()
-    assert d["schema"] == 1  # dense stores stay schema 1 (readable by older versions)
+    assert d["schema"] == 3  # every store is written with metadata checksums (schema 3)
     back = StoreMeta.from_dict(json.loads(json.dumps(d)))
     assert back == meta
     assert back.to_dict() == d
