@@ -7,7 +7,8 @@ from sortkd_cache.store._copy import CopyResult, copy_store
 from sortkd_cache.store._layout import LOGIT_KINDS, choose_chunk_samples
 from sortkd_cache.store._lock import read_lock, writer_lock
 from sortkd_cache.store._meta import SCHEMA_VERSION, DatasetRecord, StoreMeta, TeacherRecord
-from sortkd_cache.store._store import CacheStore, LogitsArray, create_store, open_store
+from sortkd_cache.store._open import create_store, open_store
+from sortkd_cache.store._store import CacheStore, LogitsArray
 from sortkd_cache.store._verify import Problem, VerifyReport, quick_check, verify_store
 
 __all__ = [

@@ -30,6 +30,9 @@ __all__ = [
     "DIGEST_KEY",
     "INFORMATIONAL",
     "canonical",
+    "check_node",
+    "create_checked_array",
+    "create_checked_group",
     "doc_problem",
     "metadata_doc",
     "node_digest",
@@ -87,3 +90,46 @@ def doc_problem(doc: Any, required: bool) -> str | None:
             "or damaged after it was written"
         )
     return None
+
+
+def check_node(group: Any, key: str, required: bool, where: str) -> None:
+    """Raise :class:`SchemaError` naming ``key`` when the node's checksum, over the raw bytes
+    of its ``zarr.json`` (so a field zarr ignores or defaults is covered too), is wrong."""
+    from zarr.core.buffer import default_buffer_prototype
+
+    from sortkd_cache.errors import SchemaError
+    from sortkd_cache.store._backend import run_sync
+
+    raw = run_sync(group.store.get(key, default_buffer_prototype()))
+    try:
+        doc = json.loads(raw.to_bytes()) if raw is not None else None
+    except ValueError:
+        doc = None
+    problem = doc_problem(doc, required)
+    if problem is not None:
+        raise SchemaError(f"store '{where}': {key} {problem}")
+
+
+def create_checked_array(
+    group: Any, path: str, attributes: Mapping[str, Any] | None, **kw: Any
+) -> Any:
+    """Create (replacing) an array whose metadata carries its checksum from the start: the
+    document is built in memory first, so no reader ever sees the node without one."""
+    import zarr
+    from zarr.storage import MemoryStore
+
+    attrs = dict(attributes or {})
+    probe = zarr.create_array(MemoryStore(), attributes=attrs, **kw)
+    return group.create_array(
+        path, attributes=with_digest(probe.metadata, attrs), overwrite=True, **kw
+    )
+
+
+def create_checked_group(group: Any, path: str, attributes: Mapping[str, Any]) -> Any:
+    """Create (replacing) a group whose metadata carries its checksum from the start."""
+    import zarr
+    from zarr.storage import MemoryStore
+
+    attrs = dict(attributes)
+    probe = zarr.open_group(MemoryStore(), mode="w").create_group("g", attributes=attrs)
+    return group.create_group(path, overwrite=True, attributes=with_digest(probe.metadata, attrs))

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from collections.abc import Mapping
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,21 +13,20 @@ from sortkd_cache.errors import (
     LogitsKindError,
     SchemaError,
     SortKDError,
-    StoreError,
-    StoreExistsError,
-    StoreNotFoundError,
     StoreReadOnlyError,
 )
-from sortkd_cache.outputs import check_replaceable
 from sortkd_cache.store._backend import (
     ROOT_META,
     Location,
     Mode,
-    list_keys,
-    open_backend,
-    parse_location,
 )
-from sortkd_cache.store._integrity import DIGEST_KEY, doc_problem, with_digest
+from sortkd_cache.store._integrity import (
+    DIGEST_KEY,
+    check_node,
+    create_checked_array,
+    create_checked_group,
+    with_digest,
+)
 from sortkd_cache.store._layout import (
     LABELS,
     LOGIT_KINDS,
@@ -56,7 +51,7 @@ from sortkd_cache.store._sparse import (
 if TYPE_CHECKING:
     from sortkd_cache.sparse import SparseRows
 
-__all__ = ["CacheStore", "LogitsArray", "create_store", "open_store"]
+__all__ = ["KIND_GROUPS", "CacheStore", "LogitsArray"]
 
 KIND_GROUPS = frozenset(logits_path(k) for k in LOGIT_KINDS)  # sparse kinds: one group each
 
@@ -87,25 +82,9 @@ class CacheStore:
             if not isinstance(record, dict):
                 raise SchemaError(f"'{self.url}' is a zarr group but not a sortkd-cache store")
             meta = StoreMeta.from_dict(record)  # a newer schema is refused here, first
-            self._check_node(ROOT_META, meta.schema >= CHECKSUM_SCHEMA)
+            check_node(self._group, ROOT_META, meta.schema >= CHECKSUM_SCHEMA, self.url)
             self._meta = meta
         return self._meta
-
-    def _check_node(self, key: str, required: bool) -> None:
-        """The node's metadata checksum, over the raw bytes of its ``zarr.json`` (so a field
-        zarr ignores or defaults is covered as well)."""
-        from zarr.core.buffer import default_buffer_prototype
-
-        from sortkd_cache.store._backend import run_sync
-
-        raw = run_sync(self._group.store.get(key, default_buffer_prototype()))
-        try:
-            doc = json.loads(raw.to_bytes()) if raw is not None else None
-        except ValueError:
-            doc = None
-        problem = doc_problem(doc, required)
-        if problem is not None:
-            raise SchemaError(f"store '{self.url}': {key} {problem}")
 
     @property
     def num_samples(self) -> int:
@@ -167,7 +146,9 @@ class CacheStore:
 
         # inner groups carry nothing to protect; a sparse kind's group holds its attributes
         if isinstance(arr, zarr.Array) or path in KIND_GROUPS:
-            self._check_node(f"{path}/zarr.json", self.meta.schema >= CHECKSUM_SCHEMA)
+            check_node(
+                self._group, f"{path}/zarr.json", self.meta.schema >= CHECKSUM_SCHEMA, self.url
+            )
         self._arrays[path] = arr
         return arr
 
@@ -280,16 +261,7 @@ class CacheStore:
         self._meta = meta
 
     def _create(self, path: str, attributes: Mapping[str, Any] | None, **kw: Any) -> Any:
-        """Create (replacing) an array whose metadata carries its checksum from the start:
-        the document is built in memory first, so no reader ever sees it without one."""
-        import zarr
-        from zarr.storage import MemoryStore
-
-        attrs = dict(attributes or {})
-        probe = zarr.create_array(MemoryStore(), attributes=attrs, **kw)
-        return self._group.create_array(
-            path, attributes=with_digest(probe.metadata, attrs), overwrite=True, **kw
-        )
+        return create_checked_array(self._group, path, attributes, **kw)
 
     def create_kind(
         self,
@@ -423,15 +395,8 @@ class CacheStore:
 
     def create_group(self, path: str, attributes: Mapping[str, Any]) -> Any:
         """Create (replacing) a group whose metadata carries its checksum from the start."""
-        import zarr
-        from zarr.storage import MemoryStore
-
         self._require_writable()
-        attrs = dict(attributes)
-        probe = zarr.open_group(MemoryStore(), mode="w").create_group("g", attributes=attrs)
-        return self._group.create_group(
-            path, overwrite=True, attributes=with_digest(probe.metadata, attrs)
-        )
+        return create_checked_group(self._group, path, attributes)
 
     def set_kind_attrs(self, kind: str, attrs: Mapping[str, Any]) -> None:
         self._require_writable()
@@ -440,72 +405,3 @@ class CacheStore:
             raise SchemaError(f"store '{self.url}' is missing array '{logits_path(kind)}'")
         merged = {**dict(arr.attrs), **dict(attrs)}
         arr.attrs.update(with_digest(arr.metadata, merged))
-
-
-def open_store(
-    location: str | os.PathLike[str],
-    mode: Mode = "r",
-    *,
-    storage_options: dict[str, Any] | None = None,
-) -> CacheStore:
-    """Open an existing store (directory, .zip, s3://, gs://, https://)."""
-    import zarr
-
-    loc = parse_location(location)
-    backend = open_backend(loc, mode, storage_options)
-    try:
-        group = zarr.open_group(backend, mode="r" if mode == "r" else "r+")
-    except FileNotFoundError:
-        raise StoreNotFoundError(f"no store at '{loc.raw}'") from None
-    except (ValueError, TypeError, KeyError) as exc:
-        raise StoreNotFoundError(f"'{loc.raw}' is not a sortkd-cache store ({exc})") from None
-    store = CacheStore(loc, mode, group)
-    store.meta  # noqa: B018 - validates schema and attributes now
-    for path in (LABELS, PARAMS):
-        store._array(path)
-    return store
-
-
-def create_store(
-    location: str | os.PathLike[str],
-    meta: StoreMeta,
-    labels: np.ndarray,
-    *,
-    overwrite: bool = False,
-) -> CacheStore:
-    """Create a new store; an existing one is replaced only with ``overwrite``."""
-    import zarr
-
-    loc = parse_location(location)
-    if not loc.writable:
-        raise StoreReadOnlyError(f"cannot create a store at '{loc.raw}' (read-only location)")
-    if loc.kind == "dir":
-        path = Path(loc.path)
-        occupied = path.is_dir() and any(
-            not c.name.startswith(".sortkd-lock") for c in path.iterdir()
-        )
-        if path.exists() and (not path.is_dir() or occupied):
-            if not overwrite:
-                raise StoreExistsError(
-                    f"'{loc.raw}' already exists; pass --overwrite to replace it"
-                )
-            check_replaceable(loc.raw, "store")
-            for child in path.iterdir():
-                if child.name.startswith(".sortkd-lock"):
-                    continue
-                if child.is_dir():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
-    backend = open_backend(loc, "w")
-    if loc.kind != "dir":  # mode "w" below empties the prefix: only ever a store's
-        if not overwrite and list_keys(backend, loc):
-            raise StoreExistsError(f"'{loc.raw}' already exists; pass --overwrite to replace it")
-        check_replaceable(loc.raw, "store")
-    group = zarr.open_group(backend, mode="a" if loc.kind == "dir" else "w")
-    store = CacheStore(loc, "w", group)
-    store.write_meta(meta)
-    if labels.shape != (meta.num_samples,):
-        raise StoreError(f"labels shape {labels.shape} does not match {meta.num_samples} samples")
-    store.create_base_arrays(labels)
-    return store
