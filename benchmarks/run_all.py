@@ -27,6 +27,9 @@ BENCHES = [
     ("train epoch: cached KD vs CE-only vs online teacher", "bench_train.py"),
     ("top-K copy: bytes and fidelity", "bench_topk.py"),
     ("teacher precision: bf16 vs fp32", "bench_imagenet_precision.py"),
+    ("ImageNet-like JPEG folder: dump vs ImageFolder+DataLoader", "bench_imagenet_dump.py"),
+    ("ImageNet-like JPEG folder: train epoch vs ImageFolder+DataLoader", "bench_imagenet_train.py"),
+    ("train rank peak RSS: whole-view vs streamed soft labels", "bench_memory_stream.py"),
 ]
 KEYWORDS = (
     "ratio",
@@ -39,6 +42,7 @@ KEYWORDS = (
     "agreement",
     "max_abs_diff",
     "rss",
+    "soft_label_mib",
 )
 
 
