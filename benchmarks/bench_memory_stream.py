@@ -98,7 +98,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             store = cache / f"fake{n}.zarr"
             dump_store(n, store)
             rss = {
-                "ce": peak_rss_mib(store, Path(tmp) / "run", "ce", "view"),
+                "ce": peak_rss_mib(store, Path(tmp) / "run", "ce", "auto"),
                 "view": peak_rss_mib(store, Path(tmp) / "run", "kd", "view"),
                 "stream": peak_rss_mib(store, Path(tmp) / "run", "kd", "stream"),
             }

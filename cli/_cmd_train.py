@@ -155,6 +155,27 @@ def _losses_help() -> str:
     show_default=True,
     help="DataLoader workers (loader path).",
 )
+@click.option(
+    "--soft-labels",
+    default=_D["soft_labels"],
+    show_default=True,
+    help="view: one whole view of soft labels per epoch | stream: chunk by chunk in a "
+    "chunk-local shuffled order, memory bounded by the window | auto: stream once a view "
+    "exceeds 64 MiB. Recorded in config.json.",
+)
+@click.option(
+    "--stream-window",
+    type=int,
+    default=None,
+    help="Streamed: chunks per shuffle window and lane (default 2).",
+)
+@click.option(
+    "--stream-lanes",
+    type=int,
+    default=None,
+    help="Streamed: rank-independent lanes; ranks must divide them (default: the largest "
+    "divisor of --batch-size up to 8).",
+)
 @click.option("--out", default=None, help="Run directory (required).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")

@@ -35,6 +35,7 @@ __all__ = [
 
 #: ``raw`` and every registered logits transform (``sort``, ``swap``).
 LOGIT_CHOICES: tuple[str, ...] = ("raw", *METHODS.names())
+SOFT_LABEL_MODES = ("auto", "view", "stream")  # resolved in pipelines/_stream_source.py
 DATA_PATHS = ("auto", "device", "loader")
 VIEW_ORDERS = ("cyclic", "shuffle")
 TEACHER_INITS = ("checkpoint", "random")
@@ -113,6 +114,11 @@ class TrainConfig(Schedule):
     device: str = "auto"
     data_path: str = "auto"
     workers: int = 0
+    #: soft labels per epoch: a whole view, or streamed chunk by chunk (auto: past 64 MiB);
+    #: when streaming, chunks per shuffle window (default 2) and lanes (default: from the batch)
+    soft_labels: str = "auto"
+    stream_window: int | None = None
+    stream_lanes: int | None = None
     eval_batch_size: int = 512
     resume: bool = False
     overwrite: bool = False
@@ -216,9 +222,12 @@ def _validate(cfg: TrainConfig) -> None:
         _integer(cfg, key, low)
     _integer(cfg, "num_classes", 1, optional=True)
     _integer(cfg, "stop_after", 1, optional=True)
+    _integer(cfg, "stream_window", 1, optional=True)
+    _integer(cfg, "stream_lanes", 1, optional=True)
     _choice(cfg, "logits", LOGIT_CHOICES)
     _choice(cfg, "views_order", VIEW_ORDERS)
     _choice(cfg, "data_path", DATA_PATHS)
+    _choice(cfg, "soft_labels", SOFT_LABEL_MODES)
     _choice(cfg, "teacher_init", TEACHER_INITS)
     if cfg.resume and cfg.overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")

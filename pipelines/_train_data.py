@@ -81,4 +81,8 @@ def soft_labels_for(s: Setup, device: torch.device, needs_teacher: bool) -> Soft
         return None
     if s.store is None:
         raise ConfigError(f"--loss {cfg.loss} needs --cache STORE or --online-teacher ARCH")
+    if s.plan.mode == "stream":
+        from sortkd_cache.streaming import StreamedLogits
+
+        return StreamedLogits(s.store, cfg.logits, device)
     return store_soft_labels(s.store, cfg.logits, device)

@@ -8,12 +8,13 @@ names the cache a student was trained from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from sortkd_cache.errors import ConfigError, StoreError
+from sortkd_cache.pipelines._stream_source import StreamPlan, plan_soft_labels
 
 if TYPE_CHECKING:
     from sortkd_cache.augment import AugmentRecipe
@@ -37,6 +38,8 @@ class Setup:
     teacher_seed: int
     rank: int = 0
     world: int = 1
+    #: whole-view or streamed soft labels (and the streamed epoch order)
+    plan: StreamPlan = field(default_factory=lambda: StreamPlan("view"))
 
     def views(self) -> Views:
         """The store's recorded views, or fresh augmentation per epoch without a store."""
@@ -63,6 +66,7 @@ class Setup:
             workers=cfg.workers,
             rank=self.rank,
             world=self.world,
+            order=self.plan.order if self.plan.layout is not None else None,
         )
 
     def reduce(self, values: dict[str, float], device: torch.device) -> dict[str, float]:
@@ -105,6 +109,7 @@ class Setup:
             "augment": self.recipe.to_dict(),
             "store_views": self.store.num_views if self.store is not None else None,
             "world_size": self.world,
+            **self.plan.describe(),
         }
 
     def provenance(self) -> dict[str, Any] | None:
@@ -192,4 +197,33 @@ def prepare(cfg: TrainConfig) -> Setup:
             f"{cfg.num_classes} (--num-classes)"
         )
     test_ds = load_dataset(test_spec, "test", data_root=cfg.data_root)
-    return Setup(cfg, train_ds, test_ds, store, recipe, num_classes, teacher_seed, rank, world)
+    plan = _soft_label_plan(cfg, store, world)
+    return Setup(
+        cfg, train_ds, test_ds, store, recipe, num_classes, teacher_seed, rank, world, plan
+    )
+
+
+def _soft_label_plan(cfg: TrainConfig, store: CacheStore | None, world: int) -> StreamPlan:
+    """``--soft-labels`` resolved (whole views or streamed); refused where nothing reads soft
+    labels (no store, or a CE run without an online teacher)."""
+    soft = store is not None and (cfg.online_teacher is not None or cfg.loss_config().needs_teacher)
+    if not soft and cfg.soft_labels != "auto":
+        why = "without --cache" if store is None else f"with --loss {cfg.loss}"
+        raise ConfigError(f"--soft-labels {cfg.soft_labels} does nothing {why}: no soft labels")
+    plan = StreamPlan("none")
+    if soft:
+        plan = plan_soft_labels(
+            cfg.soft_labels,
+            store,
+            batch_size=cfg.batch_size,
+            world=world,
+            lanes=cfg.stream_lanes,
+            window=cfg.stream_window if cfg.stream_window is not None else 2,
+        )
+    for key in ("stream_window", "stream_lanes"):
+        if plan.mode != "stream" and getattr(cfg, key) is not None:
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(
+                f"{flag} applies to --soft-labels stream; this run's soft labels are {plan.mode!r}"
+            )
+    return plan

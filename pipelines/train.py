@@ -7,7 +7,8 @@ store's ``raw``/``sort``/``swap`` logits of that view. ``--online-teacher`` runs
 with a teacher computing the logits of the same replayed batch (and the same sort/swap per
 batch): it exists to prove equality and to measure the saving. Without a cache, ``--dataset``
 with ``--loss ce`` trains a model with fresh augmentation each epoch (a teacher for ``dump``).
-The test split is evaluated every epoch without augmentation.
+The test split is evaluated every epoch without augmentation; its views are prepared once per
+run (:class:`~sortkd_cache.pipelines._eval.EvalViews`: on the device when they fit).
 
 :class:`Trainer` is the stage in steps: :meth:`~Trainer.setup` (validate, open the data,
 build the model, the optimizer and the batches, and only then touch the run directory),
@@ -23,11 +24,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 import torch
 
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines._common import progress_bar, resolve_device
+from sortkd_cache.pipelines._eval import EvalViews
 from sortkd_cache.pipelines._rundir import RunDir
 from sortkd_cache.pipelines._train_config import TrainConfig
 from sortkd_cache.pipelines._train_data import soft_labels_for
@@ -56,29 +57,6 @@ class TrainResult:
         d = asdict(self)
         d.pop("step_losses")
         return d
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, s: Setup, device: torch.device, batch_size: int) -> float:
-    """Top-1 (%) on the test split, no augmentation."""
-    from sortkd_cache.augment import eval_view, normalize
-
-    model.eval()
-    ds = s.test
-    correct = 0
-    for start in range(0, len(ds), batch_size):
-        idx = np.arange(start, min(len(ds), start + batch_size))
-        images = ds.images(idx)
-        images = (
-            images.to(device)
-            if isinstance(images, torch.Tensor)
-            else [im.to(device) for im in images]
-        )
-        x = normalize(eval_view(images, s.recipe), ds.info.mean, ds.info.std)
-        pred = model(x).argmax(dim=1).cpu().numpy()
-        correct += int((pred == ds.labels[idx]).sum())
-    model.train()
-    return 100.0 * correct / max(1, len(ds))
 
 
 class Progress(Protocol):
@@ -137,6 +115,12 @@ class Trainer:
         )
         soft = soft_labels_for(self.s, self.device, self.loss.needs_teacher)
         self.batches = self.s.batches(self.device, soft)
+        self.eval_views: EvalViews | None = None
+        if self.rank0:  # the test split's views, prepared once for every epoch's evaluation
+            workers = max(1, cfg.workers)
+            self.eval_views = EvalViews(
+                self.s.test, self.s.recipe, self.device, cfg.eval_batch_size, workers
+            )
         # everything is validated and built: only now is the run directory touched
         self.run_dir = RunDir(cfg.out)
         if cfg.resume:
@@ -248,8 +232,10 @@ class Trainer:
         return row
 
     def evaluate(self) -> float:
-        """Top-1 (%) of the student on the test split."""
-        return evaluate(self.model, self.s, self.device, self.cfg.eval_batch_size)
+        """Top-1 (%) of the student on the test split (its views prepared once, in setup)."""
+        if self.eval_views is None:
+            raise ConfigError("evaluate() runs on rank 0 after setup()")
+        return self.eval_views.top1(self.model)
 
     def checkpoint(self, epoch: int) -> None:
         """Metrics and the resumable state after epoch ``epoch`` (0-based), rank 0 only."""
@@ -316,6 +302,8 @@ class Trainer:
         finally:
             bar.close()
             self.batches.close()
+            if self.eval_views is not None:
+                self.eval_views.close()
         return self.finish(time.perf_counter() - t_run)
 
 

@@ -10,7 +10,9 @@ from sortkd_cache.batches import _batches_of, epoch_order, shard_order
 from sortkd_cache.cached import read_view_logits
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines import _stream_source
-from sortkd_cache.pipelines._stream_source import StreamedSoftLabels, plan_soft_labels
+from sortkd_cache.pipelines._stream_source import plan_soft_labels
+from sortkd_cache.soft_labels import Batch
+from sortkd_cache.streaming import StreamedLogits
 
 BATCH = 16
 CPU = torch.device("cpu")
@@ -50,16 +52,15 @@ def _whole_view(store: sk.CacheStore, epoch: int) -> list[tuple[int, int, bytes]
 
 def _streamed(store: sk.CacheStore, epoch: int, world: int) -> list[tuple[int, int, bytes]]:
     view = epoch % store.num_views
-    plan = plan_soft_labels("stream", store, "raw", batch_size=BATCH, world=world, window=2)
+    plan = plan_soft_labels("stream", store, batch_size=BATCH, world=world, window=2)
     order = plan.order(store.num_samples, BATCH, 0, epoch)
-    assert order is not None
     out = []
     for rank in range(world):
         local = _shard(order, rank, world)
-        src = StreamedSoftLabels(store, "raw", CPU, prefetch=2)
-        src.begin_epoch(view, local)
+        src = StreamedLogits(store, "raw", CPU, prefetch=2)
+        src.begin_epoch(view, local, None)
         for idx in _batches_of(local, BATCH // world):
-            rows = src.rows(idx)
+            rows = src.rows(Batch(torch.zeros(len(idx)), torch.zeros(len(idx)), idx))
             assert rows.dtype == torch.float16 and rows.shape == (len(idx), 10)
             out += [(int(i), view, rows[k].numpy().tobytes()) for k, i in enumerate(idx)]
         src.close()
@@ -75,26 +76,27 @@ def test_streamed_and_whole_view_give_the_same_multiset(store: sk.CacheStore, wo
 
 
 def test_auto_streams_past_the_threshold(store: sk.CacheStore, monkeypatch) -> None:
-    plan = plan_soft_labels("auto", store, "raw", batch_size=BATCH, world=1)
+    plan = plan_soft_labels("auto", store, batch_size=BATCH, world=1)
     assert plan.mode == "view" and plan.describe() == {"soft_labels": "view"}
-    assert plan.order(200, BATCH, 0, 0) is None
+    with pytest.raises(ConfigError, match="no streamed order"):
+        plan.order(200, BATCH, 0, 0)
     monkeypatch.setattr(_stream_source, "STREAM_THRESHOLD_BYTES", 200 * 10 * 2 - 1)
-    plan = plan_soft_labels("auto", store, "raw", batch_size=BATCH, world=2)
+    plan = plan_soft_labels("auto", store, batch_size=BATCH, world=2)
     assert plan.describe() == {"soft_labels": "stream", "stream_lanes": 8, "stream_window": 2}
 
 
 def test_bad_soft_label_options(store: sk.CacheStore) -> None:
     with pytest.raises(ConfigError, match="unknown --soft-labels 'chunky'"):
-        plan_soft_labels("chunky", store, "raw", batch_size=BATCH, world=1)
+        plan_soft_labels("chunky", store, batch_size=BATCH, world=1)
     with pytest.raises(ConfigError, match="needs --cache"):
-        plan_soft_labels("stream", None, "raw", batch_size=BATCH, world=1)
+        plan_soft_labels("stream", None, batch_size=BATCH, world=1)
     with pytest.raises(ConfigError, match="3 ranks do not divide the 8 stream lanes"):
-        plan_soft_labels("stream", store, "raw", batch_size=24, world=3)
+        plan_soft_labels("stream", store, batch_size=24, world=3)
     with pytest.raises(ConfigError, match="window"):
-        plan_soft_labels("stream", store, "raw", batch_size=BATCH, world=1, window=0)
+        plan_soft_labels("stream", store, batch_size=BATCH, world=1, window=0)
 
 
 def test_rows_need_an_epoch(store: sk.CacheStore) -> None:
-    src = StreamedSoftLabels(store, "raw", CPU)
+    src = StreamedLogits(store, "raw", CPU)
     with pytest.raises(ConfigError, match="begin_epoch"):
-        src.rows(torch.arange(3))
+        src.rows(Batch(torch.zeros(3), torch.zeros(3), torch.arange(3)))

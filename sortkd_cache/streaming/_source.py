@@ -1,0 +1,83 @@
+"""Streamed soft labels as a :class:`~sortkd_cache.soft_labels.SoftLabels` source.
+
+    import sortkd_cache as sk
+    from sortkd_cache.streaming import StreamLayout, StreamedLogits, streamed_order
+
+    store = sk.open_store("in1k.zarr")
+    layout = StreamLayout(store.num_samples, store.chunk_samples, lanes=8, window=2)
+    batches = sk.EpochBatches.from_store(
+        store, kind=None, batch_size=256,
+        order=lambda n, b, seed, epoch: torch.from_numpy(streamed_order(layout, b, seed, epoch)),
+    )
+    batches.soft = StreamedLogits(store, "sort")
+
+Each epoch, :meth:`StreamedLogits.begin_epoch` opens a
+:class:`~sortkd_cache.streaming.ChunkWindowReader` over this rank's part of the epoch's order;
+:meth:`~StreamedLogits.rows` then takes each batch's rows from it (on the batch's device).
+Only the chunks that order touches are read, each once, a window at a time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ._reader import ChunkWindowReader
+
+if TYPE_CHECKING:
+    from sortkd_cache.soft_labels import Batch
+    from sortkd_cache.store import CacheStore
+
+__all__ = ["StreamedLogits"]
+
+
+class StreamedLogits:
+    """A dense logits kind of a store, read chunk by chunk in each epoch's order."""
+
+    def __init__(
+        self,
+        store: CacheStore,
+        kind: str,
+        device: torch.device | str = "cpu",
+        prefetch: int = 4,
+    ) -> None:
+        self._array = store.logits(kind)  # refuse a missing or incomplete kind now
+        self.store, self.kind = store, kind
+        self._device, self._prefetch = torch.device(device), prefetch
+        self._reader: ChunkWindowReader | None = None
+        #: the most soft-label bytes resident at once, over every epoch so far
+        self.peak_bytes = 0
+
+    def begin_epoch(self, view: int, local_order: torch.Tensor, next_view: int | None) -> None:
+        """Start reading ``view`` for this rank's ``local_order`` (closing the last epoch).
+
+        ``next_view`` is not read ahead: the reader starts on the first chunks right away."""
+        self.close()
+        arr = self._array
+
+        def read(block: int) -> np.ndarray:
+            rows: np.ndarray = arr.read_block(block, view)
+            return rows
+
+        order = local_order.detach().cpu().numpy()
+        chunk = int(self.store.chunk_samples)
+        self._reader = ChunkWindowReader(read, order, chunk, self._prefetch)
+
+    def rows(self, batch: Batch) -> torch.Tensor:
+        """Soft labels of ``batch.idx`` (the next samples of the epoch's order)."""
+        if self._reader is None:
+            raise ConfigError("StreamedLogits.rows() before begin_epoch()")
+        t = torch.from_numpy(self._reader.take(batch.idx.detach().cpu().numpy()))
+        self.peak_bytes = max(self.peak_bytes, self._reader.peak_bytes)
+        if self._device.type == "cuda":
+            return t.pin_memory().to(self._device, non_blocking=True)
+        return t.to(self._device)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self.peak_bytes = max(self.peak_bytes, self._reader.peak_bytes)
+            self._reader.close()
+            self._reader = None
