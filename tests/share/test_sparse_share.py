@@ -62,3 +62,21 @@ def test_dump_topk_then_train_from_zip_and_s3(s3: Any, tmp_path: Path) -> None:
         assert copy_store(str(local), dst, progress=False).verify.sound
     runs = [_losses(p, tmp_path / f"run{i}") for i, p in enumerate(places)]
     assert all(np.array_equal(runs[0], r) for r in runs[1:])
+
+
+def test_sparse_store_over_http(
+    share_store: Path, http_root: Path, http_url: str, tmp_path: Path
+) -> None:
+    """Read-only http(s) cannot list keys: copy and train find the sparse groups anyway."""
+    import sortkd_cache as sk
+
+    derive_store(
+        str(share_store), str(http_root / "top3.zarr"), DeriveConfig(topk=3), progress=False
+    )
+    url = f"{http_url}/top3.zarr"
+    assert verify_store(url).sound
+    down = tmp_path / "down.zarr"
+    assert copy_store(url, down, progress=False).verify.sound
+    local = sk.open_store(down).sparse_logits("sort")[:, 1]
+    remote = sk.open_store(url).sparse_logits("sort")[:, 1]
+    assert np.array_equal(local.values, remote.values) and np.array_equal(local.ids, remote.ids)
