@@ -153,3 +153,21 @@ def test_verify_checks_sparse_rows(make_store: MakeStore, damage: str, needle: s
     report = verify_store(path)
     assert not report.sound
     assert any(needle in str(p) for p in report.problems), report.problems
+
+
+def test_dump_topk_resume_redoes_missing_chunks(make_store: MakeStore) -> None:
+    ref = sk.open_store(make_store("ref.zarr", topk=3, **FAST))
+    path = make_store("cut.zarr", topk=3, **FAST)
+    cut = sk.open_store(path, mode="r+")
+    progress = cut.raw_array("progress/raw")
+    for b, v in [(0, 1), (2, 0)]:
+        progress[b, v] = -1
+    cut.raw_array("logits/raw/values")[:64, 1] = np.float16(7.0)  # stale content is redone
+    cut.set_kind_attrs("raw", {**cut.kind_attrs("raw"), "complete": False, "fidelity": {}})
+    cut.write_meta(cut.meta.replace(complete=False, teacher_accuracy=()))
+    make_store("cut.zarr", topk=3, resume=True, **FAST)
+    again = sk.open_store(path)
+    for v in range(ref.num_views):
+        same_rows(again.sparse_logits("raw")[:, v], ref.sparse_logits("raw")[:, v])
+    assert again.kind_attrs("raw")["fidelity"] == ref.kind_attrs("raw")["fidelity"]
+    assert again.meta.teacher_accuracy == ref.meta.teacher_accuracy
