@@ -194,11 +194,11 @@ def train_command(ctx: click.Context, /, **kw: Any) -> None:
     A sparse (top-K) cache (dump/copy --topk) trains the same way, for every --logits and
     --loss. The teacher row is rebuilt from its top K at the loss's temperature: at a
     recorded temperature (default 1, 2, 4; LSKD's 2) the probabilities of the kept classes,
-    the label's and the tail's total are exact, only the tail's spread over the dropped
-    classes is uniform (KD/DKD/LSKD: KL(dense || used) = the fidelity `info` shows, at most
-    m*log(C-K) for tail mass m; gradient error per row at most 2*T*m in L1). LSKD standardises
+    the label's and the tail's total are exact; the tail is one bucket (the loss matches its
+    total mass; inside it the student keeps its own spread). Gradient error per row at most
+    2*T*m in L1 (m: the teacher's tail mass; `info` shows the fidelity). LSKD standardises
     with the recorded mean/std over all C (exact). Approximate: a temperature that is not
-    recorded (the nearest recorded tail is used) and CTKD (its learnt temperature).
+    recorded (the nearest recorded tail mass is used) and CTKD (its learnt temperature).
 
     \b
     Examples:

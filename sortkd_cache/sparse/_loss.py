@@ -5,12 +5,14 @@ from its sparse form (:func:`~._rebuild.rebuild_dense`) at the loss's own temper
 
 * ``kd``, ``dkd``: the dense formula on the row rebuilt at the loss temperature. At a recorded
   temperature the teacher's probabilities of the kept classes (top K and the label) and of the
-  tail as a whole are exact, so DKD's target/non-target split (TCKD) is exact; only the spread
-  of the tail mass over the dropped classes is uniform instead of the teacher's (see
-  :mod:`._rebuild` for the bound).
+  tail as a whole are exact, so DKD's target/non-target split (TCKD) is exact. The tail is one
+  bucket (``tail="bucket"``, the default): the rebuilt tail takes the student's own (detached)
+  spread, so the loss matches the tail's total mass and nothing inside it; ``tail="uniform"``
+  spreads it evenly instead (see :mod:`._rebuild` for both and the bound).
 * ``lskd``: standardisation uses the row's recorded mean and std over all C classes (exact),
-  and the tail mass of the standardised row at LSKD's recorded temperature (exact); the tail is
-  spread uniformly as above. The student is standardised as in the dense loss.
+  and the tail mass of the standardised row at LSKD's recorded temperature (exact); the tail
+  is handled as above, in the standardised space. The student is standardised as in the dense
+  loss.
 * ``ctkd``: the temperature is learnt, so no tail mass is recorded for it: the row is rebuilt at
   the recorded temperature nearest the current learnt temperature (approximate).
 * ``ce``: no teacher.
@@ -29,7 +31,7 @@ from sortkd_cache.losses.kd import _kd
 from sortkd_cache.losses.lskd import standardize
 from sortkd_cache.sparse._rebuild import SparseTeacher
 
-__all__ = ["compute_sparse_loss", "loss_temperature", "sparse_teacher_dense"]
+__all__ = ["TAILS", "compute_sparse_loss", "loss_temperature", "sparse_teacher_dense"]
 
 
 def loss_temperature(cfg: Loss, temperature_module: CTKDTemperature | None = None) -> float:
@@ -46,15 +48,30 @@ def loss_temperature(cfg: Loss, temperature_module: CTKDTemperature | None = Non
     return float(temperature)
 
 
+TAILS = ("bucket", "uniform")
+
+
 def sparse_teacher_dense(
     cfg: Loss,
     teacher: SparseTeacher,
     target: Tensor,
     temperature_module: CTKDTemperature | None = None,
+    *,
+    student: Tensor | None = None,
+    tail: str = "bucket",
 ) -> Tensor:
-    """The dense teacher rows ``cfg``'s loss sees (standardised ones for ``lskd``)."""
+    """The dense teacher rows ``cfg``'s loss sees (standardised ones for ``lskd``); with
+    ``tail="bucket"`` the tail takes the spread of ``student`` (detached)."""
+    if tail not in TAILS:
+        raise ConfigError(f"unknown sparse tail handling {tail!r}; use bucket or uniform")
+    if tail == "bucket" and student is None:
+        raise ConfigError("tail='bucket' needs the student's logits")
     t = loss_temperature(cfg, temperature_module)
-    return teacher.dense(target, t, standardized=cfg.name == "lskd")
+    lskd = cfg.name == "lskd"
+    shape = None
+    if tail == "bucket" and student is not None:
+        shape = standardize(student.detach()) if lskd else student.detach()
+    return teacher.dense(target, t, standardized=lskd, shape=shape)
 
 
 def compute_sparse_loss(
@@ -65,11 +82,14 @@ def compute_sparse_loss(
     *,
     epoch: int,
     temperature_module: CTKDTemperature | None = None,
+    tail: str = "bucket",
 ) -> tuple[Tensor, dict[str, float]]:
     """``compute_loss`` with a sparse teacher; see the module docstring for what is exact."""
     if teacher is None or cfg.name == "ce":
         return compute_loss(cfg, student, None, target, epoch=epoch)
-    dense = sparse_teacher_dense(cfg, teacher, target, temperature_module)
+    dense = sparse_teacher_dense(
+        cfg, teacher, target, temperature_module, student=student, tail=tail
+    )
     if not isinstance(cfg, LSKD):
         return compute_loss(
             cfg, student, dense, target, epoch=epoch, temperature_module=temperature_module

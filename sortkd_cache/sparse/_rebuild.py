@@ -4,15 +4,18 @@ What is exact. At a recorded temperature T the rebuilt row ``r`` has, under ``so
 
 * every kept class's probability exact (the top K and the label),
 * the tail's total probability exact (the tail: the classes outside the top K and the label),
-* the tail spread uniformly over its classes: the one thing a sparse row does not know is how
-  the tail mass is distributed among the dropped classes.
+* how the tail mass spreads over the dropped classes is the one thing a sparse row does not
+  know. Two choices: ``shape=None`` spreads it uniformly (what ``info``'s fidelity measures:
+  ``KL(p || q) = m * KL(p_tail / m || uniform) <= m * log(C - K)``, ``m`` the tail mass);
+  ``shape=student logits`` spreads it like the student's own distribution, which makes
+  ``KL(q || softmax(s / T))`` exactly the KL over the kept classes plus the tail as ONE
+  bucket (``m * log(m / Q)``, ``Q`` the student's tail mass): the loss then says nothing about
+  the tail's inner spread. Training uses the bucket (:mod:`._loss`).
 
-So ``KL(p || q)`` between the dense teacher distribution ``p`` and the rebuilt one ``q`` is
-``m * KL(p_tail / m || uniform) <= m * log(C - K)`` (``m``: the tail mass), which is what the
-fidelity record measures; the gradient of ``T**2 * KL(q || softmax(s / T))`` with respect to the
-student logits ``s`` differs from the dense one by ``T * (p - q)``, whose L1 norm per row is at
-most ``2 * T * m``. At a temperature that is not recorded, the tail of the nearest recorded one
-(in log scale) is used as ``C - K`` equal logits, so the tail mass itself is approximate too.
+Either way the gradient of ``T**2 * KL(q || softmax(s / T))`` with respect to the student
+logits differs from the dense loss's by ``T * (p - q)`` on tail classes only, whose L1 norm per
+row is at most ``2 * T * m``. At a temperature that is not recorded, the tail mass of the
+nearest recorded one (in log scale) is used, so the tail mass itself is approximate too.
 
 Everything is "exact" up to one rounding to the logits dtype of each stored number (as every
 dense logit already is).
@@ -43,6 +46,20 @@ def _log_rest(log_tail: Tensor, log_label: Tensor, outside: Tensor) -> Tensor:
     return torch.where(diff > 0, torch.log(diff.clamp_min(1e-300)), torch.full_like(diff, _FLOOR))
 
 
+def _shaped_tail(
+    shape: Tensor, idx: Tensor, target: Tensor, top: Tensor, used: float, log_rest: Tensor
+) -> Tensor:
+    """``shape`` shifted per row so that its tail classes (not kept, not the label) hold
+    ``exp(log_rest)`` relative to ``top`` at temperature ``used``; other entries: anything."""
+    rest = torch.ones_like(shape, dtype=torch.bool)
+    rest.scatter_(1, idx, False)
+    rest.scatter_(1, target[:, None].long(), False)
+    scaled = torch.where(rest, shape / used, torch.full_like(shape, float("-inf")))
+    lse = torch.logsumexp(scaled, dim=1)
+    shift = torch.where(torch.isfinite(lse), top + used * (log_rest - lse), torch.zeros_like(lse))
+    return shape + shift[:, None]
+
+
 def rebuild_dense(
     spec: SparseSpec,
     ids: Tensor,
@@ -53,11 +70,14 @@ def rebuild_dense(
     *,
     standardized: bool = False,
     dtype: torch.dtype = torch.float32,
+    shape: Tensor | None = None,
 ) -> Tensor:
     """Dense rows ``[B, C]`` whose ``softmax(. / temperature)`` matches the sparse rows.
 
     ``standardized``: rebuild the z-scored row ``(z - mean) / (std + 1e-7)`` (LSKD) using the
-    ``tail_std`` columns. See the module docstring for what is exact.
+    ``tail_std`` columns. ``shape``: logits ``[B, C]`` (the student's, detached) whose
+    distribution over the tail the tail mass takes (the tail as one bucket); default uniform.
+    See the module docstring for what is exact.
     """
     col, used, _ = spec.tail_column(temperature, lskd=standardized)
     v = values.to(dtype)
@@ -74,9 +94,12 @@ def rebuild_dense(
     n_tail = spec.num_classes - spec.k
     n_rest = n_tail - outside.long()
     log_rest = _log_rest(st[:, col], (label - top) / used, outside)
-    per_class = log_rest - torch.log(n_rest.clamp_min(1).double())
-    fill = (top + used * per_class).to(dtype)
-    out = fill[:, None].expand(-1, spec.num_classes).clone()
+    if shape is None:
+        per_class = log_rest - torch.log(n_rest.clamp_min(1).double())
+        fill = (top + used * per_class).to(dtype)
+        out = fill[:, None].expand(-1, spec.num_classes).clone()
+    else:
+        out = _shaped_tail(shape.detach().double(), idx, target, top, used, log_rest).to(dtype)
     label_v = label.to(dtype)
     out.scatter_(1, target[:, None].long(), label_v[:, None])  # overwritten below when kept
     out.scatter_(1, idx, v)
@@ -111,7 +134,14 @@ class SparseTeacher:
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
-    def dense(self, target: Tensor, temperature: float, *, standardized: bool = False) -> Tensor:
+    def dense(
+        self,
+        target: Tensor,
+        temperature: float,
+        *,
+        standardized: bool = False,
+        shape: Tensor | None = None,
+    ) -> Tensor:
         return rebuild_dense(
             self.spec,
             self.ids,
@@ -120,6 +150,7 @@ class SparseTeacher:
             target,
             temperature,
             standardized=standardized,
+            shape=shape,
         )
 
 

@@ -65,55 +65,78 @@ def test_kept_probabilities_and_tail_mass_are_exact(dtype: str, standardized: bo
             torch.testing.assert_close(mass, (p * ~top).sum(1), rtol=tol, atol=1e-7)
 
 
+@pytest.mark.parametrize("tail", ["bucket", "uniform"])
 @pytest.mark.parametrize("name", ["kd", "dkd", "lskd", "ctkd", "ce"])
-def test_sparse_loss_is_the_dense_formula_on_the_rebuilt_row(name: str) -> None:
+def test_sparse_loss_is_the_dense_formula_on_the_rebuilt_row(name: str, tail: str) -> None:
     z, y, spec = teacher_rows(dtype="float16")
     teacher = SparseTeacher.from_rows(spec, compress(z, y, spec))
     cfg = LossConfig(name=name)
     target = torch.from_numpy(y)
     student = torch.randn(len(y), spec.num_classes, generator=torch.Generator().manual_seed(1))
-    if name != "ctkd":
-        got, parts = compute_sparse_loss(cfg, student, teacher, target, epoch=3)
+    module = None
+    if name == "ctkd":
+        from sortkd_cache.losses import make_temperature_module
+
+        module = make_temperature_module(cfg)
+    got, parts = compute_sparse_loss(
+        cfg, student, teacher, target, epoch=3, temperature_module=module, tail=tail
+    )
     if name == "lskd":
-        r = teacher.dense(target, cfg.temperature, standardized=True)
+        shape = standardize(student) if tail == "bucket" else None
+        r = teacher.dense(target, cfg.temperature, standardized=True, shape=shape)
         kd = cfg.kd_weight * _kd(standardize(student), r, cfg.temperature)
         want = cfg.ce_weight * torch.nn.functional.cross_entropy(student, target) + kd
     else:
-        temp = getattr(cfg, "temperature", 4.0)  # the loss's own temperature (ce: none)
-        if name == "ctkd":
-            from sortkd_cache.losses import make_temperature_module
-
-            module = make_temperature_module(cfg)
-            got, parts = compute_sparse_loss(
-                cfg, student, teacher, target, epoch=3, temperature_module=module
-            )
-            temp = 4.0  # nearest recorded to the initial learnt temperature (~15.6)
-            r = teacher.dense(target, temp)
-            want, _ = compute_loss(cfg, student, r, target, epoch=3, temperature_module=module)
-        else:
-            r = teacher.dense(target, temp)
-            want, _ = compute_loss(cfg, student, r, target, epoch=3)
+        # the loss's own temperature; ctkd: the recorded one nearest its initial ~15.6
+        temp = 4.0 if name == "ctkd" else getattr(cfg, "temperature", 4.0)
+        r = teacher.dense(target, temp, shape=student if tail == "bucket" else None)
+        want, _ = compute_loss(cfg, student, r, target, epoch=3, temperature_module=module)
     torch.testing.assert_close(got, want)
     assert abs(sum(parts.values()) - float(got.detach())) < 1e-4
 
 
+def test_bucket_is_kl_over_kept_classes_and_one_tail_bucket() -> None:
+    """With the student-shaped tail, KD is exactly KL over (kept classes, the tail as a whole)."""
+    z, y, spec = teacher_rows(n=16, c=40, k=6, dtype="float32")
+    rows = compress(z, y, spec)
+    teacher = SparseTeacher.from_rows(spec, rows)
+    target = torch.from_numpy(y)
+    s = torch.randn(16, 40, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    for t in spec.temperatures:
+        tt = teacher
+        r = rebuild_dense(spec, tt.ids, tt.values, tt.stats, target, t, shape=s, dtype=s.dtype)
+        got = _kd(s, r, t) / t**2
+        p = torch.softmax(torch.from_numpy(z).double() / t, 1)
+        q = torch.softmax(s / t, 1)
+        kept = torch.zeros_like(p, dtype=torch.bool)
+        kept.scatter_(1, torch.from_numpy(rows.ids.astype(np.int64)), True)
+        kept.scatter_(1, target[:, None], True)
+        m, big_q = (p * ~kept).sum(1), (q * ~kept).sum(1)
+        per_row = (torch.where(kept, p * (p.log() - q.log()), 0.0)).sum(1) + m * (m / big_q).log()
+        torch.testing.assert_close(got, per_row.mean(), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("tail", ["bucket", "uniform"])
 @pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0])
-def test_kd_gradient_is_within_the_documented_bound(temperature: float) -> None:
+def test_kd_gradient_is_within_the_documented_bound(temperature: float, tail: str) -> None:
     """|grad(sparse KD) - grad(dense KD)|_1 per row <= 2 T m / B (m: the teacher's tail mass)."""
     z, y, spec = teacher_rows(n=32, c=100, k=10)
     rows = compress(z, y, spec)
     target = torch.from_numpy(y)
     teacher = SparseTeacher.from_rows(spec, rows)
     grads = []
-    for t in (torch.from_numpy(z), teacher.dense(target, temperature)):
-        s = torch.randn(32, 100, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    s0 = torch.randn(32, 100, generator=torch.Generator().manual_seed(2))
+    for sparse in (False, True):
+        s = s0.clone().requires_grad_(True)
+        shape = s0 if tail == "bucket" else None
+        t = teacher.dense(target, temperature, shape=shape) if sparse else torch.from_numpy(z)
         (_kd(s, t.float(), temperature)).backward()
         assert s.grad is not None
         grads.append(s.grad)
     diff = (grads[0] - grads[1]).abs().sum(1)
     bound = 2 * temperature * tail_mass(spec, rows, temperature) / 32
     assert (diff <= bound.float() * (1 + 1e-4) + 1e-7).all()
-    assert float(diff.max()) > 0  # the tail is not uniform: the bound is not vacuous
+    assert float(diff.max()) > 0  # the tail is not the teacher's: the bound is not vacuous
 
 
 def test_fidelity_record() -> None:
