@@ -33,11 +33,13 @@ def verify_command(
 ) -> None:
     """Read every chunk of STORE and check it: checksum, completeness, schema, provenance.
 
-    Checks each chunk's crc32c checksum and size, that no chunk is missing and no
-    half-written *.partial file is left, that every array has the shape, chunks and dtype the
-    metadata says, that every finished stage's progress markers are all set, and the
-    provenance record; with --dataset, that your data has the store's fingerprint. Each
-    problem names the array and the chunk key.
+    Checks each chunk's crc32c checksum and size, that no chunk is missing, that no
+    half-written *.partial file and no key outside the store layout (a crafted zip member) is
+    left, each zarr.json's metadata checksum, that every array has the shape, chunks, dtype and
+    fill value the metadata says, that every finished stage's progress markers are all set,
+    and the provenance record (a known recipe with its parameters); with --dataset, that your
+    data has the store's fingerprint. Each problem names the array and the chunk key. A
+    STORE.partial-PID left beside STORE by a killed copy is named and removed.
 
     Exit code 0: sound. 1: problems found (listed). 2: STORE cannot be opened as a store
     (bad path or URL, unreachable endpoint, missing credentials, newer schema).
@@ -126,8 +128,11 @@ def copy_command(
     SRC: a directory, a .zip, s3://, gs:// or http(s)://. DST: a directory, a .zip,
     s3:// or gs:// (an s3/gs URL ending in .zip uploads one zip file). DST is written aside
     and published only once complete and verified (a directory or zip is renamed into place;
-    on s3/gs the root zarr.json is written last), so nobody ever opens a half copy. An
-    existing DST is replaced only with --overwrite. The writer lock file is not copied.
+    on s3/gs the root zarr.json is written last), so nobody ever opens a half copy. Only keys
+    of the store layout are copied: a SRC holding any other key (a crafted zip member such as
+    ../../x) is refused. DST must not be, contain or lie inside SRC. An existing DST is
+    replaced only with --overwrite, and only when it is a store. The writer lock file is not
+    copied; a DST.partial-PID left by a killed copy is removed.
 
     \b
     Examples:

@@ -38,8 +38,8 @@ LAYOUT_CODECS = ("BytesCodec", "ZstdCodec", "Crc32cCodec")
 class Problem:
     """One thing wrong with a store: a category, where (array, chunk key) and what."""
 
-    # schema, shape, provenance, progress, missing, checksum, truncated, corrupt, content,
-    # partial, fingerprint
+    # schema, shape, provenance, limits, progress, missing, checksum, truncated, corrupt,
+    # content, partial, foreign, fingerprint
     category: str
     message: str
     array: str | None = None

@@ -1,4 +1,5 @@
-"""Array names, chunk shapes and codecs of the store (schema 1).
+"""Array names, chunk shapes and codecs of the store (the table of every array, with its
+dtype and fill value, is :mod:`._schema`).
 
 Layout::
 
