@@ -8,7 +8,10 @@ decode like photographs (about 40 kB each) rather than like flat test patterns.
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,3 +43,21 @@ def make_folder(root: Path, n: int, n_val: int = 0, seed: int = 0) -> Path:
             Image.fromarray(_image(rng)).save(path, quality=90)
     marker.touch()
     return root
+
+
+def interleaved(
+    baseline: Callable[[], float], ours: Callable[[], float], name: str, repeats: int
+) -> dict[str, Any]:
+    """Rates (per second) of ``baseline`` and ``ours`` run alternately ``repeats`` times each:
+    their medians, ``ratio`` = ours / baseline, and every run."""
+    runs: dict[str, list[float]] = {"baseline": [], name: []}
+    for _ in range(repeats):
+        runs["baseline"].append(baseline())
+        runs[name].append(ours())
+    base, mine = statistics.median(runs["baseline"]), statistics.median(runs[name])
+    return {
+        "baseline_per_second": round(base, 1),
+        f"{name}_per_second": round(mine, 1),
+        "ratio": round(mine / base, 3),
+        "runs": runs,
+    }

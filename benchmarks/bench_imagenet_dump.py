@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine
-from _imagenet_like import make_folder
+from _imagenet_like import interleaved, make_folder
 
 SIZE = 64
 BATCH = 256
@@ -104,18 +103,13 @@ def run(quick: bool = False, n: int | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {"images": n, "classes": 1000, "size": SIZE, "teacher": TEACHER}
     configs = [(1, 1), (2, 1)] + ([] if quick else [(2, 2)])
     with tempfile.TemporaryDirectory() as tmp:
-        for workers, views in configs:
-            runs: dict[str, list[float]] = {"baseline": [], "dump": []}
-            for _ in range(repeats):
-                runs["baseline"].append(baseline(root, workers, views))
-                runs["dump"].append(ours(root, workers, views, Path(tmp) / "s.zarr"))
-            base, mine = statistics.median(runs["baseline"]), statistics.median(runs["dump"])
-            results[f"workers{workers}_views{views}"] = {
-                "baseline_per_second": round(base, 1),
-                "dump_per_second": round(mine, 1),
-                "ratio": round(mine / base, 3),
-                "runs": runs,
-            }
+        for w, v in configs:
+            results[f"workers{w}_views{v}"] = interleaved(
+                lambda w=w, v=v: baseline(root, w, v),
+                lambda w=w, v=v: ours(root, w, v, Path(tmp) / "s.zarr"),
+                "dump",
+                repeats,
+            )
     results["machine"] = machine()
     return results
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine
-from _imagenet_like import make_folder
+from _imagenet_like import interleaved, make_folder
 
 SIZE = 64
 BATCH = 128
@@ -126,18 +125,13 @@ def run(quick: bool = False, n: int | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "s.zarr"
         dump_store(root, store)
-        for workers in (1, 2):
-            runs: dict[str, list[float]] = {"baseline": [], "train": []}
-            for _ in range(repeats):
-                runs["baseline"].append(baseline(root, workers))
-                runs["train"].append(ours(root, store, workers, Path(tmp) / "run"))
-            base, mine = statistics.median(runs["baseline"]), statistics.median(runs["train"])
-            results[f"workers{workers}"] = {
-                "baseline_per_second": round(base, 1),
-                "train_per_second": round(mine, 1),
-                "ratio": round(mine / base, 3),
-                "runs": runs,
-            }
+        for w in (1, 2):
+            results[f"workers{w}"] = interleaved(
+                lambda w=w: baseline(root, w),
+                lambda w=w: ours(root, store, w, Path(tmp) / "run"),
+                "train",
+                repeats,
+            )
     results["machine"] = machine()
     return results
 
