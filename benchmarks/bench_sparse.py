@@ -17,6 +17,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,9 @@ def _fidelity(tmp: Path, dense: Path, ks: tuple[int, ...]) -> list[dict[str, Any
     return out
 
 
-def _student(cache: Path, out: Path, seed: int, epochs: int) -> dict[str, Any]:
+def _student(cache: Path, out: Path, seed: int, epochs: int) -> tuple[float, float]:
+    """(final test top-1, process CPU seconds of the run: steadier than wall time on a
+    shared machine)."""
     from sortkd_cache.pipelines.train import TrainConfig, train
 
     cfg = TrainConfig(
@@ -93,36 +96,42 @@ def _student(cache: Path, out: Path, seed: int, epochs: int) -> dict[str, Any]:
         milestones=(int(epochs * 0.75),), lr=0.1, batch_size=128, seed=seed,
         progress=False, device="cpu", overwrite=True,
     )  # fmt: skip
+    t0 = time.process_time()
     result = train(cfg)
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    seconds = sum(r["seconds"] for r in rows)
-    n = epochs * _num_samples(cache)
-    return {"top1": float(result.final_test_top1), "samples_per_second": n / seconds}
-
-
-def _num_samples(cache: Path) -> int:
-    import sortkd_cache as sk
-
-    return sk.open_store(cache).num_samples
+    return float(result.final_test_top1), time.process_time() - t0
 
 
 def _students(tmp: Path, dense: Path, sparse: Path, seeds: int, epochs: int) -> dict[str, Any]:
-    per: dict[str, list[dict[str, Any]]] = {"dense": [], "sparse": []}
+    top1: dict[str, list[float]] = {"dense": [], "sparse": []}
     for seed in range(seeds):  # interleaved: dense, sparse, dense, sparse, ...
         for name, cache in (("dense", dense), ("sparse", sparse)):
-            per[name].append(_student(cache, tmp / f"{name}-{seed}", seed, epochs))
-    diffs = [s["top1"] - d["top1"] for d, s in zip(per["dense"], per["sparse"], strict=True)]
-    rate = {k: statistics.median(r["samples_per_second"] for r in v) for k, v in per.items()}
+            top1[name].append(_student(cache, tmp / f"{name}-{seed}", seed, epochs)[0])
+    diffs = [s - d for d, s in zip(top1["dense"], top1["sparse"], strict=True)]
     return {
         "seeds": seeds,
         "epochs": epochs,
-        "dense_top1": [r["top1"] for r in per["dense"]],
-        "sparse_top1": [r["top1"] for r in per["sparse"]],
+        "dense_top1": top1["dense"],
+        "sparse_top1": top1["sparse"],
         "top1_difference_mean": statistics.mean(diffs),
         "top1_difference_stdev": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
-        "dense_samples_per_second": rate["dense"],
-        "sparse_samples_per_second": rate["sparse"],
-        "throughput_ratio_sparse_over_dense": rate["sparse"] / rate["dense"],
+    }
+
+
+def _throughput(tmp: Path, dense: Path, sparse: Path, repeats: int) -> dict[str, Any]:
+    """Training samples per CPU-second, 2-epoch runs, interleaved A, B, A, B; medians."""
+    import sortkd_cache as sk
+
+    n = 2 * sk.open_store(dense).num_samples
+    rates: dict[str, list[float]] = {"dense": [], "sparse": []}
+    for r in range(repeats):
+        for name, cache in (("dense", dense), ("sparse", sparse)):
+            rates[name].append(n / _student(cache, tmp / f"tp-{name}-{r}", 0, 2)[1])
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    return {
+        "repeats": repeats,
+        "dense_samples_per_cpu_second": med["dense"],
+        "sparse_samples_per_cpu_second": med["sparse"],
+        "throughput_ratio_sparse_over_dense": med["sparse"] / med["dense"],
     }
 
 
@@ -131,16 +140,18 @@ def run(quick: bool = False) -> dict[str, Any]:
     try:
         n100, n1000 = (1500, 3000) if quick else (4000, 6000)
         spec100, spec1000 = f"fake:{n100}:100:8", f"fake:{n1000}:1000:8"
-        t_epochs = 6 if quick else 15
+        t_epochs = 6 if quick else 30
         dense100 = _dense_store(tmp, spec100, _teacher(tmp, spec100, t_epochs), 4)
         dense1000 = _dense_store(tmp, spec1000, _teacher(tmp, spec1000, t_epochs), 2)
         fidelity = _fidelity(tmp, dense100, (5, 10)) + _fidelity(tmp, dense1000, (10, 100))
         sparse100 = tmp / f"{dense100.stem}-top10.zarr"
         students = _students(tmp, dense100, sparse100, 3, 4 if quick else 12)
+        throughput = _throughput(tmp, dense100, sparse100, 2 if quick else 5)
         return {
             "machine": machine(),
             "fidelity": fidelity,
             "students_c100_k10": students,
+            "throughput_c100_k10": throughput,
             "note": "teacher and students digits_mlp on fake:N:C:8 (3x8x8), KD T=4; "
             "KL is KL(dense || sparse-implied) per row, averaged",
         }

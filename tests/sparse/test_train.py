@@ -63,3 +63,20 @@ def test_every_loss_trains_from_a_sparse_store(
         TrainConfig(cache=str(sparse_store), logits="sort", loss=loss, out=str(tmp_path), **cfg)  # type: ignore[arg-type]
     )
     assert result.finished and all(np.isfinite(result.step_losses))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["kd", "dkd"])
+def test_top_c_minus_1_trains_like_the_dense_store(
+    digits_store: Path, tmp_path: Path, loss: str
+) -> None:
+    """With K = C - 1 the tail is one class, whose mass is recorded: the sparse run is the
+    dense run, step for step (up to float32 rounding of the recorded numbers)."""
+    top9 = tmp_path / "top9.zarr"
+    derive_store(str(digits_store), str(top9), DeriveConfig(topk=9), progress=False)
+    cfg = {**BASE, "epochs": 1, "milestones": (), "student": "digits_mlp", "batch_size": 128}
+    runs = [
+        train(TrainConfig(cache=str(c), logits="raw", loss=loss, out=str(tmp_path / n), **cfg))  # type: ignore[arg-type]
+        for c, n in ((digits_store, "dense"), (top9, "sparse"))
+    ]
+    assert _rel(runs[1].step_losses, runs[0].step_losses) <= 1e-4
