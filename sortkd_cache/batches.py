@@ -169,8 +169,11 @@ def _replay_dataset(
             return len(batches)
 
         def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-            idx = batches[i].numpy()
-            return replay(ds.images(idx), params[idx], recipe), batches[i]
+            # A copy: sending a view of the epoch order from a worker moves the order's whole
+            # storage to shared memory in that worker's queue thread, freeing the memory that
+            # the next batch's ``idx`` (a numpy view) may already point to.
+            idx = batches[i].clone()
+            return replay(ds.images(idx.numpy()), params[idx.numpy()], recipe), idx
 
     return _ReplayBatches()
 

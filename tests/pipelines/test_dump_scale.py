@@ -190,3 +190,30 @@ def test_nvjpeg_dump_is_the_same_for_any_worker_count(jpeg_folder: Path, tmp_pat
     two = _dump(tmp_path / "g2.zarr", spec, workers=2, decoder="nvjpeg", device="cuda")
     assert _arrays(one) == _arrays(two)
     assert sk.open_store(one).kind_attrs("raw")["decoder"] == "nvjpeg"
+
+
+@pytest.mark.slow
+def test_imagefolder_training_with_loader_workers_equals_in_process(jpeg_folder, tmp_path) -> None:
+    """The DataLoader path on decoded JPEGs: 2 worker processes give the in-process batches
+    (and no worker reads an index freed by another batch's transfer)."""
+    from sortkd_cache.pipelines.train import TrainConfig, train
+
+    spec = f"imagefolder:{jpeg_folder}"
+    store = _dump(tmp_path / "s.zarr", spec, chunk_samples=None)
+    losses = []
+    for workers in (0, 2):
+        cfg = TrainConfig(
+            student="resnet8",
+            cache=str(store),
+            dataset=spec,
+            loss="kd",
+            epochs=2,
+            batch_size=4,
+            milestones=(),
+            workers=workers,
+            device="cpu",
+            progress=False,
+            out=str(tmp_path / f"run{workers}"),
+        )
+        losses.append(train(cfg).step_losses)
+    assert len(losses[0]) == 2 * 11 and losses[0] == losses[1]
