@@ -97,7 +97,10 @@ def format_info(info: dict[str, Any]) -> str:
         lines.append(f"{kind:10s} rows changed per view (fraction): {changed}")
         hist = stats.get("rank_histogram", {})
         if hist:
-            k_plus = str(sparse["k"]) if sparse else None  # sparse: rank K means K or more
+            # Statistics made on sparse rows cap the rank at K ("K or more"); statistics
+            # carried over from the dense rows a sparse copy was made from go higher.
+            capped = sparse and all(int(r) <= int(sparse["k"]) for r in hist)
+            k_plus = str(sparse["k"]) if capped else None
             shown = ", ".join(
                 f"{k}{'+' if k == k_plus else ''}:{v}" for k, v in list(hist.items())[:8]
             )

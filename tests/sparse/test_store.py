@@ -171,3 +171,24 @@ def test_dump_topk_resume_redoes_missing_chunks(make_store: MakeStore) -> None:
         same_rows(again.sparse_logits("raw")[:, v], ref.sparse_logits("raw")[:, v])
     assert again.kind_attrs("raw")["fidelity"] == ref.kind_attrs("raw")["fidelity"]
     assert again.meta.teacher_accuracy == ref.meta.teacher_accuracy
+
+
+def test_info_marks_rank_k_as_k_or_more_only_for_sparse_made_statistics(
+    make_store: MakeStore, tmp_path: Path
+) -> None:
+    from sortkd_cache.pipelines.sort import SortConfig, sort_store
+
+    dense = make_store("d.zarr", **FAST)
+    sort_store(SortConfig(store=str(dense), progress=False))  # statistics over all 10 ranks
+    copied = tmp_path / "c.zarr"
+    derive_store(str(dense), str(copied), DeriveConfig(topk=3), progress=False)
+    hist = sk.open_store(copied).kind_attrs("sort")["stats"]["rank_histogram"]
+    assert max(int(r) for r in hist) > 3  # carried over from the dense rows
+    line = next(x for x in run_cli("info", str(copied)).stdout.splitlines() if "label rank" in x)
+    assert "3+:" not in line and "3:" in line
+
+    made = tmp_path / "m.zarr"
+    derive_store(str(dense), str(made), DeriveConfig(topk=3, views="0"), progress=False)
+    sort_store(SortConfig(store=str(made), progress=False, overwrite=True))
+    line = next(x for x in run_cli("info", str(made)).stdout.splitlines() if "label rank" in x)
+    assert "3+:" in line
