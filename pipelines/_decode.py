@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["DECODERS", "BlockImages", "block_images", "check_decoder", "default_workers"]
+__all__ = [
+    "DECODERS",
+    "BlockImages",
+    "block_images",
+    "check_decoder",
+    "default_workers",
+    "replay_parallel",
+]
 
 DECODERS = ("pil", "nvjpeg")
 AHEAD_BYTES = 2 << 30
@@ -58,6 +65,22 @@ def check_decoder(decoder: str, device: torch.device, ds: Any | None = None) -> 
         )
 
 
+def replay_parallel(images: Any, params: np.ndarray, recipe: Any, pool: Any | None) -> Any:
+    """``replay(images, params, recipe)``, a list of CPU images cut into one slice per worker
+    of ``pool`` (every view is computed per image, so the slices put together are the serial
+    result bit for bit). Tensors, device images and ``pool=None`` replay in this thread."""
+    from sortkd_cache.augment import replay
+
+    on_cpu = isinstance(images, list) and all(im.device.type == "cpu" for im in images)
+    workers = getattr(pool, "_max_workers", 1)
+    if pool is None or not on_cpu or workers < 2 or len(images) < 2 * workers:
+        return replay(images, params, recipe)
+    step = -(-len(images) // workers)
+    parts = [(images[k : k + step], params[k : k + step]) for k in range(0, len(images), step)]
+    done = list(pool.map(lambda part: replay(part[0], part[1], recipe), parts))
+    return torch.cat(done)
+
+
 def block_images(ds: Any, start: int, stop: int, device: torch.device) -> Any:
     """Samples ``start:stop`` of ``ds`` on ``device``, decoded serially (no pool)."""
     return _to_device(ds.images(np.arange(start, stop, dtype=np.int64)), device)
@@ -86,6 +109,11 @@ class BlockImages:
 
     def __enter__(self) -> BlockImages:
         return self
+
+    @property
+    def pool(self) -> ThreadPoolExecutor | None:
+        """The decoder threads (idle between blocks: the replay of a view can use them)."""
+        return self._decoders
 
     def __exit__(
         self,

@@ -41,7 +41,12 @@ from sortkd_cache.pipelines._common import (
     resolve_device,
     utc_now,
 )
-from sortkd_cache.pipelines._decode import BlockImages, check_decoder, default_workers
+from sortkd_cache.pipelines._decode import (
+    BlockImages,
+    check_decoder,
+    default_workers,
+    replay_parallel,
+)
 from sortkd_cache.pipelines._dump_sparse import (
     encode_chunk,
     finalize_fidelity,
@@ -219,13 +224,14 @@ def _launch(
     info: Any,
     cfg: DumpConfig,
     channels_last: bool,
+    pool: Any = None,
 ) -> tuple[torch.Tensor, Any]:
     """Queue replay + normalize + forward (at ``cfg.precision``) of one unit. On CUDA the
     float32 logits are copied back into pinned memory asynchronously: wait on the returned
     event before reading them."""
-    from sortkd_cache.augment import normalize, replay
+    from sortkd_cache.augment import normalize
 
-    x = normalize(replay(images, params, recipe), info.mean, info.std)
+    x = normalize(replay_parallel(images, params, recipe, pool), info.mean, info.std)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with forward_context(cfg.precision, x.device):
@@ -310,7 +316,7 @@ def run_units(
                     params = sample_params(recipe, cfg.seed, idx, view, sizes)
                     t0 = time.perf_counter()
                     logits, event = _launch(
-                        model, images, params, recipe, ds.info, cfg, channels_last
+                        model, images, params, recipe, ds.info, cfg, channels_last, loader.pool
                     )
                     forward += time.perf_counter() - t0
                     if inflight is not None:  # unit k+1 is queued before unit k is written

@@ -217,3 +217,20 @@ def test_imagefolder_training_with_loader_workers_equals_in_process(jpeg_folder,
         )
         losses.append(train(cfg).step_losses)
     assert len(losses[0]) == 2 * 11 and losses[0] == losses[1]
+
+
+def test_parallel_replay_is_the_serial_replay(jpeg_folder: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sortkd_cache.augment import get_recipe, replay, sample_params
+    from sortkd_cache.pipelines._decode import replay_parallel
+
+    ds = sk.datasets.load_dataset(f"imagefolder:{jpeg_folder}")
+    idx = np.arange(len(ds))
+    images = ds.images(idx)
+    for spec in ("imagenet:16", "imagenet:9"):
+        recipe = get_recipe(spec)
+        params = sample_params(recipe, 3, idx, 1, ds.image_sizes())
+        with ThreadPoolExecutor(3) as pool:
+            got = replay_parallel(images, params, recipe, pool)
+        assert torch.equal(got, replay(images, params, recipe))
