@@ -99,8 +99,9 @@ def format_info(info: dict[str, Any]) -> str:
         if hist:
             # Statistics made on sparse rows cap the rank at K ("K or more"); statistics
             # carried over from the dense rows a sparse copy was made from go higher.
-            capped = sparse and all(int(r) <= int(sparse["k"]) for r in hist)
-            k_plus = str(sparse["k"]) if capped else None
+            k_plus = None
+            if sparse and all(int(r) <= int(sparse["k"]) for r in hist):
+                k_plus = str(sparse["k"])
             shown = ", ".join(
                 f"{k}{'+' if k == k_plus else ''}:{v}" for k, v in list(hist.items())[:8]
             )
