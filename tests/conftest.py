@@ -23,6 +23,27 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+def dump_and_sort(out: Path, spec: str, chunk_samples: int) -> Path:
+    """A 2-view store of ``spec`` (random resnet8 teacher) dumped and sorted: raw + sort."""
+    from sortkd_cache.pipelines.dump import DumpConfig, dump
+    from sortkd_cache.pipelines.sort import SortConfig, sort_store
+
+    dump(
+        DumpConfig(
+            dataset=spec,
+            teacher="resnet8",
+            teacher_init="random",
+            views=2,
+            chunk_samples=chunk_samples,
+            out=str(out),
+            progress=False,
+            device="cpu",
+        )
+    )
+    sort_store(SortConfig(store=str(out), method="sort", progress=False, num_workers=1))
+    return out
+
+
 @pytest.fixture
 def make_store(tmp_path: Path) -> Callable[..., Path]:
     """Dump a small store with the real dump pipeline; keyword arguments go to DumpConfig."""

@@ -16,30 +16,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from ..conftest import dump_and_sort
+
 SPEC = "fake:64:4:8"
 
 
 @pytest.fixture(scope="session")
 def hostile_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """64 samples in chunks of 16, 2 views, 4 classes, raw + sort. Read only."""
-    from sortkd_cache.pipelines.dump import DumpConfig, dump
-    from sortkd_cache.pipelines.sort import SortConfig, sort_store
-
-    out = tmp_path_factory.mktemp("hostile") / "s.zarr"
-    dump(
-        DumpConfig(
-            dataset=SPEC,
-            teacher="resnet8",
-            teacher_init="random",
-            views=2,
-            chunk_samples=16,
-            out=str(out),
-            progress=False,
-            device="cpu",
-        )
-    )
-    sort_store(SortConfig(store=str(out), method="sort", progress=False, num_workers=1))
-    return out
+    return dump_and_sort(tmp_path_factory.mktemp("hostile") / "s.zarr", SPEC, 16)
 
 
 @pytest.fixture

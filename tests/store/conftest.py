@@ -7,30 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import dump_and_sort
+
 SPEC = "fake:150:10:8"
 
 
 @pytest.fixture(scope="session")
 def base_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """150 samples in chunks of 32 (the last one short), 2 views, raw + sort. Read only."""
-    from sortkd_cache.pipelines.dump import DumpConfig, dump
-    from sortkd_cache.pipelines.sort import SortConfig, sort_store
-
-    out = tmp_path_factory.mktemp("store") / "s.zarr"
-    dump(
-        DumpConfig(
-            dataset=SPEC,
-            teacher="resnet8",
-            teacher_init="random",
-            views=2,
-            chunk_samples=32,
-            out=str(out),
-            progress=False,
-            device="cpu",
-        )
-    )
-    sort_store(SortConfig(store=str(out), method="sort", progress=False, num_workers=1))
-    return out
+    return dump_and_sort(tmp_path_factory.mktemp("store") / "s.zarr", SPEC, 32)
 
 
 @pytest.fixture
