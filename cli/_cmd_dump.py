@@ -13,10 +13,11 @@ __all__ = ["command"]
 @click.option(
     "--dataset",
     required=True,
-    help="digits | cifar10 | cifar100 | imagefolder:PATH | fake:N:C:SIZE",
+    help="Dataset SPEC, e.g. digits, imagefolder:PATH, fake:N:C:SIZE "
+    "(all kinds: sortkd-cache list datasets).",
 )
 @click.option(
-    "--teacher", required=True, help="Teacher architecture (registry or torchvision name)."
+    "--teacher", required=True, help="Teacher architecture (names: sortkd-cache list models)."
 )
 @click.option(
     "--teacher-ckpt",
@@ -37,7 +38,7 @@ __all__ = ["command"]
 @click.option(
     "--augment",
     default=None,
-    help="cifar | imagenet[:SIZE] | digits | none (default: the dataset's).",
+    help="Augmentation recipe (default: the dataset's; names: sortkd-cache list augment).",
 )
 @click.option("--out", required=True, help="Store directory to write.")
 @click.option("--split", default="train", show_default=True, help="Dataset split to dump.")

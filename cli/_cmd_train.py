@@ -100,9 +100,13 @@ def _losses_help() -> str:
     "--dataset",
     default=None,
     help="Dataset SPEC: without --cache, plain CE training; "
-    "with it, your copy of the data (fingerprint-checked).",
+    "with it, your copy of the data (fingerprint-checked). Kinds: sortkd-cache list datasets.",
 )
-@click.option("--student", default=None, help="Student architecture (required).")
+@click.option(
+    "--student",
+    default=None,
+    help="Student architecture (required; names: sortkd-cache list models).",
+)
 @click.option("--logits", default=_D["logits"], show_default=True, help=_choices(_logit_choices()))
 @click.option("--loss", default=_D["loss"], show_default=True, help=_losses_help())
 @click.option("--epochs", type=int, default=_D["epochs"], show_default=True)
@@ -120,7 +124,11 @@ def _losses_help() -> str:
 @click.option("--momentum", type=float, default=_D["momentum"], show_default=True)
 @_with_loss_options
 @click.option("--seed", type=int, default=_D["seed"], show_default=True)
-@click.option("--augment", default=None, help="Recipe for plain training (default: the dataset's).")
+@click.option(
+    "--augment",
+    default=None,
+    help="Recipe for plain training (default: the dataset's; names: sortkd-cache list augment).",
+)
 @click.option(
     "--views-order",
     default=_D["views_order"],

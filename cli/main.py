@@ -31,7 +31,15 @@ def cli() -> None:
 
 #: Every command module; one that fails to import stops the CLI with its error (never a
 #: command silently missing from the group).
-COMMAND_MODULES = ("_cmd_dump", "_cmd_info", "_cmd_sort", "_cmd_train", "_cmd_share", "_cmd_run")
+COMMAND_MODULES = (
+    "_cmd_dump",
+    "_cmd_info",
+    "_cmd_sort",
+    "_cmd_train",
+    "_cmd_share",
+    "_cmd_run",
+    "_cmd_list",
+)
 
 
 def _register() -> None:

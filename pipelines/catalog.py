@@ -1,0 +1,67 @@
+"""What the registries hold: the names ``sortkd-cache list`` prints, each read from its registry.
+
+The registries live with what they register (models, datasets, augmentation recipes, losses,
+sort methods) and importing them imports torch, which ``--help`` must not do; so the help of
+``--student``, ``--dataset`` and the like points at ``sortkd-cache list`` instead of repeating
+the names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sortkd_cache._registry import Registry
+
+__all__ = ["KINDS", "catalog"]
+
+
+def _models() -> Registry[Any]:
+    from sortkd_cache.models import MODELS
+
+    return MODELS
+
+
+def _datasets() -> Registry[Any]:
+    from sortkd_cache.datasets import DATASETS
+
+    return DATASETS
+
+
+def _augment() -> Registry[Any]:
+    from sortkd_cache.augment import RECIPES
+
+    return RECIPES
+
+
+def _losses() -> Registry[Any]:
+    from sortkd_cache.losses import LOSSES
+
+    return LOSSES
+
+
+def _methods() -> Registry[Any]:
+    from sortkd_cache.sorting import METHODS
+
+    return METHODS
+
+
+_REGISTRIES: dict[str, Callable[[], Registry[Any]]] = {
+    "models": _models,
+    "datasets": _datasets,
+    "augment": _augment,
+    "losses": _losses,
+    "methods": _methods,
+}
+
+#: The kinds ``sortkd-cache list`` accepts, in the order it prints them.
+KINDS: tuple[str, ...] = tuple(_REGISTRIES)
+
+
+def catalog(kinds: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    """``{kind: {"names": [...], "also": "..."}}`` for the given kinds (all when empty)."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in kinds or KINDS:
+        registry = _REGISTRIES[kind]()
+        out[kind] = {"names": registry.names(), "also": registry.extra}
+    return out
