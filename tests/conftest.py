@@ -23,15 +23,15 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def dump_and_sort(out: Path, spec: str, chunk_samples: int) -> Path:
-    """A 2-view store of ``spec`` (random resnet8 teacher) dumped and sorted: raw + sort."""
+def dump_and_sort(out: Path, spec: str, chunk_samples: int, teacher: str = "resnet8") -> Path:
+    """A 2-view store of ``spec`` (a random ``teacher``) dumped and sorted: raw + sort."""
     from sortkd_cache.pipelines.dump import DumpConfig, dump
     from sortkd_cache.pipelines.sort import SortConfig, sort_store
 
     dump(
         DumpConfig(
             dataset=spec,
-            teacher="resnet8",
+            teacher=teacher,
             teacher_init="random",
             views=2,
             chunk_samples=chunk_samples,
@@ -137,21 +137,4 @@ def jpeg_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def small_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """fake:96:10:8, 2 views of 2 chunks, raw + sort logits of a random resnet8: seconds to
     make; for tests that train many tiny runs (digits_mlp, batch 32: 3 steps an epoch)."""
-    from sortkd_cache.pipelines.dump import DumpConfig, dump
-    from sortkd_cache.pipelines.sort import SortConfig, sort_store
-
-    out = tmp_path_factory.mktemp("small") / "s.zarr"
-    dump(
-        DumpConfig(
-            dataset="fake:96:10:8",
-            teacher="resnet8",
-            teacher_init="random",
-            views=2,
-            chunk_samples=48,
-            out=str(out),
-            progress=False,
-            device="cpu",
-        )
-    )
-    sort_store(SortConfig(store=str(out), method="sort", progress=False))
-    return out
+    return dump_and_sort(tmp_path_factory.mktemp("small") / "s.zarr", "fake:96:10:8", 48)

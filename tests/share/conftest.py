@@ -34,6 +34,8 @@ from typing import Any
 
 import pytest
 
+from ..conftest import dump_and_sort
+
 REPO = Path(__file__).resolve().parents[2]
 CLI = str(REPO / ".venv" / "bin" / "sortkd-cache")
 FAKE_AWS = {
@@ -92,24 +94,8 @@ def closed_port() -> int:
 @pytest.fixture(scope="session")
 def share_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small digits store (random teacher) with raw and sort logits; treat as read-only."""
-    from sortkd_cache.pipelines.dump import DumpConfig, dump
-    from sortkd_cache.pipelines.sort import SortConfig, sort_store
-
     out = tmp_path_factory.mktemp("share") / "digits.zarr"
-    dump(
-        DumpConfig(
-            dataset="digits",
-            teacher="digits_cnn_s",
-            teacher_init="random",
-            views=2,
-            chunk_samples=512,
-            out=str(out),
-            progress=False,
-            device="cpu",
-        )
-    )
-    sort_store(SortConfig(store=str(out), method="sort", progress=False, num_workers=1))
-    return out
+    return dump_and_sort(out, "digits", 512, teacher="digits_cnn_s")
 
 
 # -- object stores: one shape for every backend of the contract suite ------------------------
