@@ -25,7 +25,6 @@ BENCHES = [
     ("sort stage vs plain read-and-rewrite", "bench_sort_stage.py"),
     ("dump vs teacher forward only", "bench_dump.py"),
     ("train epoch: cached KD vs CE-only vs online teacher", "bench_train.py"),
-    ("top-K copy: bytes and fidelity", "bench_topk.py"),
     ("sparse top-K stores: bytes, fidelity, students, throughput", "bench_sparse.py"),
     ("teacher precision: bf16 vs fp32", "bench_imagenet_precision.py"),
     ("ImageNet-like JPEG folder: dump vs ImageFolder+DataLoader", "bench_imagenet_dump.py"),

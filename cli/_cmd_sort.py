@@ -23,7 +23,13 @@ __all__ = ["commands"]
 @click.option(
     "--workers", "num_workers", type=int, default=None, help="Local threads (default: all cores)."
 )
-@click.option("--topk", type=int, default=None, help="Also write a compact label-first top-K copy.")
+@click.option(
+    "--topk",
+    type=int,
+    default=None,
+    hidden=True,
+    help="Retired: a sparse store is made with `copy SRC DST --topk K`.",
+)
 @click.option("--overwrite", is_flag=True, help="Recompute even when the method's logits exist.")
 @click.option("--no-progress", is_flag=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
@@ -54,6 +60,13 @@ def sort_command(
     """
     from sortkd_cache.pipelines.sort import SortConfig, sort_store
 
+    if topk is not None:
+        from sortkd_cache.errors import ConfigError
+
+        raise ConfigError(
+            f"sort --topk is retired (its side copy trained nothing): make a sparse top-K "
+            f"store with `sortkd-cache copy {store} DST --topk {topk}`, then sort or train it"
+        )
     result = sort_store(
         SortConfig(
             store=store,
@@ -61,7 +74,6 @@ def sort_command(
             out=out,
             scheduler=scheduler,
             overwrite=overwrite,
-            topk=topk,
             progress=not no_progress,
             num_workers=num_workers,
             storage_options=parse_storage_options(storage_option) or None,

@@ -113,7 +113,8 @@ def format_info(info: dict[str, Any]) -> str:
         topk = attrs.get("topk")
         if topk:
             lines.append(
-                f"{'':10s} top-{topk['k']} copy: {topk['bytes_per_sample_view']} B/sample-view "
+                f"{'':10s} legacy top-{topk['k']} side copy (retired `sort --topk`): "
+                f"{topk['bytes_per_sample_view']} B/sample-view "
                 f"(dense {topk['dense_bytes_per_sample_view']}), "
                 f"mean KL(T=4) {topk['mean_kl_t4']:.3g}"
             )

@@ -31,7 +31,6 @@ import numpy as np
 
 from sortkd_cache.errors import (
     ConfigError,
-    LogitsKindError,
     StoreExistsError,
     StoreNotFoundError,
 )
@@ -59,7 +58,6 @@ class SortConfig:
     out: str | None = None
     scheduler: str | None = None
     overwrite: bool = False
-    topk: int | None = None
     progress: bool = True
     num_workers: int | None = None
     storage_options: dict[str, Any] | None = None
@@ -111,14 +109,8 @@ def _forget_stores() -> None:
         _OPENED.clear()
 
 
-def _write_chunk(
-    target: CacheStore, method: str, block: int, view: int, out: np.ndarray, topk: int | None
-) -> None:
-    """The chunk's derived arrays; the dense chunk last, as it is the progress record."""
-    if topk:
-        from sortkd_cache.topk import write_topk_chunk
-
-        write_topk_chunk(target, method, block, view, out, topk)
+def _write_chunk(target: CacheStore, method: str, block: int, view: int, out: np.ndarray) -> None:
+    """One dense chunk of ``logits/<method>`` (its presence is the progress record)."""
     start, stop = target.block_bounds(block)
     target.raw_array(f"logits/{method}")[start:stop, view] = out
 
@@ -131,7 +123,6 @@ def _sort_chunk(
     block: int,
     view: int,
     done: bool,
-    topk: int | None,
 ) -> ChunkStats:
     from sortkd_cache.sorting import apply_with_stats
 
@@ -146,7 +137,7 @@ def _sort_chunk(
     labels = source.labels[start:stop]
     applied = apply_with_stats(method, raw, labels)
     if not done:
-        _write_chunk(_cached_store(dst, "r+", options_key), method, block, view, applied.out, topk)
+        _write_chunk(_cached_store(dst, "r+", options_key), method, block, view, applied.out)
     return chunk_stats(applied.rank, applied.top, labels, raw.shape[1], view)
 
 
@@ -171,7 +162,7 @@ def _clean_partial_writes(dst: Location, method: str) -> None:
     """Delete the half-written files of a killed sort (a local directory, under its lock)."""
     if dst.kind != "dir":
         return
-    for sub in (f"logits/{method}", f"logits/{method}_topk", f"progress/{method}"):
+    for sub in (f"logits/{method}", f"progress/{method}"):
         clean_partial_files(Path(dst.path) / sub)
 
 
@@ -241,7 +232,7 @@ def _run_chunks(
         _share_store(cfg.store, "r", key, source)
         _share_store(target.url, "r+", key, target)
     tasks = [
-        (_sort_chunk, cfg.store, target.url, key, cfg.method, b, v, bool(done[b, v]), cfg.topk)
+        (_sort_chunk, cfg.store, target.url, key, cfg.method, b, v, bool(done[b, v]))
         for b in range(source.num_blocks)
         for v in range(source.num_views)
     ]
@@ -271,10 +262,6 @@ def _finish(
         "seconds": round(time.perf_counter() - t0, 3),
         "stats": stats,
     }
-    if cfg.topk:
-        from sortkd_cache.topk import topk_fidelity
-
-        attrs["topk"] = topk_fidelity(target, cfg.method, cfg.topk)
     target.set_kind_attrs(cfg.method, attrs)
     return stats
 
@@ -296,24 +283,15 @@ def sort_store(cfg: SortConfig) -> SortResult:
     from sortkd_cache.sorting import get_method
 
     get_method(cfg.method)
-    if cfg.topk is not None and cfg.topk < 1:
-        raise ConfigError(f"--topk must be >= 1, got {cfg.topk}")
     check_sort_output(cfg)
     t0 = time.perf_counter()
     source = open_store(cfg.store, "r", storage_options=cfg.storage_options)
-    if source.is_sparse and cfg.topk is not None:
-        raise LogitsKindError(
-            f"--topk writes a top-K copy of dense logits, but '{cfg.store}' is already sparse "
-            f"(top-{source.sparse_spec.k}); sort it without --topk"
-        )
     if source.is_sparse:  # either read checks the raw kind is complete
         source.sparse_logits("raw")
     else:
         source.logits("raw")
     dtype = source.meta.dtype
     source.labels  # noqa: B018 - validates label range before any work
-    if cfg.topk is not None and cfg.topk >= source.num_classes:
-        raise ConfigError(f"--topk {cfg.topk} must be below the class count {source.num_classes}")
     dst_loc = parse_location(cfg.out or cfg.store)
     lock = (
         writer_lock(dst_loc.path, f"sortkd-cache sort --method {cfg.method}")
@@ -333,10 +311,6 @@ def sort_store(cfg: SortConfig) -> SortResult:
                 stats=target.kind_attrs(cfg.method).get("stats", {}),
             )
         target.create_kind(cfg.method, dtype, overwrite=cfg.overwrite)
-        if cfg.topk:
-            from sortkd_cache.topk import create_topk_arrays
-
-            create_topk_arrays(target, cfg.method, cfg.topk, overwrite=cfg.overwrite)
         _clean_partial_writes(dst_loc, cfg.method)
         done = _done_chunks(target, cfg.method)
         parts = _run_chunks(cfg, source, target, done, client)

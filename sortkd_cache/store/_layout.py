@@ -8,7 +8,8 @@ Layout::
     /aug_params            int32 [N, V, 5]      chunks (S, 1, 5)  (top, left, height, width, flip)
     /logits/raw            f16|f32 [N, V, C]    chunks (S, 1, C)  written once by dump
     /logits/sort, /swap    same shape/dtype     written by sort, never over raw
-    /logits/<kind>_topk/{ids,values,rest}       optional compact copy (sort --topk K)
+    /logits/<kind>_topk/{ids,values,rest}       legacy side copy of the retired `sort --topk`:
+                                                never written now, still read and verified
     /progress/<kind>       int64 [B, V]         chunks (1, 1): -1 = block not written yet,
                                                 otherwise a per-block count (correct rows for
                                                 raw, changed rows for sort/swap)

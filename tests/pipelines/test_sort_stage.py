@@ -1,4 +1,5 @@
-"""The sort stage over a store: exact, resumable, idempotent, statistics, --out, top-k."""
+"""The sort stage over a store: exact, resumable, idempotent, statistics, --out; old stores with
+the retired top-k side copy."""
 
 from __future__ import annotations
 
@@ -127,34 +128,64 @@ def test_out_writes_new_store_and_leaves_source(make_store, tmp_path: Path) -> N
         o.logits("raw")
 
 
-def test_topk_copy_and_fidelity(make_store) -> None:
-    from sortkd_cache.topk import read_topk, rebuild_dense
+def _write_legacy_topk(store_path: Path, kind: str, k: int) -> None:
+    """What the retired ``sort --topk K`` wrote beside a dense kind (the previous version's
+    writer, kept here only to make such a store): ids, values and rest arrays in
+    ``logits/<kind>_topk`` and a ``topk`` record in the kind's attributes."""
+    store = open_store(store_path, "r+")
+    n, v, c, s = store.num_samples, store.num_views, store.num_classes, store.chunk_samples
+    dense = store.logits(kind)[...]
+    order = np.argsort(-dense.astype(np.float32), axis=-1, kind="stable")[..., :k]
+    base = f"logits/{kind}_topk"
+    store.create_array(f"{base}/ids", (n, v, k), (s, 1, k), "uint8", 0, attributes={"k": k})
+    store.create_array(f"{base}/values", (n, v, k), (s, 1, k), store.meta.dtype, float("nan"))
+    store.create_array(f"{base}/rest", (n, v), (s, 1), "float32", float("nan"))
+    store.raw_array(f"{base}/ids")[...] = order.astype(np.uint8)
+    store.raw_array(f"{base}/values")[...] = np.take_along_axis(dense, order, axis=-1)
+    store.raw_array(f"{base}/rest")[...] = np.zeros((n, v), dtype=np.float32)
+    attrs = store.kind_attrs(kind)
+    attrs["topk"] = {"k": k, "bytes_per_sample_view": 3 * k + 4,
+                     "dense_bytes_per_sample_view": 2 * c, "mean_kl_t4": 0.1,
+                     "max_kl_t4": 0.5, "rows_checked": n}  # fmt: skip
+    store.set_kind_attrs(kind, attrs)
+
+
+def test_a_store_with_the_retired_topk_copy_still_opens_verifies_and_copies(
+    make_store, tmp_path: Path
+) -> None:
+    """Stores written before ``sort --topk`` was retired hold ``logits/sort_topk``: they are
+    not corrupt, `info` names the legacy copy, and copies (plain or re-sliced) work."""
+    from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+    from sortkd_cache.store import copy_store, verify_store
 
     path = make_store()
-    sort_store(SortConfig(store=str(path), progress=False, topk=4))
-    store = open_store(path)
-    ids, values, rest = read_topk(store, "sort", (slice(None), 0))
-    assert ids.dtype == np.uint8 and ids.shape == (200, 4)
-    dense = store.logits("sort")[:, 0]
-    # label first: after sort the label holds the max
-    assert np.array_equal(ids[:, 0].astype(np.int64), store.labels)
-    rebuilt = rebuild_dense(ids, values, rest, 10)
-    assert np.array_equal(
-        np.take_along_axis(rebuilt, ids.astype(np.int64), 1), values.astype(np.float32)
-    )
-    topk = store.kind_attrs("sort")["topk"]
-    assert topk["k"] == 4 and topk["bytes_per_sample_view"] == 4 * (1 + 2) + 4
-    assert 0.0 <= topk["mean_kl_t4"] < 0.5
-    assert topk["dense_bytes_per_sample_view"] == 20
-    assert dense.shape == (200, 10)
+    sort_store(SortConfig(store=str(path), progress=False))
+    _write_legacy_topk(path, "sort", 4)
+    report = verify_store(path)
+    assert report.sound, report.problems
+    info = _cli("info", str(path))
+    assert info.returncode == 0, info.stderr
+    assert "legacy top-4 side copy (retired `sort --topk`)" in info.stdout
+    copy_store(path, tmp_path / "plain.zarr", progress=False)
+    assert verify_store(tmp_path / "plain.zarr").sound
+    derive_store(str(path), str(tmp_path / "top3.zarr"), DeriveConfig(topk=3), progress=False)
+    top3 = open_store(tmp_path / "top3.zarr")
+    assert top3.is_sparse and top3.kinds() == ["raw", "sort"]
+    assert not top3.has_array("logits/sort_topk/ids")
 
 
-def test_bad_topk_and_method(make_store) -> None:
+def test_cli_sort_topk_is_retired_and_points_at_copy(make_store) -> None:
+    path = make_store()
+    proc = _cli("sort", str(path), "--topk", "4")
+    _one_error_line(proc, "sortkd-cache copy")
+    assert "--topk 4" in proc.stderr and "retired" in proc.stderr
+    assert open_store(path).kinds() == ["raw"]  # nothing written
+
+
+def test_bad_method(make_store) -> None:
     path = make_store()
     with pytest.raises(ConfigError, match="unknown method 'sorted'"):
         sort_store(SortConfig(store=str(path), method="sorted", progress=False))
-    with pytest.raises(ConfigError, match="--topk 10"):
-        sort_store(SortConfig(store=str(path), topk=10, progress=False))
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
