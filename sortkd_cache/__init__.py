@@ -9,6 +9,12 @@
     sk.make_loss("dkd", {"dkd_beta": 2.0})         # a loss with its paper defaults
     sk.CachedViewDataset(store, kind="sort")       # (image, label, soft logits) per view
 
+Sparse (top-K) soft labels: ``sk.SparseSpec(k, num_classes)`` describes them,
+``sk.compress_topk(z, y, spec)`` makes ``sk.SparseRows`` from dense rows (what ``dump --topk``
+and ``copy --topk`` store), ``sk.apply_sparse("sort", rows, y)`` sorts them exactly, and
+``sk.compute_sparse_loss(loss, student, teacher, y, epoch=1)`` trains from the
+``sk.SparseTeacher`` batches that ``EpochBatches.from_store`` yields for a sparse store.
+
 Names are imported lazily (PEP 562) so that ``import sortkd_cache`` and the CLI's ``--help``
 stay fast; every name in ``__all__`` resolves on first use.
 """
@@ -38,6 +44,15 @@ if TYPE_CHECKING:
     from sortkd_cache.losses import LOSSES, Loss, LossConfig, compute_loss, make_loss
     from sortkd_cache.models import create_model, list_models, register_model
     from sortkd_cache.sorting import label_rank, sort_logits, swap_logits
+    from sortkd_cache.sparse import (
+        SparseRows,
+        SparseSpec,
+        SparseTeacher,
+        SparseViewSource,
+        apply_sparse,
+        compute_sparse_loss,
+    )
+    from sortkd_cache.sparse import compress as compress_topk
     from sortkd_cache.store import (
         CacheStore,
         StoreMeta,
@@ -47,7 +62,8 @@ if TYPE_CHECKING:
         verify_store,
     )
 
-_LAZY = {
+#: name -> module, or (module, the name there) where the public name differs
+_LAZY: dict[str, str | tuple[str, str]] = {
     "AugmentRecipe": "sortkd_cache.augment",
     "get_recipe": "sortkd_cache.augment",
     "normalize": "sortkd_cache.augment",
@@ -76,6 +92,13 @@ _LAZY = {
     "label_rank": "sortkd_cache.sorting",
     "sort_logits": "sortkd_cache.sorting",
     "swap_logits": "sortkd_cache.sorting",
+    "SparseRows": "sortkd_cache.sparse",
+    "SparseSpec": "sortkd_cache.sparse",
+    "SparseTeacher": "sortkd_cache.sparse",
+    "SparseViewSource": "sortkd_cache.sparse",
+    "apply_sparse": "sortkd_cache.sparse",
+    "compress_topk": ("sortkd_cache.sparse", "compress"),
+    "compute_sparse_loss": "sortkd_cache.sparse",
     "CacheStore": "sortkd_cache.store",
     "StoreMeta": "sortkd_cache.store",
     "create_store": "sortkd_cache.store",
@@ -95,10 +118,17 @@ __all__ = [
     "Loss",
     "LossConfig",
     "SoftLabels",
+    "SparseRows",
+    "SparseSpec",
+    "SparseTeacher",
+    "SparseViewSource",
     "ViewLogits",
     "StoreMeta",
+    "apply_sparse",
     "check_fingerprint",
+    "compress_topk",
     "compute_loss",
+    "compute_sparse_loss",
     "copy_store",
     "create_model",
     "create_store",
@@ -124,10 +154,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    where = _LAZY.get(name)
+    if where is None:
         raise AttributeError(f"module 'sortkd_cache' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
+    module, attr = where if isinstance(where, tuple) else (where, name)
+    value = getattr(importlib.import_module(module), attr)
     globals()[name] = value
     return value
 
