@@ -31,6 +31,7 @@ __all__ = [
     "STREAM_THRESHOLD_BYTES",
     "StreamPlan",
     "plan_soft_labels",
+    "stream_stats",
     "view_bytes",
 ]
 
@@ -100,3 +101,24 @@ def plan_soft_labels(
     )
     layout.check_batch(batch_size, world)
     return StreamPlan("stream", layout)
+
+
+def stream_stats(soft: Any, world: int) -> dict[str, Any]:
+    """The epoch's streaming figures for its metrics row, per rank (rank order), or ``{}``
+    when the soft labels are not streamed: ``stream_chunks``, the chunks each rank read
+    (each once), and ``stream_peak_bytes``, each rank's most soft-label bytes resident at
+    once. A collective under torch.distributed: every rank calls it."""
+    stats = getattr(soft, "epoch_stats", None)
+    if stats is None:
+        return {}
+    mine: dict[str, Any] = stats()
+    ranks = [mine]
+    if world > 1:
+        import torch.distributed as dist
+
+        ranks = [{} for _ in range(world)]
+        dist.all_gather_object(ranks, mine)
+    return {
+        "stream_chunks": [r["chunks"] for r in ranks],
+        "stream_peak_bytes": [r["peak_bytes"] for r in ranks],
+    }

@@ -30,6 +30,7 @@ from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines._common import progress_bar, resolve_device
 from sortkd_cache.pipelines._eval import EvalViews
 from sortkd_cache.pipelines._rundir import RunDir
+from sortkd_cache.pipelines._stream_source import stream_stats
 from sortkd_cache.pipelines._train_config import TrainConfig
 from sortkd_cache.pipelines._train_data import soft_labels_for
 from sortkd_cache.pipelines._train_setup import Setup, prepare
@@ -229,7 +230,7 @@ class Trainer:
         }
         if self.temperature is not None:
             row["temperature"] = self.temperature.temperature()
-        return row
+        return row | stream_stats(self.batches.soft, self.s.world)
 
     def evaluate(self) -> float:
         """Top-1 (%) of the student on the test split (its views prepared once, in setup)."""

@@ -19,7 +19,7 @@ Only the chunks that order touches are read, each once, a window at a time.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -50,6 +50,8 @@ class StreamedLogits:
         self._reader: ChunkWindowReader | None = None
         #: the most soft-label bytes resident at once, over every epoch so far
         self.peak_bytes = 0
+        self._epoch_chunks: list[int] = []
+        self._epoch_peak = 0
 
     def begin_epoch(self, view: int, local_order: torch.Tensor, next_view: int | None) -> None:
         """Start reading ``view`` for this rank's ``local_order`` (closing the last epoch).
@@ -76,8 +78,18 @@ class StreamedLogits:
             return t.pin_memory().to(self._device, non_blocking=True)
         return t.to(self._device)
 
+    def epoch_stats(self) -> dict[str, Any]:
+        """What the current (or last) epoch read: ``chunks``, the sorted chunk indices read
+        so far (each chunk is read once), and ``peak_bytes``, the most soft-label bytes
+        resident at once."""
+        if self._reader is not None:
+            self._epoch_chunks = sorted(self._reader.blocks_read)
+            self._epoch_peak = self._reader.peak_bytes
+        return {"chunks": list(self._epoch_chunks), "peak_bytes": int(self._epoch_peak)}
+
     def close(self) -> None:
         if self._reader is not None:
+            self.epoch_stats()  # keep the closed epoch's figures
             self.peak_bytes = max(self.peak_bytes, self._reader.peak_bytes)
             self._reader.close()
             self._reader = None

@@ -73,7 +73,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _train_args(store: Path, student: str, out: Path) -> list[str]:
+def _train_args(store: Path, student: str, out: Path, *extra: str) -> list[str]:
     return [
         "train",
         "--cache",
@@ -97,6 +97,7 @@ def _train_args(store: Path, student: str, out: Path) -> list[str]:
         "--no-progress",
         "--out",
         str(out),
+        *extra,
     ]
 
 
@@ -192,3 +193,108 @@ def test_ddp_with_batchnorm_stays_close_on_cpu(
         # per-rank BatchNorm statistics (32 samples instead of 64): close, not equal
         assert _rel(ra["loss"], rb["loss"]) < 2e-2, (ra["loss"], rb["loss"])
         assert abs(ra["train_top1"] - rb["train_top1"]) <= 3.0
+
+
+# ---------------------------------------------------------------- streamed soft labels
+# 1000 samples in 40 chunks of 25: with the default 8 lanes (batch 64) every lane holds 5
+# whole chunks, so the epoch's last batch (40 samples) is the lanes' leftovers in lane order,
+# and rank 0 (lanes 0-3) and rank 1 (lanes 4-7) read disjoint halves of the chunks.
+STREAM_CHUNK = 25
+
+
+@pytest.fixture(scope="module")
+def stream_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sortkd_cache.pipelines.dump import DumpConfig, dump
+    from sortkd_cache.pipelines.sort import SortConfig, sort_store
+
+    out = tmp_path_factory.mktemp("stream") / "fake.zarr"
+    dump(
+        DumpConfig(
+            dataset=f"fake:{N}:10:8",
+            teacher="digits_cnn_l",
+            teacher_init="random",
+            views=2,
+            dtype="float32",
+            chunk_samples=STREAM_CHUNK,
+            out=str(out),
+            device="cpu",
+            progress=False,
+        )
+    )
+    sort_store(SortConfig(store=str(out), progress=False))
+    return out
+
+
+def _ok(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _rank_chunks(epoch: int, rank: int, world: int) -> list[int]:
+    """The chunks rank ``rank`` of ``world`` must read in ``epoch``: those its part of the
+    streamed order (seed 0, 8 lanes, window 2) falls in, from the library's own functions."""
+    import torch
+
+    from sortkd_cache.batches import shard_order
+    from sortkd_cache.streaming import StreamLayout, streamed_order
+
+    layout = StreamLayout(N, STREAM_CHUNK, lanes=8, window=2)
+    order = torch.from_numpy(streamed_order(layout, 64, 0, epoch))
+    return sorted(set((shard_order(order, 64, rank, world) // STREAM_CHUNK).tolist()))
+
+
+@pytest.mark.slow
+def test_streamed_ddp_reads_its_own_chunks_and_matches_single_process(
+    tmp_path: Path,
+    stream_store: Path,
+    scale_env: dict[str, str],
+    cli_cmd: Callable[..., list[str]],
+    torchrun_cmd: Callable[..., list[str]],
+) -> None:
+    """Two ranks streaming: each reads only its lanes' chunks (half of them, disjoint), the
+    run follows the single-process streamed run as the whole-view one does, and a 2-rank
+    --resume after an interrupted run gives the uninterrupted 2-rank run's weights exactly."""
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    stream = ("--soft-labels", "stream")
+    single, multi, part = tmp_path / "single", tmp_path / "multi", tmp_path / "part"
+    _ok(cli_cmd(*_train_args(stream_store, "digits_mlp", single, *stream)), scale_env)
+    _ok(torchrun_cmd(*_train_args(stream_store, "digits_mlp", multi, *stream)), scale_env)
+    resolved = json.loads((multi / "config.json").read_text())["resolved"]
+    assert (resolved["world_size"], resolved["soft_labels"]) == (2, "stream")
+    assert (resolved["stream_lanes"], resolved["stream_window"]) == (8, 2)
+
+    a, b = _metrics(single), _metrics(multi)
+    every = list(range(N // STREAM_CHUNK))
+    for epoch, (ra, rb) in enumerate(zip(a, b, strict=True)):
+        assert ra["stream_chunks"] == [every] == [_rank_chunks(epoch, 0, 1)]
+        mine = rb["stream_chunks"]
+        assert mine == [_rank_chunks(epoch, r, 2) for r in range(2)]
+        assert len(mine[0]) == len(mine[1]) == len(every) // 2
+        assert not set(mine[0]) & set(mine[1]) and sorted(mine[0] + mine[1]) == every
+        # resident soft labels: a few chunks of 25 x 10 float32, never a whole view
+        assert 0 < max(rb["stream_peak_bytes"]) <= ra["stream_peak_bytes"][0] < N * 10 * 4
+        assert (ra["view"], ra["lr"]) == (rb["view"], rb["lr"])
+        for key in ("loss", "ce", "kd"):
+            assert _rel(ra[key], rb[key]) < 1e-4, (key, ra[key], rb[key])
+        assert abs(ra["train_top1"] - rb["train_top1"]) <= 100.0 / N + 1e-9
+    wa, wb = load_file(single / "model.safetensors"), load_file(multi / "model.safetensors")
+    for name in wa:
+        np.testing.assert_allclose(wb[name], wa[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+    # interrupted after epoch 1, resumed: the same streamed order, the same weights
+    _ok(
+        torchrun_cmd(*_train_args(stream_store, "digits_mlp", part, *stream, "--stop-after", "1")),
+        scale_env,
+    )
+    assert not (part / "model.safetensors").exists() and len(_metrics(part)) == 1
+    _ok(
+        torchrun_cmd(*_train_args(stream_store, "digits_mlp", part, *stream, "--resume")), scale_env
+    )
+    wc = load_file(part / "model.safetensors")
+    assert all(np.array_equal(wc[k], wb[k]) for k in wb)
+    c = _metrics(part)
+    assert [r["stream_chunks"] for r in c] == [r["stream_chunks"] for r in b]
+    assert [r["loss"] for r in c] == [r["loss"] for r in b]

@@ -100,3 +100,32 @@ def test_rows_need_an_epoch(store: sk.CacheStore) -> None:
     src = StreamedLogits(store, "raw", CPU)
     with pytest.raises(ConfigError, match="begin_epoch"):
         src.rows(Batch(torch.zeros(3), torch.zeros(3), torch.arange(3)))
+
+
+def test_ranks_batches_put_together_are_the_single_process_batches(store: sk.CacheStore) -> None:
+    """The library's data path, per step: rank 0's then rank 1's batch of a 2-rank streamed
+    epoch are the 1-rank batch (the same samples, replayed images and soft labels)."""
+    from sortkd_cache.augment import AugmentRecipe
+    from sortkd_cache.batches import StoredViews
+    from sortkd_cache.cached import load_store_dataset
+
+    data = load_store_dataset(store)
+    recipe = AugmentRecipe.from_dict(store.meta.augment)
+    plan = plan_soft_labels("stream", store, batch_size=BATCH, world=2, window=2)
+
+    def batches(rank: int, world: int) -> sk.EpochBatches:
+        soft = StreamedLogits(store, "raw", CPU, prefetch=2)
+        views = StoredViews(store)
+        kw = {"batch_size": BATCH, "rank": rank, "world": world, "order": plan.order}
+        return sk.EpochBatches(data, recipe, views, soft, **kw)
+
+    for epoch in range(2):
+        single = list(batches(0, 1).epoch(epoch))
+        ranks = [list(batches(r, 2).epoch(epoch)) for r in range(2)]
+        assert len(ranks[0]) == len(ranks[1]) == len(single) == -(-store.num_samples // BATCH)
+        for k, one in enumerate(single):
+            parts = [ranks[r][k] for r in range(2)]
+            assert [len(p.idx) for p in parts] == [len(one.idx) // 2] * 2
+            assert torch.equal(torch.cat([p.idx for p in parts]), one.idx)
+            assert torch.equal(torch.cat([p.x for p in parts]), one.x)
+            assert torch.equal(torch.cat([p.soft for p in parts]), one.soft)
