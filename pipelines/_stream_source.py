@@ -7,8 +7,10 @@ plus the next view prefetched: :class:`~sortkd_cache.soft_labels.ViewLogits`).
 chunks) and reads, on each rank, only the chunks of its own part of that order, a window at
 a time (:class:`~sortkd_cache.streaming.StreamedLogits`). ``auto`` (the default) streams once
 one view's soft labels exceed ``STREAM_THRESHOLD_BYTES`` (64 MiB: ImageNet-1k in float16 is
-2.4 GiB per view), else reads whole views. Sparse (top-K) stores always read whole views (a
-view is small). The resolved choice, lanes and window are recorded in ``config.json``.
+2.4 GiB per view), else reads whole views. A sparse (top-K) store is measured by its own
+bytes per sample-view (ids, values and stats: 4K + 14 bytes for float16), and streams the
+same way: its ids, values and stats chunk by chunk in the same order. The resolved choice,
+lanes and window are recorded in ``config.json``.
 
 The streamed order depends on (seed, epoch), the store's chunking, the lanes and the window
 only, never on the number of ranks or workers, so ``--resume`` repeats it exactly; an online
@@ -40,7 +42,10 @@ STREAM_THRESHOLD_BYTES = 64 << 20
 
 
 def view_bytes(store: Any) -> int:
-    """Bytes of one view's dense soft labels (all samples, the store's dtype)."""
+    """Bytes of one view's soft labels (all samples, the store's dtype): N x C values of a
+    dense store, N x (ids, values and stats) of a sparse one."""
+    if getattr(store, "is_sparse", False):
+        return int(store.num_samples) * int(store.sparse_spec.bytes_per_row)
     itemsize = int(np.dtype(store.meta.dtype).itemsize)
     return int(store.num_samples) * int(store.num_classes) * itemsize
 
@@ -82,13 +87,6 @@ def plan_soft_labels(
             raise ConfigError("--soft-labels stream needs --cache STORE")
         return StreamPlan("view")
     mode = requested
-    if getattr(store, "is_sparse", False):  # top-K rows: a view is small, read it whole
-        if mode == "stream":
-            raise ConfigError(
-                "--soft-labels stream reads dense stores; this store is sparse (top-K), "
-                "whose views are small: use --soft-labels view or auto"
-            )
-        return StreamPlan("view")
     if mode == "auto":
         mode = "stream" if view_bytes(store) > STREAM_THRESHOLD_BYTES else "view"
     if mode == "view":

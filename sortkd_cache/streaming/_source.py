@@ -15,6 +15,11 @@ Each epoch, :meth:`StreamedLogits.begin_epoch` opens a
 :class:`~sortkd_cache.streaming.ChunkWindowReader` over this rank's part of the epoch's order;
 :meth:`~StreamedLogits.rows` then takes each batch's rows from it (on the batch's device).
 Only the chunks that order touches are read, each once, a window at a time.
+
+A sparse (top-K) store streams the same way: a chunk is its ``ids``, ``values`` and ``stats``
+(ids kept in the store's narrow integer type while resident), and each batch is a
+:class:`~sortkd_cache.sparse.SparseTeacher` with the same rows as the whole-view
+:class:`~sortkd_cache.sparse.SparseViewSource` gives.
 """
 
 from __future__ import annotations
@@ -29,13 +34,15 @@ from ._reader import ChunkWindowReader
 
 if TYPE_CHECKING:
     from sortkd_cache.soft_labels import Batch
+    from sortkd_cache.sparse import SparseTeacher
     from sortkd_cache.store import CacheStore
 
 __all__ = ["StreamedLogits"]
 
 
 class StreamedLogits:
-    """A dense logits kind of a store, read chunk by chunk in each epoch's order."""
+    """A logits kind of a store (dense, or sparse top-K), read chunk by chunk in each epoch's
+    order."""
 
     def __init__(
         self,
@@ -44,7 +51,10 @@ class StreamedLogits:
         device: torch.device | str = "cpu",
         prefetch: int = 4,
     ) -> None:
-        self._array = store.logits(kind)  # refuse a missing or incomplete kind now
+        # refuse a missing or incomplete kind now
+        self._sparse = bool(store.is_sparse)
+        self._array: Any = store.sparse_logits(kind) if self._sparse else store.logits(kind)
+        self._chunk = int(self._array.chunks[0]) if self._sparse else int(store.chunk_samples)
         self.store, self.kind = store, kind
         self._device, self._prefetch = torch.device(device), prefetch
         self._reader: ChunkWindowReader | None = None
@@ -58,22 +68,35 @@ class StreamedLogits:
 
         ``next_view`` is not read ahead: the reader starts on the first chunks right away."""
         self.close()
-        arr = self._array
+        arr, sparse = self._array, self._sparse
 
-        def read(block: int) -> np.ndarray:
-            rows: np.ndarray = arr.read_block(block, view)
-            return rows
+        def read(block: int) -> Any:
+            rows = arr.read_block(block, view)
+            return (rows.ids, rows.values, rows.stats) if sparse else rows
 
         order = local_order.detach().cpu().numpy()
-        chunk = int(self.store.chunk_samples)
-        self._reader = ChunkWindowReader(read, order, chunk, self._prefetch)
+        self._reader = ChunkWindowReader(read, order, self._chunk, self._prefetch)
 
-    def rows(self, batch: Batch) -> torch.Tensor:
-        """Soft labels of ``batch.idx`` (the next samples of the epoch's order)."""
+    def rows(self, batch: Batch) -> torch.Tensor | SparseTeacher:
+        """Soft labels of ``batch.idx`` (the next samples of the epoch's order): dense rows
+        ``[B, C]``, or a SparseTeacher of a sparse store."""
         if self._reader is None:
             raise ConfigError("StreamedLogits.rows() before begin_epoch()")
-        t = torch.from_numpy(self._reader.take(batch.idx.detach().cpu().numpy()))
+        got = self._reader.take(batch.idx.detach().cpu().numpy())
         self.peak_bytes = max(self.peak_bytes, self._reader.peak_bytes)
+        if not self._sparse:
+            return self._to_device(torch.from_numpy(got))
+        from sortkd_cache.sparse import SparseTeacher
+
+        ids, values, stats = got
+        return SparseTeacher(
+            self.store.sparse_spec,
+            self._to_device(torch.from_numpy(ids.astype(np.int64))),
+            self._to_device(torch.from_numpy(values)),
+            self._to_device(torch.from_numpy(stats)),
+        )
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
         if self._device.type == "cuda":
             return t.pin_memory().to(self._device, non_blocking=True)
         return t.to(self._device)

@@ -36,11 +36,11 @@ def _rel(a: list[float], b: list[float]) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["raw", "sort"])
+@pytest.mark.parametrize(("kind", "soft"), [("raw", "view"), ("sort", "view"), ("sort", "stream")])
 def test_cached_sparse_equals_online_with_the_same_truncation(
-    sparse_store: Path, digits_teacher: Path, tmp_path: Path, kind: str
+    sparse_store: Path, digits_teacher: Path, tmp_path: Path, kind: str, soft: str
 ) -> None:
-    common = {"cache": str(sparse_store), "logits": kind, "loss": "kd", **BASE}
+    common = {"cache": str(sparse_store), "logits": kind, "loss": "kd", "soft_labels": soft, **BASE}
     cached = train(TrainConfig(out=str(tmp_path / "cached"), **common))  # type: ignore[arg-type]
     online = train(
         TrainConfig(
