@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from sortkd_cache.cli._options import emit_json, parse_storage_options, storage_options_option
+from sortkd_cache.sparse._spec import DEFAULT_TAIL, TAILS
 
 __all__ = ["commands"]
 
@@ -108,6 +109,23 @@ def _losses_help() -> str:
     help="Student architecture (required; names: sortkd-cache list models).",
 )
 @click.option("--logits", default=_D["logits"], show_default=True, help=_choices(_logit_choices()))
+@click.option(
+    "--topk",
+    type=int,
+    default=None,
+    help="Top-K soft labels. A sparse store: must equal its K. A dense store or "
+    "--online-teacher: each batch's teacher rows are truncated to the top K on the fly, as "
+    "`copy --topk K` stores them (same format, recorded T 1,2,4), so the run equals one "
+    "from that copy. Not with --loss ce.",
+)
+@click.option(
+    "--sparse-tail",
+    default=None,
+    help=f"{' | '.join(TAILS)}: how a sparse teacher's dropped tail enters the loss. bucket: "
+    "its total mass only "
+    "(inside it the student keeps its own spread); uniform: the mass spread evenly over the "
+    f"dropped classes. [default: {DEFAULT_TAIL}; only with a sparse store or --topk]",
+)
 @click.option("--loss", default=_D["loss"], show_default=True, help=_losses_help())
 @click.option("--epochs", type=int, default=_D["epochs"], show_default=True)
 @click.option("--batch-size", type=int, default=_D["batch_size"], show_default=True)
@@ -202,8 +220,10 @@ def train_command(ctx: click.Context, /, **kw: Any) -> None:
     A sparse (top-K) cache (dump/copy --topk) trains the same way, for every --logits and
     --loss. The teacher row is rebuilt from its top K at the loss's temperature: at a
     recorded temperature (default 1, 2, 4; LSKD's 2) the probabilities of the kept classes,
-    the label's and the tail's total are exact; the tail is one bucket (the loss matches its
-    total mass; inside it the student keeps its own spread). Gradient error per row at most
+    the label's and the tail's total are exact; the tail is one bucket by default (the loss
+    matches its total mass; inside it the student keeps its own spread; --sparse-tail uniform
+    spreads it evenly instead). --topk K on a dense store, or with --online-teacher, truncates
+    each batch's teacher rows as `copy --topk K` would. Gradient error per row at most
     2*T*m in L1 (m: the teacher's tail mass; `info` shows the fidelity). LSKD standardises
     with the recorded mean/std over all C (exact). Approximate: a temperature that is not
     recorded (the nearest recorded tail mass is used) and CTKD (its learnt temperature).
@@ -219,6 +239,8 @@ def train_command(ctx: click.Context, /, **kw: Any) -> None:
       sortkd-cache train --config runs/kd-sort/config.json --out runs/kd-sort-again
       sortkd-cache train --cache c100-top10.zip --student resnet8x4 --logits sort --loss kd \\
           --out runs/r8x4-kd-top10                                 # sparse cache
+      sortkd-cache train --cache c100.zarr --topk 10 --student resnet8x4 --logits sort \
+          --out runs/r8x4-kd-top10-dense           # dense cache truncated per batch
       torchrun --nproc-per-node 2 -m sortkd_cache.cli train --cache c100.zarr ...
     """
     from sortkd_cache.pipelines._train_config import TrainConfig

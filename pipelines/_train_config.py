@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.sorting import METHODS
+from sortkd_cache.sparse._spec import TAILS
 
 if TYPE_CHECKING:
     from sortkd_cache.losses import Loss
@@ -101,6 +102,11 @@ class TrainConfig(Schedule):
     data_root: str | None = None
     download: bool = False
     logits: str = "raw"
+    #: top-K soft labels: a sparse store's K (checked), or the K a dense store's rows and an
+    #: online teacher's logits are truncated to per batch, as ``copy --topk K`` would
+    topk: int | None = None
+    #: the sparse loss's tail handling (None: ``sortkd_cache.sparse.DEFAULT_TAIL``)
+    sparse_tail: str | None = None
     loss: str = "kd"
     #: The loss's own options (``{"temperature": 2.0}``); the rest take the loss's defaults.
     loss_options: Mapping[str, float] = field(default_factory=dict)
@@ -224,7 +230,10 @@ def _validate(cfg: TrainConfig) -> None:
     _integer(cfg, "stop_after", 1, optional=True)
     _integer(cfg, "stream_window", 1, optional=True)
     _integer(cfg, "stream_lanes", 1, optional=True)
+    _integer(cfg, "topk", 1, optional=True)
     _choice(cfg, "logits", LOGIT_CHOICES)
+    if cfg.sparse_tail is not None:
+        _choice(cfg, "sparse_tail", TAILS)
     _choice(cfg, "views_order", VIEW_ORDERS)
     _choice(cfg, "data_path", DATA_PATHS)
     _choice(cfg, "soft_labels", SOFT_LABEL_MODES)
@@ -248,6 +257,12 @@ def _validate_names(cfg: TrainConfig) -> None:
         raise ConfigError("give --cache STORE (distillation) or --dataset SPEC (plain training)")
     if cfg.cache is None and loss.needs_teacher and cfg.online_teacher is None:
         raise ConfigError(f"--loss {cfg.loss} needs --cache STORE (or --online-teacher ARCH)")
+    for key in ("topk", "sparse_tail"):
+        if getattr(cfg, key) is not None and not loss.needs_teacher:
+            raise ConfigError(
+                f"{flag(key)} {getattr(cfg, key)} does nothing with --loss {cfg.loss}: "
+                "it has no teacher term"
+            )
     if cfg.dataset is not None:
         from sortkd_cache.datasets import parse_dataset_spec
 

@@ -4,7 +4,9 @@ The batches themselves are the library's (:mod:`sortkd_cache.batches`: the same 
 researcher's own loop runs). The stage adds one source of its own, :class:`OnlineTeacher`
 (``--online-teacher``): the teacher computes the logits of the same replayed batch on the fly,
 with the same sort/swap per batch and the store's dtype, to prove that the cache gives the same
-training and to measure the saving.
+training and to measure the saving. ``--topk K`` on a dense store wraps the store's source in
+:class:`TopKRows`: each batch's dense rows are truncated as ``copy --topk K`` truncates them
+(the same function, format and recorded temperatures), so the run equals one from that copy.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from sortkd_cache.sorting import LogitsMethod
     from sortkd_cache.sparse import SparseSpec, SparseTeacher
 
-__all__ = ["OnlineTeacher", "soft_labels_for"]
+__all__ = ["OnlineTeacher", "TopKRows", "soft_labels_for"]
 
 
 class OnlineTeacher:
@@ -54,6 +56,29 @@ class OnlineTeacher:
         return None
 
 
+class TopKRows:
+    """A dense source whose batches are truncated to sparse rows of ``spec`` on the fly."""
+
+    def __init__(self, dense: SoftLabels, spec: SparseSpec) -> None:
+        self.dense, self.spec = dense, spec
+
+    def begin_epoch(self, view: int, local_order: torch.Tensor, next_view: int | None) -> None:
+        self.dense.begin_epoch(view, local_order, next_view)
+
+    def rows(self, batch: Batch) -> SparseTeacher:
+        from sortkd_cache.errors import ConfigError
+        from sortkd_cache.sparse import online_sparse_teacher
+
+        z = self.dense.rows(batch)
+        if not isinstance(z, torch.Tensor):
+            raise ConfigError("--topk truncates dense rows; this source is already sparse")
+        # the stored dtype's values, bit for bit: compress() is what copy --topk runs on them
+        return online_sparse_teacher(self.spec, z, batch.y, "raw")
+
+    def close(self) -> None:
+        self.dense.close()
+
+
 def soft_labels_for(s: Setup, device: torch.device, needs_teacher: bool) -> SoftLabels | None:
     """The run's source: the online teacher, the store's ``--logits`` kind, or None (CE)."""
     from sortkd_cache.errors import ConfigError
@@ -73,16 +98,19 @@ def soft_labels_for(s: Setup, device: torch.device, needs_teacher: bool) -> Soft
         )
         method = None if cfg.logits == "raw" else get_method(cfg.logits)
         store_fp16 = s.store is not None and s.store.meta.dtype == "float16"
-        sparse = (
-            (s.store.sparse_spec, cfg.logits) if s.store is not None and s.store.is_sparse else None
-        )
+        sparse = (s.sparse, cfg.logits) if s.sparse is not None else None
         return OnlineTeacher(teacher, method, torch.float16 if store_fp16 else None, sparse)
     if not needs_teacher:
         return None
     if s.store is None:
         raise ConfigError(f"--loss {cfg.loss} needs --cache STORE or --online-teacher ARCH")
+    source: SoftLabels
     if s.plan.mode == "stream":
         from sortkd_cache.streaming import StreamedLogits
 
-        return StreamedLogits(s.store, cfg.logits, device)
-    return store_soft_labels(s.store, cfg.logits, device)
+        source = StreamedLogits(s.store, cfg.logits, device)
+    else:
+        source = store_soft_labels(s.store, cfg.logits, device)
+    if s.sparse is not None and not s.store.is_sparse:  # --topk K on a dense store
+        return TopKRows(source, s.sparse)
+    return source

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from sortkd_cache.datasets import ImageDataset
     from sortkd_cache.pipelines._train_config import TrainConfig
     from sortkd_cache.soft_labels import SoftLabels
+    from sortkd_cache.sparse import SparseSpec
     from sortkd_cache.store import CacheStore
 
 __all__ = ["Setup", "prepare"]
@@ -40,6 +41,10 @@ class Setup:
     world: int = 1
     #: whole-view or streamed soft labels (and the streamed epoch order)
     plan: StreamPlan = field(default_factory=lambda: StreamPlan("view"))
+    #: the sparse teacher's format (a sparse store's, or ``--topk`` truncating dense rows or
+    #: an online teacher), None for a dense teacher or none; and the loss's tail handling
+    sparse: SparseSpec | None = None
+    tail: str | None = None
 
     def views(self) -> Views:
         """The store's recorded views, or fresh augmentation per epoch without a store."""
@@ -110,6 +115,9 @@ class Setup:
             "store_views": self.store.num_views if self.store is not None else None,
             "world_size": self.world,
             **self.plan.describe(),
+            "topk": self.sparse.k if self.sparse is not None else None,
+            "sparse_truncation": _truncation(self),
+            "sparse_tail": self.tail,
         }
 
     def provenance(self) -> dict[str, Any] | None:
@@ -132,6 +140,49 @@ class Setup:
             "logits": kind,
             "logits_record": store.kind_attrs(kind) if kind is not None else None,
         }
+
+
+def _truncation(s: Setup) -> str | None:
+    """Where the sparse teacher's rows are truncated to the top K (None: not sparse)."""
+    if s.sparse is None:
+        return None
+    if s.cfg.online_teacher is not None:
+        return "online teacher, per batch"
+    if s.store is not None and s.store.is_sparse:
+        return "in the store"
+    return "dense store rows, per batch"
+
+
+def _sparse_teacher(
+    cfg: TrainConfig, store: CacheStore | None, num_classes: int
+) -> tuple[SparseSpec | None, str | None]:
+    """(the run's sparse teacher format, its tail handling); refuses ``--topk`` that differs
+    from a sparse store's K or does not fit C, and ``--sparse-tail`` without a sparse teacher.
+    ``--topk K`` on dense rows uses ``copy --topk K``'s format: the store's dtype (float32
+    without a store) and the default recorded temperatures."""
+    from sortkd_cache.sparse._spec import DEFAULT_TAIL
+
+    spec = None
+    if store is not None and store.is_sparse:
+        spec = store.sparse_spec
+        if cfg.topk is not None and cfg.topk != spec.k:
+            raise ConfigError(
+                f"--topk {cfg.topk} does not match the store's K: '{cfg.cache}' holds the "
+                f"top {spec.k}; give --topk {spec.k} or leave --topk out"
+            )
+    elif cfg.topk is not None:
+        from sortkd_cache.pipelines._dump_sparse import sparse_spec_for
+
+        dtype = store.meta.dtype if store is not None else "float32"
+        spec = sparse_spec_for(cfg.topk, num_classes, dtype, None)
+    if not cfg.loss_config().needs_teacher:  # TrainConfig refuses --topk/--sparse-tail here
+        return None, None
+    if spec is None and cfg.sparse_tail is not None:
+        raise ConfigError(
+            f"--sparse-tail {cfg.sparse_tail} applies to a sparse teacher (a top-K store, or "
+            "--topk K); this run's teacher is dense"
+        )
+    return spec, (cfg.sparse_tail or DEFAULT_TAIL) if spec is not None else None
 
 
 def _ranks(cfg: TrainConfig) -> tuple[int, int]:
@@ -196,11 +247,13 @@ def prepare(cfg: TrainConfig) -> Setup:
             f"{where} has {num_classes} classes but the student is built for "
             f"{cfg.num_classes} (--num-classes)"
         )
+    sparse, tail = _sparse_teacher(cfg, store, num_classes)
     test_ds = load_dataset(test_spec, "test", data_root=cfg.data_root)
     plan = _soft_label_plan(cfg, store, world)
     return Setup(
-        cfg, train_ds, test_ds, store, recipe, num_classes, teacher_seed, rank, world, plan
-    )
+        cfg, train_ds, test_ds, store, recipe, num_classes, teacher_seed, rank, world, plan,
+        sparse, tail,
+    )  # fmt: skip
 
 
 def _soft_label_plan(cfg: TrainConfig, store: CacheStore | None, world: int) -> StreamPlan:

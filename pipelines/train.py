@@ -154,6 +154,8 @@ class Trainer:
         diff = resume_difference(stored, self.cfg)
         if diff is None:
             diff = _cache_difference(stored.get("provenance"), self.provenance)
+        if diff is None:
+            diff = _tail_difference(stored.get("resolved"), self.s.tail)
         if diff is not None:
             raise ConfigError(
                 f"--resume: the run in '{run.path}' was started with another configuration "
@@ -176,13 +178,13 @@ class Trainer:
     def step(self, batch: Batch, epoch: int) -> tuple[float, dict[str, float], float]:
         """One optimizer step: (loss, its weighted parts, correct predictions)."""
         from sortkd_cache.losses import compute_loss
-        from sortkd_cache.sparse import SparseTeacher, compute_sparse_loss
+        from sortkd_cache.sparse import DEFAULT_TAIL, SparseTeacher, compute_sparse_loss
 
         out = self.ddp(batch.x)
         if isinstance(batch.soft, SparseTeacher):  # a sparse store (or its online twin)
             loss, parts = compute_sparse_loss(
                 self.loss, out, batch.soft, batch.y, epoch=epoch + 1,
-                temperature_module=self.temperature,
+                temperature_module=self.temperature, tail=self.s.tail or DEFAULT_TAIL,
             )  # fmt: skip
         else:
             loss, parts = compute_loss(
@@ -321,6 +323,18 @@ def _cache_difference(old: Any, new: dict[str, Any] | None) -> str | None:
     if created[0] != created[1]:
         return f"cache logits made {json.dumps(created[0])} -> {json.dumps(created[1])}"
     return None
+
+
+def _tail_difference(resolved: Any, tail: str | None) -> str | None:
+    """The sparse tail handling a run used, if it differs from this one's (a run started with
+    the default keeps it, should the default change)."""
+    if not isinstance(resolved, dict) or "sparse_tail" not in resolved:
+        return None  # a run recorded before the choice existed
+    old = resolved["sparse_tail"]
+    if old == tail:
+        return None
+    hint = f"; pass --sparse-tail {old}" if isinstance(old, str) else ""
+    return f"sparse tail {old!r} -> {tail!r}{hint}"
 
 
 def train(cfg: TrainConfig) -> TrainResult:

@@ -35,7 +35,9 @@ if TYPE_CHECKING:
     )
     from sortkd_cache.sparse._spec import (
         DEFAULT_LSKD_TEMPERATURES,
+        DEFAULT_TAIL,
         DEFAULT_TEMPERATURES,
+        TAILS,
         SparseRows,
         SparseSpec,
         check_topk,
@@ -44,7 +46,9 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "DEFAULT_LSKD_TEMPERATURES": "_spec",
+    "DEFAULT_TAIL": "_spec",
     "DEFAULT_TEMPERATURES": "_spec",
+    "TAILS": "_spec",
     "FidelityAccumulator": "_fidelity",
     "SparseRows": "_spec",
     "SparseSpec": "_spec",
@@ -71,7 +75,9 @@ _LAZY = {
 
 __all__ = [
     "DEFAULT_LSKD_TEMPERATURES",
+    "DEFAULT_TAIL",
     "DEFAULT_TEMPERATURES",
+    "TAILS",
     "FidelityAccumulator",
     "SparseRows",
     "SparseSpec",

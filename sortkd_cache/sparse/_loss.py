@@ -6,9 +6,10 @@ from its sparse form (:func:`~._rebuild.rebuild_dense`) at the loss's own temper
 * ``kd``, ``dkd``: the dense formula on the row rebuilt at the loss temperature. At a recorded
   temperature the teacher's probabilities of the kept classes (top K and the label) and of the
   tail as a whole are exact, so DKD's target/non-target split (TCKD) is exact. The tail is one
-  bucket (``tail="bucket"``, the default): the rebuilt tail takes the student's own (detached)
-  spread, so the loss matches the tail's total mass and nothing inside it; ``tail="uniform"``
-  spreads it evenly instead (see :mod:`._rebuild` for both and the bound).
+  bucket (``tail="bucket"``, the default, ``DEFAULT_TAIL``): the rebuilt tail takes the
+  student's own (detached) spread, so the loss matches the tail's total mass and nothing inside
+  it; ``tail="uniform"`` spreads it evenly instead (see :mod:`._rebuild` for both and the
+  bound). ``train --sparse-tail`` chooses.
 * ``lskd``: standardisation uses the row's recorded mean and std over all C classes (exact),
   and the tail mass of the standardised row at LSKD's recorded temperature (exact); the tail
   is handled as above, in the standardised space. The student is standardised as in the dense
@@ -30,6 +31,7 @@ from sortkd_cache.losses.ce import _check_pair, _check_temperature, ce_loss
 from sortkd_cache.losses.kd import _kd
 from sortkd_cache.losses.lskd import standardize
 from sortkd_cache.sparse._rebuild import SparseTeacher
+from sortkd_cache.sparse._spec import DEFAULT_TAIL, TAILS
 
 __all__ = ["TAILS", "compute_sparse_loss", "loss_temperature", "sparse_teacher_dense"]
 
@@ -48,9 +50,6 @@ def loss_temperature(cfg: Loss, temperature_module: CTKDTemperature | None = Non
     return float(temperature)
 
 
-TAILS = ("bucket", "uniform")
-
-
 def sparse_teacher_dense(
     cfg: Loss,
     teacher: SparseTeacher,
@@ -58,7 +57,7 @@ def sparse_teacher_dense(
     temperature_module: CTKDTemperature | None = None,
     *,
     student: Tensor | None = None,
-    tail: str = "bucket",
+    tail: str = DEFAULT_TAIL,
 ) -> Tensor:
     """The dense teacher rows ``cfg``'s loss sees (standardised ones for ``lskd``); with
     ``tail="bucket"`` the tail takes the spread of ``student`` (detached)."""
@@ -82,7 +81,7 @@ def compute_sparse_loss(
     *,
     epoch: int,
     temperature_module: CTKDTemperature | None = None,
-    tail: str = "bucket",
+    tail: str = DEFAULT_TAIL,
 ) -> tuple[Tensor, dict[str, float]]:
     """``compute_loss`` with a sparse teacher; see the module docstring for what is exact."""
     if teacher is None or cfg.name == "ce":

@@ -35,7 +35,9 @@ from sortkd_cache.errors import ConfigError
 
 __all__ = [
     "DEFAULT_LSKD_TEMPERATURES",
+    "DEFAULT_TAIL",
     "DEFAULT_TEMPERATURES",
+    "TAILS",
     "SparseRows",
     "SparseSpec",
     "check_topk",
@@ -44,6 +46,11 @@ __all__ = [
 
 DEFAULT_TEMPERATURES = (1.0, 2.0, 4.0)
 DEFAULT_LSKD_TEMPERATURES = (2.0,)
+#: How a sparse loss treats the dropped tail (see :mod:`._loss`): "bucket" matches its total
+#: mass only (the rebuilt tail takes the student's own spread), "uniform" spreads it evenly.
+TAILS = ("bucket", "uniform")
+#: The tail handling a loss uses when none is chosen (``train --sparse-tail``): this one name.
+DEFAULT_TAIL = "bucket"
 
 
 def id_dtype(num_classes: int) -> np.dtype[Any]:

@@ -52,5 +52,5 @@ def test_sort_topk_on_a_sparse_store_exits_2(make_store: MakeStore) -> None:
     path = make_store("s.zarr", topk=3, **FAST)
     result = CliRunner().invoke(cli, ["sort", str(path), "--topk", "2"], catch_exceptions=False)
     lines = result.stderr.strip().splitlines()
-    assert result.exit_code == 2 and len(lines) == 1 and "already sparse (top-3)" in lines[0]
+    assert result.exit_code == 2 and len(lines) == 1 and "sort --topk is retired" in lines[0]
     assert sk.open_store(path).kinds() == ["raw"]
