@@ -70,6 +70,17 @@ def test_dense_store_with_topk_trains_like_its_copy_topk(
     assert _config(tmp_path / "c")["resolved"]["topk"] is None  # type: ignore[index]
 
 
+def test_dense_store_with_topk_streamed_trains_like_its_copy_topk_streamed(
+    small_store: Path, top3: Path, tmp_path: Path
+) -> None:
+    """--soft-labels stream: the truncation wraps the streamed dense source just the same."""
+    common = {**SMALL, "loss": "kd", "soft_labels": "stream", "stream_window": 1}
+    dense = train(TrainConfig(cache=str(small_store), topk=3, out=str(tmp_path / "a"), **common))  # type: ignore[arg-type]
+    copy = train(TrainConfig(cache=str(top3), out=str(tmp_path / "b"), **common))  # type: ignore[arg-type]
+    assert len(dense.step_losses) == 6 and dense.step_losses == copy.step_losses
+    assert _config(tmp_path / "a")["resolved"]["soft_labels"] == "stream"  # type: ignore[index]
+
+
 def test_sparse_store_with_its_own_k_is_the_same_run(top3: Path, tmp_path: Path) -> None:
     a = train(TrainConfig(cache=str(top3), out=str(tmp_path / "a"), **SMALL))  # type: ignore[arg-type]
     b = train(TrainConfig(cache=str(top3), topk=3, out=str(tmp_path / "b"), **SMALL))  # type: ignore[arg-type]
