@@ -23,8 +23,8 @@ dense logit already is).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,31 +33,30 @@ from torch import Tensor
 from sortkd_cache.losses.lskd import STANDARDIZE_EPS
 from sortkd_cache.sparse._spec import SparseRows, SparseSpec
 
-__all__ = ["SparseTeacher", "rebuild_dense", "tail_mass"]
+if TYPE_CHECKING:
+    from sortkd_cache.sparse._kd import ViewTables
+
+__all__ = ["SparseTeacher", "log_rest", "rebuild_dense", "tail_mass"]
 
 _FLOOR = -1e30  # a tail mass that rounding made <= 0 is taken as this (finite, below any real)
 
 
-def _log_rest(log_tail: Tensor, log_label: Tensor, outside: Tensor) -> Tensor:
-    """log of the tail mass without the label's own share where the label is in the tail."""
-    diff = torch.exp(log_tail) - torch.where(
-        outside, torch.exp(log_label), torch.zeros_like(log_tail)
-    )
-    return torch.where(diff > 0, torch.log(diff.clamp_min(1e-300)), torch.full_like(diff, _FLOOR))
+def log_rest(log_tail: Tensor, log_label: Tensor, outside: Tensor) -> Tensor:
+    """log of the tail mass without the label's own share where the label is in the tail
+    (float64 ``[B]``; all three relative to the same reference)."""
+    diff = torch.exp(log_tail) - torch.where(outside, torch.exp(log_label), 0.0)
+    return torch.where(diff > 0, torch.log(diff.clamp_min(1e-300)), _FLOOR)
 
 
 def _shaped_tail(
-    shape: Tensor, idx: Tensor, target: Tensor, top: Tensor, used: float, log_rest: Tensor
+    shape: Tensor, idx: Tensor, target: Tensor, top: Tensor, used: float, rest: Tensor
 ) -> Tensor:
     """``shape`` shifted per row so that its tail classes (not kept, not the label) hold
-    ``exp(log_rest)`` relative to ``top`` at temperature ``used``; other entries: anything."""
-    rest = torch.ones_like(shape, dtype=torch.bool)
-    rest.scatter_(1, idx, False)
-    rest.scatter_(1, target[:, None].long(), False)
-    scaled = torch.where(rest, shape / used, torch.full_like(shape, float("-inf")))
-    lse = torch.logsumexp(scaled, dim=1)
-    shift = torch.where(torch.isfinite(lse), top + used * (log_rest - lse), torch.zeros_like(lse))
-    return shape + shift[:, None]
+    ``exp(rest)`` relative to ``top`` at temperature ``used``; other entries: anything."""
+    scaled = (shape / used).scatter_(1, idx, float("-inf")).scatter_(1, target, float("-inf"))
+    lse = torch.logsumexp(scaled, dim=1).double()
+    shift = torch.where(torch.isfinite(lse), top + used * (rest - lse), 0.0)
+    return shape + shift.to(shape.dtype)[:, None]
 
 
 def rebuild_dense(
@@ -77,11 +76,12 @@ def rebuild_dense(
     ``standardized``: rebuild the z-scored row ``(z - mean) / (std + 1e-7)`` (LSKD) using the
     ``tail_std`` columns. ``shape``: logits ``[B, C]`` (the student's, detached) whose
     distribution over the tail the tail mass takes (the tail as one bucket); default uniform.
-    See the module docstring for what is exact.
+    Per-row numbers are computed in float64, the ``[B, C]`` ones in ``dtype``. See the module
+    docstring for what is exact.
     """
     col, used, _ = spec.tail_column(temperature, lskd=standardized)
     v = values.to(dtype)
-    st = stats.to(torch.float64)
+    st = stats.double()
     label = st[:, spec.column("label")]
     if standardized:
         mean = st[:, spec.column("mean"), None].to(dtype)
@@ -89,31 +89,36 @@ def rebuild_dense(
         v = (v - mean) / scale
         label = (label - mean[:, 0].double()) / scale[:, 0].double()
     idx = ids.long()
+    y = target[:, None].long()
     top = v[:, 0].double()
-    outside = ~(idx == target[:, None]).any(dim=1)
-    n_tail = spec.num_classes - spec.k
-    n_rest = n_tail - outside.long()
-    log_rest = _log_rest(st[:, col], (label - top) / used, outside)
+    outside = (idx != y).all(dim=1)
+    rest = log_rest(st[:, col], (label - top) / used, outside)
     if shape is None:
-        per_class = log_rest - torch.log(n_rest.clamp_min(1).double())
-        fill = (top + used * per_class).to(dtype)
-        out = fill[:, None].expand(-1, spec.num_classes).clone()
+        n_rest = (spec.num_classes - spec.k) - outside.double()
+        fill = (top + used * (rest - torch.log(n_rest.clamp_min(1.0)))).to(dtype)
+        out = fill[:, None].repeat(1, spec.num_classes)
     else:
-        out = _shaped_tail(shape.detach().double(), idx, target, top, used, log_rest).to(dtype)
-    label_v = label.to(dtype)
-    out.scatter_(1, target[:, None].long(), label_v[:, None])  # overwritten below when kept
+        out = _shaped_tail(shape.detach().to(dtype), idx, y, top, used, rest)
+    out.scatter_(1, y, label.to(dtype)[:, None])  # overwritten below when kept
     out.scatter_(1, idx, v)
     return out
 
 
 @dataclass(frozen=True)
 class SparseTeacher:
-    """A batch of sparse teacher rows on one device, with the spec that describes them."""
+    """A batch of sparse teacher rows on one device, with the spec that describes them.
+
+    ``view`` and ``idx`` (set by :class:`~._source.SparseViewSource`): the whole view these
+    rows were taken from and their indices in it, so that the per-row tables of the direct
+    KD loss (:mod:`._kd`) are computed once per view instead of once per batch.
+    """
 
     spec: SparseSpec
     ids: Tensor
     values: Tensor
     stats: Tensor
+    view: ViewTables | None = field(default=None, repr=False, compare=False)
+    idx: Tensor | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_rows(cls, spec: SparseSpec, rows: SparseRows) -> SparseTeacher:
@@ -129,7 +134,12 @@ class SparseTeacher:
         def mv(t: Tensor) -> Tensor:
             return t.to(device, non_blocking=non_blocking)
 
-        return SparseTeacher(self.spec, mv(self.ids), mv(self.values), mv(self.stats))
+        ids = mv(self.ids)
+        same = ids is self.ids  # not moved: the view's tables stay usable
+        return SparseTeacher(
+            self.spec, ids, mv(self.values), mv(self.stats),
+            self.view if same else None, self.idx if same else None,
+        )  # fmt: skip
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])

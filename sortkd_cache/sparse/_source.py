@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from sortkd_cache.sparse._compress import compress
+from sortkd_cache.sparse._kd import ViewTables
 from sortkd_cache.sparse._methods import apply_sparse
 from sortkd_cache.sparse._rebuild import SparseTeacher
 from sortkd_cache.sparse._spec import SparseRows, SparseSpec
@@ -52,7 +53,9 @@ def read_sparse_array(store: Any, kind: str, name: str, view: int) -> np.ndarray
 class SparseViewSource:
     """A :class:`~sortkd_cache.soft_labels.SoftLabels` source for a sparse kind: one whole
     view per epoch on the device (ids, values and stats; K + 7 numbers per sample instead of
-    C), the next view read ahead in background threads; ``rows`` gives a SparseTeacher."""
+    C), the next view read ahead in background threads; ``rows`` gives a SparseTeacher that
+    knows its view (:class:`~._kd.ViewTables`: the direct KD loss's per-row tables are made
+    once per view, not per batch)."""
 
     def __init__(self, store: Any, kind: str, device: torch.device | str = "cpu") -> None:
         from sortkd_cache.soft_labels import ViewPrefetcher
@@ -66,31 +69,37 @@ class SparseViewSource:
             return lambda v: read_sparse_array(store, kind, name, v).astype(dtype)
 
         self._fetch = {n: ViewPrefetcher(reader(n), dev) for n in ("ids", "values", "stats")}
+        self._labels = torch.from_numpy(np.asarray(store.labels, dtype=np.int64)).to(dev)
         self._view: int | None = None
-        self._current: SparseTeacher | None = None
+        self._current: ViewTables | None = None
+        self._packed: torch.Tensor | None = None  # values and stats side by side: one gather
 
     def begin_epoch(self, view: int, local_order: torch.Tensor, next_view: int | None) -> None:
         if view != self._view or self._current is None:
             got = {name: f.get(view) for name, f in self._fetch.items()}
-            self._current = SparseTeacher(self.spec, got["ids"], got["values"], got["stats"])
+            whole = SparseTeacher(self.spec, got["ids"], got["values"], got["stats"])
+            self._current = ViewTables(whole, self._labels)
+            self._packed = torch.cat([whole.values, whole.stats], 1)
             self._view = view
         if next_view is not None and next_view != view:
             for f in self._fetch.values():
                 f.prefetch(next_view)
 
     def rows(self, batch: Any) -> SparseTeacher:
-        t = self._current
-        if t is None:
+        view, packed = self._current, self._packed
+        if view is None or packed is None:
             from sortkd_cache.errors import ConfigError
 
             raise ConfigError("SparseViewSource.rows() before begin_epoch()")
-        idx = batch.idx.to(t.ids.device)
-        return SparseTeacher(self.spec, t.ids[idx], t.values[idx], t.stats[idx])
+        ids = view.teacher.ids
+        idx = batch.idx.to(ids.device)
+        both, k = packed[idx], self.spec.k
+        return SparseTeacher(self.spec, ids[idx], both[:, :k], both[:, k:], view, idx)
 
     def close(self) -> None:
         for f in self._fetch.values():
             f.close()
-        self._current, self._view = None, None
+        self._current, self._packed, self._view = None, None, None
 
 
 class SparseViewLabels:

@@ -57,3 +57,24 @@ def test_cached_view_dataset_rebuilds_sparse_rows(stores: tuple[Path, Path]) -> 
         p, q = torch.softmax(dense_soft.double() / 4, 0), torch.softmax(soft.double() / 4, 0)
         kept = torch.from_numpy(sparse.sparse_logits("raw")[i, 0].ids.astype(np.int64))
         torch.testing.assert_close(q[kept], p[kept], rtol=1e-5, atol=1e-7)
+
+
+def test_view_source_batches_carry_their_view(stores: tuple[Path, Path]) -> None:
+    from sortkd_cache.soft_labels import Batch
+    from sortkd_cache.sparse import SparseViewSource
+
+    sparse = sk.open_store(stores[1])
+    source = SparseViewSource(sparse, "sort")
+    try:
+        source.begin_epoch(1, torch.arange(sparse.num_samples), None)
+        idx = torch.tensor([5, 0, 17])
+        y = torch.from_numpy(sparse.labels)[idx]
+        rows = source.rows(Batch(torch.zeros(3), y, idx))
+        cached = read_sparse_view(sparse, "sort", 1)[idx.numpy()]
+        assert torch.equal(rows.ids, torch.from_numpy(cached.ids.astype(np.int64)))
+        assert torch.equal(rows.values, torch.from_numpy(cached.values))
+        assert torch.equal(rows.stats, torch.from_numpy(cached.stats))
+        assert rows.view is not None and rows.idx is not None
+        assert torch.equal(rows.view.slots[rows.idx][:, -1], y)
+    finally:
+        source.close()
