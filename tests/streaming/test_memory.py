@@ -6,6 +6,7 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import sortkd_cache as sk
@@ -16,15 +17,17 @@ from sortkd_cache.streaming import StreamedLogits, StreamLayout, streamed_order
 C, CHUNK, BATCH = 1000, 64, 64
 
 
-def _store(path: Path, n: int) -> sk.CacheStore:
-    """A complete float16 store of n samples, 1 view, random logits (no teacher run)."""
+def _store(path: Path, n: int, c: int = C) -> sk.CacheStore:
+    """A complete float16 store of n samples and c classes, 1 view, random logits (no teacher
+    run)."""
+    from sortkd_cache.augment import get_recipe
     from sortkd_cache.store import DatasetRecord, StoreMeta, TeacherRecord, create_store
 
-    labels = np.arange(n) % C
+    labels = np.arange(n) % c
     meta = StoreMeta(
         num_samples=n,
         num_views=1,
-        num_classes=C,
+        num_classes=c,
         chunk_samples=CHUNK,
         dtype="float16",
         seed=0,
@@ -34,14 +37,14 @@ def _store(path: Path, n: int) -> sk.CacheStore:
             "train",
             "sha256:" + "0" * 64,
             n,
-            C,
+            c,
             3,
             (8, 8),
             (0.5,) * 3,
             (0.25,) * 3,
         ),
         teacher=TeacherRecord(arch="synthetic", sha256=None, init="random"),
-        augment={"name": "none"},
+        augment=get_recipe("none").to_dict(),
         tool_version="test",
         created="test",
     )
@@ -51,14 +54,14 @@ def _store(path: Path, n: int) -> sk.CacheStore:
     zeros = np.zeros((CHUNK, 5), np.int32)
     for block in range(store.num_blocks):
         start, stop = store.block_bounds(block)
-        z = rng.standard_normal((stop - start, C)).astype(np.float16)
+        z = rng.standard_normal((stop - start, c)).astype(np.float16)
         store.write_chunk("raw", block, 0, z, params=zeros[: stop - start])
     store.set_kind_attrs("raw", {"kind": "raw", "complete": True})
     store.write_meta(store.meta.replace(complete=True))
     return sk.open_store(path)
 
 
-def _streamed_epoch(store: sk.CacheStore) -> tuple[int, int, int]:
+def _streamed_epoch(store: sk.CacheStore) -> tuple[int, int, int]:  # dense or sparse
     """(rows served, counted peak bytes, tracemalloc peak bytes) of one streamed epoch."""
     n = store.num_samples
     layout = StreamLayout(n, CHUNK, lanes=4, window=2)
@@ -72,7 +75,7 @@ def _streamed_epoch(store: sk.CacheStore) -> tuple[int, int, int]:
         source.begin_epoch(0, order, None)
         for idx in batches:
             rows = source.rows(Batch(torch.zeros(0), torch.zeros(0), idx))
-            served += rows.shape[0]
+            served += len(rows)
         source.close()
         peak = tracemalloc.get_traced_memory()[1] - base
     finally:
@@ -93,3 +96,25 @@ def test_peak_soft_label_memory_does_not_grow_with_n(tmp_path: Path) -> None:
     view_bytes = 8_192 * C * 2
     assert large[2] < view_bytes / 3, (large, view_bytes)
     assert large[2] < 2 * small[2] + 8_192 * 8 * 4, (small, large)
+
+
+@pytest.mark.slow  # copy --topk records the fidelity of every row (seconds)
+def test_sparse_peak_memory_does_not_grow_with_n(tmp_path: Path) -> None:
+    """The same on top-16 copies (``copy --topk``) of stores with C = 300: whole chunks of ids
+    (uint16), values and stats resident, a few at a time, whatever N."""
+    from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+
+    runs = []
+    for name, n in (("small", 1_024), ("large", 4_096)):
+        dense = _store(tmp_path / f"{name}.zarr", n, c=300)
+        derive_store(dense.url, str(tmp_path / f"{name}-top16.zarr"), DeriveConfig(topk=16))
+        sparse = sk.open_store(tmp_path / f"{name}-top16.zarr")
+        assert sparse.is_sparse and sparse.sparse_spec.id_dtype == np.uint16
+        runs.append(_streamed_epoch(sparse))
+    small, large = runs
+    assert (small[0], large[0]) == (1_024, 4_096)
+    chunk_bytes = CHUNK * sparse.sparse_spec.bytes_per_row
+    bound = (2 * 4 * 2 + 4 + 4) * chunk_bytes
+    assert small[1] <= bound and large[1] <= bound, (small, large, bound)
+    assert small[1] % chunk_bytes == 0 and large[1] % chunk_bytes == 0  # ids kept narrow
+    assert large[2] < 2 * small[2] + 4_096 * 8 * 4, (small, large)
