@@ -106,7 +106,8 @@ def stream_stats(soft: Any, world: int) -> dict[str, Any]:
     when the soft labels are not streamed: ``stream_chunks``, the chunks each rank read
     (each once), and ``stream_peak_bytes``, each rank's most soft-label bytes resident at
     once. A collective under torch.distributed: every rank calls it."""
-    stats = getattr(soft, "epoch_stats", None)
+    source = getattr(soft, "dense", soft)  # train --topk wraps the store's source (TopKRows)
+    stats = getattr(source, "epoch_stats", None)
     if stats is None:
         return {}
     mine: dict[str, Any] = stats()

@@ -153,3 +153,10 @@ def test_cached_sparse_equals_online_twin_on_the_streamed_path(path: Path, tmp_p
     assert resolved["soft_labels"] == "stream"
     rows = [json.loads(r) for r in (tmp_path / "cached" / "metrics.jsonl").read_text().splitlines()]
     assert [r["stream_chunks"] for r in rows] == [[list(range(9))]] * 2
+
+
+def test_truncated_dense_stream_records_its_chunks(small_store: Path, tmp_path: Path) -> None:
+    """``train --topk`` on a dense store wraps the streamed source: the figures still come."""
+    _train(small_store, tmp_path / "run", epochs=1, topk=3, logits="raw")
+    row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert row["stream_chunks"] == [[0, 1]] and row["stream_peak_bytes"][0] > 0
