@@ -1,22 +1,39 @@
-"""A dump's block images, decoded ahead of use by a pool of workers.
+"""A dump's teacher inputs, made ahead of use by a pool of workers.
 
-Folder datasets (imagefolder) decode each block's files in a thread pool of ``workers``
-decoders while the teacher runs on the previous block; the next block is queued as soon as
-the current one is handed out, so decoding and the forward pass overlap. Every image is
-decoded once per block, for all V views, with the same function as the serial path: the
-pixels (and the logits) do not depend on the number of workers. In-memory datasets are
-sliced directly (no pool).
+:meth:`ViewInputs.batches` walks a dump's blocks micro-batch by micro-batch (micro-batches of
+``batch_size`` samples starting at each block's first sample, as the forward pass cuts them)
+and yields, for each, the normalised views of every view to dump of that block, ready for the
+teacher.
 
-``decoder="nvjpeg"`` (CUDA only): the workers read the files' bytes and the main thread
-decodes each block's JPEGs on the GPU in one batched call
-(:func:`~sortkd_cache.datasets.imagefolder.decode_jpegs`).
+Folder datasets (imagefolder) on the CPU: ``workers`` threads each take pieces of
+:data:`PIECE` samples, decode them (PIL), replay every view's recorded parameters on them and
+normalise (:func:`~sortkd_cache.augment.replay`, :func:`~sortkd_cache.augment.normalize`, the
+functions ``train`` replays with), and hand back float32 [V, piece, C, h, w]; the main thread
+only concatenates the pieces and runs the teacher. The next micro-batches are prepared while
+the teacher runs on the current one: at most :data:`MAX_AHEAD` micro-batches are in flight
+(fewer when they would hold more than :data:`AHEAD_BYTES`), so the decoded images held at
+once are a few pieces per worker, not a block. Each image is decoded once for all its views.
+
+Each worker thread runs torch's kernels single-threaded (its own OpenMP team of one, as a
+``DataLoader`` worker process sets ``torch.set_num_threads(1)``); the main thread keeps its
+threads for the forward pass. Every view is computed per image by the same function whatever
+the number of workers, so the pixels (and the logits) do not depend on it.
+
+On CUDA the workers decode (PIL) or read the files' bytes (``decoder="nvjpeg"``, decoded in
+one batched call per micro-batch on the GPU by
+:func:`~sortkd_cache.datasets.imagefolder.decode_jpegs`), and the views are replayed and
+normalised on the device, as ``train`` replays there. In-memory datasets are sliced directly
+and replayed on the device (no pool).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -25,15 +42,19 @@ import torch
 
 __all__ = [
     "DECODERS",
-    "BlockImages",
+    "BlockPlan",
+    "ViewInputs",
     "block_images",
     "check_decoder",
     "default_workers",
-    "replay_parallel",
+    "piece_views",
+    "plan_blocks",
 ]
 
 DECODERS = ("pil", "nvjpeg")
-AHEAD_BYTES = 2 << 30
+PIECE = 32  # samples per worker task
+MAX_AHEAD = 4  # micro-batches in flight (the one in use included)
+AHEAD_BYTES = 512 << 20  # ... while they hold at most this much (one ahead always)
 
 
 def default_workers() -> int:
@@ -65,55 +86,104 @@ def check_decoder(decoder: str, device: torch.device, ds: Any | None = None) -> 
         )
 
 
-def replay_parallel(images: Any, params: np.ndarray, recipe: Any, pool: Any | None) -> Any:
-    """``replay(images, params, recipe)``, a list of CPU images cut into one slice per worker
-    of ``pool`` (every view is computed per image, so the slices put together are the serial
-    result bit for bit). Tensors, device images and ``pool=None`` replay in this thread."""
-    from sortkd_cache.augment import replay
-
-    on_cpu = isinstance(images, list) and all(im.device.type == "cpu" for im in images)
-    workers = getattr(pool, "_max_workers", 1)
-    if pool is None or not on_cpu or workers < 2 or len(images) < 2 * workers:
-        return replay(images, params, recipe)
-    step = -(-len(images) // workers)
-    parts = [(images[k : k + step], params[k : k + step]) for k in range(0, len(images), step)]
-    done = list(pool.map(lambda part: replay(part[0], part[1], recipe), parts))
-    return torch.cat(done)
-
-
 def block_images(ds: Any, start: int, stop: int, device: torch.device) -> Any:
     """Samples ``start:stop`` of ``ds`` on ``device``, decoded serially (no pool)."""
     return _to_device(ds.images(np.arange(start, stop, dtype=np.int64)), device)
 
 
-class BlockImages:
-    """Iterate the images of ``bounds`` (a list of ``(start, stop)``), one block ahead.
+@dataclass(frozen=True, eq=False)
+class BlockPlan:
+    """One block of a dump: samples ``start:stop``, the ``views`` to dump, and their recorded
+    parameters ``params`` int32 [len(views), stop - start, 5]."""
 
-    Use as a context manager; leaving it stops the pool (queued decodes are cancelled).
+    block: int
+    start: int
+    stop: int
+    views: tuple[int, ...]
+    params: np.ndarray
+
+
+def plan_blocks(
+    store: Any, ds: Any, recipe: Any, seed: int, todo: list[tuple[int, int]]
+) -> list[BlockPlan]:
+    """The blocks of ``todo`` (block, view) units in order, each with its views' parameters
+    (each block's images are decoded once, for all its views)."""
+    from sortkd_cache.augment import sample_params
+
+    views_of: dict[int, list[int]] = {}
+    for b, v in todo:
+        views_of.setdefault(b, []).append(v)
+    plan = []
+    for block, views in views_of.items():
+        start, stop = store.block_bounds(block)
+        sizes = ds.image_sizes()[start:stop]
+        idx = np.arange(start, stop, dtype=np.int64)
+        params = np.stack([sample_params(recipe, seed, idx, v, sizes) for v in views])
+        plan.append(BlockPlan(block, start, stop, tuple(views), params))
+    return plan
+
+
+def _one_thread() -> None:
+    """Pool initializer: torch kernels called from this thread use one OpenMP thread."""
+    from threadpoolctl import threadpool_limits
+
+    torch.get_num_threads()  # torch sets this thread's OpenMP team up first (once a thread)
+    with warnings.catch_warnings():  # e.g. about two OpenMP runtimes: a speed matter only
+        warnings.simplefilter("ignore")
+        threadpool_limits(1, user_api="openmp")  # this thread's setting only
+
+
+def piece_views(
+    ds: Any, start: int, params: np.ndarray, recipe: Any, mean: Any, std: Any
+) -> torch.Tensor:
+    """Samples ``start:start + params.shape[1]`` of a folder ``ds`` decoded, every view's
+    ``params`` [V, k, 5] replayed and normalised: float32 [V, k, C, h, w]."""
+    from sortkd_cache.augment import normalize, replay
+
+    images = ds.images(np.arange(start, start + params.shape[1], dtype=np.int64))
+    views = torch.stack([replay(images, p, recipe) for p in params])
+    del images  # the decoded images go before the float copy is made
+    return normalize(views, mean, std)
+
+
+def _concat(pieces: list[torch.Tensor], recipe: Any) -> torch.Tensor:
+    from sortkd_cache.errors import AugmentError
+
+    shapes = {tuple(p.shape[2:]) for p in pieces}
+    if len(shapes) > 1:  # the message `replay` gives for one list of images
+        raise AugmentError(
+            f"recipe {recipe.name!r} gives views of different sizes {sorted(shapes)}; "
+            "give an explicit output size (e.g. imagenet:224)"
+        )
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)
+
+
+class ViewInputs:
+    """The teacher's inputs of a dump, micro-batch by micro-batch (see the module doc).
+
+    Use as a context manager; leaving it stops the pool (queued work is cancelled).
     """
 
     def __init__(
         self,
         ds: Any,
-        bounds: Sequence[tuple[int, int]],
+        recipe: Any,
         workers: int,
         device: torch.device,
         decoder: str = "pil",
+        batch_size: int = 256,
     ) -> None:
-        self._ds, self._bounds, self._device = ds, list(bounds), device
-        self._nvjpeg = decoder == "nvjpeg"
+        self._ds, self._recipe, self._device = ds, recipe, device
+        self._nvjpeg, self._batch = decoder == "nvjpeg", batch_size
         folder = getattr(ds, "tensor", None) is None
-        self._decoders = ThreadPoolExecutor(workers, "sortkd-decode") if folder else None
-        # one coordinator thread gathers a block's images from the decoders
-        self._ahead = ThreadPoolExecutor(1, "sortkd-block") if folder else None
+        self._pool = (
+            ThreadPoolExecutor(workers, "sortkd-decode", initializer=_one_thread)
+            if folder
+            else None
+        )
 
-    def __enter__(self) -> BlockImages:
+    def __enter__(self) -> ViewInputs:
         return self
-
-    @property
-    def pool(self) -> ThreadPoolExecutor | None:
-        """The decoder threads (idle between blocks: the replay of a view can use them)."""
-        return self._decoders
 
     def __exit__(
         self,
@@ -121,42 +191,97 @@ class BlockImages:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for pool in (self._ahead, self._decoders):
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def __iter__(self) -> Iterator[Any]:
-        ahead, bounds = self._ahead, self._bounds
-        if ahead is None:
-            for start, stop in bounds:
-                yield block_images(self._ds, start, stop, self._device)
+    def _micro(self, plan: Sequence[BlockPlan]) -> Iterator[tuple[BlockPlan, int, int]]:
+        for bp in plan:
+            n = bp.stop - bp.start
+            for a in range(0, n, self._batch):
+                yield bp, a, min(n, a + self._batch)
+
+    def batches(
+        self, plan: Sequence[BlockPlan]
+    ) -> Iterator[tuple[BlockPlan, int, list[torch.Tensor]]]:
+        """``(block, offset in the block, [inputs of each view of block.views])`` for every
+        micro-batch of ``plan`` in order; inputs are float32 [b, C, h, w] on the device."""
+        pool = self._pool
+        if pool is None:
+            yield from self._in_memory(plan)
             return
+        todo = self._micro(plan)
+        queue: deque[tuple[BlockPlan, int, int, list[Future[Any]], int]] = deque()
+        held = 0
+        nxt = next(todo, None)
+        while queue or nxt is not None:
+            while nxt is not None:  # top up: one ahead always, more within the bounds
+                size = self._bytes(*nxt)
+                if queue and (len(queue) >= MAX_AHEAD or held + size > AHEAD_BYTES):
+                    break
+                queue.append((*nxt, self._submit(pool, *nxt), size))
+                held += size
+                nxt = next(todo, None)
+            bp, a, b, futures, size = queue[0]
+            inputs = self._finish(bp, a, b, [f.result() for f in futures])
+            queue.popleft()
+            del futures
+            yield bp, a, inputs
+            held -= size  # released once the caller is done with it
 
-        def submit(k: int) -> Future[Any] | None:
-            if k >= len(bounds):
-                return None
-            idx = np.arange(*bounds[k], dtype=np.int64)
+    def _bytes(self, bp: BlockPlan, a: int, b: int) -> int:
+        """What a micro-batch holds at most: decoded images (device path) or float views."""
+        if self._device.type == "cuda":
+            sizes = self._ds.image_sizes()[bp.start + a : bp.start + b]
+            return int((sizes[:, 0] * sizes[:, 1]).sum()) * 3
+        out = self._recipe.out_size
+        if out is None:
+            sizes = self._ds.image_sizes()[bp.start + a : bp.start + b]
+            pixels = int((sizes[:, 0] * sizes[:, 1]).max())
+        else:
+            pixels = int(out[0]) * int(out[1])
+        return len(bp.views) * (b - a) * 3 * pixels * 4
+
+    def _submit(self, pool: ThreadPoolExecutor, bp: BlockPlan, a: int, b: int) -> list[Future[Any]]:
+        ds, info = self._ds, self._ds.info
+        out: list[Future[Any]] = []
+        for s in range(a, b, PIECE):
+            e = min(b, s + PIECE)
+            idx = np.arange(bp.start + s, bp.start + e, dtype=np.int64)
             if self._nvjpeg:
-                return ahead.submit(self._ds.encoded, idx, self._decoders)
-            return ahead.submit(self._ds.images, idx, self._decoders)
-
-        sizes = self._ds.image_sizes()
-        decoded = [int((sizes[a:b, 0] * sizes[a:b, 1]).sum()) * 3 for a, b in bounds]
-        nxt = submit(0)
-        for k in range(len(bounds)):
-            current, nxt = nxt, None
-            ahead_ok = k + 1 < len(bounds) and decoded[k] + decoded[k + 1] <= AHEAD_BYTES
-            if ahead_ok:  # the next block decodes while this one is used
-                nxt = submit(k + 1)
-            if current is None:
-                current = submit(k)
-            if current is None:
-                continue
-            if self._nvjpeg:
-                from sortkd_cache.datasets.imagefolder import decode_jpegs
-
-                paths = self._ds.paths(np.arange(*bounds[k], dtype=np.int64))
-                yield decode_jpegs(current.result(), paths, self._device)
+                out.append(pool.submit(ds.encoded, idx))
+            elif self._device.type == "cuda":
+                out.append(pool.submit(ds.images, idx))
             else:
-                yield _to_device(current.result(), self._device)
-            del current  # this block's images are released before the next one is decoded
+                p = bp.params[:, s:e]
+                args = (ds, bp.start + s, p, self._recipe, info.mean, info.std)
+                out.append(pool.submit(piece_views, *args))
+        return out
+
+    def _finish(self, bp: BlockPlan, a: int, b: int, pieces: list[Any]) -> list[torch.Tensor]:
+        if self._device.type != "cuda":
+            return list(_concat(pieces, self._recipe).unbind(0))
+        parts = [x for piece in pieces for x in piece]
+        if self._nvjpeg:
+            from sortkd_cache.datasets.imagefolder import decode_jpegs
+
+            paths = self._ds.paths(np.arange(bp.start + a, bp.start + b, dtype=np.int64))
+            images = decode_jpegs(parts, paths, self._device)
+        else:
+            images = _to_device(parts, self._device)
+        return self._render(images, bp.params[:, a:b])
+
+    def _render(self, images: Any, params: np.ndarray) -> list[torch.Tensor]:
+        from sortkd_cache.augment import normalize, replay
+
+        info = self._ds.info
+        return [normalize(replay(images, p, self._recipe), info.mean, info.std) for p in params]
+
+    def _in_memory(
+        self, plan: Sequence[BlockPlan]
+    ) -> Iterator[tuple[BlockPlan, int, list[torch.Tensor]]]:
+        images: Any = None
+        for bp, a, b in self._micro(plan):
+            if a == 0:
+                images = None  # the previous block's images go first
+                images = block_images(self._ds, bp.start, bp.stop, self._device)
+            yield bp, a, self._render(images[a:b], bp.params[:, a:b])

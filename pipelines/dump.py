@@ -5,10 +5,14 @@ sample the view's augmentation parameters from the counter-based generator (seed
 replay them on the block's images, run the teacher in micro-batches that start at the block
 boundary (so results do not depend on resume points or ranks), check the logits are finite,
 and hand the chunk to a writer thread so compression and I/O overlap the next forward pass.
+The teacher's inputs come micro-batch by micro-batch, every view of a block at once (each
+image is decoded once for all its views), from :class:`~sortkd_cache.pipelines._decode.
+ViewInputs`: for image folders its worker threads decode, replay and normalise the next
+micro-batches while the teacher runs on the current one.
 
-The loop is software-pipelined: unit k+1 is launched (on CUDA: queued, with its logits copied
-back asynchronously into pinned memory) before unit k's results are checked and handed to the
-writers, so the accelerator never waits for the host's bookkeeping.
+The loop is software-pipelined: block k+1's units are launched (on CUDA: queued, with their
+logits copied back asynchronously into pinned memory) before block k's results are checked
+and handed to the writers, so the accelerator never waits for the host's bookkeeping.
 
 A unit is marked done only after its logits are written (the progress marker is the unit's
 last write, and every file is written to ``*.partial`` then renamed), so ``--resume`` redoes at
@@ -42,10 +46,10 @@ from sortkd_cache.pipelines._common import (
     utc_now,
 )
 from sortkd_cache.pipelines._decode import (
-    BlockImages,
+    ViewInputs,
     check_decoder,
     default_workers,
-    replay_parallel,
+    plan_blocks,
 )
 from sortkd_cache.pipelines._dump_sparse import (
     encode_chunk,
@@ -216,26 +220,21 @@ def _meta_for(cfg: DumpConfig, ds: Any, recipe: Any, teacher_sha: str | None) ->
     return sparse_meta(meta, spec)
 
 
-def _launch(
-    model: torch.nn.Module,
-    images: Any,
-    params: np.ndarray,
-    recipe: Any,
-    info: Any,
-    cfg: DumpConfig,
-    channels_last: bool,
-    pool: Any = None,
-) -> tuple[torch.Tensor, Any]:
-    """Queue replay + normalize + forward (at ``cfg.precision``) of one unit. On CUDA the
-    float32 logits are copied back into pinned memory asynchronously: wait on the returned
-    event before reading them."""
-    from sortkd_cache.augment import normalize
-
-    x = normalize(replay_parallel(images, params, recipe, pool), info.mean, info.std)
+def _forward(
+    model: torch.nn.Module, x: torch.Tensor, cfg: DumpConfig, channels_last: bool
+) -> torch.Tensor:
+    """The teacher's logits (float32, on ``x``'s device) of one micro-batch at
+    ``cfg.precision``; on CUDA only queued."""
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with forward_context(cfg.precision, x.device):
-        out = teacher_logits(model, x, cfg.batch_size)
+        return teacher_logits(model, x, cfg.batch_size)
+
+
+def _to_host(parts: list[torch.Tensor]) -> tuple[torch.Tensor, Any]:
+    """A unit's logits from its micro-batches. On CUDA they are copied back into pinned memory
+    asynchronously: wait on the returned event before reading them."""
+    out = parts[0] if len(parts) == 1 else torch.cat(parts)
     if out.device.type != "cuda":
         return out, None
     host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
@@ -259,8 +258,6 @@ def run_units(
 
     Returns (units written, units skipped, sample-views written, forward seconds).
     """
-    from sortkd_cache.augment import sample_params
-
     progress = store.progress("raw")
     todo = [(b, v) for b in blocks for v in range(store.num_views) if progress[b, v] < 0]
     skipped = len(blocks) * store.num_views - len(todo)
@@ -300,31 +297,31 @@ def run_units(
             )
             bar.update(stop - start)
 
-        views_of: dict[int, list[int]] = {}
-        for b, v in todo:
-            views_of.setdefault(b, []).append(v)
-        order = list(views_of)  # each block's images are decoded once, for all its views
+        plan = plan_blocks(store, ds, recipe, cfg.seed, todo)
         workers = cfg.workers or default_workers()
-        bounds = [store.block_bounds(b) for b in order]
-        inflight = None
-        with BlockImages(ds, bounds, workers, device, cfg.decoder) as loader:
-            for block, images in zip(order, loader, strict=True):
-                start, stop = store.block_bounds(block)
-                sizes = ds.image_sizes()[start:stop]
-                idx = np.arange(start, stop, dtype=np.int64)
-                for view in views_of[block]:
-                    params = sample_params(recipe, cfg.seed, idx, view, sizes)
-                    t0 = time.perf_counter()
-                    logits, event = _launch(
-                        model, images, params, recipe, ds.info, cfg, channels_last, loader.pool
-                    )
-                    forward += time.perf_counter() - t0
-                    if inflight is not None:  # unit k+1 is queued before unit k is written
-                        finish(inflight)
-                    inflight = (block, view, params, logits, event)
-                images = None  # released before a block too big to decode ahead is decoded
-        if inflight is not None:
-            finish(inflight)
+        inflight: list[tuple[int, int, np.ndarray, torch.Tensor, Any]] = []
+        parts: list[list[torch.Tensor]] = []
+        with ViewInputs(ds, recipe, workers, device, cfg.decoder, cfg.batch_size) as source:
+            for bp, offset, inputs in source.batches(plan):
+                if offset == 0:
+                    parts = [[] for _ in bp.views]
+                t0 = time.perf_counter()
+                for j, x in enumerate(inputs):
+                    parts[j].append(_forward(model, x, cfg, channels_last))
+                forward += time.perf_counter() - t0
+                del inputs
+                if offset + cfg.batch_size < bp.stop - bp.start:
+                    continue  # the block's last micro-batch launches its units
+                launched = []
+                for j, view in enumerate(bp.views):
+                    logits, event = _to_host(parts[j])
+                    launched.append((bp.block, view, bp.params[j], logits, event))
+                parts = []
+                for unit in inflight:  # block k+1 is queued before block k is written
+                    finish(unit)
+                inflight = launched
+        for unit in inflight:
+            finish(unit)
         for f in pending:
             f.result()
     return len(todo), skipped, total, forward

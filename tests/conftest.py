@@ -113,6 +113,22 @@ def digits_store(tmp_path_factory: pytest.TempPathFactory, digits_teacher: Path)
     return out
 
 
+@pytest.fixture
+def teacher_inputs(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Filled, while the test runs, with a copy of every batch ``dump`` feeds its teacher."""
+    from sortkd_cache.pipelines import dump as dump_mod
+
+    seen: list[Any] = []
+    original = dump_mod.teacher_logits
+
+    def spy(model: Any, x: Any, batch_size: int) -> Any:
+        seen.append(x.clone())
+        return original(model, x, batch_size)
+
+    monkeypatch.setattr(dump_mod, "teacher_logits", spy)
+    return seen
+
+
 @pytest.fixture(scope="session")
 def jpeg_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``imagefolder`` data: 3 classes x 14 JPEGs of varied sizes (20..35 x 20..39) in

@@ -106,7 +106,7 @@ def decode_image(path: str) -> torch.Tensor:
 
     try:
         with Image.open(path) as im:
-            arr = np.array(im.convert("RGB"), dtype=np.uint8)
+            arr = np.array(im if im.mode == "RGB" else im.convert("RGB"), dtype=np.uint8)
     except OSError as exc:
         raise DatasetError(f"cannot decode image {path!r}: {exc}") from exc
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()

@@ -58,15 +58,10 @@ def teacher_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_replayed_params_reproduce_pixels_and_logits(tmp_path, teacher_ckpt, monkeypatch) -> None:
-    seen: list[torch.Tensor] = []
-    original = dump_mod.teacher_logits
-
-    def spy(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-        seen.append(x.clone())
-        return original(model, x, batch_size)
-
-    monkeypatch.setattr(dump_mod, "teacher_logits", spy)
+def test_replayed_params_reproduce_pixels_and_logits(
+    tmp_path, teacher_ckpt, monkeypatch, teacher_inputs
+) -> None:
+    seen = teacher_inputs
     out = tmp_path / "f32.zarr"
     result = run(
         out,

@@ -48,16 +48,19 @@ def test_two_decoders_give_the_single_decoder_store_bit_for_bit(
 ) -> None:
     from sortkd_cache.pipelines import _decode
 
-    if not ahead:  # blocks too big to decode the next one ahead: one at a time
+    if not ahead:  # micro-batches too big to prepare several ahead: one at a time
         monkeypatch.setattr(_decode, "AHEAD_BYTES", 0)
+    threads = torch.get_num_threads()
     one = _dump(tmp_path / "w1.zarr", f"imagefolder:{jpeg_folder}", workers=1)
+    monkeypatch.setattr(_decode, "PIECE", 2)  # several worker tasks per micro-batch
     two = _dump(tmp_path / "w2.zarr", f"imagefolder:{jpeg_folder}", workers=2)
-    a, b = _arrays(one), _arrays(two)
-    assert a == b
+    assert _arrays(one) == _arrays(two)
     store = sk.open_store(one)
     assert store.num_samples == 42 and store.num_blocks == 6
     assert store.kind_attrs("raw")["decoder"] == "pil"
     assert (store.progress("raw") >= 0).all()
+    # the workers run single-threaded; the main thread keeps its threads for the teacher
+    assert torch.get_num_threads() == threads
 
 
 def test_parallel_decode_is_the_serial_decode(jpeg_folder: Path) -> None:
@@ -155,13 +158,13 @@ def test_batched_jpeg_decoding_path(jpeg_folder: Path, tmp_path, monkeypatch) ->
     """The nvjpeg code path, run with torchvision's CPU decoder: JPEGs go to one batched
     decode_jpeg call, other formats to PIL; shapes equal PIL's and pixels are close."""
     from sortkd_cache.datasets import imagefolder
-    from sortkd_cache.pipelines._decode import BlockImages
+    from sortkd_cache.pipelines import _decode
 
     ds = sk.datasets.load_dataset(f"imagefolder:{jpeg_folder}")
     png = tmp_path / "x.png"
     Image.fromarray(np.full((5, 7, 3), 200, dtype=np.uint8)).save(png)
     calls: list[int] = []
-    original = imagefolder._decode_jpeg
+    original, original_many = imagefolder._decode_jpeg, imagefolder.decode_jpegs
 
     def counting(data: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
         calls.append(len(data))
@@ -177,10 +180,19 @@ def test_batched_jpeg_decoding_path(jpeg_folder: Path, tmp_path, monkeypatch) ->
         ref = imagefolder.decode_image(path)
         assert img.dtype == torch.uint8 and img.shape == ref.shape
         assert (img.float() - ref.float()).abs().mean() < 2.0
-    bounds = [(0, 8), (8, 16)]
-    with BlockImages(ds, bounds, 2, torch.device("cpu"), decoder="nvjpeg") as blocks:
-        got = list(blocks)
-    assert [len(b) for b in got] == [8, 8] and calls[1:] == [8, 8]
+    recipe = sk.augment.get_recipe("imagenet:9")
+    plan = [_decode.BlockPlan(0, 0, 8, (1,), np.zeros((1, 8, 5), dtype=np.int32))]
+    plan[0].params[..., 2:4] = 4  # 4 x 4 crops at the top left
+    cpu = torch.device("cpu")
+    with _decode.ViewInputs(ds, recipe, 2, cpu, "nvjpeg", batch_size=5) as source:
+        monkeypatch.setattr(source, "_device", torch.device("cuda"))  # the device path, on CPU
+        monkeypatch.setattr(imagefolder, "decode_jpegs", lambda d, p, dev: original_many(d, p, cpu))
+        got = list(source.batches(plan))
+    assert [(bp.block, a, [tuple(x.shape) for x in xs]) for bp, a, xs in got] == [
+        (0, 0, [(5, 3, 9, 9)]),
+        (0, 5, [(3, 3, 9, 9)]),
+    ]
+    assert calls[1:] == [5, 3]  # one batched decode per micro-batch
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (nvjpeg)")
@@ -219,18 +231,29 @@ def test_imagefolder_training_with_loader_workers_equals_in_process(jpeg_folder,
     assert len(losses[0]) == 2 * 11 and losses[0] == losses[1]
 
 
-def test_parallel_replay_is_the_serial_replay(jpeg_folder: Path) -> None:
-    from concurrent.futures import ThreadPoolExecutor
+def test_folder_dump_feeds_the_teacher_the_views_train_replays(
+    jpeg_folder: Path, tmp_path, monkeypatch, teacher_inputs
+) -> None:
+    """The workers' decoded, replayed and normalised pieces, put together, are exactly what
+    ``train`` replays from the recorded parameters, micro-batch by micro-batch."""
+    from sortkd_cache.augment import get_recipe
+    from sortkd_cache.cached import render
+    from sortkd_cache.pipelines import _decode
 
-    from sortkd_cache.augment import get_recipe, replay, sample_params
-    from sortkd_cache.pipelines._decode import replay_parallel
-
+    seen = teacher_inputs
+    monkeypatch.setattr(_decode, "PIECE", 3)  # micro-batches of 5 come in 2 pieces
+    out = _dump(tmp_path / "s.zarr", f"imagefolder:{jpeg_folder}", workers=2)
+    store = sk.open_store(out)
     ds = sk.datasets.load_dataset(f"imagefolder:{jpeg_folder}")
-    idx = np.arange(len(ds))
-    images = ds.images(idx)
-    for spec in ("imagenet:16", "imagenet:9"):
-        recipe = get_recipe(spec)
-        params = sample_params(recipe, 3, idx, 1, ds.image_sizes())
-        with ThreadPoolExecutor(3) as pool:
-            got = replay_parallel(images, params, recipe, pool)
-        assert torch.equal(got, replay(images, params, recipe))
+    recipe = get_recipe(store.meta.augment["name"])
+    k = 0
+    for block in range(store.num_blocks):
+        start, stop = store.block_bounds(block)
+        for a in range(start, stop, 5):  # --batch-size 5: the micro-batches
+            b = min(stop, a + 5)
+            images = ds.images(np.arange(a, b))
+            for view in range(2):
+                want = render(images, store.params(view, a, b), recipe, ds.info.mean, ds.info.std)
+                assert torch.equal(seen[k], want), f"block {block}, samples {a}:{b}, view {view}"
+                k += 1
+    assert k == len(seen) == 2 * (5 * 2 + 1)  # 5 blocks of 8 (2 batches) and one of 2
