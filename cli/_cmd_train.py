@@ -121,10 +121,10 @@ def _losses_help() -> str:
 @click.option(
     "--sparse-tail",
     default=None,
-    help=f"{' | '.join(TAILS)}: how a sparse teacher's dropped tail enters the loss. bucket: "
-    "its total mass only "
-    "(inside it the student keeps its own spread); uniform: the mass spread evenly over the "
-    f"dropped classes. [default: {DEFAULT_TAIL}; only with a sparse store or --topk]",
+    help=f"{' | '.join(TAILS)}: how a sparse teacher's dropped tail enters the loss. uniform: "
+    "the mass spread evenly over the dropped classes; bucket: its total mass only (inside it "
+    f"the student keeps its own spread). [default: {DEFAULT_TAIL}; only with a sparse store "
+    "or --topk]",
 )
 @click.option("--loss", default=_D["loss"], show_default=True, help=_losses_help())
 @click.option("--epochs", type=int, default=_D["epochs"], show_default=True)
@@ -220,13 +220,14 @@ def train_command(ctx: click.Context, /, **kw: Any) -> None:
     A sparse (top-K) cache (dump/copy --topk) trains the same way, for every --logits and
     --loss. The teacher row is rebuilt from its top K at the loss's temperature: at a
     recorded temperature (default 1, 2, 4; LSKD's 2) the probabilities of the kept classes,
-    the label's and the tail's total are exact; the tail is one bucket by default (the loss
-    matches its total mass; inside it the student keeps its own spread; --sparse-tail uniform
-    spreads it evenly instead). --topk K on a dense store, or with --online-teacher, truncates
-    each batch's teacher rows as `copy --topk K` would. Gradient error per row at most
-    2*T*m in L1 (m: the teacher's tail mass; `info` shows the fidelity). LSKD standardises
-    with the recorded mean/std over all C (exact). Approximate: a temperature that is not
-    recorded (the nearest recorded tail mass is used) and CTKD (its learnt temperature).
+    the label's and the tail's total are exact; the tail's mass is spread evenly over the
+    dropped classes by default (--sparse-tail bucket: the loss matches its total mass only,
+    and inside it the student keeps its own spread). --topk K on a dense store, or with
+    --online-teacher, truncates each batch's teacher rows as `copy --topk K` would.
+    Gradient error per row at most 2*T*m in L1 (m: the teacher's tail mass; `info` shows
+    the fidelity). LSKD standardises with the recorded mean/std over all C (exact).
+    Approximate: a temperature that is not recorded (the nearest recorded tail mass is used)
+    and CTKD (its learnt temperature).
 
     \b
     Examples:

@@ -7,11 +7,11 @@ from its sparse form (:func:`~._rebuild.rebuild_dense`) at the loss's own temper
   recorded temperature: the same value and gradient computed straight from the sparse row,
   up to float32 rounding, without building the dense row; see :mod:`._kd`). At a recorded
   temperature the teacher's probabilities of the kept classes (top K and the label) and of the
-  tail as a whole are exact, so DKD's target/non-target split (TCKD) is exact. The tail is one
-  bucket (``tail="bucket"``, the default, ``DEFAULT_TAIL``): the rebuilt tail takes the
+  tail as a whole are exact, so DKD's target/non-target split (TCKD) is exact. By default
+  (``tail="uniform"``, ``DEFAULT_TAIL``) the tail's mass is spread evenly over the dropped
+  classes; ``tail="bucket"`` makes the tail one bucket instead: the rebuilt tail takes the
   student's own (detached) spread, so the loss matches the tail's total mass and nothing inside
-  it; ``tail="uniform"`` spreads it evenly instead (see :mod:`._rebuild` for both and the
-  bound). ``train --sparse-tail`` chooses.
+  it (see :mod:`._rebuild` for both and the bound). ``train --sparse-tail`` chooses.
 * ``lskd``: standardisation uses the row's recorded mean and std over all C classes (exact),
   and the tail mass of the standardised row at LSKD's recorded temperature (exact); the tail
   is handled as above, in the standardised space. The student is standardised as in the dense

@@ -10,7 +10,7 @@ What is exact. At a recorded temperature T the rebuilt row ``r`` has, under ``so
   ``shape=student logits`` spreads it like the student's own distribution, which makes
   ``KL(q || softmax(s / T))`` exactly the KL over the kept classes plus the tail as ONE
   bucket (``m * log(m / Q)``, ``Q`` the student's tail mass): the loss then says nothing about
-  the tail's inner spread. Training uses the bucket (:mod:`._loss`).
+  the tail's inner spread. Training uses the uniform spread by default (:mod:`._loss`).
 
 Either way the gradient of ``T**2 * KL(q || softmax(s / T))`` with respect to the student
 logits differs from the dense loss's by ``T * (p - q)`` on tail classes only, whose L1 norm per

@@ -46,11 +46,13 @@ __all__ = [
 
 DEFAULT_TEMPERATURES = (1.0, 2.0, 4.0)
 DEFAULT_LSKD_TEMPERATURES = (2.0,)
-#: How a sparse loss treats the dropped tail (see :mod:`._loss`): "bucket" matches its total
-#: mass only (the rebuilt tail takes the student's own spread), "uniform" spreads it evenly.
+#: How a sparse loss treats the dropped tail (see :mod:`._loss`): "uniform" spreads its mass
+#: evenly over the dropped classes (TinyViT's choice), "bucket" matches its total mass only (the
+#: rebuilt tail takes the student's own spread). Uniform is the default: students from top-10
+#: stores of C=100 scored 1.7-2.4 points above bucket (BENCHMARKS.md, bench_sparse.py).
 TAILS = ("bucket", "uniform")
 #: The tail handling a loss uses when none is chosen (``train --sparse-tail``): this one name.
-DEFAULT_TAIL = "bucket"
+DEFAULT_TAIL = "uniform"
 
 
 def id_dtype(num_classes: int) -> np.dtype[Any]:

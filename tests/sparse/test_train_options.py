@@ -21,7 +21,7 @@ from sortkd_cache.cli.main import cli
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
 from sortkd_cache.pipelines.train import TrainConfig, train
-from sortkd_cache.sparse import DEFAULT_TAIL
+from sortkd_cache.sparse import DEFAULT_TAIL, TAILS
 
 SMALL = {
     "student": "digits_mlp",
@@ -113,10 +113,11 @@ def test_online_teacher_without_a_store_truncates_its_logits(tmp_path: Path) -> 
     }  # fmt: skip
     full = train(TrainConfig(out=str(tmp_path / "full"), **common)).step_losses  # type: ignore[arg-type]
     top = train(TrainConfig(out=str(tmp_path / "top"), topk=2, **common)).step_losses  # type: ignore[arg-type]
-    uni = train(
-        TrainConfig(out=str(tmp_path / "uni"), topk=2, sparse_tail="uniform", **common)  # type: ignore[arg-type]
+    other = next(t for t in TAILS if t != DEFAULT_TAIL)
+    alt = train(
+        TrainConfig(out=str(tmp_path / "alt"), topk=2, sparse_tail=other, **common)  # type: ignore[arg-type]
     ).step_losses
-    assert full[0] != top[0] != uni[0]
+    assert full[0] != top[0] != alt[0]
     resolved = _config(tmp_path / "top")["resolved"]
     assert resolved == {**resolved, "topk": 2, "sparse_truncation": "online teacher, per batch"}
 
@@ -149,15 +150,17 @@ def test_resume_refuses_another_topk_or_tail(small_store: Path, tmp_path: Path) 
     for change, needle in (
         ({"topk": 4}, "--topk 3 -> 4"),
         ({"topk": None}, "--topk 3 -> null"),
-        ({"sparse_tail": "uniform"}, '--sparse-tail null -> "uniform"'),
+        ({"sparse_tail": "bucket"}, '--sparse-tail null -> "bucket"'),
     ):
         with pytest.raises(ConfigError, match=f"another configuration \\({needle}"):
             train(dataclasses.replace(again, **change))  # type: ignore[arg-type]
     # a run started with the default keeps the tail it used, should the default change
     config = _config(run)
-    config["resolved"]["sparse_tail"] = "uniform"  # type: ignore[index]
+    other = next(t for t in TAILS if t != DEFAULT_TAIL)
+    config["resolved"]["sparse_tail"] = other  # type: ignore[index]
     (run / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ConfigError, match="sparse tail 'uniform' -> 'bucket'; pass --sparse-tail"):
+    needle = f"sparse tail '{other}' -> '{DEFAULT_TAIL}'; pass --sparse-tail"
+    with pytest.raises(ConfigError, match=needle):
         train(again)
     config["resolved"]["sparse_tail"] = DEFAULT_TAIL  # type: ignore[index]
     (run / "config.json").write_text(json.dumps(config))
