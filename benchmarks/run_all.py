@@ -26,6 +26,7 @@ BENCHES = [
     ("dump vs teacher forward only", "bench_dump.py"),
     ("train epoch: cached KD vs CE-only vs online teacher", "bench_train.py"),
     ("sparse top-K stores: bytes, fidelity, students, throughput", "bench_sparse.py"),
+    ("sparse top-K stores: students from dense vs top-10, two regimes", "bench_sparse_students.py"),
     ("teacher precision: bf16 vs fp32", "bench_imagenet_precision.py"),
     ("ImageNet-like JPEG folder: dump vs ImageFolder+DataLoader", "bench_imagenet_dump.py"),
     ("ImageNet-like JPEG folder: train epoch vs ImageFolder+DataLoader", "bench_imagenet_train.py"),
