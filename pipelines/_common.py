@@ -16,6 +16,7 @@ __all__ = [
     "PRECISIONS",
     "build_teacher",
     "check_precision",
+    "dataset_folder",
     "forward_context",
     "prepare_for_precision",
     "progress_bar",
@@ -64,6 +65,13 @@ def utc_now() -> str:
     import datetime as dt
 
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def dataset_folder(spec: str | None) -> str | None:
+    """The folder an ``imagefolder:PATH`` spec reads (an input no output may overlap)."""
+    if spec is not None and spec.startswith("imagefolder:"):
+        return spec.split(":", 1)[1]
+    return None
 
 
 def build_teacher(

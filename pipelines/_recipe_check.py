@@ -187,6 +187,10 @@ class _Parser:
         spec = DatasetSpec(**self.fields(DatasetSpec, "dataset.", d, keys))
         if not spec.spec.strip():
             raise self.bad("dataset.spec", spec.spec, "must not be empty")
+        from sortkd_cache.datasets._spec import ROOTED
+
+        if spec.data_root is not None and spec.spec.partition(":")[0] not in ROOTED:
+            raise self.bad("dataset.data_root", spec.data_root, f"{spec.spec!r} has no data root")
         return spec
 
     def teacher(self, value: Any) -> TeacherSpec:

@@ -39,6 +39,7 @@ from sortkd_cache.outputs import check_disjoint
 from sortkd_cache.pipelines._common import (
     build_teacher,
     check_precision,
+    dataset_folder,
     forward_context,
     prepare_for_precision,
     progress_bar,
@@ -374,8 +375,14 @@ def dump(cfg: DumpConfig) -> DumpResult:
             f"dump writes a local directory store, not '{cfg.out}'; "
             "publish it afterwards with `sortkd-cache copy`"
         )
-    folder = cfg.dataset.split(":", 1)[1] if cfg.dataset.startswith("imagefolder:") else None
-    check_disjoint(cfg.out, [("--teacher-ckpt", cfg.teacher_ckpt), ("--dataset folder", folder)])
+    check_disjoint(
+        cfg.out,
+        [
+            ("--teacher-ckpt", cfg.teacher_ckpt),
+            ("--dataset folder", dataset_folder(cfg.dataset)),
+            ("--data-root", cfg.data_root),
+        ],
+    )
     if cfg.rank == 0:
         check_out_free(cfg)
     ds = load_dataset(cfg.dataset, cfg.split, data_root=cfg.data_root, download=cfg.download)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.pipelines._common import progress_bar, resolve_device
+from sortkd_cache.pipelines._common import dataset_folder, progress_bar, resolve_device
 from sortkd_cache.pipelines._eval import EvalViews
 from sortkd_cache.pipelines._rundir import RunDir
 from sortkd_cache.pipelines._stream_source import stream_stats
@@ -127,7 +127,12 @@ class Trainer:
         if cfg.resume:
             self._check_resume()
         if self.rank0:
-            inputs = [("--cache", cfg.cache), ("--teacher-ckpt", cfg.teacher_ckpt)]
+            inputs = [
+                ("--cache", cfg.cache),
+                ("--teacher-ckpt", cfg.teacher_ckpt),
+                ("--data-root", cfg.data_root),
+                ("--dataset folder", dataset_folder(cfg.dataset)),
+            ]
             self.run_dir.prepare(resume=cfg.resume, overwrite=cfg.overwrite, inputs=inputs)
             self.run_dir.write_config(
                 {**cfg.to_dict(), "resolved": self.s.describe(), "provenance": self.provenance}

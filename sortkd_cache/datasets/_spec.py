@@ -21,6 +21,7 @@ from ._base import ImageDataset
 __all__ = [
     "DATASETS",
     "KNOWN_DATASETS",
+    "ROOTED",
     "SPLITS",
     "DatasetKind",
     "DatasetSpec",
@@ -71,6 +72,8 @@ class DatasetKind:
     grammar: str
     parse: Callable[[str, str, str], tuple[str, ...]]  # (spec, ":" or "", rest) -> args
     load: Callable[[DatasetSpec, str, str | None, bool], ImageDataset]
+    #: Whether it lives under a data root (``--data-root``, ``--download`` act on it).
+    uses_root: bool = False
 
 
 #: The dataset names, by the SPEC's first field.
@@ -145,13 +148,15 @@ def _load_cifar(p: DatasetSpec, split: str, root: str | None, download: bool) ->
 
 
 for _kind in (
-    DatasetKind("cifar10", "cifar10", _no_args, _load_cifar),
-    DatasetKind("cifar100", "cifar100", _no_args, _load_cifar),
+    DatasetKind("cifar10", "cifar10", _no_args, _load_cifar, uses_root=True),
+    DatasetKind("cifar100", "cifar100", _no_args, _load_cifar, uses_root=True),
     DatasetKind("digits", "digits", _no_args, _load_digits),
     DatasetKind("fake", "fake:N:C:SIZE", _fake_args, _load_fake),
     DatasetKind("imagefolder", "imagefolder:PATH", _folder_args, _load_folder),
 ):
     DATASETS.add(_kind.name, _kind)
+#: The dataset names that live under a data root (``--data-root``, ``--download``).
+ROOTED: tuple[str, ...] = tuple(name for name, kind in DATASETS.items() if kind.uses_root)
 #: The SPEC grammar of every dataset name (error messages, ``--help``).
 KNOWN_DATASETS: tuple[str, ...] = tuple(kind.grammar for _, kind in DATASETS.items())
 
@@ -183,4 +188,10 @@ def load_dataset(
     parsed = parse_dataset_spec(spec)
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
-    return DATASETS.get(parsed.name).load(parsed, split, data_root, download)
+    kind = DATASETS.get(parsed.name)
+    if not kind.uses_root and (data_root is not None or download):
+        given = "--data-root" if data_root is not None else "--download"
+        raise DatasetError(
+            f"{given} applies to datasets under a data root ({', '.join(ROOTED)}), not {spec!r}"
+        )
+    return kind.load(parsed, split, data_root, download)

@@ -167,3 +167,34 @@ def test_outputs_module_resolves_before_comparing(tmp_path: Path) -> None:
         check_disjoint("s3://b/x/y", [("in", "s3://b/x/")])
     with pytest.raises(OutputError, match="is the in"):
         check_disjoint(f"file://{tmp_path}/a", [("in", tmp_path / "a" / ".")])
+
+
+def test_train_out_inside_its_dataset_folder_is_refused(jpeg_folder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = Path(shutil.copytree(jpeg_folder, tmp_path / "photos"))
+    before = tree_digest(folder)
+    args = ["train", "--dataset", f"imagefolder:{folder}", "--loss", "ce", "--epochs", "1"]
+    args += ["--student", "digits_mlp", "--augment", "imagenet:16", "--device", "cpu"]
+    args += ["--no-progress"]
+    for out in (folder / "run", folder, tmp_path):
+        result = invoke(*args, "--out", str(out), "--overwrite")
+        one_error_line(result, "--out", "--dataset folder")
+        assert tree_digest(folder) == before
+
+
+@pytest.mark.parametrize("command", ["train", "dump"])
+def test_data_root_for_a_dataset_without_one_is_refused(tmp_path: Path, command: str) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "keep.txt").write_text("precious")
+    args = ["--dataset", "fake:32:4:8", "--data-root", str(root), "--no-progress"]
+    if command == "train":
+        args += ["--loss", "ce", "--student", "digits_mlp", "--epochs", "1", "--device", "cpu"]
+        args += ["--out", str(root / "run")]
+    else:
+        args += ["--teacher", "resnet8", "--teacher-init", "random", "--views", "1"]
+        args += ["--out", str(tmp_path / "s.zarr")]
+    one_error_line(invoke(command, *args), "--data-root", "fake:32:4:8")
+    assert sorted(p.name for p in root.iterdir()) == ["keep.txt"]
+    assert not (tmp_path / "s.zarr").exists()
