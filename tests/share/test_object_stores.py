@@ -324,3 +324,38 @@ def test_storage_option_endpoint_wins_over_environment(share_store: Path, remote
         dead["config_kwargs"] = {"retries": {"max_attempts": 1}}  # type: ignore[assignment]
     with pytest.raises(RemoteStoreError, match="cannot reach"):
         sk.open_store(url, storage_options=dead)
+
+
+def _remote_objects(url: str) -> dict[str, bytes]:
+    """Every object under the prefix ``url`` names, by key (read straight from the server)."""
+    from sortkd_cache.store._backend import parse_location, remote_filesystem
+
+    fs, path = remote_filesystem(parse_location(url), {})
+    return {key: fs.cat_file(key) for key in sorted(fs.find(path))}
+
+
+def test_remote_outputs_never_destroy_what_is_not_theirs(share_store: Path, remote: Any) -> None:
+    """The output guards of tests/hostile on an object store: --overwrite onto a prefix that
+    holds other objects, a copy into its own source, sort --out onto its store."""
+    from sortkd_cache.errors import OutputError
+    from sortkd_cache.pipelines.sort import SortConfig, sort_store
+    from sortkd_cache.store import copy_store
+    from sortkd_cache.store._backend import parse_location, remote_filesystem
+
+    thesis = remote.url("thesis")
+    fs, path = remote_filesystem(parse_location(thesis), {})
+    fs.pipe_file(f"{path}/paper.tex", b"precious")
+    fs.pipe_file(f"{path}/zarr.json", b'{"not": "a store"}')
+    mine = _remote_objects(thesis)
+    with pytest.raises(OutputError, match="is not a sortkd-cache store"):
+        copy_store(share_store, thesis, overwrite=True, progress=False)
+    assert _remote_objects(thesis) == mine
+    url = remote.url("digits.zarr")
+    copy_store(share_store, url, progress=False)
+    source = _remote_objects(url)
+    for dst in (url, url + "/inner.zarr"):
+        with pytest.raises(OutputError, match="the source"):
+            copy_store(url, dst, overwrite=True, progress=False)
+    with pytest.raises(OutputError, match="is the STORE"):
+        sort_store(SortConfig(store=url, out=url, overwrite=True, progress=False))
+    assert _remote_objects(url) == source
