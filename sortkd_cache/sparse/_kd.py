@@ -119,15 +119,25 @@ def _slots_and_table(
 ) -> tuple[Tensor, Tensor]:
     view, idx = teacher.view, teacher.idx
     if view is not None and idx is not None:
-        slots = view.slots[idx]
+        slots = view.slots.index_select(0, idx)
         if torch.equal(slots[:, -1], target):  # the view's labels are the batch's targets
-            return slots, view.table(temperature, tail, standardized)[idx]
+            return slots, view.table(temperature, tail, standardized).index_select(0, idx)
     t = teacher
     table = kd_table(
         t.spec, t.ids, t.values, t.stats, target, temperature,
         tail=tail, standardized=standardized,
     )  # fmt: skip
     return torch.cat([t.ids, target[:, None]], 1), table
+
+
+@functools.lru_cache(maxsize=16)
+def _constants(
+    n: int, t: float, weights: tuple[float, float], dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """The factors of the sums (CE, KD) and of their gradients, and a column of -1."""
+    ce, kd = weights[0] / n, weights[1] / n
+    coef = torch.tensor([ce, kd * t * t, ce, -kd * t], dtype=dtype, device=device)
+    return coef, torch.full((n, 1), -1.0, dtype=dtype, device=device)
 
 
 class _CEAndSparseKD(torch.autograd.Function):
@@ -156,15 +166,11 @@ class _CEAndSparseKD(torch.autograd.Function):
         else:  # u times the sum of all log q (the slots' share is taken back through w)
             masked = log_q
             row = torch.addcmul(kept, a, log_q.sum(1), value=-1.0)
-        n, t2 = s.shape[0], temperature * temperature
-        coef = torch.tensor(
-            [-weights[0] / n, weights[1] * t2 / n, weights[0] / n, -weights[1] * temperature / n],
-            dtype=s.dtype, device=s.device,
-        )  # fmt: skip
-        sums = torch.stack([log_s.gather(1, slots[:, k1 - 1 :]).sum(), row.sum()])
-        ctx.save_for_backward(log_s, log_q, masked, slots, table, coef)
+        coef, minus_one = _constants(s.shape[0], temperature, weights, s.dtype, s.device)
+        ce = torch.nn.functional.nll_loss(log_s, slots[:, -1], reduction="sum")
+        ctx.save_for_backward(log_s, log_q, masked, slots, table, coef, minus_one)
         ctx.bucket, ctx.same = bucket, z is None
-        return sums.mul_(coef[:2])
+        return torch.stack([ce, row.sum()]).mul_(coef[:2])
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
@@ -172,7 +178,7 @@ class _CEAndSparseKD(torch.autograd.Function):
         teacher's distribution: ``p_i`` on the slots; on the rest ``m * q_j / Q`` (bucket:
         ``m`` times the softmax of the masked log q, 0 on the slots) or ``u`` (uniform; the
         slots' ``u`` is taken back through ``w``)."""
-        log_s, log_q, masked, slots, table, coef = ctx.saved_tensors
+        log_s, log_q, masked, slots, table, coef, minus_one = ctx.saved_tensors
         k1 = slots.shape[1]
         scale = grad * coef[2:]
         w, a = table[:, :k1], table[:, k1, None]
@@ -180,7 +186,7 @@ class _CEAndSparseKD(torch.autograd.Function):
         kd = torch.softmax(masked, 1).mul_(a).sub_(q) if ctx.bucket else a - q
         kd.scatter_add_(1, slots, w).mul_(scale[1])  # (p - q) * -T / B
         ce = log_s.exp()
-        ce.scatter_add_(1, slots[:, k1 - 1 :], torch.full_like(w[:, :1], -1.0)).mul_(scale[0])
+        ce.scatter_add_(1, slots[:, k1 - 1 :], minus_one).mul_(scale[0])
         if ctx.same:
             return kd.add_(ce), None, None, None, None, None, None
         return ce, kd, None, None, None, None, None

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,6 @@ __all__ = [
     "SparseViewLabels",
     "SparseViewSource",
     "online_sparse_teacher",
-    "read_sparse_array",
     "read_sparse_view",
 ]
 
@@ -42,33 +41,68 @@ def read_sparse_view(store: Any, kind: str, view: int) -> SparseRows:
     )
 
 
-def read_sparse_array(store: Any, kind: str, name: str, view: int) -> np.ndarray:
-    """One of a sparse view's arrays ('ids', 'values' or 'stats'), all samples."""
-    data = store.sparse_logits(kind)
-    return np.concatenate(
-        [getattr(data.read_block(b, view), name) for b in range(store.num_blocks)]
-    )
+class _ViewReader:
+    """Reads whole sparse views in background threads (each array's chunks once), with the
+    ids widened to int64 and values and stats side by side, off the training loop; ``get``
+    returns the view on the device as a SparseTeacher whose ``values`` and ``stats`` are
+    views of one ``[N, K + S]`` tensor (``packed``: one gather per batch)."""
+
+    def __init__(self, store: Any, kind: str, device: torch.device) -> None:
+        self._store, self._kind, self._device = store, kind, device
+        self._loaded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._threads: dict[int, threading.Thread] = {}
+        self._errors: dict[int, BaseException] = {}
+
+    def _load(self, view: int) -> None:
+        try:
+            rows = read_sparse_view(self._store, self._kind, view)
+            ids = torch.from_numpy(rows.ids.astype(np.int64))
+            packed = torch.from_numpy(np.concatenate([rows.values, rows.stats], axis=1))
+            if self._device.type == "cuda":
+                ids, packed = ids.pin_memory(), packed.pin_memory()
+            self._loaded[view] = (ids, packed)
+        except BaseException as exc:  # re-raised in get()
+            self._errors[view] = exc
+
+    def prefetch(self, view: int) -> None:
+        if view in self._loaded or view in self._threads:
+            return
+        thread = threading.Thread(target=self._load, args=(view,), daemon=True)
+        self._threads[view] = thread
+        thread.start()
+
+    def get(self, view: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids int64 [N, K], packed values and stats [N, K + S]) on the device."""
+        self.prefetch(view)
+        thread = self._threads.pop(view, None)
+        if thread is not None:
+            thread.join()
+        if view in self._errors:
+            raise self._errors.pop(view)
+        ids, packed = self._loaded.pop(view)
+        dev = self._device
+        return ids.to(dev, non_blocking=True), packed.to(dev, non_blocking=True)
+
+    def close(self) -> None:
+        for thread in self._threads.values():
+            thread.join()
+        self._threads.clear()
+        self._loaded.clear()
+        self._errors.clear()
 
 
 class SparseViewSource:
     """A :class:`~sortkd_cache.soft_labels.SoftLabels` source for a sparse kind: one whole
     view per epoch on the device (ids, values and stats; K + 7 numbers per sample instead of
-    C), the next view read ahead in background threads; ``rows`` gives a SparseTeacher that
+    C), the next view read ahead in a background thread; ``rows`` gives a SparseTeacher that
     knows its view (:class:`~._kd.ViewTables`: the direct KD loss's per-row tables are made
     once per view, not per batch)."""
 
     def __init__(self, store: Any, kind: str, device: torch.device | str = "cpu") -> None:
-        from sortkd_cache.soft_labels import ViewPrefetcher
-
         store.sparse_logits(kind)  # refuse a dense store or a missing/incomplete kind now
         self.spec: SparseSpec = store.sparse_spec
         dev = torch.device(device)
-
-        def reader(name: str) -> Callable[[int], np.ndarray]:
-            dtype = np.int64 if name == "ids" else store.meta.dtype
-            return lambda v: read_sparse_array(store, kind, name, v).astype(dtype)
-
-        self._fetch = {n: ViewPrefetcher(reader(n), dev) for n in ("ids", "values", "stats")}
+        self._reader = _ViewReader(store, kind, dev)
         self._labels = torch.from_numpy(np.asarray(store.labels, dtype=np.int64)).to(dev)
         self._view: int | None = None
         self._current: ViewTables | None = None
@@ -76,14 +110,13 @@ class SparseViewSource:
 
     def begin_epoch(self, view: int, local_order: torch.Tensor, next_view: int | None) -> None:
         if view != self._view or self._current is None:
-            got = {name: f.get(view) for name, f in self._fetch.items()}
-            whole = SparseTeacher(self.spec, got["ids"], got["values"], got["stats"])
-            self._current = ViewTables(whole, self._labels)
-            self._packed = torch.cat([whole.values, whole.stats], 1)
+            ids, packed = self._reader.get(view)
+            k = self.spec.k
+            whole = SparseTeacher(self.spec, ids, packed[:, :k], packed[:, k:])
+            self._current, self._packed = ViewTables(whole, self._labels), packed
             self._view = view
         if next_view is not None and next_view != view:
-            for f in self._fetch.values():
-                f.prefetch(next_view)
+            self._reader.prefetch(next_view)
 
     def rows(self, batch: Any) -> SparseTeacher:
         view, packed = self._current, self._packed
@@ -93,12 +126,12 @@ class SparseViewSource:
             raise ConfigError("SparseViewSource.rows() before begin_epoch()")
         ids = view.teacher.ids
         idx = batch.idx.to(ids.device)
-        both, k = packed[idx], self.spec.k
-        return SparseTeacher(self.spec, ids[idx], both[:, :k], both[:, k:], view, idx)
+        both, k = packed.index_select(0, idx), self.spec.k
+        rows = ids.index_select(0, idx)
+        return SparseTeacher(self.spec, rows, both[:, :k], both[:, k:], view, idx)
 
     def close(self) -> None:
-        for f in self._fetch.values():
-            f.close()
+        self._reader.close()
         self._current, self._packed, self._view = None, None, None
 
 
