@@ -5,8 +5,8 @@ chunk keeps its checksum and a round trip dir -> zip -> dir is byte-identical. T
 file and half-written ``*.partial`` files are not copied. A destination is never seen half
 written; it is written aside, checked, then published:
 
-* directory: written into ``DST.partial-<pid>``, verified, then renamed to ``DST``;
-* zip: written into ``DST.partial-<pid>`` (stored, not recompressed), verified, then
+* directory: written into ``DST.partial-<host>-<pid>``, verified, then renamed to ``DST``;
+* zip: written into ``DST.partial-<host>-<pid>`` (stored, not recompressed), verified, then
   ``os.replace``-d onto ``DST``; a zip at an s3/gs URL is built locally, verified, and
   uploaded in one PUT (an object appears only once its upload completes);
 * s3/gs prefix: the keys are written with the root ``zarr.json`` last: until it exists no
@@ -17,7 +17,7 @@ written; it is written aside, checked, then published:
 Only keys of the store's schema are copied (:mod:`._schema`); a source holding any other key
 (``../x``, ``/abs/path`` or ``a/../../x`` in a crafted zip) is refused before anything is
 written, and the directory writer refuses any key that would resolve outside its
-``DST.partial-<pid>``. DST must not be, contain or lie inside SRC (paths resolved, symlinks
+``DST.partial-<host>-<pid>``. DST must not be, contain or lie inside SRC (paths resolved, symlinks
 included). An existing destination is replaced only with ``overwrite=True``, and only when it
 is provably a store (:func:`sortkd_cache.outputs.check_replaceable`): never a file or a
 directory of something else. Leftovers of a killed copy beside DST are removed first

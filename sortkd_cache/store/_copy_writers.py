@@ -2,7 +2,7 @@
 
 Split out of :mod:`._copy` (see its docstring for the publication rules). Keys reaching a
 writer come from the store's schema only; the directory writer checks once more that each
-lands inside its private ``*.partial-<pid>`` directory.
+lands inside its private ``*.partial-<host>-<pid>`` directory.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from sortkd_cache.store._backend import (
     storage_options_for,
 )
 from sortkd_cache.store._checks import VerifyReport
+from sortkd_cache.store._leftovers import sibling_path
 from sortkd_cache.store._lock import _is_stale, read_lock
 from sortkd_cache.store._verify import verify_store
 
@@ -72,7 +73,7 @@ class _DirWriter(_Writer):
                     f"'{loc.raw}' is being written by {held.get('purpose', '?')} (host "
                     f"{held.get('host')}, pid {held.get('pid')}, since {held.get('since')})"
                 )
-        self.tmp = self.final.with_name(f"{self.final.name}.partial-{os.getpid()}")
+        self.tmp = sibling_path(self.final, "partial")
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(parents=True)
 
@@ -98,7 +99,7 @@ class _DirWriter(_Writer):
                     f"'{self.raw}' appeared while copying; pass --overwrite to replace it"
                 ) from None
             return
-        old = self.final.with_name(f"{self.final.name}.old-{os.getpid()}")
+        old = sibling_path(self.final, "old")
         replaced = self.final.is_dir() and any(self.final.iterdir())
         if replaced:
             os.rename(self.final, old)
@@ -127,7 +128,7 @@ class _ZipWriter(_Writer):
             self.tmp = Path(tempfile.mkdtemp(prefix="sortkd-copy-")) / Path(loc.path).name
         else:
             exists = os.path.exists(loc.path)
-            self.tmp = Path(f"{loc.path}.partial-{os.getpid()}")
+            self.tmp = sibling_path(Path(loc.path), "partial")
             self.tmp.parent.mkdir(parents=True, exist_ok=True)
         if exists and not overwrite:
             raise StoreExistsError(f"'{loc.raw}' already exists; pass --overwrite to replace it")

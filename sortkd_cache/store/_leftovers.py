@@ -1,11 +1,14 @@
-"""Leftovers of killed writers: a copy's ``DST.partial-PID`` and ``DST.old-PID``, keys that
-are no part of the store, half-written ``*.partial`` files and the writer lock.
+"""Leftovers of killed writers: a copy's ``DST.partial-HOST-PID`` and ``DST.old-HOST-PID``,
+keys that are no part of the store, half-written ``*.partial`` files and the writer lock.
 
-``copy`` writes a local destination into ``DST.partial-<pid>`` beside it, and an overwrite
-moves the old store to ``DST.old-<pid>`` for the moment of the swap. A copy killed with
-SIGKILL leaves them behind. The next ``copy`` to DST or ``verify`` of DST names each one
-whose process no longer runs on this host and removes it; a ``DST.old-<pid>`` only while DST
-itself exists (otherwise it is the only copy of the old store, and is left for the user).
+``copy`` writes a local destination into ``DST.partial-<host>-<pid>`` beside it, and an
+overwrite moves the old store to ``DST.old-<host>-<pid>`` for the moment of the swap. A copy
+killed with SIGKILL leaves them behind. The next ``copy`` to DST or ``verify`` of DST names each
+one written on this host whose process no longer runs, and removes it; a ``DST.old-...`` only
+while DST itself exists (otherwise it is the only copy of the old store, and is left for the
+user). One written on another host (a shared filesystem) is never removed: a PID says nothing
+about a process elsewhere. Names without a host (``DST.partial-<pid>``, from versions before
+0.2) count as this host's.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,18 +25,30 @@ from sortkd_cache.store._checks import Problem
 from sortkd_cache.store._lock import LOCK_NAME, _pid_alive, read_lock
 from sortkd_cache.store._schema import is_schema_key
 
-__all__ = ["clean_stale_siblings", "listing_checks"]
+__all__ = ["clean_stale_siblings", "listing_checks", "sibling_path"]
 
 MAX_LISTED = 20  # foreign or partial keys named one by one; the rest are counted
 
 
+def _host() -> str:
+    """This host's name as it appears in a sibling's name (no ``-``: that separates the pid)."""
+    return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "_"
+
+
+def sibling_path(final: Path, kind: str) -> Path:
+    """``FINAL.<kind>-<host>-<pid>`` beside ``final`` (kind: ``partial`` or ``old``)."""
+    return final.with_name(f"{final.name}.{kind}-{_host()}-{os.getpid()}")
+
+
 def clean_stale_siblings(loc: Location) -> list[str]:
-    """Remove ``NAME.partial-PID`` / ``NAME.old-PID`` beside a local ``loc`` whose PID is
-    not running; returns one line per removal."""
+    """Remove ``NAME.partial-HOST-PID`` / ``NAME.old-HOST-PID`` beside a local ``loc`` written
+    on this host by a process that is not running; returns one line per removal."""
     if not loc.is_local:
         return []
     final = Path(os.path.abspath(loc.path))
-    pattern = re.compile(rf"^{re.escape(final.name)}\.(partial|old)-([0-9]{{1,10}})$")
+    pattern = re.compile(
+        rf"^{re.escape(final.name)}\.(partial|old)-(?:([A-Za-z0-9_.]+)-)?([0-9]{{1,10}})$"
+    )
     try:
         siblings = list(final.parent.iterdir())
     except OSError:
@@ -42,9 +58,9 @@ def clean_stale_siblings(loc: Location) -> list[str]:
         m = pattern.match(path.name)
         if m is None:
             continue
-        pid = int(m.group(2))
-        if pid == os.getpid() or _pid_alive(pid):
-            continue
+        host, pid = m.group(2), int(m.group(3))
+        if (host is not None and host != _host()) or pid == os.getpid() or _pid_alive(pid):
+            continue  # another host's (its pid says nothing here), ours, or still running
         if m.group(1) == "old" and not final.exists():
             continue  # the old store is the only one left: never removed
         if path.is_dir() and not path.is_symlink():

@@ -107,3 +107,22 @@ def test_a_usage_error_ends_with_its_error_line() -> None:
 
 def test_one_error_line_for_a_refused_value(store: Path) -> None:
     one_error_line(invoke("verify", str(store / "nothing")), "nothing")
+
+
+def test_only_this_hosts_leftovers_are_removed(tmp_path: Path) -> None:
+    """A shared filesystem: another host's ``.partial-HOST-PID`` may belong to a copy still
+    running there, whatever this host's process table says."""
+    from sortkd_cache.store import parse_location
+    from sortkd_cache.store._leftovers import _host, clean_stale_siblings, sibling_path
+
+    dead = _dead_pid()
+    final = tmp_path / "s.zarr"
+    assert sibling_path(final, "partial").name == f"s.zarr.partial-{_host()}-{os.getpid()}"
+    mine = tmp_path / f"s.zarr.partial-{_host()}-{dead}"
+    legacy = tmp_path / f"s.zarr.partial-{dead}"  # written before names carried the host
+    other = tmp_path / f"s.zarr.partial-{_host()}x.example.org-{dead}"
+    for path in (mine, legacy, other):
+        path.mkdir()
+    removed = clean_stale_siblings(parse_location(final))
+    assert len(removed) == 2 and not mine.exists() and not legacy.exists()
+    assert other.exists()
