@@ -138,13 +138,8 @@ def is_store_output(location: str, storage_options: dict[str, Any] | None = None
     """A store: its root ``zarr.json`` holds the provenance record, or (a copy or dump
     killed before its root was written) every key it holds is a key of the store layout."""
     from sortkd_cache.errors import StoreError
-    from sortkd_cache.store._backend import (
-        ROOT_META,
-        list_keys,
-        open_backend,
-        parse_location,
-        read_keys,
-    )
+    from sortkd_cache.store._backend import ROOT_META, open_backend, parse_location
+    from sortkd_cache.store._keys import list_keys, read_keys
     from sortkd_cache.store._schema import is_schema_key
 
     loc = parse_location(location)

@@ -18,13 +18,11 @@ This module maps a location string to a zarr ``Store``. Remote access goes throu
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import socket
 import zipfile
-from collections import OrderedDict
-from collections.abc import AsyncGenerator, Coroutine, Iterable, Sequence
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -36,14 +34,13 @@ from sortkd_cache.errors import (
     StoreNotFoundError,
     StoreReadOnlyError,
 )
+from sortkd_cache.store._readcache import cache_bytes, read_cache_store
 
 __all__ = [
     "REMOTE_SCHEMES",
     "Location",
-    "list_keys",
     "open_backend",
     "parse_location",
-    "read_keys",
     "remote_error",
     "remote_filesystem",
     "run_sync",
@@ -52,7 +49,6 @@ __all__ = [
 
 REMOTE_SCHEMES = ("s3", "gs", "gcs", "http", "https")
 WRITABLE_REMOTE = ("s3", "gs", "gcs")
-CACHE_ENV = "SORTKD_REMOTE_CACHE_MB"
 ROOT_META = "zarr.json"
 
 Mode = Literal["r", "r+", "w"]
@@ -233,60 +229,6 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     return result
 
 
-def _cache_bytes() -> int:
-    raw = os.environ.get(CACHE_ENV, "1024")
-    try:
-        return max(0, int(float(raw) * (1 << 20)))
-    except ValueError:
-        raise RemoteStoreError(f"{CACHE_ENV}='{raw}' is not a number of MiB") from None
-
-
-def _read_cache_store(inner: Any, max_bytes: int) -> Any:
-    """Wrap a read-only store in an LRU cache of whole values (chunks and metadata)."""
-    from zarr.abc.store import ByteRequest
-    from zarr.core.buffer import Buffer, BufferPrototype
-    from zarr.storage import WrapperStore
-
-    class ReadCacheStore(WrapperStore[Any]):
-        def __init__(self, store: Any, max_bytes: int = max_bytes) -> None:
-            super().__init__(store)
-            self.max_bytes = max_bytes
-            self._lru: OrderedDict[str, bytes] = OrderedDict()
-            self._size = 0
-
-        def _with_store(self, store: Any) -> ReadCacheStore:
-            return type(self)(store, self.max_bytes)
-
-        async def get(
-            self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
-        ) -> Buffer | None:
-            if byte_range is not None:
-                ranged: Buffer | None = await self._store.get(key, prototype, byte_range)
-                return ranged
-            hit = self._lru.get(key)
-            if hit is not None:
-                self._lru.move_to_end(key)
-                return prototype.buffer.from_bytes(hit)
-            value: Buffer | None = await self._store.get(key, prototype)
-            if value is not None:
-                data = value.to_bytes()
-                if len(data) <= self.max_bytes:
-                    self._lru[key] = data
-                    self._size += len(data)
-                    while self._size > self.max_bytes:
-                        _, old = self._lru.popitem(last=False)
-                        self._size -= len(old)
-            return value
-
-        async def _get_many(
-            self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
-        ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
-            for key, prototype, byte_range in requests:
-                yield key, await self.get(key, prototype, byte_range)
-
-    return ReadCacheStore(inner)
-
-
 def _remote_zip(loc: Location, opts: dict[str, Any]) -> Any:
     """A read-only store over a zip at a URL, read member by member with range requests."""
     from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
@@ -410,71 +352,8 @@ def open_backend(loc: Location, mode: Mode, storage_options: dict[str, Any] | No
         raise
     except Exception as exc:
         raise remote_error(loc, exc, opts) from None
-    max_bytes = _cache_bytes()
+    max_bytes = cache_bytes()
     if read_only and max_bytes > 0:
-        store = _read_cache_store(store, max_bytes)
+        store = read_cache_store(store, max_bytes)
     _probe(loc, store, mode, opts)
     return store
-
-
-def list_keys(store: Any, loc: Location) -> dict[str, int] | None:
-    """Every key of a store with its size in bytes, sorted by key.
-
-    None where the backend cannot list (http(s) directories: keys are then derived from the
-    metadata). Directory entries are left out.
-    """
-    if loc.kind == "remote" and loc.scheme in ("http", "https") and not loc.is_zip:
-        return None
-    if loc.kind == "dir":
-        root = Path(loc.path)
-        files = {
-            p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()
-        }
-        return dict(sorted(files.items()))
-    if loc.kind == "zip":
-        with zipfile.ZipFile(loc.path) as zf:
-            return dict(sorted((i.filename, i.file_size) for i in zf.infolist() if not i.is_dir()))
-    inner = getattr(store, "_store", store)
-    fs, root_path = inner.fs, inner.path.rstrip("/")
-    try:
-        found: dict[str, dict[str, Any]] = run_sync(fs._find(root_path, detail=True))
-    except FileNotFoundError:
-        return {}
-    except Exception as exc:
-        raise remote_error(loc, exc) from None
-    out = {}
-    for name, info in found.items():
-        if info.get("type") == "directory":
-            continue
-        key = name[len(root_path) :].lstrip("/") if root_path else name.lstrip("/")
-        out[key] = int(info.get("size") or 0)
-    return dict(sorted(out.items()))
-
-
-async def _gather_keys(store: Any, keys: Sequence[str], concurrency: int) -> list[Any]:
-    from zarr.core.buffer import default_buffer_prototype
-
-    proto = default_buffer_prototype()
-    sem = asyncio.Semaphore(concurrency)
-
-    async def one(key: str) -> bytes | None:
-        async with sem:
-            value = await store.get(key, proto)
-        return None if value is None else bytes(value.to_bytes())
-
-    return await asyncio.gather(*(one(k) for k in keys), return_exceptions=True)
-
-
-def read_keys(
-    store: Any, loc: Location, keys: Sequence[str], concurrency: int = 16
-) -> list[bytes | None]:
-    """The raw bytes of ``keys`` (None for a missing key), fetched concurrently."""
-    results = run_sync(_gather_keys(store, keys, concurrency))
-    out: list[bytes | None] = []
-    for res in results:
-        if isinstance(res, BaseException):
-            if loc.kind == "remote":
-                raise remote_error(loc, res) from None
-            raise res
-        out.append(res)
-    return out

@@ -34,9 +34,10 @@ from typing import Any
 
 from sortkd_cache.errors import CorruptChunkError, StoreError, StoreLockedError, StoreReadOnlyError
 from sortkd_cache.outputs import check_disjoint, check_replaceable
-from sortkd_cache.store._backend import ROOT_META, Location, list_keys, parse_location, read_keys
+from sortkd_cache.store._backend import ROOT_META, Location, parse_location
 from sortkd_cache.store._checks import quick_problems
 from sortkd_cache.store._copy_writers import make_writer
+from sortkd_cache.store._keys import list_keys, read_keys
 from sortkd_cache.store._layout import LOGIT_KINDS
 from sortkd_cache.store._leftovers import clean_stale_siblings
 from sortkd_cache.store._lock import LOCK_NAME, _is_stale, read_lock

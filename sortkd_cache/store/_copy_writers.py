@@ -25,7 +25,6 @@ from sortkd_cache.store._backend import (
     ROOT_META,
     WRITABLE_REMOTE,
     Location,
-    list_keys,
     open_backend,
     remote_error,
     remote_filesystem,
@@ -33,6 +32,7 @@ from sortkd_cache.store._backend import (
     storage_options_for,
 )
 from sortkd_cache.store._checks import VerifyReport
+from sortkd_cache.store._keys import list_keys
 from sortkd_cache.store._leftovers import sibling_path
 from sortkd_cache.store._lock import _is_stale, read_lock
 from sortkd_cache.store._verify import verify_store

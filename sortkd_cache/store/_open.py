@@ -16,7 +16,8 @@ from sortkd_cache.errors import (
     StoreReadOnlyError,
 )
 from sortkd_cache.outputs import check_replaceable
-from sortkd_cache.store._backend import Mode, list_keys, open_backend, parse_location
+from sortkd_cache.store._backend import Mode, open_backend, parse_location
+from sortkd_cache.store._keys import list_keys
 from sortkd_cache.store._layout import LABELS, PARAMS
 from sortkd_cache.store._meta import StoreMeta
 from sortkd_cache.store._store import CacheStore

@@ -30,14 +30,7 @@ from typing import Any
 import numpy as np
 
 from sortkd_cache.errors import SchemaError, StoreError, StoreNotFoundError
-from sortkd_cache.store._backend import (
-    ROOT_META,
-    Location,
-    list_keys,
-    open_backend,
-    parse_location,
-    read_keys,
-)
+from sortkd_cache.store._backend import ROOT_META, Location, open_backend, parse_location
 from sortkd_cache.store._checks import (
     LAYOUT_CODECS,
     Problem,
@@ -46,6 +39,7 @@ from sortkd_cache.store._checks import (
     quick_problems,
 )
 from sortkd_cache.store._integrity import doc_problem
+from sortkd_cache.store._keys import list_keys, read_keys
 from sortkd_cache.store._layout import (
     LABELS,
     LOGIT_KINDS,

@@ -19,14 +19,13 @@ from sortkd_cache.errors import (
 )
 from sortkd_cache.store import open_store, parse_location
 from sortkd_cache.store._backend import (
-    _cache_bytes,
-    _read_cache_store,
-    list_keys,
     open_backend,
     remote_error,
     run_sync,
     storage_options_for,
 )
+from sortkd_cache.store._keys import list_keys
+from sortkd_cache.store._readcache import cache_bytes, read_cache_store
 
 
 @pytest.mark.parametrize(
@@ -170,7 +169,7 @@ def test_read_cache_is_an_lru_of_whole_values() -> None:
     inner = MemoryStore()
     for key in "abc":
         run_sync(inner.set(key, proto.buffer.from_bytes(key.encode() * 40)))
-    cached: Any = _read_cache_store(inner, max_bytes=100)
+    cached: Any = read_cache_store(inner, max_bytes=100)
     reads: list[str] = []
     get = inner.get
 
@@ -191,10 +190,10 @@ def test_read_cache_is_an_lru_of_whole_values() -> None:
 
 def test_cache_size_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SORTKD_REMOTE_CACHE_MB", "0.5")
-    assert _cache_bytes() == 1 << 19
+    assert cache_bytes() == 1 << 19
     monkeypatch.setenv("SORTKD_REMOTE_CACHE_MB", "lots")
     with pytest.raises(RemoteStoreError, match="SORTKD_REMOTE_CACHE_MB='lots'"):
-        _cache_bytes()
+        cache_bytes()
 
 
 def test_list_keys_of_dir_and_zip(tmp_path: Path) -> None:

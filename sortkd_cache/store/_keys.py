@@ -1,0 +1,76 @@
+"""A store's keys: list them with their sizes, read many at once (local, zip or remote)."""
+
+from __future__ import annotations
+
+import asyncio
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sortkd_cache.store._backend import Location, remote_error, run_sync
+
+__all__ = ["list_keys", "read_keys"]
+
+
+def list_keys(store: Any, loc: Location) -> dict[str, int] | None:
+    """Every key of a store with its size in bytes, sorted by key.
+
+    None where the backend cannot list (http(s) directories: keys are then derived from the
+    metadata). Directory entries are left out.
+    """
+    if loc.kind == "remote" and loc.scheme in ("http", "https") and not loc.is_zip:
+        return None
+    if loc.kind == "dir":
+        root = Path(loc.path)
+        files = {
+            p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()
+        }
+        return dict(sorted(files.items()))
+    if loc.kind == "zip":
+        with zipfile.ZipFile(loc.path) as zf:
+            return dict(sorted((i.filename, i.file_size) for i in zf.infolist() if not i.is_dir()))
+    inner = getattr(store, "_store", store)
+    fs, root_path = inner.fs, inner.path.rstrip("/")
+    try:
+        found: dict[str, dict[str, Any]] = run_sync(fs._find(root_path, detail=True))
+    except FileNotFoundError:
+        return {}
+    except Exception as exc:
+        raise remote_error(loc, exc) from None
+    out = {}
+    for name, info in found.items():
+        if info.get("type") == "directory":
+            continue
+        key = name[len(root_path) :].lstrip("/") if root_path else name.lstrip("/")
+        out[key] = int(info.get("size") or 0)
+    return dict(sorted(out.items()))
+
+
+async def _gather_keys(store: Any, keys: Sequence[str], concurrency: int) -> list[Any]:
+    from zarr.core.buffer import default_buffer_prototype
+
+    proto = default_buffer_prototype()
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(key: str) -> bytes | None:
+        async with sem:
+            value = await store.get(key, proto)
+        return None if value is None else bytes(value.to_bytes())
+
+    return await asyncio.gather(*(one(k) for k in keys), return_exceptions=True)
+
+
+def read_keys(
+    store: Any, loc: Location, keys: Sequence[str], concurrency: int = 16
+) -> list[bytes | None]:
+    """The raw bytes of ``keys`` (None for a missing key), fetched concurrently."""
+    results = run_sync(_gather_keys(store, keys, concurrency))
+    out: list[bytes | None] = []
+    for res in results:
+        if isinstance(res, BaseException):
+            if loc.kind == "remote":
+                raise remote_error(loc, res) from None
+            raise res
+        out.append(res)
+    return out

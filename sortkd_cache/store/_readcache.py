@@ -1,0 +1,73 @@
+"""The in-process LRU cache of whole values that read-only remote stores go through.
+
+``SORTKD_REMOTE_CACHE_MB`` (default 1024; 0 disables) bounds it, so repeated epochs over the
+same views do not download their chunks again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Iterable
+from typing import Any
+
+from sortkd_cache.errors import RemoteStoreError
+
+__all__ = ["CACHE_ENV", "cache_bytes", "read_cache_store"]
+
+CACHE_ENV = "SORTKD_REMOTE_CACHE_MB"
+
+
+def cache_bytes() -> int:
+    """The cache's size in bytes, from ``SORTKD_REMOTE_CACHE_MB`` (MiB; default 1024)."""
+    raw = os.environ.get(CACHE_ENV, "1024")
+    try:
+        return max(0, int(float(raw) * (1 << 20)))
+    except ValueError:
+        raise RemoteStoreError(f"{CACHE_ENV}='{raw}' is not a number of MiB") from None
+
+
+def read_cache_store(inner: Any, max_bytes: int) -> Any:
+    """Wrap a read-only store in an LRU cache of whole values (chunks and metadata)."""
+    from zarr.abc.store import ByteRequest
+    from zarr.core.buffer import Buffer, BufferPrototype
+    from zarr.storage import WrapperStore
+
+    class ReadCacheStore(WrapperStore[Any]):
+        def __init__(self, store: Any, max_bytes: int = max_bytes) -> None:
+            super().__init__(store)
+            self.max_bytes = max_bytes
+            self._lru: OrderedDict[str, bytes] = OrderedDict()
+            self._size = 0
+
+        def _with_store(self, store: Any) -> ReadCacheStore:
+            return type(self)(store, self.max_bytes)
+
+        async def get(
+            self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
+        ) -> Buffer | None:
+            if byte_range is not None:
+                ranged: Buffer | None = await self._store.get(key, prototype, byte_range)
+                return ranged
+            hit = self._lru.get(key)
+            if hit is not None:
+                self._lru.move_to_end(key)
+                return prototype.buffer.from_bytes(hit)
+            value: Buffer | None = await self._store.get(key, prototype)
+            if value is not None:
+                data = value.to_bytes()
+                if len(data) <= self.max_bytes:
+                    self._lru[key] = data
+                    self._size += len(data)
+                    while self._size > self.max_bytes:
+                        _, old = self._lru.popitem(last=False)
+                        self._size -= len(old)
+            return value
+
+        async def _get_many(
+            self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
+        ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
+            for key, prototype, byte_range in requests:
+                yield key, await self.get(key, prototype, byte_range)
+
+    return ReadCacheStore(inner)
