@@ -49,7 +49,7 @@ DEFAULT_LSKD_TEMPERATURES = (2.0,)
 #: How a sparse loss treats the dropped tail (see :mod:`._loss`): "uniform" spreads its mass
 #: evenly over the dropped classes (TinyViT's choice), "bucket" matches its total mass only (the
 #: rebuilt tail takes the student's own spread). Uniform is the default: students from top-10
-#: stores of C=100 scored 1.7-2.4 points above bucket (BENCHMARKS.md, bench_sparse.py).
+#: stores of C=100 scored 1.7-1.8 points above bucket (BENCHMARKS.md, bench_sparse_students.py).
 TAILS = ("bucket", "uniform")
 #: The tail handling a loss uses when none is chosen (``train --sparse-tail``): this one name.
 DEFAULT_TAIL = "uniform"
