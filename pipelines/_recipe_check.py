@@ -222,6 +222,7 @@ class _Parser:
         self.positive("dump.batch_size", spec.batch_size)
         self.positive("dump.chunk_samples", spec.chunk_samples)
         self.choice("dump.dtype", spec.dtype, DTYPES)
+        self.positive("dump.topk", spec.topk)
         return spec
 
     def sort(self, value: Any) -> SortSpec:
@@ -331,6 +332,17 @@ class _Parser:
                 f"(it is {list(sort.methods)})",
             )
         self.choice(where("views_order"), spec.views_order, VIEW_ORDERS)
+        self.positive(where("topk"), spec.topk)
+        if spec.sparse_tail is not None:
+            from sortkd_cache.sparse import TAILS
+
+            self.choice(where("sparse_tail"), spec.sparse_tail, TAILS)
+        if spec.loss == "ce":
+            for key in ("topk", "sparse_tail"):
+                if getattr(spec, key) is not None:
+                    raise self.bad(
+                        where(key), getattr(spec, key), "has no effect with loss 'ce' (no teacher)"
+                    )
         self.schedule(where, spec)
 
 

@@ -22,7 +22,7 @@ the file, the key and the value: unknown keys, wrong types, missing fields and b
                                     #     lr_decay, weight_decay, momentum, seed, augment
     [dump]
     views = 8                       # required; also seed, augment, dtype, batch_size,
-                                    # chunk_samples
+                                    # chunk_samples, topk (a sparse top-K store)
     [sort]
     methods = ["sort", "swap"]      # default ["sort"]; [] for none
 
@@ -38,7 +38,8 @@ the file, the key and the value: unknown keys, wrong types, missing fields and b
     logits = "sort"                 # raw | sort | swap (sort/swap must be in [sort].methods)
 
 Variant keys (in ``[train]`` or ``[[students]]``; a variant's own value wins): student, loss,
-logits, epochs, batch_size, lr, milestones, lr_decay, weight_decay, momentum, views_order;
+logits, epochs, batch_size, lr, milestones, lr_decay, weight_decay, momentum, views_order,
+topk, sparse_tail;
 ``[[students]]`` also takes ``name`` (required), ``seeds`` and the options of its own loss
 (``temperature``, ``dkd_beta``, ...: whatever the loss declares); ``[train.LOSS]`` tables give
 those per loss. A loss option that the variant's loss does not take is refused, naming the key
@@ -112,6 +113,8 @@ class DumpSpec:
     dtype: str = "float16"
     batch_size: int = 256
     chunk_samples: int | None = None
+    #: Write the sparse top-K kind (``dump --topk``) instead of dense logits.
+    topk: int | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,10 @@ class StudentSpec(Schedule):
     #: The loss's own options given by the recipe (the rest take the loss's defaults).
     loss_options: Mapping[str, float] = field(default_factory=dict)
     views_order: str = "cyclic"
+    #: ``train --topk``: a dense store's rows truncated to the top K per batch (a sparse
+    #: store's K, checked); ``train --sparse-tail``: how the dropped tail enters the loss.
+    topk: int | None = None
+    sparse_tail: str | None = None
 
     def __hash__(self) -> int:
         return hash((self.name, self.seeds, self.loss, tuple(sorted(self.loss_options.items()))))
@@ -145,7 +152,7 @@ class StudentSpec(Schedule):
         d.pop("name")
         d.pop("seeds")
         d["loss_options"] = dict(self.loss_options)
-        return d
+        return {k: v for k, v in d.items() if not (k in _UNSET_DROPPED and v is None)}
 
     def to_dict(self) -> dict[str, Any]:
         """The variant as recipe keys (its loss options flat, as a ``[[students]]`` table)."""
@@ -202,6 +209,11 @@ class Recipe:
 def slugify(name: str) -> str:
     """A directory-safe form of a variant name: ``"KD sort"`` -> ``"kd-sort"``."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+#: Keys added after recipes were first recorded: left out of a stage's configuration while
+#: unset, so the stages of an existing run keep their hash and are not rerun.
+_UNSET_DROPPED = frozenset({"topk", "sparse_tail"})
 
 
 def _plain(obj: Any) -> dict[str, Any]:

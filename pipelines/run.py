@@ -225,7 +225,8 @@ class _Runner:
 
     def dump(self, teacher_token: str | None, weights: str) -> str | None:
         r, d = self.recipe, self.recipe.dump
-        config = {"teacher": teacher_token, "dataset": r.dataset.spec, **asdict(d)}
+        spec = {k: v for k, v in asdict(d).items() if not (k == "topk" and v is None)}
+        config = {"teacher": teacher_token, "dataset": r.dataset.spec, **spec}
 
         def valid() -> bool:
             meta = self._open().meta
@@ -246,6 +247,7 @@ class _Runner:
                     dtype=d.dtype,
                     batch_size=d.batch_size,
                     chunk_samples=d.chunk_samples,
+                    topk=d.topk,
                     data_root=r.dataset.data_root,
                     download=r.dataset.download,
                     device=self.device,

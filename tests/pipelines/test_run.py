@@ -271,3 +271,36 @@ def test_interrupted_stage_resumes(done: tuple[Path, RunReport], tmp_path: Path)
     assert report.stages[-2].reason == "resuming an interrupted run"
     assert (run_dir / "summary.json").is_file()
     assert (run_dir / "metrics.jsonl").read_text() == metrics  # resumed, not retrained
+
+
+def test_sparse_recipe_dumps_top_k_and_students_take_topk_and_tail(
+    done: tuple[Path, RunReport], tmp_path: Path
+) -> None:
+    """dump.topk makes the run's store sparse (dump, sort and students rerun, the teacher
+    not); a student's topk must match it and its sparse_tail reaches train."""
+    out = _copy(done, tmp_path)
+    report = _run(tmp_path, out, "dump.topk=3", "train.sparse_tail=bucket")
+    assert report.ran() == ["dump", "sort:sort", *STUDENTS]
+    assert {s.stage: s.reason for s in report.stages}["dump"] == "changed: topk null -> 3"
+    assert open_store(str(out / "store.zarr")).sparse_spec.k == 3
+    config = json.loads((out / "students/kd-sort/seed0/config.json").read_text())
+    assert config["sparse_tail"] == "bucket" and config["resolved"]["sparse_tail"] == "bucket"
+    # unset again: the dense dump reruns; the unset keys leave the other stages' hash alone
+    assert _run(tmp_path, out).ran() == ["dump", "sort:sort", *STUDENTS]
+    assert _run(tmp_path, out).ran() == []
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("dump.topk=0", "key 'dump.topk' has bad value 0: must be > 0"),
+        ("train.topk=-2", "key 'train.topk' has bad value -2: must be > 0"),
+        ("train.sparse_tail='wide'", "key 'train.sparse_tail' has bad value 'wide'"),
+        ("students=[{name='ce', loss='ce', topk=3}]", "has no effect with loss 'ce'"),
+    ],
+)
+def test_sparse_recipe_keys_are_checked(tmp_path: Path, override: str, needle: str) -> None:
+    from sortkd_cache.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
+        _run(tmp_path, tmp_path / "out", override, dry_run=True)
