@@ -104,10 +104,11 @@ class BlockPlan:
 
 
 def plan_blocks(
-    store: Any, ds: Any, recipe: Any, seed: int, todo: list[tuple[int, int]]
+    ds: Any, recipe: Any, seed: int, todo: list[tuple[int, int]], chunk_samples: int
 ) -> list[BlockPlan]:
-    """The blocks of ``todo`` (block, view) units in order, each with its views' parameters
-    (each block's images are decoded once, for all its views)."""
+    """The blocks of ``todo`` (block, view) units in order, blocks being ``chunk_samples``
+    samples of ``ds``, each with its views' parameters (each block's images are decoded once,
+    for all its views)."""
     from sortkd_cache.augment import sample_params
 
     views_of: dict[int, list[int]] = {}
@@ -115,7 +116,8 @@ def plan_blocks(
         views_of.setdefault(b, []).append(v)
     plan = []
     for block, views in views_of.items():
-        start, stop = store.block_bounds(block)
+        start = block * chunk_samples
+        stop = min(len(ds), start + chunk_samples)
         sizes = ds.image_sizes()[start:stop]
         idx = np.arange(start, stop, dtype=np.int64)
         params = np.stack([sample_params(recipe, seed, idx, v, sizes) for v in views])
@@ -176,6 +178,7 @@ class ViewInputs:
         self._ds, self._recipe, self._device = ds, recipe, device
         self._nvjpeg, self._batch = decoder == "nvjpeg", batch_size
         folder = getattr(ds, "tensor", None) is None
+        self._started: _Prefetch | None = None
         self._pool = (
             ThreadPoolExecutor(workers, "sortkd-decode", initializer=_one_thread)
             if folder
@@ -200,6 +203,13 @@ class ViewInputs:
             for a in range(0, n, self._batch):
                 yield bp, a, min(n, a + self._batch)
 
+    def start(self, plan: Sequence[BlockPlan]) -> None:
+        """Begin preparing the first micro-batches of ``plan`` now (a dump starts them before
+        its set-up: fingerprint, teacher, store); :meth:`batches` of the same plan goes on
+        from there, of another plan discards them."""
+        if self._pool is not None:
+            self._started = _Prefetch(self, self._pool, list(plan))
+
     def batches(
         self, plan: Sequence[BlockPlan]
     ) -> Iterator[tuple[BlockPlan, int, list[torch.Tensor]]]:
@@ -209,24 +219,15 @@ class ViewInputs:
         if pool is None:
             yield from self._in_memory(plan)
             return
-        todo = self._micro(plan)
-        queue: deque[tuple[BlockPlan, int, int, list[Future[Any]], int]] = deque()
-        held = 0
-        nxt = next(todo, None)
-        while queue or nxt is not None:
-            while nxt is not None:  # top up: one ahead always, more within the bounds
-                size = self._bytes(*nxt)
-                if queue and (len(queue) >= MAX_AHEAD or held + size > AHEAD_BYTES):
-                    break
-                queue.append((*nxt, self._submit(pool, *nxt), size))
-                held += size
-                nxt = next(todo, None)
-            bp, a, b, futures, size = queue[0]
-            inputs = self._finish(bp, a, b, [f.result() for f in futures])
-            queue.popleft()
-            del futures
+        run, self._started = self._started, None
+        if run is None or not run.same_plan(plan):
+            if run is not None:
+                run.cancel()
+            run = _Prefetch(self, pool, list(plan))
+        while run.pending():
+            bp, a, inputs, size = run.pop()
             yield bp, a, inputs
-            held -= size  # released once the caller is done with it
+            run.release(size)  # once the caller is done with it
 
     def _bytes(self, bp: BlockPlan, a: int, b: int) -> int:
         """What a micro-batch holds at most: decoded images (device path) or float views."""
@@ -285,3 +286,53 @@ class ViewInputs:
                 images = None  # the previous block's images go first
                 images = block_images(self._ds, bp.start, bp.stop, self._device)
             yield bp, a, self._render(images[a:b], bp.params[:, a:b])
+
+
+class _Prefetch:
+    """The micro-batches of one plan in flight in ``pool`` (bounds: see the module doc)."""
+
+    def __init__(self, owner: ViewInputs, pool: ThreadPoolExecutor, plan: list[BlockPlan]):
+        self._owner, self._pool, self.plan = owner, pool, plan
+        self._todo = owner._micro(plan)
+        self._next = next(self._todo, None)
+        self._queue: deque[tuple[BlockPlan, int, int, list[Future[Any]], int]] = deque()
+        self._held = 0
+        self._top_up()
+
+    def same_plan(self, plan: Sequence[BlockPlan]) -> bool:
+        return len(plan) == len(self.plan) and all(
+            (a.block, a.start, a.stop, a.views) == (b.block, b.start, b.stop, b.views)
+            and np.array_equal(a.params, b.params)
+            for a, b in zip(plan, self.plan, strict=True)
+        )
+
+    def _top_up(self) -> None:
+        """Queue micro-batches: one ahead always, more within the bounds."""
+        while self._next is not None:
+            size = self._owner._bytes(*self._next)
+            full = len(self._queue) >= MAX_AHEAD or self._held + size > AHEAD_BYTES
+            if self._queue and full:
+                return
+            futures = self._owner._submit(self._pool, *self._next)
+            self._queue.append((*self._next, futures, size))
+            self._held += size
+            self._next = next(self._todo, None)
+
+    def pending(self) -> bool:
+        return bool(self._queue) or self._next is not None
+
+    def pop(self) -> tuple[BlockPlan, int, list[torch.Tensor], int]:
+        self._top_up()
+        bp, a, b, futures, size = self._queue[0]
+        inputs = self._owner._finish(bp, a, b, [f.result() for f in futures])
+        self._queue.popleft()
+        return bp, a, inputs, size
+
+    def release(self, size: int) -> None:
+        self._held -= size
+
+    def cancel(self) -> None:
+        for *_, futures, _size in self._queue:
+            for f in futures:
+                f.cancel()
+        self._queue.clear()

@@ -1,4 +1,5 @@
-"""Where a dump writes: refusing taken outputs, resuming its own store, cleaning leftovers.
+"""Where a dump writes and what it records: the store's metadata and chunking, refusing taken
+outputs, resuming its own store, cleaning leftovers.
 
 Split out of :mod:`sortkd_cache.pipelines.dump`, which re-exports the public names.
 """
@@ -7,13 +8,25 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sortkd_cache.errors import ConfigError, StoreError, StoreExistsError
-from sortkd_cache.store import CacheStore, StoreMeta, create_store, open_store, parse_location
+from sortkd_cache.pipelines._common import utc_now
+from sortkd_cache.pipelines._dump_sparse import sparse_meta, sparse_spec_for
+from sortkd_cache.store import (
+    CacheStore,
+    DatasetRecord,
+    StoreMeta,
+    TeacherRecord,
+    choose_chunk_samples,
+    create_store,
+    open_store,
+    parse_location,
+)
 
 if TYPE_CHECKING:
     from sortkd_cache.pipelines.dump import DumpConfig
@@ -22,7 +35,9 @@ __all__ = [
     "IDENTITY_FIELDS",
     "check_out_free",
     "check_resumable",
+    "chunk_samples_for",
     "clean_partial_files",
+    "meta_for",
     "open_or_create",
 ]
 
@@ -159,3 +174,52 @@ def _check_decoder(store: CacheStore, cfg: DumpConfig) -> None:
             f"cannot resume '{cfg.out}' with --decoder {cfg.decoder}: it was started with "
             f"--decoder {recorded} (the pixels depend on it); pass --decoder {recorded}"
         )
+
+
+def chunk_samples_for(cfg: DumpConfig, ds: Any) -> int:
+    """Samples per block (the store's chunk)."""
+    itemsize = np.dtype(cfg.dtype).itemsize
+    chunk = cfg.chunk_samples or choose_chunk_samples(len(ds), ds.info.num_classes, itemsize)
+    return min(chunk, len(ds))
+
+
+def meta_for(cfg: DumpConfig, ds: Any, recipe: Any, teacher_sha: str | None) -> StoreMeta:
+    """The store metadata of a dump of ``ds`` (fingerprint included) under ``cfg``."""
+    from sortkd_cache._version import __version__
+
+    info = ds.info
+    meta = StoreMeta(
+        num_samples=len(ds),
+        num_views=cfg.views,
+        num_classes=info.num_classes,
+        chunk_samples=chunk_samples_for(cfg, ds),
+        dtype=cfg.dtype,
+        seed=cfg.seed,
+        dataset=DatasetRecord(
+            name=info.name,
+            spec=info.spec,
+            split=info.split,
+            fingerprint=ds.fingerprint(),
+            num_samples=len(ds),
+            num_classes=info.num_classes,
+            channels=info.channels,
+            image_size=info.image_size,
+            mean=tuple(info.mean),
+            std=tuple(info.std),
+        ),
+        teacher=TeacherRecord(
+            arch=cfg.teacher,
+            sha256=teacher_sha,
+            init=cfg.teacher_init,
+            checkpoint=Path(cfg.teacher_ckpt).name if cfg.teacher_ckpt else None,
+            precision=cfg.precision,
+        ),
+        augment=recipe.to_dict(),
+        tool_version=__version__,
+        created=utc_now(),
+        store_id=uuid.uuid4().hex,
+    )
+    if cfg.topk is None:
+        return meta
+    spec = sparse_spec_for(cfg.topk, info.num_classes, cfg.dtype, cfg.topk_temperatures)
+    return sparse_meta(meta, spec)

@@ -23,7 +23,6 @@ micro-batch size is the same (it is recorded in the raw logits' attributes and c
 from __future__ import annotations
 
 import time
-import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
@@ -33,7 +32,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from sortkd_cache._version import __version__
 from sortkd_cache.errors import ConfigError, NonFiniteLogitsError, StoreError
 from sortkd_cache.outputs import check_disjoint
 from sortkd_cache.pipelines._common import (
@@ -44,7 +42,6 @@ from sortkd_cache.pipelines._common import (
     prepare_for_precision,
     progress_bar,
     resolve_device,
-    utc_now,
 )
 from sortkd_cache.pipelines._decode import (
     ViewInputs,
@@ -56,22 +53,18 @@ from sortkd_cache.pipelines._dump_sparse import (
     encode_chunk,
     finalize_fidelity,
     parse_temperatures,
-    sparse_meta,
-    sparse_spec_for,
 )
 from sortkd_cache.pipelines._dump_store import (
     check_out_free,
     check_resumable,
+    chunk_samples_for,
     clean_partial_files,
+    meta_for,
     open_or_create,
 )
 from sortkd_cache.pipelines.distributed import all_sum, barrier
 from sortkd_cache.store import (
     CacheStore,
-    DatasetRecord,
-    StoreMeta,
-    TeacherRecord,
-    choose_chunk_samples,
     open_store,
     parse_location,
     writer_lock,
@@ -180,47 +173,6 @@ def _check_finite(logits: np.ndarray, start: int, view: int) -> None:
         )
 
 
-def _meta_for(cfg: DumpConfig, ds: Any, recipe: Any, teacher_sha: str | None) -> StoreMeta:
-    info = ds.info
-    itemsize = np.dtype(cfg.dtype).itemsize
-    chunk = cfg.chunk_samples or choose_chunk_samples(len(ds), info.num_classes, itemsize)
-    meta = StoreMeta(
-        num_samples=len(ds),
-        num_views=cfg.views,
-        num_classes=info.num_classes,
-        chunk_samples=min(chunk, len(ds)),
-        dtype=cfg.dtype,
-        seed=cfg.seed,
-        dataset=DatasetRecord(
-            name=info.name,
-            spec=info.spec,
-            split=info.split,
-            fingerprint=ds.fingerprint(),
-            num_samples=len(ds),
-            num_classes=info.num_classes,
-            channels=info.channels,
-            image_size=info.image_size,
-            mean=tuple(info.mean),
-            std=tuple(info.std),
-        ),
-        teacher=TeacherRecord(
-            arch=cfg.teacher,
-            sha256=teacher_sha,
-            init=cfg.teacher_init,
-            checkpoint=Path(cfg.teacher_ckpt).name if cfg.teacher_ckpt else None,
-            precision=cfg.precision,
-        ),
-        augment=recipe.to_dict(),
-        tool_version=__version__,
-        created=utc_now(),
-        store_id=uuid.uuid4().hex,
-    )
-    if cfg.topk is None:
-        return meta
-    spec = sparse_spec_for(cfg.topk, info.num_classes, cfg.dtype, cfg.topk_temperatures)
-    return sparse_meta(meta, spec)
-
-
 def _forward(
     model: torch.nn.Module, x: torch.Tensor, cfg: DumpConfig, channels_last: bool
 ) -> torch.Tensor:
@@ -245,6 +197,11 @@ def _to_host(parts: list[torch.Tensor]) -> tuple[torch.Tensor, Any]:
     return host, event
 
 
+def _view_inputs(ds: Any, recipe: Any, cfg: DumpConfig, device: torch.device) -> ViewInputs:
+    workers = cfg.workers or default_workers()
+    return ViewInputs(ds, recipe, workers, device, cfg.decoder, cfg.batch_size)
+
+
 def run_units(
     store: CacheStore,
     ds: Any,
@@ -254,8 +211,10 @@ def run_units(
     device: torch.device,
     blocks: list[int],
     channels_last: bool = False,
+    source: ViewInputs | None = None,
 ) -> tuple[int, int, int, float]:
-    """Dump every missing (block, view) unit of ``blocks``.
+    """Dump every missing (block, view) unit of ``blocks``, taking the teacher's inputs from
+    ``source`` (one started during set-up; default: a new one).
 
     Returns (units written, units skipped, sample-views written, forward seconds).
     """
@@ -298,12 +257,11 @@ def run_units(
             )
             bar.update(stop - start)
 
-        plan = plan_blocks(store, ds, recipe, cfg.seed, todo)
-        workers = cfg.workers or default_workers()
+        plan = plan_blocks(ds, recipe, cfg.seed, todo, store.chunk_samples)
         inflight: list[tuple[int, int, np.ndarray, torch.Tensor, Any]] = []
         parts: list[list[torch.Tensor]] = []
-        with ViewInputs(ds, recipe, workers, device, cfg.decoder, cfg.batch_size) as source:
-            for bp, offset, inputs in source.batches(plan):
+        with source or _view_inputs(ds, recipe, cfg, device) as inputs_of:
+            for bp, offset, inputs in inputs_of.batches(plan):
                 if offset == 0:
                     parts = [[] for _ in bp.views]
                 t0 = time.perf_counter()
@@ -388,6 +346,25 @@ def dump(cfg: DumpConfig) -> DumpResult:
     ds = load_dataset(cfg.dataset, cfg.split, data_root=cfg.data_root, download=cfg.download)
     check_decoder(cfg.decoder, device, ds)
     recipe = get_recipe(cfg.augment or ds.info.default_augment)
+    with _view_inputs(ds, recipe, cfg, device) as source:
+        if not cfg.resume:  # every unit of this rank is to do: start on them now
+            chunk = chunk_samples_for(cfg, ds)
+            blocks = range(cfg.rank, -(-len(ds) // chunk), cfg.world_size)
+            todo = [(b, v) for b in blocks for v in range(cfg.views)]
+            source.start(plan_blocks(ds, recipe, cfg.seed, todo, chunk))
+        return _dump_with(cfg, ds, recipe, device, source, t_start, loc.path)
+
+
+def _dump_with(
+    cfg: DumpConfig,
+    ds: Any,
+    recipe: Any,
+    device: torch.device,
+    source: ViewInputs,
+    t_start: float,
+    path: str,
+) -> DumpResult:
+    """The rest of :func:`dump`: teacher, store, units, finalisation."""
     model, sha = build_teacher(
         cfg.teacher,
         ds.info.num_classes,
@@ -398,10 +375,10 @@ def dump(cfg: DumpConfig) -> DumpResult:
         device=device,
     )
     channels_last = prepare_for_precision(model, cfg.precision, device)
-    meta = _meta_for(cfg, ds, recipe, sha)
-    Path(loc.path).mkdir(parents=True, exist_ok=True)
+    meta = meta_for(cfg, ds, recipe, sha)
+    Path(path).mkdir(parents=True, exist_ok=True)
     lock: AbstractContextManager[None] = (
-        writer_lock(loc.path, "sortkd-cache dump") if cfg.rank == 0 else nullcontext(None)
+        writer_lock(path, "sortkd-cache dump") if cfg.rank == 0 else nullcontext(None)
     )
     with lock:
         if cfg.rank == 0:
@@ -413,7 +390,7 @@ def dump(cfg: DumpConfig) -> DumpResult:
         setup = time.perf_counter() - t_start
         blocks = [b for b in range(store.num_blocks) if b % cfg.world_size == cfg.rank]
         written, skipped, rows, forward = run_units(
-            store, ds, recipe, model, cfg, device, blocks, channels_last
+            store, ds, recipe, model, cfg, device, blocks, channels_last, source
         )
         # every rank's counts, summed; also the barrier before rank 0 finalises
         written, skipped, rows = (int(x) for x in all_sum([written, skipped, rows]))

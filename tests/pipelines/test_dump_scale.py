@@ -257,3 +257,34 @@ def test_folder_dump_feeds_the_teacher_the_views_train_replays(
                 assert torch.equal(seen[k], want), f"block {block}, samples {a}:{b}, view {view}"
                 k += 1
     assert k == len(seen) == 2 * (5 * 2 + 1)  # 5 blocks of 8 (2 batches) and one of 2
+
+
+def test_inputs_started_during_setup_are_the_inputs_of_the_plan(jpeg_folder: Path) -> None:
+    """``start(plan)`` then ``batches(plan)`` goes on from the early work; a started plan
+    that is not the one asked for is dropped. Either way: the inputs of a fresh pass."""
+    from sortkd_cache.augment import get_recipe
+    from sortkd_cache.pipelines._decode import ViewInputs, plan_blocks
+
+    ds = sk.datasets.load_dataset(f"imagefolder:{jpeg_folder}")
+    recipe = get_recipe("imagenet:9")
+    plan = plan_blocks(ds, recipe, 0, [(0, 0), (0, 1), (1, 1)], 8)
+    other = plan_blocks(ds, recipe, 0, [(1, 0), (2, 0)], 8)
+
+    def inputs(started: list[Any] | None) -> list[tuple[int, int, int, torch.Tensor]]:
+        with ViewInputs(ds, recipe, 2, torch.device("cpu"), batch_size=5) as source:
+            if started is not None:
+                source.start(started)
+            return [
+                (bp.block, a, j, x.clone())
+                for bp, a, xs in source.batches(plan)
+                for j, x in enumerate(xs)
+            ]
+
+    fresh = inputs(None)
+    assert [k[:3] for k in fresh] == [
+        (0, 0, 0), (0, 0, 1), (0, 5, 0), (0, 5, 1), (1, 0, 0), (1, 5, 0)
+    ]  # fmt: skip
+    for started in (plan, other):
+        again = inputs(started)
+        assert [k[:3] for k in again] == [k[:3] for k in fresh]
+        assert all(torch.equal(a[3], b[3]) for a, b in zip(again, fresh, strict=True))
