@@ -13,9 +13,9 @@ with ``q = softmax(s / T)`` the student's distribution, ``m`` the teacher's mass
 (the tail without the label), ``Q`` the student's mass there, and ``u = m / (number of rest
 classes)``. The value and its gradient ``T * (q - p_rebuilt) / B`` are those of the dense
 formula on the rebuilt row up to float32 rounding (a test compares both); what is exact is
-therefore what :mod:`._rebuild` states. The gradient is written out (:class:`_SparseKD`), which
-makes a step cost a few ``[B, C]`` operations instead of rebuilding the row and back-propagating
-through the dense formula.
+therefore what :mod:`._rebuild` states. The gradient is written out, with the CE term's
+(:class:`_CEAndSparseKD`), which makes a step cost a few ``[B, C]`` operations instead of
+rebuilding the row and back-propagating through the dense formula.
 
 A whole view's tables are computed once per (temperature, tail, standardised) by
 :class:`ViewTables` (what :class:`~._source.SparseViewSource` hands out with its batches);
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from sortkd_cache.losses.lskd import STANDARDIZE_EPS
 from sortkd_cache.sparse._rebuild import log_rest
@@ -42,29 +43,22 @@ __all__ = ["ViewTables", "ce_and_sparse_kd", "direct_applies", "kd_table"]
 
 @functools.lru_cache(maxsize=64)
 def direct_applies(spec: SparseSpec, temperature: float, *, standardized: bool) -> bool:
-    """Whether :func:`sparse_kd` serves this temperature: a recorded one, and at least one
+    """Whether :func:`ce_and_sparse_kd` serves this temperature: a recorded one, and at least one
     class outside the top K and the label in every row (``C - K >= 2``)."""
     _, _, exact = spec.tail_column(temperature, lskd=standardized)
     return exact and spec.num_classes - spec.k >= 2
 
 
 def kd_table(
-    spec: SparseSpec,
-    ids: Tensor,
-    values: Tensor,
-    stats: Tensor,
-    target: Tensor,
-    temperature: float,
-    *,
-    tail: str,
-    standardized: bool = False,
+    teacher: SparseTeacher, target: Tensor, temperature: float, *, tail: str, standardized: bool
 ) -> Tensor:
-    """Per row, float32 ``[K + 3]``: the slot weights ``w`` (top K, then the label), ``a``
-    (bucket: ``m``; uniform: ``u``) and ``c0`` (the teacher's ``sum p log p`` over the
-    rebuilt row). Slot weights: bucket ``p_i``, uniform ``p_i - u``; the label's slot holds
-    0 where the label is in the top K (its slot then repeats a kept id)."""
+    """Per row of ``teacher``, float32 ``[K + 3]``: the slot weights ``w`` (top K, then the
+    label), ``a`` (bucket: ``m``; uniform: ``u``) and ``c0`` (the teacher's ``sum p log p``
+    over the rebuilt row). Slot weights: bucket ``p_i``, uniform ``p_i - u``; the label's
+    slot holds 0 where the label is in the top K (its slot then repeats a kept id)."""
+    spec, ids = teacher.spec, teacher.ids
     col, used, _ = spec.tail_column(temperature, lskd=standardized)
-    v, st = values.double(), stats.double()
+    v, st = teacher.values.double(), teacher.stats.double()
     label = st[:, spec.column("label")]
     if standardized:
         mean = st[:, spec.column("mean"), None]
@@ -76,17 +70,20 @@ def kd_table(
     outside = (ids != target[:, None]).all(1)
     log_tail = st[:, col]
     log_z = torch.logaddexp(torch.logsumexp(rel[:, :-1], 1), log_tail)
-    p = torch.exp(rel - log_z[:, None])
+    log_p = rel - log_z[:, None]
+    p = torch.exp(log_p)
     p[:, -1] = torch.where(outside, p[:, -1], 0.0)
-    m = torch.exp(log_rest(log_tail, rel[:, -1], outside) - log_z)
-    c0 = torch.special.xlogy(p, p).sum(1)
+    log_m = log_rest(log_tail, rel[:, -1], outside) - log_z  # finite (>= about -1e30)
+    m = torch.exp(log_m)
+    c0 = (p * log_p).sum(1)  # sum p log p; 0 where p underflows or is the repeated label
     if tail == "bucket":
-        w, a, c0 = p, m, c0 + torch.special.xlogy(m, m)
+        w, a, c0 = p, m, c0 + m * log_m
     else:
-        u = m / (spec.num_classes - spec.k - outside.double())
-        uniq = torch.ones_like(p)
-        uniq[:, -1] = outside.double()
-        w, a, c0 = p - u[:, None] * uniq, u, c0 + torch.special.xlogy(m, u)
+        log_u = log_m - torch.log(spec.num_classes - spec.k - outside.double())
+        a = torch.exp(log_u)
+        w = p - a[:, None]
+        w[:, -1] = torch.where(outside, w[:, -1], 0.0)
+        c0 = c0 + m * log_u
     return torch.cat([w, a[:, None], c0[:, None]], 1).float()
 
 
@@ -105,11 +102,9 @@ class ViewTables:
         key = (float(temperature), tail, standardized)
         got = self._tables.get(key)
         if got is None:
-            t = self.teacher
             got = kd_table(
-                t.spec, t.ids, t.values, t.stats, self.labels, temperature,
-                tail=tail, standardized=standardized,
-            )  # fmt: skip
+                self.teacher, self.labels, temperature, tail=tail, standardized=standardized
+            )
             self._tables[key] = got
         return got
 
@@ -122,12 +117,8 @@ def _slots_and_table(
         slots = view.slots.index_select(0, idx)
         if torch.equal(slots[:, -1], target):  # the view's labels are the batch's targets
             return slots, view.table(temperature, tail, standardized).index_select(0, idx)
-    t = teacher
-    table = kd_table(
-        t.spec, t.ids, t.values, t.stats, target, temperature,
-        tail=tail, standardized=standardized,
-    )  # fmt: skip
-    return torch.cat([t.ids, target[:, None]], 1), table
+    table = kd_table(teacher, target, temperature, tail=tail, standardized=standardized)
+    return torch.cat([teacher.ids, target[:, None]], 1), table
 
 
 @functools.lru_cache(maxsize=16)
@@ -173,6 +164,7 @@ class _CEAndSparseKD(torch.autograd.Function):
         return torch.stack([ce, row.sum()]).mul_(coef[:2])
 
     @staticmethod
+    @once_differentiable  # type: ignore[untyped-decorator]
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         """CE: ``(softmax(s) - onehot) / B``. KD: ``T / B * (q - p)``, ``p`` the rebuilt
         teacher's distribution: ``p_i`` on the slots; on the rest ``m * q_j / Q`` (bucket:

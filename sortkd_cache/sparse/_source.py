@@ -10,12 +10,12 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
 import torch
 
+from sortkd_cache.soft_labels import Prefetcher
 from sortkd_cache.sparse._compress import compress
 from sortkd_cache.sparse._kd import ViewTables
 from sortkd_cache.sparse._methods import apply_sparse
@@ -41,54 +41,28 @@ def read_sparse_view(store: Any, kind: str, view: int) -> SparseRows:
     )
 
 
-class _ViewReader:
+class _ViewReader(Prefetcher[tuple[torch.Tensor, torch.Tensor]]):
     """Reads whole sparse views in background threads (each array's chunks once), with the
     ids widened to int64 and values and stats side by side, off the training loop; ``get``
-    returns the view on the device as a SparseTeacher whose ``values`` and ``stats`` are
-    views of one ``[N, K + S]`` tensor (``packed``: one gather per batch)."""
+    gives ``(ids [N, K], packed [N, K + S])`` on the device (``packed``: one gather a batch
+    for values and stats)."""
 
     def __init__(self, store: Any, kind: str, device: torch.device) -> None:
+        super().__init__(self._host)
         self._store, self._kind, self._device = store, kind, device
-        self._loaded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._threads: dict[int, threading.Thread] = {}
-        self._errors: dict[int, BaseException] = {}
 
-    def _load(self, view: int) -> None:
-        try:
-            rows = read_sparse_view(self._store, self._kind, view)
-            ids = torch.from_numpy(rows.ids.astype(np.int64))
-            packed = torch.from_numpy(np.concatenate([rows.values, rows.stats], axis=1))
-            if self._device.type == "cuda":
-                ids, packed = ids.pin_memory(), packed.pin_memory()
-            self._loaded[view] = (ids, packed)
-        except BaseException as exc:  # re-raised in get()
-            self._errors[view] = exc
-
-    def prefetch(self, view: int) -> None:
-        if view in self._loaded or view in self._threads:
-            return
-        thread = threading.Thread(target=self._load, args=(view,), daemon=True)
-        self._threads[view] = thread
-        thread.start()
+    def _host(self, view: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = read_sparse_view(self._store, self._kind, view)
+        ids = torch.from_numpy(rows.ids.astype(np.int64))
+        packed = torch.from_numpy(np.concatenate([rows.values, rows.stats], axis=1))
+        if self._device.type == "cuda":
+            ids, packed = ids.pin_memory(), packed.pin_memory()
+        return ids, packed
 
     def get(self, view: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ids int64 [N, K], packed values and stats [N, K + S]) on the device."""
-        self.prefetch(view)
-        thread = self._threads.pop(view, None)
-        if thread is not None:
-            thread.join()
-        if view in self._errors:
-            raise self._errors.pop(view)
-        ids, packed = self._loaded.pop(view)
+        ids, packed = self.take(view)
         dev = self._device
         return ids.to(dev, non_blocking=True), packed.to(dev, non_blocking=True)
-
-    def close(self) -> None:
-        for thread in self._threads.values():
-            thread.join()
-        self._threads.clear()
-        self._loaded.clear()
-        self._errors.clear()
 
 
 class SparseViewSource:
