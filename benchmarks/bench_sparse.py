@@ -7,7 +7,14 @@
    the rows whose label fell outside the top K).
 3. Students (C = 100, K = 10): ``train --cache`` with KD from the dense and from the sparse
    store of the same dump, same seeds, runs interleaved (dense, sparse, dense, sparse, ...):
-   test top-1 per seed, the difference with its spread, and training throughput.
+   test top-1 per seed and the difference with its spread.
+4. Training throughput (C = 100, K = 10, KD T=4, batch 128), dense against sparse, runs
+   interleaved (A, B, A, B, ...), medians: samples per second (wall) and per process
+   CPU-second of (a) whole ``train`` runs (setup and evaluation included) and (b) the training
+   loop alone (``EpochBatches`` + the loss + backward + SGD step: what a step costs), for the
+   tiny ``digits_mlp`` on the 3x8x8 stores above and for ``resnet8`` on CIFAR-shaped
+   ``fake:1536:100:32`` stores (teacher ``digits_mlp``, ``cifar`` recipe). ``--throughput-only``
+   runs just this part.
 """
 
 from __future__ import annotations
@@ -26,27 +33,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine
 
 
-def _teacher(tmp: Path, spec: str, epochs: int) -> Path:
+def _teacher(tmp: Path, spec: str, epochs: int, augment: str = "digits") -> Path:
     from sortkd_cache.pipelines.train import TrainConfig, train
 
     out = tmp / f"teacher-{spec.replace(':', '_')}"
     cfg = TrainConfig(
         student="digits_mlp", out=str(out), dataset=spec, loss="ce", epochs=epochs,
-        milestones=(int(epochs * 0.75),), lr=0.1, batch_size=128, augment="digits",
+        milestones=(int(epochs * 0.75),), lr=0.1, batch_size=128, augment=augment,
         progress=False, device="cpu",
     )  # fmt: skip
     train(cfg)
     return out / "model.safetensors"
 
 
-def _dense_store(tmp: Path, spec: str, ckpt: Path, views: int) -> Path:
+def _dense_store(tmp: Path, spec: str, ckpt: Path, views: int, augment: str = "digits") -> Path:
     from sortkd_cache.pipelines.dump import DumpConfig, dump
 
     out = tmp / f"dense-{spec.replace(':', '_')}.zarr"
     dump(
         DumpConfig(
             dataset=spec, teacher="digits_mlp", teacher_ckpt=str(ckpt), views=views,
-            augment="digits", out=str(out), progress=False, device="cpu",
+            augment=augment, out=str(out), progress=False, device="cpu",
         )
     )  # fmt: skip
     return out
@@ -117,47 +124,156 @@ def _students(tmp: Path, dense: Path, sparse: Path, seeds: int, epochs: int) -> 
     }
 
 
-def _throughput(tmp: Path, dense: Path, sparse: Path, repeats: int) -> dict[str, Any]:
-    """Training samples per CPU-second, 2-epoch runs, interleaved A, B, A, B; medians."""
+def _train_run(cache: Path, out: Path, student: str, epochs: int) -> tuple[float, float]:
+    """(wall, process CPU) seconds of one whole ``train`` run (KD, batch 128, seed 0)."""
+    from sortkd_cache.pipelines.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        student=student, out=str(out), cache=str(cache), loss="kd", epochs=epochs,
+        milestones=(epochs,), lr=0.05, batch_size=128, seed=0, progress=False, device="cpu",
+        overwrite=True,
+    )  # fmt: skip
+    w0, c0 = time.perf_counter(), time.process_time()
+    train(cfg)
+    return time.perf_counter() - w0, time.process_time() - c0
+
+
+def _loop_run(cache: Path, student: str, epochs: int) -> tuple[float, float]:
+    """(wall, process CPU) seconds of the training loop alone: the batches of ``epochs``
+    epochs (replayed views and soft labels, the data path ``train`` takes), the student's
+    forward, KD (``compute_loss``, or ``compute_sparse_loss`` for sparse rows), backward and
+    an SGD step; opening the store and building the model are not timed."""
+    import torch
+
+    import sortkd_cache as sk
+    from sortkd_cache.losses import compute_loss, make_loss
+    from sortkd_cache.models import create_model
+    from sortkd_cache.sparse import SparseTeacher, compute_sparse_loss
+
+    store = sk.open_store(cache)
+    batches = sk.EpochBatches.from_store(store, kind="raw", batch_size=128, seed=0)
+    torch.manual_seed(0)
+    model = create_model(student, store.num_classes, in_chans=3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    cfg = make_loss("kd")
+    w0, c0 = time.perf_counter(), time.process_time()
+    for epoch in range(epochs):
+        for b in batches.epoch(epoch, last=epochs - 1):
+            out = model(b.x)
+            if isinstance(b.soft, SparseTeacher):
+                loss, _ = compute_sparse_loss(cfg, out, b.soft, b.y, epoch=epoch + 1)
+            else:
+                loss, _ = compute_loss(cfg, out, b.soft, b.y, epoch=epoch + 1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+    seconds = time.perf_counter() - w0, time.process_time() - c0
+    batches.close()
+    return seconds
+
+
+def _throughput(
+    tmp: Path, dense: Path, sparse: Path, student: str, repeats: int, epochs: int
+) -> dict[str, Any]:
+    """Samples per second (wall) and per process CPU-second, dense vs sparse, of whole
+    ``train`` runs and of the training loop alone; runs interleaved A, B, A, B; medians."""
     import sortkd_cache as sk
 
-    n = 2 * sk.open_store(dense).num_samples
-    rates: dict[str, list[float]] = {"dense": [], "sparse": []}
+    n = epochs * sk.open_store(dense).num_samples
+    runs: dict[str, list[tuple[float, float]]] = {}
     for r in range(repeats):
         for name, cache in (("dense", dense), ("sparse", sparse)):
-            rates[name].append(n / _student(cache, tmp / f"tp-{name}-{r}", 0, 2)[1])
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    return {
-        "repeats": repeats,
-        "dense_samples_per_cpu_second": med["dense"],
-        "sparse_samples_per_cpu_second": med["sparse"],
-        "throughput_ratio_sparse_over_dense": med["sparse"] / med["dense"],
-    }
+            out = tmp / f"tp-{student}-{name}-{r}"
+            runs.setdefault(f"train_{name}", []).append(_train_run(cache, out, student, epochs))
+            runs.setdefault(f"loop_{name}", []).append(_loop_run(cache, student, epochs))
+    out: dict[str, Any] = {"student": student, "repeats": repeats, "epochs": epochs}
+    for part in ("train", "loop"):
+        for name in ("dense", "sparse"):
+            walls, cpus = zip(*runs[f"{part}_{name}"], strict=True)
+            out[f"{part}_{name}_samples_per_second"] = n / statistics.median(walls)
+            out[f"{part}_{name}_samples_per_cpu_second"] = n / statistics.median(cpus)
+        for unit in ("second", "cpu_second"):
+            out[f"{part}_ratio_sparse_over_dense_per_{unit}"] = (
+                out[f"{part}_sparse_samples_per_{unit}"] / out[f"{part}_dense_samples_per_{unit}"]
+            )
+    # the keys of earlier runs: whole train runs, per CPU-second
+    out["dense_samples_per_cpu_second"] = out["train_dense_samples_per_cpu_second"]
+    out["sparse_samples_per_cpu_second"] = out["train_sparse_samples_per_cpu_second"]
+    out["throughput_ratio_sparse_over_dense"] = out["train_ratio_sparse_over_dense_per_cpu_second"]
+    return out
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def _cifar_stores(tmp: Path, n: int, t_epochs: int) -> tuple[Path, Path]:
+    """A dense store of ``fake:n:100:32`` (2 views, ``cifar`` recipe) and its top-10 copy."""
+    from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+
+    spec = f"fake:{n}:100:32"
+    dense = _dense_store(tmp, spec, _teacher(tmp, spec, t_epochs, "cifar"), 2, "cifar")
+    sparse = tmp / f"{dense.stem}-top10.zarr"
+    derive_store(str(dense), str(sparse), DeriveConfig(topk=10), progress=False)
+    return dense, sparse
+
+
+def _throughputs(
+    tmp: Path, dense100: Path, sparse100: Path, quick: bool
+) -> dict[str, dict[str, Any]]:
+    """Both students, with ONE intra-op thread: on a shared 2-core machine a second thread
+    mostly waits at OpenMP barriers for a core that another process holds, which makes
+    small ops 10x slower at random and the comparison meaningless."""
+    import os
+
+    import torch
+
+    cifar = _cifar_stores(tmp, 256 if quick else 1536, 2 if quick else 5)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = {}
+    try:
+        for key, stores, student, repeats, epochs in (
+            ("throughput_c100_k10", (dense100, sparse100), "digits_mlp", 3 if quick else 15, 2),
+            ("throughput_cifar_c100_k10", cifar, "resnet8", 1 if quick else 5, 1 if quick else 2),
+        ):
+            load = os.getloadavg()[0]
+            res = _throughput(tmp, *stores, student, repeats, epochs)
+            res["torch_threads"] = 1
+            res["load_average_1min"] = [round(load, 2), round(os.getloadavg()[0], 2)]
+            out[key] = res
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def run(quick: bool = False, throughput_only: bool = False) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-sparse-"))
     try:
         n100, n1000 = (1500, 3000) if quick else (4000, 6000)
         spec100, spec1000 = f"fake:{n100}:100:8", f"fake:{n1000}:1000:8"
         t_epochs = 6 if quick else 30
         dense100 = _dense_store(tmp, spec100, _teacher(tmp, spec100, t_epochs), 4)
+        sparse100 = tmp / f"{dense100.stem}-top10.zarr"
+        note = (
+            "teacher and students digits_mlp on fake:N:C:8 (3x8x8), KD T=4; "
+            "KL is KL(dense || sparse-implied) per row, averaged"
+        )
+        if throughput_only:
+            from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+
+            derive_store(str(dense100), str(sparse100), DeriveConfig(topk=10), progress=False)
+            return {"machine": machine(), **_throughputs(tmp, dense100, sparse100, quick)}
         dense1000 = _dense_store(tmp, spec1000, _teacher(tmp, spec1000, t_epochs), 2)
         fidelity = _fidelity(tmp, dense100, (5, 10)) + _fidelity(tmp, dense1000, (10, 100))
-        sparse100 = tmp / f"{dense100.stem}-top10.zarr"
         students = _students(tmp, dense100, sparse100, 3, 4 if quick else 12)
-        throughput = _throughput(tmp, dense100, sparse100, 2 if quick else 5)
         return {
             "machine": machine(),
             "fidelity": fidelity,
             "students_c100_k10": students,
-            "throughput_c100_k10": throughput,
-            "note": "teacher and students digits_mlp on fake:N:C:8 (3x8x8), KD T=4; "
-            "KL is KL(dense || sparse-implied) per row, averaged",
+            **_throughputs(tmp, dense100, sparse100, quick),
+            "note": note,
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
+    result = run(quick="--quick" in sys.argv, throughput_only="--throughput-only" in sys.argv)
+    print(json.dumps(result, indent=2))
