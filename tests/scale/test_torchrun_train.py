@@ -244,6 +244,37 @@ def _rank_chunks(epoch: int, rank: int, world: int) -> list[int]:
     return sorted(set((shard_order(order, 64, rank, world) // STREAM_CHUNK).tolist()))
 
 
+def _check_streamed_pair(single: Path, multi: Path, view_bytes: int) -> list[dict[str, Any]]:
+    """The 2-rank streamed run ``multi`` against the 1-rank one: every epoch each rank read
+    exactly its part's chunks (disjoint halves), a few chunks at a time, and the run followed
+    the single-process run as the whole-view one does. Returns the 2-rank metrics."""
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    resolved = json.loads((multi / "config.json").read_text())["resolved"]
+    assert (resolved["world_size"], resolved["soft_labels"]) == (2, "stream")
+    assert (resolved["stream_lanes"], resolved["stream_window"]) == (8, 2)
+    a, b = _metrics(single), _metrics(multi)
+    assert len(a) == len(b) == 2
+    every = list(range(N // STREAM_CHUNK))
+    for epoch, (ra, rb) in enumerate(zip(a, b, strict=True)):
+        assert ra["stream_chunks"] == [every] == [_rank_chunks(epoch, 0, 1)]
+        mine = rb["stream_chunks"]
+        assert mine == [_rank_chunks(epoch, r, 2) for r in range(2)]
+        assert len(mine[0]) == len(mine[1]) == len(every) // 2
+        assert not set(mine[0]) & set(mine[1]) and sorted(mine[0] + mine[1]) == every
+        # resident soft labels: a few chunks of 25 rows, never a whole view
+        assert 0 < max(rb["stream_peak_bytes"]) <= ra["stream_peak_bytes"][0] < view_bytes
+        assert (ra["view"], ra["lr"]) == (rb["view"], rb["lr"])
+        for key in ("loss", "ce", "kd"):
+            assert _rel(ra[key], rb[key]) < 1e-4, (key, ra[key], rb[key])
+        assert abs(ra["train_top1"] - rb["train_top1"]) <= 100.0 / N + 1e-9
+    wa, wb = load_file(single / "model.safetensors"), load_file(multi / "model.safetensors")
+    for name in wa:
+        np.testing.assert_allclose(wb[name], wa[name], rtol=1e-4, atol=1e-6, err_msg=name)
+    return b
+
+
 @pytest.mark.slow
 def test_streamed_ddp_reads_its_own_chunks_and_matches_single_process(
     tmp_path: Path,
@@ -262,27 +293,8 @@ def test_streamed_ddp_reads_its_own_chunks_and_matches_single_process(
     single, multi, part = tmp_path / "single", tmp_path / "multi", tmp_path / "part"
     _ok(cli_cmd(*_train_args(stream_store, "digits_mlp", single, *stream)), scale_env)
     _ok(torchrun_cmd(*_train_args(stream_store, "digits_mlp", multi, *stream)), scale_env)
-    resolved = json.loads((multi / "config.json").read_text())["resolved"]
-    assert (resolved["world_size"], resolved["soft_labels"]) == (2, "stream")
-    assert (resolved["stream_lanes"], resolved["stream_window"]) == (8, 2)
-
-    a, b = _metrics(single), _metrics(multi)
-    every = list(range(N // STREAM_CHUNK))
-    for epoch, (ra, rb) in enumerate(zip(a, b, strict=True)):
-        assert ra["stream_chunks"] == [every] == [_rank_chunks(epoch, 0, 1)]
-        mine = rb["stream_chunks"]
-        assert mine == [_rank_chunks(epoch, r, 2) for r in range(2)]
-        assert len(mine[0]) == len(mine[1]) == len(every) // 2
-        assert not set(mine[0]) & set(mine[1]) and sorted(mine[0] + mine[1]) == every
-        # resident soft labels: a few chunks of 25 x 10 float32, never a whole view
-        assert 0 < max(rb["stream_peak_bytes"]) <= ra["stream_peak_bytes"][0] < N * 10 * 4
-        assert (ra["view"], ra["lr"]) == (rb["view"], rb["lr"])
-        for key in ("loss", "ce", "kd"):
-            assert _rel(ra[key], rb[key]) < 1e-4, (key, ra[key], rb[key])
-        assert abs(ra["train_top1"] - rb["train_top1"]) <= 100.0 / N + 1e-9
-    wa, wb = load_file(single / "model.safetensors"), load_file(multi / "model.safetensors")
-    for name in wa:
-        np.testing.assert_allclose(wb[name], wa[name], rtol=1e-4, atol=1e-6, err_msg=name)
+    b = _check_streamed_pair(single, multi, N * 10 * 4)
+    wb = load_file(multi / "model.safetensors")
 
     # interrupted after epoch 1, resumed: the same streamed order, the same weights
     _ok(
@@ -298,3 +310,26 @@ def test_streamed_ddp_reads_its_own_chunks_and_matches_single_process(
     c = _metrics(part)
     assert [r["stream_chunks"] for r in c] == [r["stream_chunks"] for r in b]
     assert [r["loss"] for r in c] == [r["loss"] for r in b]
+
+
+@pytest.mark.slow
+def test_streamed_ddp_from_a_sparse_store(
+    tmp_path: Path,
+    stream_store: Path,
+    scale_env: dict[str, str],
+    cli_cmd: Callable[..., list[str]],
+    torchrun_cmd: Callable[..., list[str]],
+) -> None:
+    """The same from its top-3 copy (sorted rows): each rank reads only its half of the sparse
+    chunks, and the run follows the single-process one."""
+    import sortkd_cache as sk
+    from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+
+    top3 = tmp_path / "top3.zarr"
+    derive_store(str(stream_store), str(top3), DeriveConfig(topk=3), progress=False)
+    view_bytes = N * sk.open_store(top3).sparse_spec.bytes_per_row
+    stream = ("--soft-labels", "stream")
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    _ok(cli_cmd(*_train_args(top3, "digits_mlp", single, *stream)), scale_env)
+    _ok(torchrun_cmd(*_train_args(top3, "digits_mlp", multi, *stream)), scale_env)
+    _check_streamed_pair(single, multi, view_bytes)
