@@ -1,13 +1,11 @@
-"""Sparse (top-K) soft labels: bytes, fidelity, students and throughput against dense.
+"""Sparse (top-K) soft labels: bytes, fidelity and training throughput against dense.
 
 1. Teachers: ``digits_mlp`` trained with CE on ``fake:N:C:8`` (C = 100 and 1000, CIFAR-like
    3-channel images), dumped dense (float16) over a few views with the ``digits`` recipe.
 2. ``copy --topk K`` of each dense store: bytes per sample-view (layout and on disk) and the
    fidelity recorded when the sparse kind is made (mean KL(dense || sparse) at T = 1, 2, 4 and
    the rows whose label fell outside the top K).
-3. Students (C = 100, K = 10): ``train --cache`` with KD from the dense and from the sparse
-   store of the same dump, same seeds, runs interleaved (dense, sparse, dense, sparse, ...):
-   test top-1 per seed and the difference with its spread.
+3. Students from dense and sparse stores (accuracy): ``bench_sparse_students.py``.
 4. Training throughput (C = 100, K = 10, KD T=4, batch 128), dense against sparse, runs
    interleaved (A, B, A, B, ...), medians: samples per second (wall) and per process
    CPU-second of (a) whole ``train`` runs (setup and evaluation included) and (b) the training
@@ -91,37 +89,6 @@ def _fidelity(tmp: Path, dense: Path, ks: tuple[int, ...]) -> list[dict[str, Any
             }
         )
     return out
-
-
-def _student(cache: Path, out: Path, seed: int, epochs: int) -> tuple[float, float]:
-    """(final test top-1, process CPU seconds of the run: steadier than wall time on a
-    shared machine)."""
-    from sortkd_cache.pipelines.train import TrainConfig, train
-
-    cfg = TrainConfig(
-        student="digits_mlp", out=str(out), cache=str(cache), loss="kd", epochs=epochs,
-        milestones=(int(epochs * 0.75),), lr=0.1, batch_size=128, seed=seed,
-        progress=False, device="cpu", overwrite=True,
-    )  # fmt: skip
-    t0 = time.process_time()
-    result = train(cfg)
-    return float(result.final_test_top1), time.process_time() - t0
-
-
-def _students(tmp: Path, dense: Path, sparse: Path, seeds: int, epochs: int) -> dict[str, Any]:
-    top1: dict[str, list[float]] = {"dense": [], "sparse": []}
-    for seed in range(seeds):  # interleaved: dense, sparse, dense, sparse, ...
-        for name, cache in (("dense", dense), ("sparse", sparse)):
-            top1[name].append(_student(cache, tmp / f"{name}-{seed}", seed, epochs)[0])
-    diffs = [s - d for d, s in zip(top1["dense"], top1["sparse"], strict=True)]
-    return {
-        "seeds": seeds,
-        "epochs": epochs,
-        "dense_top1": top1["dense"],
-        "sparse_top1": top1["sparse"],
-        "top1_difference_mean": statistics.mean(diffs),
-        "top1_difference_stdev": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
-    }
 
 
 def _train_run(cache: Path, out: Path, student: str, epochs: int) -> tuple[float, float]:
@@ -262,11 +229,9 @@ def run(quick: bool = False, throughput_only: bool = False) -> dict[str, Any]:
             return {"machine": machine(), **_throughputs(tmp, dense100, sparse100, quick)}
         dense1000 = _dense_store(tmp, spec1000, _teacher(tmp, spec1000, t_epochs), 2)
         fidelity = _fidelity(tmp, dense100, (5, 10)) + _fidelity(tmp, dense1000, (10, 100))
-        students = _students(tmp, dense100, sparse100, 3, 4 if quick else 12)
         return {
             "machine": machine(),
             "fidelity": fidelity,
-            "students_c100_k10": students,
             **_throughputs(tmp, dense100, sparse100, quick),
             "note": note,
         }
