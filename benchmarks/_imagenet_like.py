@@ -8,7 +8,11 @@ decode like photographs (about 40 kB each) rather than like flat test patterns.
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import statistics
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,22 @@ def make_folder(root: Path, n: int, n_val: int = 0, seed: int = 0) -> Path:
             Image.fromarray(_image(rng)).save(path, quality=90)
     marker.touch()
     return root
+
+
+def bench_folder(n: int) -> Path:
+    """The benchmarks' folder of ``n`` training (and 200 val) images, made once and kept under
+    ``$SORTKD_BENCH_DATA`` (default: the temp dir)."""
+    cache = Path(os.environ.get("SORTKD_BENCH_DATA", tempfile.gettempdir())) / "sortkd-inet"
+    return make_folder(cache / f"n{n}", n, n_val=200)
+
+
+def main_for(run: Callable[[bool, int | None], dict[str, Any]], doc: str | None) -> None:
+    """A benchmark's command line: ``[--quick] [--n N]``, one JSON object printed."""
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--n", type=int, default=None, help="training images (default 2000)")
+    args = ap.parse_args()
+    print(json.dumps(run(args.quick, args.n), indent=1))
 
 
 def interleaved(

@@ -4,8 +4,10 @@ Data: :mod:`_imagenet_like` (JPEGs around 400 x 350, 1,000 classes). Both sides 
 work per image and view: decode (PIL), a random resized crop to 64 px, normalise, and the
 teacher's forward (a random ``resnet8`` with 1,000 outputs, batches of 256, CPU):
 
-* ``dump``: the real ``dump()`` with ``--workers W`` decoder threads and ``--augment
-  imagenet:64``, into a fresh store (fingerprinting, writing and compressing included);
+* ``dump``: the real ``dump()`` with ``--workers W`` worker threads (each decodes, crops and
+  normalises pieces of the next micro-batches; the main thread only runs the teacher) and
+  ``--augment imagenet:64``, into a fresh store (fingerprinting, writing and compressing
+  included);
 * ``baseline``: ``torchvision.datasets.ImageFolder`` with ``RandomResizedCrop(64)`` +
   ``PILToTensor``, a ``DataLoader(num_workers=W, batch_size=256)``, normalise and the same
   teacher's forward in the main process; the logits are discarded.
@@ -14,7 +16,8 @@ With V views the baseline makes V passes (it decodes every image V times); the d
 each block once for all V views. Runs alternate (baseline, dump, baseline, dump, ...);
 ``ratio`` is the median dump images/s over the median baseline images/s (goal >= 1.0).
 
-Run: ``python benchmarks/bench_imagenet_dump.py [--quick] [--n N]`` prints one JSON object.
+Run: ``python benchmarks/bench_imagenet_dump.py [--quick] [--n N] [--repeats R]`` prints one
+JSON object.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine
-from _imagenet_like import interleaved, make_folder
+from _imagenet_like import bench_folder, interleaved
 
 SIZE = 64
 BATCH = 256
@@ -94,12 +97,11 @@ def _sample_views(store: Path) -> int:
     return s.num_samples * s.num_views
 
 
-def run(quick: bool = False, n: int | None = None) -> dict[str, Any]:
+def run(quick: bool = False, n: int | None = None, repeats: int | None = None) -> dict[str, Any]:
     os.environ.setdefault("SORTKD_NO_PROGRESS", "1")
     n = n or (1000 if quick else 2000)
-    repeats = 1 if quick else 2
-    cache = Path(os.environ.get("SORTKD_BENCH_DATA", tempfile.gettempdir())) / "sortkd-inet"
-    root = make_folder(cache / f"n{n}", n, n_val=200)
+    repeats = repeats or (1 if quick else 2)
+    root = bench_folder(n)
     results: dict[str, Any] = {"images": n, "classes": 1000, "size": SIZE, "teacher": TEACHER}
     configs = [(1, 1), (2, 1)] + ([] if quick else [(2, 2)])
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,8 +120,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--n", type=int, default=None, help="training images (default 2000)")
+    ap.add_argument("--repeats", type=int, default=None, help="runs of each side (default 2)")
     args = ap.parse_args()
-    print(json.dumps(run(args.quick, args.n), indent=1))
+    print(json.dumps(run(args.quick, args.n, args.repeats), indent=1))
 
 
 if __name__ == "__main__":

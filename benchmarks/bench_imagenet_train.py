@@ -19,8 +19,6 @@ Run: ``python benchmarks/bench_imagenet_train.py [--quick] [--n N]`` prints one 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import tempfile
@@ -32,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine
-from _imagenet_like import interleaved, make_folder
+from _imagenet_like import bench_folder, interleaved, main_for
 
 SIZE = 64
 BATCH = 128
@@ -119,8 +117,7 @@ def run(quick: bool = False, n: int | None = None) -> dict[str, Any]:
     os.environ.setdefault("SORTKD_NO_PROGRESS", "1")
     n = n or (1000 if quick else 2000)
     repeats = 1 if quick else 2
-    cache = Path(os.environ.get("SORTKD_BENCH_DATA", tempfile.gettempdir())) / "sortkd-inet"
-    root = make_folder(cache / f"n{n}", n, n_val=200)
+    root = bench_folder(n)
     results: dict[str, Any] = {"images": n, "classes": 1000, "size": SIZE, "student": STUDENT}
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "s.zarr"
@@ -136,13 +133,5 @@ def run(quick: bool = False, n: int | None = None) -> dict[str, Any]:
     return results
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--n", type=int, default=None, help="training images (default 2000)")
-    args = ap.parse_args()
-    print(json.dumps(run(args.quick, args.n), indent=1))
-
-
 if __name__ == "__main__":
-    main()
+    main_for(run, __doc__)

@@ -29,6 +29,7 @@ BENCHES = [
     ("sparse top-K stores: students from dense vs top-10, two regimes", "bench_sparse_students.py"),
     ("teacher precision: bf16 vs fp32", "bench_imagenet_precision.py"),
     ("ImageNet-like JPEG folder: dump vs ImageFolder+DataLoader", "bench_imagenet_dump.py"),
+    ("ImageNet-like JPEG folder: dump peak RSS by block size", "bench_imagenet_dump_rss.py"),
     ("ImageNet-like JPEG folder: train epoch vs ImageFolder+DataLoader", "bench_imagenet_train.py"),
     ("train rank peak RSS: whole-view vs streamed soft labels", "bench_memory_stream.py"),
 ]
