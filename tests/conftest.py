@@ -23,46 +23,43 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def dump_and_sort(out: Path, spec: str, chunk_samples: int, teacher: str = "resnet8") -> Path:
-    """A 2-view store of ``spec`` (a random ``teacher``) dumped and sorted: raw + sort."""
-    from sortkd_cache.pipelines.dump import DumpConfig, dump
+def dump_and_sort(
+    out: Path, spec: str, chunk_samples: int, teacher: str = "resnet8", **dump_options: Any
+) -> Path:
+    """A 2-view store of ``spec`` (a random ``teacher``) dumped and sorted: raw + sort;
+    ``dump_options`` go to DumpConfig."""
     from sortkd_cache.pipelines.sort import SortConfig, sort_store
 
-    dump(
-        DumpConfig(
-            dataset=spec,
-            teacher=teacher,
-            teacher_init="random",
-            views=2,
-            chunk_samples=chunk_samples,
-            out=str(out),
-            progress=False,
-            device="cpu",
-        )
-    )
+    options = {"views": 2, **dump_options}
+    small_dump(out, dataset=spec, teacher=teacher, chunk_samples=chunk_samples, **options)
     sort_store(SortConfig(store=str(out), method="sort", progress=False, num_workers=1))
+    return out
+
+
+def small_dump(out: Path, **kw: Any) -> Path:
+    """Dump a small store at ``out`` with the real dump pipeline (a random teacher, on the
+    CPU, quiet); keyword arguments go to DumpConfig and win over these defaults."""
+    from sortkd_cache.pipelines.dump import DumpConfig, dump
+
+    cfg: dict[str, Any] = {
+        "dataset": "fake:200:10:8",
+        "teacher": "resnet8",
+        "teacher_init": "random",
+        "views": 3,
+        "chunk_samples": 64,
+        "progress": False,
+        "device": "cpu",
+    }
+    dump(DumpConfig(out=str(out), **{**cfg, **kw}))
     return out
 
 
 @pytest.fixture
 def make_store(tmp_path: Path) -> Callable[..., Path]:
     """Dump a small store with the real dump pipeline; keyword arguments go to DumpConfig."""
-    from sortkd_cache.pipelines.dump import DumpConfig, dump
 
     def _make(name: str = "s.zarr", **kw: Any) -> Path:
-        out = tmp_path / name
-        cfg: dict[str, Any] = {
-            "dataset": "fake:200:10:8",
-            "teacher": "resnet8",
-            "teacher_init": "random",
-            "views": 3,
-            "chunk_samples": 64,
-            "progress": False,
-            "device": "cpu",
-        }
-        cfg.update(kw)
-        dump(DumpConfig(out=str(out), **cfg))
-        return out
+        return small_dump(tmp_path / name, **kw)
 
     return _make
 

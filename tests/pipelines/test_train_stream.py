@@ -16,6 +16,8 @@ from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines import _stream_source
 from sortkd_cache.pipelines.train import TrainConfig, train
 
+from ..conftest import small_dump
+
 BASE: dict[str, Any] = {
     "student": "digits_mlp",
     "epochs": 2,
@@ -29,23 +31,11 @@ BASE: dict[str, Any] = {
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """300 samples in 10 chunks of 32 (the last one short), 2 views, float32 logits."""
-    from sortkd_cache.pipelines.dump import DumpConfig, dump
-
     out = tmp_path_factory.mktemp("stream") / "s.zarr"
-    dump(
-        DumpConfig(
-            dataset="fake:300:10:8",
-            teacher="digits_mlp",
-            teacher_init="random",
-            out=str(out),
-            views=2,
-            chunk_samples=32,
-            dtype="float32",
-            progress=False,
-            device="cpu",
-        )
-    )
-    return out
+    return small_dump(
+        out, dataset="fake:300:10:8", teacher="digits_mlp", views=2, chunk_samples=32,
+        dtype="float32",
+    )  # fmt: skip
 
 
 def _rel(a: list[float], b: list[float]) -> float:

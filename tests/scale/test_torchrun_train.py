@@ -20,6 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ..conftest import dump_and_sort
+
 N = 1000
 
 
@@ -52,25 +54,8 @@ def test_shard_splits_every_global_batch_evenly(
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sortkd_cache.pipelines.dump import DumpConfig, dump
-    from sortkd_cache.pipelines.sort import SortConfig, sort_store
-
     out = tmp_path_factory.mktemp("store") / "fake.zarr"
-    dump(
-        DumpConfig(
-            dataset=f"fake:{N}:10:8",
-            teacher="digits_cnn_l",
-            teacher_init="random",
-            views=2,
-            dtype="float32",
-            chunk_samples=256,
-            out=str(out),
-            device="cpu",
-            progress=False,
-        )
-    )
-    sort_store(SortConfig(store=str(out), progress=False))
-    return out
+    return dump_and_sort(out, f"fake:{N}:10:8", 256, "digits_cnn_l", dtype="float32")
 
 
 def _train_args(store: Path, student: str, out: Path, *extra: str) -> list[str]:
@@ -204,25 +189,8 @@ STREAM_CHUNK = 25
 
 @pytest.fixture(scope="module")
 def stream_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sortkd_cache.pipelines.dump import DumpConfig, dump
-    from sortkd_cache.pipelines.sort import SortConfig, sort_store
-
     out = tmp_path_factory.mktemp("stream") / "fake.zarr"
-    dump(
-        DumpConfig(
-            dataset=f"fake:{N}:10:8",
-            teacher="digits_cnn_l",
-            teacher_init="random",
-            views=2,
-            dtype="float32",
-            chunk_samples=STREAM_CHUNK,
-            out=str(out),
-            device="cpu",
-            progress=False,
-        )
-    )
-    sort_store(SortConfig(store=str(out), progress=False))
-    return out
+    return dump_and_sort(out, f"fake:{N}:10:8", STREAM_CHUNK, "digits_cnn_l", dtype="float32")
 
 
 def _ok(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

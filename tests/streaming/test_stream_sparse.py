@@ -19,6 +19,8 @@ from sortkd_cache.soft_labels import Batch, store_soft_labels
 from sortkd_cache.sparse import SparseTeacher, SparseViewSource
 from sortkd_cache.streaming import StreamedLogits
 
+from ..conftest import small_dump
+
 BATCH, K, C = 16, 3, 10
 CPU = torch.device("cpu")
 Row = tuple[int, int, tuple[int, ...], bytes, bytes]
@@ -27,23 +29,8 @@ Row = tuple[int, int, tuple[int, ...], bytes, bytes]
 @pytest.fixture(scope="module")
 def path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """200 samples in 9 chunks of 24 (the last one short), 3 views, top-3 of float16 logits."""
-    from sortkd_cache.pipelines.dump import DumpConfig, dump
-
     out = tmp_path_factory.mktemp("stream-sparse") / "s.zarr"
-    dump(
-        DumpConfig(
-            dataset="fake:200:10:8",
-            teacher="digits_mlp",
-            teacher_init="random",
-            out=str(out),
-            views=3,
-            chunk_samples=24,
-            topk=K,
-            progress=False,
-            device="cpu",
-        )
-    )
-    return out
+    return small_dump(out, teacher="digits_mlp", chunk_samples=24, topk=K)
 
 
 @pytest.fixture(scope="module")
