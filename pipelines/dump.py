@@ -243,19 +243,24 @@ def run_units(
                 values = out.astype(cfg.dtype)
             _check_finite(values, start, view)
             correct = int((values.argmax(axis=1) == ds.labels[start:stop]).sum())
-            fid = None
-            if store.is_sparse:  # truncated here: no dense chunk is ever written
-                values, fid = encode_chunk(store.sparse_spec, values, ds.labels[start:stop])
             pending = [f for f in pending if not _done(f)]
             while len(pending) >= _MAX_PENDING_WRITES:
                 pending.pop(0).result()
-            write = store.write_chunk
+            labels = ds.labels[start:stop]
             pending.append(
-                pool.submit(
-                    write, "raw", block, view, values, params=params, count=correct, fidelity=fid
-                )
+                pool.submit(encode_and_write, block, view, values, params, correct, labels)
             )
             bar.update(stop - start)
+
+        def encode_and_write(
+            block: int, view: int, values: np.ndarray, params: np.ndarray, n: int, y: np.ndarray
+        ) -> None:
+            """In a writer thread, overlapping the next forward: truncate to the sparse kind
+            (no dense chunk is ever written), then write."""
+            fid = None
+            if store.is_sparse:
+                values, fid = encode_chunk(store.sparse_spec, values, y)
+            store.write_chunk("raw", block, view, values, params=params, count=n, fidelity=fid)
 
         plan = plan_blocks(ds, recipe, cfg.seed, todo, store.chunk_samples)
         inflight: list[tuple[int, int, np.ndarray, torch.Tensor, Any]] = []
