@@ -11,9 +11,13 @@ Its provenance gains a ``derivation`` step naming the source, what was kept and 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,7 +130,7 @@ def _fill(src: CacheStore, dst: CacheStore, views: list[int], spec: Any, progres
         for block in range(src.num_blocks):
             start, stop = src.block_bounds(block)
             dst.raw_array("aug_params")[start:stop, new_v] = src.params(old_v, start, stop)
-    kinds = src.kinds()
+    kinds, labels = src.kinds(), src.labels  # labels read once, not once per chunk
     total = len(kinds) * len(views) * src.num_samples
     with progress_bar(total, "copy", "row", progress) as bar:
         for kind in kinds:
@@ -134,23 +138,52 @@ def _fill(src: CacheStore, dst: CacheStore, views: list[int], spec: Any, progres
                 kind, dst.meta.dtype, attrs=_kind_attrs(src, kind, views), fidelity=True
             )
             data = src.sparse_logits(kind) if src.is_sparse else src.logits(kind)
-            for new_v, old_v in enumerate(views):
-                for block in range(src.num_blocks):
-                    start, stop = src.block_bounds(block)
-                    chunk = data.read_block(block, old_v)
-                    fid = None
-                    if spec is not None:
-                        labels = src.labels[start:stop]
-                        chunk, fid = encode_chunk(spec, chunk.astype(dst.meta.dtype), labels)
-                    elif not src.is_sparse:
-                        chunk = chunk.astype(dst.meta.dtype)
-                    dst.write_chunk(kind, block, new_v, chunk, fidelity=fid)
-                    bar.update(stop - start)
+            units = [(b, nv, ov) for nv, ov in enumerate(views) for b in range(src.num_blocks)]
+            one = functools.partial(_derive_chunk, src, dst, data, kind, spec, labels)
+            for rows in _bounded_map(one, units, _workers()):
+                bar.update(rows)
             attrs = dst.kind_attrs(kind)
             attrs["complete"] = True
             if spec is not None:
                 attrs["fidelity"] = finalize_fidelity(dst, kind)
             dst.set_kind_attrs(kind, attrs)
+
+
+def _derive_chunk(
+    src: CacheStore, dst: CacheStore, data: Any, kind: str, spec: Any, labels: np.ndarray,
+    block: int, new_v: int, old_v: int,
+) -> int:  # fmt: skip
+    """Read, re-slice and write one chunk (in a worker thread); returns its rows."""
+    start, stop = src.block_bounds(block)
+    chunk = data.read_block(block, old_v)
+    fid = None
+    if spec is not None:
+        chunk, fid = encode_chunk(spec, chunk.astype(dst.meta.dtype), labels[start:stop])
+    elif not src.is_sparse:
+        chunk = chunk.astype(dst.meta.dtype)
+    dst.write_chunk(kind, block, new_v, chunk, fidelity=fid)
+    return stop - start
+
+
+def _workers() -> int:
+    """Chunk workers of a derivation: the cores (numpy, codecs and zarr release the GIL)."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _bounded_map(
+    fn: Callable[..., int], units: list[tuple[int, int, int]], workers: int
+) -> Iterator[int]:
+    """``fn(*unit)`` for every unit on ``workers`` threads, at most ``2 * workers`` in flight
+    (so memory stays a few chunks), results in order. Each unit writes its own chunk and its
+    own fidelity row, so the store does not depend on the order or the number of workers."""
+    with ThreadPoolExecutor(workers, "sortkd-derive") as pool:
+        inflight: deque[Future[int]] = deque()
+        for unit in units:
+            if len(inflight) >= 2 * workers:
+                yield inflight.popleft().result()
+            inflight.append(pool.submit(fn, *unit))
+        while inflight:
+            yield inflight.popleft().result()
 
 
 def _workdir(dst: str) -> Path:

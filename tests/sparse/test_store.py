@@ -192,3 +192,28 @@ def test_info_marks_rank_k_as_k_or_more_only_for_sparse_made_statistics(
     sort_store(SortConfig(store=str(made), progress=False, overwrite=True))
     line = next(x for x in run_cli("info", str(made)).stdout.splitlines() if "label rank" in x)
     assert "3+:" in line
+
+
+def test_copy_topk_is_the_same_for_any_number_of_workers(
+    make_store: MakeStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks are derived on a thread pool: every data file of the copy (ids, values, stats,
+    the per-chunk fidelity sums, progress) is byte-identical for 1 and 3 workers."""
+    from sortkd_cache.pipelines import derive
+
+    src = make_store("d.zarr", **FAST)
+    outs = []
+    for workers in (1, 3):
+        monkeypatch.setattr(derive, "_workers", lambda w=workers: w)
+        out = tmp_path / f"t{workers}.zarr"
+        derive_store(str(src), str(out), DeriveConfig(topk=3), progress=False)
+        outs.append(out)
+    files = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*") if p.is_file())
+    assert len(files) > 10
+    for rel in files:
+        if rel.name != "zarr.json":
+            assert (outs[0] / rel).read_bytes() == (outs[1] / rel).read_bytes(), rel
+    assert (
+        sk.open_store(outs[0]).kind_attrs("raw")["fidelity"]
+        == sk.open_store(outs[1]).kind_attrs("raw")["fidelity"]
+    )
