@@ -23,6 +23,17 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+#: The options every small student run of the train tests shares (a TrainConfig's kwargs).
+TRAIN_BASE: dict[str, Any] = {
+    "student": "digits_cnn_s",
+    "epochs": 2,
+    "milestones": (1,),
+    "batch_size": 64,
+    "progress": False,
+    "device": "cpu",
+}
+
+
 def dump_and_sort(
     out: Path, spec: str, chunk_samples: int, teacher: str = "resnet8", **dump_options: Any
 ) -> Path:

@@ -18,15 +18,7 @@ from sortkd_cache.pipelines._train_config import RUNTIME_KEYS
 from sortkd_cache.pipelines.train import TrainConfig, train
 
 from ..conftest import CLI, cli_env
-
-BASE = {
-    "student": "digits_cnn_s",
-    "epochs": 2,
-    "milestones": (1,),
-    "batch_size": 64,
-    "progress": False,
-    "device": "cpu",
-}
+from ..conftest import TRAIN_BASE as BASE
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:

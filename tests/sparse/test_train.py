@@ -11,14 +11,7 @@ from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
 from sortkd_cache.pipelines.sort import SortConfig, sort_store
 from sortkd_cache.pipelines.train import TrainConfig, train
 
-BASE = {
-    "student": "digits_cnn_s",
-    "epochs": 2,
-    "milestones": (1,),
-    "batch_size": 64,
-    "progress": False,
-    "device": "cpu",
-}
+from ..conftest import TRAIN_BASE as BASE
 
 
 @pytest.fixture(scope="module")
