@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import sysconfig
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,23 @@ os.environ.setdefault("SORTKD_NO_PROGRESS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = str(REPO / ".venv" / "bin" / "sortkd-cache")
+
+
+def console_script(name: str = "sortkd-cache") -> str:
+    """The installed console script ``name`` of the environment running these tests: beside
+    ``sys.executable`` (a venv's bin/, unresolved), in its scripts path, else on PATH."""
+    folders = [Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))]
+    for folder in folders:
+        for candidate in (folder / name, folder / f"{name}.exe"):
+            if candidate.is_file():
+                return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"console script {name!r} not found: install the package with [test]")
+    return found
+
+
+CLI = console_script()
 
 
 def cli_env() -> dict[str, str]:

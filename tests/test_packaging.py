@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import console_script
+
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = Path(sys.executable).parent / "sortkd-cache"
+SCRIPT = Path(console_script())
 MAPPED = {
     "sortkd_cache": "sortkd_cache",
     "cli": "sortkd_cache.cli",

@@ -34,10 +34,9 @@ from typing import Any
 
 import pytest
 
-from ..conftest import dump_and_sort
+from ..conftest import CLI, dump_and_sort
 
 REPO = Path(__file__).resolve().parents[2]
-CLI = str(REPO / ".venv" / "bin" / "sortkd-cache")
 FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from ..conftest import CLI
+
 REPO = Path(__file__).resolve().parents[2]
 
 READER = textwrap.dedent(
@@ -52,7 +54,7 @@ def _env() -> dict[str, str]:
 
 
 def _cli(*args: str) -> list[str]:
-    return [str(REPO / ".venv" / "bin" / "sortkd-cache"), *args]
+    return [CLI, *args]
 
 
 def _expected_total(store_path: Path) -> float:
