@@ -1,9 +1,11 @@
 """Run every stage's benchmark and rewrite BENCHMARKS.md (`make bench`).
 
 Each benchmark runs in its own process and prints one JSON object; this script collects them
-into bench_out/<device>.json and renders BENCHMARKS.md with the machine, the date and every
-ratio. GPU figures come from the same scripts run on a GPU machine (`--device-tag gpu`); the
-last GPU results are kept in benchmarks/results/gpu.json and rendered beside the CPU ones.
+into benchmarks/results/<device>.json and renders BENCHMARKS.md: benchmarks/HEADER.md, then
+one table per stage with a column per device (the CPU figures, and the last GPU results kept in
+benchmarks/results/gpu.json from the same scripts run with `--device-tag gpu`). The figures a
+rerun replaces are appended to docs/benchmarks-history.md first, so no run is lost.
+`--render-only` re-renders from the stored results without running anything.
 """
 
 from __future__ import annotations
@@ -84,37 +86,68 @@ def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def render(results: dict[str, dict[str, Any]], title: str) -> str:
-    meta = results.get("_meta", {})
-    lines = [
-        f"## {title}",
-        "",
-        f"Machine: {json.dumps(meta.get('machine', {}))}  ",
-        f"Date: {meta.get('date', '?')}; every ratio comes from one run of `make bench` "
-        "(medians of repeats inside it).",
-        "",
-    ]
-    for name, script in BENCHES:
-        res = results.get(script)
-        if res is None:
-            continue
-        lines += [f"### {name} (`benchmarks/{script}`)", ""]
+TAGS = (("cpu", "CPU"), ("gpu", "GPU"))
+HISTORY = ROOT / "docs" / "benchmarks-history.md"
+
+
+def _stage_table(runs: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """One table: a row per figure, a column per device that ran the stage."""
+    cells: dict[str, dict[str, str]] = {}
+    for title, res in runs:
         if "error" in res:
-            lines += [f"failed: {res['error']}", ""]
-            continue
-        lines += ["| figure | value |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in _figures(res)]
-        lines += [
-            "",
-            "<details><summary>full output</summary>",
-            "",
-            "```json",
-            json.dumps(res, indent=1),
-            "```",
-            "</details>",
-            "",
-        ]
+            cells.setdefault("failed", {})[title] = str(res["error"])
+        for k, v in _figures(res):
+            cells.setdefault(k, {})[title] = _fmt(v)
+    titles = [title for title, _ in runs]
+    lines = ["| figure | " + " | ".join(titles) + " |", "|---" * (len(titles) + 1) + "|"]
+    for k, row in cells.items():
+        lines.append(f"| {k} | " + " | ".join(row.get(t, "-") for t in titles) + " |")
+    return [*lines, ""]
+
+
+def _machine_line(title: str, results: dict[str, Any]) -> str:
+    meta = results.get("_meta", {})
+    return f"- {title}: {json.dumps(meta.get('machine', {}))}, {meta.get('date', '?')}"
+
+
+def render(by_tag: dict[str, dict[str, Any]]) -> str:
+    """The generated part of BENCHMARKS.md: the machines, then one table per stage."""
+    present = [(tag, title) for tag, title in TAGS if tag in by_tag]
+    lines = ["## Current figures", "", "Machines and dates (outputs: benchmarks/results/):", ""]
+    lines += [_machine_line(title, by_tag[tag]) for tag, title in present] + [""]
+    for name, script in BENCHES:
+        runs = [(title, by_tag[tag][script]) for tag, title in present if script in by_tag[tag]]
+        if runs:
+            lines += [f"### {name} (`benchmarks/{script}`)", "", *_stage_table(runs)]
     return "\n".join(lines)
+
+
+def archive(previous: dict[str, Any], scripts: list[str], title: str) -> None:
+    """Append the figures of `previous` that a rerun of `scripts` replaces to the history."""
+    old = [s for s in scripts if s in previous]
+    if not old:
+        return
+    date = previous.get("_meta", {}).get("date", "?")
+    lines = [f"## {title}, {date} (replaced by a later `make bench`)", ""]
+    lines += [_machine_line(title, previous), ""]
+    for name, script in BENCHES:
+        if script in old:
+            lines += [f"### {name} (`benchmarks/{script}`)", ""]
+            lines += _stage_table([(title, previous[script])])
+    text = HISTORY.read_text() if HISTORY.exists() else "# Benchmark history\n"
+    HISTORY.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines))
+
+
+def write_markdown(out: Path) -> None:
+    store_dir = HERE / "results"
+    by_tag = {
+        tag: json.loads((store_dir / f"{tag}.json").read_text())
+        for tag, _ in TAGS
+        if (store_dir / f"{tag}.json").exists()
+    }
+    header_path = HERE / "HEADER.md"
+    header = header_path.read_text() if header_path.exists() else "# Benchmarks\n"
+    out.write_text(header.rstrip("\n") + "\n\n" + render(by_tag))
 
 
 def main() -> None:
@@ -123,36 +156,32 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     ap.add_argument("--device-tag", default="cpu", help="cpu or gpu: which results file to write")
     ap.add_argument("--only", nargs="*", default=None, help="script names to run")
+    ap.add_argument("--render-only", action="store_true", help="re-render, run nothing")
     args = ap.parse_args()
+    if not args.render_only:
+        run_and_store(args.device_tag, args.only, args.quick)
+    write_markdown(Path(args.out))
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+def run_and_store(tag: str, only: list[str] | None, quick: bool) -> None:
     sys.path.insert(0, str(HERE))
     from _common import machine
 
-    store_dir = HERE / "results"
-    previous = store_dir / f"{args.device_tag}.json"
-    results: dict[str, Any] = (
-        json.loads(previous.read_text()) if args.only and previous.exists() else {}
-    )  # --only refreshes some benchmarks and keeps the others' last results
+    path = HERE / "results" / f"{tag}.json"
+    previous: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    # --only refreshes some benchmarks and keeps the others' last results
+    results: dict[str, Any] = dict(previous) if only else {}
     results["_meta"] = {"machine": machine(), "date": dt.date.today().isoformat()}
-    for _name, script in BENCHES:
-        if args.only and script not in args.only:
-            continue
+    scripts = [s for _name, s in BENCHES if not only or s in only]
+    for script in scripts:
         print(f"running {script} ...", file=sys.stderr, flush=True)
-        results[script] = run_bench(script, args.quick)
+        results[script] = run_bench(script, quick)
         print(f"  done in {results[script]['wall_seconds']} s", file=sys.stderr, flush=True)
-    store_dir.mkdir(exist_ok=True)
-    (store_dir / f"{args.device_tag}.json").write_text(json.dumps(results, indent=1))
-    sections = []
-    for tag, title in (("cpu", "CPU"), ("gpu", "GPU")):
-        path = store_dir / f"{tag}.json"
-        if path.exists():
-            sections.append(render(json.loads(path.read_text()), title))
-    header = (
-        (ROOT / "benchmarks" / "HEADER.md").read_text()
-        if (ROOT / "benchmarks" / "HEADER.md").exists()
-        else "# Benchmarks\n"
-    )
-    Path(args.out).write_text(header + "\n" + "\n".join(sections))
-    print(f"wrote {args.out}", file=sys.stderr)
+    if not quick:
+        archive(previous, scripts, dict(TAGS).get(tag, tag))
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
