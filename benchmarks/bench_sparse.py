@@ -108,14 +108,13 @@ def _train_run(cache: Path, out: Path, student: str, epochs: int) -> tuple[float
 def _loop_run(cache: Path, student: str, epochs: int) -> tuple[float, float]:
     """(wall, process CPU) seconds of the training loop alone: the batches of ``epochs``
     epochs (replayed views and soft labels, the data path ``train`` takes), the student's
-    forward, KD (``compute_loss``, or ``compute_sparse_loss`` for sparse rows), backward and
+    forward, KD (``compute_loss``, dense or sparse rows alike), backward and
     an SGD step; opening the store and building the model are not timed."""
     import torch
 
     import sortkd_cache as sk
     from sortkd_cache.losses import compute_loss, make_loss
     from sortkd_cache.models import create_model
-    from sortkd_cache.sparse import SparseTeacher, compute_sparse_loss
 
     store = sk.open_store(cache)
     batches = sk.EpochBatches.from_store(store, kind="raw", batch_size=128, seed=0)
@@ -127,10 +126,7 @@ def _loop_run(cache: Path, student: str, epochs: int) -> tuple[float, float]:
     for epoch in range(epochs):
         for b in batches.epoch(epoch, last=epochs - 1):
             out = model(b.x)
-            if isinstance(b.soft, SparseTeacher):
-                loss, _ = compute_sparse_loss(cfg, out, b.soft, b.y, epoch=epoch + 1)
-            else:
-                loss, _ = compute_loss(cfg, out, b.soft, b.y, epoch=epoch + 1)
+            loss, _ = compute_loss(cfg, out, b.soft, b.y, epoch=epoch + 1)
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()

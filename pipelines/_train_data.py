@@ -18,9 +18,10 @@ import torch
 from sortkd_cache.soft_labels import Batch, SoftLabels, store_soft_labels
 
 if TYPE_CHECKING:
+    from sortkd_cache.losses import SparseTeacher
     from sortkd_cache.pipelines._train_setup import Setup
     from sortkd_cache.sorting import LogitsMethod
-    from sortkd_cache.sparse import SparseSpec, SparseTeacher
+    from sortkd_cache.sparse import SparseSpec
 
 __all__ = ["OnlineTeacher", "TopKRows", "soft_labels_for"]
 

@@ -183,23 +183,12 @@ class Trainer:
     def step(self, batch: Batch, epoch: int) -> tuple[float, dict[str, float], float]:
         """One optimizer step: (loss, its weighted parts, correct predictions)."""
         from sortkd_cache.losses import compute_loss
-        from sortkd_cache.sparse import DEFAULT_TAIL, SparseTeacher, compute_sparse_loss
 
         out = self.ddp(batch.x)
-        if isinstance(batch.soft, SparseTeacher):  # a sparse store (or its online twin)
-            loss, parts = compute_sparse_loss(
-                self.loss, out, batch.soft, batch.y, epoch=epoch + 1,
-                temperature_module=self.temperature, tail=self.s.tail or DEFAULT_TAIL,
-            )  # fmt: skip
-        else:
-            loss, parts = compute_loss(
-                self.loss,
-                out,
-                batch.soft,
-                batch.y,
-                epoch=epoch + 1,
-                temperature_module=self.temperature,
-            )
+        loss, parts = compute_loss(
+            self.loss, out, batch.soft, batch.y, epoch=epoch + 1,
+            temperature_module=self.temperature, tail=self.s.tail,
+        )  # fmt: skip
         self.opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         self.opt.step()

@@ -12,8 +12,9 @@
 Sparse (top-K) soft labels: ``sk.SparseSpec(k, num_classes)`` describes them,
 ``sk.compress_topk(z, y, spec)`` makes ``sk.SparseRows`` from dense rows (what ``dump --topk``
 and ``copy --topk`` store), ``sk.apply_sparse("sort", rows, y)`` sorts them exactly, and
-``sk.compute_sparse_loss(loss, student, teacher, y, epoch=1)`` trains from the
-``sk.SparseTeacher`` batches that ``EpochBatches.from_store`` yields for a sparse store.
+``sk.compute_loss(loss, student, teacher, y, epoch=1)`` trains from the ``sk.SparseTeacher``
+batches that ``EpochBatches.from_store`` yields for a sparse store, as from dense ones
+(``sk.compute_sparse_loss`` is its old name).
 
 Names are imported lazily (PEP 562) so that ``import sortkd_cache`` and the CLI's ``--help``
 stay fast; every name in ``__all__`` resolves on first use.
@@ -41,16 +42,23 @@ if TYPE_CHECKING:
     )
     from sortkd_cache.checkpoint import load_weights, save_weights
     from sortkd_cache.datasets import load_dataset
-    from sortkd_cache.losses import LOSSES, Loss, LossConfig, compute_loss, make_loss
+    from sortkd_cache.losses import (
+        LOSSES,
+        Loss,
+        LossConfig,
+        SparseTeacher,
+        TeacherRows,
+        compute_loss,
+        compute_sparse_loss,
+        make_loss,
+    )
     from sortkd_cache.models import create_model, list_models, register_model
     from sortkd_cache.sorting import label_rank, sort_logits, swap_logits
     from sortkd_cache.sparse import (
         SparseRows,
         SparseSpec,
-        SparseTeacher,
         SparseViewSource,
         apply_sparse,
-        compute_sparse_loss,
     )
     from sortkd_cache.sparse import compress as compress_topk
     from sortkd_cache.store import (
@@ -86,6 +94,9 @@ _LAZY: dict[str, str | tuple[str, str]] = {
     "LossConfig": "sortkd_cache.losses",
     "make_loss": "sortkd_cache.losses",
     "compute_loss": "sortkd_cache.losses",
+    "compute_sparse_loss": "sortkd_cache.losses",
+    "SparseTeacher": "sortkd_cache.losses",
+    "TeacherRows": "sortkd_cache.losses",
     "create_model": "sortkd_cache.models",
     "list_models": "sortkd_cache.models",
     "register_model": "sortkd_cache.models",
@@ -94,11 +105,9 @@ _LAZY: dict[str, str | tuple[str, str]] = {
     "swap_logits": "sortkd_cache.sorting",
     "SparseRows": "sortkd_cache.sparse",
     "SparseSpec": "sortkd_cache.sparse",
-    "SparseTeacher": "sortkd_cache.sparse",
     "SparseViewSource": "sortkd_cache.sparse",
     "apply_sparse": "sortkd_cache.sparse",
     "compress_topk": ("sortkd_cache.sparse", "compress"),
-    "compute_sparse_loss": "sortkd_cache.sparse",
     "CacheStore": "sortkd_cache.store",
     "StoreMeta": "sortkd_cache.store",
     "create_store": "sortkd_cache.store",
@@ -122,6 +131,7 @@ __all__ = [
     "SparseSpec",
     "SparseTeacher",
     "SparseViewSource",
+    "TeacherRows",
     "ViewLogits",
     "StoreMeta",
     "apply_sparse",

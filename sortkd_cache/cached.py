@@ -118,7 +118,8 @@ def load_store_dataset(
 def _rebuilt_view(store: CacheStore, kind: str, view: int, temperature: float) -> np.ndarray:
     """A sparse view's rows rebuilt dense (float32 [N, C]) for KD at ``temperature``: kept
     classes and the tail mass exact at a recorded temperature, the tail spread uniformly."""
-    from sortkd_cache.sparse import SparseTeacher, read_sparse_view
+    from sortkd_cache.losses import SparseTeacher
+    from sortkd_cache.sparse import read_sparse_view
 
     teacher = SparseTeacher.from_rows(store.sparse_spec, read_sparse_view(store, kind, view))
     rebuilt = teacher.dense(torch.from_numpy(store.labels), temperature)

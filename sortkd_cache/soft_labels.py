@@ -23,7 +23,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-    from sortkd_cache.sparse import SparseTeacher
+    from sortkd_cache.losses import SparseTeacher
     from sortkd_cache.store import CacheStore
 
 T = TypeVar("T")
@@ -70,7 +70,7 @@ def store_soft_labels(
 ) -> SoftLabels:
     """The source for a store's ``kind``: :class:`ViewLogits` (dense), or
     :class:`~sortkd_cache.sparse.SparseViewSource` (sparse top-K; batches are SparseTeachers,
-    for :func:`~sortkd_cache.sparse.compute_sparse_loss`)."""
+    for :func:`~sortkd_cache.losses.compute_loss`)."""
     if store.is_sparse:
         from sortkd_cache.sparse import SparseViewSource
 

@@ -7,6 +7,10 @@ the CLI, the recipes and the tests read. The per-method functions (``ce_loss``, 
 ``dkd_loss``, ``lskd_loss``, ``ctkd_loss``) are usable on their own. Teacher logits may be
 float16 (as stored in a cache): every loss casts them to the student's compute dtype first.
 
+The teacher is one rows type (:class:`TeacherRows`): dense logits ``[B, C]`` (a tensor, read as
+:class:`DenseRows`) or sparse top-K rows (:class:`SparseTeacher`); every loss reads both, with
+the same formula (what a sparse row gives exactly: :mod:`._sparse_rows`).
+
 ``LossConfig(name, **options)`` is a thin alias of ``make_loss`` kept for the old API.
 """
 
@@ -24,7 +28,13 @@ from sortkd_cache.losses._config import (
     option,
     option_info,
 )
-from sortkd_cache.losses._dispatch import LossConfig, compute_loss, make_temperature_module
+from sortkd_cache.losses._dispatch import (
+    LossConfig,
+    compute_loss,
+    compute_sparse_loss,
+    make_temperature_module,
+)
+from sortkd_cache.losses._rows import DenseRows, TeacherRows, teacher_rows
 from sortkd_cache.losses.ce import CE, ce_loss
 from sortkd_cache.losses.ctkd import CTKD, ctkd_lambda, ctkd_loss
 from sortkd_cache.losses.dkd import DKD, GT_SUPPRESSION, dkd_loss, dkd_warmup_factor
@@ -32,20 +42,30 @@ from sortkd_cache.losses.kd import KD, kd_loss
 from sortkd_cache.losses.lskd import LSKD, STANDARDIZE_EPS, lskd_loss, standardize
 
 if TYPE_CHECKING:
+    from sortkd_cache.losses._sparse_kd import ViewTables
+    from sortkd_cache.losses._sparse_rows import SparseTeacher
     from sortkd_cache.losses._temperature import CTKDTemperature, GradientReversal, grad_reverse
 
 #: The registered loss names, sorted (what ``--loss`` accepts).
 LOSS_NAMES: tuple[str, ...] = tuple(LOSSES.names())
 
-_TORCH_MODULES = ("CTKDTemperature", "GradientReversal", "grad_reverse")
+#: Names whose modules need torch at import, loaded on first use (configuring a loss needs none).
+_TORCH_MODULES = {
+    "CTKDTemperature": "_temperature",
+    "GradientReversal": "_temperature",
+    "grad_reverse": "_temperature",
+    "SparseTeacher": "_sparse_rows",
+    "ViewTables": "_sparse_kd",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """The torch modules of CTKD, imported on first use (configuring a loss needs no torch)."""
-    if name in _TORCH_MODULES:
-        from sortkd_cache.losses import _temperature
+    """The torch-backed names (CTKD's modules, sparse rows), imported on first use."""
+    module = _TORCH_MODULES.get(name)
+    if module is not None:
+        import importlib
 
-        return getattr(_temperature, name)
+        return getattr(importlib.import_module(f"sortkd_cache.losses.{module}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -54,6 +74,7 @@ __all__ = [
     "CTKD",
     "CTKDTemperature",
     "DKD",
+    "DenseRows",
     "GT_SUPPRESSION",
     "GradientReversal",
     "KD",
@@ -65,8 +86,12 @@ __all__ = [
     "LossInputs",
     "OptionInfo",
     "STANDARDIZE_EPS",
+    "SparseTeacher",
+    "TeacherRows",
+    "ViewTables",
     "ce_loss",
     "compute_loss",
+    "compute_sparse_loss",
     "ctkd_lambda",
     "ctkd_loss",
     "dkd_loss",
@@ -80,4 +105,5 @@ __all__ = [
     "option",
     "option_info",
     "standardize",
+    "teacher_rows",
 ]

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor
 
+    from sortkd_cache.losses._rows import TeacherRows
     from sortkd_cache.losses._temperature import CTKDTemperature
 
 __all__ = [
@@ -102,13 +103,14 @@ class LossInputs(NamedTuple):
     """What a loss sees of one batch."""
 
     student: Tensor  #: student logits [B, C] (gradients flow to them)
-    teacher: Tensor | None  #: teacher logits [B, C], any float dtype; None for ``ce``
+    #: the teacher's rows (dense logits [B, C] or sparse top-K rows); None for ``ce``
+    teacher: TeacherRows | None
     target: Tensor  #: int64 labels [B]
     epoch: int  #: counted from 1
     temperature_module: CTKDTemperature | None = None  #: ``ctkd``'s learnable temperature
 
-    def teacher_of(self, loss: str) -> Tensor:
-        """The teacher logits, or ConfigError when a distillation loss got None."""
+    def teacher_of(self, loss: str) -> TeacherRows:
+        """The teacher rows, or ConfigError when a distillation loss got None."""
         if self.teacher is None:
             raise ConfigError(f"loss {loss!r} needs teacher logits, got None")
         return self.teacher

@@ -4,6 +4,7 @@ Each registered loss returns its *weighted* terms; the total is their sum, so th
 always add up to the total. Terms are named ``"ce"`` (hard-label cross-entropy) and ``"kd"``
 (the distillation term of whichever method), so logs of different methods share columns.
 Epochs count from 1 (mdistiller and CTKD both do): epoch 1 is the first epoch of training.
+The teacher is dense logits or sparse rows: every loss reads both (:mod:`._rows`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.losses._config import Loss, LossInputs, make_loss
+from sortkd_cache.losses._rows import TeacherRows, teacher_rows
 
 if TYPE_CHECKING:
     import torch
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 
     from sortkd_cache.losses._temperature import CTKDTemperature
 
-__all__ = ["LossConfig", "compute_loss", "make_temperature_module"]
+__all__ = ["LossConfig", "compute_loss", "compute_sparse_loss", "make_temperature_module"]
 
 
 def LossConfig(name: str = "kd", **options: Any) -> Loss:
@@ -35,21 +37,25 @@ def LossConfig(name: str = "kd", **options: Any) -> Loss:
 def compute_loss(
     cfg: Loss,
     student: Tensor,
-    teacher: Tensor | None,
+    teacher: Tensor | TeacherRows | None,
     target: Tensor,
     *,
     epoch: int,
     temperature_module: CTKDTemperature | None = None,
+    tail: str | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """The total training loss of ``cfg`` and its weighted parts as floats.
 
     Args:
         cfg: the loss (``make_loss("kd")``, ``KD(temperature=2)``, ...).
         student: student logits ``[B, C]`` (gradients flow to them).
-        teacher: teacher logits ``[B, C]`` (any float dtype), or None for ``ce``.
+        teacher: teacher logits ``[B, C]`` (any float dtype), sparse rows
+            (:class:`~sortkd_cache.losses.SparseTeacher`), or None for ``ce``.
         target: int64 labels ``[B]``.
         epoch: the current epoch, counted from 1 (drives the DKD warm-up and CTKD's lambda).
         temperature_module: the ``CTKDTemperature`` for ``ctkd`` (ignored otherwise).
+        tail: sparse rows' tail handling, ``"uniform"`` or ``"bucket"`` (None: the rows'
+            own, by default uniform); refused for dense logits.
 
     Returns:
         ``(total, parts)`` where ``total`` is a 0-dim tensor to call ``.backward()`` on and
@@ -66,13 +72,31 @@ def compute_loss(
         raise ConfigError(f"epoch must be an integer >= 1 (epochs count from 1), got {epoch!r}")
     import torch
 
-    parts = cfg.terms(LossInputs(student, teacher, target, epoch, temperature_module))
+    rows = teacher_rows(teacher, tail)
+    parts = cfg.terms(LossInputs(student, rows, target, epoch, temperature_module))
     terms = list(parts.values())
     total = terms[0]
     for term in terms[1:]:
         total = total + term
     values = torch.stack([term.detach() for term in terms]).tolist()
     return total, dict(zip(parts.keys(), (float(v) for v in values), strict=True))
+
+
+def compute_sparse_loss(
+    cfg: Loss,
+    student: Tensor,
+    teacher: TeacherRows | None,
+    target: Tensor,
+    *,
+    epoch: int,
+    temperature_module: CTKDTemperature | None = None,
+    tail: str | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """The old name of :func:`compute_loss` for sparse rows (which it now takes itself)."""
+    return compute_loss(
+        cfg, student, teacher, target, epoch=epoch, temperature_module=temperature_module,
+        tail=tail,
+    )  # fmt: skip
 
 
 def make_temperature_module(

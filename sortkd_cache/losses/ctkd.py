@@ -86,12 +86,13 @@ class CTKD(Loss):
     ctkd_lambda_epochs: int = option(10, "CTKD: epochs of the cosine lambda ramp")
 
     def terms(self, x: LossInputs) -> dict[str, Tensor]:
-        t = x.teacher_of(self.name)
+        rows = x.teacher_of(self.name)
         if x.temperature_module is None:
             raise ConfigError(
                 "loss 'ctkd' needs a temperature module (make_temperature_module(cfg)), got None"
             )
         temperature = x.temperature_module(ctkd_lambda(x.epoch, self))
+        t = rows.logits(x.student, x.target, temperature)  # sparse: rebuilt at its value
         return {
             "ce": self.ce_weight * ce_loss(x.student, x.target),
             "kd": self.kd_weight * ctkd_loss(x.student, t, temperature),

@@ -121,7 +121,7 @@ class DKD(Loss):
     ce_weight: float = option(1.0, "weight of the hard-label cross-entropy term")
 
     def terms(self, x: LossInputs) -> dict[str, Tensor]:
-        t = x.teacher_of(self.name)
+        t = x.teacher_of(self.name).logits(x.student, x.target, self.temperature)
         warm = dkd_warmup_factor(x.epoch, self.dkd_warmup)
         dkd = dkd_loss(x.student, t, x.target, self.dkd_alpha, self.dkd_beta, self.temperature)
         return {"ce": self.ce_weight * ce_loss(x.student, x.target), "kd": warm * dkd}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from sortkd_cache.losses._config import LOSSES, Loss, LossInputs, option
 from sortkd_cache.losses.ce import _check_pair, _check_temperature, ce_loss
@@ -25,16 +25,23 @@ class KD(Loss):
     )
     ce_weight: float = option(0.1, "weight of the hard-label cross-entropy term")
     kd_weight: float = option(0.9, "weight of the distillation term")
+    #: whether the distillation term compares z-scored rows (LSKD)
+    standardized: ClassVar[bool] = False
 
     def terms(self, x: LossInputs) -> dict[str, Tensor]:
-        t = x.teacher_of(self.name)
+        rows, std = x.teacher_of(self.name), self.standardized
+        weights = (self.ce_weight, self.kd_weight)
+        fused = rows.kd_terms(x.student, x.target, self.temperature, weights, standardized=std)
+        if fused is not None:  # sparse rows at a recorded temperature: no dense row built
+            return {"ce": fused[0], "kd": fused[1]}
+        t = rows.logits(x.student, x.target, self.temperature, standardized=std)
         return {
             "ce": self.ce_weight * ce_loss(x.student, x.target),
             "kd": self.kd_weight * self.distill(x.student, t),
         }
 
     def distill(self, student: Tensor, teacher: Tensor) -> Tensor:
-        """The unweighted distillation term."""
+        """The unweighted distillation term on the teacher logits its rows gave."""
         return kd_loss(student, teacher, self.temperature)
 
 

@@ -67,6 +67,9 @@ class LSKD(KD):
     temperature: float = option(2.0, "base temperature on the z-scored logits", bounds="positive")
     ce_weight: float = option(0.1, "weight of the hard-label cross-entropy term")
     kd_weight: float = option(9.0, "weight of the distillation term")
+    standardized = True
 
     def distill(self, student: Tensor, teacher: Tensor) -> Tensor:
-        return lskd_loss(student, teacher, self.temperature)
+        """KD of the z-scored student against ``teacher``, already z-scored by its rows."""
+        s, t = _check_pair(student, teacher)
+        return _kd(standardize(s), t, _check_temperature(self.temperature))

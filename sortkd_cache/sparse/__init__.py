@@ -1,15 +1,17 @@
-"""Sparse (top-K) soft labels: the format, exact sort/swap, tail masses and the losses.
+"""Sparse (top-K) soft labels: the format, exact sort/swap, tail masses and rebuilt rows.
 
-    from sortkd_cache.sparse import SparseSpec, compress, apply_sparse, SparseTeacher
+    from sortkd_cache.sparse import SparseSpec, compress, apply_sparse
+    from sortkd_cache.losses import SparseTeacher, compute_loss
     spec = SparseSpec(k=10, num_classes=100, dtype="float16")
     rows = compress(z, y, spec)                 # z [N, C] dense logits, y [N] labels
     sorted_rows = apply_sparse("sort", rows, y) # exact on every kept entry
     teacher = SparseTeacher.from_rows(spec, sorted_rows)
-    loss, parts = compute_sparse_loss(cfg, student_logits, teacher, target, epoch=1)
+    loss, parts = compute_loss(cfg, student_logits, teacher, target, epoch=1)
 
 Names load lazily (the format and the store need no torch). See :mod:`._spec` for the
 layout, :mod:`._methods` for why sort/swap are exact, and :mod:`._rebuild` for what the
-losses get exactly and the bound on the rest.
+losses get exactly and the bound on the rest. The losses read sparse rows as they read dense
+ones (:mod:`sortkd_cache.losses`).
 """
 
 from __future__ import annotations
@@ -21,13 +23,8 @@ if TYPE_CHECKING:
     from sortkd_cache.sparse._check import row_problems
     from sortkd_cache.sparse._compress import compress, order_key, rank_order
     from sortkd_cache.sparse._fidelity import FidelityAccumulator, kl_rows
-    from sortkd_cache.sparse._loss import (
-        compute_sparse_loss,
-        loss_temperature,
-        sparse_teacher_dense,
-    )
     from sortkd_cache.sparse._methods import apply_sparse, label_positions
-    from sortkd_cache.sparse._rebuild import SparseTeacher, rebuild_dense, tail_mass
+    from sortkd_cache.sparse._rebuild import log_rest, rebuild_dense, tail_mass
     from sortkd_cache.sparse._source import (
         SparseViewLabels,
         online_sparse_teacher,
@@ -52,7 +49,6 @@ _LAZY = {
     "FidelityAccumulator": "_fidelity",
     "SparseRows": "_spec",
     "SparseSpec": "_spec",
-    "SparseTeacher": "_rebuild",
     "SparseViewLabels": "_source",
     "SparseViewSource": "_source",
     "online_sparse_teacher": "_source",
@@ -60,16 +56,14 @@ _LAZY = {
     "apply_sparse": "_methods",
     "check_topk": "_spec",
     "compress": "_compress",
-    "compute_sparse_loss": "_loss",
     "id_dtype": "_spec",
     "kl_rows": "_fidelity",
     "label_positions": "_methods",
-    "loss_temperature": "_loss",
+    "log_rest": "_rebuild",
     "order_key": "_compress",
     "rank_order": "_compress",
     "rebuild_dense": "_rebuild",
     "row_problems": "_check",
-    "sparse_teacher_dense": "_loss",
     "tail_mass": "_rebuild",
 }
 
@@ -81,24 +75,21 @@ __all__ = [
     "FidelityAccumulator",
     "SparseRows",
     "SparseSpec",
-    "SparseTeacher",
     "SparseViewLabels",
     "SparseViewSource",
     "apply_sparse",
     "check_topk",
     "compress",
-    "compute_sparse_loss",
     "id_dtype",
     "kl_rows",
     "label_positions",
-    "loss_temperature",
+    "log_rest",
     "online_sparse_teacher",
     "order_key",
     "rank_order",
     "read_sparse_view",
     "rebuild_dense",
     "row_problems",
-    "sparse_teacher_dense",
     "tail_mass",
 ]
 

@@ -10,7 +10,8 @@ What is exact. At a recorded temperature T the rebuilt row ``r`` has, under ``so
   ``shape=student logits`` spreads it like the student's own distribution, which makes
   ``KL(q || softmax(s / T))`` exactly the KL over the kept classes plus the tail as ONE
   bucket (``m * log(m / Q)``, ``Q`` the student's tail mass): the loss then says nothing about
-  the tail's inner spread. Training uses the uniform spread by default (:mod:`._loss`).
+  the tail's inner spread. Training uses the uniform spread by default
+  (:class:`sortkd_cache.losses.SparseTeacher`).
 
 Either way the gradient of ``T**2 * KL(q || softmax(s / T))`` with respect to the student
 logits differs from the dense loss's by ``T * (p - q)`` on tail classes only, whose L1 norm per
@@ -23,20 +24,14 @@ dense logit already is).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
 import numpy as np
 import torch
 from torch import Tensor
 
-from sortkd_cache.losses.lskd import STANDARDIZE_EPS
+from sortkd_cache.sparse._compress import STANDARDIZE_EPS
 from sortkd_cache.sparse._spec import SparseRows, SparseSpec
 
-if TYPE_CHECKING:
-    from sortkd_cache.sparse._kd import ViewTables
-
-__all__ = ["SparseTeacher", "log_rest", "rebuild_dense", "tail_mass"]
+__all__ = ["log_rest", "rebuild_dense", "tail_mass"]
 
 _FLOOR = -1e30  # a tail mass that rounding made <= 0 is taken as this (finite, below any real)
 
@@ -102,66 +97,6 @@ def rebuild_dense(
     out.scatter_(1, y, label.to(dtype)[:, None])  # overwritten below when kept
     out.scatter_(1, idx, v)
     return out
-
-
-@dataclass(frozen=True)
-class SparseTeacher:
-    """A batch of sparse teacher rows on one device, with the spec that describes them.
-
-    ``view`` and ``idx`` (set by :class:`~._source.SparseViewSource`): the whole view these
-    rows were taken from and their indices in it, so that the per-row tables of the direct
-    KD loss (:mod:`._kd`) are computed once per view instead of once per batch.
-    """
-
-    spec: SparseSpec
-    ids: Tensor
-    values: Tensor
-    stats: Tensor
-    view: ViewTables | None = field(default=None, repr=False, compare=False)
-    idx: Tensor | None = field(default=None, repr=False, compare=False)
-
-    @classmethod
-    def from_rows(cls, spec: SparseSpec, rows: SparseRows) -> SparseTeacher:
-        ids = torch.from_numpy(rows.ids.astype("int64"))
-        return cls(
-            spec,
-            ids,
-            torch.from_numpy(np.array(rows.values)),
-            torch.from_numpy(np.array(rows.stats)),
-        )
-
-    def to(self, device: Any, non_blocking: bool = False) -> SparseTeacher:
-        def mv(t: Tensor) -> Tensor:
-            return t.to(device, non_blocking=non_blocking)
-
-        ids = mv(self.ids)
-        same = ids is self.ids  # not moved: the view's tables stay usable
-        return SparseTeacher(
-            self.spec, ids, mv(self.values), mv(self.stats),
-            self.view if same else None, self.idx if same else None,
-        )  # fmt: skip
-
-    def __len__(self) -> int:
-        return int(self.ids.shape[0])
-
-    def dense(
-        self,
-        target: Tensor,
-        temperature: float,
-        *,
-        standardized: bool = False,
-        shape: Tensor | None = None,
-    ) -> Tensor:
-        return rebuild_dense(
-            self.spec,
-            self.ids,
-            self.values,
-            self.stats,
-            target,
-            temperature,
-            standardized=standardized,
-            shape=shape,
-        )
 
 
 def tail_mass(spec: SparseSpec, rows: SparseRows, temperature: float) -> Tensor:

@@ -2,7 +2,7 @@
 
 * :func:`read_sparse_view` reads one view of a sparse kind (chunk by chunk) as SparseRows.
 * :class:`SparseViewLabels` holds a view's rows as tensors on the training device and hands
-  out :class:`~._rebuild.SparseTeacher` batches by sample index.
+  out :class:`~sortkd_cache.losses.SparseTeacher` batches by sample index.
 * :func:`online_sparse_teacher` turns a batch of teacher logits into the same sparse rows the
   cache would hold (cast to the store's dtype, truncated to the top K, then sort/swap), so a
   run with an online teacher and the same truncation matches a cached run step for step.
@@ -15,11 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from sortkd_cache.losses import SparseTeacher, ViewTables
 from sortkd_cache.soft_labels import Prefetcher
 from sortkd_cache.sparse._compress import compress
-from sortkd_cache.sparse._kd import ViewTables
 from sortkd_cache.sparse._methods import apply_sparse
-from sortkd_cache.sparse._rebuild import SparseTeacher
 from sortkd_cache.sparse._spec import SparseRows, SparseSpec
 
 __all__ = [
@@ -69,8 +68,8 @@ class SparseViewSource:
     """A :class:`~sortkd_cache.soft_labels.SoftLabels` source for a sparse kind: one whole
     view per epoch on the device (ids, values and stats; K + 7 numbers per sample instead of
     C), the next view read ahead in a background thread; ``rows`` gives a SparseTeacher that
-    knows its view (:class:`~._kd.ViewTables`: the direct KD loss's per-row tables are made
-    once per view, not per batch)."""
+    knows its view (:class:`~sortkd_cache.losses.ViewTables`: the direct KD loss's per-row
+    tables are made once per view, not per batch)."""
 
     def __init__(self, store: Any, kind: str, device: torch.device | str = "cpu") -> None:
         store.sparse_logits(kind)  # refuse a dense store or a missing/incomplete kind now

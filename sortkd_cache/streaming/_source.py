@@ -18,7 +18,7 @@ Only the chunks that order touches are read, each once, a window at a time.
 
 A sparse (top-K) store streams the same way: a chunk is its ``ids``, ``values`` and ``stats``
 (ids kept in the store's narrow integer type while resident), and each batch is a
-:class:`~sortkd_cache.sparse.SparseTeacher` with the same rows as the whole-view
+:class:`~sortkd_cache.losses.SparseTeacher` with the same rows as the whole-view
 :class:`~sortkd_cache.sparse.SparseViewSource` gives.
 """
 
@@ -33,8 +33,8 @@ from ..errors import ConfigError
 from ._reader import ChunkWindowReader
 
 if TYPE_CHECKING:
+    from sortkd_cache.losses import SparseTeacher
     from sortkd_cache.soft_labels import Batch
-    from sortkd_cache.sparse import SparseTeacher
     from sortkd_cache.store import CacheStore
 
 __all__ = ["StreamedLogits"]
@@ -86,7 +86,7 @@ class StreamedLogits:
         self.peak_bytes = max(self.peak_bytes, self._reader.peak_bytes)
         if not self._sparse:
             return self._to_device(torch.from_numpy(got))
-        from sortkd_cache.sparse import SparseTeacher
+        from sortkd_cache.losses import SparseTeacher
 
         ids, values, stats = got
         return SparseTeacher(

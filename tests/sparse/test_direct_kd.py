@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from sortkd_cache.losses import LossConfig
+from sortkd_cache.losses import LossConfig, SparseTeacher, compute_sparse_loss
+from sortkd_cache.losses._sparse_kd import ViewTables, direct_applies
 from sortkd_cache.losses.kd import _kd
 from sortkd_cache.losses.lskd import standardize
-from sortkd_cache.sparse import SparseSpec, SparseTeacher, compress, compute_sparse_loss
-from sortkd_cache.sparse._kd import ViewTables, direct_applies
+from sortkd_cache.sparse import SparseSpec, compress
 
 
 def _teacher(c: int, k: int, dtype: str, n: int = 48) -> tuple[SparseTeacher, torch.Tensor]:

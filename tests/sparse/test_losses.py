@@ -7,15 +7,13 @@ import pytest
 import torch
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.losses import LossConfig, compute_loss
+from sortkd_cache.losses import LossConfig, SparseTeacher, compute_loss, compute_sparse_loss
 from sortkd_cache.losses.kd import _kd
 from sortkd_cache.losses.lskd import standardize
 from sortkd_cache.sparse import (
     FidelityAccumulator,
     SparseSpec,
-    SparseTeacher,
     compress,
-    compute_sparse_loss,
     rebuild_dense,
     tail_mass,
 )

@@ -1,6 +1,6 @@
 """KD and LSKD straight from sparse rows at a recorded temperature: no dense teacher row.
 
-At a recorded temperature ``T`` the row that :func:`~._rebuild.rebuild_dense` rebuilds has,
+At a recorded temperature ``T`` the row that :func:`sortkd_cache.sparse.rebuild_dense` rebuilds has,
 under ``softmax(. / T)``, the kept classes' probabilities ``p_i`` (top K and the label) and the
 tail's total mass exact; the tail's inner spread is the student's own (``tail="bucket"``) or
 uniform (``tail="uniform"``). So the KD term on that row needs only the numbers per row that
@@ -13,32 +13,46 @@ with ``q = softmax(s / T)`` the student's distribution, ``m`` the teacher's mass
 (the tail without the label), ``Q`` the student's mass there, and ``u = m / (number of rest
 classes)``. The value and its gradient ``T * (q - p_rebuilt) / B`` are those of the dense
 formula on the rebuilt row up to float32 rounding (a test compares both); what is exact is
-therefore what :mod:`._rebuild` states. The gradient is written out, with the CE term's
-(:class:`_CEAndSparseKD`), which makes a step cost a few ``[B, C]`` operations instead of
-rebuilding the row and back-propagating through the dense formula.
+therefore what :mod:`sortkd_cache.sparse._rebuild` states. The gradient is written out, with
+the CE term's (:class:`_CEAndSparseKD`), which makes a step cost a few ``[B, C]`` operations
+instead of rebuilding the row and back-propagating through the dense formula.
 
 A whole view's tables are computed once per (temperature, tail, standardised) by
-:class:`ViewTables` (what :class:`~._source.SparseViewSource` hands out with its batches);
+:class:`ViewTables` (what the sparse view source hands out with its batches);
 rows without a view (the online twin, rows made by hand) get theirs per batch.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from sortkd_cache.losses.lskd import STANDARDIZE_EPS
-from sortkd_cache.sparse._rebuild import log_rest
-from sortkd_cache.sparse._spec import SparseSpec
+from sortkd_cache.sparse import SparseSpec, log_rest
 
-if TYPE_CHECKING:
-    from sortkd_cache.sparse._rebuild import SparseTeacher
+__all__ = ["SparseBatch", "ViewTables", "ce_and_sparse_kd", "direct_applies", "kd_table"]
 
-__all__ = ["ViewTables", "ce_and_sparse_kd", "direct_applies", "kd_table"]
+
+class SparseBatch(Protocol):
+    """What the kernel reads of a batch of sparse rows
+    (:class:`~sortkd_cache.losses.SparseTeacher`)."""
+
+    @property
+    def spec(self) -> SparseSpec: ...
+    @property
+    def ids(self) -> Tensor: ...
+    @property
+    def values(self) -> Tensor: ...
+    @property
+    def stats(self) -> Tensor: ...
+    @property
+    def view(self) -> ViewTables | None: ...
+    @property
+    def idx(self) -> Tensor | None: ...
 
 
 @functools.lru_cache(maxsize=64)
@@ -50,7 +64,7 @@ def direct_applies(spec: SparseSpec, temperature: float, *, standardized: bool) 
 
 
 def kd_table(
-    teacher: SparseTeacher, target: Tensor, temperature: float, *, tail: str, standardized: bool
+    teacher: SparseBatch, target: Tensor, temperature: float, *, tail: str, standardized: bool
 ) -> Tensor:
     """Per row of ``teacher``, float32 ``[K + 3]``: the slot weights ``w`` (top K, then the
     label), ``a`` (bucket: ``m``; uniform: ``u``) and ``c0`` (the teacher's ``sum p log p``
@@ -91,7 +105,7 @@ class ViewTables:
     """A whole view's sparse rows and labels; :meth:`table` per (temperature, tail,
     standardised) is computed on first use and kept for the view."""
 
-    def __init__(self, teacher: SparseTeacher, labels: Tensor) -> None:
+    def __init__(self, teacher: SparseBatch, labels: Tensor) -> None:
         self.teacher = teacher
         self.labels = labels.to(teacher.ids.device, torch.int64)
         #: the K kept class ids and the label, per row (what the loss gathers and scatters)
@@ -110,7 +124,7 @@ class ViewTables:
 
 
 def _slots_and_table(
-    teacher: SparseTeacher, target: Tensor, temperature: float, tail: str, standardized: bool
+    teacher: SparseBatch, target: Tensor, temperature: float, tail: str, standardized: bool
 ) -> tuple[Tensor, Tensor]:
     view, idx = teacher.view, teacher.idx
     if view is not None and idx is not None:
@@ -186,7 +200,7 @@ class _CEAndSparseKD(torch.autograd.Function):
 
 def ce_and_sparse_kd(
     student: Tensor,
-    teacher: SparseTeacher,
+    teacher: SparseBatch,
     target: Tensor,
     temperature: float,
     *,
