@@ -17,7 +17,6 @@ from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines._train_config import Schedule, check_schedule
 from sortkd_cache.pipelines.recipe import (
     DTYPES,
-    LOGIT_KINDS,
     SORT_METHODS,
     VIEW_ORDERS,
     DatasetSpec,
@@ -27,6 +26,7 @@ from sortkd_cache.pipelines.recipe import (
     StudentSpec,
     TeacherSpec,
 )
+from sortkd_cache.sorting import LOGIT_KINDS
 
 __all__ = ["check_recipe"]
 

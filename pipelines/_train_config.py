@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.sorting import METHODS
+from sortkd_cache.sorting import LOGIT_KINDS
 from sortkd_cache.sparse._spec import TAILS
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: ``raw`` and every registered logits transform (``sort``, ``swap``).
-LOGIT_CHOICES: tuple[str, ...] = ("raw", *METHODS.names())
+LOGIT_CHOICES: tuple[str, ...] = LOGIT_KINDS
 SOFT_LABEL_MODES = ("auto", "view", "stream")  # resolved in pipelines/_stream_source.py
 DATA_PATHS = ("auto", "device", "loader")
 VIEW_ORDERS = ("cyclic", "shuffle")

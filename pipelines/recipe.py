@@ -83,7 +83,6 @@ __all__ = [
 ]
 
 SORT_METHODS: tuple[str, ...] = tuple(METHODS.names())
-LOGIT_KINDS: tuple[str, ...] = ("raw", *SORT_METHODS)
 DTYPES = ("float16", "float32")
 VIEW_ORDERS = ("cyclic", "shuffle")
 

@@ -7,6 +7,7 @@ leading shape ``[..., C]``, every comparison in IEEE-754 totalOrder; see :func:`
 from __future__ import annotations
 
 from sortkd_cache.sorting._api import (
+    LOGIT_KINDS,
     METHODS,
     Applied,
     Labels,
@@ -19,6 +20,7 @@ from sortkd_cache.sorting._api import (
 )
 
 __all__ = [
+    "LOGIT_KINDS",
     "METHODS",
     "Applied",
     "Labels",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "LOGIT_KINDS",
     "METHODS",
     "Applied",
     "Labels",
@@ -278,6 +279,10 @@ METHODS: Registry[LogitsMethod] = Registry("method")
 """The stored logits transforms, by the name used in the store and on the command line."""
 METHODS.add("sort", sort_logits)
 METHODS.add("swap", swap_logits)
+
+#: Every logits kind a store may hold: the teacher's ``raw`` logits and one kind per method of
+#: :data:`METHODS` (what ``sort --method`` writes and ``train --logits`` reads).
+LOGIT_KINDS: tuple[str, ...] = ("raw", *METHODS.names())
 
 
 def get_method(name: str) -> LogitsMethod:

@@ -7,7 +7,8 @@ Layout::
     /labels                int64 [N]            chunks (S,)
     /aug_params            int32 [N, V, 5]      chunks (S, 1, 5)  (top, left, height, width, flip)
     /logits/raw            f16|f32 [N, V, C]    chunks (S, 1, C)  written once by dump
-    /logits/sort, /swap    same shape/dtype     written by sort, never over raw
+    /logits/sort, /swap    same shape/dtype     written by sort, never over raw (one kind per
+                                                method of sortkd_cache.sorting.METHODS)
     /logits/<kind>_topk/{ids,values,rest}       legacy side copy of the retired `sort --topk`:
                                                 never written now, still read and verified
     /progress/<kind>       int64 [B, V]         chunks (1, 1): -1 = block not written yet,
@@ -23,6 +24,8 @@ reported instead of being silently taken as zeros.
 from __future__ import annotations
 
 from typing import Any
+
+from sortkd_cache.sorting import LOGIT_KINDS
 
 __all__ = [
     "LABELS",
@@ -40,7 +43,6 @@ __all__ = [
 LABELS = "labels"
 PARAMS = "aug_params"
 NUM_PARAMS = 5
-LOGIT_KINDS = ("raw", "sort", "swap")
 TARGET_CHUNK_BYTES = 1 << 21
 
 
