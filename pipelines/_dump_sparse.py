@@ -22,6 +22,7 @@ __all__ = [
     "finalize_fidelity",
     "parse_temperatures",
     "sparse_meta",
+    "source_fidelity",
     "sparse_spec_for",
 ]
 
@@ -63,3 +64,12 @@ def finalize_fidelity(store: CacheStore, kind: str) -> dict[str, Any]:
 
     sums = np.asarray(store.raw_array(sparse_path(kind, "fidelity"))[...], dtype=np.float64)
     return fidelity_record(store.sparse_spec, sums)
+
+
+def source_fidelity(store: CacheStore, kind: str) -> Any | None:
+    """The per-(block, view) fidelity sums of a sparse ``kind`` made from dense rows (the
+    array a re-sliced copy carries along), or None where the kind has none."""
+    from sortkd_cache.store._sparse import sparse_path
+
+    path = sparse_path(kind, "fidelity")
+    return store.raw_array(path) if store.is_sparse and store.has_array(path) else None

@@ -10,8 +10,6 @@ Its provenance gains a ``derivation`` step naming the source, what was kept and 
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import os
 import shutil
 import tempfile
@@ -29,6 +27,7 @@ from sortkd_cache.pipelines._common import progress_bar, utc_now
 from sortkd_cache.pipelines._dump_sparse import (
     encode_chunk,
     finalize_fidelity,
+    source_fidelity,
     sparse_meta,
     sparse_spec_for,
 )
@@ -125,6 +124,34 @@ def _kind_attrs(src: CacheStore, kind: str, views: list[int]) -> dict[str, Any]:
     return attrs
 
 
+@dataclass(frozen=True)
+class _KindCopy:
+    """What each chunk of one kind's derivation reads and writes (shared by the workers)."""
+
+    src: CacheStore
+    dst: CacheStore
+    data: Any  # the source kind's dense or sparse logits
+    kind: str
+    spec: Any  # the SparseSpec of --topk, or None
+    labels: np.ndarray
+    fidelity: Any  # a sparse source's fidelity sums [B, V, T+2], carried per view; or None
+
+    def chunk(self, block: int, new_v: int, old_v: int) -> int:
+        """Read, re-slice and write one chunk (in a worker thread); returns its rows."""
+        start, stop = self.src.block_bounds(block)
+        chunk = self.data.read_block(block, old_v)
+        fid = None
+        if self.spec is not None:
+            dense = chunk.astype(self.dst.meta.dtype)
+            chunk, fid = encode_chunk(self.spec, dense, self.labels[start:stop])
+        elif self.fidelity is not None:
+            fid = np.asarray(self.fidelity[block, old_v])
+        elif not self.src.is_sparse:
+            chunk = chunk.astype(self.dst.meta.dtype)
+        self.dst.write_chunk(self.kind, block, new_v, chunk, fidelity=fid)
+        return stop - start
+
+
 def _fill(src: CacheStore, dst: CacheStore, views: list[int], spec: Any, progress: bool) -> None:
     for new_v, old_v in enumerate(views):
         for block in range(src.num_blocks):
@@ -132,37 +159,22 @@ def _fill(src: CacheStore, dst: CacheStore, views: list[int], spec: Any, progres
             dst.raw_array("aug_params")[start:stop, new_v] = src.params(old_v, start, stop)
     kinds, labels = src.kinds(), src.labels  # labels read once, not once per chunk
     total = len(kinds) * len(views) * src.num_samples
+    units = [(b, nv, ov) for nv, ov in enumerate(views) for b in range(src.num_blocks)]
     with progress_bar(total, "copy", "row", progress) as bar:
         for kind in kinds:
-            dst.create_kind(
-                kind, dst.meta.dtype, attrs=_kind_attrs(src, kind, views), fidelity=True
-            )
+            fidelity = source_fidelity(src, kind)
+            carried = spec is not None or fidelity is not None
+            attrs = _kind_attrs(src, kind, views)
+            dst.create_kind(kind, dst.meta.dtype, attrs=attrs, fidelity=carried)
             data = src.sparse_logits(kind) if src.is_sparse else src.logits(kind)
-            units = [(b, nv, ov) for nv, ov in enumerate(views) for b in range(src.num_blocks)]
-            one = functools.partial(_derive_chunk, src, dst, data, kind, spec, labels)
-            for rows in _bounded_map(one, units, _workers()):
+            job = _KindCopy(src, dst, data, kind, spec, labels, fidelity)
+            for rows in _bounded_map(job.chunk, units, _workers()):
                 bar.update(rows)
             attrs = dst.kind_attrs(kind)
             attrs["complete"] = True
-            if spec is not None:
+            if carried:
                 attrs["fidelity"] = finalize_fidelity(dst, kind)
             dst.set_kind_attrs(kind, attrs)
-
-
-def _derive_chunk(
-    src: CacheStore, dst: CacheStore, data: Any, kind: str, spec: Any, labels: np.ndarray,
-    block: int, new_v: int, old_v: int,
-) -> int:  # fmt: skip
-    """Read, re-slice and write one chunk (in a worker thread); returns its rows."""
-    start, stop = src.block_bounds(block)
-    chunk = data.read_block(block, old_v)
-    fid = None
-    if spec is not None:
-        chunk, fid = encode_chunk(spec, chunk.astype(dst.meta.dtype), labels[start:stop])
-    elif not src.is_sparse:
-        chunk = chunk.astype(dst.meta.dtype)
-    dst.write_chunk(kind, block, new_v, chunk, fidelity=fid)
-    return stop - start
 
 
 def _workers() -> int:
@@ -216,14 +228,14 @@ def derive_store(
         out = create_store(tmp, _new_meta(source, views, dtype, spec, cfg), source.labels)
         _fill(source, out, views, spec, progress)
         out.write_meta(out.meta.replace(complete=True))
-        result = copy_store(
+        return copy_store(
             tmp,
             dst,
             overwrite=overwrite,
             progress=progress,
             dst_storage_options=dst_storage_options,
+            source_name=parse_location(src).raw,
         )
-        return dataclasses.replace(result, src=parse_location(src).raw)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

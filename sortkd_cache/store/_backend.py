@@ -35,10 +35,12 @@ from sortkd_cache.errors import (
     StoreReadOnlyError,
 )
 from sortkd_cache.store._readcache import cache_bytes, read_cache_store
+from sortkd_cache.store._zipcheck import member_checked_store
 
 __all__ = [
     "REMOTE_SCHEMES",
     "Location",
+    "fs_store",
     "open_backend",
     "parse_location",
     "remote_error",
@@ -261,7 +263,7 @@ def _open_remote(loc: Location, mode: Mode, opts: dict[str, Any]) -> Any:
     if loc.is_zip:
         if mode != "r":
             raise StoreReadOnlyError(f"zip store '{loc.raw}' is read-only")
-        return _remote_zip(loc, opts)
+        return member_checked_store(_remote_zip(loc, opts), loc.raw)
     if loc.scheme in ("http", "https"):
         opts.setdefault("block_size", 0)
     fs, path = remote_filesystem(loc, opts, asynchronous=True)
@@ -287,9 +289,16 @@ def _probe(loc: Location, store: Any, mode: Mode, opts: dict[str, Any]) -> None:
         raise StoreNotFoundError(f"no store at '{loc.raw}' (no {ROOT_META} there)")
 
 
+def fs_store(store: Any) -> Any:
+    """The fsspec-backed store (with ``fs`` and ``path``) inside the wrappers of a remote one."""
+    while not hasattr(store, "fs") and hasattr(store, "_store"):
+        store = store._store
+    return store
+
+
 def _bucket_missing(store: Any) -> bool:
     """True only when the server says the bucket of an s3/gs store does not exist."""
-    inner = getattr(store, "_store", store)
+    inner = fs_store(store)
     fs, bucket = inner.fs, inner.path.split("/", 1)[0]
 
     async def info() -> None:
@@ -314,7 +323,7 @@ def _open_local_zip(loc: Location) -> Any:
     with zipfile.ZipFile(loc.path) as zf:
         if ROOT_META not in zf.namelist():
             raise StoreNotFoundError(f"'{loc.raw}' is a zip file but not a store (no {ROOT_META})")
-    return ZipStore(loc.path, mode="r", read_only=True)
+    return member_checked_store(ZipStore(loc.path, mode="r", read_only=True), loc.raw)
 
 
 def open_backend(loc: Location, mode: Mode, storage_options: dict[str, Any] | None = None) -> Any:

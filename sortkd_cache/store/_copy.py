@@ -41,15 +41,10 @@ from sortkd_cache.store._keys import list_keys, read_keys
 from sortkd_cache.store._layout import LOGIT_KINDS
 from sortkd_cache.store._leftovers import clean_stale_siblings
 from sortkd_cache.store._lock import LOCK_NAME, _is_stale, read_lock
+from sortkd_cache.store._scan import candidate_arrays, chunk_keys, open_for_verify, progress_bar
 from sortkd_cache.store._schema import GROUPS, is_schema_key
 from sortkd_cache.store._store import CacheStore
-from sortkd_cache.store._verify import (
-    VerifyReport,
-    _candidate_arrays,
-    _chunk_keys,
-    _open_for_verify,
-    _progress,
-)
+from sortkd_cache.store._verify import VerifyReport
 
 __all__ = ["CopyResult", "copy_store"]
 
@@ -83,7 +78,9 @@ class CopyResult:
 
 
 # -- source -----------------------------------------------------------------------------------
-def _source_keys(source: CacheStore, backend: Any, loc: Location) -> dict[str, int | None]:
+def _source_keys(
+    source: CacheStore, backend: Any, loc: Location, name: str
+) -> dict[str, int | None]:
     """Keys to copy with their sizes (None when unknown: keys derived from the metadata).
 
     Only keys of the store's schema are copied. A source holding any other key (a name like
@@ -95,26 +92,32 @@ def _source_keys(source: CacheStore, backend: Any, loc: Location) -> dict[str, i
         if foreign:
             more = f" (+{len(foreign) - 1} more)" if len(foreign) > 1 else ""
             raise StoreError(
-                f"source '{loc.raw}' holds {foreign[0]!r}{more}, which is no key of a "
-                f"sortkd-cache store; nothing was copied (see `sortkd-cache verify {loc.raw}`)"
+                f"source '{name}' holds {foreign[0]!r}{more}, which is no key of a "
+                f"sortkd-cache store; nothing was copied (see `sortkd-cache verify {name}`)"
             )
         return {k: n for k, n in sizes.items() if k not in leftovers}
     keys = [ROOT_META] + [f"{g.format(kind=k)}/zarr.json" for g in GROUPS[1:] for k in _KINDS]
-    arrays, unusable = _candidate_arrays(source, None)
+    arrays, unusable = candidate_arrays(source, None)
     if unusable:
-        raise StoreError(f"source '{loc.raw}': {unusable[0].message}")
+        raise StoreError(f"source '{name}': {unusable[0].message}")
     for path in arrays:
         keys.append(f"{path}/zarr.json")
-        keys += [f"{path}/{key}" for _, key in _chunk_keys(source.raw_array(path))]
+        keys += [f"{path}/{key}" for _, key in chunk_keys(source.raw_array(path))]
     return dict.fromkeys(keys)
 
 
-def _check_source(source: CacheStore, loc: Location) -> None:
-    """Refuse a source whose record or array shapes would size the copy beyond the limits
-    (a hostile shape must not make the copy allocate)."""
+def _open_source(
+    loc: Location, opts: dict[str, Any] | None, name: str
+) -> tuple[Any, dict[str, int | None]]:
+    """The source's zarr backend and the keys to copy, once the source passed its checks:
+    not being written, a readable record of this schema, shapes within the limits."""
+    _check_source_unlocked(loc)
+    source, backend = open_for_verify(loc, opts)
+    source.meta  # noqa: B018 - refuses a malformed or newer-schema source before any copying
     for p in quick_problems(source):
-        if p.category in ("limits", "shape"):
-            raise StoreError(f"source '{loc.raw}' failed its check: {p}; nothing was copied")
+        if p.category in ("limits", "shape"):  # a hostile shape must not make the copy allocate
+            raise StoreError(f"source '{name}' failed its check: {p}; nothing was copied")
+    return backend, _source_keys(source, backend, loc, name)
 
 
 def _check_source_unlocked(loc: Location) -> None:
@@ -129,6 +132,32 @@ def _check_source_unlocked(loc: Location) -> None:
         )
 
 
+def _check_destination(src: Location, dst: Location) -> None:
+    check_disjoint(dst.raw, [("source", src.raw)], option="DST")
+    if dst.kind == "remote" and dst.scheme in ("http", "https"):
+        raise StoreReadOnlyError(
+            f"'{dst.raw}' is read-only (http(s) stores cannot be written); "
+            "copy to a directory, a .zip, s3:// or gs://"
+        )
+
+
+def _write_keys(
+    writer: Any, backend: Any, loc: Location, keys: dict[str, int | None], bar: Any
+) -> tuple[int, int]:
+    """Every key read from the source and handed to ``writer``: (keys, bytes) copied."""
+    copied = nbytes = 0
+    names = list(keys)
+    for start in range(0, len(names), _BATCH):
+        batch = names[start : start + _BATCH]
+        values = read_keys(backend, loc, batch)
+        items = [(k, v) for k, v in zip(batch, values, strict=True) if v is not None]
+        writer.put_many(items)
+        size = sum(len(v) for _, v in items)
+        copied, nbytes = copied + len(items), nbytes + size
+        bar.update(size)
+    return copied, nbytes
+
+
 def copy_store(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -138,64 +167,43 @@ def copy_store(
     storage_options: dict[str, Any] | None = None,
     src_storage_options: dict[str, Any] | None = None,
     dst_storage_options: dict[str, Any] | None = None,
+    source_name: str | None = None,
 ) -> CopyResult:
     """Copy a store key by key from ``src`` to ``dst``; see the module docstring.
 
     ``storage_options`` apply to both sides; ``src_/dst_storage_options`` are merged over
     them. The destination is verified before (local) or right after (s3/gs) it is published;
     a destination that does not verify is removed and :class:`CorruptChunkError` is raised.
+    ``source_name`` is how messages name the source (default: ``src``; ``copy --views``
+    publishes a private build that messages must not point at).
     """
     t0 = time.perf_counter()
     src_loc, dst_loc = parse_location(src), parse_location(dst)
+    dst_opts = {**(storage_options or {}), **(dst_storage_options or {})} or None
+    name = source_name or src_loc.raw
+    _check_destination(src_loc, dst_loc)
     src_opts = {**(storage_options or {}), **(src_storage_options or {})}
-    dst_opts = {**(storage_options or {}), **(dst_storage_options or {})}
-    check_disjoint(dst_loc.raw, [("source", src_loc.raw)], option="DST")
-    if dst_loc.kind == "remote" and dst_loc.scheme in ("http", "https"):
-        raise StoreReadOnlyError(
-            f"'{dst_loc.raw}' is read-only (http(s) stores cannot be written); "
-            "copy to a directory, a .zip, s3:// or gs://"
-        )
-    _check_source_unlocked(src_loc)
-    source, backend = _open_for_verify(src_loc, src_opts or None)
-    source.meta  # noqa: B018 - refuses a malformed or newer-schema source before any copying
-    _check_source(source, src_loc)
-    keys = _source_keys(source, backend, src_loc)
+    backend, keys = _open_source(src_loc, src_opts or None, name)
     if overwrite:
-        check_replaceable(dst_loc.raw, "store", option="DST", storage_options=dst_opts or None)
+        check_replaceable(dst_loc.raw, "store", option="DST", storage_options=dst_opts)
     cleaned = tuple(clean_stale_siblings(dst_loc))
-    writer = make_writer(dst_loc, overwrite, dst_opts or None)
+    writer = make_writer(dst_loc, overwrite, dst_opts)
     sizes = [n for n in keys.values() if n is not None]
     total = sum(sizes) if len(sizes) == len(keys) else None
-    copied = nbytes = 0
     try:
-        names = list(keys)
-        with _progress(total, progress, f"copy -> {dst_loc.raw}", unit="B") as bar:
-            for start in range(0, len(names), _BATCH):
-                batch = names[start : start + _BATCH]
-                values = read_keys(backend, src_loc, batch)
-                items = [(k, v) for k, v in zip(batch, values, strict=True) if v is not None]
-                writer.put_many(items)
-                size = sum(len(v) for _, v in items)
-                copied, nbytes = copied + len(items), nbytes + size
-                bar.update(size)
+        with progress_bar(total, progress, f"copy -> {dst_loc.raw}", unit="B") as bar:
+            copied, nbytes = _write_keys(writer, backend, src_loc, keys, bar)
         report = writer.check(progress)
         if not report.sound:
-            first = report.problems[0]
             raise CorruptChunkError(
-                f"the copy of '{src_loc.raw}' does not verify ({len(report.problems)} problem(s), "
-                f"first: {first}); nothing was published; run `sortkd-cache verify {src_loc.raw}`"
+                f"the copy of '{name}' does not verify ({len(report.problems)} problem(s), "
+                f"first: {report.problems[0]}); nothing was published; run "
+                f"`sortkd-cache verify {name}`"
             )
         writer.publish()
     except BaseException:
         writer.abort()
         raise
     report = dataclasses.replace(report, location=dst_loc.raw)
-    return CopyResult(
-        src=src_loc.raw,
-        dst=dst_loc.raw,
-        keys=copied,
-        bytes=nbytes,
-        seconds=time.perf_counter() - t0,
-        verify=report,
-        cleaned=cleaned,
-    )
+    seconds = time.perf_counter() - t0
+    return CopyResult(name, dst_loc.raw, copied, nbytes, seconds, report, cleaned)

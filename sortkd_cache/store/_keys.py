@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sortkd_cache.store._backend import Location, remote_error, run_sync
+from sortkd_cache.store._backend import Location, fs_store, remote_error, run_sync
+from sortkd_cache.store._zipcheck import ZipMemberError
 
-__all__ = ["list_keys", "read_keys"]
+__all__ = ["list_keys", "read_keys", "read_keys_or_damage"]
 
 
 def list_keys(store: Any, loc: Location) -> dict[str, int] | None:
@@ -30,7 +31,7 @@ def list_keys(store: Any, loc: Location) -> dict[str, int] | None:
     if loc.kind == "zip":
         with zipfile.ZipFile(loc.path) as zf:
             return dict(sorted((i.filename, i.file_size) for i in zf.infolist() if not i.is_dir()))
-    inner = getattr(store, "_store", store)
+    inner = fs_store(store)
     fs, root_path = inner.fs, inner.path.rstrip("/")
     try:
         found: dict[str, dict[str, Any]] = run_sync(fs._find(root_path, detail=True))
@@ -61,16 +62,30 @@ async def _gather_keys(store: Any, keys: Sequence[str], concurrency: int) -> lis
     return await asyncio.gather(*(one(k) for k in keys), return_exceptions=True)
 
 
+def read_keys_or_damage(
+    store: Any, loc: Location, keys: Sequence[str], concurrency: int = 16
+) -> list[bytes | ZipMemberError | None]:
+    """The raw bytes of ``keys`` (None for a missing key), fetched concurrently; a damaged
+    zip member is returned as its :class:`ZipMemberError` (what ``verify`` reports)."""
+    results = run_sync(_gather_keys(store, keys, concurrency))
+    out: list[bytes | ZipMemberError | None] = []
+    for res in results:
+        if isinstance(res, BaseException) and not isinstance(res, ZipMemberError):
+            if loc.kind == "remote":
+                raise remote_error(loc, res) from None
+            raise res
+        out.append(res)
+    return out
+
+
 def read_keys(
     store: Any, loc: Location, keys: Sequence[str], concurrency: int = 16
 ) -> list[bytes | None]:
-    """The raw bytes of ``keys`` (None for a missing key), fetched concurrently."""
-    results = run_sync(_gather_keys(store, keys, concurrency))
+    """The raw bytes of ``keys`` (None for a missing key), fetched concurrently; a damaged
+    zip member raises its :class:`ZipMemberError`."""
     out: list[bytes | None] = []
-    for res in results:
-        if isinstance(res, BaseException):
-            if loc.kind == "remote":
-                raise remote_error(loc, res) from None
+    for res in read_keys_or_damage(store, loc, keys, concurrency):
+        if isinstance(res, ZipMemberError):
             raise res
         out.append(res)
     return out

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from sortkd_cache.errors import CorruptChunkError
+from sortkd_cache.store._zipcheck import ZipMemberError
 
 __all__ = ["LogitsArray", "zarr_get"]
 
@@ -15,6 +16,9 @@ def zarr_get(arr: Any, selection: Any, what: str) -> np.ndarray:
     """Read a selection; any decode failure (checksum, truncation) becomes CorruptChunkError."""
     try:
         out = arr[selection]
+    except ZipMemberError:  # names the damaged member already
+        _drain_zarr_loop()
+        raise
     except (ValueError, RuntimeError, OSError, EOFError) as exc:
         _drain_zarr_loop()
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

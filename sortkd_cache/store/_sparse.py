@@ -24,6 +24,7 @@ import numpy as np
 
 from sortkd_cache.errors import CorruptChunkError
 from sortkd_cache.store._layout import logits_path
+from sortkd_cache.store._logits import zarr_get
 
 __all__ = [
     "SPARSE_ARRAYS",
@@ -131,11 +132,7 @@ class SparseLogitsArray:
 
     def _get(self, name: str, selection: Any) -> np.ndarray:
         what = f"{self._where} {sparse_path(self.kind, name)}[{selection!r}]"
-        try:
-            out = np.asarray(self._arrays[name][selection])
-        except (ValueError, RuntimeError, OSError, EOFError) as exc:
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise CorruptChunkError(f"{what}: corrupted chunk ({msg})") from None
+        out = zarr_get(self._arrays[name], selection, what)
         if out.dtype.kind == "f" and np.isnan(out).any():
             raise CorruptChunkError(f"{what}: missing chunk (reads as NaN)")
         return out
