@@ -20,7 +20,7 @@ import torch
 
 
 def main() -> dict[str, Any]:
-    from sortkd_cache.batches import EpochBatches
+    from sortkd_cache.data import EpochBatches
     from sortkd_cache.pipelines.dump import DumpConfig, dump
     from sortkd_cache.pipelines.sort import SortConfig, sort_store
     from sortkd_cache.pipelines.train import TrainConfig, train

@@ -36,7 +36,7 @@ __all__ = [
 
 #: ``raw`` and every registered logits transform (``sort``, ``swap``).
 LOGIT_CHOICES: tuple[str, ...] = LOGIT_KINDS
-SOFT_LABEL_MODES = ("auto", "view", "stream")  # resolved in pipelines/_stream_source.py
+SOFT_LABEL_MODES = ("auto", "view", "stream")  # resolved in sortkd_cache/data/_plan.py
 DATA_PATHS = ("auto", "device", "loader")
 VIEW_ORDERS = ("cyclic", "shuffle")
 TEACHER_INITS = ("checkpoint", "random")

@@ -1,12 +1,11 @@
-"""The train stage's soft-label sources and its :class:`~sortkd_cache.batches.EpochBatches`.
+"""The train stage's soft-label source.
 
-The batches themselves are the library's (:mod:`sortkd_cache.batches`: the same code a
-researcher's own loop runs). The stage adds one source of its own, :class:`OnlineTeacher`
-(``--online-teacher``): the teacher computes the logits of the same replayed batch on the fly,
-with the same sort/swap per batch and the store's dtype, to prove that the cache gives the same
-training and to measure the saving. ``--topk K`` on a dense store wraps the store's source in
-:class:`TopKRows`: each batch's dense rows are truncated as ``copy --topk K`` truncates them
-(the same function, format and recorded temperatures), so the run equals one from that copy.
+The batches and the store's sources are the library's (:mod:`sortkd_cache.data`: the same
+code a researcher's own loop runs). The stage adds one source of its own,
+:class:`OnlineTeacher` (``--online-teacher``): the teacher computes the logits of the same
+replayed batch on the fly, with the same sort/swap per batch and the store's dtype, to prove
+that the cache gives the same training and to measure the saving. ``--topk K`` on a dense
+store wraps the store's source in :class:`~sortkd_cache.data.TopKRows`.
 """
 
 from __future__ import annotations
@@ -15,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from sortkd_cache.soft_labels import Batch, SoftLabels, store_soft_labels
+from sortkd_cache.data import Batch, SoftLabels, TopKRows, online_sparse_teacher, store_soft_labels
+from sortkd_cache.errors import ConfigError
 
 if TYPE_CHECKING:
     from sortkd_cache.losses import SparseTeacher
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sortkd_cache.sorting import LogitsMethod
     from sortkd_cache.sparse import SparseSpec
 
-__all__ = ["OnlineTeacher", "TopKRows", "soft_labels_for"]
+__all__ = ["OnlineTeacher", "soft_labels_for"]
 
 
 class OnlineTeacher:
@@ -46,8 +46,6 @@ class OnlineTeacher:
 
         z = teacher_logits(self.teacher, batch.x, batch.x.shape[0])
         if self.sparse is not None:  # the cache's truncation: store dtype, top K, then sort
-            from sortkd_cache.sparse import online_sparse_teacher
-
             return online_sparse_teacher(self.sparse[0], z, batch.y, self.sparse[1])
         if self.dtype is not None:
             z = z.to(self.dtype)
@@ -57,32 +55,8 @@ class OnlineTeacher:
         return None
 
 
-class TopKRows:
-    """A dense source whose batches are truncated to sparse rows of ``spec`` on the fly."""
-
-    def __init__(self, dense: SoftLabels, spec: SparseSpec) -> None:
-        self.dense, self.spec = dense, spec
-
-    def begin_epoch(self, view: int, local_order: torch.Tensor, next_view: int | None) -> None:
-        self.dense.begin_epoch(view, local_order, next_view)
-
-    def rows(self, batch: Batch) -> SparseTeacher:
-        from sortkd_cache.errors import ConfigError
-        from sortkd_cache.sparse import online_sparse_teacher
-
-        z = self.dense.rows(batch)
-        if not isinstance(z, torch.Tensor):
-            raise ConfigError("--topk truncates dense rows; this source is already sparse")
-        # the stored dtype's values, bit for bit: compress() is what copy --topk runs on them
-        return online_sparse_teacher(self.spec, z, batch.y, "raw")
-
-    def close(self) -> None:
-        self.dense.close()
-
-
 def soft_labels_for(s: Setup, device: torch.device, needs_teacher: bool) -> SoftLabels | None:
     """The run's source: the online teacher, the store's ``--logits`` kind, or None (CE)."""
-    from sortkd_cache.errors import ConfigError
     from sortkd_cache.pipelines._common import build_teacher
     from sortkd_cache.sorting import get_method
 
@@ -105,13 +79,7 @@ def soft_labels_for(s: Setup, device: torch.device, needs_teacher: bool) -> Soft
         return None
     if s.store is None:
         raise ConfigError(f"--loss {cfg.loss} needs --cache STORE or --online-teacher ARCH")
-    source: SoftLabels
-    if s.plan.mode == "stream":
-        from sortkd_cache.streaming import StreamedLogits
-
-        source = StreamedLogits(s.store, cfg.logits, device)
-    else:
-        source = store_soft_labels(s.store, cfg.logits, device)
+    source = store_soft_labels(s.store, cfg.logits, device, stream=s.plan.mode == "stream")
     if s.sparse is not None and not s.store.is_sparse:  # --topk K on a dense store
         return TopKRows(source, s.sparse)
     return source

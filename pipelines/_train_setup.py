@@ -2,7 +2,7 @@
 
 :func:`prepare` opens the store and the data and checks they belong together (read only:
 nothing is written). :meth:`Setup.batches` builds the run's
-:class:`~sortkd_cache.batches.EpochBatches`, the library's data path; :meth:`Setup.provenance`
+:class:`~sortkd_cache.data.EpochBatches`, the library's data path; :meth:`Setup.provenance`
 names the cache a student was trained from.
 """
 
@@ -13,15 +13,21 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from sortkd_cache.data import (
+    EpochBatches,
+    FreshViews,
+    StoredViews,
+    StreamPlan,
+    load_store_dataset,
+    plan_soft_labels,
+)
 from sortkd_cache.errors import ConfigError, StoreError
-from sortkd_cache.pipelines._stream_source import StreamPlan, plan_soft_labels
 
 if TYPE_CHECKING:
     from sortkd_cache.augment import AugmentRecipe
-    from sortkd_cache.batches import EpochBatches, Views
+    from sortkd_cache.data import SoftLabels, Views
     from sortkd_cache.datasets import ImageDataset
     from sortkd_cache.pipelines._train_config import TrainConfig
-    from sortkd_cache.soft_labels import SoftLabels
     from sortkd_cache.sparse import SparseSpec
     from sortkd_cache.store import CacheStore
 
@@ -48,16 +54,12 @@ class Setup:
 
     def views(self) -> Views:
         """The store's recorded views, or fresh augmentation per epoch without a store."""
-        from sortkd_cache.batches import FreshViews, StoredViews
-
         if self.store is not None:
             return StoredViews(self.store, self.cfg.views_order, self.cfg.seed)
         return FreshViews(self.recipe, self.cfg.seed, self.train)
 
     def batches(self, device: torch.device, soft: SoftLabels | None) -> EpochBatches:
         """The run's batches: the library's data path with this run's options."""
-        from sortkd_cache.batches import EpochBatches
-
         cfg = self.cfg
         return EpochBatches(
             self.train,
@@ -221,7 +223,6 @@ def _open_cache(cfg: TrainConfig) -> CacheStore:
 def prepare(cfg: TrainConfig) -> Setup:
     """Open the store and data, and check they belong together, before any training."""
     from sortkd_cache.augment import AugmentRecipe, get_recipe
-    from sortkd_cache.cached import load_store_dataset
     from sortkd_cache.datasets import load_dataset
 
     rank, world = _ranks(cfg)

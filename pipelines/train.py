@@ -14,7 +14,7 @@ run (:class:`~sortkd_cache.pipelines._eval.EvalViews`: on the device when they f
 build the model, the optimizer and the batches, and only then touch the run directory),
 :meth:`~Trainer.resume`, :meth:`~Trainer.train_epoch`, :meth:`~Trainer.evaluate`,
 :meth:`~Trainer.checkpoint` and :meth:`~Trainer.finish`. Its batches are the library's
-:class:`~sortkd_cache.batches.EpochBatches`, the same a researcher's own loop iterates.
+:class:`~sortkd_cache.data.EpochBatches`, the same a researcher's own loop iterates.
 """
 
 from __future__ import annotations
@@ -26,20 +26,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from sortkd_cache.data import stream_stats
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines._common import dataset_folder, progress_bar, resolve_device
 from sortkd_cache.pipelines._eval import EvalViews
 from sortkd_cache.pipelines._rundir import RunDir
-from sortkd_cache.pipelines._stream_source import stream_stats
 from sortkd_cache.pipelines._train_config import TrainConfig
 from sortkd_cache.pipelines._train_data import soft_labels_for
 from sortkd_cache.pipelines._train_setup import Setup, prepare
 from sortkd_cache.pipelines.distributed import is_distributed
 
 if TYPE_CHECKING:
-    from sortkd_cache.batches import EpochBatches
+    from sortkd_cache.data import Batch, EpochBatches
     from sortkd_cache.losses import CTKDTemperature, Loss
-    from sortkd_cache.soft_labels import Batch
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer", "train"]
 

@@ -29,18 +29,19 @@ from sortkd_cache._version import __version__
 
 if TYPE_CHECKING:
     from sortkd_cache.augment import AugmentRecipe, get_recipe, normalize, replay, sample_params
-    from sortkd_cache.cached import (
+    from sortkd_cache.checkpoint import load_weights, save_weights
+    from sortkd_cache.data import (
         Batch,
         CachedViewDataset,
         EpochBatches,
         SoftLabels,
+        SparseViewSource,
         ViewLogits,
         check_fingerprint,
         read_view_logits,
         render,
         view_for_epoch,
     )
-    from sortkd_cache.checkpoint import load_weights, save_weights
     from sortkd_cache.datasets import load_dataset
     from sortkd_cache.losses import (
         LOSSES,
@@ -57,7 +58,6 @@ if TYPE_CHECKING:
     from sortkd_cache.sparse import (
         SparseRows,
         SparseSpec,
-        SparseViewSource,
         apply_sparse,
     )
     from sortkd_cache.sparse import compress as compress_topk
@@ -77,15 +77,15 @@ _LAZY: dict[str, str | tuple[str, str]] = {
     "normalize": "sortkd_cache.augment",
     "replay": "sortkd_cache.augment",
     "sample_params": "sortkd_cache.augment",
-    "Batch": "sortkd_cache.cached",
-    "CachedViewDataset": "sortkd_cache.cached",
-    "EpochBatches": "sortkd_cache.cached",
-    "SoftLabels": "sortkd_cache.cached",
-    "ViewLogits": "sortkd_cache.cached",
-    "check_fingerprint": "sortkd_cache.cached",
-    "read_view_logits": "sortkd_cache.cached",
-    "render": "sortkd_cache.cached",
-    "view_for_epoch": "sortkd_cache.cached",
+    "Batch": "sortkd_cache.data",
+    "CachedViewDataset": "sortkd_cache.data",
+    "EpochBatches": "sortkd_cache.data",
+    "SoftLabels": "sortkd_cache.data",
+    "ViewLogits": "sortkd_cache.data",
+    "check_fingerprint": "sortkd_cache.data",
+    "read_view_logits": "sortkd_cache.data",
+    "render": "sortkd_cache.data",
+    "view_for_epoch": "sortkd_cache.data",
     "load_weights": "sortkd_cache.checkpoint",
     "save_weights": "sortkd_cache.checkpoint",
     "load_dataset": "sortkd_cache.datasets",
@@ -105,7 +105,7 @@ _LAZY: dict[str, str | tuple[str, str]] = {
     "swap_logits": "sortkd_cache.sorting",
     "SparseRows": "sortkd_cache.sparse",
     "SparseSpec": "sortkd_cache.sparse",
-    "SparseViewSource": "sortkd_cache.sparse",
+    "SparseViewSource": "sortkd_cache.data",
     "apply_sparse": "sortkd_cache.sparse",
     "compress_topk": ("sortkd_cache.sparse", "compress"),
     "CacheStore": "sortkd_cache.store",

@@ -25,11 +25,6 @@ if TYPE_CHECKING:
     from sortkd_cache.sparse._fidelity import FidelityAccumulator, kl_rows
     from sortkd_cache.sparse._methods import apply_sparse, label_positions
     from sortkd_cache.sparse._rebuild import log_rest, rebuild_dense, tail_mass
-    from sortkd_cache.sparse._source import (
-        SparseViewLabels,
-        online_sparse_teacher,
-        read_sparse_view,
-    )
     from sortkd_cache.sparse._spec import (
         DEFAULT_LSKD_TEMPERATURES,
         DEFAULT_TAIL,
@@ -49,10 +44,6 @@ _LAZY = {
     "FidelityAccumulator": "_fidelity",
     "SparseRows": "_spec",
     "SparseSpec": "_spec",
-    "SparseViewLabels": "_source",
-    "SparseViewSource": "_source",
-    "online_sparse_teacher": "_source",
-    "read_sparse_view": "_source",
     "apply_sparse": "_methods",
     "check_topk": "_spec",
     "compress": "_compress",
@@ -75,8 +66,6 @@ __all__ = [
     "FidelityAccumulator",
     "SparseRows",
     "SparseSpec",
-    "SparseViewLabels",
-    "SparseViewSource",
     "apply_sparse",
     "check_topk",
     "compress",
@@ -84,10 +73,8 @@ __all__ = [
     "kl_rows",
     "label_positions",
     "log_rest",
-    "online_sparse_teacher",
     "order_key",
     "rank_order",
-    "read_sparse_view",
     "rebuild_dense",
     "row_problems",
     "tail_mass",

@@ -8,6 +8,7 @@ from sortkd_cache.store._layout import LOGIT_KINDS, choose_chunk_samples
 from sortkd_cache.store._lock import read_lock, writer_lock
 from sortkd_cache.store._meta import SCHEMA_VERSION, DatasetRecord, StoreMeta, TeacherRecord
 from sortkd_cache.store._open import create_store, open_store
+from sortkd_cache.store._output_kind import is_store_output
 from sortkd_cache.store._store import CacheStore, LogitsArray
 from sortkd_cache.store._verify import Problem, VerifyReport, quick_check, verify_store
 
@@ -26,6 +27,7 @@ __all__ = [
     "choose_chunk_samples",
     "copy_store",
     "create_store",
+    "is_store_output",
     "open_store",
     "parse_location",
     "quick_check",

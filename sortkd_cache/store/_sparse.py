@@ -162,31 +162,3 @@ def sparse_id_problem(ids: np.ndarray, num_classes: int) -> str | None:
     if (srt[..., 1:] == srt[..., :-1]).any():
         return "a class id appears twice in a row"
     return None
-
-
-def sparse_row_problems(store: Any, kinds: Any) -> list[Any]:
-    """Rows checked across arrays (label's logit present and consistent, rank order), per
-    written (block, view) chunk of each kind; one problem per kind at most."""
-    from sortkd_cache.sparse import row_problems
-    from sortkd_cache.store._checks import Problem
-
-    out = []
-    labels = store.labels
-    for kind in kinds:
-        if not store.has_array(sparse_path(kind, "ids")):
-            continue
-        arrays = {n: store.raw_array(sparse_path(kind, n)) for n in SPARSE_ARRAYS[:3]}
-        data = SparseLogitsArray(arrays, store.sparse_spec, kind, store.url)
-        done = store.progress(kind) >= 0
-        for block, view in zip(*np.nonzero(done), strict=True):
-            start, stop = store.block_bounds(int(block))
-            try:
-                rows = data[start:stop, int(view)]
-            except CorruptChunkError:
-                continue  # reported chunk by chunk already
-            found = row_problems(store.sparse_spec, rows, labels[start:stop])
-            if found:
-                where = f"block {int(block)}, view {int(view)}"
-                out.append(Problem("content", f"{where}: {found[0]}", logits_path(kind)))
-                break
-    return out

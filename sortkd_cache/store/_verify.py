@@ -28,7 +28,13 @@ from typing import Any
 
 from sortkd_cache.errors import SchemaError
 from sortkd_cache.store._backend import ROOT_META, Location, parse_location
-from sortkd_cache.store._checks import Problem, VerifyReport, quick_check, quick_problems
+from sortkd_cache.store._checks import (
+    Problem,
+    VerifyReport,
+    quick_check,
+    quick_problems,
+    sparse_row_problems,
+)
 from sortkd_cache.store._integrity import doc_problem
 from sortkd_cache.store._keys import list_keys, read_keys_or_damage
 from sortkd_cache.store._layout import LOGIT_KINDS, logits_path, progress_path
@@ -36,7 +42,6 @@ from sortkd_cache.store._leftovers import clean_stale_siblings, listing_checks
 from sortkd_cache.store._meta import CHECKSUM_SCHEMA, StoreMeta
 from sortkd_cache.store._scan import candidate_arrays, open_for_verify, progress_bar, scan_array
 from sortkd_cache.store._schema import array_paths, grid_size, spec_for
-from sortkd_cache.store._sparse import sparse_row_problems
 from sortkd_cache.store._store import CacheStore
 from sortkd_cache.store._zipcheck import ZipMemberError
 

@@ -237,7 +237,7 @@ def test_folder_dump_feeds_the_teacher_the_views_train_replays(
     """The workers' decoded, replayed and normalised pieces, put together, are exactly what
     ``train`` replays from the recorded parameters, micro-batch by micro-batch."""
     from sortkd_cache.augment import get_recipe
-    from sortkd_cache.cached import render
+    from sortkd_cache.data import render
     from sortkd_cache.pipelines import _decode
 
     seen = teacher_inputs

@@ -12,8 +12,8 @@ import torch
 from click.testing import CliRunner
 
 from sortkd_cache.checkpoint import load_state_dict
+from sortkd_cache.data import _plan as _stream_source
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.pipelines import _stream_source
 from sortkd_cache.pipelines.train import TrainConfig, train
 
 from ..conftest import small_dump

@@ -39,7 +39,7 @@ def test_shard_splits_every_global_batch_evenly(
     the batch; only fewer than ``world`` samples of the last batch are left out."""
     import torch
 
-    from sortkd_cache.batches import shard_order
+    from sortkd_cache.data import shard_order
 
     batch = per_rank * world
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
@@ -204,8 +204,7 @@ def _rank_chunks(epoch: int, rank: int, world: int) -> list[int]:
     streamed order (seed 0, 8 lanes, window 2) falls in, from the library's own functions."""
     import torch
 
-    from sortkd_cache.batches import shard_order
-    from sortkd_cache.streaming import StreamLayout, streamed_order
+    from sortkd_cache.data import StreamLayout, shard_order, streamed_order
 
     layout = StreamLayout(N, STREAM_CHUNK, lanes=8, window=2)
     order = torch.from_numpy(streamed_order(layout, 64, 0, epoch))

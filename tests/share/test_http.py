@@ -16,7 +16,7 @@ from sortkd_cache.errors import RemoteStoreError, StoreNotFoundError, StoreReadO
 @pytest.mark.parametrize("name", ["digits.zarr", "digits.zip"])
 def test_read_only_access_matches_local(share_store: Path, http_url: str, name: str) -> None:
     import sortkd_cache as sk
-    from sortkd_cache.cached import read_view_logits
+    from sortkd_cache.data import read_view_logits
     from sortkd_cache.pipelines.info import store_info
 
     url = f"{http_url}/{name}"

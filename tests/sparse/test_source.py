@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import sortkd_cache as sk
+from sortkd_cache.data import Batch, SparseViewSource, online_sparse_teacher, read_sparse_view
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
 from sortkd_cache.pipelines.sort import SortConfig, sort_store
-from sortkd_cache.sparse import SparseViewLabels, online_sparse_teacher, read_sparse_view
 
 FAST: dict[str, Any] = {"teacher": "digits_mlp", "views": 2}
 
@@ -31,7 +31,9 @@ def stores(make_store: Callable[..., Path], tmp_path: Path) -> tuple[Path, Path]
 def test_online_truncation_equals_the_cache(stores: tuple[Path, Path]) -> None:
     dense, sparse = sk.open_store(stores[0]), sk.open_store(stores[1])
     y = torch.from_numpy(dense.labels)
+    idx = torch.tensor([5, 0, 17])
     for kind in ("raw", "sort"):
+        source = SparseViewSource(sparse, kind)
         for v in range(dense.num_views):
             z = torch.from_numpy(dense.logits("raw")[:, v])
             online = online_sparse_teacher(sparse.sparse_spec, z, y, kind)
@@ -39,9 +41,12 @@ def test_online_truncation_equals_the_cache(stores: tuple[Path, Path]) -> None:
             assert torch.equal(online.ids, torch.from_numpy(cached.ids.astype(np.int64)))
             assert torch.equal(online.values, torch.from_numpy(cached.values))
             assert torch.equal(online.stats, torch.from_numpy(cached.stats))
-            labels = SparseViewLabels(sparse.sparse_spec, cached, "cpu")
-            idx = torch.tensor([5, 0, 17])
-            assert torch.equal(labels.batch(idx).values, online.values[idx])
+            source.begin_epoch(v, torch.arange(sparse.num_samples), None)
+            rows = source.rows(Batch(torch.zeros(3), y[idx], idx))
+            assert torch.equal(rows.ids, online.ids[idx])
+            assert torch.equal(rows.values, online.values[idx].to(rows.values.dtype))
+            assert torch.equal(rows.stats, online.stats[idx])
+        source.close()
 
 
 def test_cached_view_dataset_rebuilds_sparse_rows(stores: tuple[Path, Path]) -> None:
@@ -60,9 +65,6 @@ def test_cached_view_dataset_rebuilds_sparse_rows(stores: tuple[Path, Path]) -> 
 
 
 def test_view_source_batches_carry_their_view(stores: tuple[Path, Path]) -> None:
-    from sortkd_cache.soft_labels import Batch
-    from sortkd_cache.sparse import SparseViewSource
-
     sparse = sk.open_store(stores[1])
     source = SparseViewSource(sparse, "sort")
     try:

@@ -10,9 +10,8 @@ import pytest
 import torch
 
 import sortkd_cache as sk
-from sortkd_cache.batches import _batches_of
-from sortkd_cache.soft_labels import Batch
-from sortkd_cache.streaming import StreamedLogits, StreamLayout, streamed_order
+from sortkd_cache.data import Batch, StreamedLogits, StreamLayout, streamed_order
+from sortkd_cache.data._batches import _batches_of
 
 C, CHUNK, BATCH = 1000, 64, 64
 

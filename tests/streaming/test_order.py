@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from sortkd_cache.batches import shard_order
+from sortkd_cache.data import StreamLayout, auto_lanes, shard_order, streamed_order
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.streaming import StreamLayout, auto_lanes, streamed_order
 
 LAYOUTS = [
     # (num_samples, chunk_samples, lanes, window, batch)

@@ -8,8 +8,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from sortkd_cache.data import ChunkWindowReader, StreamLayout, streamed_order
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.streaming import ChunkWindowReader, StreamLayout, streamed_order
 
 C = 100
 

@@ -6,13 +6,17 @@ import pytest
 import torch
 
 import sortkd_cache as sk
-from sortkd_cache.batches import _batches_of, epoch_order, shard_order
-from sortkd_cache.cached import read_view_logits
+from sortkd_cache.data import (
+    Batch,
+    StreamedLogits,
+    epoch_order,
+    plan_soft_labels,
+    read_view_logits,
+    shard_order,
+)
+from sortkd_cache.data import _plan as _stream_source
+from sortkd_cache.data._batches import _batches_of
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.pipelines import _stream_source
-from sortkd_cache.pipelines._stream_source import plan_soft_labels
-from sortkd_cache.soft_labels import Batch
-from sortkd_cache.streaming import StreamedLogits
 
 BATCH = 16
 CPU = torch.device("cpu")
@@ -106,8 +110,7 @@ def test_ranks_batches_put_together_are_the_single_process_batches(store: sk.Cac
     """The library's data path, per step: rank 0's then rank 1's batch of a 2-rank streamed
     epoch are the 1-rank batch (the same samples, replayed images and soft labels)."""
     from sortkd_cache.augment import AugmentRecipe
-    from sortkd_cache.batches import StoredViews
-    from sortkd_cache.cached import load_store_dataset
+    from sortkd_cache.data import StoredViews, load_store_dataset
 
     data = load_store_dataset(store)
     recipe = AugmentRecipe.from_dict(store.meta.augment)

@@ -12,13 +12,19 @@ import pytest
 import torch
 
 import sortkd_cache as sk
-from sortkd_cache.batches import _batches_of, epoch_order, shard_order
+from sortkd_cache.data import (
+    Batch,
+    SparseViewSource,
+    StreamedLogits,
+    epoch_order,
+    plan_soft_labels,
+    shard_order,
+    store_soft_labels,
+    view_bytes,
+)
+from sortkd_cache.data import _plan as _stream_source
+from sortkd_cache.data._batches import _batches_of
 from sortkd_cache.losses import SparseTeacher
-from sortkd_cache.pipelines import _stream_source
-from sortkd_cache.pipelines._stream_source import plan_soft_labels, view_bytes
-from sortkd_cache.soft_labels import Batch, store_soft_labels
-from sortkd_cache.sparse import SparseViewSource
-from sortkd_cache.streaming import StreamedLogits
 
 from ..conftest import small_dump
 

@@ -21,118 +21,37 @@ same seed and epoch. Per epoch:
   uint8 split in device memory and replays there (no host round trip); ``"loader"`` replays in
   DataLoader workers (pinned memory, non-blocking copies) for data that does not fit; both give
   the same batches. ``"auto"`` picks device when the split fits;
-* the **soft labels**: from a :class:`~sortkd_cache.soft_labels.SoftLabels` source.
+* the **soft labels**: from a :class:`~sortkd_cache.data.SoftLabels` source.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
+from sortkd_cache.augment import AugmentRecipe, normalize, replay
+from sortkd_cache.data._batch import Batch, SoftLabels
+from sortkd_cache.data._order import epoch_order, shard_order
+from sortkd_cache.data._sources import store_soft_labels
+from sortkd_cache.data._views import StoredViews, Views, check_fingerprint, load_store_dataset
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.soft_labels import Batch, SoftLabels, store_soft_labels
 
 if TYPE_CHECKING:
-    import torch
-
-    from sortkd_cache.augment import AugmentRecipe
     from sortkd_cache.datasets import ImageDataset
     from sortkd_cache.store import CacheStore
 
-__all__ = [
-    "DATA_PATHS",
-    "EpochBatches",
-    "FreshViews",
-    "StoredViews",
-    "Views",
-    "choose_path",
-    "epoch_order",
-    "shard_order",
-]
+__all__ = ["DATA_PATHS", "EpochBatches", "choose_path"]
 
 DATA_PATHS = ("auto", "device", "loader")
 #: ``(n, batch_size, seed, epoch) -> global sample order`` of an epoch.
 OrderFn = Callable[[int, int, int, int], "torch.Tensor"]
 
 
-class Views(Protocol):
-    """Which view an epoch trains on, and that view's augmentation parameters."""
-
-    def view(self, epoch: int) -> int: ...
-
-    def params(self, epoch: int, view: int) -> np.ndarray: ...
-
-
-class StoredViews:
-    """The views a store recorded: ``view_for_epoch`` and the recorded parameters."""
-
-    def __init__(self, store: CacheStore, order: str = "cyclic", seed: int = 0) -> None:
-        self.store, self.order, self.seed = store, order, seed
-        self.view(0)  # refuse an unknown order now
-
-    def view(self, epoch: int) -> int:
-        from sortkd_cache.cached import view_for_epoch
-
-        return view_for_epoch(epoch, self.store.num_views, self.order, self.seed)
-
-    def params(self, epoch: int, view: int) -> np.ndarray:
-        recorded: np.ndarray = self.store.params(view)
-        return recorded
-
-
-class FreshViews:
-    """Without a store: view index = epoch, parameters drawn from (seed, sample, view)."""
-
-    def __init__(self, recipe: AugmentRecipe, seed: int, data: ImageDataset) -> None:
-        self.recipe, self.seed, self.data = recipe, seed, data
-
-    def view(self, epoch: int) -> int:
-        return epoch
-
-    def params(self, epoch: int, view: int) -> np.ndarray:
-        from sortkd_cache.augment import sample_params
-
-        idx = np.arange(len(self.data), dtype=np.int64)
-        return sample_params(self.recipe, self.seed, idx, view, self.data.image_sizes())
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The sample order of an epoch: a permutation drawn from (seed, epoch) only."""
-    import torch
-
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g)
-
-
-def shard_order(order: torch.Tensor, batch_size: int, rank: int, world: int) -> torch.Tensor:
-    """Rank ``rank``'s part of every global batch of ``order`` (all of it when ``world == 1``).
-
-    Global batch k is cut into ``world`` equal, consecutive parts; rank r takes part r.
-    Batched by ``batch_size // world``, every rank's k-th step then sees its part of the
-    single-process run's k-th batch, so DDP's gradient average equals the single-process
-    gradient. The last, shorter batch is cut the same way into ``len // world`` samples per
-    rank; its ``len % world`` leftover samples are skipped, so every rank takes the same steps.
-    """
-    import torch
-
-    if world == 1:
-        return order
-    b = batch_size // world
-    full = (order.numel() // batch_size) * batch_size
-    head = order[:full].view(-1, world, b)[:, rank, :].reshape(-1)
-    tail = order[full:]
-    t = tail.numel() // world
-    if t == 0:
-        return head
-    return torch.cat([head, tail[: t * world].view(world, t)[rank]])
-
-
 def choose_path(ds: ImageDataset, device: torch.device, requested: str) -> str:
     """'device' when the split is in memory and fits comfortably, else 'loader'."""
-    import torch
-
     if requested not in DATA_PATHS:
         raise ConfigError(f"unknown --data-path '{requested}'; use auto, device or loader")
     if requested == "device" and ds.tensor is None:
@@ -148,8 +67,6 @@ def choose_path(ds: ImageDataset, device: torch.device, requested: str) -> str:
 
 
 def _batches_of(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    import torch
-
     out = list(torch.split(order, batch_size))
     if len(out) > 1 and out[-1].numel() == 1:  # a batch of one breaks BatchNorm
         out.pop()
@@ -160,9 +77,6 @@ def _replay_dataset(
     ds: ImageDataset, params: np.ndarray, batches: list[torch.Tensor], recipe: AugmentRecipe
 ) -> torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]:
     """A map-style dataset: item i is (replayed uint8 views, indices) of batch i."""
-    import torch
-
-    from sortkd_cache.augment import replay
 
     class _ReplayBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         def __len__(self) -> int:
@@ -208,8 +122,6 @@ class EpochBatches:
         world: int = 1,
         order: OrderFn | None = None,
     ) -> None:
-        import torch
-
         if batch_size < 2 or batch_size // world < 1:
             raise ConfigError(f"batch_size must be >= 2 (and >= 1 per rank), got {batch_size}")
         self.data, self.recipe, self.views, self.soft = data, recipe, views, soft
@@ -234,9 +146,6 @@ class EpochBatches:
     ) -> EpochBatches:
         """Batches of a store's views with its ``kind`` soft labels (None: no soft labels);
         the store's dataset is loaded (``data_root``) or ``dataset`` is fingerprint-checked."""
-        from sortkd_cache.augment import AugmentRecipe
-        from sortkd_cache.cached import check_fingerprint, load_store_dataset
-
         if dataset is None:
             dataset = load_store_dataset(store, data_root=data_root)
         else:
@@ -289,10 +198,6 @@ class EpochBatches:
     def _on_device(
         self, params: np.ndarray, batches: list[torch.Tensor]
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        import torch
-
-        from sortkd_cache.augment import normalize, replay
-
         info = self.data.info
         if self._images is None:
             tensor = self.data.tensor
@@ -307,10 +212,6 @@ class EpochBatches:
     def _from_loader(
         self, params: np.ndarray, batches: list[torch.Tensor]
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        import torch
-
-        from sortkd_cache.augment import normalize
-
         loader = torch.utils.data.DataLoader(
             _replay_dataset(self.data, params, batches, self.recipe),
             batch_size=None,

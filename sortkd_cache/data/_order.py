@@ -1,4 +1,10 @@
-"""The streamed epoch order: a permutation of the samples that keeps chunk locality.
+"""Epoch orders: a permutation per (seed, epoch), the streamed order that keeps chunk locality,
+and each rank's part of an order.
+
+:func:`epoch_order` is the default order of an epoch: a permutation drawn from (seed, epoch)
+only. :func:`shard_order` cuts any global order into ranks.
+
+The streamed order (:func:`streamed_order`):
 
 A store holds soft labels in chunks of ``chunk_samples`` consecutive samples. To train
 without holding a whole view in memory, an epoch visits the samples chunk by chunk, as
@@ -16,7 +22,7 @@ ranks through a fixed number of *lanes* (its "canonical nodes"):
 Every random number is :func:`~sortkd_cache.augment.counter_uniform` of (seed, epoch, ...), so
 the order depends on (seed, epoch) and the layout only, never on ranks, workers or machines.
 
-Cut into ranks by :func:`~sortkd_cache.batches.shard_order`
+Cut into ranks by :func:`shard_order`
 (global batch k split into ``world`` consecutive parts), rank r's part of a global batch is
 exactly the lanes ``r * lanes / world .. (r + 1) * lanes / world - 1``: each rank reads only
 its own lanes' chunks (plus, at the epoch's end, the few chunks its part of step 4 falls
@@ -27,17 +33,52 @@ soft-label memory is bounded by the window, not by the number of samples.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from ..augment._counter import counter_bits, counter_uniform
-from ..errors import ConfigError
+from sortkd_cache.augment import counter_bits, counter_uniform
+from sortkd_cache.errors import ConfigError
 
-__all__ = ["StreamLayout", "auto_lanes", "streamed_order"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["StreamLayout", "auto_lanes", "epoch_order", "shard_order", "streamed_order"]
 
 _ORDER_TAG = 0x5EED_57E4_0D3E_0001
 MAX_AUTO_LANES = 8
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The sample order of an epoch: a permutation drawn from (seed, epoch) only."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def shard_order(order: torch.Tensor, batch_size: int, rank: int, world: int) -> torch.Tensor:
+    """Rank ``rank``'s part of every global batch of ``order`` (all of it when ``world == 1``).
+
+    Global batch k is cut into ``world`` equal, consecutive parts; rank r takes part r.
+    Batched by ``batch_size // world``, every rank's k-th step then sees its part of the
+    single-process run's k-th batch, so DDP's gradient average equals the single-process
+    gradient. The last, shorter batch is cut the same way into ``len // world`` samples per
+    rank; its ``len % world`` leftover samples are skipped, so every rank takes the same steps.
+    """
+    import torch
+
+    if world == 1:
+        return order
+    b = batch_size // world
+    full = (order.numel() // batch_size) * batch_size
+    head = order[:full].view(-1, world, b)[:, rank, :].reshape(-1)
+    tail = order[full:]
+    t = tail.numel() // world
+    if t == 0:
+        return head
+    return torch.cat([head, tail[: t * world].view(world, t)[rank]])
 
 
 def auto_lanes(batch_size: int, limit: int = MAX_AUTO_LANES) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import ConfigError
+from sortkd_cache.errors import ConfigError
 
 __all__ = ["ChunkWindowReader", "Rows"]
 

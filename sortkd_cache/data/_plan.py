@@ -1,11 +1,11 @@
-"""Streamed soft labels for the train stage: the choice, the epoch order and the source.
+"""View or stream: which soft-label source a run uses, its epoch order, and its figures.
 
 ``--soft-labels view`` reads one whole view of soft labels per epoch (N x C values per rank,
-plus the next view prefetched: :class:`~sortkd_cache.soft_labels.ViewLogits`).
-``--soft-labels stream`` orders the epoch with :func:`~sortkd_cache.streaming.streamed_order`
+plus the next view prefetched: :class:`~sortkd_cache.data.ViewLogits`).
+``--soft-labels stream`` orders the epoch with :func:`~sortkd_cache.data.streamed_order`
 (chunks shuffled and dealt to lanes, samples shuffled in windows of ``--stream-window``
 chunks) and reads, on each rank, only the chunks of its own part of that order, a window at
-a time (:class:`~sortkd_cache.streaming.StreamedLogits`). ``auto`` (the default) streams once
+a time (:class:`~sortkd_cache.data.StreamedLogits`). ``auto`` (the default) streams once
 one view's soft labels exceed ``STREAM_THRESHOLD_BYTES`` (64 MiB: ImageNet-1k in float16 is
 2.4 GiB per view), else reads whole views. A sparse (top-K) store is measured by its own
 bytes per sample-view (ids, values and stats: 4K + 14 bytes for float16), and streams the
@@ -20,13 +20,17 @@ teacher run with ``--soft-labels stream`` visits the same order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from sortkd_cache.data._order import StreamLayout, auto_lanes, streamed_order
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.streaming import StreamLayout, auto_lanes, streamed_order
+
+if TYPE_CHECKING:
+    from sortkd_cache.data._batch import SoftLabels
+    from sortkd_cache.store import CacheStore
 
 __all__ = [
     "SOFT_LABEL_MODES",
@@ -41,7 +45,7 @@ SOFT_LABEL_MODES = ("auto", "view", "stream")
 STREAM_THRESHOLD_BYTES = 64 << 20
 
 
-def view_bytes(store: Any) -> int:
+def view_bytes(store: CacheStore) -> int:
     """Bytes of one view's soft labels (all samples, the store's dtype): N x C values of a
     dense store, N x (ids, values and stats) of a sparse one."""
     if getattr(store, "is_sparse", False):
@@ -72,7 +76,7 @@ class StreamPlan:
 
 def plan_soft_labels(
     requested: str,
-    store: Any | None,
+    store: CacheStore | None,
     *,
     batch_size: int,
     world: int,
@@ -101,7 +105,7 @@ def plan_soft_labels(
     return StreamPlan("stream", layout)
 
 
-def stream_stats(soft: Any, world: int) -> dict[str, Any]:
+def stream_stats(soft: SoftLabels | None, world: int) -> dict[str, Any]:
     """The epoch's streaming figures for its metrics row, per rank (rank order), or ``{}``
     when the soft labels are not streamed: ``stream_chunks``, the chunks each rank read
     (each once), and ``stream_peak_bytes``, each rank's most soft-label bytes resident at

@@ -1,7 +1,7 @@
 """Sparse soft labels for training: whole views from a store, batches, and the online twin.
 
 * :func:`read_sparse_view` reads one view of a sparse kind (chunk by chunk) as SparseRows.
-* :class:`SparseViewLabels` holds a view's rows as tensors on the training device and hands
+* :class:`SparseViewSource` holds a view's rows as tensors on the training device and hands
   out :class:`~sortkd_cache.losses.SparseTeacher` batches by sample index.
 * :func:`online_sparse_teacher` turns a batch of teacher logits into the same sparse rows the
   cache would hold (cast to the store's dtype, truncated to the top K, then sort/swap), so a
@@ -10,26 +10,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from sortkd_cache.data._prefetch import Prefetcher
+from sortkd_cache.errors import ConfigError
 from sortkd_cache.losses import SparseTeacher, ViewTables
-from sortkd_cache.soft_labels import Prefetcher
-from sortkd_cache.sparse._compress import compress
-from sortkd_cache.sparse._methods import apply_sparse
-from sortkd_cache.sparse._spec import SparseRows, SparseSpec
+from sortkd_cache.sparse import SparseRows, SparseSpec, apply_sparse, compress
+
+if TYPE_CHECKING:
+    from sortkd_cache.data._batch import Batch
+    from sortkd_cache.store import CacheStore
 
 __all__ = [
-    "SparseViewLabels",
     "SparseViewSource",
     "online_sparse_teacher",
     "read_sparse_view",
 ]
 
 
-def read_sparse_view(store: Any, kind: str, view: int) -> SparseRows:
+def read_sparse_view(store: CacheStore, kind: str, view: int) -> SparseRows:
     """All samples' sparse rows of one view of ``kind``, read one chunk at a time."""
     data = store.sparse_logits(kind)
     parts = [data.read_block(b, view) for b in range(store.num_blocks)]
@@ -46,7 +48,7 @@ class _ViewReader(Prefetcher[tuple[torch.Tensor, torch.Tensor]]):
     gives ``(ids [N, K], packed [N, K + S])`` on the device (``packed``: one gather a batch
     for values and stats)."""
 
-    def __init__(self, store: Any, kind: str, device: torch.device) -> None:
+    def __init__(self, store: CacheStore, kind: str, device: torch.device) -> None:
         super().__init__(self._host)
         self._store, self._kind, self._device = store, kind, device
 
@@ -65,13 +67,13 @@ class _ViewReader(Prefetcher[tuple[torch.Tensor, torch.Tensor]]):
 
 
 class SparseViewSource:
-    """A :class:`~sortkd_cache.soft_labels.SoftLabels` source for a sparse kind: one whole
+    """A :class:`~sortkd_cache.data.SoftLabels` source for a sparse kind: one whole
     view per epoch on the device (ids, values and stats; K + 7 numbers per sample instead of
     C), the next view read ahead in a background thread; ``rows`` gives a SparseTeacher that
     knows its view (:class:`~sortkd_cache.losses.ViewTables`: the direct KD loss's per-row
     tables are made once per view, not per batch)."""
 
-    def __init__(self, store: Any, kind: str, device: torch.device | str = "cpu") -> None:
+    def __init__(self, store: CacheStore, kind: str, device: torch.device | str = "cpu") -> None:
         store.sparse_logits(kind)  # refuse a dense store or a missing/incomplete kind now
         self.spec: SparseSpec = store.sparse_spec
         dev = torch.device(device)
@@ -91,11 +93,9 @@ class SparseViewSource:
         if next_view is not None and next_view != view:
             self._reader.prefetch(next_view)
 
-    def rows(self, batch: Any) -> SparseTeacher:
+    def rows(self, batch: Batch) -> SparseTeacher:
         view, packed = self._current, self._packed
         if view is None or packed is None:
-            from sortkd_cache.errors import ConfigError
-
             raise ConfigError("SparseViewSource.rows() before begin_epoch()")
         ids = view.teacher.ids
         idx = batch.idx.to(ids.device)
@@ -106,18 +106,6 @@ class SparseViewSource:
     def close(self) -> None:
         self._reader.close()
         self._current, self._packed, self._view = None, None, None
-
-
-class SparseViewLabels:
-    """One view's sparse rows on ``device``; ``batch(idx)`` is a SparseTeacher of those rows."""
-
-    def __init__(self, spec: SparseSpec, rows: SparseRows, device: torch.device | str) -> None:
-        self.spec = spec
-        self.teacher = SparseTeacher.from_rows(spec, rows).to(device)
-
-    def batch(self, idx: torch.Tensor) -> SparseTeacher:
-        t = self.teacher
-        return SparseTeacher(self.spec, t.ids[idx], t.values[idx], t.stats[idx])
 
 
 def online_sparse_teacher(

@@ -1,7 +1,7 @@
-"""Streamed soft labels as a :class:`~sortkd_cache.soft_labels.SoftLabels` source.
+"""Streamed soft labels as a :class:`~sortkd_cache.data.SoftLabels` source.
 
     import sortkd_cache as sk
-    from sortkd_cache.streaming import StreamLayout, StreamedLogits, streamed_order
+    from sortkd_cache.data import StreamLayout, StreamedLogits, streamed_order
 
     store = sk.open_store("in1k.zarr")
     layout = StreamLayout(store.num_samples, store.chunk_samples, lanes=8, window=2)
@@ -12,14 +12,14 @@
     batches.soft = StreamedLogits(store, "sort")
 
 Each epoch, :meth:`StreamedLogits.begin_epoch` opens a
-:class:`~sortkd_cache.streaming.ChunkWindowReader` over this rank's part of the epoch's order;
+:class:`~sortkd_cache.data.ChunkWindowReader` over this rank's part of the epoch's order;
 :meth:`~StreamedLogits.rows` then takes each batch's rows from it (on the batch's device).
 Only the chunks that order touches are read, each once, a window at a time.
 
 A sparse (top-K) store streams the same way: a chunk is its ``ids``, ``values`` and ``stats``
 (ids kept in the store's narrow integer type while resident), and each batch is a
 :class:`~sortkd_cache.losses.SparseTeacher` with the same rows as the whole-view
-:class:`~sortkd_cache.sparse.SparseViewSource` gives.
+:class:`~sortkd_cache.data.SparseViewSource` gives.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..errors import ConfigError
-from ._reader import ChunkWindowReader
+from sortkd_cache.data._reader import ChunkWindowReader
+from sortkd_cache.errors import ConfigError
+from sortkd_cache.losses import SparseTeacher
 
 if TYPE_CHECKING:
-    from sortkd_cache.losses import SparseTeacher
-    from sortkd_cache.soft_labels import Batch
+    from sortkd_cache.data._batch import Batch
     from sortkd_cache.store import CacheStore
 
 __all__ = ["StreamedLogits"]
@@ -86,8 +86,6 @@ class StreamedLogits:
         self.peak_bytes = max(self.peak_bytes, self._reader.peak_bytes)
         if not self._sparse:
             return self._to_device(torch.from_numpy(got))
-        from sortkd_cache.losses import SparseTeacher
-
         ids, values, stats = got
         return SparseTeacher(
             self.store.sparse_spec,
