@@ -116,20 +116,24 @@ def imports_of(mod: Module, known: dict[str, Module]) -> set[str]:
     return found
 
 
-def _graph_grimp() -> dict[str, set[str]] | None:
+def _graph_grimp(want: set[str]) -> dict[str, set[str]] | None:
+    """grimp's graph, when grimp is installed and sees every module (an editable install
+    maps ``cli/`` and ``pipelines/`` through an import hook that grimp does not follow)."""
     try:
-        import grimp  # type: ignore[import-not-found]
+        import grimp  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return None
     try:
         g = grimp.build_graph(PACKAGE, cache_dir=None)
-    except Exception:  # not installed as a package here: fall back to ast
+    except Exception:  # not importable here: fall back to ast
+        return None
+    if not want <= set(g.modules):
         return None
     return {m: set(g.find_modules_directly_imported_by(m)) for m in g.modules}
 
 
 def import_graph(mods: dict[str, Module]) -> tuple[dict[str, set[str]], str]:
-    graph = _graph_grimp()
+    graph = _graph_grimp(set(mods))
     if graph is not None:
         return graph, "grimp"
     return {name: imports_of(m, mods) for name, m in mods.items()}, "ast"
