@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sortkd_cache.pipelines._run_state import STORE_NAME, RunState, student_dir
 from sortkd_cache.pipelines.recipe import Recipe, StudentSpec
 
 if TYPE_CHECKING:
@@ -86,8 +87,6 @@ def _sorts(recipe: Recipe, store: CacheStore) -> dict[str, Any]:
 
 def _variants(recipe: Recipe, out: Path) -> list[dict[str, Any]]:
     """Per student variant: every seed's final test top-1, mean, std and the raw twin."""
-    from sortkd_cache.pipelines.run import student_dir
-
     variants: list[dict[str, Any]] = []
     for spec in recipe.students:
         runs = [_read_json(student_dir(out, spec, s) / "summary.json") for s in spec.seeds]
@@ -116,8 +115,6 @@ def _variants(recipe: Recipe, out: Path) -> list[dict[str, Any]]:
 
 def collect_results(recipe: Recipe, out: Path, stages: list[Any]) -> dict[str, Any]:
     """Everything the table and the plot show, read back from the stages' outputs."""
-    from sortkd_cache.pipelines._run_state import RunState
-    from sortkd_cache.pipelines.run import STORE_NAME
     from sortkd_cache.store import open_store
 
     store = open_store(str(out / STORE_NAME), "r")

@@ -13,16 +13,26 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.errors import ConfigError
 
-__all__ = ["STATE_NAME", "RunState", "config_hash", "describe_change"]
+if TYPE_CHECKING:
+    from sortkd_cache.pipelines.recipe import StudentSpec
+
+__all__ = ["STATE_NAME", "STORE_NAME", "RunState", "config_hash", "describe_change", "student_dir"]
 
 STATE_NAME = "run-state.json"
+#: The recipe's store, inside its output directory.
+STORE_NAME = "store.zarr"
 STATE_VERSION = 1
 #: Configuration keys that hold an upstream stage's output token.
 UPSTREAM_KEYS = ("teacher", "dump", "input")
+
+
+def student_dir(out: str | os.PathLike[str], spec: StudentSpec, seed: int) -> Path:
+    """The run directory of one student variant and seed."""
+    return Path(out) / "students" / spec.slug / f"seed{seed}"
 
 
 def config_hash(config: dict[str, Any]) -> str:

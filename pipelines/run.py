@@ -28,15 +28,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.errors import CheckpointError, SortKDError
-from sortkd_cache.pipelines._run_state import UPSTREAM_KEYS, RunState, config_hash, describe_change
+from sortkd_cache.pipelines._run_state import (
+    STORE_NAME,
+    UPSTREAM_KEYS,
+    RunState,
+    config_hash,
+    describe_change,
+    student_dir,
+)
 from sortkd_cache.pipelines.recipe import Recipe, StudentSpec
 
 if TYPE_CHECKING:
     from sortkd_cache.store import CacheStore
 
 __all__ = ["STORE_NAME", "RunReport", "StageOutcome", "run_recipe", "student_dir"]
-
-STORE_NAME = "store.zarr"
 
 
 @dataclass(frozen=True)
@@ -73,11 +78,6 @@ class RunReport:
             "stages": [s.to_dict() for s in self.stages],
             "results": self.results,
         }
-
-
-def student_dir(out: str | os.PathLike[str], spec: StudentSpec, seed: int) -> Path:
-    """The run directory of one student variant and seed."""
-    return Path(out) / "students" / spec.slug / f"seed{seed}"
 
 
 def _stderr(line: str) -> None:
