@@ -105,16 +105,19 @@ def command(**kw: object) -> None:
       sortkd-cache dump ... --topk 10 --out c100-top10.zarr   # sparse: 4K+14 B per view
       torchrun --nproc-per-node 4 -m sortkd_cache.cli dump ...   # scale out
     """
-    from sortkd_cache.pipelines.distributed import dist_context, rank_device
+    from sortkd_cache.pipelines.distributed import dist_context
     from sortkd_cache.pipelines.dump import DumpConfig, dump
+    from sortkd_cache.world import World
 
     as_json = bool(kw.pop("as_json"))
     progress = not kw.pop("no_progress")
-    kw["device"] = rank_device(str(kw["device"]))  # under torchrun: cuda:LOCAL_RANK
-    with dist_context("gloo") as (rank, world):  # barriers and counts only: gloo, also on GPUs
-        cfg = DumpConfig(progress=progress and rank == 0, rank=rank, world_size=world, **kw)  # type: ignore[arg-type]
+    world = World.from_env(str(kw["device"]))  # under torchrun: cuda:LOCAL_RANK
+    kw["device"] = world.device
+    with dist_context(world, "gloo"):  # barriers and counts only: gloo, also on GPUs
+        kw.update(progress=progress and world.is_main, rank=world.rank, world_size=world.size)
+        cfg = DumpConfig(**kw)  # type: ignore[arg-type]
         result = dump(cfg)
-    if rank != 0:
+    if not world.is_main:
         return
     if as_json:
         emit_json(result.to_dict())

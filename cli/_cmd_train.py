@@ -245,17 +245,18 @@ def train_command(ctx: click.Context, /, **kw: Any) -> None:
       torchrun --nproc-per-node 2 -m sortkd_cache.cli train --cache c100.zarr ...
     """
     from sortkd_cache.pipelines._train_config import TrainConfig
-    from sortkd_cache.pipelines.distributed import backend_for, dist_context, rank_device
+    from sortkd_cache.pipelines.distributed import dist_context
     from sortkd_cache.pipelines.train import train
+    from sortkd_cache.world import World
 
     as_json = bool(kw.pop("as_json"))
     cfg = TrainConfig.from_dict(_collect(ctx, kw))
     # under torchrun: cuda:LOCAL_RANK with nccl on GPUs (also for --device auto), gloo on CPU
-    device = rank_device(cfg.device)
-    cfg = dataclasses.replace(cfg, device=device)
-    with dist_context(backend_for(device)) as (rank, _):
-        result = train(cfg)
-    if rank != 0:
+    world = World.from_env(cfg.device)
+    cfg = dataclasses.replace(cfg, device=world.device)
+    with dist_context(world):
+        result = train(cfg, world)
+    if not world.is_main:
         return
     if as_json:
         emit_json(result.to_dict())

@@ -22,6 +22,7 @@ from sortkd_cache.data import (
     plan_soft_labels,
 )
 from sortkd_cache.errors import ConfigError, StoreError
+from sortkd_cache.world import World
 
 if TYPE_CHECKING:
     from sortkd_cache.augment import AugmentRecipe
@@ -43,8 +44,8 @@ class Setup:
     recipe: AugmentRecipe
     num_classes: int
     teacher_seed: int
-    rank: int = 0
-    world: int = 1
+    #: this process's place in the run (rank, world size, device)
+    world: World = field(default_factory=World)
     #: whole-view or streamed soft labels (and the streamed epoch order)
     plan: StreamPlan = field(default_factory=lambda: StreamPlan("view"))
     #: the sparse teacher's format (a sparse store's, or ``--topk`` truncating dense rows or
@@ -71,14 +72,14 @@ class Setup:
             device=device,
             path=cfg.data_path,
             workers=cfg.workers,
-            rank=self.rank,
-            world=self.world,
+            rank=self.world.rank,
+            world=self.world.size,
             order=self.plan.order if self.plan.layout is not None else None,
         )
 
     def reduce(self, values: dict[str, float], device: torch.device) -> dict[str, float]:
         """Sum of every value over the ranks (the values themselves when single-process)."""
-        if self.world == 1:
+        if not self.world.distributed:
             return values
         import torch.distributed as dist
 
@@ -97,7 +98,7 @@ class Setup:
         rounding. The conversion is in place, so ``model`` keeps the same parameters and
         state-dict keys.
         """
-        if self.world == 1:
+        if not self.world.distributed:
             return model
         from torch.nn.parallel import DistributedDataParallel
 
@@ -115,7 +116,7 @@ class Setup:
             "fingerprint": self.train.fingerprint(),
             "augment": self.recipe.to_dict(),
             "store_views": self.store.num_views if self.store is not None else None,
-            "world_size": self.world,
+            "world_size": self.world.size,
             **self.plan.describe(),
             "topk": self.sparse.k if self.sparse is not None else None,
             "sparse_truncation": _truncation(self),
@@ -187,20 +188,12 @@ def _sparse_teacher(
     return spec, (cfg.sparse_tail or DEFAULT_TAIL) if spec is not None else None
 
 
-def _ranks(cfg: TrainConfig) -> tuple[int, int]:
-    from sortkd_cache.pipelines.distributed import is_distributed
-
-    if not is_distributed():
-        return 0, 1
-    import torch.distributed as dist
-
-    rank, world = dist.get_rank(), dist.get_world_size()
-    if cfg.batch_size % world or cfg.batch_size // world < 2:
+def _check_ranks(cfg: TrainConfig, world: World) -> None:
+    if cfg.batch_size % world.size or cfg.batch_size // world.size < 2:
         raise ConfigError(
-            f"--batch-size {cfg.batch_size} must be a multiple of the {world} ranks "
+            f"--batch-size {cfg.batch_size} must be a multiple of the {world.size} ranks "
             "with at least 2 samples per rank (it is the global batch)"
         )
-    return rank, world
 
 
 def _open_cache(cfg: TrainConfig) -> CacheStore:
@@ -220,12 +213,14 @@ def _open_cache(cfg: TrainConfig) -> CacheStore:
     return store
 
 
-def prepare(cfg: TrainConfig) -> Setup:
-    """Open the store and data, and check they belong together, before any training."""
+def prepare(cfg: TrainConfig, world: World | None = None) -> Setup:
+    """Open the store and data, and check they belong together, before any training.
+    ``world``: the run context (a single process by default)."""
     from sortkd_cache.augment import AugmentRecipe, get_recipe
     from sortkd_cache.datasets import load_dataset
 
-    rank, world = _ranks(cfg)
+    world = world if world is not None else World(device=cfg.device)
+    _check_ranks(cfg, world)
     store = None
     if cfg.cache is not None:
         store = _open_cache(cfg)
@@ -250,9 +245,9 @@ def prepare(cfg: TrainConfig) -> Setup:
         )
     sparse, tail = _sparse_teacher(cfg, store, num_classes)
     test_ds = load_dataset(test_spec, "test", data_root=cfg.data_root)
-    plan = _soft_label_plan(cfg, store, world)
+    plan = _soft_label_plan(cfg, store, world.size)
     return Setup(
-        cfg, train_ds, test_ds, store, recipe, num_classes, teacher_seed, rank, world, plan,
+        cfg, train_ds, test_ds, store, recipe, num_classes, teacher_seed, world, plan,
         sparse, tail,
     )  # fmt: skip
 

@@ -1,66 +1,22 @@
 """torch.distributed glue for running stages under ``torchrun``.
 
-Under torchrun (WORLD_SIZE > 1) the process group is initialised from the environment that
-torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT): gloo on CPU, nccl when
-the stage trains on CUDA. Each rank uses the GPU of its LOCAL_RANK. Outside torchrun every
-helper is a no-op, so the same code runs single-process.
+Under torchrun (WORLD_SIZE > 1) the process group is initialised for the run's
+:class:`~sortkd_cache.world.World` (read once from torchrun's RANK, WORLD_SIZE and LOCAL_RANK;
+MASTER_ADDR and MASTER_PORT are torch's): gloo on CPU, nccl when the stage trains on CUDA.
+Each rank uses the GPU of its LOCAL_RANK. Outside torchrun every helper is a no-op, so the
+same code runs single-process.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "all_sum",
-    "backend_for",
-    "barrier",
-    "dist_context",
-    "is_distributed",
-    "local_rank",
-    "rank_device",
-    "world_info",
-]
+if TYPE_CHECKING:
+    from sortkd_cache.world import World
 
-
-def world_info() -> tuple[int, int]:
-    """(rank, world size) from torchrun's environment; (0, 1) outside it."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def local_rank() -> int:
-    """This process's index on its node (torchrun's LOCAL_RANK); 0 outside torchrun."""
-    return int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def _wants_cuda(device: str) -> bool:
-    if device.startswith("cuda"):
-        return True
-    if device == "auto":
-        import torch
-
-        return torch.cuda.is_available()
-    return False
-
-
-def rank_device(device: str) -> str:
-    """The device a rank should use for ``--device``.
-
-    Under torchrun with several processes, ``auto`` (on a CUDA machine), ``cuda`` and
-    ``cuda:N`` all become ``cuda:LOCAL_RANK`` so that every rank of a node has its own GPU
-    (restrict the GPUs with CUDA_VISIBLE_DEVICES). Single-process, and for ``cpu``, the value
-    is returned unchanged.
-    """
-    _, world = world_info()
-    if world > 1 and _wants_cuda(device):
-        return f"cuda:{local_rank()}"
-    return device
-
-
-def backend_for(device: str) -> str:
-    """'nccl' for a CUDA device (or 'auto' on a CUDA machine), else 'gloo'."""
-    return "nccl" if _wants_cuda(device) else "gloo"
+__all__ = ["all_sum", "barrier", "dist_context", "is_distributed"]
 
 
 def is_distributed() -> bool:
@@ -94,28 +50,34 @@ def all_sum(values: Sequence[float]) -> list[float]:
 
 
 @contextlib.contextmanager
-def dist_context(backend: str = "gloo") -> Iterator[tuple[int, int]]:
-    """Initialise the process group when launched by torchrun; yield (rank, world size).
+def dist_context(world: World, backend: str | None = None) -> Iterator[World]:
+    """Initialise the process group of ``world`` (with ``backend``, else the world's own:
+    nccl on CUDA, gloo on CPU) when it has several processes; yield ``world``.
 
     On success every rank meets at a final barrier before the group is destroyed. When the
     body raises, the group is torn down without that barrier (it could pair with a barrier
     another rank is waiting at inside the stage); torchrun then stops the other ranks.
     """
-    rank, world = world_info()
-    if world <= 1 or is_distributed():
-        yield rank, world
+    if not world.distributed or is_distributed():
+        yield world
         return
     import datetime
 
     import torch
     import torch.distributed as dist
 
+    backend = backend or world.backend
     if backend == "nccl":
-        torch.cuda.set_device(local_rank())
-    dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
+        torch.cuda.set_device(world.local_rank)
+    dist.init_process_group(
+        backend=backend,
+        rank=world.rank,
+        world_size=world.size,
+        timeout=datetime.timedelta(minutes=30),
+    )
     finished = False
     try:
-        yield dist.get_rank(), dist.get_world_size()
+        yield world
         finished = True
     finally:
         if finished:

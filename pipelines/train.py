@@ -35,6 +35,7 @@ from sortkd_cache.pipelines._train_config import TrainConfig
 from sortkd_cache.pipelines._train_data import soft_labels_for
 from sortkd_cache.pipelines._train_setup import Setup, prepare
 from sortkd_cache.pipelines.distributed import is_distributed
+from sortkd_cache.world import World
 
 if TYPE_CHECKING:
     from sortkd_cache.data import Batch, EpochBatches
@@ -80,9 +81,10 @@ class Trainer:
     batches: EpochBatches
     run_dir: RunDir
 
-    def __init__(self, cfg: TrainConfig) -> None:
+    def __init__(self, cfg: TrainConfig, world: World | None = None) -> None:
         self.cfg = cfg
-        self.rank0 = not is_distributed() or torch.distributed.get_rank() == 0
+        self.world = world if world is not None else _current_world(cfg)
+        self.rank0 = self.world.is_main
         self.rows: list[dict[str, Any]] = []
         self.step_losses: list[float] = []
         self.start_epoch = 0
@@ -96,7 +98,7 @@ class Trainer:
         """Validate and build everything, then (rank 0) prepare the run directory."""
         cfg = self.cfg
         self.device = resolve_device(cfg.device)
-        self.s = prepare(cfg)
+        self.s = prepare(cfg, self.world)
         self.loss = cfg.loss_config()
         torch.manual_seed(cfg.seed)
         from sortkd_cache.models import create_model
@@ -209,7 +211,7 @@ class Trainer:
             sums["n"] += b
             for k, v in parts.items():
                 sums[f"part_{k}"] = sums.get(f"part_{k}", 0.0) + v * b
-            bar.update(int(b) * self.s.world)
+            bar.update(int(b) * self.world.size)
         self.sched.step()
         totals = self.s.reduce(sums, self.device)
         n = max(totals["n"], 1.0)
@@ -225,7 +227,7 @@ class Trainer:
         }
         if self.temperature is not None:
             row["temperature"] = self.temperature.temperature()
-        return row | stream_stats(self.batches.soft, self.s.world)
+        return row | stream_stats(self.batches.soft, self.world.size)
 
     def evaluate(self) -> float:
         """Top-1 (%) of the student on the test split (its views prepared once, in setup)."""
@@ -330,6 +332,19 @@ def _tail_difference(resolved: Any, tail: str | None) -> str | None:
     return f"sparse tail {old!r} -> {tail!r}{hint}"
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Run (or resume) one training run; see the module docstring."""
-    return Trainer(cfg).run()
+def _current_world(cfg: TrainConfig) -> World:
+    """The run context when the caller gives none: the process group's, when one is set
+    up (``torch.distributed``), else this single process on ``cfg.device``."""
+    if not is_distributed():
+        return World(device=cfg.device)
+    import torch.distributed as dist
+
+    env = World.from_env(cfg.device)
+    return World(dist.get_rank(), dist.get_world_size(), env.local_rank, cfg.device)
+
+
+def train(cfg: TrainConfig, world: World | None = None) -> TrainResult:
+    """Run (or resume) one training run; see the module docstring. ``world``: the run
+    context (rank, world size, device; see :class:`~sortkd_cache.world.World`), read by the
+    CLI once; by default the current process group's, or a single process."""
+    return Trainer(cfg, world).run()
