@@ -22,6 +22,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python tools/typecheck.py
+	$(BIN)/python tools/lint_imports.py
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
@@ -31,6 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python tools/typecheck.py
+	$(BIN)/python tools/lint_imports.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py --out BENCHMARKS.md

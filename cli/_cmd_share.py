@@ -151,34 +151,18 @@ def copy_command(
     row's mean/std and the tail's exact mass at the recorded temperatures (see `train --help`
     for what training from it gets exactly).
     """
+    from sortkd_cache.pipelines.derive import DeriveConfig
     from sortkd_cache.pipelines.share import copy, format_copy
 
     opts = parse_storage_options(storage_option)
-    if topk is not None or views is not None or dtype is not None or topk_temperatures:
-        from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
-
-        result = derive_store(
-            src,
-            dst,
-            DeriveConfig(topk, views, dtype, topk_temperatures),
-            overwrite=overwrite,
-            progress=not (no_progress or as_json),
-            src_storage_options={**opts, **parse_storage_options(src_option)} or None,
-            dst_storage_options={**opts, **parse_storage_options(dst_option)} or None,
-        )
-        if as_json:
-            emit_json(result.to_dict())
-        else:
-            click.echo(format_copy(result))
-        return
     result = copy(
         src,
         dst,
         overwrite=overwrite,
         progress=not (no_progress or as_json),
-        storage_options=parse_storage_options(storage_option) or None,
-        src_storage_options=parse_storage_options(src_option) or None,
-        dst_storage_options=parse_storage_options(dst_option) or None,
+        src_storage_options={**opts, **parse_storage_options(src_option)} or None,
+        dst_storage_options={**opts, **parse_storage_options(dst_option)} or None,
+        derive=DeriveConfig(topk, views, dtype, topk_temperatures),
     )
     if as_json:
         emit_json(result.to_dict())

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from sortkd_cache._version import __version__
+from sortkd_cache import __version__
 from sortkd_cache.cli._errors import SortKDGroup
 
 __all__ = ["COMMAND_MODULES", "cli", "main"]

@@ -14,8 +14,7 @@ import numpy as np
 
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.sparse import DEFAULT_TEMPERATURES, SparseSpec, check_topk
-from sortkd_cache.store import CacheStore, StoreMeta
-from sortkd_cache.store._meta import SCHEMA_VERSION
+from sortkd_cache.store import SCHEMA_VERSION, CacheStore, StoreMeta, fidelity_record, sparse_path
 
 __all__ = [
     "encode_chunk",
@@ -50,8 +49,7 @@ def sparse_meta(meta: StoreMeta, spec: SparseSpec) -> StoreMeta:
 
 def encode_chunk(spec: SparseSpec, dense: np.ndarray, labels: np.ndarray) -> tuple[Any, np.ndarray]:
     """(sparse rows, fidelity sums [T + 2]) of one dense chunk [S, C]."""
-    from sortkd_cache.sparse import compress
-    from sortkd_cache.sparse._fidelity import chunk_sums
+    from sortkd_cache.sparse import chunk_sums, compress
 
     rows = compress(dense, labels, spec)
     kl, outside, n = chunk_sums(spec, dense, labels, rows)
@@ -60,8 +58,6 @@ def encode_chunk(spec: SparseSpec, dense: np.ndarray, labels: np.ndarray) -> tup
 
 def finalize_fidelity(store: CacheStore, kind: str) -> dict[str, Any]:
     """The kind's fidelity record from its per-chunk sums (all chunks written)."""
-    from sortkd_cache.store._sparse import fidelity_record, sparse_path
-
     sums = np.asarray(store.raw_array(sparse_path(kind, "fidelity"))[...], dtype=np.float64)
     return fidelity_record(store.sparse_spec, sums)
 
@@ -69,7 +65,5 @@ def finalize_fidelity(store: CacheStore, kind: str) -> dict[str, Any]:
 def source_fidelity(store: CacheStore, kind: str) -> Any | None:
     """The per-(block, view) fidelity sums of a sparse ``kind`` made from dense rows (the
     array a re-sliced copy carries along), or None where the kind has none."""
-    from sortkd_cache.store._sparse import sparse_path
-
     path = sparse_path(kind, "fidelity")
     return store.raw_array(path) if store.is_sparse and store.has_array(path) else None

@@ -185,7 +185,7 @@ def chunk_samples_for(cfg: DumpConfig, ds: Any) -> int:
 
 def meta_for(cfg: DumpConfig, ds: Any, recipe: Any, teacher_sha: str | None) -> StoreMeta:
     """The store metadata of a dump of ``ds`` (fingerprint included) under ``cfg``."""
-    from sortkd_cache._version import __version__
+    from sortkd_cache import __version__
 
     info = ds.info
     meta = StoreMeta(

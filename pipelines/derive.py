@@ -38,9 +38,9 @@ from sortkd_cache.store import (
     copy_store,
     create_store,
     open_store,
+    parse_location,
+    quick_check,
 )
-from sortkd_cache.store._backend import parse_location
-from sortkd_cache.store._checks import quick_check
 
 __all__ = ["DeriveConfig", "derive_store", "parse_views"]
 

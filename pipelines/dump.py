@@ -23,16 +23,14 @@ micro-batch size is the same (it is recorded in the raw logits' attributes and c
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from sortkd_cache.errors import ConfigError, NonFiniteLogitsError, StoreError
+from sortkd_cache.errors import ConfigError, StoreError
 from sortkd_cache.outputs import check_disjoint
 from sortkd_cache.pipelines._common import (
     build_teacher,
@@ -50,7 +48,6 @@ from sortkd_cache.pipelines._decode import (
     plan_blocks,
 )
 from sortkd_cache.pipelines._dump_sparse import (
-    encode_chunk,
     finalize_fidelity,
     parse_temperatures,
 )
@@ -62,6 +59,7 @@ from sortkd_cache.pipelines._dump_store import (
     meta_for,
     open_or_create,
 )
+from sortkd_cache.pipelines._dump_units import Unit, UnitWriter
 from sortkd_cache.pipelines.distributed import all_sum, barrier
 from sortkd_cache.store import (
     CacheStore,
@@ -80,8 +78,6 @@ __all__ = [
     "run_units",
     "teacher_logits",
 ]
-
-_MAX_PENDING_WRITES = 3
 
 
 @dataclass(frozen=True)
@@ -162,17 +158,6 @@ def teacher_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> 
     return torch.cat(outs) if outs else x.new_zeros((0, 0))
 
 
-def _check_finite(logits: np.ndarray, start: int, view: int) -> None:
-    bad = ~np.isfinite(logits)
-    if bad.any():
-        row = int(np.flatnonzero(bad.any(axis=1))[0])
-        value = logits[row][bad[row]][0]
-        raise NonFiniteLogitsError(
-            f"teacher produced {value} logits for sample {start + row}, view {view}; "
-            "dump stopped (chunks already written are kept)"
-        )
-
-
 def _forward(
     model: torch.nn.Module, x: torch.Tensor, cfg: DumpConfig, channels_last: bool
 ) -> torch.Tensor:
@@ -222,80 +207,43 @@ def run_units(
     todo = [(b, v) for b in blocks for v in range(store.num_views) if progress[b, v] < 0]
     skipped = len(blocks) * store.num_views - len(todo)
     total = sum(store.block_bounds(b)[1] - store.block_bounds(b)[0] for b, _ in todo)
-    pending: list[Future[None]] = []
-    forward = 0.0
+    plan = plan_blocks(ds, recipe, cfg.seed, todo, store.chunk_samples)
     bar = progress_bar(total, "dump", "img", cfg.progress)
-    # Leaving the pool waits for every submitted write, also when an error propagates:
-    # chunks finished before a failure are kept.
-    with bar, ThreadPoolExecutor(max_workers=2, thread_name_prefix="sortkd-write") as pool:
-
-        def finish(unit: tuple[int, int, np.ndarray, torch.Tensor, Any]) -> None:
-            nonlocal forward, pending
-            block, view, params, logits, event = unit
-            start, stop = store.block_bounds(block)
-            t0 = time.perf_counter()
-            if event is not None:
-                event.synchronize()
-            forward += time.perf_counter() - t0
-            out = logits.numpy()
-            _check_finite(out, start, view)
-            with np.errstate(over="ignore"):  # overflow to inf is reported just below
-                values = out.astype(cfg.dtype)
-            _check_finite(values, start, view)
-            correct = int((values.argmax(axis=1) == ds.labels[start:stop]).sum())
-            pending = [f for f in pending if not _done(f)]
-            while len(pending) >= _MAX_PENDING_WRITES:
-                pending.pop(0).result()
-            labels = ds.labels[start:stop]
-            pending.append(
-                pool.submit(encode_and_write, block, view, values, params, correct, labels)
-            )
-            bar.update(stop - start)
-
-        def encode_and_write(
-            block: int, view: int, values: np.ndarray, params: np.ndarray, n: int, y: np.ndarray
-        ) -> None:
-            """In a writer thread, overlapping the next forward: truncate to the sparse kind
-            (no dense chunk is ever written), then write."""
-            fid = None
-            if store.is_sparse:
-                values, fid = encode_chunk(store.sparse_spec, values, y)
-            store.write_chunk("raw", block, view, values, params=params, count=n, fidelity=fid)
-
-        plan = plan_blocks(ds, recipe, cfg.seed, todo, store.chunk_samples)
-        inflight: list[tuple[int, int, np.ndarray, torch.Tensor, Any]] = []
-        parts: list[list[torch.Tensor]] = []
-        with source or _view_inputs(ds, recipe, cfg, device) as inputs_of:
-            for bp, offset, inputs in inputs_of.batches(plan):
-                if offset == 0:
-                    parts = [[] for _ in bp.views]
-                t0 = time.perf_counter()
-                for j, x in enumerate(inputs):
-                    parts[j].append(_forward(model, x, cfg, channels_last))
-                forward += time.perf_counter() - t0
-                del inputs
-                if offset + cfg.batch_size < bp.stop - bp.start:
-                    continue  # the block's last micro-batch launches its units
-                launched = []
-                for j, view in enumerate(bp.views):
-                    logits, event = _to_host(parts[j])
-                    launched.append((bp.block, view, bp.params[j], logits, event))
-                parts = []
-                for unit in inflight:  # block k+1 is queued before block k is written
-                    finish(unit)
-                inflight = launched
-        for unit in inflight:
-            finish(unit)
-        for f in pending:
-            f.result()
-    return len(todo), skipped, total, forward
+    inputs = source or _view_inputs(ds, recipe, cfg, device)
+    with bar, UnitWriter(store, ds.labels, cfg.dtype, bar) as writer, inputs as inputs_of:
+        forward = _forward_blocks(inputs_of.batches(plan), model, cfg, channels_last, writer)
+    return len(todo), skipped, total, forward + writer.waited
 
 
-def _done(f: Future[None]) -> bool:
-    if f.done():
-        f.result()
-        return True
-    return False
+def _forward_blocks(
+    batches: Any, model: torch.nn.Module, cfg: DumpConfig, channels_last: bool, writer: UnitWriter
+) -> float:
+    """Run the teacher over every view of each block's micro-batches; a block's last
+    micro-batch launches its units, which the writer finishes once the next block is queued.
+    Returns the seconds spent launching forward passes."""
+    forward = 0.0
+    inflight: list[Unit] = []
+    parts: list[list[torch.Tensor]] = []
+    for bp, offset, inputs in batches:
+        if offset == 0:
+            parts = [[] for _ in bp.views]
+        t0 = time.perf_counter()
+        for j, x in enumerate(inputs):
+            parts[j].append(_forward(model, x, cfg, channels_last))
+        forward += time.perf_counter() - t0
+        del inputs
+        if offset + cfg.batch_size < bp.stop - bp.start:
+            continue  # the block's last micro-batch launches its units
+        launched = [
+            (bp.block, view, bp.params[j], *_to_host(parts[j])) for j, view in enumerate(bp.views)
+        ]
+        parts = []
+        for unit in inflight:  # block k+1 is queued before block k is written
+            writer.finish(unit)
+        inflight = launched
+    for unit in inflight:
+        writer.finish(unit)
+    return forward
 
 
 def finalize(store: CacheStore, seconds: float) -> list[float]:

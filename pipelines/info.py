@@ -51,6 +51,15 @@ def store_info(location: str, storage_options: dict[str, Any] | None = None) -> 
 
 def format_info(info: dict[str, Any]) -> str:
     """The human-readable summary."""
+    lines = _header_lines(info) + _status_lines(info)
+    for kind, attrs in info["kinds"].items():
+        lines += _fidelity_lines(kind, attrs.get("fidelity"))
+        lines += _stats_lines(kind, attrs, info.get("sparse"))
+    return "\n".join(lines)
+
+
+def _header_lines(info: dict[str, Any]) -> list[str]:
+    """What the store is: shape, data, teacher, augmentation, kinds, sparse layout."""
     ds, t = info["dataset"], info["teacher"]
     lines = [
         f"store      {info['store']}  (schema {info['schema']}, sortkd-cache "
@@ -72,8 +81,12 @@ def format_info(info: dict[str, Any]) -> str:
             f"{info['num_classes'] * (2 if info['dtype'] == 'float16' else 4)}), "
             f"ids {sparse['id_dtype']}, exact tail mass at T={temps}"
         )
-    for step in info.get("derivation", []):
-        lines.append(f"derived    {_derivation_line(step)}")
+    return lines + [f"derived    {_derivation_line(s)}" for s in info.get("derivation", [])]
+
+
+def _status_lines(info: dict[str, Any]) -> list[str]:
+    """Whether the dump is finished, who writes the store now, the teacher's accuracy."""
+    lines = []
     if "raw_progress" in info:
         p = info["raw_progress"]
         lines.append(
@@ -88,37 +101,38 @@ def format_info(info: dict[str, Any]) -> str:
     if info["teacher_accuracy"]:
         acc = " ".join(f"{a:.3f}" for a in info["teacher_accuracy"])
         lines.append(f"teacher train-view accuracy per view: {acc}")
-    for kind, attrs in info["kinds"].items():
-        lines += _fidelity_lines(kind, attrs.get("fidelity"))
-        stats = attrs.get("stats")
-        if not stats:
-            continue
-        changed = " ".join(f"{r:.3f}" for r in stats.get("changed_fraction", []))
-        lines.append(f"{kind:10s} rows changed per view (fraction): {changed}")
-        hist = stats.get("rank_histogram", {})
-        if hist:
-            # Statistics made on sparse rows cap the rank at K ("K or more"); statistics
-            # carried over from the dense rows a sparse copy was made from go higher.
-            k_plus = None
-            if sparse and all(int(r) <= int(sparse["k"]) for r in hist):
-                k_plus = str(sparse["k"])
-            shown = ", ".join(
-                f"{k}{'+' if k == k_plus else ''}:{v}" for k, v in list(hist.items())[:8]
-            )
-            lines.append(f"{'':10s} label rank before {kind} (rank:rows): {shown}")
-        conf = stats.get("top_confusions", [])
-        if conf:
-            shown = ", ".join(f"{c['label']}->{c['top']} x{c['count']}" for c in conf[:5])
-            lines.append(f"{'':10s} top confusions (label->teacher top): {shown}")
-        topk = attrs.get("topk")
-        if topk:
-            lines.append(
-                f"{'':10s} legacy top-{topk['k']} side copy (retired `sort --topk`): "
-                f"{topk['bytes_per_sample_view']} B/sample-view "
-                f"(dense {topk['dense_bytes_per_sample_view']}), "
-                f"mean KL(T=4) {topk['mean_kl_t4']:.3g}"
-            )
-    return "\n".join(lines)
+    return lines
+
+
+def _stats_lines(kind: str, attrs: dict[str, Any], sparse: dict[str, Any] | None) -> list[str]:
+    """A kind's statistics (rows changed, label ranks, confusions) and a legacy top-K copy."""
+    stats = attrs.get("stats")
+    if not stats:
+        return []
+    changed = " ".join(f"{r:.3f}" for r in stats.get("changed_fraction", []))
+    lines = [f"{kind:10s} rows changed per view (fraction): {changed}"]
+    hist = stats.get("rank_histogram", {})
+    if hist:
+        # Statistics made on sparse rows cap the rank at K ("K or more"); statistics
+        # carried over from the dense rows a sparse copy was made from go higher.
+        k_plus = None
+        if sparse and all(int(r) <= int(sparse["k"]) for r in hist):
+            k_plus = str(sparse["k"])
+        shown = ", ".join(f"{k}{'+' if k == k_plus else ''}:{v}" for k, v in list(hist.items())[:8])
+        lines.append(f"{'':10s} label rank before {kind} (rank:rows): {shown}")
+    conf = stats.get("top_confusions", [])
+    if conf:
+        shown = ", ".join(f"{c['label']}->{c['top']} x{c['count']}" for c in conf[:5])
+        lines.append(f"{'':10s} top confusions (label->teacher top): {shown}")
+    topk = attrs.get("topk")
+    if topk:
+        lines.append(
+            f"{'':10s} legacy top-{topk['k']} side copy (retired `sort --topk`): "
+            f"{topk['bytes_per_sample_view']} B/sample-view "
+            f"(dense {topk['dense_bytes_per_sample_view']}), "
+            f"mean KL(T=4) {topk['mean_kl_t4']:.3g}"
+        )
+    return lines
 
 
 def _derivation_line(step: dict[str, Any]) -> str:

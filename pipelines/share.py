@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
 from sortkd_cache.store import CopyResult, VerifyReport, copy_store, verify_store
 
 __all__ = ["copy", "format_copy", "format_report", "verify"]
@@ -41,8 +42,21 @@ def copy(
     storage_options: dict[str, Any] | None = None,
     src_storage_options: dict[str, Any] | None = None,
     dst_storage_options: dict[str, Any] | None = None,
+    derive: DeriveConfig | None = None,
 ) -> CopyResult:
-    """Copy a store key by key, verify the destination, publish it atomically."""
+    """Copy a store key by key, verify the destination, publish it atomically; with a
+    ``derive`` that asks for anything (``copy --topk/--views/--dtype``), a re-sliced copy."""
+    if derive is not None and (derive.active or derive.topk_temperatures is not None):
+        opts = storage_options or {}
+        return derive_store(
+            src,
+            dst,
+            derive,
+            overwrite=overwrite,
+            progress=progress,
+            src_storage_options={**opts, **(src_storage_options or {})} or None,
+            dst_storage_options={**opts, **(dst_storage_options or {})} or None,
+        )
     return copy_store(
         src,
         dst,

@@ -13,19 +13,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from layout import ROOT, installed_layout
 
 
 def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="sortkd-mypy-"))
     try:
-        pkg = tmp / "sortkd_cache"
-        pkg.mkdir()
-        for entry in (ROOT / "sortkd_cache").iterdir():
-            if entry.name != "__pycache__":
-                (pkg / entry.name).symlink_to(entry)
-        (pkg / "cli").symlink_to(ROOT / "cli")
-        (pkg / "pipelines").symlink_to(ROOT / "pipelines")
+        installed_layout(tmp)
         shutil.copy(ROOT / "pyproject.toml", tmp / "pyproject.toml")
         cmd = [
             sys.executable,

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from ..augment._counter import counter_bits, counter_uniform
+from ..augment import counter_bits, counter_uniform
 from ._base import DatasetInfo, ImageDataset
 
 __all__ = ["FAKE_MEAN", "FAKE_STD", "fake_num_samples", "load_fake"]

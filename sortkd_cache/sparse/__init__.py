@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sortkd_cache.sparse._check import row_problems
     from sortkd_cache.sparse._compress import compress, order_key, rank_order
-    from sortkd_cache.sparse._fidelity import FidelityAccumulator, kl_rows
+    from sortkd_cache.sparse._fidelity import FidelityAccumulator, chunk_sums, kl_rows
     from sortkd_cache.sparse._methods import apply_sparse, label_positions
     from sortkd_cache.sparse._rebuild import log_rest, rebuild_dense, tail_mass
     from sortkd_cache.sparse._spec import (
@@ -48,6 +48,7 @@ _LAZY = {
     "check_topk": "_spec",
     "compress": "_compress",
     "id_dtype": "_spec",
+    "chunk_sums": "_fidelity",
     "kl_rows": "_fidelity",
     "label_positions": "_methods",
     "log_rest": "_rebuild",
@@ -68,6 +69,7 @@ __all__ = [
     "SparseSpec",
     "apply_sparse",
     "check_topk",
+    "chunk_sums",
     "compress",
     "id_dtype",
     "kl_rows",

@@ -9,6 +9,7 @@ from sortkd_cache.store._lock import read_lock, writer_lock
 from sortkd_cache.store._meta import SCHEMA_VERSION, DatasetRecord, StoreMeta, TeacherRecord
 from sortkd_cache.store._open import create_store, open_store
 from sortkd_cache.store._output_kind import is_store_output
+from sortkd_cache.store._sparse import fidelity_record, sparse_path
 from sortkd_cache.store._store import CacheStore, LogitsArray
 from sortkd_cache.store._verify import Problem, VerifyReport, quick_check, verify_store
 
@@ -28,10 +29,12 @@ __all__ = [
     "copy_store",
     "create_store",
     "is_store_output",
+    "fidelity_record",
     "open_store",
     "parse_location",
     "quick_check",
     "read_lock",
+    "sparse_path",
     "verify_store",
     "writer_lock",
 ]

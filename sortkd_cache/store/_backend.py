@@ -326,11 +326,9 @@ def _open_local_zip(loc: Location) -> Any:
     return member_checked_store(ZipStore(loc.path, mode="r", read_only=True), loc.raw)
 
 
-def open_backend(loc: Location, mode: Mode, storage_options: dict[str, Any] | None = None) -> Any:
-    """A zarr store object for ``loc``. ``mode='r'`` opens read-only."""
+def _open_local(loc: Location, read_only: bool) -> Any:
     from zarr.storage import LocalStore
 
-    read_only = mode == "r"
     if loc.kind == "zip":
         if not read_only:
             raise StoreReadOnlyError(
@@ -338,15 +336,21 @@ def open_backend(loc: Location, mode: Mode, storage_options: dict[str, Any] | No
                 f"`sortkd-cache copy DIR {loc.raw}`"
             )
         return _open_local_zip(loc)
-    if loc.kind == "dir":
-        if read_only:
-            if os.path.isfile(loc.path):
-                raise StoreNotFoundError(f"'{loc.raw}' is a file, not a store directory or .zip")
-            if not os.path.isdir(loc.path):
-                raise StoreNotFoundError(f"no store at '{loc.raw}' (directory not found)")
-            if not os.path.isfile(os.path.join(loc.path, ROOT_META)):
-                raise StoreNotFoundError(f"'{loc.raw}' is not a store (no {ROOT_META} in it)")
-        return LocalStore(loc.path, read_only=read_only)
+    if read_only:
+        if os.path.isfile(loc.path):
+            raise StoreNotFoundError(f"'{loc.raw}' is a file, not a store directory or .zip")
+        if not os.path.isdir(loc.path):
+            raise StoreNotFoundError(f"no store at '{loc.raw}' (directory not found)")
+        if not os.path.isfile(os.path.join(loc.path, ROOT_META)):
+            raise StoreNotFoundError(f"'{loc.raw}' is not a store (no {ROOT_META} in it)")
+    return LocalStore(loc.path, read_only=read_only)
+
+
+def open_backend(loc: Location, mode: Mode, storage_options: dict[str, Any] | None = None) -> Any:
+    """A zarr store object for ``loc``. ``mode='r'`` opens read-only."""
+    read_only = mode == "r"
+    if loc.kind != "remote":
+        return _open_local(loc, read_only)
     if not read_only and loc.scheme not in WRITABLE_REMOTE:
         raise StoreReadOnlyError(
             f"'{loc.raw}' is read-only ({loc.scheme}:// stores cannot be written)"

@@ -6,10 +6,8 @@ read of every chunk on top of these.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,6 +15,7 @@ import numpy as np
 from sortkd_cache.errors import CorruptChunkError, SchemaError, StoreError
 from sortkd_cache.store._layout import LABELS, PARAMS, logits_path, progress_path
 from sortkd_cache.store._meta import StoreMeta
+from sortkd_cache.store._problem import Problem, VerifyReport
 from sortkd_cache.store._schema import expected
 from sortkd_cache.store._sparse import SPARSE_ARRAYS, SparseLogitsArray, sparse_path
 from sortkd_cache.store._store import CacheStore
@@ -32,49 +31,6 @@ MAX_CHUNK_BYTES = 1 << 30
 MAX_CLASSES = 1 << 24
 _SHA = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
 LAYOUT_CODECS = ("BytesCodec", "ZstdCodec", "Crc32cCodec")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a store: a category, where (array, chunk key) and what."""
-
-    # schema, shape, provenance, limits, progress, missing, checksum, truncated, corrupt,
-    # content, partial, foreign, fingerprint
-    category: str
-    message: str
-    array: str | None = None
-    chunk: str | None = None
-
-    def __str__(self) -> str:
-        where = "/".join(p for p in (self.array, self.chunk) if p)
-        return f"{where}: {self.message}" if where else self.message
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """What :func:`verify_store` found. ``sound`` when there is no problem."""
-
-    location: str
-    problems: tuple[Problem, ...] = ()
-    warnings: tuple[str, ...] = ()
-    arrays: tuple[str, ...] = ()
-    chunks_checked: int = 0
-    bytes_read: int = 0
-    seconds: float = 0.0
-    fingerprint_checked: bool = False
-    skipped: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def sound(self) -> bool:
-        return not self.problems
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.update(sound=self.sound, seconds=round(self.seconds, 3))
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
 # -- the cheap part ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from sortkd_cache.errors import (
     StoreReadOnlyError,
 )
 from sortkd_cache.outputs import check_replaceable
-from sortkd_cache.store._backend import Mode, open_backend, parse_location
+from sortkd_cache.store._backend import Location, Mode, open_backend, parse_location
 from sortkd_cache.store._keys import list_keys
 from sortkd_cache.store._layout import LABELS, PARAMS
 from sortkd_cache.store._meta import StoreMeta
@@ -49,6 +49,25 @@ def open_store(
     return store
 
 
+def _clear_local(loc: Location, overwrite: bool) -> None:
+    """Empty an existing directory that is provably a store (``overwrite`` only), keeping its
+    writer lock; an empty or missing directory is left as it is."""
+    path = Path(loc.path)
+    occupied = path.is_dir() and any(not c.name.startswith(".sortkd-lock") for c in path.iterdir())
+    if not path.exists() or (path.is_dir() and not occupied):
+        return
+    if not overwrite:
+        raise StoreExistsError(f"'{loc.raw}' already exists; pass --overwrite to replace it")
+    check_replaceable(loc.raw, "store")
+    for child in path.iterdir():
+        if child.name.startswith(".sortkd-lock"):
+            continue
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
 def create_store(
     location: str | os.PathLike[str],
     meta: StoreMeta,
@@ -63,23 +82,7 @@ def create_store(
     if not loc.writable:
         raise StoreReadOnlyError(f"cannot create a store at '{loc.raw}' (read-only location)")
     if loc.kind == "dir":
-        path = Path(loc.path)
-        occupied = path.is_dir() and any(
-            not c.name.startswith(".sortkd-lock") for c in path.iterdir()
-        )
-        if path.exists() and (not path.is_dir() or occupied):
-            if not overwrite:
-                raise StoreExistsError(
-                    f"'{loc.raw}' already exists; pass --overwrite to replace it"
-                )
-            check_replaceable(loc.raw, "store")
-            for child in path.iterdir():
-                if child.name.startswith(".sortkd-lock"):
-                    continue
-                if child.is_dir():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
+        _clear_local(loc, overwrite)
     backend = open_backend(loc, "w")
     if loc.kind != "dir":  # mode "w" below empties the prefix: only ever a store's
         if not overwrite and list_keys(backend, loc):

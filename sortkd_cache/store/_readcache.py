@@ -27,6 +27,30 @@ def cache_bytes() -> int:
         raise RemoteStoreError(f"{CACHE_ENV}='{raw}' is not a number of MiB") from None
 
 
+class _LRU:
+    """Whole values by key, the least recently used dropped beyond ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._values: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+
+    def get(self, key: str) -> bytes | None:
+        hit = self._values.get(key)
+        if hit is not None:
+            self._values.move_to_end(key)
+        return hit
+
+    def put(self, key: str, data: bytes) -> None:
+        if len(data) > self.max_bytes or key in self._values:
+            return
+        self._values[key] = data
+        self._size += len(data)
+        while self._size > self.max_bytes:
+            _, old = self._values.popitem(last=False)
+            self._size -= len(old)
+
+
 def read_cache_store(inner: Any, max_bytes: int) -> Any:
     """Wrap a read-only store in an LRU cache of whole values (chunks and metadata)."""
     from zarr.abc.store import ByteRequest
@@ -37,8 +61,7 @@ def read_cache_store(inner: Any, max_bytes: int) -> Any:
         def __init__(self, store: Any, max_bytes: int = max_bytes) -> None:
             super().__init__(store)
             self.max_bytes = max_bytes
-            self._lru: OrderedDict[str, bytes] = OrderedDict()
-            self._size = 0
+            self._lru = _LRU(max_bytes)
 
         def _with_store(self, store: Any) -> ReadCacheStore:
             return type(self)(store, self.max_bytes)
@@ -46,22 +69,12 @@ def read_cache_store(inner: Any, max_bytes: int) -> Any:
         async def get(
             self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
         ) -> Buffer | None:
-            if byte_range is not None:
-                ranged: Buffer | None = await self._store.get(key, prototype, byte_range)
-                return ranged
-            hit = self._lru.get(key)
+            hit = None if byte_range is not None else self._lru.get(key)
             if hit is not None:
-                self._lru.move_to_end(key)
                 return prototype.buffer.from_bytes(hit)
-            value: Buffer | None = await self._store.get(key, prototype)
-            if value is not None:
-                data = value.to_bytes()
-                if len(data) <= self.max_bytes:
-                    self._lru[key] = data
-                    self._size += len(data)
-                    while self._size > self.max_bytes:
-                        _, old = self._lru.popitem(last=False)
-                        self._size -= len(old)
+            value: Buffer | None = await self._store.get(key, prototype, byte_range)
+            if value is not None and byte_range is None:
+                self._lru.put(key, value.to_bytes())
             return value
 
         async def _get_many(
