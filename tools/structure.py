@@ -91,28 +91,28 @@ def _resolve(mod: Module, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
+def _named(mod: Module, node: ast.AST, known: dict[str, Module]) -> Iterator[str]:
+    """The package's module names one import statement names (before walking up to a known
+    module)."""
+    if isinstance(node, ast.Import):
+        yield from (a.name for a in node.names if a.name.startswith(PACKAGE))
+    elif isinstance(node, ast.ImportFrom):
+        base = _resolve(mod, node)
+        if base.startswith(PACKAGE):
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                yield sub if sub in known else base
+
+
 def imports_of(mod: Module, known: dict[str, Module]) -> set[str]:
     """The package's modules that ``mod`` imports (see the module doc for the rules)."""
     found: set[str] = set()
-
-    def add(target: str) -> None:
-        while target and target not in known:
-            target = target.rpartition(".")[0]
-        if target and target != mod.name:
-            found.add(target)
-
     for node in ast.walk(mod.tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.startswith(PACKAGE):
-                    add(alias.name)
-        elif isinstance(node, ast.ImportFrom):
-            base = _resolve(mod, node)
-            if not base.startswith(PACKAGE):
-                continue
-            for alias in node.names:
-                sub = f"{base}.{alias.name}"
-                add(sub if sub in known else base)
+        for target in _named(mod, node, known):
+            while target and target not in known:
+                target = target.rpartition(".")[0]
+            if target and target != mod.name:
+                found.add(target)
     return found
 
 
@@ -137,6 +137,17 @@ def import_graph(mods: dict[str, Module]) -> tuple[dict[str, set[str]], str]:
     if graph is not None:
         return graph, "grimp"
     return {name: imports_of(m, mods) for name, m in mods.items()}, "ast"
+
+
+def _pop_group(stack: list[str], on: set[str], root: str) -> list[str]:
+    """Tarjan's step: pop the strongly connected group whose root is ``root``."""
+    group = []
+    while True:
+        w = stack.pop()
+        on.discard(w)
+        group.append(w)
+        if w == root:
+            return group
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -172,13 +183,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
             if work:
                 low[work[-1][0]] = min(low[work[-1][0]], low[node])
             if low[node] == index[node]:
-                group = []
-                while True:
-                    w = stack.pop()
-                    on.discard(w)
-                    group.append(w)
-                    if w == node:
-                        break
+                group = _pop_group(stack, on, node)
                 if len(group) > 1:
                     out.append(sorted(group))
     return out
