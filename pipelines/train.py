@@ -9,6 +9,10 @@ batch): it exists to prove equality and to measure the saving. Without a cache, 
 with ``--loss ce`` trains a model with fresh augmentation each epoch (a teacher for ``dump``).
 The test split is evaluated every epoch without augmentation; its views are prepared once per
 run (:class:`~sortkd_cache.pipelines._eval.EvalViews`: on the device when they fit).
+Every step's loss passes the divergence guard
+(:func:`~sortkd_cache.losses.check_divergence`) before the optimizer step: a NaN loss, or one
+over ten times the loss of a uniform prediction, stops the run with exit 2 (it never trains
+on), naming the epoch and suggesting a lower learning rate.
 
 :class:`Trainer` is the stage in steps: :meth:`~Trainer.setup` (validate, open the data,
 build the model, the optimizer and the batches, and only then touch the run directory),
@@ -19,7 +23,6 @@ build the model, the optimizer and the batches, and only then touch the run dire
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -88,6 +91,7 @@ class Trainer:
         self.rows: list[dict[str, Any]] = []
         self.step_losses: list[float] = []
         self.start_epoch = 0
+        self.reference: float | None = None
 
     @property
     def end_epoch(self) -> int:
@@ -181,26 +185,45 @@ class Trainer:
         self.start_epoch = int(state["epoch"])
         self.rows = self.run_dir.read_metrics()[: self.start_epoch]
 
-    def step(self, batch: Batch, epoch: int) -> tuple[float, dict[str, float], float]:
-        """One optimizer step: (loss, its weighted parts, correct predictions)."""
+    def _loss(
+        self, out: torch.Tensor, batch: Batch, epoch: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss of logits ``out`` on ``batch`` at epoch ``epoch`` (0-based), with parts."""
         from sortkd_cache.losses import compute_loss
 
-        out = self.ddp(batch.x)
-        loss, parts = compute_loss(
+        return compute_loss(
             self.loss, out, batch.soft, batch.y, epoch=epoch + 1,
             temperature_module=self.temperature, tail=self.s.tail,
         )  # fmt: skip
+
+    def _check(self, value: float, out: torch.Tensor, batch: Batch, epoch: int) -> None:
+        """The divergence guard, before the optimizer step: exit 2 on a NaN loss or one over
+        the bound; the reference (all-zero logits) is taken on each epoch's first batch."""
+        from sortkd_cache.losses import check_divergence
+
+        if self.reference is None:
+            with torch.no_grad():
+                self.reference = float(self._loss(torch.zeros_like(out), batch, epoch)[0])
+        lr = float(self.opt.param_groups[0]["lr"])
+        problem = check_divergence(value, self.reference, epoch=epoch + 1, lr=lr)
+        if problem is not None:
+            raise ConfigError(problem)
+
+    def step(self, batch: Batch, epoch: int) -> tuple[float, dict[str, float], float]:
+        """One optimizer step: (loss, its weighted parts, correct predictions)."""
+        out = self.ddp(batch.x)
+        loss, parts = self._loss(out, batch, epoch)
+        value = float(loss.detach())
+        self._check(value, out.detach(), batch, epoch)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         self.opt.step()
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise ConfigError(f"training diverged: loss {value} at epoch {epoch + 1}")
         return value, parts, float((out.argmax(1) == batch.y).sum())
 
     def train_epoch(self, epoch: int, bar: Progress) -> dict[str, Any]:
         """Train epoch ``epoch`` (0-based); its metrics row (test top-1 from rank 0)."""
         t0 = time.perf_counter()
+        self.reference = None  # the divergence guard's, taken on this epoch's first batch
         sums: dict[str, float] = {"loss": 0.0, "correct": 0.0, "n": 0.0}
         for batch in self.batches.epoch(epoch, last=self.end_epoch - 1):
             value, parts, correct = self.step(batch, epoch)

@@ -2,7 +2,7 @@
 
 Grammar (names are lower case, fields separated by ``:``)::
 
-    digits | cifar10 | cifar100 | imagefolder:PATH | fake:N:C:SIZE
+    digits | digits100[:N] | cifar10 | cifar100 | imagefolder:PATH | fake:N:C:SIZE
 
 ``imagefolder:PATH`` splits at the first ``:`` only, so PATH may itself contain ``:``.
 Splits are ``train`` and ``test``.
@@ -97,6 +97,19 @@ def _folder_args(spec: str, sep: str, rest: str) -> tuple[str, ...]:
     return (rest,)
 
 
+def _digits100_args(spec: str, sep: str, rest: str) -> tuple[str, ...]:
+    from .digits100 import MAX_PER_CLASS
+
+    if not sep:
+        return ()
+    if not rest.isascii() or not rest.isdigit() or not 1 <= int(rest) <= MAX_PER_CLASS:
+        raise DatasetError(
+            f"malformed dataset spec {spec!r}: N (train images per class) must be an integer "
+            f"in 1..{MAX_PER_CLASS}, got {rest!r}; expected digits100 or digits100:N"
+        )
+    return (str(int(rest)),)
+
+
 def _fake_args(spec: str, sep: str, rest: str) -> tuple[str, ...]:
     fields = rest.split(":") if sep else []
     if len(fields) != len(_FAKE_FIELDS):
@@ -128,6 +141,12 @@ def _load_digits(p: DatasetSpec, split: str, root: str | None, download: bool) -
     return load_digits(split)
 
 
+def _load_digits100(p: DatasetSpec, split: str, root: str | None, download: bool) -> ImageDataset:
+    from .digits100 import load_digits100
+
+    return load_digits100(split, int(p.args[0]) if p.args else None)
+
+
 def _load_fake(p: DatasetSpec, split: str, root: str | None, download: bool) -> ImageDataset:
     from .fake import load_fake
 
@@ -151,6 +170,7 @@ for _kind in (
     DatasetKind("cifar10", "cifar10", _no_args, _load_cifar, uses_root=True),
     DatasetKind("cifar100", "cifar100", _no_args, _load_cifar, uses_root=True),
     DatasetKind("digits", "digits", _no_args, _load_digits),
+    DatasetKind("digits100", "digits100[:N]", _digits100_args, _load_digits100),
     DatasetKind("fake", "fake:N:C:SIZE", _fake_args, _load_fake),
     DatasetKind("imagefolder", "imagefolder:PATH", _folder_args, _load_folder),
 ):

@@ -37,6 +37,7 @@ from sortkd_cache.losses._dispatch import (
 from sortkd_cache.losses._rows import DenseRows, TeacherRows, teacher_rows
 from sortkd_cache.losses.ce import CE, ce_loss
 from sortkd_cache.losses.ctkd import CTKD, ctkd_lambda, ctkd_loss
+from sortkd_cache.losses.divergence import DIVERGENCE_FACTOR, check_divergence, divergence_bound
 from sortkd_cache.losses.dkd import DKD, GT_SUPPRESSION, dkd_loss, dkd_warmup_factor
 from sortkd_cache.losses.kd import KD, kd_loss
 from sortkd_cache.losses.lskd import LSKD, STANDARDIZE_EPS, lskd_loss, standardize
@@ -73,6 +74,7 @@ __all__ = [
     "CE",
     "CTKD",
     "CTKDTemperature",
+    "DIVERGENCE_FACTOR",
     "DKD",
     "DenseRows",
     "GT_SUPPRESSION",
@@ -90,10 +92,12 @@ __all__ = [
     "TeacherRows",
     "ViewTables",
     "ce_loss",
+    "check_divergence",
     "compute_loss",
     "compute_sparse_loss",
     "ctkd_lambda",
     "ctkd_loss",
+    "divergence_bound",
     "dkd_loss",
     "dkd_warmup_factor",
     "grad_reverse",

@@ -4,6 +4,10 @@
 ``digits_cnn_l`` is a teacher (about 150k). Like every registered model they take any
 ``in_chans`` and any input of 8x8 px or more: the MLP first average-pools its input to
 8x8 (the identity on digits), the CNNs end in an adaptive average pool.
+
+``digits100_*`` are their twins for ``digits100`` (8x16, two digits side by side, 100
+classes): the MLP pools to 8x16 and the CNNs pool to 1x2 (a left and a right half), so that
+``17`` and ``71`` stay apart; they too take any input of 8x16 px or more.
 """
 
 from __future__ import annotations
@@ -19,10 +23,16 @@ __all__ = ["DigitsCNN", "DigitsMLP"]
 class DigitsMLP(nn.Module):
     """Average-pool to 8x8, flatten, one hidden layer."""
 
-    def __init__(self, num_classes: int, in_chans: int = 1, hidden: int = 128) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        in_chans: int = 1,
+        hidden: int = 128,
+        size: tuple[int, int] = (8, 8),
+    ) -> None:
         super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d((8, 8))
-        self.fc1 = nn.Linear(in_chans * 64, hidden)
+        self.pool = nn.AdaptiveAvgPool2d(size)
+        self.fc1 = nn.Linear(in_chans * size[0] * size[1], hidden)
         self.relu = nn.ReLU(inplace=True)
         self.fc2 = nn.Linear(hidden, num_classes)
 
@@ -41,10 +51,16 @@ def _conv_bn(in_ch: int, out_ch: int) -> list[nn.Module]:
 
 
 class DigitsCNN(nn.Module):
-    """Two conv stages (3x3 conv + BN + ReLU) split by a 2x2 max-pool, then a linear head."""
+    """Two conv stages (3x3 conv + BN + ReLU) split by a 2x2 max-pool, an adaptive average
+    pool to ``pool`` (1x1, or 1x2 to keep left from right), then a linear head."""
 
     def __init__(
-        self, stage1: list[int], stage2: list[int], num_classes: int, in_chans: int = 1
+        self,
+        stage1: list[int],
+        stage2: list[int],
+        num_classes: int,
+        in_chans: int = 1,
+        pool: tuple[int, int] = (1, 1),
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -56,9 +72,9 @@ class DigitsCNN(nn.Module):
         for width in stage2:
             layers += _conv_bn(channels, width)
             channels = width
-        layers.append(nn.AdaptiveAvgPool2d((1, 1)))
+        layers.append(nn.AdaptiveAvgPool2d(pool))
         self.features = nn.Sequential(*layers)
-        self.fc = nn.Linear(channels, num_classes)
+        self.fc = nn.Linear(channels * pool[0] * pool[1], num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -89,3 +105,27 @@ def digits_cnn_s(num_classes: int, in_chans: int) -> nn.Module:
 def digits_cnn_l(num_classes: int, in_chans: int) -> nn.Module:
     """About 0.2M parameters for 10 classes, 1 channel."""
     return DigitsCNN([32, 64], [128, 96], num_classes, in_chans)
+
+
+@register_model("digits100_mlp", family="digits", description="MLP 128-128-C for 8x16 digits100")
+def digits100_mlp(num_classes: int, in_chans: int) -> nn.Module:
+    """About 29k parameters for 100 classes, 1 channel."""
+    return DigitsMLP(num_classes, in_chans, size=(8, 16))
+
+
+@register_model(
+    "digits100_cnn_s", family="digits", description="student CNN 16-32 | 48, 1x2 pool, for 8x16"
+)
+def digits100_cnn_s(num_classes: int, in_chans: int) -> nn.Module:
+    """About 28k parameters for 100 classes, 1 channel."""
+    return DigitsCNN([16, 32], [48], num_classes, in_chans, pool=(1, 2))
+
+
+@register_model(
+    "digits100_cnn_l",
+    family="digits",
+    description="teacher CNN 32-64 | 128-96, 1x2 pool, for 8x16",
+)
+def digits100_cnn_l(num_classes: int, in_chans: int) -> nn.Module:
+    """About 0.2M parameters for 100 classes, 1 channel."""
+    return DigitsCNN([32, 64], [128, 96], num_classes, in_chans, pool=(1, 2))

@@ -52,8 +52,8 @@ def test_spec_strings() -> None:
     [
         (
             "cifar1000",
-            "unknown dataset 'cifar1000'; known: cifar10, cifar100, digits, fake:N:C:SIZE, "
-            "imagefolder:PATH",
+            "unknown dataset 'cifar1000'; known: cifar10, cifar100, digits, digits100[:N], "
+            "fake:N:C:SIZE, imagefolder:PATH",
         ),
         ("", "unknown dataset ''"),
         ("fake:10:x:32", "C must be an integer, got 'x'"),

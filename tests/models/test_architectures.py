@@ -50,7 +50,14 @@ EXACT_100 = {
 }
 
 CIFAR_MODELS = sorted(EXACT_100)
-DIGITS_MODELS = ["digits_mlp", "digits_cnn_s", "digits_cnn_l"]
+DIGITS_MODELS = [
+    "digits_mlp",
+    "digits_cnn_s",
+    "digits_cnn_l",
+    "digits100_mlp",
+    "digits100_cnn_s",
+    "digits100_cnn_l",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -202,6 +209,20 @@ def test_digits_model_sizes() -> None:
     assert 5_000 <= n_params(create_model("digits_mlp", num_classes=10, in_chans=1)) <= 30_000
     assert 10_000 <= n_params(create_model("digits_cnn_s", num_classes=10, in_chans=1)) <= 30_000
     assert 100_000 <= n_params(create_model("digits_cnn_l", num_classes=10, in_chans=1)) <= 300_000
+    sizes = {name: n_params(create_model(name, 100, 1)) for name in DIGITS_MODELS[3:]}
+    assert sizes == {"digits100_mlp": 29_412, "digits100_cnn_s": 28_468, "digits100_cnn_l": 222_980}
+
+
+def test_digits100_models_tell_left_from_right() -> None:
+    """The 1x2 pool (CNNs) and the 8x16 input (MLP) keep where a digit is: ``17`` != ``71``."""
+    x = torch.zeros(1, 1, 8, 16)
+    x[..., :8] = torch.rand(8, 8)
+    swapped = torch.cat([x[..., 8:], x[..., :8]], dim=-1)
+    for name in DIGITS_MODELS[3:]:
+        torch.manual_seed(0)
+        model = create_model(name, 10, 1).eval()
+        with torch.no_grad():
+            assert not torch.allclose(model(x), model(swapped))
 
 
 @pytest.mark.parametrize("name", ["digits_mlp", "digits_cnn_s"])

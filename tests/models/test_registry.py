@@ -41,6 +41,9 @@ EXPECTED = {
     "digits_mlp",
     "digits_cnn_s",
     "digits_cnn_l",
+    "digits100_mlp",
+    "digits100_cnn_s",
+    "digits100_cnn_l",
 }
 
 
@@ -90,7 +93,7 @@ def test_unknown_model_names_value_and_known_names() -> None:
     message = str(info.value)
     assert "'resnet9'" in message
     assert "\n" not in message
-    assert "known: digits_cnn_l, digits_cnn_s, digits_mlp, resnet110," in message
+    assert "known: digits100_cnn_l, digits100_cnn_s, digits100_mlp, digits_cnn_l," in message
     for name in EXPECTED:
         assert name in message
     assert "torchvision" in message
