@@ -17,7 +17,10 @@ __all__ = ["command"]
     "(all kinds: sortkd-cache list datasets).",
 )
 @click.option(
-    "--teacher", required=True, help="Teacher architecture (names: sortkd-cache list models)."
+    "--teacher",
+    required=True,
+    help="Teacher architecture: a registry or torchvision name (sortkd-cache list models) or "
+    "timm:NAME (pip install 'sortkd-cache[timm]').",
 )
 @click.option(
     "--teacher-ckpt",
@@ -26,10 +29,31 @@ __all__ = ["command"]
 )
 @click.option(
     "--teacher-init",
-    type=click.Choice(["checkpoint", "random"]),
+    type=click.Choice(["checkpoint", "pretrained", "random"]),
     default="checkpoint",
     show_default=True,
-    help="'random' dumps an untrained teacher (tests and benchmarks); recorded in the store.",
+    help="'pretrained': the published weights of a timm: or torchvision model, from the local "
+    "Hugging Face / torch hub cache (downloaded where online; HF_HUB_OFFLINE=1 refuses). "
+    "'random' dumps an untrained teacher (tests and benchmarks). Recorded in the store.",
+)
+@click.option(
+    "--teacher-mean",
+    default=None,
+    help="The teacher's normalisation mean, e.g. 0.5,0.5,0.5 [default: timm's data config, "
+    "torchvision's weight transforms, else the dataset's]. Recorded.",
+)
+@click.option("--teacher-std", default=None, help="The teacher's std (as --teacher-mean).")
+@click.option(
+    "--teacher-size",
+    default=None,
+    help="SIZE or H,W: views are resized to it for the teacher [default: the teacher's input "
+    "size; the view's own for non-timm teachers without pretrained weights].",
+)
+@click.option(
+    "--teacher-interpolation",
+    type=click.Choice(["nearest", "bilinear", "bicubic"]),
+    default=None,
+    help="Resize interpolation for --teacher-size [default: the teacher's].",
 )
 @click.option(
     "--views", type=int, default=4, show_default=True, help="Augmented views per sample (V)."

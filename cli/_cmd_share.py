@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import click
 
@@ -19,7 +20,27 @@ __all__ = ["commands"]
     metavar="SPEC",
     help="Your copy of the data: also check its fingerprint against the store's.",
 )
-@click.option("--data-root", default=None, help="Where cifar10/cifar100 live (with --dataset).")
+@click.option(
+    "--data-root", default=None, help="Where cifar10/cifar100 live (--dataset, --recompute)."
+)
+@click.option(
+    "--recompute",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Also recompute N random sample-views (seeded, spread over views and chunks) with the "
+    "store's teacher and compare them with the stored raw logits (dense rows, or a sparse "
+    "store's kept entries) at a tolerance set by the stored dtype and recorded precision.",
+)
+@click.option(
+    "--teacher-ckpt",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="With --recompute: the store's teacher weights (refused unless their sha256 is the "
+    "store's); pretrained and random teachers are rebuilt without it.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Which sample-views.")
+@click.option("--device", default="cpu", show_default=True, help="cpu | cuda[:N] | auto")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @storage_options_option
@@ -27,6 +48,10 @@ def verify_command(
     store: str,
     dataset: str | None,
     data_root: str | None,
+    recompute: int | None,
+    teacher_ckpt: str | None,
+    seed: int,
+    device: str,
     as_json: bool,
     no_progress: bool,
     storage_option: tuple[str, ...],
@@ -41,8 +66,13 @@ def verify_command(
     data has the store's fingerprint. Each problem names the array and the chunk key. A
     STORE.partial-PID left beside STORE by a killed copy is named and removed.
 
+    With --recompute N, N stored sample-views are recomputed with the teacher the store
+    names (its sha256 checked first) and compared with the stored logits; rows that differ
+    are named.
+
     Exit code 0: sound. 1: problems found (listed). 2: STORE cannot be opened as a store
-    (bad path or URL, unreachable endpoint, missing credentials, newer schema).
+    (bad path or URL, unreachable endpoint, missing credentials, newer schema), or the
+    teacher for --recompute is not the store's.
 
     \b
     Examples:
@@ -52,21 +82,29 @@ def verify_command(
       sortkd-cache verify s3://team-bucket/c100.zarr --json
       sortkd-cache verify https://example.org/stores/c100.zip
       sortkd-cache verify s3://bkt/c100.zarr --storage-option endpoint_url=http://127.0.0.1:9000
+      sortkd-cache verify in1k.zarr --recompute 64 --teacher-ckpt teacher.safetensors
     """
+    from sortkd_cache.pipelines.recompute import Recompute, RecomputeConfig, format_recompute
     from sortkd_cache.pipelines.share import format_report, verify
 
-    report = verify(
-        store,
-        dataset,
-        data_root=data_root,
-        storage_options=parse_storage_options(storage_option) or None,
-        progress=not (no_progress or as_json),
-    )
+    options = parse_storage_options(storage_option) or None
+    check = None
+    if recompute is not None:  # teacher and data are checked before anything is read
+        rc = RecomputeConfig(store, recompute, teacher_ckpt, data_root, seed, device)
+        check = Recompute(replace(rc, storage_options=options))
+    elif teacher_ckpt is not None:
+        raise click.UsageError("--teacher-ckpt applies to --recompute only")
+    progress = not (no_progress or as_json)
+    report = verify(store, dataset, data_root=data_root, storage_options=options, progress=progress)
+    result = check.run() if check is not None else None
     if as_json:
-        emit_json(report.to_dict())
+        extra = {} if result is None else {"recompute": result.to_dict()}
+        emit_json(report.to_dict() | extra)
     else:
         click.echo(format_report(report))
-    if not report.sound:
+        if result is not None:
+            click.echo(format_recompute(result))
+    if not report.sound or (result is not None and not result.ok):
         sys.exit(1)
 
 

@@ -14,6 +14,7 @@ from sortkd_cache.errors import CheckpointError, ConfigError
 
 __all__ = [
     "PRECISIONS",
+    "TEACHER_INITS",
     "build_teacher",
     "check_precision",
     "dataset_folder",
@@ -23,6 +24,9 @@ __all__ = [
     "resolve_device",
     "utc_now",
 ]
+
+#: Where a teacher's weights come from (``--teacher-init``).
+TEACHER_INITS = ("checkpoint", "pretrained", "random")
 
 #: Teacher forward precisions: name -> autocast dtype (None: plain float32, exact).
 PRECISIONS: dict[str, torch.dtype | None] = {
@@ -86,28 +90,34 @@ def build_teacher(
 ) -> tuple[torch.nn.Module, str | None]:
     """The teacher in eval mode on ``device`` and the sha256 of its weights file.
 
-    A teacher without weights is refused unless ``init == 'random'`` (tests and benchmarks),
-    in which case the weights come from ``torch.manual_seed(seed)`` and no sha256 exists.
+    ``init``: ``checkpoint`` loads ``ckpt``; ``pretrained`` takes a timm or torchvision
+    model's published weights from the local caches (downloaded where online; see
+    :mod:`sortkd_cache.models`); ``random`` (tests and benchmarks) seeds the weights with
+    ``torch.manual_seed(seed)``, and no sha256 exists.
     """
-    from sortkd_cache.checkpoint import load_weights
-    from sortkd_cache.models import create_model
+    from sortkd_cache.checkpoint import file_sha256, load_weights
+    from sortkd_cache.models import create_model, create_pretrained
 
-    if init not in ("checkpoint", "random"):
-        raise ConfigError(f"unknown --teacher-init '{init}'; use checkpoint or random")
-    if init == "random" and ckpt is not None:
-        raise ConfigError("--teacher-init random and --teacher-ckpt exclude each other")
+    if init not in TEACHER_INITS:
+        raise ConfigError(f"unknown --teacher-init '{init}'; use {', '.join(TEACHER_INITS)}")
+    if init != "checkpoint" and ckpt is not None:
+        raise ConfigError(f"--teacher-init {init} and --teacher-ckpt exclude each other")
     if init == "checkpoint" and ckpt is None:
         raise CheckpointError(
-            f"teacher '{arch}' has no weights: pass --teacher-ckpt PATH "
-            "(or --teacher-init random, for tests and benchmarks only)"
+            f"teacher '{arch}' has no weights: pass --teacher-ckpt PATH, --teacher-init "
+            "pretrained (timm: and torchvision models) or --teacher-init random (tests only)"
         )
+    if ckpt is not None and not Path(ckpt).is_file():
+        raise CheckpointError(f"teacher checkpoint '{ckpt}' not found")
+    sha: str | None = None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = create_model(arch, num_classes=num_classes, in_chans=in_chans)
-    sha: str | None = None
+        if init == "pretrained":
+            model, weights = create_pretrained(arch, num_classes, in_chans)
+            sha = file_sha256(weights)
+        else:
+            model = create_model(arch, num_classes=num_classes, in_chans=in_chans)
     if ckpt is not None:
-        if not Path(ckpt).is_file():
-            raise CheckpointError(f"teacher checkpoint '{ckpt}' not found")
         sha = load_weights(model, ckpt, arch)
     model.eval().to(device)
     return model, sha

@@ -6,9 +6,11 @@ and yields, for each, the normalised views of every view to dump of that block, 
 teacher.
 
 Folder datasets (imagefolder) on the CPU: ``workers`` threads each take pieces of
-:data:`PIECE` samples, decode them (PIL), replay every view's recorded parameters on them and
-normalise (:func:`~sortkd_cache.augment.replay`, :func:`~sortkd_cache.augment.normalize`, the
-functions ``train`` replays with), and hand back float32 [V, piece, C, h, w]; the main thread
+:data:`PIECE` samples, decode them (PIL), replay every view's recorded parameters on them
+(:func:`~sortkd_cache.augment.replay`, the function ``train`` replays with), apply the
+teacher's own preprocessing (:class:`~sortkd_cache.models.TeacherPreprocess`: its input size
+and interpolation, its mean and std; by default the dataset's normalisation), and hand back
+float32 [V, piece, C, H, W]; the main thread
 only concatenates the pieces and runs the teacher. The next micro-batches are prepared while
 the teacher runs on the current one: at most :data:`MAX_AHEAD` micro-batches are in flight
 (fewer when they would hold more than :data:`AHEAD_BYTES`), so the decoded images held at
@@ -35,10 +37,13 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from sortkd_cache.models import TeacherPreprocess
 
 __all__ = [
     "DECODERS",
@@ -136,16 +141,17 @@ def _one_thread() -> None:
 
 
 def piece_views(
-    ds: Any, start: int, params: np.ndarray, recipe: Any, mean: Any, std: Any
+    ds: Any, start: int, params: np.ndarray, recipe: Any, prep: TeacherPreprocess
 ) -> torch.Tensor:
     """Samples ``start:start + params.shape[1]`` of a folder ``ds`` decoded, every view's
-    ``params`` [V, k, 5] replayed and normalised: float32 [V, k, C, h, w]."""
-    from sortkd_cache.augment import normalize, replay
+    ``params`` [V, k, 5] replayed and preprocessed for the teacher (``prep``: resized to its
+    input size, normalised): float32 [V, k, C, H, W]."""
+    from sortkd_cache.augment import replay
 
     images = ds.images(np.arange(start, start + params.shape[1], dtype=np.int64))
     views = torch.stack([replay(images, p, recipe) for p in params])
     del images  # the decoded images go before the float copy is made
-    return normalize(views, mean, std)
+    return prep.apply(views)
 
 
 def _concat(pieces: list[torch.Tensor], recipe: Any) -> torch.Tensor:
@@ -174,7 +180,12 @@ class ViewInputs:
         device: torch.device,
         decoder: str = "pil",
         batch_size: int = 256,
+        preprocess: TeacherPreprocess | None = None,
     ) -> None:
+        from sortkd_cache.models import TeacherPreprocess
+
+        info = ds.info
+        self._prep = preprocess or TeacherPreprocess.for_dataset(info.mean, info.std)
         self._ds, self._recipe, self._device = ds, recipe, device
         self._nvjpeg, self._batch = decoder == "nvjpeg", batch_size
         folder = getattr(ds, "tensor", None) is None
@@ -184,6 +195,11 @@ class ViewInputs:
             if folder
             else None
         )
+
+    @property
+    def preprocess(self) -> TeacherPreprocess:
+        """What the teacher's inputs are made with."""
+        return self._prep
 
     def __enter__(self) -> ViewInputs:
         return self
@@ -234,7 +250,7 @@ class ViewInputs:
         if self._device.type == "cuda":
             sizes = self._ds.image_sizes()[bp.start + a : bp.start + b]
             return int((sizes[:, 0] * sizes[:, 1]).sum()) * 3
-        out = self._recipe.out_size
+        out = self._prep.input_size or self._recipe.out_size
         if out is None:
             sizes = self._ds.image_sizes()[bp.start + a : bp.start + b]
             pixels = int((sizes[:, 0] * sizes[:, 1]).max())
@@ -243,7 +259,7 @@ class ViewInputs:
         return len(bp.views) * (b - a) * 3 * pixels * 4
 
     def _submit(self, pool: ThreadPoolExecutor, bp: BlockPlan, a: int, b: int) -> list[Future[Any]]:
-        ds, info = self._ds, self._ds.info
+        ds = self._ds
         out: list[Future[Any]] = []
         for s in range(a, b, PIECE):
             e = min(b, s + PIECE)
@@ -254,7 +270,7 @@ class ViewInputs:
                 out.append(pool.submit(ds.images, idx))
             else:
                 p = bp.params[:, s:e]
-                args = (ds, bp.start + s, p, self._recipe, info.mean, info.std)
+                args = (ds, bp.start + s, p, self._recipe, self._prep)
                 out.append(pool.submit(piece_views, *args))
         return out
 
@@ -272,10 +288,9 @@ class ViewInputs:
         return self._render(images, bp.params[:, a:b])
 
     def _render(self, images: Any, params: np.ndarray) -> list[torch.Tensor]:
-        from sortkd_cache.augment import normalize, replay
+        from sortkd_cache.augment import replay
 
-        info = self._ds.info
-        return [normalize(replay(images, p, self._recipe), info.mean, info.std) for p in params]
+        return [self._prep.apply(replay(images, p, self._recipe)) for p in params]
 
     def _in_memory(
         self, plan: Sequence[BlockPlan]

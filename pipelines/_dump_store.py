@@ -29,6 +29,7 @@ from sortkd_cache.store import (
 )
 
 if TYPE_CHECKING:
+    from sortkd_cache.models import TeacherPreprocess
     from sortkd_cache.pipelines.dump import DumpConfig
 
 __all__ = [
@@ -85,11 +86,21 @@ def check_resumable(where: str, old: StoreMeta, meta: StoreMeta) -> None:
         "teacher": (old.teacher.arch, meta.teacher.arch),
         "teacher sha256": (old.teacher.sha256, meta.teacher.sha256),
         "teacher precision": (old.teacher.precision, meta.teacher.precision),
+        "teacher preprocessing": (_prep_of(old), _prep_of(meta)),
         "augment": (old.augment, meta.augment),
     }
     for name, (a, b) in checks.items():
         if a != b:
             raise StoreError(f"cannot resume '{where}': {name} differs ({a!r} vs {b!r})")
+
+
+def _prep_of(meta: StoreMeta) -> dict[str, Any]:
+    """The teacher's preprocessing as recorded (None: the dataset's normalisation), less
+    where its fields came from."""
+    from sortkd_cache.pipelines._preprocess import recorded_preprocess
+
+    d = recorded_preprocess(meta).to_dict()
+    return {k: d[k] for k in ("mean", "std", "input_size", "interpolation")}
 
 
 def _occupied(path: Path) -> bool:
@@ -183,8 +194,15 @@ def chunk_samples_for(cfg: DumpConfig, ds: Any) -> int:
     return min(chunk, len(ds))
 
 
-def meta_for(cfg: DumpConfig, ds: Any, recipe: Any, teacher_sha: str | None) -> StoreMeta:
-    """The store metadata of a dump of ``ds`` (fingerprint included) under ``cfg``."""
+def meta_for(
+    cfg: DumpConfig,
+    ds: Any,
+    recipe: Any,
+    teacher_sha: str | None,
+    prep: TeacherPreprocess | None = None,
+) -> StoreMeta:
+    """The store metadata of a dump of ``ds`` (fingerprint included) under ``cfg``, its
+    teacher's inputs made with ``prep`` (None: the dataset's normalisation)."""
     from sortkd_cache import __version__
 
     info = ds.info
@@ -213,6 +231,7 @@ def meta_for(cfg: DumpConfig, ds: Any, recipe: Any, teacher_sha: str | None) -> 
             init=cfg.teacher_init,
             checkpoint=Path(cfg.teacher_ckpt).name if cfg.teacher_ckpt else None,
             precision=cfg.precision,
+            preprocess=None if prep is None else prep.to_dict(),
         ),
         augment=recipe.to_dict(),
         tool_version=__version__,

@@ -60,6 +60,11 @@ from sortkd_cache.pipelines._dump_store import (
     open_or_create,
 )
 from sortkd_cache.pipelines._dump_units import Unit, UnitWriter
+from sortkd_cache.pipelines._preprocess import (
+    PreprocessOptions,
+    recorded_preprocess,
+    resolve_preprocess,
+)
 from sortkd_cache.pipelines.distributed import all_sum, barrier
 from sortkd_cache.store import (
     CacheStore,
@@ -107,6 +112,11 @@ class DumpConfig:
     world_size: int = 1
     topk: int | None = None  # write the sparse top-K kind instead of dense logits
     topk_temperatures: str | None = None  # recorded tail temperatures, default "1,2,4"
+    # The teacher's preprocessing over its own (timm / torchvision weights / the dataset's):
+    teacher_mean: str | None = None  # "0.5,0.5,0.5"
+    teacher_std: str | None = None
+    teacher_size: str | None = None  # "224" or "H,W": views are resized to it
+    teacher_interpolation: str | None = None  # nearest | bilinear | bicubic
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,6 +159,7 @@ def _validate(cfg: DumpConfig) -> None:
     if cfg.topk is not None and cfg.topk < 1:
         raise ConfigError(f"--topk {cfg.topk} must be >= 1")
     parse_temperatures(cfg.topk_temperatures)
+    PreprocessOptions.of(cfg)
 
 
 @torch.inference_mode()
@@ -182,9 +193,11 @@ def _to_host(parts: list[torch.Tensor]) -> tuple[torch.Tensor, Any]:
     return host, event
 
 
-def _view_inputs(ds: Any, recipe: Any, cfg: DumpConfig, device: torch.device) -> ViewInputs:
+def _view_inputs(
+    ds: Any, recipe: Any, cfg: DumpConfig, device: torch.device, prep: Any = None
+) -> ViewInputs:
     workers = cfg.workers or default_workers()
-    return ViewInputs(ds, recipe, workers, device, cfg.decoder, cfg.batch_size)
+    return ViewInputs(ds, recipe, workers, device, cfg.decoder, cfg.batch_size, prep)
 
 
 def run_units(
@@ -209,7 +222,7 @@ def run_units(
     total = sum(store.block_bounds(b)[1] - store.block_bounds(b)[0] for b, _ in todo)
     plan = plan_blocks(ds, recipe, cfg.seed, todo, store.chunk_samples)
     bar = progress_bar(total, "dump", "img", cfg.progress)
-    inputs = source or _view_inputs(ds, recipe, cfg, device)
+    inputs = source or _view_inputs(ds, recipe, cfg, device, recorded_preprocess(store.meta))
     with bar, UnitWriter(store, ds.labels, cfg.dtype, bar) as writer, inputs as inputs_of:
         forward = _forward_blocks(inputs_of.batches(plan), model, cfg, channels_last, writer)
     return len(todo), skipped, total, forward + writer.waited
@@ -299,7 +312,10 @@ def dump(cfg: DumpConfig) -> DumpResult:
     ds = load_dataset(cfg.dataset, cfg.split, data_root=cfg.data_root, download=cfg.download)
     check_decoder(cfg.decoder, device, ds)
     recipe = get_recipe(cfg.augment or ds.info.default_augment)
-    with _view_inputs(ds, recipe, cfg, device) as source:
+    prep = resolve_preprocess(
+        cfg.teacher, None, cfg.teacher_init, ds.info, PreprocessOptions.of(cfg)
+    )
+    with _view_inputs(ds, recipe, cfg, device, prep) as source:
         if not cfg.resume:  # every unit of this rank is to do: start on them now
             chunk = chunk_samples_for(cfg, ds)
             blocks = range(cfg.rank, -(-len(ds) // chunk), cfg.world_size)
@@ -328,7 +344,7 @@ def _dump_with(
         device=device,
     )
     channels_last = prepare_for_precision(model, cfg.precision, device)
-    meta = meta_for(cfg, ds, recipe, sha)
+    meta = meta_for(cfg, ds, recipe, sha, source.preprocess)
     Path(path).mkdir(parents=True, exist_ok=True)
     lock: AbstractContextManager[None] = (
         writer_lock(path, "sortkd-cache dump") if cfg.rank == 0 else nullcontext(None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sortkd_cache.models import TeacherPreprocess
+from sortkd_cache.pipelines._preprocess import recorded_preprocess
 from sortkd_cache.store import LOGIT_KINDS, open_store, read_lock
 
 __all__ = ["format_info", "store_info"]
@@ -27,6 +29,7 @@ def store_info(location: str, storage_options: dict[str, Any] | None = None) -> 
         "logits": store.kinds(),
         "dataset": d["dataset"],
         "teacher": d["teacher"],
+        "teacher_preprocess": recorded_preprocess(meta).to_dict(),
         "augment": d["augment"],
         "tool_version": meta.tool_version,
         "created": meta.created,
@@ -69,6 +72,7 @@ def _header_lines(info: dict[str, Any]) -> list[str]:
         f"dataset    {ds['spec']} ({ds['split']} split)  {ds['fingerprint']}",
         f"teacher    {t['arch']}  init={t['init']}  precision={t.get('precision', 'fp32')}  "
         f"sha256={t['sha256']}",
+        f"preprocess {_describe(info)}",
         f"augment    {info['augment'].get('name')}  seed={info['seed']}",
         f"logits     {', '.join(info['logits']) or 'none complete'}",
     ]
@@ -133,6 +137,15 @@ def _stats_lines(kind: str, attrs: dict[str, Any], sparse: dict[str, Any] | None
             f"mean KL(T=4) {topk['mean_kl_t4']:.3g}"
         )
     return lines
+
+
+def _describe(info: dict[str, Any]) -> str:
+    """The teacher's preprocessing in one line (info dicts before it existed: the dataset's)."""
+    record = info.get("teacher_preprocess")
+    if record is None:
+        ds = info["dataset"]
+        return TeacherPreprocess.for_dataset(ds["mean"], ds["std"]).describe()
+    return TeacherPreprocess.from_dict(record).describe()
 
 
 def _derivation_line(step: dict[str, Any]) -> str:

@@ -2,8 +2,10 @@
 
 Architectures written in this package register themselves with :func:`register_model`;
 :func:`create_model` builds one by name. Names not in the registry fall back to
-torchvision's classification models (``resnet18``, ``mobilenet_v3_small``, ...), always
-built with random weights. Registry names take precedence over torchvision names
+torchvision's classification models (``resnet18``, ``mobilenet_v3_small``, ...), built
+with random weights; ``timm:NAME`` builds a timm model (optional dependency). Pretrained
+weights: :mod:`sortkd_cache.models._pretrained`. Registry names take precedence over
+torchvision names
 (``vgg13`` is the CIFAR VGG-13 of CRD, not torchvision's ImageNet VGG-13).
 """
 
@@ -16,6 +18,7 @@ import torch.nn as nn
 
 from sortkd_cache._registry import Registry
 from sortkd_cache.errors import ModelError
+from sortkd_cache.models._timm import create_timm_model, is_timm_name, timm_name_exists
 from sortkd_cache.models._torchvision import create_torchvision_model, torchvision_model_names
 
 __all__ = [
@@ -49,7 +52,9 @@ class ModelInfo:
 
 #: The architectures of this package, by name (torchvision's are looked up separately).
 MODELS: Registry[ModelInfo] = Registry(
-    "model", error=ModelError, extra="(plus any torchvision classification model, e.g. resnet18)"
+    "model",
+    error=ModelError,
+    extra="(plus any torchvision classification model, e.g. resnet18, and timm:NAME)",
 )
 
 
@@ -79,7 +84,10 @@ def list_models() -> list[str]:
 
 
 def model_exists(name: str) -> bool:
-    """Whether :func:`create_model` knows ``name`` (registry or torchvision)."""
+    """Whether :func:`create_model` knows ``name`` (registry, torchvision or ``timm:``; a
+    ``timm:`` name imports timm, and is unknown where timm is not installed)."""
+    if is_timm_name(name):
+        return timm_name_exists(name)
     return name in MODELS or (isinstance(name, str) and name in torchvision_model_names())
 
 
@@ -103,7 +111,8 @@ def _unknown_message(name: object) -> str:
 def create_model(name: str, num_classes: int, in_chans: int = 3) -> nn.Module:
     """Build architecture ``name`` with random (seeded) weights.
 
-    The registry is searched first, then torchvision's classification models, which are
+    The registry is searched first, then ``timm:NAME`` (timm's own initialisation, nothing
+    downloaded), then torchvision's classification models, which are
     built with ``weights=None`` (nothing is downloaded); see
     :func:`sortkd_cache.models._torchvision.create_torchvision_model` for how ``in_chans``
     other than 3 is handled there. Every model returns logits of shape ``[B, num_classes]``.
@@ -115,6 +124,8 @@ def create_model(name: str, num_classes: int, in_chans: int = 3) -> nn.Module:
     in_chans = _check_positive_int("in_chans", in_chans)
     if name in MODELS:
         return MODELS.get(name).factory(num_classes, in_chans)
+    if is_timm_name(name):
+        return create_timm_model(name, num_classes, in_chans)
     if isinstance(name, str) and name in torchvision_model_names():
         return create_torchvision_model(name, num_classes, in_chans)
     raise ModelError(_unknown_message(name))

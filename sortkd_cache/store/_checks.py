@@ -98,9 +98,9 @@ def _provenance_problems(meta: StoreMeta) -> list[Problem]:
             f"dataset record has {ds.num_samples} samples / {ds.num_classes} classes, "
             f"store has {meta.num_samples} / {meta.num_classes}"
         )
-    if t.init not in ("checkpoint", "random"):
-        bad(f"teacher init {t.init!r} is neither 'checkpoint' nor 'random'")
-    if t.init == "checkpoint" and not (t.sha256 and _SHA.match(t.sha256.lower())):
+    if t.init not in ("checkpoint", "pretrained", "random"):
+        bad(f"teacher init {t.init!r} is not 'checkpoint', 'pretrained' or 'random'")
+    if t.init != "random" and not (t.sha256 and _SHA.match(t.sha256.lower())):
         bad(f"teacher weights sha256 {t.sha256!r} is missing or malformed")
     if meta.dtype not in ("float16", "float32"):
         bad(f"logits dtype {meta.dtype!r} is not float16 or float32")

@@ -93,9 +93,16 @@ class TeacherRecord:
     init: str  # "checkpoint" or "random" (tests and benchmarks only)
     checkpoint: str | None = None  # file name only, never a full path
     precision: str = "fp32"  # the forward's precision: fp32 (exact), bf16 or fp16 (autocast)
+    #: What the teacher's forward saw of a view (``TeacherPreprocess.to_dict()``: mean, std,
+    #: input_size, interpolation, source); None: the dataset's normalisation (stores made
+    #: before it was recorded).
+    preprocess: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if self.preprocess is None:
+            del d["preprocess"]  # a store made before it existed keeps its exact record
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TeacherRecord:
@@ -111,7 +118,24 @@ class TeacherRecord:
             init=_require(d, "init", str, w),
             checkpoint=str(ckpt) if ckpt is not None else None,
             precision=str(precision),
+            preprocess=_preprocess_record(d.get("preprocess")),
         )
+
+
+def _preprocess_record(record: object) -> dict[str, Any] | None:
+    """``teacher.preprocess``: None, or mean and std of equal length (positive std)."""
+    if record is None:
+        return None
+    bad = SchemaError(f"store attributes: 'teacher.preprocess' has bad value {record!r}")
+    if not isinstance(record, dict):
+        raise bad
+    mean, std = record.get("mean"), record.get("std")
+    if not (isinstance(mean, list) and isinstance(std, list) and mean and len(mean) == len(std)):
+        raise bad
+    numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in mean + std)
+    if not numbers or min(std) <= 0:
+        raise bad
+    return dict(record)
 
 
 def _sparse_record(d: dict[str, Any], schema: int) -> dict[str, Any] | None:
