@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import click
 
 from sortkd_cache.cli._options import emit_json, parse_storage_options, storage_options_option
+
+if TYPE_CHECKING:
+    from sortkd_cache.pipelines.recompute import RecomputeReport
+    from sortkd_cache.store import VerifyReport
 
 __all__ = ["commands"]
 
@@ -84,8 +89,8 @@ def verify_command(
       sortkd-cache verify s3://bkt/c100.zarr --storage-option endpoint_url=http://127.0.0.1:9000
       sortkd-cache verify in1k.zarr --recompute 64 --teacher-ckpt teacher.safetensors
     """
-    from sortkd_cache.pipelines.recompute import Recompute, RecomputeConfig, format_recompute
-    from sortkd_cache.pipelines.share import format_report, verify
+    from sortkd_cache.pipelines.recompute import Recompute, RecomputeConfig
+    from sortkd_cache.pipelines.share import verify
 
     options = parse_storage_options(storage_option) or None
     check = None
@@ -96,7 +101,14 @@ def verify_command(
         raise click.UsageError("--teacher-ckpt applies to --recompute only")
     progress = not (no_progress or as_json)
     report = verify(store, dataset, data_root=data_root, storage_options=options, progress=progress)
-    result = check.run() if check is not None else None
+    _report(report, check.run() if check is not None else None, as_json)
+
+
+def _report(report: VerifyReport, result: RecomputeReport | None, as_json: bool) -> None:
+    """Print verify's report (and the recompute's); exit 1 unless both are sound."""
+    from sortkd_cache.pipelines.recompute import format_recompute
+    from sortkd_cache.pipelines.share import format_report
+
     if as_json:
         extra = {} if result is None else {"recompute": result.to_dict()}
         emit_json(report.to_dict() | extra)

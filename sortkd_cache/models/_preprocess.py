@@ -98,7 +98,8 @@ class TeacherPreprocess:
 
         mode = InterpolationMode(self.interpolation)
         size = list(self.input_size or ())
-        return F.resize(views, size, interpolation=mode, antialias=True)
+        out: torch.Tensor = F.resize(views, size, interpolation=mode, antialias=True)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -86,7 +86,7 @@ def timm_pretrained_cfg(name: str) -> dict[str, Any]:
 
     base = _base(name)
     cfg = get_pretrained_cfg(base)
-    return {} if cfg is None else dict(cfg.to_dict())
+    return {} if cfg is None else dict(cfg.to_dict())  # type: ignore[no-untyped-call]
 
 
 def create_timm_model(
@@ -112,14 +112,15 @@ def timm_preprocess(
 ) -> TeacherPreprocess:
     """The preprocessing timm's data config gives ``timm:NAME`` (``model``'s when built);
     ``interpolation`` replaces the config's (one a tensor resize cannot compute is refused)."""
-    from timm.data import resolve_data_config
+    from timm.data.config import resolve_data_config
 
     from sortkd_cache.models._preprocess import TeacherPreprocess
 
     if model is not None:
-        cfg = resolve_data_config({}, model=model)
+        cfg = resolve_data_config({}, model=model)  # type: ignore[no-untyped-call]
     else:
-        cfg = resolve_data_config({}, pretrained_cfg=timm_pretrained_cfg(name))
+        pretrained = timm_pretrained_cfg(name)
+        cfg = resolve_data_config({}, pretrained_cfg=pretrained)  # type: ignore[no-untyped-call]
     size = cfg["input_size"]
     interpolation = interpolation or str(cfg.get("interpolation", "bilinear"))
     if interpolation not in ("nearest", "bilinear", "bicubic"):
