@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 
 from sortkd_cache.errors import CorruptChunkError
+from sortkd_cache.sparse import SparseRows, SparseSpec
 from sortkd_cache.store._layout import logits_path
 from sortkd_cache.store._logits import zarr_get
+from sortkd_cache.store._sparse_check import check_present, check_rows, selection_rows
 
 __all__ = [
     "SPARSE_ARRAYS",
@@ -44,8 +46,6 @@ def sparse_path(kind: str, name: str) -> str:
 
 
 def _spec(meta: Any) -> Any:
-    from sortkd_cache.sparse import SparseSpec
-
     return SparseSpec.from_dict(meta.sparse)
 
 
@@ -111,13 +111,27 @@ def fidelity_record(spec: Any, sums: np.ndarray) -> dict[str, Any]:
 class SparseLogitsArray:
     """Read-only sparse logits of one kind: ``arr[i, v]`` (numpy-style over [N, V]) gives
     :class:`~sortkd_cache.sparse.SparseRows` with ids [..., K], values [..., K], stats [..., S].
+
+    With ``labels`` (the store's, as :meth:`CacheStore.sparse_logits` passes them) every read
+    is checked as it loads (:mod:`._sparse_check`): a missing ids chunk is found by its key,
+    and every row read passes ``verify``'s row checks; a bad chunk raises
+    :class:`~sortkd_cache.errors.CorruptChunkError` naming it. Without labels (``verify``'s
+    own scan, which reports instead of stopping) only unreadable chunks and NaN are refused.
     """
 
-    def __init__(self, arrays: dict[str, Any], spec: Any, kind: str, where: str) -> None:
+    def __init__(
+        self,
+        arrays: dict[str, Any],
+        spec: Any,
+        kind: str,
+        where: str,
+        labels: np.ndarray | None = None,
+    ) -> None:
         self._arrays = arrays
         self.spec = spec
         self.kind = kind
         self._where = where
+        self._labels = labels
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -137,20 +151,39 @@ class SparseLogitsArray:
             raise CorruptChunkError(f"{what}: missing chunk (reads as NaN)")
         return out
 
-    def __getitem__(self, selection: Any) -> Any:
-        from sortkd_cache.sparse import SparseRows
-
+    def __getitem__(self, selection: Any) -> SparseRows:
         if not isinstance(selection, tuple):
             selection = (selection,)
-        return SparseRows(
+        return self._read(selection, f"[{selection!r}]")
+
+    def _read(self, selection: tuple[Any, ...], at: str) -> SparseRows:
+        picked = None
+        if self._labels is not None:
+            picked = selection_rows(selection, self.shape[:2])
+        where = f"{self._where} {logits_path(self.kind)}"
+        if picked is not None:
+            samples, views = picked
+            blocks = np.unique(np.atleast_1d(samples) // self.chunks[0]).tolist()
+            pairs = [(b, v) for b in blocks for v in np.atleast_1d(views).tolist()]
+            check_present(self._arrays["ids"], pairs, where)
+        rows = SparseRows(
             self._get("ids", selection),
             self._get("values", selection),
             self._get("stats", selection),
         )
+        if picked is not None and self._labels is not None:
+            samples, views = picked
+            y = self._labels[samples]
+            if views.ndim == 1:
+                y = np.broadcast_to(np.expand_dims(y, -1), (*samples.shape, *views.shape))
+            check_rows(self.spec, rows, y, f"{where}{at}")
+        return rows
 
-    def read_block(self, block: int, view: int) -> Any:
+    def read_block(self, block: int, view: int) -> SparseRows:
+        """One (block, view) chunk's rows, checked (see the class docstring)."""
         s = self.chunks[0]
-        return self[block * s : min(self.shape[0], (block + 1) * s), view]
+        rows = slice(block * s, min(self.shape[0], (block + 1) * s))
+        return self._read((rows, view), f" chunk (block {block}, view {view})")
 
 
 def sparse_id_problem(ids: np.ndarray, num_classes: int) -> str | None:

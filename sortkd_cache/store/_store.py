@@ -218,7 +218,7 @@ class CacheStore:
                 f"store '{self.url}' holds dense logits; read them with store.logits('{kind}')"
             )
         arrays = {n: self._array(sparse_path(kind, n)) for n in SPARSE_ARRAYS[:3]}
-        return SparseLogitsArray(arrays, self.sparse_spec, kind, self.url)
+        return SparseLogitsArray(arrays, self.sparse_spec, kind, self.url, self.labels)
 
     def _check_kind(self, kind: str) -> None:
         if kind not in LOGIT_KINDS:
