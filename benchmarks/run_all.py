@@ -34,6 +34,7 @@ BENCHES = [
     ("ImageNet-like JPEG folder: dump peak RSS by block size", "bench_imagenet_dump_rss.py"),
     ("ImageNet-like JPEG folder: train epoch vs ImageFolder+DataLoader", "bench_imagenet_train.py"),
     ("train rank peak RSS: whole-view vs streamed soft labels", "bench_memory_stream.py"),
+    ("dump with a timm teacher vs a plain loop of timm forwards", "bench_timm_dump.py"),
 ]
 KEYWORDS = (
     "ratio",

@@ -18,7 +18,9 @@ from sortkd_cache.data import Batch, SoftLabels, TopKRows, online_sparse_teacher
 from sortkd_cache.errors import ConfigError
 
 if TYPE_CHECKING:
+    from sortkd_cache.datasets import DatasetInfo
     from sortkd_cache.losses import SparseTeacher
+    from sortkd_cache.models import TeacherPreprocess
     from sortkd_cache.pipelines._train_setup import Setup
     from sortkd_cache.sorting import LogitsMethod
     from sortkd_cache.sparse import SparseSpec
@@ -35,8 +37,23 @@ class OnlineTeacher:
         method: LogitsMethod | None,
         dtype: torch.dtype | None,
         sparse: tuple[SparseSpec, str] | None = None,
+        prep: tuple[DatasetInfo, TeacherPreprocess] | None = None,
     ) -> None:
         self.teacher, self.method, self.dtype, self.sparse = teacher, method, dtype, sparse
+        self.prep = prep  # the teacher's own preprocessing, when not the dataset's
+
+    def teacher_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch's views (normalised for the student) as the teacher sees them: back to
+        their uint8 pixels (exact: the rounding error is far below half a level), then the
+        teacher's own preprocessing, as ``dump`` gives it."""
+        if self.prep is None:
+            return x
+        info, prep = self.prep
+        shape = (-1, 1, 1)
+        mean = torch.tensor(info.mean, dtype=x.dtype, device=x.device).view(shape)
+        std = torch.tensor(info.std, dtype=x.dtype, device=x.device).view(shape)
+        pixels = ((x * std + mean) * 255.0).round().clamp(0, 255).to(torch.uint8)
+        return prep.apply(pixels)
 
     def begin_epoch(self, view: int, local_order: torch.Tensor, next_view: int | None) -> None:
         return None
@@ -44,7 +61,7 @@ class OnlineTeacher:
     def rows(self, batch: Batch) -> torch.Tensor | SparseTeacher:
         from sortkd_cache.pipelines.dump import teacher_logits
 
-        z = teacher_logits(self.teacher, batch.x, batch.x.shape[0])
+        z = teacher_logits(self.teacher, self.teacher_inputs(batch.x), batch.x.shape[0])
         if self.sparse is not None:  # the cache's truncation: store dtype, top K, then sort
             return online_sparse_teacher(self.sparse[0], z, batch.y, self.sparse[1])
         if self.dtype is not None:
@@ -53,6 +70,18 @@ class OnlineTeacher:
 
     def close(self) -> None:
         return None
+
+
+def _own_preprocess(s: Setup) -> tuple[DatasetInfo, TeacherPreprocess] | None:
+    """The online teacher's own preprocessing (timm's, pretrained torchvision weights'), or
+    None where it is the dataset's normalisation at the view's size."""
+    from sortkd_cache.pipelines._preprocess import PreprocessOptions, resolve_preprocess
+
+    cfg, info = s.cfg, s.train.info
+    arch = str(cfg.online_teacher)
+    prep = resolve_preprocess(arch, None, cfg.teacher_init, info, PreprocessOptions())
+    same = prep.input_size is None and (prep.mean, prep.std) == (tuple(info.mean), tuple(info.std))
+    return None if same else (info, prep)
 
 
 def soft_labels_for(s: Setup, device: torch.device, needs_teacher: bool) -> SoftLabels | None:
@@ -74,7 +103,8 @@ def soft_labels_for(s: Setup, device: torch.device, needs_teacher: bool) -> Soft
         method = None if cfg.logits == "raw" else get_method(cfg.logits)
         store_fp16 = s.store is not None and s.store.meta.dtype == "float16"
         sparse = (s.sparse, cfg.logits) if s.sparse is not None else None
-        return OnlineTeacher(teacher, method, torch.float16 if store_fp16 else None, sparse)
+        dtype = torch.float16 if store_fp16 else None
+        return OnlineTeacher(teacher, method, dtype, sparse, _own_preprocess(s))
     if not needs_teacher:
         return None
     if s.store is None:

@@ -378,3 +378,19 @@ def test_timm_students_build_by_name() -> None:
     assert model_exists("timm:test_resnet")
     with torch.inference_mode():
         assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 7)
+
+
+def test_an_online_teacher_sees_what_dump_gives_it() -> None:
+    """train --online-teacher: the student's normalised batch goes back to its uint8 pixels
+    exactly, then through the teacher's own preprocessing."""
+    from sortkd_cache.augment import normalize
+    from sortkd_cache.datasets import load_dataset
+    from sortkd_cache.models import TeacherPreprocess
+    from sortkd_cache.pipelines._train_data import OnlineTeacher
+
+    ds = load_dataset("fake:6:10:16", "train")
+    pixels = ds.images(np.arange(6))
+    prep = TeacherPreprocess((0.5,) * 3, (0.5,) * 3, (32, 32), "bicubic", "timm")
+    online = OnlineTeacher(torch.nn.Identity(), None, None, None, (ds.info, prep))
+    x = normalize(pixels, ds.info.mean, ds.info.std)
+    assert torch.equal(online.teacher_inputs(x), prep.apply(pixels))
