@@ -143,6 +143,13 @@ def _losses_help() -> str:
 @_with_loss_options
 @click.option("--seed", type=int, default=_D["seed"], show_default=True)
 @click.option(
+    "--data-seed",
+    type=int,
+    default=None,
+    help="Seed of the data order and of --views-order shuffle (default: --seed). A sweep's "
+    "members share it.",
+)
+@click.option(
     "--augment",
     default=None,
     help="Recipe for plain training (default: the dataset's; names: sortkd-cache list augment).",

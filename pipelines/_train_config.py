@@ -111,6 +111,8 @@ class TrainConfig(Schedule):
     #: The loss's own options (``{"temperature": 2.0}``); the rest take the loss's defaults.
     loss_options: Mapping[str, float] = field(default_factory=dict)
     seed: int = 0
+    #: the data order's and the view order's seed (None: ``seed``); a sweep's members share it
+    data_seed: int | None = None
     augment: str | None = None
     views_order: str = "cyclic"
     num_classes: int | None = None
@@ -136,6 +138,11 @@ class TrainConfig(Schedule):
         object.__setattr__(self, "milestones", tuple(self.milestones))
         object.__setattr__(self, "loss_options", dict(self.loss_options))
         _validate(self)
+
+    @property
+    def order_seed(self) -> int:
+        """The seed of the data order and the shuffled view order (``data_seed`` or ``seed``)."""
+        return self.seed if self.data_seed is None else self.data_seed
 
     def loss_config(self) -> Loss:
         """The loss with the options as used (defaults filled in)."""
@@ -226,6 +233,7 @@ def _validate(cfg: TrainConfig) -> None:
     check_schedule(cfg)
     for key, low in (("eval_batch_size", 1), ("workers", 0), ("seed", 0)):
         _integer(cfg, key, low)
+    _integer(cfg, "data_seed", 0, optional=True)
     _integer(cfg, "num_classes", 1, optional=True)
     _integer(cfg, "stop_after", 1, optional=True)
     _integer(cfg, "stream_window", 1, optional=True)

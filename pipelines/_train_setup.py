@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from sortkd_cache.sparse import SparseSpec
     from sortkd_cache.store import CacheStore
 
-__all__ = ["Setup", "prepare"]
+__all__ = ["Setup", "prepare", "prepare_like"]
 
 
 @dataclass
@@ -56,8 +56,8 @@ class Setup:
     def views(self) -> Views:
         """The store's recorded views, or fresh augmentation per epoch without a store."""
         if self.store is not None:
-            return StoredViews(self.store, self.cfg.views_order, self.cfg.seed)
-        return FreshViews(self.recipe, self.cfg.seed, self.train)
+            return StoredViews(self.store, self.cfg.views_order, self.cfg.order_seed)
+        return FreshViews(self.recipe, self.cfg.order_seed, self.train)
 
     def batches(self, device: torch.device, soft: SoftLabels | None) -> EpochBatches:
         """The run's batches: the library's data path with this run's options."""
@@ -68,7 +68,7 @@ class Setup:
             self.views(),
             soft,
             batch_size=cfg.batch_size,
-            seed=cfg.seed,
+            seed=cfg.order_seed,
             device=device,
             path=cfg.data_path,
             workers=cfg.workers,
@@ -250,6 +250,25 @@ def prepare(cfg: TrainConfig, world: World | None = None) -> Setup:
         cfg, train_ds, test_ds, store, recipe, num_classes, teacher_seed, world, plan,
         sparse, tail,
     )  # fmt: skip
+
+
+def prepare_like(base: Setup, cfg: TrainConfig) -> Setup:
+    """The setup of another run on ``base``'s store and data (a sweep member): its own logits
+    kind checked, its sparse teacher and soft-label plan; the datasets are ``base``'s."""
+    from dataclasses import replace
+
+    store = base.store
+    if store is not None and cfg.online_teacher is None and cfg.loss_config().needs_teacher:
+        from sortkd_cache.store import quick_check
+
+        if store.is_sparse:
+            store.sparse_logits(cfg.logits)
+        else:
+            store.logits(cfg.logits)
+        quick_check(store, [cfg.logits])
+    sparse, tail = _sparse_teacher(cfg, store, base.num_classes)
+    plan = _soft_label_plan(cfg, store, base.world.size)
+    return replace(base, cfg=cfg, plan=plan, sparse=sparse, tail=tail)
 
 
 def _soft_label_plan(cfg: TrainConfig, store: CacheStore | None, world: int) -> StreamPlan:

@@ -41,10 +41,10 @@ from sortkd_cache.pipelines.distributed import is_distributed
 from sortkd_cache.world import World
 
 if TYPE_CHECKING:
-    from sortkd_cache.data import Batch, EpochBatches
+    from sortkd_cache.data import Batch, EpochBatches, SoftLabels
     from sortkd_cache.losses import CTKDTemperature, Loss
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "train"]
+__all__ = ["Diverged", "TrainConfig", "TrainResult", "Trainer", "add_step", "new_sums", "train"]
 
 
 @dataclass
@@ -82,6 +82,7 @@ class Trainer:
     opt: torch.optim.SGD
     sched: torch.optim.lr_scheduler.MultiStepLR
     batches: EpochBatches
+    soft: SoftLabels | None
     run_dir: RunDir
 
     def __init__(self, cfg: TrainConfig, world: World | None = None) -> None:
@@ -103,6 +104,21 @@ class Trainer:
         cfg = self.cfg
         self.device = resolve_device(cfg.device)
         self.s = prepare(cfg, self.world)
+        self.build()
+        self.soft = soft_labels_for(self.s, self.device, self.loss.needs_teacher)
+        self.batches = self.s.batches(self.device, self.soft)
+        self.eval_views: EvalViews | None = None
+        if self.rank0:  # the test split's views, prepared once for every epoch's evaluation
+            workers = max(1, cfg.workers)
+            self.eval_views = EvalViews(
+                self.s.test, self.s.recipe, self.device, cfg.eval_batch_size, workers
+            )
+        # everything is validated and built: only now is the run directory touched
+        self.open_run_dir()
+
+    def build(self) -> None:
+        """The loss, the model (initialised from ``seed``), the optimizer and its schedule."""
+        cfg = self.cfg
         self.loss = cfg.loss_config()
         torch.manual_seed(cfg.seed)
         from sortkd_cache.models import create_model
@@ -119,15 +135,10 @@ class Trainer:
         self.sched = torch.optim.lr_scheduler.MultiStepLR(
             self.opt, list(cfg.milestones), gamma=cfg.lr_decay
         )
-        soft = soft_labels_for(self.s, self.device, self.loss.needs_teacher)
-        self.batches = self.s.batches(self.device, soft)
-        self.eval_views: EvalViews | None = None
-        if self.rank0:  # the test split's views, prepared once for every epoch's evaluation
-            workers = max(1, cfg.workers)
-            self.eval_views = EvalViews(
-                self.s.test, self.s.recipe, self.device, cfg.eval_batch_size, workers
-            )
-        # everything is validated and built: only now is the run directory touched
+
+    def open_run_dir(self) -> None:
+        """Check a --resume, then (rank 0) prepare the run directory and write config.json."""
+        cfg = self.cfg
         self.run_dir = RunDir(cfg.out)
         if cfg.resume:
             self._check_resume()
@@ -185,7 +196,7 @@ class Trainer:
         self.start_epoch = int(state["epoch"])
         self.rows = self.run_dir.read_metrics()[: self.start_epoch]
 
-    def _loss(
+    def loss_terms(
         self, out: torch.Tensor, batch: Batch, epoch: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The loss of logits ``out`` on ``batch`` at epoch ``epoch`` (0-based), with parts."""
@@ -196,25 +207,25 @@ class Trainer:
             temperature_module=self.temperature, tail=self.s.tail,
         )  # fmt: skip
 
-    def _check(self, value: float, out: torch.Tensor, batch: Batch, epoch: int) -> None:
+    def check_loss(self, value: float, out: torch.Tensor, batch: Batch, epoch: int) -> None:
         """The divergence guard, before the optimizer step: exit 2 on a NaN loss or one over
         the bound; the reference (all-zero logits) is taken on each epoch's first batch."""
         from sortkd_cache.losses import check_divergence
 
         if self.reference is None:
             with torch.no_grad():
-                self.reference = float(self._loss(torch.zeros_like(out), batch, epoch)[0])
+                self.reference = float(self.loss_terms(torch.zeros_like(out), batch, epoch)[0])
         lr = float(self.opt.param_groups[0]["lr"])
         problem = check_divergence(value, self.reference, epoch=epoch + 1, lr=lr)
         if problem is not None:
-            raise ConfigError(problem)
+            raise Diverged(problem)
 
     def step(self, batch: Batch, epoch: int) -> tuple[float, dict[str, float], float]:
         """One optimizer step: (loss, its weighted parts, correct predictions)."""
         out = self.ddp(batch.x)
-        loss, parts = self._loss(out, batch, epoch)
+        loss, parts = self.loss_terms(out, batch, epoch)
         value = float(loss.detach())
-        self._check(value, out.detach(), batch, epoch)
+        self.check_loss(value, out.detach(), batch, epoch)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         self.opt.step()
@@ -224,18 +235,17 @@ class Trainer:
         """Train epoch ``epoch`` (0-based); its metrics row (test top-1 from rank 0)."""
         t0 = time.perf_counter()
         self.reference = None  # the divergence guard's, taken on this epoch's first batch
-        sums: dict[str, float] = {"loss": 0.0, "correct": 0.0, "n": 0.0}
+        sums = new_sums()
         for batch in self.batches.epoch(epoch, last=self.end_epoch - 1):
-            value, parts, correct = self.step(batch, epoch)
-            self.step_losses.append(value)
-            b = float(batch.y.shape[0])
-            sums["loss"] += value * b
-            sums["correct"] += correct
-            sums["n"] += b
-            for k, v in parts.items():
-                sums[f"part_{k}"] = sums.get(f"part_{k}", 0.0) + v * b
-            bar.update(int(b) * self.world.size)
+            add_step(sums, self.step(batch, epoch), batch)
+            self.step_losses.append(sums["last"])
+            bar.update(int(batch.y.shape[0]) * self.world.size)
+        return self.end_epoch_row(epoch, sums, time.perf_counter() - t0)
+
+    def end_epoch_row(self, epoch: int, sums: dict[str, float], seconds: float) -> dict[str, Any]:
+        """Step the schedule; the epoch's metrics row from its step sums (see :func:`add_step`)."""
         self.sched.step()
+        sums = {k: v for k, v in sums.items() if k != "last"}
         totals = self.s.reduce(sums, self.device)
         n = max(totals["n"], 1.0)
         row = {
@@ -246,11 +256,11 @@ class Trainer:
             "train_top1": 100.0 * totals["correct"] / n,
             "test_top1": self.evaluate() if self.rank0 else 0.0,
             "lr": self.opt.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - t0,
+            "seconds": seconds,
         }
         if self.temperature is not None:
             row["temperature"] = self.temperature.temperature()
-        return row | stream_stats(self.batches.soft, self.world.size)
+        return row | stream_stats(self.soft, self.world.size)
 
     def evaluate(self) -> float:
         """Top-1 (%) of the student on the test split (its views prepared once, in setup)."""
@@ -326,6 +336,29 @@ class Trainer:
             if self.eval_views is not None:
                 self.eval_views.close()
         return self.finish(time.perf_counter() - t_run)
+
+
+class Diverged(ConfigError):
+    """A training loss that is not finite (NaN or infinite)."""
+
+
+def new_sums() -> dict[str, float]:
+    """Empty step sums of an epoch (see :func:`add_step`)."""
+    return {"loss": 0.0, "correct": 0.0, "n": 0.0, "last": math.nan}
+
+
+def add_step(
+    sums: dict[str, float], step: tuple[float, dict[str, float], float], batch: Batch
+) -> None:
+    """Add one step's (loss, parts, correct) to the epoch's sums; ``last``: its loss."""
+    value, parts, correct = step
+    b = float(batch.y.shape[0])
+    sums["last"] = value
+    sums["loss"] += value * b
+    sums["correct"] += correct
+    sums["n"] += b
+    for k, v in parts.items():
+        sums[f"part_{k}"] = sums.get(f"part_{k}", 0.0) + v * b
 
 
 def _cache_difference(old: Any, new: dict[str, Any] | None) -> str | None:
