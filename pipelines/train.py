@@ -344,7 +344,7 @@ class Diverged(ConfigError):
 
 def new_sums() -> dict[str, float]:
     """Empty step sums of an epoch (see :func:`add_step`)."""
-    return {"loss": 0.0, "correct": 0.0, "n": 0.0, "last": math.nan}
+    return {"loss": 0.0, "correct": 0.0, "n": 0.0, "last": float("nan")}
 
 
 def add_step(
