@@ -55,6 +55,7 @@ def _hf_file(name: str, repo: str, filenames: list[str]) -> str:
 
     repo_id, _, revision = repo.partition("@")
     offline, cache = is_offline(), _hf_cache_dir()
+    unreachable: Exception | None = None
     for filename in filenames:
         try:
             return str(
@@ -66,12 +67,17 @@ def _hf_file(name: str, repo: str, filenames: list[str]) -> str:
                     local_files_only=offline,
                 )
             )
-        except (EntryNotFoundError, LocalEntryNotFoundError):
+        except LocalEntryNotFoundError as exc:  # not cached, and not reachable (or offline)
+            unreachable = exc
+        except EntryNotFoundError:  # the repo has no such file
             continue
-        except OSError as exc:  # network failures, permissions
+        except OSError as exc:  # permissions, disk
             raise CheckpointError(f"cannot fetch weights of {name!r}: {exc}") from exc
     if offline:
         raise _offline_error(name, f"hub repo {repo_id} under {cache}")
+    if unreachable is not None:
+        text = " ".join(str(unreachable).split())[:160]
+        raise CheckpointError(f"cannot fetch weights of {name!r} from hub repo {repo_id}: {text}")
     raise CheckpointError(f"hub repo {repo_id} holds none of {', '.join(filenames)} for {name!r}")
 
 
