@@ -24,7 +24,7 @@ The ``train`` stage runs exactly this path. Its pieces, each a small module here
 from __future__ import annotations
 
 from sortkd_cache.data._batch import Batch, SoftLabels
-from sortkd_cache.data._batches import DATA_PATHS, EpochBatches, choose_path
+from sortkd_cache.data._batches import DATA_PATHS, BatchOptions, EpochBatches, choose_path
 from sortkd_cache.data._cached import CachedViewDataset
 from sortkd_cache.data._dense import ViewLogits, read_view_logits
 from sortkd_cache.data._order import (
@@ -62,6 +62,7 @@ __all__ = [
     "SOFT_LABEL_MODES",
     "STREAM_THRESHOLD_BYTES",
     "Batch",
+    "BatchOptions",
     "CachedViewDataset",
     "ChunkWindowReader",
     "EpochBatches",

@@ -27,7 +27,7 @@ same seed and epoch. Per epoch:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import torch
@@ -40,10 +40,12 @@ from sortkd_cache.data._views import StoredViews, Views, check_fingerprint, load
 from sortkd_cache.errors import ConfigError
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from sortkd_cache.datasets import ImageDataset
     from sortkd_cache.store import CacheStore
 
-__all__ = ["DATA_PATHS", "EpochBatches", "choose_path"]
+__all__ = ["DATA_PATHS", "BatchOptions", "EpochBatches", "choose_path"]
 
 DATA_PATHS = ("auto", "device", "loader")
 #: ``(n, batch_size, seed, epoch) -> global sample order`` of an epoch.
@@ -90,6 +92,20 @@ def _replay_dataset(
             return replay(ds.images(idx.numpy()), params[idx.numpy()], recipe), idx
 
     return _ReplayBatches()
+
+
+class BatchOptions(TypedDict, total=False):
+    """The keyword options of :class:`EpochBatches` (what :meth:`EpochBatches.from_store`
+    passes on)."""
+
+    batch_size: int
+    seed: int
+    device: torch.device | str
+    path: str
+    workers: int
+    rank: int
+    world: int
+    order: OrderFn | None
 
 
 class EpochBatches:
@@ -142,7 +158,7 @@ class EpochBatches:
         dataset: ImageDataset | None = None,
         data_root: str | None = None,
         views_order: str = "cyclic",
-        **kw: Any,
+        **kw: Unpack[BatchOptions],
     ) -> EpochBatches:
         """Batches of a store's views with its ``kind`` soft labels (None: no soft labels);
         the store's dataset is loaded (``data_root``) or ``dataset`` is fingerprint-checked."""

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from sortkd_cache.data._reader import ChunkWindowReader
+from sortkd_cache.data._reader import ChunkWindowReader, Rows
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.losses import SparseTeacher
 
@@ -70,7 +70,7 @@ class StreamedLogits:
         self.close()
         arr, sparse = self._array, self._sparse
 
-        def read(block: int) -> Any:
+        def read(block: int) -> Rows:
             rows = arr.read_block(block, view)
             return (rows.ids, rows.values, rows.stats) if sparse else rows
 
