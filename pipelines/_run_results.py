@@ -1,11 +1,12 @@
 """Results of ``sortkd-cache run``: results.json, the results.md table and results.png.
 
 Per variant: the final-epoch test top-1 of each seed, their mean and sample standard
-deviation (ddof=1; 0 with one seed), and the difference to the variant that is identical but
-for ``logits = "raw"`` (where the recipe has one). Around it: the teacher's test top-1 and its
-error rate on the stored training views (1 - mean accuracy over the N x V sample-views), how
-many rows each sort method changed, and where the time went: teacher inference (the dump
-stage) against student training (the sum over student runs).
+deviation (ddof=1; 0 with one seed), min and max (:mod:`._seed_table`, shared with ``sweep``).
+Paired by seed: each distilled variant against the recipe's CE variant (same student), each
+sort/swap variant against its twin on raw logits, and each top-K variant against its dense
+twin. Around it: the teacher's test top-1 and its error rate on the stored training views
+(1 - mean accuracy over the N x V sample-views), how many rows each sort method changed, and
+where the time went: teacher inference (the dump stage) against student training.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.pipelines._run_state import STORE_NAME, RunState, student_dir
+from sortkd_cache.pipelines._seed_table import SeedTable, format_seed_table, seed_table
 from sortkd_cache.pipelines.recipe import Recipe, StudentSpec
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from sortkd_cache.store import CacheStore
 
 __all__ = ["collect_results", "format_table", "plot_results", "write_results"]
@@ -30,24 +34,40 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan
-    mean = sum(values) / n
-    if n == 1:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+def _twin(spec: StudentSpec, specs: tuple[StudentSpec, ...], **change: Any) -> str | None:
+    """The variant identical to ``spec`` but for ``change``, with the same seeds."""
+    want = {**spec.train_params(), **change}
+    want = {k: v for k, v in want.items() if not (k in ("topk", "sparse_tail") and v is None)}
+    for other in specs:
+        if other is not spec and other.train_params() == want and other.seeds == spec.seeds:
+            return other.name
+    return None
 
 
-def _raw_twin(spec: StudentSpec, specs: tuple[StudentSpec, ...]) -> StudentSpec | None:
+def _raw_twin(spec: StudentSpec, specs: tuple[StudentSpec, ...]) -> str | None:
     if spec.loss == "ce" or spec.logits == "raw":
         return None
-    want = {**spec.train_params(), "logits": "raw"}
-    for other in specs:
-        if other.train_params() == want and other.seeds == spec.seeds:
-            return other
-    return None
+    return _twin(spec, specs, logits="raw")
+
+
+def pairs_of(recipe: Recipe) -> list[tuple[str, str]]:
+    """``(variant, baseline)`` pairs: distilled vs CE, sort/swap vs raw, top-K vs dense."""
+    specs = recipe.students
+    pairs: list[tuple[str, str]] = []
+    for spec in specs:
+        if spec.loss == "ce":
+            continue
+        ce = next((o for o in specs if o.loss == "ce" and o.student == spec.student), None)
+        if ce is not None and set(ce.seeds) & set(spec.seeds):
+            pairs.append((spec.name, ce.name))
+        raw = _raw_twin(spec, specs)
+        if raw is not None:
+            pairs.append((spec.name, raw))
+        if spec.topk is not None:
+            dense = _twin(spec, specs, topk=None, sparse_tail=None)
+            if dense is not None:
+                pairs.append((spec.name, dense))
+    return pairs
 
 
 def _teacher(recipe: Recipe, out: Path, store: CacheStore) -> dict[str, Any]:
@@ -86,27 +106,40 @@ def _sorts(recipe: Recipe, store: CacheStore) -> dict[str, Any]:
 
 
 def _variants(recipe: Recipe, out: Path) -> list[dict[str, Any]]:
-    """Per student variant: every seed's final test top-1, mean, std and the raw twin."""
+    """Per student variant: every seed's final test top-1 and seconds, and its raw twin."""
     variants: list[dict[str, Any]] = []
     for spec in recipe.students:
         runs = [_read_json(student_dir(out, spec, s) / "summary.json") for s in spec.seeds]
-        top1 = [float(r["final_test_top1"]) for r in runs]
-        mean, std = _mean_std(top1)
         variants.append(
             {
                 "name": spec.name,
                 "student": spec.student,
                 "loss": spec.loss,
                 "logits": None if spec.loss == "ce" else spec.logits,
+                "topk": spec.topk,
                 "seeds": list(spec.seeds),
-                "test_top1": top1,
-                "mean": mean,
-                "std": std,
-                "n": len(top1),
+                "test_top1": [float(r["final_test_top1"]) for r in runs],
                 "seconds": [float(r["seconds"]) for r in runs],
-                "twin": getattr(_raw_twin(spec, recipe.students), "name", None),
+                "twin": _raw_twin(spec, recipe.students),
             }
         )
+    return variants
+
+
+def _table(variants: list[dict[str, Any]], pairs: list[tuple[str, str]]) -> SeedTable:
+    records = [
+        (v["name"], seed, top1)
+        for v in variants
+        for seed, top1 in zip(v["seeds"], v["test_top1"], strict=True)
+    ]
+    return seed_table(records, pairs)
+
+
+def _with_stats(variants: list[dict[str, Any]], table: SeedTable) -> list[dict[str, Any]]:
+    """Each variant's dict with its mean, std, n and (where it has a raw twin) delta_vs_raw."""
+    for v in variants:
+        row = table.variant(v["name"])
+        v.update(mean=row.mean, std=row.std, n=row.n)
     by_name = {v["name"]: v["mean"] for v in variants}
     for v in variants:
         v["delta_vs_raw"] = v["mean"] - by_name[v["twin"]] if v["twin"] is not None else None
@@ -122,6 +155,8 @@ def collect_results(recipe: Recipe, out: Path, stages: list[Any]) -> dict[str, A
     teacher = _teacher(recipe, out, store)
     sort = _sorts(recipe, store)
     variants = _variants(recipe, out)
+    table = _table(variants, pairs_of(recipe))
+    variants = _with_stats(variants, table)
     dump_rec = RunState(out).get("dump") or {}
     forward = dump_rec.get("result", {}).get("forward_seconds", meta.dump_seconds)
     kd_epochs = sum(s.epochs * len(s.seeds) for s in recipe.students if s.loss != "ce")
@@ -135,6 +170,18 @@ def collect_results(recipe: Recipe, out: Path, stages: list[Any]) -> dict[str, A
         "teacher": teacher,
         "sort": sort,
         "variants": variants,
+        "pairs": [
+            {
+                "variant": p.variant,
+                "baseline": p.baseline,
+                "seeds": list(p.seeds),
+                "diffs": list(p.diffs),
+                "mean": p.mean,
+                "std": p.std,
+                "wins": p.wins,
+            }
+            for p in table.pairs
+        ],
         "timing": {
             "teacher_train_seconds": teacher["train_seconds"],
             "dump_seconds": meta.dump_seconds,
@@ -190,40 +237,56 @@ def format_table(res: dict[str, Any]) -> str:
             f"(estimate: the dump's {_fmt(tm['teacher_forward_seconds'], '.1f')} s of forwards "
             f"/ {res['views']} views x the epochs of those runs)"
         )
+    variants = res["variants"]
+    pairs = [(p["variant"], p["baseline"]) for p in res.get("pairs", [])]
+    extra = {
+        v["name"]: {
+            "student": v["student"],
+            "loss": v["loss"],
+            "logits": (v["logits"] or "-") + (f" top-{v['topk']}" if v.get("topk") else ""),
+            "s / run": f"{sum(v['seconds']) / max(len(v['seconds']), 1):.1f}",
+        }
+        for v in variants
+    }
+    seeds = sorted({s for v in variants for s in v["seeds"]})
     lines += [
         "",
-        "| variant | student | loss | logits | test top-1 % (mean ± std) | Δ vs raw | seeds "
-        "| s / run |",
-        "|---|---|---|---|---:|---:|---:|---:|",
-    ]
-    for v in res["variants"]:
-        delta = "" if v["delta_vs_raw"] is None else f"{v['delta_vs_raw']:+.2f}"
-        per_run = sum(v["seconds"]) / max(len(v["seconds"]), 1)
-        lines.append(
-            f"| {v['name']} | {v['student']} | {v['loss']} | {v['logits'] or '-'} "
-            f"| {_fmt(v['mean'])} ± {_fmt(v['std'])} | {delta} | {v['n']} | {per_run:.1f} |"
-        )
-    lines += [
-        "",
-        "Test top-1 is the final epoch's; ± is the sample standard deviation over seeds; "
-        "Δ vs raw compares with the same variant trained on raw logits.",
+        format_seed_table(_table(variants, pairs), extra),
+        "Test top-1 is the final epoch's on the test split; "
+        f"± is the sample standard deviation over seeds {', '.join(map(str, seeds))}. "
+        "Paired rows subtract the baseline's run of the same seed (same initialisation and "
+        "batch order) and give the mean ± std of those differences.",
     ]
     return "\n".join(lines) + "\n"
 
 
 def plot_results(res: dict[str, Any], path: Path) -> None:
-    """Bar chart: mean test top-1 per variant, error bars one standard deviation."""
+    """Left: mean test top-1 per variant, error bars one standard deviation, each seed a dot.
+    Right (when the recipe pairs variants): each paired difference, a dot per seed and the
+    mean with its standard deviation."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    pairs = res.get("pairs", [])
+    fig, axes = plt.subplots(
+        1, 2 if pairs else 1, figsize=(12.0 if pairs else 7.0, 4.4), squeeze=False
+    )
+    _plot_variants(axes[0][0], res)
+    if pairs:
+        _plot_pairs(axes[0][1], pairs)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_variants(ax: Axes, res: dict[str, Any]) -> None:
     variants = res["variants"]
     names = [v["name"] for v in variants]
     means = [v["mean"] for v in variants]
     stds = [v["std"] for v in variants]
     colors = {None: "#8c8c8c", "raw": "#4c72b0", "sort": "#dd8452", "swap": "#55a868"}
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(names) + 2), 4.2))
     ax.bar(
         range(len(names)),
         means,
@@ -231,24 +294,34 @@ def plot_results(res: dict[str, Any], path: Path) -> None:
         capsize=5,
         color=[colors.get(v["logits"], "#8172b3") for v in variants],
     )
-    for i, (m, s) in enumerate(zip(means, stds, strict=True)):
-        ax.text(i, m + s, f"{m:.2f}", ha="center", va="bottom", fontsize=8)
+    for i, v in enumerate(variants):
+        ax.plot([i] * len(v["test_top1"]), v["test_top1"], "k.", markersize=3)
+        ax.text(i, v["mean"] + v["std"], f"{v['mean']:.2f}", ha="center", va="bottom", fontsize=8)
     teacher = res["teacher"]["test_top1"]
-    tops = [m + s for m, s in zip(means, stds, strict=True)]
+    tops = [max(v["test_top1"]) for v in variants]
     if teacher is not None:
         ax.axhline(teacher, color="black", linestyle="--", linewidth=1, label="teacher")
         ax.legend(loc="lower right")
         tops.append(teacher)
-    low = min(m - s for m, s in zip(means, stds, strict=True))
+    low = min(min(v["test_top1"]) for v in variants)
     ax.set_ylim(max(0.0, low - 3.0), min(100.0, max(tops) + 2.0))
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=20, ha="right")
     ax.set_ylabel("test top-1 (%)  [axis does not start at 0]")
     seeds = max((v["n"] for v in variants), default=0)
     ax.set_title(f"{res['recipe']}: mean ± std over {seeds} seed(s)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+
+
+def _plot_pairs(ax: Axes, pairs: list[dict[str, Any]]) -> None:
+    for i, p in enumerate(pairs):
+        ax.plot(p["diffs"], [i] * len(p["diffs"]), "k.", markersize=4)
+        ax.errorbar(p["mean"], i, xerr=p["std"], fmt="o", color="#dd8452", capsize=4)
+    ax.axvline(0.0, color="black", linewidth=1)
+    ax.set_yticks(range(len(pairs)))
+    ax.set_yticklabels([f"{p['variant']} - {p['baseline']}" for p in pairs], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("paired Δ test top-1 (points; a dot per seed, mean ± std)")
+    ax.set_title("differences, paired by seed")
 
 
 def write_results(out: Path, res: dict[str, Any]) -> str:
