@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "_cmd_info",
     "_cmd_sort",
     "_cmd_train",
+    "_cmd_sweep",
     "_cmd_share",
     "_cmd_run",
     "_cmd_list",

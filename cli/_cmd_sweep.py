@@ -1,0 +1,157 @@
+"""``sortkd-cache sweep``: a grid of students from one pass over the cache per epoch.
+
+The grid is students x ``--loss`` x ``--logits`` x ``--seeds``; every other option is a
+``train`` option that every member takes (a loss option must apply to every member's loss).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import click
+
+from sortkd_cache.cli._cmd_train import loss_option_decorators
+from sortkd_cache.cli._options import emit_json, parse_storage_options, storage_options_option
+
+__all__ = ["commands"]
+
+
+def _defaults() -> dict[str, Any]:
+    from sortkd_cache.pipelines.train import TrainConfig
+
+    return {
+        f.name: f.default
+        for f in dataclasses.fields(TrainConfig)
+        if f.default is not dataclasses.MISSING
+    }
+
+
+_D = _defaults()
+#: train options a sweep passes to every member when given (None: left at train's default)
+_MEMBER_OPTIONS = (
+    "dataset", "data_root", "epochs", "batch_size", "lr", "milestones", "lr_decay",
+    "weight_decay", "momentum", "data_seed", "views_order", "num_classes", "topk",
+    "sparse_tail", "device", "data_path", "workers", "soft_labels", "stream_window",
+    "stream_lanes", "eval_batch_size", "stop_after",
+)  # fmt: skip
+
+
+def _milestones(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated epochs, got '{value}'") from None
+
+
+def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got '{value}'") from None
+
+
+def _with_options(f: Any) -> Any:
+    options = [
+        click.option("--dataset", default=None, help="Your copy of the store's data."),
+        click.option("--data-root", default=None),
+        click.option("--epochs", type=int, default=None, help=f"[default: {_D['epochs']}]"),
+        click.option("--batch-size", type=int, default=None, help="Shared by all members."),
+        click.option("--lr", type=float, default=None, help=f"[default: {_D['lr']}]"),
+        click.option("--milestones", default=None, callback=_milestones),
+        click.option("--lr-decay", type=float, default=None),
+        click.option("--weight-decay", type=float, default=None),
+        click.option("--momentum", type=float, default=None),
+        *loss_option_decorators(),
+        click.option("--data-seed", type=int, default=None, help="Shared. [default: 0]"),
+        click.option("--views-order", default=None, help="cyclic | shuffle (shared)"),
+        click.option("--num-classes", type=int, default=None),
+        click.option("--topk", type=int, default=None, help="As train --topk (not ce)."),
+        click.option("--sparse-tail", default=None, help="As train --sparse-tail (not ce)."),
+        click.option("--device", default=None, help="auto | cpu | cuda[:N]"),
+        click.option("--data-path", default=None, help="auto | device | loader"),
+        click.option("--workers", type=int, default=None),
+        click.option("--soft-labels", default=None, help="auto | view | stream (not ce)"),
+        click.option("--stream-window", type=int, default=None),
+        click.option("--stream-lanes", type=int, default=None),
+        click.option("--eval-batch-size", type=int, default=None),
+        click.option("--stop-after", type=int, default=None, hidden=True),
+    ]
+    for deco in reversed(options):
+        f = deco(f)
+    return f
+
+
+@click.command("sweep")
+@click.option("--cache", required=True, help="Store every member trains from.")
+@click.option("--student", "students", multiple=True, required=True, help="Repeatable.")
+@click.option("--loss", "losses", default="kd", show_default=True, help="Comma-separated.")
+@click.option("--logits", "kinds", default="raw", show_default=True, help="Comma-separated.")
+@click.option("--seeds", default="0", show_default=True, callback=_seeds, help="Init seeds.")
+@click.option(
+    "--stack",
+    default="auto",
+    show_default=True,
+    help="on: members of one architecture step as one stacked model (torch.func); off: one "
+    "after another (each bit-identical to its solo run); auto: on with CUDA, off on the CPU.",
+)
+@_with_options
+@click.option("--out", required=True, help="Sweep directory: DIR/<member>/ per member.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted sweep in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace a sweep already in --out.")
+@click.option("--no-progress", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@storage_options_option
+def sweep_command(**kw: Any) -> None:
+    """Train a grid of students from one cache, one pass over the data per epoch.
+
+    Each batch is replayed once and its soft labels read once for every member; each member
+    then takes its own step (its loss, logits kind, seed, model, optimizer) and writes
+    OUT/<member>/ exactly like `train` (its config.json replays it alone with
+    `train --config`). All members share the data order (--data-seed). A member whose loss
+    diverges is stopped and marked failed in OUT/summary.json; the others go on.
+
+    \b
+    Examples:
+      sortkd-cache sweep --cache digits.zarr --student digits_cnn_s --loss ce,kd,dkd \\
+          --logits raw,sort,swap --seeds 0,1,2 --epochs 16 --out sweeps/digits
+      sortkd-cache sweep --cache c100.zarr --student resnet8x4 --student wrn_16_2 \\
+          --loss kd --logits raw,sort --seeds 0,1 --stack on --device cuda --out sweeps/c100
+    """
+    from sortkd_cache.pipelines.sweep import SweepConfig, grid, sweep
+
+    as_json = bool(kw.pop("as_json"))
+    cfg = SweepConfig(
+        out=kw["out"],
+        members=grid(
+            _member_options(kw), out=kw["out"], students=kw["students"],
+            losses=[kw["losses"]], logits=[kw["kinds"]], seeds=kw["seeds"],
+        ),
+        stack=kw["stack"], resume=kw["resume"], overwrite=kw["overwrite"],
+        progress=not kw["no_progress"],
+    )  # fmt: skip
+    result = sweep(cfg)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    for name, info in result.members.items():
+        top1 = info.get("final_test_top1")
+        shown = f"{top1:.2f}%" if isinstance(top1, float) else "-"
+        why = f" ({info['error']})" if info.get("error") else ""
+        click.echo(f"{info['status']:9s} {shown:>7s}  {name}{why}")
+    click.echo(f"{len(result.members)} members in {result.seconds:.1f} s -> {result.out}")
+
+
+def _member_options(kw: dict[str, Any]) -> dict[str, Any]:
+    from sortkd_cache.losses import loss_options
+
+    options = {k: kw[k] for k in _MEMBER_OPTIONS if kw.get(k) is not None}
+    options["cache"] = kw["cache"]
+    options["loss_options"] = {k: kw[k] for k in loss_options() if kw.get(k) is not None}
+    options["storage_options"] = parse_storage_options(kw["storage_option"]) or None
+    return options
+
+
+commands = [sweep_command]

@@ -1,0 +1,128 @@
+"""`sortkd-cache sweep`: bad grids, replay of a member, resume after kill -9, a NaN member."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from sortkd_cache.checkpoint import load_state_dict
+from sortkd_cache.pipelines._sweep_grid import MemberSpec, SweepConfig, grid
+from sortkd_cache.pipelines.sweep import sweep
+
+from ..conftest import CLI, cli_env
+
+SMALL = ("--epochs", "3", "--milestones", "2", "--batch-size", "32", "--device", "cpu")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, env=cli_env())
+
+
+def _sweep_args(store: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "sweep", "--cache", str(store), "--student", "digits_mlp", "--loss", "kd,dkd",
+        "--logits", "raw,sort", "--seeds", "0,1", *SMALL, "--stack", "off", "--no-progress",
+        "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--loss", "kd,nope"), "member 'digits_mlp-nope-raw-s0': unknown loss 'nope'"),
+        (("--loss", "ce,kd", "--temperature", "3"), "member 'digits_mlp-ce-s0'"),
+        (("--loss", "kd", "--seeds", "0,0"), "member 'digits_mlp-kd-raw-s0': duplicate member"),
+        (("--loss", "kd", "--logits", "raw,bogus"), "member 'digits_mlp-kd-bogus-s0'"),
+        (("--loss", "kd", "--stack", "maybe"), "--stack 'maybe'"),
+    ],
+)
+def test_a_bad_grid_exits_2_in_one_line_and_writes_nothing(
+    small_store: Path, tmp_path: Path, args: tuple[str, ...], needle: str
+) -> None:
+    out = tmp_path / "sw"
+    base = ["sweep", "--cache", str(small_store), "--student", "digits_mlp", "--out", str(out)]
+    proc = _cli(*base, *SMALL, *args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+    assert not out.exists()
+
+
+def test_member_config_replays_it_alone_with_train(small_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sw"
+    proc = _cli(*_sweep_args(small_store, out, "--json"))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert {m["status"] for m in summary["members"].values()} == {"finished"}
+    assert len(summary["members"]) == 8
+    member = out / "digits_mlp-dkd-sort-s1"
+    again = tmp_path / "again"
+    proc = _cli("train", "--config", str(member / "config.json"), "--out", str(again))
+    assert proc.returncode == 0, proc.stderr
+    a, b = (
+        load_state_dict(member / "model.safetensors"),
+        load_state_dict(again / "model.safetensors"),
+    )
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_is_bit_identical(small_store: Path, tmp_path: Path) -> None:
+    whole = tmp_path / "whole"
+    assert _cli(*_sweep_args(small_store, whole)).returncode == 0
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(
+        [CLI, *_sweep_args(small_store, cut)], env=cli_env(), stderr=subprocess.DEVNULL
+    )
+    first = cut / "digits_mlp-kd-raw-s0" / "checkpoint.pt"
+    deadline = time.monotonic() + 300
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (cut / "summary.json").exists()  # killed before the end
+    refused = _cli(*_sweep_args(small_store, cut))
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    resumed = _cli(*_sweep_args(small_store, cut, "--resume"))
+    assert resumed.returncode == 0, resumed.stderr
+    for member in json.loads((whole / "sweep.json").read_text())["members"]:
+        name = member["name"]
+        a = load_state_dict(whole / name / "model.safetensors")
+        b = load_state_dict(cut / name / "model.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+        rows = [(whole / name / "metrics.jsonl"), (cut / name / "metrics.jsonl")]
+        strip = [[{k: v for k, v in json.loads(r).items() if k != "seconds"}
+                  for r in p.read_text().splitlines()] for p in rows]  # fmt: skip
+        assert strip[0] == strip[1], name
+
+
+def test_a_diverging_member_is_marked_failed_and_the_others_go_on(
+    small_store: Path, tmp_path: Path
+) -> None:
+    options = {"cache": str(small_store), "epochs": 2, "milestones": (1,), "batch_size": 32,
+               "device": "cpu"}  # fmt: skip
+    members = grid(
+        options, out=str(tmp_path / "sw"), students=["digits_mlp"], losses=["kd"],
+        logits=["raw"], seeds=[0, 1, 2],
+    )  # fmt: skip
+    bad = members[1]
+    members = (
+        members[0],
+        MemberSpec(bad.name, dataclasses.replace(bad.cfg, lr=1e9, momentum=0.0)),
+        members[2],
+    )
+    result = sweep(SweepConfig(out=str(tmp_path / "sw"), members=members, progress=False))
+    status = {name: info["status"] for name, info in result.members.items()}
+    assert status == {members[0].name: "finished", bad.name: "failed", members[2].name: "finished"}
+    assert "diverged" in result.members[bad.name]["error"]
+    summary = json.loads((tmp_path / "sw" / "summary.json").read_text())
+    assert summary["members"][bad.name]["status"] == "failed"
+    assert (tmp_path / "sw" / members[2].name / "model.safetensors").is_file()
