@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from sortkd_cache.errors import NonFiniteLogitsError
-from sortkd_cache.pipelines._dump_sparse import encode_chunk
 from sortkd_cache.store import CacheStore
 
 __all__ = ["Unit", "UnitWriter", "check_finite"]
@@ -94,7 +93,5 @@ class UnitWriter:
     ) -> None:
         """In a writer thread, overlapping the next forward: truncate to the sparse kind
         (no dense chunk is ever written), then write."""
-        fid = None
-        if self.store.is_sparse:
-            values, fid = encode_chunk(self.store.sparse_spec, values, y)
-        self.store.write_chunk("raw", block, view, values, params=params, count=n, fidelity=fid)
+        rows, fid = self.store.layout.encode(values, y)
+        self.store.write_chunk("raw", block, view, rows, params=params, count=n, fidelity=fid)

@@ -151,7 +151,7 @@ def _truncation(s: Setup) -> str | None:
         return None
     if s.cfg.online_teacher is not None:
         return "online teacher, per batch"
-    if s.store is not None and s.store.is_sparse:
+    if s.store is not None and s.store.layout.spec is not None:
         return "in the store"
     return "dense store rows, per batch"
 
@@ -163,11 +163,10 @@ def _sparse_teacher(
     from a sparse store's K or does not fit C, and ``--sparse-tail`` without a sparse teacher.
     ``--topk K`` on dense rows uses ``copy --topk K``'s format: the store's dtype (float32
     without a store) and the default recorded temperatures."""
-    from sortkd_cache.sparse._spec import DEFAULT_TAIL
+    from sortkd_cache.sparse import DEFAULT_TAIL
 
-    spec = None
-    if store is not None and store.is_sparse:
-        spec = store.sparse_spec
+    spec = store.layout.spec if store is not None else None
+    if spec is not None:
         if cfg.topk is not None and cfg.topk != spec.k:
             raise ConfigError(
                 f"--topk {cfg.topk} does not match the store's K: '{cfg.cache}' holds the "
@@ -205,10 +204,8 @@ def _open_cache(cfg: TrainConfig) -> CacheStore:
     if not store.meta.complete:
         raise StoreError(f"store '{cfg.cache}' is incomplete (its dump did not finish)")
     reads = cfg.online_teacher is None and cfg.loss_config().needs_teacher
-    if reads and store.is_sparse:
-        store.sparse_logits(cfg.logits)
-    elif reads:
-        store.logits(cfg.logits)
+    if reads:
+        store.kind_array(cfg.logits)
     quick_check(store, [cfg.logits] if reads else None)
     return store
 

@@ -22,15 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from sortkd_cache.errors import ConfigError, LogitsKindError, StoreExistsError
+from sortkd_cache.errors import ConfigError, StoreExistsError
 from sortkd_cache.pipelines._common import progress_bar, utc_now
-from sortkd_cache.pipelines._dump_sparse import (
-    encode_chunk,
-    finalize_fidelity,
-    source_fidelity,
-    sparse_meta,
-    sparse_spec_for,
-)
+from sortkd_cache.pipelines._dump_sparse import sparse_meta, sparse_spec_for
 from sortkd_cache.store import (
     SCHEMA_VERSION,
     CacheStore,
@@ -72,11 +66,7 @@ def parse_views(text: str, num_views: int) -> list[int]:
 
 def _check(cfg: DeriveConfig, src: CacheStore) -> tuple[list[int], str, Any]:
     meta = src.meta
-    if cfg.topk is not None and src.is_sparse:
-        raise LogitsKindError(
-            f"--topk needs dense logits, but '{src.url}' is already sparse "
-            f"(top-{src.sparse_spec.k}); copy it without --topk"
-        )
+    src.layout.check_copy(src.url, cfg.topk, meta.dtype)
     if cfg.topk is None and cfg.topk_temperatures is not None:
         raise ConfigError("--topk-temperatures needs --topk")
     views = parse_views(cfg.views, meta.num_views) if cfg.views else list(range(meta.num_views))
@@ -85,8 +75,7 @@ def _check(cfg: DeriveConfig, src: CacheStore) -> tuple[list[int], str, Any]:
         raise ConfigError(f"--dtype must be float16 or float32, got {dtype!r}")
     if np.dtype(dtype).itemsize > np.dtype(meta.dtype).itemsize:
         raise ConfigError(f"--dtype {dtype} would widen the store's {meta.dtype} logits")
-    if dtype != meta.dtype and src.is_sparse:
-        raise ConfigError("--dtype narrows dense stores only; this store is sparse")
+    src.layout.check_copy(src.url, cfg.topk, dtype)
     spec = None
     if cfg.topk is not None:
         spec = sparse_spec_for(cfg.topk, meta.num_classes, dtype, cfg.topk_temperatures)
@@ -139,15 +128,12 @@ class _KindCopy:
     def chunk(self, block: int, new_v: int, old_v: int) -> int:
         """Read, re-slice and write one chunk (in a worker thread); returns its rows."""
         start, stop = self.src.block_bounds(block)
-        chunk = self.data.read_block(block, old_v)
+        chunk = self.src.layout.cast(self.data.read_block(block, old_v), self.dst.meta.dtype)
         fid = None
-        if self.spec is not None:
-            dense = chunk.astype(self.dst.meta.dtype)
-            chunk, fid = encode_chunk(self.spec, dense, self.labels[start:stop])
+        if self.spec is not None:  # --topk: dst is sparse, and truncates the dense chunk
+            chunk, fid = self.dst.layout.encode(np.asarray(chunk), self.labels[start:stop])
         elif self.fidelity is not None:
             fid = np.asarray(self.fidelity[block, old_v])
-        elif not self.src.is_sparse:
-            chunk = chunk.astype(self.dst.meta.dtype)
         self.dst.write_chunk(self.kind, block, new_v, chunk, fidelity=fid)
         return stop - start
 
@@ -162,18 +148,18 @@ def _fill(src: CacheStore, dst: CacheStore, views: list[int], spec: Any, progres
     units = [(b, nv, ov) for nv, ov in enumerate(views) for b in range(src.num_blocks)]
     with progress_bar(total, "copy", "row", progress) as bar:
         for kind in kinds:
-            fidelity = source_fidelity(src, kind)
+            fidelity = src.layout.fidelity_sums(src, kind)
             carried = spec is not None or fidelity is not None
             attrs = _kind_attrs(src, kind, views)
             dst.create_kind(kind, dst.meta.dtype, attrs=attrs, fidelity=carried)
-            data = src.sparse_logits(kind) if src.is_sparse else src.logits(kind)
+            data = src.kind_array(kind)
             job = _KindCopy(src, dst, data, kind, spec, labels, fidelity)
             for rows in _bounded_map(job.chunk, units, _workers()):
                 bar.update(rows)
             attrs = dst.kind_attrs(kind)
             attrs["complete"] = True
             if carried:
-                attrs["fidelity"] = finalize_fidelity(dst, kind)
+                attrs |= dst.layout.finish_attrs(dst, kind)
             dst.set_kind_attrs(kind, attrs)
 
 

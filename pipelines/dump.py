@@ -47,10 +47,7 @@ from sortkd_cache.pipelines._decode import (
     default_workers,
     plan_blocks,
 )
-from sortkd_cache.pipelines._dump_sparse import (
-    finalize_fidelity,
-    parse_temperatures,
-)
+from sortkd_cache.pipelines._dump_sparse import parse_temperatures
 from sortkd_cache.pipelines._dump_store import (
     check_out_free,
     check_resumable,
@@ -271,9 +268,7 @@ def finalize(store: CacheStore, seconds: float) -> list[float]:
         return []
     acc = [float(a) for a in progress.sum(axis=0) / store.num_samples]
     attrs = store.kind_attrs("raw")
-    attrs.update({"kind": "raw", "complete": True})
-    if store.is_sparse:
-        attrs["fidelity"] = finalize_fidelity(store, "raw")
+    attrs.update({"kind": "raw", "complete": True, **store.layout.finish_attrs(store, "raw")})
     store.set_kind_attrs("raw", attrs)
     store.write_meta(
         store.meta.replace(

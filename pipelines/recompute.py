@@ -192,12 +192,10 @@ def _stored(
     for block, members in blocks.items():
         start, stop = store.block_bounds(block)
         rows = np.asarray(members) - start
-        if store.is_sparse:
-            chunk = store.sparse_logits("raw")[start:stop, view]
-            values.append(chunk.values[rows])
-            ids.append(chunk.ids[rows].astype(np.int64))
-        else:
-            values.append(np.asarray(store.logits("raw")[start:stop, view])[rows])
+        kept, kept_ids = store.layout.kept(store.kind_array("raw")[start:stop, view])
+        values.append(kept[rows])
+        if kept_ids is not None:
+            ids.append(kept_ids[rows])
     return np.concatenate(values), (np.concatenate(ids) if ids else None)
 
 

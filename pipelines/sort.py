@@ -109,12 +109,6 @@ def _forget_stores() -> None:
         _OPENED.clear()
 
 
-def _write_chunk(target: CacheStore, method: str, block: int, view: int, out: np.ndarray) -> None:
-    """One dense chunk of ``logits/<method>`` (its presence is the progress record)."""
-    start, stop = target.block_bounds(block)
-    target.raw_array(f"logits/{method}")[start:stop, view] = out
-
-
 def _sort_chunk(
     src: str,
     dst: str,
@@ -124,38 +118,24 @@ def _sort_chunk(
     view: int,
     done: bool,
 ) -> ChunkStats:
-    from sortkd_cache.sorting import apply_with_stats
-
+    """Sort one (block, view) chunk in the store's layout (sparse: exact on every kept entry,
+    tails carried over) and, unless ``done``, write it; returns its statistics."""
     source = _cached_store(src, "r", options_key)
-    if source.is_sparse:  # exact on every kept entry, tails carried over
-        from sortkd_cache.pipelines._sort_sparse import sort_sparse_chunk
-
-        target = None if done else _cached_store(dst, "r+", options_key)
-        return sort_sparse_chunk(source, target, method, block, view)
     start, stop = source.block_bounds(block)
-    raw = source.logits("raw").read_block(block, view)
+    raw = source.kind_array("raw").read_block(block, view)
     labels = source.labels[start:stop]
-    applied = apply_with_stats(method, raw, labels)
+    out, rank, top = source.layout.sort_rows(method, raw, labels)
+    stats = chunk_stats(rank, top, labels, source.num_classes, view)
     if not done:
-        _write_chunk(_cached_store(dst, "r+", options_key), method, block, view, applied.out)
-    return chunk_stats(applied.rank, applied.top, labels, raw.shape[1], view)
+        target = _cached_store(dst, "r+", options_key)
+        target.layout.write_sorted(target, method, block, view, out, stats.changed)
+    return stats
 
 
 def written_chunks(store: CacheStore, kind: str) -> np.ndarray:
-    """bool [blocks, V]: True where the chunk of ``logits/<kind>`` exists (one listing)."""
-    from zarr.core.sync import sync
-
-    arr = store.raw_array(f"logits/{kind}")
-    prefix = f"{arr.store_path.path}/"
-
-    async def listed() -> set[str]:
-        return {key async for key in arr.store_path.store.list_prefix(prefix)}
-
-    keys = sync(listed())
-    done = np.zeros((store.num_blocks, store.num_views), dtype=bool)
-    for b, v in np.ndindex(*done.shape):
-        done[b, v] = prefix + arr.metadata.encode_chunk_key((b, v, 0)) in keys
-    return done
+    """bool [blocks, V]: the chunks of ``kind`` an earlier, interrupted sort wrote (dense: the
+    chunks present, one listing; sparse: the chunk's progress marker, written after it)."""
+    return store.layout.sorted_chunks(store, kind)
 
 
 def _clean_partial_writes(dst: Location, method: str) -> None:
@@ -166,24 +146,10 @@ def _clean_partial_writes(dst: Location, method: str) -> None:
         clean_partial_files(Path(dst.path) / sub)
 
 
-def _done_chunks(target: CacheStore, method: str) -> np.ndarray:
-    """bool [blocks, V]: the chunks an earlier, interrupted run wrote.
-
-    Dense kinds: the chunks present. Sparse kinds (several arrays per chunk) keep a progress
-    marker per chunk, written after the chunk's arrays.
-    """
-    if target.is_sparse:
-        done: np.ndarray = target.progress(method) >= 0
-        return done
-    return written_chunks(target, method)
-
-
 def _record_progress(target: CacheStore, method: str, parts: list[ChunkStats]) -> None:
-    """``progress/<method>`` of a dense kind: rows changed per chunk, in one write."""
-    if target.is_sparse:  # written chunk by chunk, with the chunks
-        return
+    """``progress/<method>``: rows changed per chunk (dense: in one write at the end)."""
     counts = np.array([p.changed for p in parts], dtype=np.int64)
-    target.raw_array(f"progress/{method}")[...] = counts.reshape(-1, target.num_views)
+    target.layout.record_sorted(target, method, counts)
 
 
 def _copy_params(source: CacheStore, target: CacheStore) -> None:
@@ -286,10 +252,7 @@ def sort_store(cfg: SortConfig) -> SortResult:
     check_sort_output(cfg)
     t0 = time.perf_counter()
     source = open_store(cfg.store, "r", storage_options=cfg.storage_options)
-    if source.is_sparse:  # either read checks the raw kind is complete
-        source.sparse_logits("raw")
-    else:
-        source.logits("raw")
+    source.kind_array("raw")  # checks the raw kind is complete
     dtype = source.meta.dtype
     source.labels  # noqa: B018 - validates label range before any work
     dst_loc = parse_location(cfg.out or cfg.store)
@@ -312,7 +275,7 @@ def sort_store(cfg: SortConfig) -> SortResult:
             )
         target.create_kind(cfg.method, dtype, overwrite=cfg.overwrite)
         _clean_partial_writes(dst_loc, cfg.method)
-        done = _done_chunks(target, cfg.method)
+        done = written_chunks(target, cfg.method)
         parts = _run_chunks(cfg, source, target, done, client)
         stats = _finish(cfg, source, target, parts, t0)
     return SortResult(

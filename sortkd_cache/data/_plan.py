@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from sortkd_cache.data._order import StreamLayout, auto_lanes, streamed_order
@@ -48,10 +47,7 @@ STREAM_THRESHOLD_BYTES = 64 << 20
 def view_bytes(store: CacheStore) -> int:
     """Bytes of one view's soft labels (all samples, the store's dtype): N x C values of a
     dense store, N x (ids, values and stats) of a sparse one."""
-    if getattr(store, "is_sparse", False):
-        return int(store.num_samples) * int(store.sparse_spec.bytes_per_row)
-    itemsize = int(np.dtype(store.meta.dtype).itemsize)
-    return int(store.num_samples) * int(store.num_classes) * itemsize
+    return int(store.num_samples) * int(store.layout.row_bytes(store.meta))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from sortkd_cache.data._reader import ChunkWindowReader, Rows
@@ -35,7 +34,7 @@ from sortkd_cache.losses import SparseTeacher
 
 if TYPE_CHECKING:
     from sortkd_cache.data._batch import Batch
-    from sortkd_cache.store import CacheStore
+    from sortkd_cache.store import CacheStore, LogitsLayout
 
 __all__ = ["StreamedLogits"]
 
@@ -51,10 +50,9 @@ class StreamedLogits:
         device: torch.device | str = "cpu",
         prefetch: int = 4,
     ) -> None:
-        # refuse a missing or incomplete kind now
-        self._sparse = bool(store.is_sparse)
-        self._array: Any = store.sparse_logits(kind) if self._sparse else store.logits(kind)
-        self._chunk = int(self._array.chunks[0]) if self._sparse else int(store.chunk_samples)
+        self._array = store.kind_array(kind)  # refuse a missing or incomplete kind now
+        self._chunk = int(self._array.chunks[0])
+        self._layout = store.layout
         self.store, self.kind = store, kind
         self._device, self._prefetch = torch.device(device), prefetch
         self._reader: ChunkWindowReader | None = None
@@ -68,11 +66,10 @@ class StreamedLogits:
 
         ``next_view`` is not read ahead: the reader starts on the first chunks right away."""
         self.close()
-        arr, sparse = self._array, self._sparse
+        arr, layout = self._array, self._layout
 
         def read(block: int) -> Rows:
-            rows = arr.read_block(block, view)
-            return (rows.ids, rows.values, rows.stats) if sparse else rows
+            return layout.pack(arr.read_block(block, view))
 
         order = local_order.detach().cpu().numpy()
         self._reader = ChunkWindowReader(read, order, self._chunk, self._prefetch)
@@ -84,15 +81,7 @@ class StreamedLogits:
             raise ConfigError("StreamedLogits.rows() before begin_epoch()")
         got = self._reader.take(batch.idx.detach().cpu().numpy())
         self.peak_bytes = max(self.peak_bytes, self._reader.peak_bytes)
-        if not self._sparse:
-            return self._to_device(torch.from_numpy(got))
-        ids, values, stats = got
-        return SparseTeacher(
-            self.store.sparse_spec,
-            self._to_device(torch.from_numpy(ids.astype(np.int64))),
-            self._to_device(torch.from_numpy(values)),
-            self._to_device(torch.from_numpy(stats)),
-        )
+        return _teacher_rows(self._layout, [self._to_device(torch.from_numpy(a)) for a in got])
 
     def _to_device(self, t: torch.Tensor) -> torch.Tensor:
         if self._device.type == "cuda":
@@ -114,3 +103,12 @@ class StreamedLogits:
             self.peak_bytes = max(self.peak_bytes, self._reader.peak_bytes)
             self._reader.close()
             self._reader = None
+
+
+def _teacher_rows(layout: LogitsLayout, packed: list[torch.Tensor]) -> torch.Tensor | SparseTeacher:
+    """A layout's packed rows (:meth:`~sortkd_cache.store.LogitsLayout.pack`) as the losses read
+    them: the logits ``[B, C]``, or SparseTeacher rows of the layout's spec."""
+    if layout.spec is None:
+        return packed[0]
+    ids, values, stats = packed
+    return SparseTeacher(layout.spec, ids.to(torch.int64), values, stats)

@@ -32,7 +32,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 from sortkd_cache._registry import Registry
 from sortkd_cache.errors import ConfigError
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor
 
-    from sortkd_cache.losses._rows import TeacherRows
     from sortkd_cache.losses._temperature import CTKDTemperature
 
 __all__ = [
@@ -49,6 +48,7 @@ __all__ = [
     "Loss",
     "LossInputs",
     "OptionInfo",
+    "TeacherRows",
     "loss_options",
     "make_loss",
     "option",
@@ -97,6 +97,42 @@ def option(default: float, help: str, *, bounds: str = "non_negative") -> Any:
     if bounds not in _RANGES:
         raise ValueError(f"unknown option bounds {bounds!r}")
     return dataclasses.field(default=default, metadata={"help": help, "bounds": bounds})
+
+
+class TeacherRows(Protocol):
+    """A batch of teacher rows, whatever their layout (see the module docstring)."""
+
+    def __len__(self) -> int: ...
+
+    def logits(
+        self,
+        student: Tensor,
+        target: Tensor,
+        temperature: float | Tensor,
+        *,
+        standardized: bool = False,
+    ) -> Tensor:
+        """The teacher logits ``[B, C]`` a loss at ``temperature`` sees (z-scored per row when
+        ``standardized``: LSKD). ``student`` and ``target`` are the batch's, for rows that
+        shape their answer by them."""
+        ...
+
+    def kd_terms(
+        self,
+        student: Tensor,
+        target: Tensor,
+        temperature: float,
+        weights: tuple[float, float],
+        *,
+        standardized: bool = False,
+    ) -> Tensor | None:
+        """``[ce_weight * CE, kd_weight * KD]`` (a ``[2]`` tensor) computed straight from the
+        rows, or None where these rows have no faster way than the dense formula."""
+        ...
+
+    def with_tail(self, tail: str) -> TeacherRows:
+        """These rows with the tail handling ``tail`` (sparse rows; others refuse)."""
+        ...
 
 
 class LossInputs(NamedTuple):

@@ -1,6 +1,7 @@
 """The teacher's rows of one batch as every loss reads them: dense or sparse, one protocol.
 
-A loss asks its :class:`TeacherRows` two questions:
+A loss asks its :class:`TeacherRows` (declared in :mod:`._config`, beside
+:class:`~._config.LossInputs`) two questions:
 
 * :meth:`~TeacherRows.logits`: the dense teacher logits ``[B, C]`` its formula sees at its
   temperature. :class:`DenseRows` (a ``[B, C]`` tensor, e.g. a dense store's view or an
@@ -17,9 +18,10 @@ A loss asks its :class:`TeacherRows` two questions:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.losses._config import TeacherRows
 from sortkd_cache.losses.ce import _check_pair
 from sortkd_cache.losses.lskd import standardize
 
@@ -27,42 +29,6 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 __all__ = ["DenseRows", "TeacherRows", "teacher_rows"]
-
-
-class TeacherRows(Protocol):
-    """A batch of teacher rows, whatever their layout (see the module docstring)."""
-
-    def __len__(self) -> int: ...
-
-    def logits(
-        self,
-        student: Tensor,
-        target: Tensor,
-        temperature: float | Tensor,
-        *,
-        standardized: bool = False,
-    ) -> Tensor:
-        """The teacher logits ``[B, C]`` a loss at ``temperature`` sees (z-scored per row when
-        ``standardized``: LSKD). ``student`` and ``target`` are the batch's, for rows that
-        shape their answer by them."""
-        ...
-
-    def kd_terms(
-        self,
-        student: Tensor,
-        target: Tensor,
-        temperature: float,
-        weights: tuple[float, float],
-        *,
-        standardized: bool = False,
-    ) -> Tensor | None:
-        """``[ce_weight * CE, kd_weight * KD]`` (a ``[2]`` tensor) computed straight from the
-        rows, or None where these rows have no faster way than the dense formula."""
-        ...
-
-    def with_tail(self, tail: str) -> TeacherRows:
-        """These rows with the tail handling ``tail`` (sparse rows; others refuse)."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ _LAZY = {
     "SparseSpec": "_spec",
     "apply_sparse": "_methods",
     "check_topk": "_spec",
+    "chunk_sums": "_fidelity",
     "compress": "_compress",
     "id_dtype": "_spec",
     "chunk_sums": "_fidelity",

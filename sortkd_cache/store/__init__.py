@@ -6,10 +6,10 @@ from sortkd_cache.store._backend import Location, parse_location
 from sortkd_cache.store._copy import CopyResult, copy_store
 from sortkd_cache.store._layout import LOGIT_KINDS, choose_chunk_samples
 from sortkd_cache.store._lock import read_lock, writer_lock
+from sortkd_cache.store._logits_layout import DenseLayout, LogitsLayout, SparseLayout, layout_of
 from sortkd_cache.store._meta import SCHEMA_VERSION, DatasetRecord, StoreMeta, TeacherRecord
 from sortkd_cache.store._open import create_store, open_store
 from sortkd_cache.store._output_kind import is_store_output
-from sortkd_cache.store._sparse import fidelity_record, sparse_path
 from sortkd_cache.store._store import CacheStore, LogitsArray
 from sortkd_cache.store._verify import Problem, VerifyReport, quick_check, verify_store
 
@@ -19,9 +19,12 @@ __all__ = [
     "CacheStore",
     "CopyResult",
     "DatasetRecord",
+    "DenseLayout",
     "Location",
     "LogitsArray",
+    "LogitsLayout",
     "Problem",
+    "SparseLayout",
     "StoreMeta",
     "TeacherRecord",
     "VerifyReport",
@@ -29,12 +32,11 @@ __all__ = [
     "copy_store",
     "create_store",
     "is_store_output",
-    "fidelity_record",
+    "layout_of",
     "open_store",
     "parse_location",
     "quick_check",
     "read_lock",
-    "sparse_path",
     "verify_store",
     "writer_lock",
 ]

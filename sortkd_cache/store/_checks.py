@@ -17,10 +17,9 @@ from sortkd_cache.store._layout import LABELS, PARAMS, logits_path, progress_pat
 from sortkd_cache.store._meta import StoreMeta
 from sortkd_cache.store._problem import Problem, VerifyReport
 from sortkd_cache.store._schema import expected
-from sortkd_cache.store._sparse import SPARSE_ARRAYS, SparseLogitsArray, sparse_path
 from sortkd_cache.store._store import CacheStore
 
-__all__ = ["Problem", "VerifyReport", "quick_check", "quick_problems", "sparse_row_problems"]
+__all__ = ["Problem", "VerifyReport", "quick_check", "quick_problems"]
 
 STRUCTURAL = ("schema", "shape", "provenance", "limits")
 #: what a store may declare: verify and the readers allocate per chunk, per block of the
@@ -181,11 +180,7 @@ def _progress_problems(store: CacheStore, kind: str, expect_complete: bool) -> l
 
 def _kind_arrays(store: CacheStore, kind: str) -> list[str]:
     """The arrays holding a kind's logits: one dense array, or the sparse group's arrays."""
-    if not store.is_sparse:
-        return [logits_path(kind)]
-    found = [sparse_path(kind, n) for n in SPARSE_ARRAYS[:3]]
-    fidelity = sparse_path(kind, "fidelity")
-    return found + ([fidelity] if store.has_array(fidelity) else [])
+    return store.layout.kind_arrays(store, kind)
 
 
 def quick_problems(store: CacheStore, kinds: Sequence[str] | None = None) -> list[Problem]:
@@ -238,33 +233,3 @@ def quick_check(store: CacheStore, kinds: Sequence[str] | None = None) -> None:
     if first.category in STRUCTURAL:
         raise SchemaError(msg)
     raise CorruptChunkError(msg)
-
-
-# -- every chunk ------------------------------------------------------------------------------
-
-
-def sparse_row_problems(store: Any, kinds: Any) -> list[Any]:
-    """Rows checked across arrays (label's logit present and consistent, rank order), per
-    written (block, view) chunk of each kind; one problem per kind at most."""
-    from sortkd_cache.sparse import row_problems
-
-    out = []
-    labels = store.labels
-    for kind in kinds:
-        if not store.has_array(sparse_path(kind, "ids")):
-            continue
-        arrays = {n: store.raw_array(sparse_path(kind, n)) for n in SPARSE_ARRAYS[:3]}
-        data = SparseLogitsArray(arrays, store.sparse_spec, kind, store.url)
-        done = store.progress(kind) >= 0
-        for block, view in zip(*np.nonzero(done), strict=True):
-            start, stop = store.block_bounds(int(block))
-            try:
-                rows = data[start:stop, int(view)]
-            except CorruptChunkError:
-                continue  # reported chunk by chunk already
-            found = row_problems(store.sparse_spec, rows, labels[start:stop])
-            if found:
-                where = f"block {int(block)}, view {int(view)}"
-                out.append(Problem("content", f"{where}: {found[0]}", logits_path(kind)))
-                break
-    return out

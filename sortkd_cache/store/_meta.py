@@ -252,9 +252,5 @@ class StoreMeta:
             derivation=_derivation(d, schema),
         )
 
-    @property
-    def is_sparse(self) -> bool:
-        return self.sparse is not None
-
     def replace(self, **changes: Any) -> StoreMeta:
         return dataclasses.replace(self, **changes)

@@ -39,14 +39,9 @@ from sortkd_cache.store._layout import (
     progress_path,
 )
 from sortkd_cache.store._logits import LogitsArray, zarr_get
+from sortkd_cache.store._logits_layout import LogitsLayout, layout_of
 from sortkd_cache.store._meta import ATTRS_KEY, CHECKSUM_SCHEMA, StoreMeta
-from sortkd_cache.store._sparse import (
-    SPARSE_ARRAYS,
-    SparseLogitsArray,
-    create_sparse_arrays,
-    sparse_path,
-    write_sparse_chunk,
-)
+from sortkd_cache.store._sparse import SparseLogitsArray
 
 if TYPE_CHECKING:
     from sortkd_cache.sparse import SparseRows
@@ -64,6 +59,7 @@ class CacheStore:
         self.mode = mode
         self._group = group
         self._meta: StoreMeta | None = None
+        self._layout: tuple[StoreMeta, LogitsLayout] | None = None
         self._arrays: dict[str, Any] = {}  # opened array handles (metadata read once)
 
     # -- identity ---------------------------------------------------------------------------
@@ -103,9 +99,17 @@ class CacheStore:
         return self.meta.chunk_samples
 
     @property
+    def layout(self) -> LogitsLayout:
+        """How the logits kinds are held: dense or sparse top K (:mod:`._logits_layout`)."""
+        meta = self.meta
+        if self._layout is None or self._layout[0] is not meta:
+            self._layout = (meta, layout_of(meta))
+        return self._layout[1]
+
+    @property
     def is_sparse(self) -> bool:
         """Whether the logits kinds are stored sparse (top K; see :mod:`sortkd_cache.sparse`)."""
-        return self.meta.sparse is not None
+        return self.layout.spec is not None
 
     @cached_property
     def sparse_spec(self) -> Any:
@@ -200,25 +204,30 @@ class CacheStore:
             return True  # completion only goes back with --overwrite, under the writer lock
         return bool(self.kind_attrs(kind).get("complete", False))
 
+    def kind_array(self, kind: str = "raw") -> LogitsArray | SparseLogitsArray:
+        """The logits of ``kind`` in the store's layout: ``read_block(block, view)`` gives a
+        chunk (dense ``[S, C]`` or SparseRows); refuses a missing or incomplete kind."""
+        self._check_kind(kind)
+        return self.layout.reader(self, kind)
+
     def logits(self, kind: str = "raw") -> LogitsArray:
         """The [N, V, C] logits of ``kind`` ('raw', 'sort' or 'swap') of a dense store."""
-        self._check_kind(kind)
-        if self.is_sparse:
+        arr = self.kind_array(kind)
+        if not isinstance(arr, LogitsArray):
             raise LogitsKindError(
                 f"store '{self.url}' holds sparse top-{self.sparse_spec.k} logits, not dense "
                 f"[N, V, C] ones; read them with store.sparse_logits('{kind}')"
             )
-        return LogitsArray(self._array(logits_path(kind)), kind, self.url)
+        return arr
 
     def sparse_logits(self, kind: str = "raw") -> SparseLogitsArray:
         """The sparse logits of ``kind`` of a sparse store: ``[i, v]`` gives SparseRows."""
-        self._check_kind(kind)
-        if not self.is_sparse:
+        arr = self.kind_array(kind)
+        if not isinstance(arr, SparseLogitsArray):
             raise LogitsKindError(
                 f"store '{self.url}' holds dense logits; read them with store.logits('{kind}')"
             )
-        arrays = {n: self._array(sparse_path(kind, n)) for n in SPARSE_ARRAYS[:3]}
-        return SparseLogitsArray(arrays, self.sparse_spec, kind, self.url, self.labels)
+        return arr
 
     def _check_kind(self, kind: str) -> None:
         if kind not in LOGIT_KINDS:
@@ -279,28 +288,13 @@ class CacheStore:
         sparse arrays instead (with a ``fidelity`` array when the kind is made from dense rows).
         """
         self._require_writable()
-        n, v, c, s = self.num_samples, self.num_views, self.num_classes, self.chunk_samples
         exists = self.has_array(logits_path(kind))
         if exists and not overwrite:
             return
         all_attrs = {**dict(attrs or {}), "kind": kind, "complete": False}
-        if self.is_sparse:
-            for name in SPARSE_ARRAYS:
-                self._arrays.pop(sparse_path(kind, name), None)
-            made = create_sparse_arrays(self, kind, all_attrs, fidelity=fidelity)
-            self._arrays.update(made)
-            self._arrays.pop(logits_path(kind), None)
-            self._create_progress(kind)
-            return
-        self._arrays[logits_path(kind)] = self._create(
-            logits_path(kind),
-            all_attrs,
-            shape=(n, v, c),
-            chunks=(s, 1, c),
-            dtype=dtype,
-            compressors=codecs(),
-            fill_value=float("nan"),
-        )
+        for path in self.layout.kind_paths(kind):
+            self._arrays.pop(path, None)
+        self._arrays.update(self.layout.create_kind(self, kind, dtype, all_attrs, fidelity))
         self._create_progress(kind)
 
     def _create_progress(self, kind: str) -> None:
@@ -359,11 +353,7 @@ class CacheStore:
         start, stop = self.block_bounds(block)
         if params is not None:
             self._array(PARAMS)[start:stop, view] = params
-        if self.is_sparse:
-            bounds = (start, stop)
-            write_sparse_chunk(self._array, kind, block, bounds, view, values, fidelity)
-        else:
-            self._array(logits_path(kind))[start:stop, view] = values
+        self.layout.write_rows(self, kind, block, view, values, fidelity)
         self._array(progress_path(kind))[block, view] = int(count)
 
     def create_array(
@@ -379,7 +369,7 @@ class CacheStore:
     ) -> Any:
         """Create (or open, unless ``overwrite``) an extra checksummed array."""
         self._require_writable()
-        if self.has_array(path) and not overwrite:
+        if not overwrite and self.has_array(path):
             return self._array(path)
         arr = self._create(
             path,

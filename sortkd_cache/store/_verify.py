@@ -33,7 +33,6 @@ from sortkd_cache.store._checks import (
     VerifyReport,
     quick_check,
     quick_problems,
-    sparse_row_problems,
 )
 from sortkd_cache.store._integrity import doc_problem
 from sortkd_cache.store._keys import list_keys, read_keys_or_damage
@@ -125,8 +124,8 @@ def verify_store(
     counts = [0, 0]
     found += _scan_chunks(store, scan, loc, progress, counts)
     problems += found
-    if store.is_sparse and not any(p.category in ("schema", "shape") for p in problems):
-        problems += sparse_row_problems(store, present)
+    if not any(p.category in ("schema", "shape") for p in problems):
+        problems += store.layout.row_problems(store, present)
     if dataset is not None:
         problems += _fingerprint_problems(store, dataset, data_root)
     else:

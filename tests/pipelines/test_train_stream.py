@@ -141,11 +141,12 @@ def test_sparse_stores_stream_by_their_own_bytes() -> None:
     """ImageNet-1k at top-10 in float16 is 54 B per sample-view: 1.28 M samples are 66 MiB
     per view (streamed by auto), a million are 51 MiB (whole views); stream is accepted."""
     from sortkd_cache.sparse import SparseSpec
+    from sortkd_cache.store import SparseLayout
 
     class Sparse:
-        is_sparse = True
-        num_classes, chunk_samples = 1000, 1024
+        num_classes, chunk_samples, meta = 1000, 1024, None
         sparse_spec = SparseSpec(k=10, num_classes=1000)
+        layout = SparseLayout(sparse_spec)
 
         def __init__(self, n: int) -> None:
             self.num_samples = n
