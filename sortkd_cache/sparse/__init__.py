@@ -49,7 +49,6 @@ _LAZY = {
     "chunk_sums": "_fidelity",
     "compress": "_compress",
     "id_dtype": "_spec",
-    "chunk_sums": "_fidelity",
     "kl_rows": "_fidelity",
     "label_positions": "_methods",
     "log_rest": "_rebuild",
