@@ -258,10 +258,7 @@ def prepare_like(base: Setup, cfg: TrainConfig) -> Setup:
     if store is not None and cfg.online_teacher is None and cfg.loss_config().needs_teacher:
         from sortkd_cache.store import quick_check
 
-        if store.is_sparse:
-            store.sparse_logits(cfg.logits)
-        else:
-            store.logits(cfg.logits)
+        store.kind_array(cfg.logits)  # refuses a missing or incomplete kind
         quick_check(store, [cfg.logits])
     sparse, tail = _sparse_teacher(cfg, store, base.num_classes)
     plan = _soft_label_plan(cfg, store, base.world.size)
