@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sortkd_cache._registry import Registry
+from sortkd_cache import Registry
 
 __all__ = ["KINDS", "catalog"]
 
