@@ -24,8 +24,6 @@ counters that differ only in one word never collide.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 
@@ -44,6 +42,8 @@ _S31 = np.uint64(31)
 _S11 = np.uint64(11)
 
 U64Array = npt.NDArray[np.uint64]
+#: what a counter word accepts: a Python int, a numpy integer, or an integer array
+IntLike = int | np.integer | npt.ArrayLike
 
 
 def splitmix64(z: U64Array) -> U64Array:
@@ -55,7 +55,7 @@ def splitmix64(z: U64Array) -> U64Array:
         return z ^ (z >> _S31)
 
 
-def _as_u64(value: Any, what: str) -> U64Array:
+def _as_u64(value: IntLike, what: str) -> U64Array:
     """Any integer or integer array as a uint64 array (modulo 2**64), at least 1-D."""
     if isinstance(value, (bool, np.bool_)):
         raise AugmentError(f"counter {what} must be an integer, got {value!r}")
@@ -69,7 +69,7 @@ def _as_u64(value: Any, what: str) -> U64Array:
     raise AugmentError(f"counter {what} must be integers, got dtype {arr.dtype}")
 
 
-def _shape_of(*values: Any) -> tuple[int, ...]:
+def _shape_of(*values: IntLike) -> tuple[int, ...]:
     shapes = [np.shape(v) for v in values]
     try:
         return tuple(np.broadcast_shapes(*shapes))
@@ -77,7 +77,7 @@ def _shape_of(*values: Any) -> tuple[int, ...]:
         raise AugmentError(f"counter inputs do not broadcast: shapes {shapes}") from exc
 
 
-def counter_bits(seed: Any, index: Any, view: Any, draw: Any) -> U64Array:
+def counter_bits(seed: IntLike, index: IntLike, view: IntLike, draw: IntLike) -> U64Array:
     """64 random bits per element of ``broadcast(seed, index, view, draw)`` (see module doc)."""
     shape = _shape_of(seed, index, view, draw)
     s, i, v, d = np.broadcast_arrays(
@@ -94,7 +94,9 @@ def counter_bits(seed: Any, index: Any, view: Any, draw: Any) -> U64Array:
     return h.reshape(shape)
 
 
-def counter_uniform(seed: Any, index: Any, view: Any, draw: Any) -> npt.NDArray[np.float64]:
+def counter_uniform(
+    seed: IntLike, index: IntLike, view: IntLike, draw: IntLike
+) -> npt.NDArray[np.float64]:
     """Uniform float64 in [0, 1) per element of ``broadcast(seed, index, view, draw)``.
 
     The top 53 bits of :func:`counter_bits` scaled by 2**-53, so every value is exact and

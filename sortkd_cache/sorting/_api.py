@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, overload
 
 import numpy as np
@@ -38,6 +39,8 @@ Labels: TypeAlias = "int | np.integer[Any] | NDArray[np.integer[Any]] | torch.Te
 """Integer labels of the logits' leading shape: numpy, torch, or an int for a single row."""
 
 _NpT = TypeVar("_NpT", bound="NDArray[Any]")
+Logits: TypeAlias = "NDArray[Any] | np.generic | torch.Tensor"
+"""A logits array: numpy (a scalar reads as a 0-d array) or torch."""
 
 _NUMPY_DTYPES = ("float16", "float32", "float64")
 _TORCH_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -56,7 +59,7 @@ class LogitsMethod(Protocol):
     ) -> NDArray[Any] | torch.Tensor: ...
 
 
-def _torch_module() -> Any:
+def _torch_module() -> ModuleType | None:
     return sys.modules.get("torch")
 
 
@@ -150,12 +153,12 @@ def _prepare_torch(z: torch.Tensor, y: object) -> tuple[torch.Tensor, torch.Tens
 
 
 def _apply(
-    z: Any,
+    z: Logits,
     y: object,
     np_kernel: Callable[[NDArray[Any], NDArray[np.int64]], NDArray[Any]],
     torch_kernel: str,
     same_dtype: bool,
-) -> Any:
+) -> NDArray[Any] | torch.Tensor:
     if isinstance(z, np.generic):  # a numpy scalar: reported as a 0-d array
         z = np.asarray(z)
     if isinstance(z, np.ndarray):
@@ -182,11 +185,11 @@ def _apply(
     raise ConfigError(f"logits must be a numpy array or a torch tensor; got {type(z).__name__}")
 
 
-def _sort_logits(z: Any, y: Any) -> Any:
+def _sort_logits(z: Logits, y: Labels) -> NDArray[Any] | torch.Tensor:
     return _apply(z, y, _numpy.sort_2d, "sort_2d", True)
 
 
-def _swap_logits(z: Any, y: Any) -> Any:
+def _swap_logits(z: Logits, y: Labels) -> NDArray[Any] | torch.Tensor:
     return _apply(z, y, _numpy.swap_2d, "swap_2d", True)
 
 

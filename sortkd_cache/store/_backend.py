@@ -28,6 +28,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+import fsspec
+from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+from fsspec.implementations.zip import ZipFileSystem
+from zarr.abc.store import Store
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
+from zarr.storage import FsspecStore, LocalStore, WrapperStore, ZipStore
+
 from sortkd_cache.errors import (
     RemoteStoreError,
     SortKDError,
@@ -158,7 +166,7 @@ def _check_reachable(loc: Location, endpoint: str) -> None:
 
 def remote_filesystem(
     loc: Location, opts: dict[str, Any], *, asynchronous: bool = False
-) -> tuple[Any, str]:
+) -> tuple[fsspec.AbstractFileSystem, str]:
     """The fsspec filesystem of a remote location and the path inside it.
 
     gcsfs's default filesystem asks Google's storage-control gRPC API for each bucket's type
@@ -166,15 +174,13 @@ def remote_filesystem(
     warning per call (and, with ``token=anon``, retries for minutes), so gs:// at an emulator
     uses gcsfs's plain JSON-API filesystem instead.
     """
-    import fsspec
-
     kwargs = {"asynchronous": True, **opts} if asynchronous else dict(opts)
     if loc.scheme in ("gs", "gcs") and _gcs_endpoint(opts):
         from gcsfs.core import GCSFileSystem  # type: ignore[import-untyped, import-not-found]
 
         fs = GCSFileSystem(**kwargs)
         return fs, str(fs._strip_protocol(loc.path))
-    found: tuple[Any, str] = fsspec.core.url_to_fs(loc.path, **kwargs)
+    found: tuple[fsspec.AbstractFileSystem, str] = fsspec.core.url_to_fs(loc.path, **kwargs)
     return found
 
 
@@ -225,18 +231,12 @@ def remote_error(
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on zarr's event loop (where remote filesystems live)."""
-    from zarr.core.sync import sync
-
     result: T = sync(coro)
     return result
 
 
-def _remote_zip(loc: Location, opts: dict[str, Any]) -> Any:
+def _remote_zip(loc: Location, opts: dict[str, Any]) -> FsspecStore:
     """A read-only store over a zip at a URL, read member by member with range requests."""
-    from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
-    from fsspec.implementations.zip import ZipFileSystem
-    from zarr.storage import FsspecStore
-
     opts = {k: v for k, v in opts.items() if k != "block_size"}
     fs, path = remote_filesystem(loc, opts)
     try:
@@ -256,10 +256,7 @@ def _remote_zip(loc: Location, opts: dict[str, Any]) -> Any:
     return FsspecStore(AsyncFileSystemWrapper(zfs, asynchronous=True), path="", read_only=True)
 
 
-def _open_remote(loc: Location, mode: Mode, opts: dict[str, Any]) -> Any:
-    from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
-    from zarr.storage import FsspecStore
-
+def _open_remote(loc: Location, mode: Mode, opts: dict[str, Any]) -> Store:
     if loc.is_zip:
         if mode != "r":
             raise StoreReadOnlyError(f"zip store '{loc.raw}' is read-only")
@@ -272,10 +269,8 @@ def _open_remote(loc: Location, mode: Mode, opts: dict[str, Any]) -> Any:
     return FsspecStore(fs=fs, path=path, read_only=mode == "r")
 
 
-def _probe(loc: Location, store: Any, mode: Mode, opts: dict[str, Any]) -> None:
+def _probe(loc: Location, store: Store, mode: Mode, opts: dict[str, Any]) -> None:
     """Fetch the root zarr.json once: fail early, clearly, on a bad endpoint or location."""
-    from zarr.core.buffer import default_buffer_prototype
-
     try:
         value = run_sync(store.get(ROOT_META, default_buffer_prototype()))
     except Exception as exc:
@@ -289,14 +284,16 @@ def _probe(loc: Location, store: Any, mode: Mode, opts: dict[str, Any]) -> None:
         raise StoreNotFoundError(f"no store at '{loc.raw}' (no {ROOT_META} there)")
 
 
-def fs_store(store: Any) -> Any:
+def fs_store(store: Store) -> FsspecStore:
     """The fsspec-backed store (with ``fs`` and ``path``) inside the wrappers of a remote one."""
-    while not hasattr(store, "fs") and hasattr(store, "_store"):
+    while not isinstance(store, FsspecStore) and isinstance(store, WrapperStore):
         store = store._store
+    if not isinstance(store, FsspecStore):
+        raise TypeError(f"{type(store).__name__} is not backed by an fsspec filesystem")
     return store
 
 
-def _bucket_missing(store: Any) -> bool:
+def _bucket_missing(store: Store) -> bool:
     """True only when the server says the bucket of an s3/gs store does not exist."""
     inner = fs_store(store)
     fs, bucket = inner.fs, inner.path.split("/", 1)[0]
@@ -313,9 +310,7 @@ def _bucket_missing(store: Any) -> bool:
     return False
 
 
-def _open_local_zip(loc: Location) -> Any:
-    from zarr.storage import ZipStore
-
+def _open_local_zip(loc: Location) -> Store:
     if not os.path.isfile(loc.path):
         raise StoreNotFoundError(f"no store at '{loc.raw}' (file not found)")
     if not zipfile.is_zipfile(loc.path):
@@ -326,9 +321,7 @@ def _open_local_zip(loc: Location) -> Any:
     return member_checked_store(ZipStore(loc.path, mode="r", read_only=True), loc.raw)
 
 
-def _open_local(loc: Location, read_only: bool) -> Any:
-    from zarr.storage import LocalStore
-
+def _open_local(loc: Location, read_only: bool) -> Store:
     if loc.kind == "zip":
         if not read_only:
             raise StoreReadOnlyError(
@@ -346,7 +339,7 @@ def _open_local(loc: Location, read_only: bool) -> Any:
     return LocalStore(loc.path, read_only=read_only)
 
 
-def open_backend(loc: Location, mode: Mode, storage_options: dict[str, Any] | None = None) -> Any:
+def open_backend(loc: Location, mode: Mode, storage_options: dict[str, Any] | None = None) -> Store:
     """A zarr store object for ``loc``. ``mode='r'`` opens read-only."""
     read_only = mode == "r"
     if loc.kind != "remote":

@@ -26,6 +26,16 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import zarr
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.group import GroupMetadata
+from zarr.core.metadata import ArrayV2Metadata, ArrayV3Metadata
+from zarr.storage import MemoryStore
+from zarr.types import AnyArray
+
+from sortkd_cache.errors import SchemaError
+from sortkd_cache.store._backend import run_sync
+
 __all__ = [
     "DIGEST_KEY",
     "INFORMATIONAL",
@@ -38,6 +48,9 @@ __all__ = [
     "node_digest",
     "with_digest",
 ]
+
+#: the metadata of a node (an array of either zarr format, or a group)
+NodeMetadata = ArrayV2Metadata | ArrayV3Metadata | GroupMetadata
 
 DIGEST_KEY = "sortkd_cache_sha256"
 #: fields excluded from the digest: none (see the module docstring)
@@ -57,16 +70,14 @@ def node_digest(doc: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical(doc)).hexdigest()
 
 
-def metadata_doc(metadata: Any) -> dict[str, Any]:
+def metadata_doc(metadata: NodeMetadata) -> dict[str, Any]:
     """The document zarr writes for ``metadata`` (an array's or a group's), parsed."""
-    from zarr.core.buffer import default_buffer_prototype
-
     raw = metadata.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
     doc: dict[str, Any] = json.loads(raw)
     return doc
 
 
-def with_digest(metadata: Any, attributes: Mapping[str, Any]) -> dict[str, Any]:
+def with_digest(metadata: NodeMetadata, attributes: Mapping[str, Any]) -> dict[str, Any]:
     """``attributes`` plus the digest of the node ``metadata`` becomes with them.
 
     Values go through JSON first, so what is hashed is what is written."""
@@ -75,7 +86,7 @@ def with_digest(metadata: Any, attributes: Mapping[str, Any]) -> dict[str, Any]:
     return {**attrs, DIGEST_KEY: node_digest(doc)}
 
 
-def doc_problem(doc: Any, required: bool) -> str | None:
+def doc_problem(doc: object, required: bool) -> str | None:
     """What is wrong with a parsed document's digest, or None.
 
     ``required``: a schema >= 3 store, whose every node must carry one."""
@@ -92,14 +103,9 @@ def doc_problem(doc: Any, required: bool) -> str | None:
     return None
 
 
-def check_node(group: Any, key: str, required: bool, where: str) -> None:
+def check_node(group: zarr.Group, key: str, required: bool, where: str) -> None:
     """Raise :class:`SchemaError` naming ``key`` when the node's checksum, over the raw bytes
     of its ``zarr.json`` (so a field zarr ignores or defaults is covered too), is wrong."""
-    from zarr.core.buffer import default_buffer_prototype
-
-    from sortkd_cache.errors import SchemaError
-    from sortkd_cache.store._backend import run_sync
-
     raw = run_sync(group.store.get(key, default_buffer_prototype()))
     try:
         doc = json.loads(raw.to_bytes()) if raw is not None else None
@@ -111,13 +117,10 @@ def check_node(group: Any, key: str, required: bool, where: str) -> None:
 
 
 def create_checked_array(
-    group: Any, path: str, attributes: Mapping[str, Any] | None, **kw: Any
-) -> Any:
+    group: zarr.Group, path: str, attributes: Mapping[str, Any] | None, **kw: Any
+) -> AnyArray:
     """Create (replacing) an array whose metadata carries its checksum from the start: the
     document is built in memory first, so no reader ever sees the node without one."""
-    import zarr
-    from zarr.storage import MemoryStore
-
     attrs = dict(attributes or {})
     probe = zarr.create_array(MemoryStore(), attributes=attrs, **kw)
     return group.create_array(
@@ -125,11 +128,8 @@ def create_checked_array(
     )
 
 
-def create_checked_group(group: Any, path: str, attributes: Mapping[str, Any]) -> Any:
+def create_checked_group(group: zarr.Group, path: str, attributes: Mapping[str, Any]) -> zarr.Group:
     """Create (replacing) a group whose metadata carries its checksum from the start."""
-    import zarr
-    from zarr.storage import MemoryStore
-
     attrs = dict(attributes)
     probe = zarr.open_group(MemoryStore(), mode="w").create_group("g", attributes=attrs)
     return group.create_group(path, overwrite=True, attributes=with_digest(probe.metadata, attrs))

@@ -8,13 +8,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from zarr.abc.store import Store
+from zarr.core.buffer import default_buffer_prototype
+
 from sortkd_cache.store._backend import Location, fs_store, remote_error, run_sync
 from sortkd_cache.store._zipcheck import ZipMemberError
 
 __all__ = ["list_keys", "read_keys", "read_keys_or_damage"]
 
 
-def list_keys(store: Any, loc: Location) -> dict[str, int] | None:
+def list_keys(store: Store, loc: Location) -> dict[str, int] | None:
     """Every key of a store with its size in bytes, sorted by key.
 
     None where the backend cannot list (http(s) directories: keys are then derived from the
@@ -48,9 +51,9 @@ def list_keys(store: Any, loc: Location) -> dict[str, int] | None:
     return dict(sorted(out.items()))
 
 
-async def _gather_keys(store: Any, keys: Sequence[str], concurrency: int) -> list[Any]:
-    from zarr.core.buffer import default_buffer_prototype
-
+async def _gather_keys(
+    store: Store, keys: Sequence[str], concurrency: int
+) -> list[bytes | BaseException | None]:
     proto = default_buffer_prototype()
     sem = asyncio.Semaphore(concurrency)
 
@@ -63,7 +66,7 @@ async def _gather_keys(store: Any, keys: Sequence[str], concurrency: int) -> lis
 
 
 def read_keys_or_damage(
-    store: Any, loc: Location, keys: Sequence[str], concurrency: int = 16
+    store: Store, loc: Location, keys: Sequence[str], concurrency: int = 16
 ) -> list[bytes | ZipMemberError | None]:
     """The raw bytes of ``keys`` (None for a missing key), fetched concurrently; a damaged
     zip member is returned as its :class:`ZipMemberError` (what ``verify`` reports)."""
@@ -79,7 +82,7 @@ def read_keys_or_damage(
 
 
 def read_keys(
-    store: Any, loc: Location, keys: Sequence[str], concurrency: int = 16
+    store: Store, loc: Location, keys: Sequence[str], concurrency: int = 16
 ) -> list[bytes | None]:
     """The raw bytes of ``keys`` (None for a missing key), fetched concurrently; a damaged
     zip member raises its :class:`ZipMemberError`."""

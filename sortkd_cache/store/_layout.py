@@ -23,7 +23,8 @@ reported instead of being silently taken as zeros.
 
 from __future__ import annotations
 
-from typing import Any
+from zarr.abc.codec import BytesBytesCodec
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from sortkd_cache.sorting import LOGIT_KINDS
 
@@ -54,10 +55,8 @@ def progress_path(kind: str) -> str:
     return f"progress/{kind}"
 
 
-def codecs(level: int = 1) -> list[Any]:
+def codecs(level: int = 1) -> list[BytesBytesCodec]:
     """Bytes-to-bytes codecs of every array: zstd, then a crc32c checksum."""
-    from zarr.codecs import Crc32cCodec, ZstdCodec
-
     return [ZstdCodec(level=level), Crc32cCodec()]
 
 

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+from types import EllipsisType
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+from zarr.types import AnyArray
 
 from sortkd_cache.errors import CorruptChunkError
+from sortkd_cache.store._backend import run_sync
 from sortkd_cache.store._zipcheck import ZipMemberError
 
-__all__ = ["LogitsArray", "zarr_get"]
+__all__ = ["LogitsArray", "Selection", "zarr_get"]
+
+#: a numpy-style basic selection: an int, a slice, an index array, or a tuple of them
+Selection = int | slice | EllipsisType | np.ndarray | list[int] | tuple[Any, ...]
 
 
-def zarr_get(arr: Any, selection: Any, what: str) -> np.ndarray:
+def zarr_get(arr: AnyArray, selection: Selection, what: str) -> np.ndarray:
     """Read a selection; any decode failure (checksum, truncation) becomes CorruptChunkError."""
     try:
         out = arr[selection]
@@ -31,9 +39,6 @@ def _drain_zarr_loop(timeout: float = 10.0) -> None:
 
     zarr gathers a selection's chunk reads without cancelling the others when one fails; left
     pending, they are destroyed at exit with one "Task was destroyed" line each."""
-    import asyncio
-
-    from sortkd_cache.store._backend import run_sync
 
     async def drain() -> None:
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
@@ -57,7 +62,7 @@ class LogitsArray:
     as are chunks failing their checksum.
     """
 
-    def __init__(self, array: Any, kind: str, where: str) -> None:
+    def __init__(self, array: AnyArray, kind: str, where: str) -> None:
         self._array = array
         self.kind = kind
         self._where = where
@@ -82,7 +87,7 @@ class LogitsArray:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def __getitem__(self, selection: Any) -> np.ndarray:
+    def __getitem__(self, selection: Selection) -> np.ndarray:
         out = zarr_get(self._array, selection, f"{self._where} logits/{self.kind}[{selection!r}]")
         if out.dtype.kind == "f" and _has_nan(out):
             raise CorruptChunkError(
@@ -90,7 +95,7 @@ class LogitsArray:
             )
         return out
 
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+    def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         out = self[...]
         return out.astype(dtype) if dtype is not None else out
 

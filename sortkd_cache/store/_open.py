@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import zarr
 
 from sortkd_cache.errors import (
     StoreError,
@@ -32,8 +33,6 @@ def open_store(
     storage_options: dict[str, Any] | None = None,
 ) -> CacheStore:
     """Open an existing store (directory, .zip, s3://, gs://, https://)."""
-    import zarr
-
     loc = parse_location(location)
     backend = open_backend(loc, mode, storage_options)
     try:
@@ -76,8 +75,6 @@ def create_store(
     overwrite: bool = False,
 ) -> CacheStore:
     """Create a new store; an existing one is replaced only with ``overwrite``."""
-    import zarr
-
     loc = parse_location(location)
     if not loc.writable:
         raise StoreReadOnlyError(f"cannot create a store at '{loc.raw}' (read-only location)")

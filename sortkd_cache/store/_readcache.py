@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Iterable
-from typing import Any
+
+from zarr.abc.store import ByteRequest, Store
+from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.storage import WrapperStore
 
 from sortkd_cache.errors import RemoteStoreError
 
@@ -51,36 +54,35 @@ class _LRU:
             self._size -= len(old)
 
 
-def read_cache_store(inner: Any, max_bytes: int) -> Any:
+class ReadCacheStore(WrapperStore[Store]):
+    """A read-only store whose whole values (chunks and metadata) go through an LRU cache."""
+
+    def __init__(self, store: Store, max_bytes: int) -> None:
+        super().__init__(store)
+        self.max_bytes = max_bytes
+        self._lru = _LRU(max_bytes)
+
+    def _with_store(self, store: Store) -> ReadCacheStore:
+        return type(self)(store, self.max_bytes)
+
+    async def get(
+        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
+        hit = None if byte_range is not None else self._lru.get(key)
+        if hit is not None:
+            return prototype.buffer.from_bytes(hit)
+        value: Buffer | None = await self._store.get(key, prototype, byte_range)
+        if value is not None and byte_range is None:
+            self._lru.put(key, value.to_bytes())
+        return value
+
+    async def _get_many(
+        self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
+    ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
+        for key, prototype, byte_range in requests:
+            yield key, await self.get(key, prototype, byte_range)
+
+
+def read_cache_store(inner: Store, max_bytes: int) -> ReadCacheStore:
     """Wrap a read-only store in an LRU cache of whole values (chunks and metadata)."""
-    from zarr.abc.store import ByteRequest
-    from zarr.core.buffer import Buffer, BufferPrototype
-    from zarr.storage import WrapperStore
-
-    class ReadCacheStore(WrapperStore[Any]):
-        def __init__(self, store: Any, max_bytes: int = max_bytes) -> None:
-            super().__init__(store)
-            self.max_bytes = max_bytes
-            self._lru = _LRU(max_bytes)
-
-        def _with_store(self, store: Any) -> ReadCacheStore:
-            return type(self)(store, self.max_bytes)
-
-        async def get(
-            self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
-        ) -> Buffer | None:
-            hit = None if byte_range is not None else self._lru.get(key)
-            if hit is not None:
-                return prototype.buffer.from_bytes(hit)
-            value: Buffer | None = await self._store.get(key, prototype, byte_range)
-            if value is not None and byte_range is None:
-                self._lru.put(key, value.to_bytes())
-            return value
-
-        async def _get_many(
-            self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
-        ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
-            for key, prototype, byte_range in requests:
-                yield key, await self.get(key, prototype, byte_range)
-
-    return ReadCacheStore(inner)
+    return ReadCacheStore(inner, max_bytes)

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import google_crc32c
+import numcodecs
 import numpy as np
+import zarr
+from tqdm.auto import tqdm
+from zarr.abc.store import Store
+from zarr.core.metadata import ArrayV3Metadata
+from zarr.types import ArrayV3
 
 from sortkd_cache.errors import SchemaError, StoreError, StoreNotFoundError
 from sortkd_cache.store._backend import Location, open_backend
@@ -43,8 +51,6 @@ def candidate_arrays(
 ) -> tuple[list[str], list[Problem]]:
     """Paths of the store's arrays (from the key listing, or the schema for http), and a
     problem naming the file for each whose metadata zarr cannot use."""
-    import zarr
-
     if keys is not None:
         nodes = sorted({k.rsplit("/", 1)[0] for k in keys if k.endswith("/zarr.json")})
         nodes = [p for p in nodes if spec_for(p) is not None]
@@ -63,20 +69,19 @@ def candidate_arrays(
     return out, problems
 
 
-def _grid(arr: Any) -> list[int]:
+def _grid(arr: ArrayV3) -> list[int]:
     return [math.ceil(int(s) / int(c)) for s, c in zip(arr.shape, arr.chunks, strict=True)]
 
 
-def chunk_keys(arr: Any) -> Iterator[tuple[tuple[int, ...], str]]:
+def chunk_keys(arr: ArrayV3) -> Iterator[tuple[tuple[int, ...], str]]:
     for coords in np.ndindex(*_grid(arr)):
         yield tuple(int(c) for c in coords), arr.metadata.encode_chunk_key(coords)
 
 
-def _decode(arr: Any, raw: bytes, coords: tuple[int, ...]) -> tuple[str, str] | np.ndarray:
+def _decode(arr: ArrayV3, raw: bytes, coords: tuple[int, ...]) -> tuple[str, str] | np.ndarray:
     """The chunk's in-bounds values, or (category, message) when it fails its checks."""
-    import google_crc32c
-    import numcodecs
-
+    if not isinstance(arr.metadata, ArrayV3Metadata):
+        return "schema", "not a zarr v3 array"
     names = [type(c).__name__ for c in arr.metadata.codecs]
     dtype = np.dtype(arr.dtype)
     if names == list(LAYOUT_CODECS):
@@ -146,7 +151,7 @@ def _unwritten(store: CacheStore, path: str) -> np.ndarray | None:
     return None
 
 
-def _batches(arr: Any) -> Iterator[list[tuple[tuple[int, ...], str]]]:
+def _batches(arr: ArrayV3) -> Iterator[list[tuple[tuple[int, ...], str]]]:
     """The chunk keys of ``arr`` in batches, generated lazily (memory independent of the
     declared shape)."""
     batch: list[tuple[tuple[int, ...], str]] = []
@@ -160,7 +165,7 @@ def _batches(arr: Any) -> Iterator[list[tuple[tuple[int, ...], str]]]:
 
 
 def _chunk_problem(
-    arr: Any, path: str, coords: tuple[int, ...], key: str, raw: bytes, meta: StoreMeta
+    arr: ArrayV3, path: str, coords: tuple[int, ...], key: str, raw: bytes, meta: StoreMeta
 ) -> Problem | None:
     out = _decode(arr, raw, coords)
     if isinstance(out, tuple):
@@ -170,7 +175,7 @@ def _chunk_problem(
 
 
 def scan_array(
-    store: CacheStore, path: str, loc: Location, bar: Any
+    store: CacheStore, path: str, loc: Location, bar: tqdm[None]
 ) -> tuple[list[Problem], int, int]:
     """Every chunk of ``path`` read once and checked: (problems, chunks checked, bytes)."""
     arr = store.raw_array(path)
@@ -205,10 +210,8 @@ def scan_array(
 
 def open_for_verify(
     loc: Location, storage_options: dict[str, Any] | None
-) -> tuple[CacheStore, Any]:
+) -> tuple[CacheStore, Store]:
     """The store and its zarr backend; raises (exit 2) when ``loc`` holds no store at all."""
-    import zarr
-
     backend = open_backend(loc, "r", storage_options)
     try:
         group = zarr.open_group(backend, mode="r")
@@ -223,12 +226,8 @@ def open_for_verify(
     return CacheStore(loc, "r", group), backend
 
 
-def progress_bar(total: int | None, enabled: bool, desc: str, unit: str = "chunk") -> Any:
+def progress_bar(total: int | None, enabled: bool, desc: str, unit: str = "chunk") -> tqdm[None]:
     """A tqdm bar on stderr (rate and ETA); off when disabled or SORTKD_NO_PROGRESS=1."""
-    import sys
-
-    from tqdm.auto import tqdm
-
     disable = not enabled or os.environ.get("SORTKD_NO_PROGRESS") == "1"
     scale = {"unit_scale": True, "unit_divisor": 1024} if unit == "B" else {}
     kw: dict[str, Any] = {"mininterval": 0.5, "dynamic_ncols": True, "file": sys.stderr}

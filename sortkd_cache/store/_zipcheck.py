@@ -12,13 +12,12 @@ from __future__ import annotations
 import zipfile
 import zlib
 from collections.abc import AsyncGenerator, Iterable
-from typing import TYPE_CHECKING, Any
+
+from zarr.abc.store import ByteRequest, Store
+from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.storage import WrapperStore
 
 from sortkd_cache.errors import CorruptChunkError
-
-if TYPE_CHECKING:
-    from zarr.abc.store import ByteRequest
-    from zarr.core.buffer import Buffer, BufferPrototype
 
 __all__ = ["ZipMemberError", "member_checked_store"]
 
@@ -44,34 +43,39 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def member_checked_store(inner: Any, where: str) -> Any:
+class MemberCheckedStore(WrapperStore[Store]):
+    """A read-only zip store whose damaged members raise :class:`ZipMemberError`."""
+
+    def __init__(self, store: Store, where: str) -> None:
+        super().__init__(store)
+        self.where = where
+
+    def _with_store(self, store: Store) -> MemberCheckedStore:
+        return type(self)(store, self.where)
+
+    async def get(
+        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
+        try:
+            value: Buffer | None = await self._store.get(key, prototype, byte_range)
+        except DAMAGE as exc:
+            raise ZipMemberError(self.where, key, _reason(exc)) from None
+        return value
+
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        return [await self.get(key, prototype, rng) for key, rng in key_ranges]
+
+    async def _get_many(
+        self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
+    ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
+        for key, prototype, byte_range in requests:
+            yield key, await self.get(key, prototype, byte_range)
+
+
+def member_checked_store(inner: Store, where: str) -> MemberCheckedStore:
     """Wrap a read-only zip store: a damaged member raises :class:`ZipMemberError`."""
-    from zarr.storage import WrapperStore
-
-    class MemberCheckedStore(WrapperStore[Any]):
-        def _with_store(self, store: Any) -> MemberCheckedStore:
-            return type(self)(store)
-
-        async def get(
-            self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
-        ) -> Buffer | None:
-            try:
-                value: Buffer | None = await self._store.get(key, prototype, byte_range)
-            except DAMAGE as exc:
-                raise ZipMemberError(where, key, _reason(exc)) from None
-            return value
-
-        async def get_partial_values(
-            self,
-            prototype: BufferPrototype,
-            key_ranges: Iterable[tuple[str, ByteRequest | None]],
-        ) -> list[Buffer | None]:
-            return [await self.get(key, prototype, rng) for key, rng in key_ranges]
-
-        async def _get_many(
-            self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
-        ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
-            for key, prototype, byte_range in requests:
-                yield key, await self.get(key, prototype, byte_range)
-
-    return MemberCheckedStore(inner)
+    return MemberCheckedStore(inner, where)
