@@ -16,6 +16,10 @@ import torch
 
 from sortkd_cache.data import Batch, SoftLabels, TopKRows, online_sparse_teacher, store_soft_labels
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.pipelines._common import build_teacher
+from sortkd_cache.pipelines._preprocess import PreprocessOptions, resolve_preprocess
+from sortkd_cache.pipelines.dump import teacher_logits
+from sortkd_cache.sorting import get_method
 
 if TYPE_CHECKING:
     from sortkd_cache.datasets import DatasetInfo
@@ -59,8 +63,6 @@ class OnlineTeacher:
         return None
 
     def rows(self, batch: Batch) -> torch.Tensor | SparseTeacher:
-        from sortkd_cache.pipelines.dump import teacher_logits
-
         z = teacher_logits(self.teacher, self.teacher_inputs(batch.x), batch.x.shape[0])
         if self.sparse is not None:  # the cache's truncation: store dtype, top K, then sort
             return online_sparse_teacher(self.sparse[0], z, batch.y, self.sparse[1])
@@ -75,8 +77,6 @@ class OnlineTeacher:
 def _own_preprocess(s: Setup) -> tuple[DatasetInfo, TeacherPreprocess] | None:
     """The online teacher's own preprocessing (timm's, pretrained torchvision weights'), or
     None where it is the dataset's normalisation at the view's size."""
-    from sortkd_cache.pipelines._preprocess import PreprocessOptions, resolve_preprocess
-
     cfg, info = s.cfg, s.train.info
     arch = str(cfg.online_teacher)
     prep = resolve_preprocess(arch, None, cfg.teacher_init, info, PreprocessOptions())
@@ -86,9 +86,6 @@ def _own_preprocess(s: Setup) -> tuple[DatasetInfo, TeacherPreprocess] | None:
 
 def soft_labels_for(s: Setup, device: torch.device, needs_teacher: bool) -> SoftLabels | None:
     """The run's source: the online teacher, the store's ``--logits`` kind, or None (CE)."""
-    from sortkd_cache.pipelines._common import build_teacher
-    from sortkd_cache.sorting import get_method
-
     cfg = s.cfg
     if cfg.online_teacher is not None:
         teacher, _ = build_teacher(

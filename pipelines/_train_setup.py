@@ -8,11 +8,12 @@ names the cache a student was trained from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from sortkd_cache.augment import AugmentRecipe, get_recipe
 from sortkd_cache.data import (
     EpochBatches,
     FreshViews,
@@ -21,7 +22,11 @@ from sortkd_cache.data import (
     load_store_dataset,
     plan_soft_labels,
 )
+from sortkd_cache.datasets import load_dataset
 from sortkd_cache.errors import ConfigError, StoreError
+from sortkd_cache.pipelines._dump_sparse import sparse_spec_for
+from sortkd_cache.sparse import DEFAULT_TAIL
+from sortkd_cache.store import open_store, quick_check
 from sortkd_cache.world import World
 
 if TYPE_CHECKING:
@@ -163,8 +168,6 @@ def _sparse_teacher(
     from a sparse store's K or does not fit C, and ``--sparse-tail`` without a sparse teacher.
     ``--topk K`` on dense rows uses ``copy --topk K``'s format: the store's dtype (float32
     without a store) and the default recorded temperatures."""
-    from sortkd_cache.sparse import DEFAULT_TAIL
-
     spec = store.layout.spec if store is not None else None
     if spec is not None:
         if cfg.topk is not None and cfg.topk != spec.k:
@@ -173,8 +176,6 @@ def _sparse_teacher(
                 f"top {spec.k}; give --topk {spec.k} or leave --topk out"
             )
     elif cfg.topk is not None:
-        from sortkd_cache.pipelines._dump_sparse import sparse_spec_for
-
         dtype = store.meta.dtype if store is not None else "float32"
         spec = sparse_spec_for(cfg.topk, num_classes, dtype, None)
     if not cfg.loss_config().needs_teacher:  # TrainConfig refuses --topk/--sparse-tail here
@@ -196,8 +197,6 @@ def _check_ranks(cfg: TrainConfig, world: World) -> None:
 
 
 def _open_cache(cfg: TrainConfig) -> CacheStore:
-    from sortkd_cache.store import open_store, quick_check
-
     if cfg.cache is None:  # the caller checks
         raise ConfigError("no --cache given")
     store = open_store(cfg.cache, "r", storage_options=cfg.storage_options)
@@ -213,9 +212,6 @@ def _open_cache(cfg: TrainConfig) -> CacheStore:
 def prepare(cfg: TrainConfig, world: World | None = None) -> Setup:
     """Open the store and data, and check they belong together, before any training.
     ``world``: the run context (a single process by default)."""
-    from sortkd_cache.augment import AugmentRecipe, get_recipe
-    from sortkd_cache.datasets import load_dataset
-
     world = world if world is not None else World(device=cfg.device)
     _check_ranks(cfg, world)
     store = None
@@ -252,12 +248,8 @@ def prepare(cfg: TrainConfig, world: World | None = None) -> Setup:
 def prepare_like(base: Setup, cfg: TrainConfig) -> Setup:
     """The setup of another run on ``base``'s store and data (a sweep member): its own logits
     kind checked, its sparse teacher and soft-label plan; the datasets are ``base``'s."""
-    from dataclasses import replace
-
     store = base.store
     if store is not None and cfg.online_teacher is None and cfg.loss_config().needs_teacher:
-        from sortkd_cache.store import quick_check
-
         store.kind_array(cfg.logits)  # refuses a missing or incomplete kind
         quick_check(store, [cfg.logits])
     sparse, tail = _sparse_teacher(cfg, store, base.num_classes)
