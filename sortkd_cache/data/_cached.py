@@ -62,7 +62,7 @@ class CachedViewDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int, torch.
     ) -> None:
         self.store, self.kind, self.temperature = store, kind, temperature
         self._source = store_soft_labels(store, kind)  # refuses a missing kind now
-        if store.is_sparse:  # soft logits: the dense rows rebuilt at ``temperature``
+        if store.layout.spec is not None:  # sparse: the dense rows rebuilt at ``temperature``
             self.temperature = _sparse_temperature(store, temperature)
         if dataset is None:
             dataset = load_store_dataset(store, data_root=data_root)

@@ -3,6 +3,7 @@ and ``--topk K`` on a dense kind (:class:`TopKRows`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -11,6 +12,7 @@ from sortkd_cache.data._dense import ViewLogits
 from sortkd_cache.data._sparse import SparseViewSource, online_sparse_teacher
 from sortkd_cache.data._streamed import StreamedLogits
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.store import DenseLayout, LogitsLayout, SparseLayout
 
 if TYPE_CHECKING:
     from sortkd_cache.data._batch import Batch, SoftLabels
@@ -19,6 +21,10 @@ if TYPE_CHECKING:
     from sortkd_cache.store import CacheStore
 
 __all__ = ["TopKRows", "store_soft_labels"]
+
+#: the whole-view source of each logits layout
+_WHOLE_VIEWS: dict[type[LogitsLayout], Callable[[CacheStore, str, torch.device | str], SoftLabels]]
+_WHOLE_VIEWS = {DenseLayout: ViewLogits, SparseLayout: SparseViewSource}
 
 
 def store_soft_labels(
@@ -34,9 +40,7 @@ def store_soft_labels(
     ``stream``, :class:`~sortkd_cache.data.StreamedLogits` (either layout, chunk by chunk)."""
     if stream:
         return StreamedLogits(store, kind, device)
-    if store.is_sparse:
-        return SparseViewSource(store, kind, device)
-    return ViewLogits(store, kind, device)
+    return _WHOLE_VIEWS[type(store.layout)](store, kind, device)
 
 
 class TopKRows:
