@@ -136,6 +136,7 @@ def sweep_command(**kw: Any) -> None:
     if as_json:
         emit_json(result.to_dict())
         return
+    click.echo(result.table)
     for name, info in result.members.items():
         top1 = info.get("final_test_top1")
         shown = f"{top1:.2f}%" if isinstance(top1, float) else "-"

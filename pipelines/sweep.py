@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from sortkd_cache.pipelines.train import TrainResult
     from sortkd_cache.world import World
 
-__all__ = ["Sweep", "SweepConfig", "SweepResult", "grid", "sweep"]
+__all__ = ["Sweep", "SweepConfig", "SweepResult", "describe_sweep", "grid", "sweep"]
 
 
 @dataclass
@@ -53,6 +53,9 @@ class SweepResult:
     stacked: bool
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
     results: dict[str, TrainResult] = field(default_factory=dict)
+    #: the sweep's table (results.json's data), once every member finished or failed
+    report: dict[str, Any] | None = None
+    table: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +63,7 @@ class SweepResult:
             "seconds": self.seconds,
             "stacked": self.stacked,
             "members": self.members,
+            "results": self.report,
         }
 
 
@@ -189,6 +193,10 @@ class Sweep:
             info.update(_summary_of(m))
             result.members[m.name] = info
         if self.rank0 and all(i["status"] != "stopped" for i in result.members.values()):
+            from sortkd_cache.pipelines._sweep_report import write_sweep_results
+
+            configs = {m.name: (m.cfg, result.members[m.name]) for m in self.members}
+            result.report, result.table = write_sweep_results(self.dir.path, configs)
             self.dir.write_summary(result.to_dict())
         return result
 
@@ -223,6 +231,37 @@ def _one_order(members: list[MemberRun], setups: list[Setup]) -> Setup:
             "--soft-labels view"
         )
     return setups[streamed.index(True)] if any(streamed) else setups[0]
+
+
+def describe_sweep(path: str) -> dict[str, Any]:
+    """A sweep directory's members: each one's status (finished, failed, running or not
+    started: from its run directory and the sweep's summary) and final test top-1."""
+    import json
+    from pathlib import Path
+
+    from sortkd_cache.pipelines._sweep_dir import read_sweep
+
+    root = Path(path)
+    grid_data = read_sweep(root)
+    if grid_data is None:
+        raise ConfigError(f"'{path}' is not a sweep directory (no sweep.json)")
+    summary = {}
+    if (root / "summary.json").is_file():
+        summary = json.loads((root / "summary.json").read_text()).get("members", {})
+    members: dict[str, dict[str, Any]] = {}
+    for entry in grid_data["members"]:
+        name = str(entry.get("name"))
+        run = root / name
+        info: dict[str, Any] = dict(summary.get(name, {}))
+        if "status" not in info:
+            done = (run / "summary.json").is_file()
+            info["status"] = "finished" if done else "started" if run.is_dir() else "waiting"
+        if info["status"] == "finished" and "final_test_top1" not in info:
+            info["final_test_top1"] = json.loads((run / "summary.json").read_text()).get(
+                "final_test_top1"
+            )
+        members[name] = info
+    return {"sweep": str(root), "stack": grid_data.get("stack"), "members": members}
 
 
 def sweep(cfg: SweepConfig, world: World | None = None) -> SweepResult:
