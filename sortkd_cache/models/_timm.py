@@ -72,7 +72,9 @@ def _base(name: str) -> str:
 
 
 def timm_name_exists(name: str) -> bool:
-    """Whether ``timm:NAME`` names an installed timm's model (and tag, if given)."""
+    """Whether ``timm:NAME`` names a timm model (and tag, if given); without timm installed
+    the :class:`ModelError` saying how to install it propagates."""
+    import_timm()
     try:
         _base(name)
     except ModelError:

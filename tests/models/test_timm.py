@@ -394,3 +394,21 @@ def test_an_online_teacher_sees_what_dump_gives_it() -> None:
     online = OnlineTeacher(torch.nn.Identity(), None, None, None, (ds.info, prep))
     x = normalize(pixels, ds.info.mean, ds.info.std)
     assert torch.equal(online.teacher_inputs(x), prep.apply(pixels))
+
+
+def test_resume_refuses_other_teacher_preprocessing(tmp_path: Path) -> None:
+    out = tmp_path / "s.zarr"
+    base = ("--teacher", "resnet8", "--teacher-init", "random", "--chunk-samples", "2")
+    assert dump(out, "fake:4:10:8", *base).exit_code == 0
+    result = dump(out, "fake:4:10:8", *base, "--resume", "--teacher-mean", "0.5,0.5,0.5")
+    one_line_exit_2(result, "teacher preprocessing")
+
+
+def test_a_timm_student_without_timm_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sortkd_cache.errors import ModelError
+    from sortkd_cache.models import model_exists
+
+    assert not model_exists("timm:no_such_model")
+    monkeypatch.setitem(sys.modules, "timm", None)
+    with pytest.raises(ModelError, match=r"sortkd-cache\[timm\]"):
+        model_exists("timm:resnet18")
