@@ -119,10 +119,16 @@ def sweep_command(**kw: Any) -> None:
           --logits raw,sort,swap --seeds 0,1,2 --epochs 16 --out sweeps/digits
       sortkd-cache sweep --cache c100.zarr --student resnet8x4 --student wrn_16_2 \\
           --loss kd --logits raw,sort --seeds 0,1 --stack on --device cuda --out sweeps/c100
+      torchrun --nproc-per-node 2 -m sortkd_cache.cli sweep --cache c100.zarr ...
     """
+    from sortkd_cache.pipelines.distributed import dist_context
     from sortkd_cache.pipelines.sweep import SweepConfig, grid, sweep
+    from sortkd_cache.world import World
 
     as_json = bool(kw.pop("as_json"))
+    # under torchrun: cuda:LOCAL_RANK with nccl on GPUs (also for --device auto), gloo on CPU
+    world = World.from_env(kw["device"] or "auto")
+    kw["device"] = world.device
     cfg = SweepConfig(
         out=kw["out"],
         members=grid(
@@ -132,7 +138,10 @@ def sweep_command(**kw: Any) -> None:
         stack=kw["stack"], resume=kw["resume"], overwrite=kw["overwrite"],
         progress=not kw["no_progress"],
     )  # fmt: skip
-    result = sweep(cfg)
+    with dist_context(world):
+        result = sweep(cfg, world)
+    if not world.is_main:
+        return
     if as_json:
         emit_json(result.to_dict())
         return
