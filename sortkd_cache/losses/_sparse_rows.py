@@ -25,7 +25,7 @@ formula as on dense rows:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -75,7 +75,7 @@ class SparseTeacher:
             torch.from_numpy(np.array(rows.stats)),
         )
 
-    def to(self, device: Any, non_blocking: bool = False) -> SparseTeacher:
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> SparseTeacher:
         def mv(t: Tensor) -> Tensor:
             return t.to(device, non_blocking=non_blocking)
 

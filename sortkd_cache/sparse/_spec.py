@@ -64,7 +64,7 @@ def id_dtype(num_classes: int) -> np.dtype[Any]:
     return np.dtype(np.int32)
 
 
-def check_topk(k: Any, num_classes: int) -> int:
+def check_topk(k: object, num_classes: int) -> int:
     """``k`` as an int in ``[1, num_classes)``; ConfigError naming the bad value otherwise."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise ConfigError(f"--topk must be an integer, got {k!r}")
@@ -182,5 +182,5 @@ class SparseRows:
     values: np.ndarray
     stats: np.ndarray
 
-    def __getitem__(self, selection: Any) -> SparseRows:
+    def __getitem__(self, selection: int | slice | np.ndarray) -> SparseRows:
         return SparseRows(self.ids[selection], self.values[selection], self.stats[selection])

@@ -18,15 +18,20 @@ See :mod:`sortkd_cache.sparse` for what the fields mean.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sortkd_cache.errors import CorruptChunkError
+from sortkd_cache.errors import CorruptChunkError, SchemaError
 from sortkd_cache.sparse import SparseRows, SparseSpec
 from sortkd_cache.store._layout import logits_path
 from sortkd_cache.store._logits import zarr_get
-from sortkd_cache.store._sparse_check import check_present, check_rows, selection_rows
+from sortkd_cache.store._meta import StoreMeta
+from sortkd_cache.store._sparse_check import Index, check_present, check_rows, selection_rows
+
+if TYPE_CHECKING:
+    from zarr import Array
 
 __all__ = [
     "SPARSE_ARRAYS",
@@ -45,11 +50,15 @@ def sparse_path(kind: str, name: str) -> str:
     return f"{logits_path(kind)}/{name}"
 
 
-def _spec(meta: Any) -> Any:
+def _spec(meta: StoreMeta) -> SparseSpec:
+    if meta.sparse is None:
+        raise SchemaError("a dense store has no sparse layout")
     return SparseSpec.from_dict(meta.sparse)
 
 
-def expected_sparse(meta: Any, path: str) -> tuple[tuple[int, ...], tuple[int, ...], str] | None:
+def expected_sparse(
+    meta: StoreMeta, path: str
+) -> tuple[tuple[int, ...], tuple[int, ...], str] | None:
     """(shape, chunks, dtype) of a sparse array at ``path``; None when ``path`` is not one."""
     if meta.sparse is None or not path.startswith("logits/") or path.count("/") != 2:
         return None
@@ -84,7 +93,13 @@ def create_sparse_arrays(
 
 
 def write_sparse_chunk(
-    array: Any, kind: str, block: int, bounds: tuple[int, int], view: int, rows: Any, fid: Any
+    array: Callable[[str], Array[Any]],
+    kind: str,
+    block: int,
+    bounds: tuple[int, int],
+    view: int,
+    rows: Any,
+    fid: np.ndarray | None,
 ) -> None:
     """Write one (block, view) chunk of sparse rows (and its fidelity sums, if any)."""
     start, stop = bounds
@@ -95,7 +110,7 @@ def write_sparse_chunk(
         array(sparse_path(kind, "fidelity"))[block, view] = fid
 
 
-def fidelity_record(spec: Any, sums: np.ndarray) -> dict[str, Any]:
+def fidelity_record(spec: SparseSpec, sums: np.ndarray) -> dict[str, Any]:
     """The kind's fidelity attribute from the per-(block, view) sums [B, V, T+2]."""
     from sortkd_cache.sparse import FidelityAccumulator
 
@@ -122,7 +137,7 @@ class SparseLogitsArray:
     def __init__(
         self,
         arrays: dict[str, Any],
-        spec: Any,
+        spec: SparseSpec,
         kind: str,
         where: str,
         labels: np.ndarray | None = None,
@@ -144,19 +159,19 @@ class SparseLogitsArray:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def _get(self, name: str, selection: Any) -> np.ndarray:
+    def _get(self, name: str, selection: tuple[Index, ...]) -> np.ndarray:
         what = f"{self._where} {sparse_path(self.kind, name)}[{selection!r}]"
         out = zarr_get(self._arrays[name], selection, what)
         if out.dtype.kind == "f" and np.isnan(out).any():
             raise CorruptChunkError(f"{what}: missing chunk (reads as NaN)")
         return out
 
-    def __getitem__(self, selection: Any) -> SparseRows:
+    def __getitem__(self, selection: Index | tuple[Index, ...]) -> SparseRows:
         if not isinstance(selection, tuple):
             selection = (selection,)
         return self._read(selection, f"[{selection!r}]")
 
-    def _read(self, selection: tuple[Any, ...], at: str) -> SparseRows:
+    def _read(self, selection: tuple[Index, ...], at: str) -> SparseRows:
         picked = None
         if self._labels is not None:
             picked = selection_rows(selection, self.shape[:2])
