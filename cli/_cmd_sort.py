@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from sortkd_cache.cli._options import emit_json, parse_storage_options, storage_options_option
-from sortkd_cache.sorting import METHODS
+from sortkd_cache.cli._options import (
+    config_options,
+    emit_json,
+    parse_storage_options,
+    storage_options_option,
+)
+from sortkd_cache.pipelines.configs import SortConfig
 
 __all__ = ["commands"]
 
 
 @click.command("sort")
 @click.argument("store")
-@click.option("--method", default="sort", show_default=True, help=" | ".join(METHODS.names()))
-@click.option("--out", default=None, help="Write into a new store (source left untouched).")
-@click.option(
-    "--scheduler",
-    default=None,
-    metavar="ADDRESS",
-    help="dask.distributed scheduler address, e.g. tcp://10.0.0.5:8786 (default: local threads).",
-)
-@click.option(
-    "--workers", "num_workers", type=int, default=None, help="Local threads (default: all cores)."
-)
+@config_options(SortConfig)
 @click.option(
     "--topk",
     type=int,
@@ -30,21 +27,10 @@ __all__ = ["commands"]
     hidden=True,
     help="Retired: a sparse store is made with `copy SRC DST --topk K`.",
 )
-@click.option("--overwrite", is_flag=True, help="Recompute even when the method's logits exist.")
-@click.option("--no-progress", is_flag=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @storage_options_option
 def sort_command(
-    store: str,
-    method: str,
-    out: str | None,
-    scheduler: str | None,
-    num_workers: int | None,
-    topk: int | None,
-    overwrite: bool,
-    no_progress: bool,
-    as_json: bool,
-    storage_option: tuple[str, ...],
+    store: str, topk: int | None, as_json: bool, storage_option: tuple[str, ...], **kw: Any
 ) -> None:
     """Apply the sorting mechanism (or swap) to every stored row, in bulk, with Dask.
 
@@ -58,7 +44,7 @@ def sort_command(
       sortkd-cache sort s3://team/c100.zarr --out c100-sorted.zarr      # read-only source
       sortkd-cache sort /shared/c100.zarr --scheduler tcp://scheduler:8786
     """
-    from sortkd_cache.pipelines.sort import SortConfig, sort_store
+    from sortkd_cache.pipelines.sort import sort_store
 
     if topk is not None:
         from sortkd_cache.errors import ConfigError
@@ -67,26 +53,18 @@ def sort_command(
             f"sort --topk is retired (its side copy trained nothing): make a sparse top-K "
             f"store with `sortkd-cache copy {store} DST --topk {topk}`, then sort or train it"
         )
-    result = sort_store(
-        SortConfig(
-            store=store,
-            method=method,
-            out=out,
-            scheduler=scheduler,
-            overwrite=overwrite,
-            progress=not no_progress,
-            num_workers=num_workers,
-            storage_options=parse_storage_options(storage_option) or None,
-        )
-    )
+    options = parse_storage_options(storage_option) or None
+    result = sort_store(SortConfig(store=store, storage_options=options, **kw))
     if as_json:
         emit_json(result.to_dict())
     elif result.skipped:
-        click.echo(f"{result.store}: '{method}' logits already present (use --overwrite to redo)")
+        click.echo(
+            f"{result.store}: '{result.method}' logits already present (use --overwrite to redo)"
+        )
     else:
         frac = " ".join(f"{f:.3f}" for f in result.stats.get("changed_fraction", []))
         click.echo(
-            f"{method}: wrote {result.chunks_written}/{result.chunks_total} chunks into "
+            f"{result.method}: wrote {result.chunks_written}/{result.chunks_total} chunks into "
             f"{result.store} in {result.seconds:.1f} s; rows changed per view: {frac}"
         )
 

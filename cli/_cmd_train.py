@@ -16,42 +16,15 @@ from typing import Any
 
 import click
 
-from sortkd_cache.cli._options import emit_json, parse_storage_options, storage_options_option
-from sortkd_cache.sparse._spec import DEFAULT_TAIL, TAILS
+from sortkd_cache.cli._options import (
+    config_options,
+    emit_json,
+    parse_storage_options,
+    storage_options_option,
+)
+from sortkd_cache.pipelines.configs import TrainConfig
 
 __all__ = ["commands"]
-
-
-def _defaults() -> dict[str, Any]:
-    from sortkd_cache.pipelines._train_config import TrainConfig
-
-    return {
-        f.name: f.default
-        for f in dataclasses.fields(TrainConfig)
-        if f.default is not dataclasses.MISSING
-    }
-
-
-_D = _defaults()
-
-
-def _milestones(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    if value is None:
-        return None
-    try:
-        return tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated epochs, got '{value}'") from None
-
-
-def _choices(names: list[str]) -> str:
-    return " | ".join(names)
-
-
-def _logit_choices() -> list[str]:
-    from sortkd_cache.pipelines._train_config import LOGIT_CHOICES
-
-    return list(LOGIT_CHOICES)
 
 
 def loss_option_decorators() -> list[Callable[[Any], Any]]:
@@ -81,139 +54,16 @@ def _with_loss_options(f: Any) -> Any:
     return f
 
 
-def _losses_help() -> str:
-    from sortkd_cache.losses import LOSSES
-
-    return _choices(LOSSES.names())
-
-
 @click.command("train")
 @click.option(
     "--config",
     "config_file",
     default=None,
-    help="A run's config.json to replay; options given here override it.",
+    help="A run's config.json to replay; options given here override it. A run recorded on "
+    "another store (or dataset) is refused unless --cache (or --dataset) is given.",
 )
-@click.option(
-    "--cache", default=None, help="Store to train from (dir, .zip, s3://, gs://, https://)."
-)
-@click.option(
-    "--dataset",
-    default=None,
-    help="Dataset SPEC: without --cache, plain CE training; "
-    "with it, your copy of the data (fingerprint-checked). Kinds: sortkd-cache list datasets.",
-)
-@click.option(
-    "--student",
-    default=None,
-    help="Student architecture (required; names: sortkd-cache list models).",
-)
-@click.option("--logits", default=_D["logits"], show_default=True, help=_choices(_logit_choices()))
-@click.option(
-    "--topk",
-    type=int,
-    default=None,
-    help="Top-K soft labels. A sparse store: must equal its K. A dense store or "
-    "--online-teacher: each batch's teacher rows are truncated to the top K on the fly, as "
-    "`copy --topk K` stores them (same format, recorded T 1,2,4), so the run equals one "
-    "from that copy. Not with --loss ce.",
-)
-@click.option(
-    "--sparse-tail",
-    default=None,
-    help=f"{' | '.join(TAILS)}: how a sparse teacher's dropped tail enters the loss. uniform: "
-    "the mass spread evenly over the dropped classes; bucket: its total mass only (inside it "
-    f"the student keeps its own spread). [default: {DEFAULT_TAIL}; only with a sparse store "
-    "or --topk]",
-)
-@click.option("--loss", default=_D["loss"], show_default=True, help=_losses_help())
-@click.option("--epochs", type=int, default=_D["epochs"], show_default=True)
-@click.option("--batch-size", type=int, default=_D["batch_size"], show_default=True)
-@click.option("--lr", type=float, default=_D["lr"], show_default=True)
-@click.option(
-    "--milestones",
-    default=",".join(map(str, _D["milestones"])),
-    show_default=True,
-    callback=_milestones,
-    help="Epochs at which the lr is multiplied by --lr-decay.",
-)
-@click.option("--lr-decay", type=float, default=_D["lr_decay"], show_default=True)
-@click.option("--weight-decay", type=float, default=_D["weight_decay"], show_default=True)
-@click.option("--momentum", type=float, default=_D["momentum"], show_default=True)
+@config_options(TrainConfig)
 @_with_loss_options
-@click.option("--seed", type=int, default=_D["seed"], show_default=True)
-@click.option(
-    "--data-seed",
-    type=int,
-    default=None,
-    help="Seed of the data order and of --views-order shuffle (default: --seed). A sweep's "
-    "members share it.",
-)
-@click.option(
-    "--augment",
-    default=None,
-    help="Recipe for plain training (default: the dataset's; names: sortkd-cache list augment).",
-)
-@click.option(
-    "--views-order",
-    default=_D["views_order"],
-    show_default=True,
-    help="cyclic (epoch mod V) | shuffle",
-)
-@click.option(
-    "--num-classes",
-    type=int,
-    default=None,
-    help="Expected class count (checked against the store).",
-)
-@click.option(
-    "--online-teacher",
-    default=None,
-    help="Compute teacher logits on the fly (equality checks, timing).",
-)
-@click.option("--teacher-ckpt", default=None, help="Weights of --online-teacher.")
-@click.option(
-    "--teacher-init", default=_D["teacher_init"], show_default=True, help="checkpoint | random"
-)
-@click.option("--data-root", default=None)
-@click.option("--download", is_flag=True)
-@click.option("--device", default=_D["device"], show_default=True)
-@click.option(
-    "--data-path", default=_D["data_path"], show_default=True, help="auto | device | loader"
-)
-@click.option(
-    "--workers",
-    type=int,
-    default=_D["workers"],
-    show_default=True,
-    help="DataLoader workers (loader path).",
-)
-@click.option(
-    "--soft-labels",
-    default=_D["soft_labels"],
-    show_default=True,
-    help="view: one whole view of soft labels per epoch | stream: chunk by chunk in a "
-    "chunk-local shuffled order, memory bounded by the window | auto: stream once a view "
-    "exceeds 64 MiB. Recorded in config.json.",
-)
-@click.option(
-    "--stream-window",
-    type=int,
-    default=None,
-    help="Streamed: chunks per shuffle window and lane (default 2).",
-)
-@click.option(
-    "--stream-lanes",
-    type=int,
-    default=None,
-    help="Streamed: rank-independent lanes; ranks must divide them (default: the largest "
-    "divisor of --batch-size up to 8).",
-)
-@click.option("--out", default=None, help="Run directory (required).")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
-@click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
-@click.option("--stop-after", type=int, default=None, hidden=True)
-@click.option("--no-progress", is_flag=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @storage_options_option
 @click.pass_context
@@ -251,7 +101,6 @@ def train_command(ctx: click.Context, /, **kw: Any) -> None:
           --out runs/r8x4-kd-top10-dense           # dense cache truncated per batch
       torchrun --nproc-per-node 2 -m sortkd_cache.cli train --cache c100.zarr ...
     """
-    from sortkd_cache.pipelines._train_config import TrainConfig
     from sortkd_cache.pipelines.distributed import dist_context
     from sortkd_cache.pipelines.train import train
     from sortkd_cache.world import World
@@ -285,7 +134,6 @@ def _collect(ctx: click.Context, kw: dict[str, Any]) -> dict[str, Any]:
     from sortkd_cache.losses import loss_options
 
     config_file = kw.pop("config_file")
-    kw["progress"] = not kw.pop("no_progress")
     storage = parse_storage_options(kw.pop("storage_option")) or None
     loss_keys = set(loss_options())
     given = {k for k in kw if k in loss_keys and kw[k] is not None}
@@ -294,6 +142,9 @@ def _collect(ctx: click.Context, kw: dict[str, Any]) -> dict[str, Any]:
     if config_file is None:
         return {**flat, "loss_options": {k: kw[k] for k in sorted(given)}}
     base = _read_run_config(config_file)
+    recorded = base.pop("provenance", None)
+    if not _given(ctx, "cache") and isinstance(recorded, dict):
+        base["replay_of"] = recorded  # train refuses another store than the recorded one
     if _given(ctx, "loss") and kw["loss"] != base.get("loss"):
         base.pop("loss_options", None)  # another loss: its options start from its defaults
     out = {**base, **{k: v for k, v in flat.items() if _given(ctx, k)}}
@@ -314,7 +165,7 @@ def _read_run_config(path: str) -> dict[str, Any]:
         raise ConfigError(f"--config '{path}': cannot read it: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"--config '{path}': expected a JSON object (a run's config.json)")
-    for recorded in ("resolved", "provenance", "storage_options", "out"):
+    for recorded in ("resolved", "storage_options", "out", "replay_of"):
         data.pop(recorded, None)
     return data
 

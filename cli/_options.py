@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
 
 import click
 
-__all__ = ["emit_json", "storage_options_option", "parse_storage_options"]
+__all__ = ["config_options", "emit_json", "parse_storage_options", "storage_options_option"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def emit_json(obj: Any) -> None:
@@ -38,3 +42,70 @@ storage_options_option = click.option(
     help="fsspec storage option for remote stores (repeatable), e.g. "
     "endpoint_url=http://127.0.0.1:9000 or anon=true.",
 )
+
+
+def _milestones(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got '{value}'") from None
+
+
+class _Option(click.Option):
+    """A click option whose help lists its choices, read when the help is shown (a registry's
+    names are only imported then)."""
+
+    def __init__(
+        self, *args: Any, choices_of: Callable[[], tuple[str, ...]] | None = None, **kw: Any
+    ) -> None:
+        super().__init__(*args, **kw)
+        self.choices_of = choices_of
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        if record is None or self.choices_of is None:
+            return record
+        return record[0], f"{' | '.join(self.choices_of())}. {record[1]}".strip()
+
+
+def _click_option(f: dataclasses.Field[Any]) -> Callable[[F], F]:
+    """The click option of one configuration field, from its metadata."""
+    from sortkd_cache.options import flag, opt_of
+
+    info = opt_of(f)
+    base = str(f.type).removesuffix(" | None")
+    default = None if f.default is dataclasses.MISSING else f.default
+    kw: dict[str, Any] = {"help": info.help or None, "hidden": info.hidden, "cls": _Option}
+    kw["choices_of"] = info.allowed if info.choices is not None else None
+    if base == "bool" and not info.names:
+        kw["is_flag"] = True
+    elif base == "bool":
+        kw["default"] = default
+    elif base.startswith("tuple["):
+        kw["callback"] = _milestones
+        kw["default"] = ",".join(map(str, default)) if default is not None else None
+        kw["show_default"] = default is not None
+    else:
+        kw["type"] = {"int": int, "float": float}.get(base, str)
+        kw["default"] = default
+        kw["show_default"] = default is not None
+    return click.option(*(info.names or (flag(f.name),)), f.name, **kw)
+
+
+def config_options(cls: type, *, skip: Collection[str] = ()) -> Callable[[F], F]:
+    """A decorator adding one click option per CLI field of the configuration ``cls``, in
+    declaration order (a field's metadata gives its flag, type, default, help and choices)."""
+    from sortkd_cache.options import opt_of
+
+    decorators = [
+        _click_option(f) for f in dataclasses.fields(cls) if opt_of(f).cli and f.name not in skip
+    ]
+
+    def apply(fn: F) -> F:
+        for deco in reversed(decorators):
+            fn = deco(fn)
+        return fn
+
+    return apply

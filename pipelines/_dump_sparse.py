@@ -9,8 +9,8 @@ written with it, so resumed and multi-rank runs add up exactly, and the layout's
 
 from __future__ import annotations
 
-from sortkd_cache.errors import ConfigError
-from sortkd_cache.sparse import DEFAULT_TEMPERATURES, SparseSpec, check_topk
+from sortkd_cache.pipelines._dump_config import parse_temperatures
+from sortkd_cache.sparse import SparseSpec, check_topk
 from sortkd_cache.store import SCHEMA_VERSION, StoreMeta
 
 __all__ = [
@@ -18,16 +18,6 @@ __all__ = [
     "sparse_meta",
     "sparse_spec_for",
 ]
-
-
-def parse_temperatures(text: str | None) -> tuple[float, ...]:
-    """``"1,2,4"`` to (1.0, 2.0, 4.0); ConfigError naming the bad value."""
-    if text is None or text == "":
-        return DEFAULT_TEMPERATURES
-    try:
-        return tuple(float(t) for t in str(text).split(","))
-    except ValueError:
-        raise ConfigError(f"--topk-temperatures must be numbers like 1,2,4, got {text!r}") from None
 
 
 def sparse_spec_for(k: int, num_classes: int, dtype: str, temperatures: str | None) -> SparseSpec:

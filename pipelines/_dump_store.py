@@ -30,7 +30,7 @@ from sortkd_cache.store import (
 
 if TYPE_CHECKING:
     from sortkd_cache.models import TeacherPreprocess
-    from sortkd_cache.pipelines.dump import DumpConfig
+    from sortkd_cache.pipelines._dump_config import DumpConfig
 
 __all__ = [
     "IDENTITY_FIELDS",
@@ -138,6 +138,11 @@ def check_out_free(cfg: DumpConfig) -> None:
     """Fail fast, before loading data and teacher, when --out is taken (no --overwrite or
     --resume)."""
     path = Path(parse_location(cfg.out).path)
+    if path.exists() and not path.is_dir():
+        raise StoreExistsError(
+            f"--out '{cfg.out}' is a file, not a store directory; dump never replaces it "
+            "(not with --overwrite or --resume either): choose another path"
+        )
     taken = path.exists() and (not path.is_dir() or _occupied(path))
     if taken and not (cfg.overwrite or cfg.resume):
         raise StoreExistsError(f"'{cfg.out}' already exists; pass --overwrite to replace it")

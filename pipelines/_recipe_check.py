@@ -1,8 +1,12 @@
 """Validation of recipe data: every error names the file, the key and the value.
 
-See :mod:`sortkd_cache.pipelines.recipe` for the schema. Types are checked against the spec
-dataclasses' annotations (``int`` accepted for ``float``; ``bool`` never for a number), then
-values (ranges, choices, known architectures and losses, logits kinds the sort stage makes).
+See :mod:`sortkd_cache.pipelines.recipe` for the schema. The ``[dump]`` keys and the variant
+keys (``[train]``, ``[[students]]``) are the options that
+:class:`~sortkd_cache.pipelines.configs.DumpConfig` and
+:class:`~sortkd_cache.pipelines.configs.TrainConfig` mark as recipe keys, and they are checked
+by those configurations themselves (types, bounds, choices, known architectures, losses and
+datasets, options that would do nothing), with errors spelled as recipe keys. Then what only
+a recipe knows: logits kinds the sort stage makes, ``topk`` against the dataset's classes.
 """
 
 from __future__ import annotations
@@ -10,54 +14,41 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sortkd_cache.errors import ConfigError
-from sortkd_cache.pipelines._train_config import Schedule, check_schedule
-from sortkd_cache.pipelines.recipe import (
-    DTYPES,
+from sortkd_cache.errors import ConfigError, SortKDError
+from sortkd_cache.options import Spell, check_value
+from sortkd_cache.pipelines import _dump_config, _train_config
+from sortkd_cache.pipelines._recipe_specs import (
     SORT_METHODS,
-    VIEW_ORDERS,
     DatasetSpec,
     DumpSpec,
-    Recipe,
     SortSpec,
     StudentSpec,
     TeacherSpec,
 )
-from sortkd_cache.sorting import LOGIT_KINDS
+from sortkd_cache.pipelines._train_config import check_schedule
+from sortkd_cache.pipelines.configs import DumpConfig, TrainConfig
 
 __all__ = ["check_recipe"]
 
 _TEACHER_TRAIN_KEYS = tuple(
     f.name for f in dataclasses.fields(TeacherSpec) if f.name not in ("arch", "checkpoint")
 )
-_VARIANT_KEYS = tuple(
-    f.name for f in dataclasses.fields(StudentSpec) if f.name not in ("name", "loss_options")
-)
-_TRAIN_KEYS = tuple(k for k in _VARIANT_KEYS if k != "seeds")
 _SCALAR_KEYS = ("name", "description", "seeds", "device", "threads")
 _TOP_KEYS = (*_SCALAR_KEYS, "dataset", "teacher", "dump", "sort", "train", "students")
-
-
-def _expects(type_str: str) -> str:
-    return {
-        "str": "a string",
-        "str | None": "a string",
-        "int": "an integer",
-        "int | None": "an integer",
-        "float": "a number",
-        "bool": "true or false",
-        "tuple[int, ...]": "a list of integers",
-        "tuple[str, ...]": "a list of strings",
-    }[type_str]
+#: Placeholders of what the run decides itself (the store and run directories).
+_STORE, _OUT = "<recipe store>", "<recipe run>"
 
 
 class _Parser:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, recipe_cls: type) -> None:
         self.source = source
+        self.recipe_cls = recipe_cls
         self.per_loss: dict[str, dict[str, Any]] = {}
+        self.classes: int | None = None
 
     def fail(self, key: str, msg: str) -> ConfigError:
         return ConfigError(f"{self.source}: key '{key}' {msg}")
@@ -65,29 +56,12 @@ class _Parser:
     def bad(self, key: str, value: Any, why: str) -> ConfigError:
         return self.fail(key, f"has bad value {value!r}: {why}")
 
-    def coerce(self, key: str, value: Any, type_str: str) -> Any:
-        ok: bool
-        if type_str in ("str", "str | None"):
-            ok = isinstance(value, str)
-        elif type_str in ("int", "int | None"):
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif type_str == "float":
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if ok else value
-        elif type_str == "bool":
-            ok = isinstance(value, bool)
-        elif type_str == "tuple[int, ...]":
-            ok = isinstance(value, list) and all(
-                isinstance(v, int) and not isinstance(v, bool) for v in value
-            )
-            value = tuple(value) if ok else value
-        else:  # tuple[str, ...]
-            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-            value = tuple(value) if ok else value
-        if not ok:
-            shown = type(value).__name__
-            raise self.fail(key, f"expects {_expects(type_str)}, got {value!r} ({shown})")
-        return value
+    def checked(self, build: Callable[[], Any]) -> Any:
+        """``build()``, its one-line error prefixed with the recipe's source."""
+        try:
+            return build()
+        except SortKDError as exc:
+            raise ConfigError(f"{self.source}: {str(exc).splitlines()[0]}") from None
 
     def table(self, key: str, value: Any) -> Mapping[str, Any]:
         if not isinstance(value, Mapping):
@@ -114,46 +88,48 @@ class _Parser:
         for key in keys:
             f = by_name[key]
             if key in d:
-                out[key] = self.coerce(prefix + key, d[key], str(f.type))
+                out[key] = self.checked(partial(check_value, f, d[key], self.spell(prefix)))
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise self.fail(prefix + key, "is missing (required; no value given)")
         return out
 
-    def positive(self, key: str, value: Any) -> None:
-        if value is not None and value <= 0:
-            raise self.bad(key, value, "must be > 0")
+    @staticmethod
+    def spell(prefix: str) -> Spell:
+        return lambda k: f"key '{prefix}{k}'"
 
-    def non_negative(self, key: str, value: Any) -> None:
-        if value is not None and value < 0:
-            raise self.bad(key, value, "must be >= 0")
-
-    def choice(self, key: str, value: Any, choices: Sequence[str]) -> None:
-        if value not in choices:
-            raise self.bad(key, value, f"must be one of {', '.join(choices)}")
+    def name(self, name: str) -> None:
+        """A recipe's name names its default output folder (``runs/NAME``): one plain folder
+        name, so that nothing is written outside ``runs/``."""
+        if (
+            not name.strip()
+            or name.startswith(".")
+            or any(c in name for c in "/\\\0:")
+            or not name.isprintable()
+        ):
+            raise self.bad(
+                "name", name, "must be a plain folder name (no path separators, no leading '.')"
+            )
 
     def unique(self, key: str, values: Sequence[Any]) -> None:
         for i, v in enumerate(values):
             if v in values[:i]:
                 raise self.bad(key, list(values), f"{v!r} appears twice")
 
-    def model(self, key: str, arch: str) -> None:
-        from sortkd_cache.models import list_models, model_exists
+    def seed_list(self, key: str, seeds: Sequence[int]) -> None:
+        if not seeds:
+            raise self.bad(key, [], "needs at least one seed")
+        self.unique(key, seeds)
+        seed = next(f for f in dataclasses.fields(TrainConfig) if f.name == "seed")
+        for s in seeds:
+            self.checked(partial(check_value, seed, s, lambda _: f"key '{key}' (a seed)"))
 
-        if not model_exists(arch):
-            close = difflib.get_close_matches(arch, list_models(), n=3)
-            hint = f"; close: {', '.join(close)}" if close else ""
-            raise self.bad(key, arch, f"unknown architecture{hint}")
-
-    def schedule(self, where: Callable[[str], str], spec: Schedule) -> None:
-        """The schedule's own checks (the train stage's), naming the recipe key."""
-        try:
-            check_schedule(spec, spell=lambda k: f"key '{where(k)}'")
-        except ConfigError as exc:
-            raise ConfigError(f"{self.source}: {exc}") from None
+    def topk(self, key: str, k: int | None) -> None:
+        if k is not None and self.classes is not None and k >= self.classes:
+            raise self.bad(key, k, f"top-K must be below the dataset's {self.classes} classes")
 
     # -- the tables ------------------------------------------------------------------------
 
-    def recipe(self, d: Mapping[str, Any]) -> Recipe:
+    def recipe(self, d: Mapping[str, Any]) -> dict[str, Any]:
         d = self.table("<root>", d)
         self.check_keys("", d, _TOP_KEYS)
         for key in ("dataset", "teacher", "dump", "students"):
@@ -161,24 +137,29 @@ class _Parser:
                 raise self.fail(key, "is missing (required; no value given)")
         if "name" not in d:
             d = {**d, "name": Path(self.source.split(" ")[0]).stem or "recipe"}
-        scalars = self.fields(Recipe, "", d, _SCALAR_KEYS)
-        self.positive("threads", scalars.get("threads"))
+        scalars = self.fields(self.recipe_cls, "", d, _SCALAR_KEYS)
+        self.name(scalars["name"])
+        if scalars.get("threads") is not None and scalars["threads"] < 1:
+            raise self.bad("threads", scalars["threads"], "must be >= 1")
         seeds = scalars.get("seeds", (0,))
-        if not seeds:
-            raise self.bad("seeds", [], "needs at least one seed")
-        self.unique("seeds", seeds)
+        self.seed_list("seeds", seeds)
+        dataset = self.dataset(d["dataset"])
+        teacher = self.teacher(d["teacher"], dataset)
         sort = self.sort(d.get("sort", {}))
-        return Recipe(
-            dataset=self.dataset(d["dataset"]),
-            teacher=self.teacher(d["teacher"]),
-            dump=self.dump(d["dump"]),
-            sort=sort,
-            students=self.students(d["students"], d.get("train", {}), seeds, sort),
-            source=self.source,
+        return {
+            "dataset": dataset,
+            "teacher": teacher,
+            "dump": self.dump(d["dump"], dataset, teacher),
+            "sort": sort,
+            "students": self.students(d["students"], d.get("train", {}), seeds, sort, dataset),
+            "source": self.source,
             **scalars,
-        )
+        }
 
     def dataset(self, value: Any) -> DatasetSpec:
+        from sortkd_cache.datasets import spec_classes
+        from sortkd_cache.datasets._spec import ROOTED
+
         if isinstance(value, str):
             value = {"spec": value}
         d = self.table("dataset", value)
@@ -187,18 +168,19 @@ class _Parser:
         spec = DatasetSpec(**self.fields(DatasetSpec, "dataset.", d, keys))
         if not spec.spec.strip():
             raise self.bad("dataset.spec", spec.spec, "must not be empty")
-        from sortkd_cache.datasets._spec import ROOTED
-
+        try:
+            self.classes = spec_classes(spec.spec)
+        except SortKDError as exc:
+            raise self.bad("dataset.spec", spec.spec, str(exc).splitlines()[0]) from None
         if spec.data_root is not None and spec.spec.partition(":")[0] not in ROOTED:
             raise self.bad("dataset.data_root", spec.data_root, f"{spec.spec!r} has no data root")
         return spec
 
-    def teacher(self, value: Any) -> TeacherSpec:
+    def teacher(self, value: Any, dataset: DatasetSpec) -> TeacherSpec:
         d = self.table("teacher", value)
         keys = [f.name for f in dataclasses.fields(TeacherSpec)]
         self.check_keys("teacher.", d, keys)
         spec = TeacherSpec(**self.fields(TeacherSpec, "teacher.", d, keys))
-        self.model("teacher.arch", spec.arch)
         if spec.checkpoint is not None:
             for key in _TEACHER_TRAIN_KEYS:
                 if key in d:
@@ -210,40 +192,57 @@ class _Parser:
                     )
             if not spec.checkpoint.strip():
                 raise self.bad("teacher.checkpoint", spec.checkpoint, "must not be empty")
-        self.schedule(lambda k: f"teacher.{k}", spec)
+        self.checked(lambda: check_schedule(spec, self.spell("teacher.")))
+        names = {"student": "arch", "dataset": "dataset.spec"}
+        self.checked(
+            lambda: TrainConfig(
+                student=spec.arch, dataset=dataset.spec, loss="ce", out=_OUT, seed=spec.seed,
+                augment=spec.augment, **spec.schedule(),
+                spell=lambda k: f"key '{'' if k == 'dataset' else 'teacher.'}{names.get(k, k)}'",
+            )
+        )  # fmt: skip
         return spec
 
-    def dump(self, value: Any) -> DumpSpec:
+    def dump(self, value: Any, dataset: DatasetSpec, teacher: TeacherSpec) -> DumpSpec:
         d = self.table("dump", value)
-        keys = [f.name for f in dataclasses.fields(DumpSpec)]
+        keys = _dump_config.recipe_keys()
         self.check_keys("dump.", d, keys)
-        spec = DumpSpec(**self.fields(DumpSpec, "dump.", d, keys))
-        self.positive("dump.views", spec.views)
-        self.positive("dump.batch_size", spec.batch_size)
-        self.positive("dump.chunk_samples", spec.chunk_samples)
-        self.choice("dump.dtype", spec.dtype, DTYPES)
-        self.positive("dump.topk", spec.topk)
-        return spec
+        given = self.fields(DumpConfig, "dump.", d, keys)
+        if "views" not in d:
+            raise self.fail("dump.views", "is missing (required; no value given)")
+        cfg = self.checked(
+            lambda: DumpConfig(
+                dataset=dataset.spec, teacher=teacher.arch, out=_STORE, **given,
+                spell=self.spell("dump."),
+            )
+        )  # fmt: skip
+        self.topk("dump.topk", cfg.topk)
+        return DumpSpec({k: getattr(cfg, k) for k in keys})
 
     def sort(self, value: Any) -> SortSpec:
         d = self.table("sort", value)
         self.check_keys("sort.", d, ["methods"])
         spec = SortSpec(**self.fields(SortSpec, "sort.", d, ["methods"]))
         for m in spec.methods:
-            self.choice("sort.methods", m, SORT_METHODS)
+            if m not in SORT_METHODS:
+                raise self.bad("sort.methods", m, f"must be one of {', '.join(SORT_METHODS)}")
         self.unique("sort.methods", spec.methods)
         return spec
 
     def students(
-        self, value: Any, train: Any, seeds: tuple[int, ...], sort: SortSpec
+        self,
+        value: Any,
+        train: Any,
+        seeds: tuple[int, ...],
+        sort: SortSpec,
+        dataset: DatasetSpec,
     ) -> tuple[StudentSpec, ...]:
         from sortkd_cache.losses import LOSSES
 
+        keys = _train_config.recipe_keys()
         defaults = self.table("train", train)
-        self.check_keys("train.", defaults, (*_TRAIN_KEYS, *LOSSES.names()))
-        base = self.fields(
-            StudentSpec, "train.", defaults, [k for k in _TRAIN_KEYS if k in defaults]
-        )
+        self.check_keys("train.", defaults, (*keys, *LOSSES.names()))
+        base = self.fields(TrainConfig, "train.", defaults, [k for k in keys if k in defaults])
         self.per_loss = {
             name: dict(self.table(f"train.{name}", defaults[name]))
             for name in LOSSES.names()
@@ -255,11 +254,11 @@ class _Parser:
                 "students",
                 f"expects a non-empty list of [[students]] tables, got {value!r} ({shown})",
             )
-        out: list[StudentSpec] = []
-        for i, item in enumerate(value):
-            out.append(self.student(f"students[{i}].", item, base, seeds, sort))
-        names = [s.name for s in out]
-        self.unique("students.name", names)
+        out = [
+            self.student(f"students[{i}].", item, base, seeds, sort, dataset)
+            for i, item in enumerate(value)
+        ]
+        self.unique("students.name", [s.name for s in out])
         self.unique("students.name (as directory names)", [s.slug for s in out])
         return tuple(out)
 
@@ -270,32 +269,51 @@ class _Parser:
         base: dict[str, Any],
         seeds: tuple[int, ...],
         sort: SortSpec,
+        dataset: DatasetSpec,
     ) -> StudentSpec:
         from sortkd_cache.losses import loss_options
 
+        keys = _train_config.recipe_keys()
         d = self.table(prefix.rstrip("."), value)
-        self.check_keys(prefix, d, ("name", *_VARIANT_KEYS, *loss_options()))
+        self.check_keys(prefix, d, ("name", "seeds", *keys, *loss_options()))
         if "name" not in d:
             raise self.fail(prefix + "name", "is missing (required; no value given)")
-        own = self.fields(StudentSpec, prefix, d, [k for k in ("name", *_VARIANT_KEYS) if k in d])
-        merged = {"seeds": seeds, **base, **own}
-        merged["loss_options"] = self.loss_options(prefix, d, merged.get("loss", "kd"))
+        own_spec = self.fields(StudentSpec, prefix, d, [k for k in ("name", "seeds") if k in d])
+        own = self.fields(TrainConfig, prefix, d, [k for k in keys if k in d])
+        merged = {**base, **own}
         if "student" not in merged:
             raise self.fail(
                 prefix + "student", "is missing (required here or in [train]; no value given)"
             )
-        spec = StudentSpec(**merged)
-        if not spec.name.strip() or not spec.slug:
-            raise self.bad(prefix + "name", spec.name, "needs a letter or digit")
-        if not spec.seeds:
-            raise self.bad(prefix + "seeds", [], "needs at least one seed")
-        self.unique(prefix + "seeds", spec.seeds)
-        self.model(prefix + "student", spec.student)
 
         def where(key: str) -> str:
             return f"train.{key}" if key in base and key not in own else prefix + key
 
-        self._student_values(where, spec, sort)
+        spec_seeds = own_spec.get("seeds", seeds)
+        self.seed_list(prefix + "seeds", spec_seeds)
+        options = self.loss_options(prefix, d, merged.get("loss", "kd"))
+        cfg = self.checked(
+            lambda: TrainConfig(
+                cache=_STORE, dataset=dataset.spec, out=_OUT, seed=spec_seeds[0], **merged,
+                loss_options=options, spell=lambda k: f"key '{where(k)}'",
+            )
+        )  # fmt: skip
+        spec = StudentSpec(
+            name=own_spec["name"],
+            seeds=spec_seeds,
+            values={k: getattr(cfg, k) for k in keys},
+            loss_options=options,
+        )
+        if not spec.name.strip() or not spec.slug:
+            raise self.bad(prefix + "name", spec.name, "needs a letter or digit")
+        if spec.loss != "ce" and spec.logits != "raw" and spec.logits not in sort.methods:
+            raise self.bad(
+                where("logits"),
+                spec.logits,
+                f"variant '{spec.name}' needs sort.methods to include '{spec.logits}' "
+                f"(it is {list(sort.methods)})",
+            )
+        self.topk(where("topk"), spec.topk)
         return spec
 
     def loss_options(self, prefix: str, d: Mapping[str, Any], loss: Any) -> dict[str, float]:
@@ -304,7 +322,7 @@ class _Parser:
         from sortkd_cache.losses import LOSSES, loss_options, make_loss
 
         if not isinstance(loss, str) or loss not in LOSSES:
-            return {}  # the unknown loss is reported by _student_values
+            return {}  # the unknown loss is reported by TrainConfig
         table = self.per_loss.get(loss, {})
         given = {k: (f"train.{loss}.{k}", v) for k, v in table.items()}
         given |= {k: (prefix + k, v) for k, v in d.items() if k in loss_options()}
@@ -317,35 +335,9 @@ class _Parser:
             raise ConfigError(f"{self.source}: key {exc}") from None
         return {k: cfg.options()[k] for k in given}
 
-    def _student_values(
-        self, where: Callable[[str], str], spec: StudentSpec, sort: SortSpec
-    ) -> None:
-        from sortkd_cache.losses import LOSSES
 
-        self.choice(where("loss"), spec.loss, LOSSES.names())
-        self.choice(where("logits"), spec.logits, LOGIT_KINDS)
-        if spec.loss != "ce" and spec.logits != "raw" and spec.logits not in sort.methods:
-            raise self.bad(
-                where("logits"),
-                spec.logits,
-                f"variant '{spec.name}' needs sort.methods to include '{spec.logits}' "
-                f"(it is {list(sort.methods)})",
-            )
-        self.choice(where("views_order"), spec.views_order, VIEW_ORDERS)
-        self.positive(where("topk"), spec.topk)
-        if spec.sparse_tail is not None:
-            from sortkd_cache.sparse import TAILS
-
-            self.choice(where("sparse_tail"), spec.sparse_tail, TAILS)
-        if spec.loss == "ce":
-            for key in ("topk", "sparse_tail"):
-                if getattr(spec, key) is not None:
-                    raise self.bad(
-                        where(key), getattr(spec, key), "has no effect with loss 'ce' (no teacher)"
-                    )
-        self.schedule(where, spec)
-
-
-def check_recipe(d: Mapping[str, Any], source: str) -> Recipe:
-    """A validated :class:`Recipe` from parsed recipe data; ``source`` names the file."""
-    return _Parser(source).recipe(d)
+def check_recipe(d: Mapping[str, Any], source: str, recipe_cls: type) -> dict[str, Any]:
+    """The validated fields of a ``recipe_cls`` (:class:`~sortkd_cache.pipelines.recipe.
+    Recipe`) from parsed recipe data, whose top-level keys it declares; ``source`` names the
+    file in errors."""
+    return _Parser(source, recipe_cls).recipe(d)

@@ -1,32 +1,35 @@
 """The configuration of one training run, validated whole before anything is touched.
 
-:class:`TrainConfig` holds the run's options; the loss's own options live in ``loss_options``
-and are declared by the loss itself (:mod:`sortkd_cache.losses`): an option left out takes the
-chosen loss's paper default, an option the loss does not take is refused. Construction checks
-every value (ranges, choices, known architectures and losses), so a bad value is one
-ConfigError line before a run directory, a store or a model is touched. Error messages name
-options as the CLI spells them (``--lr``, ``--dkd-beta``).
+:class:`TrainConfig` owns the run's options: each is one :func:`~sortkd_cache.options.opt`
+field whose metadata (help, choices, bounds, what it applies to, runtime or computing, recipe
+key) generates the ``train`` command's options, the recipe's variant keys and their checks,
+and ``config.json`` with its replay. The loss's own options live in ``loss_options`` and are
+declared by the loss itself (:mod:`sortkd_cache.losses`): an option left out takes the chosen
+loss's paper default, an option the loss does not take is refused. Construction checks every
+value (types, ranges, choices, known architectures and losses, options that would do nothing),
+so a bad value is one ConfigError line before a run directory, a store or a model is touched.
+Error messages name options as the user spelled them (``--lr``, ``key 'students[0].lr'``).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import InitVar, asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.options import Applies, Spell, check_applies, check_fields, flag, opt, opt_of
 from sortkd_cache.sorting import LOGIT_KINDS
-from sortkd_cache.sparse._spec import TAILS
+from sortkd_cache.sparse import TAILS
 
 if TYPE_CHECKING:
     from sortkd_cache.losses import Loss
 
 __all__ = [
-    "DATA_PATHS",
     "LOGIT_CHOICES",
     "RUNTIME_KEYS",
+    "SEED_MAX",
     "Schedule",
     "TrainConfig",
     "check_schedule",
@@ -36,38 +39,28 @@ __all__ = [
 
 #: ``raw`` and every registered logits transform (``sort``, ``swap``).
 LOGIT_CHOICES: tuple[str, ...] = LOGIT_KINDS
-SOFT_LABEL_MODES = ("auto", "view", "stream")  # resolved in sortkd_cache/data/_plan.py
-DATA_PATHS = ("auto", "device", "loader")
 VIEW_ORDERS = ("cyclic", "shuffle")
 TEACHER_INITS = ("checkpoint", "random")
-#: Options that change how a run executes or where it reads from, never what it computes:
-#: a resume may change them (every other option must match the stored configuration).
-RUNTIME_KEYS = frozenset(
-    {
-        "out",
-        "cache",
-        "dataset",
-        "data_root",
-        "download",
-        "device",
-        "data_path",
-        "workers",
-        "eval_batch_size",
-        "resume",
-        "overwrite",
-        "stop_after",
-        "progress",
-        "storage_options",
-    }
-)
+#: Seeds are 32-bit: every generator that takes one (torch, numpy, the view sampler) agrees.
+SEED_MAX = 2**32 - 1
 
 
-Spell = Callable[[str], str]
+def _data_paths() -> tuple[str, ...]:
+    from sortkd_cache.data import DATA_PATHS  # torch
+
+    return DATA_PATHS
 
 
-def flag(key: str) -> str:
-    """The CLI spelling of an option: ``dkd_beta`` -> ``--dkd-beta``."""
-    return "--" + key.replace("_", "-")
+def _soft_label_modes() -> tuple[str, ...]:
+    from sortkd_cache.data import SOFT_LABEL_MODES  # torch
+
+    return SOFT_LABEL_MODES
+
+
+def _losses() -> tuple[str, ...]:
+    from sortkd_cache.losses import LOSSES  # torch
+
+    return tuple(LOSSES.names())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,13 +71,15 @@ class Schedule:
     its student variants all take these fields from here (checked by :func:`check_schedule`).
     """
 
-    epochs: int = 240
-    batch_size: int = 64
-    lr: float = 0.05
-    milestones: tuple[int, ...] = (150, 180, 210)
-    lr_decay: float = 0.1
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
+    epochs: int = opt(240, "Training epochs.", ge=1, le=100_000, recipe=True)
+    batch_size: int = opt(64, "Samples per optimizer step.", ge=2, le=2**20, recipe=True)
+    lr: float = opt(0.05, "SGD learning rate.", gt=0, le=100.0, recipe=True)
+    milestones: tuple[int, ...] = opt(
+        (150, 180, 210), "Epochs at which the lr is multiplied by --lr-decay.", recipe=True
+    )
+    lr_decay: float = opt(0.1, "Factor of the lr at each milestone.", gt=0, le=100.0, recipe=True)
+    weight_decay: float = opt(5e-4, "SGD weight decay.", ge=0, le=10.0, recipe=True)
+    momentum: float = opt(0.9, "SGD momentum.", ge=0, le=1.0, recipe=True)
 
     def schedule(self) -> dict[str, Any]:
         """The schedule's fields (``TrainConfig`` keyword arguments)."""
@@ -93,66 +88,112 @@ class Schedule:
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig(Schedule):
-    """One training run (see ``sortkd-cache train --help`` for each option)."""
+    """One training run (see ``sortkd-cache train --help`` for each option).
 
-    student: str
-    out: str
-    cache: str | None = None
-    dataset: str | None = None
-    data_root: str | None = None
-    download: bool = False
-    logits: str = "raw"
-    #: top-K soft labels: a sparse store's K (checked), or the K a dense store's rows and an
-    #: online teacher's logits are truncated to per batch, as ``copy --topk K`` would
-    topk: int | None = None
-    #: the sparse loss's tail handling (None: ``sortkd_cache.sparse.DEFAULT_TAIL``)
-    sparse_tail: str | None = None
-    loss: str = "kd"
+    ``spell`` (not a field) names an option the way the caller's user wrote it in errors.
+    """
+
+    student: str = opt(help="Student architecture (names: sortkd-cache list models).", recipe=True)
+    out: str = opt(help="Run directory.", runtime=True)
+    cache: str | None = opt(None, "Store to train from (dir, .zip, s3://, gs://, https://).",
+                            runtime=True)  # fmt: skip
+    dataset: str | None = opt(
+        None,
+        "Dataset SPEC: without --cache, plain CE training; with it, your copy of the data "
+        "(fingerprint-checked). Kinds: sortkd-cache list datasets.",
+        runtime=True,
+    )
+    data_root: str | None = opt(None, "Where cifar10/cifar100 live.", runtime=True)
+    download: bool = opt(False, "Let torchvision download cifar10/cifar100.", runtime=True)
+    logits: str = opt("raw", "Soft labels: raw or a sort method's kind.", choices=LOGIT_CHOICES,
+                      applies="teacher", recipe=True)  # fmt: skip
+    topk: int | None = opt(
+        None,
+        "Top-K soft labels. A sparse store: must equal its K. A dense store or "
+        "--online-teacher: each batch's teacher rows are truncated to the top K on the fly, as "
+        "`copy --topk K` stores them (same format, recorded T 1,2,4), so the run equals one "
+        "from that copy.",
+        ge=1, le=2**16, applies="teacher", recipe=True,
+    )  # fmt: skip
+    sparse_tail: str | None = opt(
+        None,
+        "How a sparse teacher's dropped tail enters the loss. uniform: the mass spread evenly "
+        "over the dropped classes; bucket: its total mass only (inside it the student keeps "
+        "its own spread). [default: uniform; only with a sparse store or --topk]",
+        choices=TAILS, applies="teacher", recipe=True,
+    )  # fmt: skip
+    loss: str = opt("kd", "The loss.", choices=_losses, recipe=True)
     #: The loss's own options (``{"temperature": 2.0}``); the rest take the loss's defaults.
-    loss_options: Mapping[str, float] = field(default_factory=dict)
-    seed: int = 0
-    #: the data order's and the view order's seed (None: ``seed``); a sweep's members share it
-    data_seed: int | None = None
-    augment: str | None = None
-    views_order: str = "cyclic"
-    num_classes: int | None = None
-    online_teacher: str | None = None
-    teacher_ckpt: str | None = None
-    teacher_init: str = "checkpoint"
-    device: str = "auto"
-    data_path: str = "auto"
-    workers: int = 0
-    #: soft labels per epoch: a whole view, or streamed chunk by chunk (auto: past 64 MiB);
-    #: when streaming, chunks per shuffle window (default 2) and lanes (default: from the batch)
-    soft_labels: str = "auto"
-    stream_window: int | None = None
-    stream_lanes: int | None = None
-    eval_batch_size: int = 512
-    resume: bool = False
-    overwrite: bool = False
-    stop_after: int | None = None
-    progress: bool = True
-    storage_options: dict[str, Any] | None = None
+    loss_options: Mapping[str, float] = opt(default_factory=dict, cli=False)
+    seed: int = opt(0, "Seed of the student's initialisation (and, unless --data-seed, of "
+                    "the data order).", ge=0, le=SEED_MAX)  # fmt: skip
+    data_seed: int | None = opt(
+        None,
+        "Seed of the data order and the view order (shuffles, --views-order shuffle, fresh "
+        "views without a cache). [default: --seed]",
+        ge=0, le=SEED_MAX, fallback="seed", recipe=True,
+    )  # fmt: skip
+    augment: str | None = opt(None, "Recipe for plain training (default: the dataset's; names: "
+                              "sortkd-cache list augment).", applies="no_cache")  # fmt: skip
+    views_order: str = opt("cyclic", "cyclic (epoch mod V) | shuffle", choices=VIEW_ORDERS,
+                           recipe=True)  # fmt: skip
+    num_classes: int | None = opt(None, "Expected class count (checked against the store).",
+                                  ge=1, le=2**24)  # fmt: skip
+    online_teacher: str | None = opt(
+        None, "Compute teacher logits on the fly (equality checks, timing)."
+    )
+    teacher_ckpt: str | None = opt(None, "Weights of --online-teacher.", applies="online_teacher")
+    teacher_init: str = opt("checkpoint", "Weights of --online-teacher: checkpoint | random.",
+                            choices=TEACHER_INITS, applies="online_teacher")  # fmt: skip
+    device: str = opt("auto", "auto | cpu | cuda[:N]", runtime=True)
+    data_path: str = opt("auto", "auto | device | loader", choices=_data_paths, runtime=True)
+    workers: int = opt(0, "DataLoader workers (loader path).", ge=0, le=256, runtime=True)
+    soft_labels: str = opt(
+        "auto",
+        "view: one whole view of soft labels per epoch | stream: chunk by chunk in a "
+        "chunk-local shuffled order, memory bounded by the window | auto: stream once a view "
+        "exceeds 64 MiB. Recorded in config.json.",
+        choices=_soft_label_modes,
+    )
+    stream_window: int | None = opt(
+        None, "Streamed: chunks per shuffle window and lane (default 2).", ge=1, le=2**16
+    )
+    stream_lanes: int | None = opt(
+        None,
+        "Streamed: rank-independent lanes; ranks must divide them (default: the largest "
+        "divisor of --batch-size up to 8).",
+        ge=1, le=2**16,
+    )  # fmt: skip
+    eval_batch_size: int = opt(512, "Batch size of the evaluation.", ge=1, le=2**20, runtime=True)
+    resume: bool = opt(False, "Continue an interrupted run in --out.", runtime=True)
+    overwrite: bool = opt(False, "Replace a run already in --out.", runtime=True)
+    stop_after: int | None = opt(None, ge=1, runtime=True, hidden=True)
+    progress: bool = opt(True, "Progress bar.", runtime=True, names=("--progress/--no-progress",))
+    storage_options: dict[str, Any] | None = opt(None, runtime=True, cli=False)  # noqa: RUF009
+    #: ``train --config`` without ``--cache``: the recorded run's cache provenance, which the
+    #: store found now must match (not recorded: a replay's own config.json has its provenance)
+    replay_of: Mapping[str, Any] | None = opt(None, runtime=True, cli=False)
+    spell: InitVar[Spell | None] = None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "milestones", tuple(self.milestones))
+    def __post_init__(self, spell: Spell | None) -> None:
         object.__setattr__(self, "loss_options", dict(self.loss_options))
-        _validate(self)
+        _validate(self, spell or flag)
 
     @property
     def order_seed(self) -> int:
-        """The seed of the data order and the shuffled view order (``data_seed`` or ``seed``)."""
+        """The seed of the data and view order: ``data_seed``, else ``seed``."""
         return self.seed if self.data_seed is None else self.data_seed
 
-    def loss_config(self) -> Loss:
+    def loss_config(self, spell: Spell = flag) -> Loss:
         """The loss with the options as used (defaults filled in)."""
         from sortkd_cache.losses import make_loss
 
-        return make_loss(self.loss, self.loss_options, spell=flag)
+        return make_loss(self.loss, self.loss_options, spell=spell)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able data: the loss options resolved, storage option values redacted."""
         d = asdict(self)
+        d.pop("replay_of")
         d["milestones"] = list(self.milestones)
         d["loss_options"] = self.loss_config().options()
         if self.storage_options:
@@ -160,117 +201,77 @@ class TrainConfig(Schedule):
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+    def from_dict(cls, d: Mapping[str, Any], spell: Spell = flag) -> TrainConfig:
         """From :meth:`to_dict` data (a run's ``config.json`` minus its recorded sections)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown train option '{unknown[0]}'")
-        for key in ("student", "out"):
-            if d.get(key) is None:
-                raise ConfigError(f"missing {flag(key)}")
-        data = dict(d)
-        if "milestones" in data:
-            data["milestones"] = _int_tuple("milestones", data["milestones"])
-        if not isinstance(data.get("loss_options", {}), Mapping):
-            raise ConfigError(f"--loss options must be a mapping, got {data['loss_options']!r}")
-        return cls(**data)
-
-
-def _int_tuple(key: str, value: Any) -> tuple[int, ...]:
-    if not isinstance(value, (list, tuple)) or not all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
-    ):
-        raise ConfigError(f"{flag(key)} must be a list of integers, got {value!r}")
-    return tuple(value)
-
-
-def _number(cfg: Any, key: str, *, low: float, strict: bool, spell: Spell = flag) -> None:
-    value = getattr(cfg, key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{spell(key)} must be a number, got {value!r}")
-    ok = math.isfinite(value) and (value > low if strict else value >= low)
-    if not ok:
-        sign = ">" if strict else ">="
-        raise ConfigError(f"{spell(key)} must be a finite number {sign} {low:g}, got {value!r}")
-
-
-def _integer(cfg: Any, key: str, low: int, *, optional: bool = False, spell: Spell = flag) -> None:
-    value = getattr(cfg, key)
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{spell(key)} must be an integer >= {low}, got {value!r}")
+        if not isinstance(d.get("loss_options", {}), Mapping):
+            raise ConfigError(f"--loss options must be a mapping, got {d['loss_options']!r}")
+        data = {f.name: d[f.name] for f in fields(cls) if f.name in d}
+        for key in ("student", "out"):  # required: None is "missing", as a left-out key
+            data.setdefault(key, None)
+        return cls(**data, spell=spell)
 
 
 def check_schedule(s: Schedule, spell: Spell = flag) -> None:
-    """Refuse a schedule that cannot train: epochs < 1, batch < 2, lr or lr_decay <= 0 (or
-    not finite), negative momentum or weight decay, milestones not increasing epochs >= 1.
-    ``spell`` names a field as the user wrote it (a CLI flag, a recipe key)."""
-    _integer(s, "epochs", 1, spell=spell)
-    _integer(s, "batch_size", 2, spell=spell)
-    _number(s, "lr", low=0.0, strict=True, spell=spell)
-    _number(s, "lr_decay", low=0.0, strict=True, spell=spell)
-    _number(s, "momentum", low=0.0, strict=False, spell=spell)
-    _number(s, "weight_decay", low=0.0, strict=False, spell=spell)
+    """Refuse a schedule that cannot train: the bounds of its fields (epochs >= 1, batch >= 2,
+    lr and lr_decay > 0, ...) and milestones that are not increasing epochs >= 1. ``spell``
+    names a field as the user wrote it (a CLI flag, a recipe key)."""
+    check_fields(s, spell)
     m = s.milestones
-    if any(isinstance(v, bool) or not isinstance(v, int) for v in m) or any(
-        b <= a for a, b in itertools.pairwise(m)
-    ):
+    if any(b <= a for a, b in itertools.pairwise(m)):
         raise ConfigError(f"{spell('milestones')} must be increasing epochs, got {list(m)}")
     if m and m[0] < 1:
         raise ConfigError(f"{spell('milestones')} must be epochs >= 1, got {list(m)}")
 
 
-def _choice(cfg: TrainConfig, key: str, choices: tuple[str, ...]) -> None:
-    value = getattr(cfg, key)
-    if value not in choices:
-        raise ConfigError(f"unknown {flag(key)} {value!r}; known: {', '.join(choices)}")
+#: When an option does anything: (condition, why it does nothing otherwise).
+APPLIES: Applies = {
+    "teacher": (
+        lambda c: _needs_teacher(c.loss),
+        lambda c, s: f"with {s('loss')} {c.loss}: it has no teacher term",
+    ),
+    "online_teacher": (
+        lambda c: c.online_teacher is not None,
+        lambda c, s: f"without {s('online_teacher')}: it only sets the online teacher",
+    ),
+    "no_cache": (
+        lambda c: c.cache is None,
+        lambda c, s: f"with {s('cache')}: the cache fixes the augmentation",
+    ),
+}
 
 
-def _validate(cfg: TrainConfig) -> None:
-    """Every check that needs no file: ranges, choices, names (see the module docstring)."""
-    check_schedule(cfg)
-    for key, low in (("eval_batch_size", 1), ("workers", 0), ("seed", 0)):
-        _integer(cfg, key, low)
-    _integer(cfg, "data_seed", 0, optional=True)
-    _integer(cfg, "num_classes", 1, optional=True)
-    _integer(cfg, "stop_after", 1, optional=True)
-    _integer(cfg, "stream_window", 1, optional=True)
-    _integer(cfg, "stream_lanes", 1, optional=True)
-    _integer(cfg, "topk", 1, optional=True)
-    _choice(cfg, "logits", LOGIT_CHOICES)
-    if cfg.sparse_tail is not None:
-        _choice(cfg, "sparse_tail", TAILS)
-    _choice(cfg, "views_order", VIEW_ORDERS)
-    _choice(cfg, "data_path", DATA_PATHS)
-    _choice(cfg, "soft_labels", SOFT_LABEL_MODES)
-    _choice(cfg, "teacher_init", TEACHER_INITS)
-    if cfg.resume and cfg.overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other")
-    _validate_names(cfg)
-
-
-def _validate_names(cfg: TrainConfig) -> None:
+def _needs_teacher(loss: str) -> bool:
     from sortkd_cache.losses import LOSSES
 
-    if not isinstance(cfg.student, str) or not cfg.student:
-        raise ConfigError(f"--student must name an architecture, got {cfg.student!r}")
-    _architecture(cfg.student, "--student")
+    return LOSSES.get(loss).needs_teacher
+
+
+def _validate(cfg: TrainConfig, spell: Spell) -> None:
+    """Every check that needs no file: types, ranges, choices, names, what applies."""
+    check_schedule(cfg, spell)
+    if cfg.resume and cfg.overwrite:
+        raise ConfigError(f"{spell('resume')} and {spell('overwrite')} exclude each other")
+    _validate_names(cfg, spell)
+    check_applies(cfg, APPLIES, spell)
+
+
+def _validate_names(cfg: TrainConfig, spell: Spell) -> None:
+    if not cfg.student:
+        raise ConfigError(f"{spell('student')} must name an architecture, got {cfg.student!r}")
+    _architecture(cfg.student, spell("student"))
     if cfg.online_teacher is not None:
-        _architecture(cfg.online_teacher, "--online-teacher")
-    loss = LOSSES.get(cfg.loss)
-    cfg.loss_config()
+        _architecture(cfg.online_teacher, spell("online_teacher"))
+    cfg.loss_config(spell)
     if cfg.cache is None and cfg.dataset is None:
         raise ConfigError("give --cache STORE (distillation) or --dataset SPEC (plain training)")
-    if cfg.cache is None and loss.needs_teacher and cfg.online_teacher is None:
-        raise ConfigError(f"--loss {cfg.loss} needs --cache STORE (or --online-teacher ARCH)")
-    for key in ("topk", "sparse_tail"):
-        if getattr(cfg, key) is not None and not loss.needs_teacher:
-            raise ConfigError(
-                f"{flag(key)} {getattr(cfg, key)} does nothing with --loss {cfg.loss}: "
-                "it has no teacher term"
-            )
+    if cfg.cache is None and _needs_teacher(cfg.loss) and cfg.online_teacher is None:
+        raise ConfigError(
+            f"{spell('loss')} {cfg.loss} needs --cache STORE (or {spell('online_teacher')} ARCH)"
+        )
     if cfg.dataset is not None:
         from sortkd_cache.datasets import parse_dataset_spec
 
@@ -295,16 +296,28 @@ def _architecture(name: str, option: str) -> None:
         )
 
 
+#: Options that change how a run executes or where it reads from, never what it computes:
+#: a resume may change them (every other option must match the stored configuration).
+RUNTIME_KEYS = frozenset(f.name for f in fields(TrainConfig) if opt_of(f).runtime)
+
+
+def _effective(d: Mapping[str, Any], key: str, fallback: str | None) -> object:
+    value = d.get(key)
+    return d.get(fallback) if value is None and fallback is not None else value
+
+
 def resume_difference(stored: Mapping[str, Any], cfg: TrainConfig) -> str | None:
     """The first option (in declaration order) where ``cfg`` differs from a stored run's
-    ``config.json``, as one line; None when a resume may continue that run."""
+    ``config.json``, as one line; None when a resume may continue that run. An option recorded
+    before it existed reads as its default (``data_seed``: the run's ``seed``)."""
     import json
 
     now = cfg.to_dict()
     for f in fields(TrainConfig):
-        if f.name in RUNTIME_KEYS:
+        info = opt_of(f)
+        if info.runtime:
             continue
-        old, new = stored.get(f.name), now.get(f.name)
+        old, new = (_effective(d, f.name, info.fallback) for d in (stored, now))
         if f.name == "loss_options" and isinstance(old, dict) and isinstance(new, dict):
             for key in sorted(set(old) | set(new)):
                 if old.get(key) != new.get(key):
@@ -312,3 +325,8 @@ def resume_difference(stored: Mapping[str, Any], cfg: TrainConfig) -> str | None
         elif old != new:
             return f"{flag(f.name)} {json.dumps(old)} -> {json.dumps(new)}"
     return None
+
+
+def recipe_keys() -> Sequence[str]:
+    """The train options a recipe variant may set (``[train]`` / ``[[students]]`` keys)."""
+    return tuple(f.name for f in fields(TrainConfig) if opt_of(f).recipe)

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from sortkd_cache.errors import ConfigError, StoreError
+from sortkd_cache.errors import StoreError
 from sortkd_cache.outputs import check_disjoint
 from sortkd_cache.pipelines._common import (
     build_teacher,
@@ -47,7 +47,7 @@ from sortkd_cache.pipelines._decode import (
     default_workers,
     plan_blocks,
 )
-from sortkd_cache.pipelines._dump_sparse import parse_temperatures
+from sortkd_cache.pipelines._dump_config import DumpConfig
 from sortkd_cache.pipelines._dump_store import (
     check_out_free,
     check_resumable,
@@ -82,47 +82,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class DumpConfig:
-    dataset: str
-    teacher: str
-    out: str
-    views: int = 4
-    seed: int = 0
-    augment: str | None = None
-    teacher_ckpt: str | None = None
-    teacher_init: str = "checkpoint"
-    split: str = "train"
-    data_root: str | None = None
-    download: bool = False
-    dtype: str = "float16"
-    batch_size: int = 256
-    chunk_samples: int | None = None
-    device: str = "auto"
-    precision: str = "fp32"
-    workers: int | None = None  # image decoders (folder datasets); None: min(8, CPUs)
-    decoder: str = "pil"  # or "nvjpeg" (CUDA, folder datasets): recorded with the raw logits
-    resume: bool = False
-    overwrite: bool = False
-    progress: bool = True
-    rank: int = 0
-    world_size: int = 1
-    topk: int | None = None  # write the sparse top-K kind instead of dense logits
-    topk_temperatures: str | None = None  # recorded tail temperatures, default "1,2,4"
-    # The teacher's preprocessing over its own (timm / torchvision weights / the dataset's):
-    teacher_mean: str | None = None  # "0.5,0.5,0.5"
-    teacher_std: str | None = None
-    teacher_size: str | None = None  # "224" or "H,W": views are resized to it
-    teacher_interpolation: str | None = None  # nearest | bilinear | bicubic
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DumpConfig:
-        return cls(**d)
-
-
 @dataclass
 class DumpResult:
     store: str
@@ -136,27 +95,6 @@ class DumpResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _validate(cfg: DumpConfig) -> None:
-    if cfg.views < 1:
-        raise ConfigError(f"--views must be >= 1, got {cfg.views}")
-    if cfg.dtype not in ("float16", "float32"):
-        raise ConfigError(f"--dtype must be float16 or float32, got '{cfg.dtype}'")
-    if cfg.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {cfg.batch_size}")
-    if cfg.chunk_samples is not None and cfg.chunk_samples < 1:
-        raise ConfigError(f"--chunk-samples must be >= 1, got {cfg.chunk_samples}")
-    if cfg.overwrite and cfg.resume:
-        raise ConfigError("--resume and --overwrite exclude each other")
-    if cfg.world_size < 1 or not 0 <= cfg.rank < cfg.world_size:
-        raise ConfigError(f"bad rank {cfg.rank} for world size {cfg.world_size}")
-    if cfg.workers is not None and cfg.workers < 1:
-        raise ConfigError(f"--workers (image decoders) must be >= 1, got {cfg.workers}")
-    if cfg.topk is not None and cfg.topk < 1:
-        raise ConfigError(f"--topk {cfg.topk} must be >= 1")
-    parse_temperatures(cfg.topk_temperatures)
-    PreprocessOptions.of(cfg)
 
 
 @torch.inference_mode()
@@ -283,7 +221,6 @@ def dump(cfg: DumpConfig) -> DumpResult:
     from sortkd_cache.augment import get_recipe
     from sortkd_cache.datasets import load_dataset
 
-    _validate(cfg)
     device = resolve_device(cfg.device)
     check_precision(cfg.precision, device)
     check_decoder(cfg.decoder, device)

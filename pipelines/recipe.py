@@ -4,7 +4,7 @@ A recipe is loaded with :mod:`tomllib` (data only, nothing is executed) and chec
 schema below before any work starts. Every error is one :class:`ConfigError` line that names
 the file, the key and the value: unknown keys, wrong types, missing fields and bad values.
 
-    name = "digits_demo"            # optional, default: the file name
+    name = "digits_demo"            # optional, default: the file name (a plain folder name)
     description = "..."             # optional
     seeds = [0, 1, 2]               # student seeds (default [0])
     device = "auto"                 # optional: auto | cpu | cuda[:N]
@@ -22,7 +22,8 @@ the file, the key and the value: unknown keys, wrong types, missing fields and b
                                     #     lr_decay, weight_decay, momentum, seed, augment
     [dump]
     views = 8                       # required; also seed, augment, dtype, batch_size,
-                                    # chunk_samples, topk (a sparse top-K store)
+                                    # chunk_samples, precision, topk (a sparse top-K
+                                    # store), topk_temperatures
     [sort]
     methods = ["sort", "swap"]      # default ["sort"]; [] for none
 
@@ -37,9 +38,11 @@ the file, the key and the value: unknown keys, wrong types, missing fields and b
     loss = "kd"
     logits = "sort"                 # raw | sort | swap (sort/swap must be in [sort].methods)
 
-Variant keys (in ``[train]`` or ``[[students]]``; a variant's own value wins): student, loss,
-logits, epochs, batch_size, lr, milestones, lr_decay, weight_decay, momentum, views_order,
-topk, sparse_tail;
+Variant keys (in ``[train]`` or ``[[students]]``; a variant's own value wins): the
+``TrainConfig`` options marked as recipe keys (student, loss, logits, the schedule,
+views_order, data_seed, topk, sparse_tail); the ``[dump]`` keys are the ``DumpConfig`` options
+marked so. Both are checked by those configurations themselves, so a key means in a recipe
+what its option means on the command line;
 ``[[students]]`` also takes ``name`` (required), ``seeds`` and the options of its own loss
 (``temperature``, ``dkd_beta``, ...: whatever the loss declares); ``[train.LOSS]`` tables give
 those per loss. A loss option that the variant's loss does not take is refused, naming the key
@@ -51,7 +54,6 @@ a TOML value, else taken as a string) edit the file's data before validation.
 from __future__ import annotations
 
 import dataclasses
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,8 +61,14 @@ from pathlib import Path
 from typing import Any
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.pipelines._train_config import Schedule
-from sortkd_cache.sorting import METHODS
+from sortkd_cache.pipelines._recipe_specs import (
+    DatasetSpec,
+    DumpSpec,
+    SortSpec,
+    StudentSpec,
+    TeacherSpec,
+    slugify,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,83 +90,6 @@ __all__ = [
     "slugify",
 ]
 
-SORT_METHODS: tuple[str, ...] = tuple(METHODS.names())
-DTYPES = ("float16", "float32")
-VIEW_ORDERS = ("cyclic", "shuffle")
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    spec: str
-    data_root: str | None = None
-    download: bool = False
-
-
-@dataclass(frozen=True, kw_only=True)
-class TeacherSpec(Schedule):
-    """An existing ``checkpoint``, or CE training with the schedule and the other fields."""
-
-    arch: str
-    checkpoint: str | None = None
-    seed: int = 0
-    augment: str | None = None
-
-
-@dataclass(frozen=True)
-class DumpSpec:
-    views: int
-    seed: int = 0
-    augment: str | None = None
-    dtype: str = "float16"
-    batch_size: int = 256
-    chunk_samples: int | None = None
-    #: Write the sparse top-K kind (``dump --topk``) instead of dense logits.
-    topk: int | None = None
-
-
-@dataclass(frozen=True)
-class SortSpec:
-    methods: tuple[str, ...] = ("sort",)
-
-
-@dataclass(frozen=True, kw_only=True)
-class StudentSpec(Schedule):
-    """One student variant: the schedule, the loss with its own options, the logits kind."""
-
-    name: str
-    student: str
-    seeds: tuple[int, ...] = (0,)
-    loss: str = "kd"
-    logits: str = "raw"
-    #: The loss's own options given by the recipe (the rest take the loss's defaults).
-    loss_options: Mapping[str, float] = field(default_factory=dict)
-    views_order: str = "cyclic"
-    #: ``train --topk``: a dense store's rows truncated to the top K per batch (a sparse
-    #: store's K, checked); ``train --sparse-tail``: how the dropped tail enters the loss.
-    topk: int | None = None
-    sparse_tail: str | None = None
-
-    def __hash__(self) -> int:
-        return hash((self.name, self.seeds, self.loss, tuple(sorted(self.loss_options.items()))))
-
-    @property
-    def slug(self) -> str:
-        return slugify(self.name)
-
-    def train_params(self) -> dict[str, Any]:
-        """The :class:`~sortkd_cache.pipelines.train.TrainConfig` fields of this variant."""
-        d = _plain(self)
-        d.pop("name")
-        d.pop("seeds")
-        d["loss_options"] = dict(self.loss_options)
-        return {k: v for k, v in d.items() if not (k in _UNSET_DROPPED and v is None)}
-
-    def to_dict(self) -> dict[str, Any]:
-        """The variant as recipe keys (its loss options flat, as a ``[[students]]`` table)."""
-        d = _plain(self)
-        options = d.pop("loss_options")
-        return {**d, **options}
-
 
 @dataclass(frozen=True)
 class Recipe:
@@ -167,7 +98,7 @@ class Recipe:
     teacher: TeacherSpec
     dump: DumpSpec
     students: tuple[StudentSpec, ...]
-    sort: SortSpec = SortSpec()
+    sort: SortSpec = field(default_factory=SortSpec)
     seeds: tuple[int, ...] = (0,)
     device: str = "auto"
     threads: int | None = None
@@ -190,7 +121,7 @@ class Recipe:
                 "threads": self.threads,
                 "dataset": _plain(self.dataset),
                 "teacher": teacher,
-                "dump": _plain(self.dump),
+                "dump": dict(self.dump.values),
                 "sort": _plain(self.sort),
                 "students": [s.to_dict() for s in self.students],
             }
@@ -202,17 +133,7 @@ class Recipe:
         """Validate ``d`` (a parsed recipe file); errors name ``source``, the key and value."""
         from sortkd_cache.pipelines._recipe_check import check_recipe
 
-        return check_recipe(d, source)
-
-
-def slugify(name: str) -> str:
-    """A directory-safe form of a variant name: ``"KD sort"`` -> ``"kd-sort"``."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
-#: Keys added after recipes were first recorded: left out of a stage's configuration while
-#: unset, so the stages of an existing run keep their hash and are not rerun.
-_UNSET_DROPPED = frozenset({"topk", "sparse_tail"})
+        return cls(**check_recipe(d, source, cls))
 
 
 def _plain(obj: Any) -> dict[str, Any]:

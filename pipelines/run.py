@@ -225,8 +225,7 @@ class _Runner:
 
     def dump(self, teacher_token: str | None, weights: str) -> str | None:
         r, d = self.recipe, self.recipe.dump
-        spec = {k: v for k, v in asdict(d).items() if not (k == "topk" and v is None)}
-        config = {"teacher": teacher_token, "dataset": r.dataset.spec, **spec}
+        config = {"teacher": teacher_token, "dataset": r.dataset.spec, **d.config()}
 
         def valid() -> bool:
             meta = self._open().meta
@@ -241,13 +240,7 @@ class _Runner:
                     teacher=r.teacher.arch,
                     teacher_ckpt=weights,
                     out=str(self.store_path),
-                    views=d.views,
-                    seed=d.seed,
-                    augment=d.augment,
-                    dtype=d.dtype,
-                    batch_size=d.batch_size,
-                    chunk_samples=d.chunk_samples,
-                    topk=d.topk,
+                    **d.values,
                     data_root=r.dataset.data_root,
                     download=r.dataset.download,
                     device=self.device,

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from sortkd_cache.errors import (
-    ConfigError,
     StoreExistsError,
     StoreNotFoundError,
 )
@@ -38,6 +37,7 @@ from sortkd_cache.outputs import check_disjoint, check_replaceable
 from sortkd_cache.pipelines._common import progress_bar, utc_now
 from sortkd_cache.pipelines._dask import connect, run_tasks
 from sortkd_cache.pipelines._dump_store import clean_partial_files
+from sortkd_cache.pipelines._sort_config import SortConfig
 from sortkd_cache.pipelines._sort_stats import ChunkStats, aggregate_stats, chunk_stats
 from sortkd_cache.store import (
     CacheStore,
@@ -49,18 +49,6 @@ from sortkd_cache.store import (
 )
 
 __all__ = ["SortConfig", "SortResult", "sort_store", "written_chunks"]
-
-
-@dataclass(frozen=True)
-class SortConfig:
-    store: str
-    method: str = "sort"
-    out: str | None = None
-    scheduler: str | None = None
-    overwrite: bool = False
-    progress: bool = True
-    num_workers: int | None = None
-    storage_options: dict[str, Any] | None = None
 
 
 @dataclass
@@ -235,8 +223,6 @@ def _finish(
 def check_sort_output(cfg: SortConfig) -> None:
     """Before anything is created: the options, and an --out that is not the source (nor
     inside it, nor containing it) and that --overwrite may replace (a store)."""
-    if cfg.num_workers is not None and cfg.num_workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {cfg.num_workers}")
     if cfg.out is None:
         return
     check_disjoint(cfg.out, [("STORE", cfg.store)])

@@ -24,6 +24,7 @@ build the model, the optimizer and the batches, and only then touch the run dire
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -139,6 +140,8 @@ class Trainer:
     def open_run_dir(self) -> None:
         """Check a --resume, then (rank 0) prepare the run directory and write config.json."""
         cfg = self.cfg
+        if cfg.replay_of is not None:
+            self._check_replay(cfg.replay_of)
         self.run_dir = RunDir(cfg.out)
         if cfg.resume:
             self._check_resume()
@@ -181,6 +184,16 @@ class Trainer:
             raise ConfigError(
                 f"--resume: the run in '{run.path}' was started with another configuration "
                 f"({diff}); resume it unchanged or train into a new --out"
+            )
+
+    def _check_replay(self, recorded: Mapping[str, Any]) -> None:
+        """Refuse a ``train --config`` replay on another cache than the recorded run's (the
+        store now at the recorded path is another store), unless --cache was given."""
+        diff = _cache_difference(dict(recorded), self.provenance)
+        if diff is not None:
+            raise ConfigError(
+                f"--config: the run was recorded on another cache than '{self.cfg.cache}' "
+                f"({diff}); give --cache explicitly to replay it on this one"
             )
 
     def resume(self) -> None:

@@ -12,6 +12,7 @@ from ._spec import (
     DatasetSpec,
     load_dataset,
     parse_dataset_spec,
+    spec_classes,
 )
 from .cifar import default_data_root
 from .imagefolder import IMAGE_EXTENSIONS, ImageFolderDataset
@@ -30,4 +31,5 @@ __all__ = [
     "fingerprint_images",
     "load_dataset",
     "parse_dataset_spec",
+    "spec_classes",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "DatasetSpec",
     "load_dataset",
     "parse_dataset_spec",
+    "spec_classes",
 ]
 
 SPLITS: tuple[str, ...] = ("test", "train")
@@ -74,6 +75,8 @@ class DatasetKind:
     load: Callable[[DatasetSpec, str, str | None, bool], ImageDataset]
     #: Whether it lives under a data root (``--data-root``, ``--download`` act on it).
     uses_root: bool = False
+    #: Its class count, read from the spec alone (None: known only once loaded).
+    classes: Callable[[DatasetSpec], int] | None = None
 
 
 #: The dataset names, by the SPEC's first field.
@@ -167,11 +170,13 @@ def _load_cifar(p: DatasetSpec, split: str, root: str | None, download: bool) ->
 
 
 for _kind in (
-    DatasetKind("cifar10", "cifar10", _no_args, _load_cifar, uses_root=True),
-    DatasetKind("cifar100", "cifar100", _no_args, _load_cifar, uses_root=True),
-    DatasetKind("digits", "digits", _no_args, _load_digits),
-    DatasetKind("digits100", "digits100[:N]", _digits100_args, _load_digits100),
-    DatasetKind("fake", "fake:N:C:SIZE", _fake_args, _load_fake),
+    DatasetKind("cifar10", "cifar10", _no_args, _load_cifar, True, lambda p: 10),
+    DatasetKind("cifar100", "cifar100", _no_args, _load_cifar, True, lambda p: 100),
+    DatasetKind("digits", "digits", _no_args, _load_digits, classes=lambda p: 10),
+    DatasetKind(
+        "digits100", "digits100[:N]", _digits100_args, _load_digits100, classes=lambda p: 100
+    ),
+    DatasetKind("fake", "fake:N:C:SIZE", _fake_args, _load_fake, classes=lambda p: int(p.args[1])),
     DatasetKind("imagefolder", "imagefolder:PATH", _folder_args, _load_folder),
 ):
     DATASETS.add(_kind.name, _kind)
@@ -189,6 +194,14 @@ def parse_dataset_spec(spec: str) -> DatasetSpec:
     if name not in DATASETS:
         raise _unknown(spec)
     return DatasetSpec(name, DATASETS.get(name).parse(spec, sep, rest))
+
+
+def spec_classes(spec: str) -> int | None:
+    """The class count of the dataset ``spec`` names, when the spec alone tells it (no data
+    is read); None otherwise (an image folder). Raises DatasetError for a bad spec."""
+    parsed = parse_dataset_spec(spec)
+    classes = DATASETS.get(parsed.name).classes
+    return classes(parsed) if classes is not None else None
 
 
 def load_dataset(

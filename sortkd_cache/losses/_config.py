@@ -74,6 +74,7 @@ class OptionInfo:
     default: float
     bounds: str  # "positive", "non_negative" or "any"
     help: str
+    high: float = 1e4  # the largest magnitude (temperatures: 100)
 
     def check(self, value: object, loss: str, spell: Spell) -> float:
         """``value`` (an int widened to float for float options) or ConfigError naming it."""
@@ -89,14 +90,18 @@ class OptionInfo:
         ok, text = _RANGES[self.bounds]
         if not ok(out):
             raise ConfigError(f"{where} must be {text}, got {value!r}")
+        if abs(out) > self.high:
+            raise ConfigError(f"{where} must be at most {self.high:g} in magnitude, got {value!r}")
         return out
 
 
-def option(default: float, help: str, *, bounds: str = "non_negative") -> Any:
-    """A loss option field: its paper default, a one-line help and its allowed range."""
+def option(default: float, help: str, *, bounds: str = "non_negative", high: float = 1e4) -> Any:
+    """A loss option field: its paper default, a one-line help, its allowed range and the
+    largest magnitude it may take (so that no value overflows the loss)."""
     if bounds not in _RANGES:
         raise ValueError(f"unknown option bounds {bounds!r}")
-    return dataclasses.field(default=default, metadata={"help": help, "bounds": bounds})
+    meta = {"help": help, "bounds": bounds, "high": high}
+    return dataclasses.field(default=default, metadata=meta)
 
 
 class TeacherRows(Protocol):
@@ -196,7 +201,9 @@ def option_info(cls: type[Loss]) -> tuple[OptionInfo, ...]:
     out = []
     for f in dataclasses.fields(cls):
         kind = {"int": int, "float": float}[str(f.type)]
-        out.append(OptionInfo(f.name, kind, f.default, f.metadata["bounds"], f.metadata["help"]))  # type: ignore[arg-type]
+        meta = f.metadata
+        info = OptionInfo(f.name, kind, f.default, meta["bounds"], meta["help"], meta["high"])  # type: ignore[arg-type]
+        out.append(info)
     return tuple(out)
 
 

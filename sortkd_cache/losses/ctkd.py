@@ -76,8 +76,8 @@ class CTKD(Loss):
     name = "ctkd"
     ce_weight: float = option(0.1, "weight of the hard-label cross-entropy term")
     kd_weight: float = option(0.9, "weight of the distillation term")
-    ctkd_t_start: float = option(1.0, "CTKD: lowest temperature", bounds="positive")
-    ctkd_t_range: float = option(20.0, "CTKD: temperature range above t_start")
+    ctkd_t_start: float = option(1.0, "CTKD: lowest temperature", bounds="positive", high=100.0)
+    ctkd_t_range: float = option(20.0, "CTKD: temperature range above t_start", high=100.0)
     ctkd_init_param: float = option(
         1.0, "CTKD: initial p of T = t_start + t_range * sigmoid(p)", bounds="any"
     )

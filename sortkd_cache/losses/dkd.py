@@ -115,7 +115,7 @@ class DKD(Loss):
     dkd_alpha: float = option(1.0, "DKD: weight of the target-class term (TCKD)")
     dkd_beta: float = option(8.0, "DKD: weight of the non-target-class term (NCKD)")
     temperature: float = option(
-        4.0, "softmax temperature of the distillation term", bounds="positive"
+        4.0, "softmax temperature of the distillation term", bounds="positive", high=100.0
     )
     dkd_warmup: int = option(20, "DKD: epochs of linear warm-up of the DKD term (0: none)")
     ce_weight: float = option(1.0, "weight of the hard-label cross-entropy term")

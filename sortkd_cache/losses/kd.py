@@ -21,7 +21,7 @@ class KD(Loss):
 
     name = "kd"
     temperature: float = option(
-        4.0, "softmax temperature of the distillation term", bounds="positive"
+        4.0, "softmax temperature of the distillation term", bounds="positive", high=100.0
     )
     ce_weight: float = option(0.1, "weight of the hard-label cross-entropy term")
     kd_weight: float = option(0.9, "weight of the distillation term")

@@ -64,7 +64,9 @@ class LSKD(KD):
     """``ce_weight * CE + kd_weight * LSKD(temperature)``: KD on z-scored logits (KD + LS)."""
 
     name = "lskd"
-    temperature: float = option(2.0, "base temperature on the z-scored logits", bounds="positive")
+    temperature: float = option(
+        2.0, "base temperature on the z-scored logits", bounds="positive", high=100.0
+    )
     ce_weight: float = option(0.1, "weight of the hard-label cross-entropy term")
     kd_weight: float = option(9.0, "weight of the distillation term")
     standardized = True

@@ -138,7 +138,7 @@ def test_overwrite_with_a_bad_value_keeps_the_finished_run(
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (["--loss", "fitnet"], "unknown loss 'fitnet'"),
+        (["--loss", "fitnet"], "unknown --loss 'fitnet'"),
         (["--logits", "sorted"], "unknown --logits 'sorted'"),
         (["--online-teacher", "nope"], "unknown --online-teacher architecture 'nope'"),
         (["--views-order", "random"], "unknown --views-order 'random'"),

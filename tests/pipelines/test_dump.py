@@ -317,10 +317,10 @@ def test_dump_writes_only_local_directories(tmp_path, out) -> None:
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
-        ({"views": 0}, "--views must be >= 1, got 0"),
-        ({"batch_size": 0}, "--batch-size must be >= 1, got 0"),
-        ({"chunk_samples": -3}, "--chunk-samples must be >= 1, got -3"),
-        ({"dtype": "bfloat16"}, "got 'bfloat16'"),
+        ({"views": 0}, "--views must be an integer >= 1, got 0"),
+        ({"batch_size": 0}, "--batch-size must be an integer >= 1, got 0"),
+        ({"chunk_samples": -3}, "--chunk-samples must be an integer >= 1, got -3"),
+        ({"dtype": "bfloat16"}, "unknown --dtype 'bfloat16'"),
     ],
 )
 def test_bad_config_is_refused_before_any_work(tmp_path, kw, match) -> None:

@@ -184,7 +184,7 @@ def test_cli_sort_topk_is_retired_and_points_at_copy(make_store) -> None:
 
 def test_bad_method(make_store) -> None:
     path = make_store()
-    with pytest.raises(ConfigError, match="unknown method 'sorted'"):
+    with pytest.raises(ConfigError, match="unknown --method 'sorted'"):
         sort_store(SortConfig(store=str(path), method="sorted", progress=False))
 
 
@@ -214,7 +214,7 @@ def test_cli_sort_json_and_info(make_store) -> None:
 
 def test_cli_bad_inputs(make_store, tmp_path: Path) -> None:
     path = make_store()
-    _one_error_line(_cli("sort", str(path), "--method", "median"), "unknown method 'median'")
+    _one_error_line(_cli("sort", str(path), "--method", "median"), "unknown --method 'median'")
     # a store whose dump never finished has no complete raw logits
     store = open_store(path, "r+")
     store.set_kind_attrs("raw", {"kind": "raw", "complete": False})

@@ -114,7 +114,7 @@ def test_every_loss_trains_from_cache(digits_store: Path, tmp_path: Path, loss: 
     res = train(
         TrainConfig(
             cache=str(digits_store),
-            logits="sort",
+            logits="raw" if loss == "ce" else "sort",
             loss=loss,
             out=str(tmp_path / loss),
             **{**BASE, "epochs": 1},
@@ -238,7 +238,7 @@ def test_cli_bad_inputs(make_store, tmp_path: Path) -> None:
             "--out",
             str(tmp_path / "e"),
         ),
-        "unknown loss 'fitnet'",
+        "unknown --loss 'fitnet'",
     )
 
 
@@ -257,7 +257,8 @@ SMALL = {
 
 
 def _steps(store: Path, out: Path, loss: str, options: dict[str, float]) -> list[float]:
-    cfg = TrainConfig(cache=str(store), out=str(out), loss=loss, loss_options=options, **SMALL)
+    small = {**SMALL, "logits": "raw"} if loss == "ce" else SMALL  # ce reads no soft labels
+    cfg = TrainConfig(cache=str(store), out=str(out), loss=loss, loss_options=options, **small)
     return train(cfg).step_losses
 
 
@@ -413,7 +414,7 @@ def test_run_records_which_cache_it_learnt_from(small_store: Path, tmp_path: Pat
         assert prov["logits"] == "sort"
         assert prov["logits_record"]["created"] == store.kind_attrs("sort")["created"]
     ce = tmp_path / "ce"
-    train(TrainConfig(dataset="fake:96:10:8", out=str(ce), loss="ce", **SMALL))
+    train(TrainConfig(dataset="fake:96:10:8", out=str(ce), loss="ce", **{**SMALL, "logits": "raw"}))
     assert json.loads((ce / "summary.json").read_text())["provenance"] is None
 
 
@@ -424,9 +425,42 @@ def test_resume_from_another_cache_is_refused(
 
     run = tmp_path / "run"
     cfg = TrainConfig(cache=str(small_store), out=str(run), loss="ce", stop_after=1,
-                      **{**SMALL, "epochs": 2})  # fmt: skip
+                      **{**SMALL, "epochs": 2, "logits": "raw"})  # fmt: skip
     train(cfg)
     other = make_store(dataset="fake:96:10:8", views=2, chunk_samples=48)
     again = dataclasses.replace(cfg, cache=str(other), stop_after=None, resume=True)
     with pytest.raises(ConfigError, match=r"another configuration \(cache store_id "):
         train(again)
+
+
+# -- data_seed: the data order's own seed ---------------------------------------------------------
+
+
+def test_data_seed_sets_the_data_order_apart_from_the_init_seed(
+    small_store: Path, tmp_path: Path
+) -> None:
+    """Same data_seed, other seed: the same batches and views; another data_seed: another
+    order. Without data_seed the order follows seed, as it did before data_seed existed."""
+    from sortkd_cache.pipelines._train_setup import prepare
+
+    def order(**kw: object) -> list[list[int]]:
+        cfg = TrainConfig(cache=str(small_store), out=str(tmp_path / "x"), **SMALL,
+                          views_order="shuffle", **kw)  # type: ignore[arg-type]  # fmt: skip
+        batches = prepare(cfg).batches(torch.device("cpu"), None)
+        return [[batches.view(e), *batches.local_order(e).tolist()] for e in range(4)]
+
+    assert order(seed=1, data_seed=7) == order(seed=2, data_seed=7)
+    assert order(seed=1, data_seed=7) != order(seed=1, data_seed=8)
+    assert order(seed=3) == order(seed=5, data_seed=3)  # None: same as seed
+
+
+def test_data_seed_is_recorded_and_checked_on_resume() -> None:
+    from sortkd_cache.pipelines._train_config import resume_difference
+
+    cfg = TrainConfig(cache="c.zarr", out="r", **SMALL, seed=4)  # type: ignore[arg-type]
+    old = {k: v for k, v in cfg.to_dict().items() if k != "data_seed"}  # recorded before it
+    assert cfg.to_dict()["data_seed"] is None
+    assert resume_difference(old, cfg) is None
+    assert resume_difference(old, dataclasses.replace(cfg, data_seed=4)) is None
+    diff = resume_difference(old, dataclasses.replace(cfg, data_seed=5))
+    assert diff == "--data-seed 4 -> 5"

@@ -1,0 +1,221 @@
+"""How a stage declares its options: dataclass fields that carry their own metadata.
+
+A stage configuration (``TrainConfig``, ``DumpConfig``, ``SortConfig``) is a frozen dataclass
+whose fields are declared with :func:`opt`: default, one-line help, choices, bounds, which
+mode or loss the option applies to, whether it changes what a run computes (checked on
+resume) or only how it runs, and whether a recipe may set it. Everything else is generated
+from these fields:
+
+* the click options of the command (``sortkd_cache.cli._options.config_options``);
+* the recipe keys and their validation (``pipelines/_recipe_check.py``);
+* ``config.json`` (``asdict``) and its replay (``train --config``), checked the same way.
+
+:func:`check_fields` is the one type, bound and choice check every configuration runs on
+construction; ``spell`` renders a field's name the way the user wrote it (``--lr``,
+``key 'students[0].lr'``), so each error is one line naming the bad value. Adding an option
+is one :func:`opt` field in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sortkd_cache.errors import ConfigError
+
+__all__ = [
+    "Applies",
+    "Opt",
+    "Spell",
+    "check_applies",
+    "check_fields",
+    "check_value",
+    "cli_spell",
+    "flag",
+    "inherit",
+    "opt",
+    "opt_fields",
+    "opt_of",
+]
+
+#: Turns a field name into the name the user typed (a CLI flag, a recipe key).
+Spell = Callable[[str], str]
+#: The allowed values of a choice option: fixed, or read from a registry when asked.
+Choices = tuple[str, ...] | Callable[[], Sequence[str]]
+
+
+def flag(key: str) -> str:
+    """The CLI spelling of an option: ``dkd_beta`` -> ``--dkd-beta``."""
+    return "--" + key.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Opt:
+    """What a configuration declares about one option (a field's metadata)."""
+
+    help: str = ""
+    choices: Choices | None = None
+    ge: float | None = None  #: lower bound, inclusive
+    gt: float | None = None  #: lower bound, exclusive
+    le: float | None = None  #: upper bound, inclusive
+    #: the condition under which a value other than the default does anything (a name the
+    #: configuration's ``APPLIES`` table knows); a set value where it does nothing is refused
+    applies: str | None = None
+    #: changes how a run executes or where it reads from, never what it computes: a resume
+    #: may change it (every other option must match the stored configuration)
+    runtime: bool = False
+    #: a recipe may set it (a ``[train]``/``[[students]]`` or ``[dump]`` key)
+    recipe: bool = False
+    #: the field whose value a None here stands for (``data_seed`` None: same as ``seed``)
+    fallback: str | None = None
+    cli: bool = True  #: a command-line option (else set another way)
+    hidden: bool = False  #: left out of ``--help``
+    names: tuple[str, ...] = ()  #: the flag's spellings, when not ``--field-name``
+
+    def allowed(self) -> tuple[str, ...]:
+        """The choices, read now (from their registry when that is how they are given)."""
+        if self.choices is None:
+            return ()
+        return tuple(self.choices() if callable(self.choices) else self.choices)
+
+    def bounds_text(self) -> str:
+        parts = []
+        if self.gt is not None:
+            parts.append(f"> {self.gt:g}")
+        if self.ge is not None:
+            parts.append(f">= {self.ge:g}")
+        if self.le is not None:
+            parts.append(f"<= {self.le:g}")
+        return " and ".join(parts)
+
+
+def opt(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    default_factory: Callable[[], Any] | None = None,
+    **meta: Any,
+) -> Any:
+    """A configuration field with its default, help and :class:`Opt` metadata."""
+    info = Opt(help=help, **meta)
+    if default_factory is not None:
+        return dataclasses.field(default_factory=default_factory, metadata={"opt": info})
+    return dataclasses.field(default=default, metadata={"opt": info})
+
+
+def opt_of(f: dataclasses.Field[Any]) -> Opt:
+    """The field's :class:`Opt` (an empty one for a field declared without :func:`opt`)."""
+    info = f.metadata.get("opt")
+    return info if isinstance(info, Opt) else Opt()
+
+
+def opt_fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
+    """The fields of a configuration class, in declaration order."""
+    return dataclasses.fields(cls)
+
+
+_EXPECTS = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "tuple[int, ...]": "a list of integers",
+    "tuple[str, ...]": "a list of strings",
+}
+
+
+def _typed(base: str, value: object) -> tuple[bool, object]:
+    """(value has the field's type, the value in its canonical form)."""
+    if base == "int":
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if base == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value  # type: ignore[arg-type]
+    if base == "str":
+        return isinstance(value, str), value
+    if base == "bool":
+        return isinstance(value, bool), value
+    if base in ("tuple[int, ...]", "tuple[str, ...]"):
+        item = int if base == "tuple[int, ...]" else str
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, item) and not isinstance(v, bool) for v in value
+        )
+        return ok, tuple(value) if ok else value  # type: ignore[arg-type]
+    return True, value  # a mapping or another structured field: its config checks it
+
+
+def check_value(f: dataclasses.Field[Any], value: object, spell: Spell = flag) -> object:
+    """``value`` in the field's canonical form, or one ConfigError line naming it."""
+    info, name = opt_of(f), spell(f.name)
+    text = str(f.type)
+    base = text.removesuffix(" | None")
+    if value is None:
+        if base != text:
+            return None
+        raise ConfigError(f"{name} is missing (required; no value given)")
+    ok, value = _typed(base, value)
+    if not ok:
+        what = _EXPECTS.get(base, base)
+        raise ConfigError(f"{name} expects {what}, got {value!r} ({type(value).__name__})")
+    if base in ("int", "float"):
+        _check_bounds(info, name, base, value)  # type: ignore[arg-type]
+    choices = info.allowed()
+    if choices and value not in choices:
+        raise ConfigError(f"unknown {name} {value!r}; known: {', '.join(choices)}")
+    return value
+
+
+def _check_bounds(info: Opt, name: str, base: str, value: float) -> None:
+    what = "an integer" if base == "int" else "a finite number"
+    if base == "float" and not math.isfinite(value):
+        low = " and ".join(p for p in info.bounds_text().split(" and ") if not p.startswith("<"))
+        raise ConfigError(f"{name} must be {what}{' ' + low if low else ''}, got {value!r}")
+    if info.gt is not None and not value > info.gt:
+        raise ConfigError(f"{name} must be {what} > {info.gt:g}, got {value!r}")
+    if info.ge is not None and not value >= info.ge:
+        raise ConfigError(f"{name} must be {what} >= {info.ge:g}, got {value!r}")
+    if info.le is not None and not value <= info.le:
+        raise ConfigError(f"{name} must be {what} <= {info.le:g}, got {value!r}")
+
+
+def check_fields(obj: object, spell: Spell = flag) -> None:
+    """Check (and canonicalise, in place) every field of a frozen configuration instance."""
+    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+        value = check_value(f, getattr(obj, f.name), spell)
+        object.__setattr__(obj, f.name, value)
+
+
+#: When an option does anything, by the name in its ``applies``: (condition on the whole
+#: configuration, why a set value does nothing otherwise, spelled for the user).
+Applies = Mapping[str, tuple[Callable[[Any], bool], Callable[[Any, Spell], str]]]
+
+
+def check_applies(obj: object, table: Applies, spell: Spell = flag) -> None:
+    """Refuse an option set (to other than its default) where it does nothing."""
+    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+        info = opt_of(f)
+        value = getattr(obj, f.name)
+        if info.applies is None or value == f.default:
+            continue
+        holds, why = table[info.applies]
+        if not holds(obj):
+            shown = value if isinstance(value, str) else repr(value)
+            raise ConfigError(f"{spell(f.name)} {shown} does nothing {why(obj, spell)}")
+
+
+def inherit(cls: type, name: str) -> Any:
+    """A field declared like ``cls``'s field ``name`` (same default and metadata): for a
+    configuration that takes one option of another, without declaring it again."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return dataclasses.field(default=f.default, metadata=f.metadata)
+
+
+def cli_spell(cls: type) -> Spell:
+    """How the command line spells ``cls``'s fields: their declared flag, else ``--name``."""
+    names = {
+        f.name: opt_of(f).names[0].split("/")[0] for f in dataclasses.fields(cls) if opt_of(f).names
+    }
+    return lambda key: names.get(key, flag(key))
