@@ -123,7 +123,11 @@ def _has_teacher(loss: str) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class SweepConfig:
-    """A sweep: its members, where it writes, how members are stepped (``stack``)."""
+    """A sweep: its members, where it writes, how members are stepped (``stack``).
+
+    A member's run directory is usually ``out/<name>`` (:func:`grid`); any other path of its
+    own works too (``run RECIPE`` keeps its students in OUT/students/). ``resume`` resumes
+    every member; a member's own ``resume``/``overwrite`` are kept otherwise."""
 
     out: str
     members: tuple[MemberSpec, ...]
@@ -145,7 +149,7 @@ class SweepConfig:
             self,
             "members",
             tuple(
-                MemberSpec(m.name, replace(m.cfg, resume=self.resume, overwrite=False))
+                MemberSpec(m.name, replace(m.cfg, resume=m.cfg.resume or self.resume))
                 for m in self.members
             ),
         )
@@ -160,6 +164,7 @@ class SweepConfig:
 
 def _check_members(cfg: SweepConfig) -> None:
     seen: set[str] = set()
+    outs: set[Path] = set()
     first = cfg.members[0]
     for m in cfg.members:
         if not re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*", m.name) or m.name in (".", ".."):
@@ -167,8 +172,9 @@ def _check_members(cfg: SweepConfig) -> None:
         if m.name in seen:
             raise ConfigError(f"member '{m.name}': duplicate member (the same grid point twice)")
         seen.add(m.name)
-        if Path(m.cfg.out) != Path(cfg.out) / m.name:
-            raise ConfigError(f"member '{m.name}': its out must be {Path(cfg.out) / m.name}")
+        if Path(m.cfg.out) in outs or Path(m.cfg.out) == Path(cfg.out):
+            raise ConfigError(f"member '{m.name}': its run directory is another member's")
+        outs.add(Path(m.cfg.out))
         if m.cfg.cache is None:
             raise ConfigError(f"member '{m.name}': a sweep trains from a --cache")
         if m.cfg.online_teacher is not None:

@@ -19,6 +19,7 @@ Finally OUT/results.json, OUT/results.md (the table, also returned) and OUT/resu
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -285,44 +286,88 @@ class _Runner:
         return self._stage(f"sort:{method}", config, valid, execute, token)
 
     def students(self, dump_token: str | None, sort_tokens: dict[str, str | None]) -> None:
+        """Every student variant x seed: the stages to run train together, one sweep per seed
+        (one pass over the cache per epoch for all variants of that seed; each member's
+        configuration, data order included, is its solo run's, so it is bit-identical)."""
+        todo: dict[tuple[Any, ...], list[tuple[str, dict[str, Any], Any]]] = {}
+        first, order = len(self.outcomes), []
         for spec in self.recipe.students:
             uses_raw = spec.loss == "ce" or spec.logits == "raw"
             source = dump_token if uses_raw else sort_tokens.get(spec.logits)
             for seed in spec.seeds:
-                self._student_one(spec, seed, source)
+                stage, config = self._student_stage(spec, seed, source)
+                run_dir = student_dir(self.out, spec, seed)
+                order.append(stage)
+                valid = functools.partial(_summary_exists, run_dir)
+                run, resume, reason = self._decide(stage, config, valid)
+                if not run or self.dry_run:
+                    self._stage(stage, config, valid, _never, str)
+                    continue
+                member = self._member(spec, seed, resume and not _summary_exists(run_dir))
+                todo.setdefault(_pass_key(member.cfg), []).append((stage, config, (member, reason)))
+        for n, stages in enumerate(todo.values()):
+            self._sweep_pass(n, stages)
+        # the report lists the student stages in the recipe's order, as they were run before
+        self.outcomes[first:] = sorted(self.outcomes[first:], key=lambda o: order.index(o.stage))
 
-    def _student_one(self, spec: StudentSpec, seed: int, source: str | None) -> None:
-        r = self.recipe
-        run_dir = student_dir(self.out, spec, seed)
+    def _student_stage(
+        self, spec: StudentSpec, seed: int, source: str | None
+    ) -> tuple[str, dict[str, Any]]:
         config = {"input": source, **spec.train_params(), "seed": seed}
+        return f"student:{spec.slug}:seed{seed}", config
 
-        def execute(resume: bool) -> dict[str, Any]:
-            from sortkd_cache.pipelines.train import TrainConfig, train
+    def _member(self, spec: StudentSpec, seed: int, again: bool) -> Any:
+        from sortkd_cache.pipelines._sweep_grid import MemberSpec
+        from sortkd_cache.pipelines.train import TrainConfig
 
-            again = resume and not _summary_exists(run_dir)
-            res = train(
-                TrainConfig(
-                    cache=str(self.store_path),
-                    dataset=r.dataset.spec,
-                    data_root=r.dataset.data_root,
-                    out=str(run_dir),
-                    seed=seed,
-                    device=self.device,
-                    progress=self.progress,
-                    resume=again,
-                    overwrite=not again,
-                    **spec.train_params(),
-                )
-            )
-            return {"test_top1": res.final_test_top1, "seconds": res.seconds}
+        r = self.recipe
+        cfg = TrainConfig(
+            cache=str(self.store_path), dataset=r.dataset.spec, data_root=r.dataset.data_root,
+            out=str(student_dir(self.out, spec, seed)), seed=seed, device=self.device,
+            progress=False, resume=again, overwrite=not again, **spec.train_params(),
+        )  # fmt: skip
+        return MemberSpec(f"{spec.slug}-seed{seed}", cfg)
 
-        self._stage(
-            f"student:{spec.slug}:seed{seed}",
-            config,
-            lambda: _summary_exists(run_dir),
-            execute,
-            lambda: "",
-        )
+    def _sweep_pass(self, n: int, stages: list[tuple[str, dict[str, Any], Any]]) -> None:
+        """One sweep trains these student stages (OUT/sweeps/pass<n> holds its summary; the
+        members write OUT/students/<variant>/seed<k>)."""
+        from sortkd_cache.pipelines.sweep import SweepConfig, sweep
+
+        where = self.out / "sweeps" / f"pass{n}"
+        self.log(f"[sweep pass{n}] {len(stages)} students in one pass over the cache")
+
+        for stage, config, (_, reason) in stages:
+            self.log(f"[{stage}] running: {reason}")
+            self.state.start(stage, config)
+        cfg = SweepConfig(
+            out=str(where), members=tuple(m for *_, (m, _) in stages), overwrite=where.exists(),
+            progress=self.progress,
+        )  # fmt: skip
+        t0 = time.perf_counter()
+        result = sweep(cfg)
+        seconds = time.perf_counter() - t0
+        for stage, _, (member, reason) in stages:
+            info = result.members[member.name]
+            if info["status"] != "finished":
+                raise SortKDError(f"[{stage}] {info.get('error', info['status'])}")
+            top1 = info.get("final_test_top1")
+            self.state.finish(stage, "", {"test_top1": top1, "seconds": seconds / len(stages)})
+            self._record(stage, "ran", reason, seconds)
+
+
+def _pass_key(cfg: Any) -> tuple[Any, ...]:
+    """Students that can share one pass: the same seed (their solo runs' data order), the
+    options one pass serves once, and whether they read soft labels (a streamed order is not
+    a CE run's)."""
+    from sortkd_cache.pipelines._sweep_grid import SHARED_KEYS
+
+    reads = bool(cfg.loss_config().needs_teacher)
+    soft = (cfg.soft_labels, cfg.stream_window, cfg.stream_lanes) if reads else None
+    return (cfg.order_seed, reads, soft, *(repr(getattr(cfg, k)) for k in SHARED_KEYS))
+
+
+def _never(resume: bool) -> dict[str, Any]:
+    raise SortKDError("a student stage runs in its seed's sweep")
 
 
 def run_recipe(
