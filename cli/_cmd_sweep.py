@@ -18,7 +18,7 @@ __all__ = ["commands"]
 
 
 def _defaults() -> dict[str, Any]:
-    from sortkd_cache.pipelines._train_config import TrainConfig
+    from sortkd_cache.pipelines.configs import TrainConfig
 
     return {
         f.name: f.default

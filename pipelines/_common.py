@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from sortkd_cache.choices import PRECISIONS, TEACHER_INITS
 from sortkd_cache.errors import CheckpointError, ConfigError
 
 __all__ = [
@@ -25,11 +26,8 @@ __all__ = [
     "utc_now",
 ]
 
-#: Where a teacher's weights come from (``--teacher-init``).
-TEACHER_INITS = ("checkpoint", "pretrained", "random")
-
 #: Teacher forward precisions: name -> autocast dtype (None: plain float32, exact).
-PRECISIONS: dict[str, torch.dtype | None] = {
+AUTOCAST: dict[str, torch.dtype | None] = {
     "fp32": None,
     "bf16": torch.bfloat16,
     "fp16": torch.float16,
@@ -154,7 +152,7 @@ def check_precision(precision: str, device: torch.device) -> None:
 
 def forward_context(precision: str, device: torch.device) -> AbstractContextManager[Any]:
     """Autocast for the forward pass at ``precision`` (nothing for fp32)."""
-    dtype = PRECISIONS[precision]
+    dtype = AUTOCAST[precision]
     if dtype is None:
         return nullcontext()
     return torch.autocast(device.type, dtype=dtype)

@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from sortkd_cache.choices import DECODERS
+
 if TYPE_CHECKING:
     from sortkd_cache.models import TeacherPreprocess
 
@@ -56,7 +58,6 @@ __all__ = [
     "plan_blocks",
 ]
 
-DECODERS = ("pil", "nvjpeg")
 PIECE = 32  # samples per worker task
 MAX_AHEAD = 4  # micro-batches in flight (the one in use included)
 AHEAD_BYTES = 512 << 20  # ... while they hold at most this much (one ahead always)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import InitVar, asdict, dataclass
 from typing import Any
 
+from sortkd_cache.choices import DECODERS, PRECISIONS, SPLITS, TEACHER_INITS
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.options import Applies, Spell, check_applies, check_fields, flag, opt, opt_of
 
@@ -20,30 +21,6 @@ DTYPES = ("float16", "float32")
 #: underflows or every row's tail is the whole row, and the kind cannot be trained from.
 TEMPERATURE_RANGE = (0.05, 100.0)
 SEED_MAX = 2**32 - 1
-
-
-def _precisions() -> tuple[str, ...]:
-    from sortkd_cache.pipelines._common import PRECISIONS  # torch
-
-    return tuple(PRECISIONS)
-
-
-def _decoders() -> tuple[str, ...]:
-    from sortkd_cache.pipelines._decode import DECODERS  # torch
-
-    return DECODERS
-
-
-def _teacher_inits() -> tuple[str, ...]:
-    from sortkd_cache.pipelines._common import TEACHER_INITS  # torch
-
-    return TEACHER_INITS
-
-
-def _splits() -> tuple[str, ...]:
-    from sortkd_cache.datasets import SPLITS  # torch
-
-    return SPLITS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,9 +44,9 @@ class DumpConfig:
         "'pretrained': the published weights of a timm: or torchvision model, from the local "
         "Hugging Face / torch hub cache (downloaded where online; HF_HUB_OFFLINE=1 refuses). "
         "'random' dumps an untrained teacher (tests and benchmarks). Recorded in the store.",
-        choices=_teacher_inits,
+        choices=TEACHER_INITS,
     )
-    split: str = opt("train", "Dataset split to dump.", choices=_splits)
+    split: str = opt("train", "Dataset split to dump.", choices=SPLITS)
     data_root: str | None = opt(None, "Where cifar10/cifar100 live.")
     download: bool = opt(False, "Let torchvision download cifar10/cifar100 into --data-root.")
     dtype: str = opt("float16", "Dtype of the stored logits.", choices=DTYPES, recipe=True)
@@ -81,7 +58,7 @@ class DumpConfig:
         "fp32",
         "Teacher forward: fp32 (exact, reproducible) | bf16 | fp16 (autocast; channels_last "
         "on CUDA). fp16 needs CUDA. Recorded in the store.",
-        choices=_precisions, recipe=True,
+        choices=PRECISIONS, recipe=True,
     )  # fmt: skip
     workers: int | None = opt(
         None,
@@ -93,7 +70,7 @@ class DumpConfig:
         "pil",
         "pil | nvjpeg: nvjpeg decodes a block's JPEGs in one batch on the GPU (CUDA, "
         "imagefolder only; its pixels can differ from PIL's by JPEG rounding; recorded).",
-        choices=_decoders,
+        choices=DECODERS,
     )
     resume: bool = opt(False, "Continue an interrupted dump into the same store.")
     overwrite: bool = opt(False, "Replace an existing store.")

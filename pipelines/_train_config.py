@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import InitVar, asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from sortkd_cache.choices import DATA_PATHS, SOFT_LABEL_MODES, TEACHER_INITS
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.options import Applies, Spell, check_applies, check_fields, flag, opt, opt_of
 from sortkd_cache.sorting import LOGIT_KINDS
@@ -40,21 +41,8 @@ __all__ = [
 #: ``raw`` and every registered logits transform (``sort``, ``swap``).
 LOGIT_CHOICES: tuple[str, ...] = LOGIT_KINDS
 VIEW_ORDERS = ("cyclic", "shuffle")
-TEACHER_INITS = ("checkpoint", "random")
 #: Seeds are 32-bit: every generator that takes one (torch, numpy, the view sampler) agrees.
 SEED_MAX = 2**32 - 1
-
-
-def _data_paths() -> tuple[str, ...]:
-    from sortkd_cache.data import DATA_PATHS  # torch
-
-    return DATA_PATHS
-
-
-def _soft_label_modes() -> tuple[str, ...]:
-    from sortkd_cache.data import SOFT_LABEL_MODES  # torch
-
-    return SOFT_LABEL_MODES
 
 
 def _losses() -> tuple[str, ...]:
@@ -146,14 +134,14 @@ class TrainConfig(Schedule):
     teacher_init: str = opt("checkpoint", "Weights of --online-teacher: checkpoint | random.",
                             choices=TEACHER_INITS, applies="online_teacher")  # fmt: skip
     device: str = opt("auto", "auto | cpu | cuda[:N]", runtime=True)
-    data_path: str = opt("auto", "auto | device | loader", choices=_data_paths, runtime=True)
+    data_path: str = opt("auto", "auto | device | loader", choices=DATA_PATHS, runtime=True)
     workers: int = opt(0, "DataLoader workers (loader path).", ge=0, le=256, runtime=True)
     soft_labels: str = opt(
         "auto",
         "view: one whole view of soft labels per epoch | stream: chunk by chunk in a "
         "chunk-local shuffled order, memory bounded by the window | auto: stream once a view "
         "exceeds 64 MiB. Recorded in config.json.",
-        choices=_soft_label_modes,
+        choices=SOFT_LABEL_MODES,
     )
     stream_window: int | None = opt(
         None, "Streamed: chunks per shuffle window and lane (default 2).", ge=1, le=2**16

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from sortkd_cache.augment import AugmentRecipe, normalize, replay
+from sortkd_cache.choices import DATA_PATHS
 from sortkd_cache.data._batch import Batch, SoftLabels
 from sortkd_cache.data._order import epoch_order, shard_order
 from sortkd_cache.data._sources import store_soft_labels
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DATA_PATHS", "BatchOptions", "EpochBatches", "choose_path"]
 
-DATA_PATHS = ("auto", "device", "loader")
 #: ``(n, batch_size, seed, epoch) -> global sample order`` of an epoch.
 OrderFn = Callable[[int, int, int, int], "torch.Tensor"]
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from sortkd_cache.choices import SOFT_LABEL_MODES
 from sortkd_cache.data._order import StreamLayout, auto_lanes, streamed_order
 from sortkd_cache.errors import ConfigError
 
@@ -40,7 +41,6 @@ __all__ = [
     "view_bytes",
 ]
 
-SOFT_LABEL_MODES = ("auto", "view", "stream")
 STREAM_THRESHOLD_BYTES = 64 << 20
 
 

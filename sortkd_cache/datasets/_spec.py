@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._registry import Registry
+from ..choices import SPLITS
 from ..errors import DatasetError
 from ._base import ImageDataset
 
@@ -30,7 +31,6 @@ __all__ = [
     "spec_classes",
 ]
 
-SPLITS: tuple[str, ...] = ("test", "train")
 #: fake data is generated in memory: at most this many bytes of images (N x 3 x SIZE^2)
 FAKE_MAX_BYTES = 4 << 30
 _FAKE_FIELDS: tuple[tuple[str, int], ...] = (("N", 1), ("C", 2), ("SIZE", 8))
