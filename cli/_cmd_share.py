@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from sortkd_cache.cli._options import emit_json, parse_storage_options, storage_options_option
+from sortkd_cache.cli._options import (
+    config_options,
+    emit_json,
+    parse_storage_options,
+    storage_options_option,
+)
+from sortkd_cache.pipelines.configs import DeriveConfig
 
 if TYPE_CHECKING:
     from sortkd_cache.pipelines.recompute import RecomputeReport
@@ -141,24 +147,7 @@ def _report(report: VerifyReport, result: RecomputeReport | None, as_json: bool)
     metavar="KEY=VALUE",
     help="Like --storage-option, for DST only.",
 )
-@click.option(
-    "--topk",
-    type=int,
-    default=None,
-    help="Convert dense logits to sparse top-K soft labels (every kind; fidelity recorded).",
-)
-@click.option(
-    "--topk-temperatures",
-    default=None,
-    help="Temperatures at which --topk records the exact tail mass [default: 1,2,4].",
-)
-@click.option("--views", default=None, help="Keep only these source views, e.g. 0,2,3.")
-@click.option(
-    "--dtype",
-    type=click.Choice(["float16", "float32"]),
-    default=None,
-    help="Narrow float32 logits to float16.",
-)
+@config_options(DeriveConfig)
 def copy_command(
     src: str,
     dst: str,
@@ -168,10 +157,7 @@ def copy_command(
     storage_option: tuple[str, ...],
     src_option: tuple[str, ...],
     dst_option: tuple[str, ...],
-    topk: int | None,
-    topk_temperatures: str | None,
-    views: str | None,
-    dtype: str | None,
+    **derive: Any,
 ) -> None:
     """Copy a store from SRC to DST, chunk bytes as they are, then verify DST.
 
@@ -201,7 +187,6 @@ def copy_command(
     row's mean/std and the tail's exact mass at the recorded temperatures (see `train --help`
     for what training from it gets exactly).
     """
-    from sortkd_cache.pipelines.derive import DeriveConfig
     from sortkd_cache.pipelines.share import copy, format_copy
 
     opts = parse_storage_options(storage_option)
@@ -212,7 +197,7 @@ def copy_command(
         progress=not (no_progress or as_json),
         src_storage_options={**opts, **parse_storage_options(src_option)} or None,
         dst_storage_options={**opts, **parse_storage_options(dst_option)} or None,
-        derive=DeriveConfig(topk, views, dtype, topk_temperatures),
+        derive=DeriveConfig(**derive),
     )
     if as_json:
         emit_json(result.to_dict())

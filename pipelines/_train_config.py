@@ -297,14 +297,15 @@ def _effective(d: Mapping[str, Any], key: str, fallback: str | None) -> object:
 def resume_difference(stored: Mapping[str, Any], cfg: TrainConfig) -> str | None:
     """The first option (in declaration order) where ``cfg`` differs from a stored run's
     ``config.json``, as one line; None when a resume may continue that run. An option recorded
-    before it existed reads as its default (``data_seed``: the run's ``seed``)."""
+    before it existed reads as its default (``data_seed``: the run's ``seed``); one that does
+    nothing in this run (``logits`` of a CE run, once accepted) is not compared."""
     import json
 
     now = cfg.to_dict()
     for f in fields(TrainConfig):
         info = opt_of(f)
-        if info.runtime:
-            continue
+        if info.runtime or (info.applies is not None and not APPLIES[info.applies][0](cfg)):
+            continue  # how it ran, or an option that does nothing in this run (nor did then)
         old, new = (_effective(d, f.name, info.fallback) for d in (stored, now))
         if f.name == "loss_options" and isinstance(old, dict) and isinstance(new, dict):
             for key in sorted(set(old) | set(new)):

@@ -1,12 +1,14 @@
 """The stage configurations, importable without torch: ``TrainConfig``, ``DumpConfig``,
-``SortConfig``. Each is a frozen dataclass whose fields own their options (help, choices,
-bounds; see :mod:`sortkd_cache.options`); the CLI, recipes and ``config.json`` derive from them.
+``SortConfig`` and ``DeriveConfig`` (``copy``). Each is a frozen dataclass whose fields own
+their options (help, choices, bounds; see :mod:`sortkd_cache.options`); the CLI, recipes and
+``config.json`` derive from them.
 """
 
 from __future__ import annotations
 
+from sortkd_cache.pipelines._copy_config import DeriveConfig
 from sortkd_cache.pipelines._dump_config import DumpConfig
 from sortkd_cache.pipelines._sort_config import SortConfig
 from sortkd_cache.pipelines._train_config import Schedule, TrainConfig
 
-__all__ = ["DumpConfig", "Schedule", "SortConfig", "TrainConfig"]
+__all__ = ["DeriveConfig", "DumpConfig", "Schedule", "SortConfig", "TrainConfig"]

@@ -24,6 +24,7 @@ import numpy as np
 
 from sortkd_cache.errors import ConfigError, StoreExistsError
 from sortkd_cache.pipelines._common import progress_bar, utc_now
+from sortkd_cache.pipelines._copy_config import DeriveConfig
 from sortkd_cache.pipelines._dump_sparse import sparse_meta, sparse_spec_for
 from sortkd_cache.store import (
     SCHEMA_VERSION,
@@ -37,18 +38,6 @@ from sortkd_cache.store import (
 )
 
 __all__ = ["DeriveConfig", "derive_store", "parse_views"]
-
-
-@dataclass(frozen=True)
-class DeriveConfig:
-    topk: int | None = None
-    views: str | None = None  # "0,2,5": the source views to keep, in this order
-    dtype: str | None = None  # float16: narrow float32 logits
-    topk_temperatures: str | None = None
-
-    @property
-    def active(self) -> bool:
-        return any(x is not None for x in (self.topk, self.views, self.dtype))
 
 
 def parse_views(text: str, num_views: int) -> list[int]:

@@ -50,7 +50,7 @@ def test_every_lookup_is_a_registry() -> None:
         assert isinstance(reg, Registry) and len(reg) >= 2, reg.kind
     assert set(LOSSES) == {"ce", "kd", "dkd", "lskd", "ctkd"}
     assert set(METHODS) == {"sort", "swap"}
-    assert set(DATASETS) == {"cifar10", "cifar100", "digits", "fake", "imagefolder"}
+    assert set(DATASETS) == {"cifar10", "cifar100", "digits", "digits100", "fake", "imagefolder"}
 
 
 def test_cli_lists_come_from_the_registries() -> None:

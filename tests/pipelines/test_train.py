@@ -464,3 +464,14 @@ def test_data_seed_is_recorded_and_checked_on_resume() -> None:
     assert resume_difference(old, dataclasses.replace(cfg, data_seed=4)) is None
     diff = resume_difference(old, dataclasses.replace(cfg, data_seed=5))
     assert diff == "--data-seed 4 -> 5"
+
+
+def test_a_ce_run_recorded_with_logits_sort_still_resumes() -> None:
+    """Before the refusal, `--loss ce --logits sort` was accepted (and did nothing): its run
+    directory resumes with the options that are accepted now."""
+    from sortkd_cache.pipelines._train_config import resume_difference
+
+    cfg = TrainConfig(cache="c.zarr", out="r", loss="ce", **{**SMALL, "logits": "raw"})
+    old = {**cfg.to_dict(), "logits": "sort"}
+    assert resume_difference(old, cfg) is None
+    assert resume_difference({**old, "lr": 1.0}, cfg) == "--lr 1.0 -> 0.05"

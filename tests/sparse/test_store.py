@@ -83,7 +83,7 @@ def test_dump_bad_k_exits_2(k: str, tmp_path: Path) -> None:
         "dump", "--dataset", "fake:50:10:8", "--teacher", "digits_mlp", "--teacher-init", "random",
         "--views", "1", "--device", "cpu", "--out", str(tmp_path / "x.zarr"), "--topk", k,
     )  # fmt: skip
-    one_line_error(proc, f"--topk {k}")
+    one_line_error(proc, "--topk must be an integer >= 1, got 0" if k == "0" else f"--topk {k}")
     assert not (tmp_path / "x.zarr" / "zarr.json").exists()
 
 
@@ -118,7 +118,7 @@ def test_copy_refusals_exit_2(make_store: MakeStore, tmp_path: Path) -> None:
     assert run_cli("copy", str(src), str(sparse), "--topk", "3").exit_code == 0
     dst = str(tmp_path / "x.zarr")
     one_line_error(run_cli("copy", str(src), dst, "--topk", "10"), "--topk 10")
-    one_line_error(run_cli("copy", str(src), dst, "--topk", "0"), "--topk 0")
+    one_line_error(run_cli("copy", str(src), dst, "--topk", "0"), "--topk must be an integer >= 1")
     one_line_error(run_cli("copy", str(sparse), dst, "--topk", "2"), "already sparse")
     one_line_error(run_cli("copy", str(src), dst, "--views", "0,7"), "--views '0,7'")
     one_line_error(run_cli("copy", str(src), dst, "--dtype", "float32"), "")  # float16 source
