@@ -32,16 +32,17 @@ from sortkd_cache.errors import ConfigError
 
 if TYPE_CHECKING:
     from sortkd_cache.datasets import ImageDataset
+    from sortkd_cache.sparse import SparseSpec
     from sortkd_cache.store import CacheStore
 
 __all__ = ["CachedViewDataset"]
 
 
-def _sparse_temperature(store: CacheStore, temperature: float | None) -> float:
+def _sparse_temperature(store: CacheStore, spec: SparseSpec, temperature: float | None) -> float:
     if temperature is None:
-        temps = ", ".join(f"{t:g}" for t in store.sparse_spec.temperatures)
+        temps = ", ".join(f"{t:g}" for t in spec.temperatures)
         raise ConfigError(
-            f"store '{store.url}' is sparse (top-{store.sparse_spec.k}): pass "
+            f"store '{store.url}' is sparse (top-{spec.k}): pass "
             f"temperature=T, the KD temperature (exact at the recorded {temps})"
         )
     return float(temperature)
@@ -62,8 +63,9 @@ class CachedViewDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int, torch.
     ) -> None:
         self.store, self.kind, self.temperature = store, kind, temperature
         self._source = store_soft_labels(store, kind)  # refuses a missing kind now
-        if store.layout.spec is not None:  # sparse: the dense rows rebuilt at ``temperature``
-            self.temperature = _sparse_temperature(store, temperature)
+        spec = store.layout.spec
+        if spec is not None:  # sparse: the dense rows rebuilt at ``temperature``
+            self.temperature = _sparse_temperature(store, spec, temperature)
         if dataset is None:
             dataset = load_store_dataset(store, data_root=data_root)
         else:

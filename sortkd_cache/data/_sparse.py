@@ -74,8 +74,8 @@ class SparseViewSource:
     tables are made once per view, not per batch)."""
 
     def __init__(self, store: CacheStore, kind: str, device: torch.device | str = "cpu") -> None:
-        store.sparse_logits(kind)  # refuse a dense store or a missing/incomplete kind now
-        self.spec: SparseSpec = store.sparse_spec
+        # refuse a dense store or a missing/incomplete kind now
+        self.spec: SparseSpec = store.sparse_logits(kind).spec
         dev = torch.device(device)
         self._reader = _ViewReader(store, kind, dev)
         self._labels = torch.from_numpy(np.asarray(store.labels, dtype=np.int64)).to(dev)

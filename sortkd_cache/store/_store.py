@@ -15,6 +15,7 @@ from sortkd_cache.errors import (
     SortKDError,
     StoreReadOnlyError,
 )
+from sortkd_cache.sparse import SparseSpec
 from sortkd_cache.store._backend import (
     ROOT_META,
     Location,
@@ -44,6 +45,8 @@ from sortkd_cache.store._meta import ATTRS_KEY, CHECKSUM_SCHEMA, StoreMeta
 from sortkd_cache.store._sparse import SparseLogitsArray
 
 if TYPE_CHECKING:
+    from zarr import Group
+
     from sortkd_cache.sparse import SparseRows
 
 __all__ = ["KIND_GROUPS", "CacheStore", "LogitsArray"]
@@ -54,7 +57,7 @@ KIND_GROUPS = frozenset(logits_path(k) for k in LOGIT_KINDS)  # sparse kinds: on
 class CacheStore:
     """A sortkd-cache store. Use :func:`open_store` or :func:`create_store`."""
 
-    def __init__(self, location: Location, mode: Mode, group: Any) -> None:
+    def __init__(self, location: Location, mode: Mode, group: Group) -> None:
         self.location = location
         self.mode = mode
         self._group = group
@@ -112,12 +115,10 @@ class CacheStore:
         return self.layout.spec is not None
 
     @cached_property
-    def sparse_spec(self) -> Any:
+    def sparse_spec(self) -> SparseSpec | None:
         """The :class:`~sortkd_cache.sparse.SparseSpec` of a sparse store (None when dense)."""
         if self.meta.sparse is None:
             return None
-        from sortkd_cache.sparse import SparseSpec
-
         return SparseSpec.from_dict(self.meta.sparse)
 
     @property
@@ -215,7 +216,7 @@ class CacheStore:
         arr = self.kind_array(kind)
         if not isinstance(arr, LogitsArray):
             raise LogitsKindError(
-                f"store '{self.url}' holds sparse top-{self.sparse_spec.k} logits, not dense "
+                f"store '{self.url}' holds sparse top-{arr.spec.k} logits, not dense "
                 f"[N, V, C] ones; read them with store.sparse_logits('{kind}')"
             )
         return arr
