@@ -157,8 +157,7 @@ class _Parser:
         }
 
     def dataset(self, value: Any) -> DatasetSpec:
-        from sortkd_cache.datasets import spec_classes
-        from sortkd_cache.datasets._spec import ROOTED
+        from sortkd_cache.datasets import ROOTED, spec_classes
 
         if isinstance(value, str):
             value = {"spec": value}

@@ -117,20 +117,8 @@ def long_functions(limit: int = MAX_FUNCTION_LINES) -> list[str]:
     return out
 
 
-#: Imports being removed by the redesign now under way (issue 20), each with who removes it;
-#: this set only shrinks, and is empty once the redesign has landed.
-WAITING = {
-    # "cfg": the stage configs own their options (TrainConfig, recipe checks)
-    ("cli/_cmd_train.py", "sortkd_cache.sparse._spec"),
-    ("cli/_cmd_train.py", "sortkd_cache.pipelines._train_config"),
-    ("pipelines/_recipe_check.py", "sortkd_cache.datasets._spec"),
-    ("pipelines/_train_config.py", "sortkd_cache.sparse._spec"),
-    ("pipelines/_train_setup.py", "sortkd_cache.sparse._spec"),
-}
-
-
 def test_no_import_of_another_packages_private_module() -> None:
-    found = private_import_violations() - WAITING
+    found = private_import_violations()
     listed = "\n".join(f"{path}: {name}" for path, name in sorted(found))
     assert not found, f"import the package's public name instead:\n{listed}"
 

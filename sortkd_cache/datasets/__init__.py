@@ -7,6 +7,7 @@ from ._base import DatasetInfo, ImageDataset, fingerprint_images
 from ._spec import (
     DATASETS,
     KNOWN_DATASETS,
+    ROOTED,
     SPLITS,
     DatasetKind,
     DatasetSpec,
@@ -21,6 +22,7 @@ __all__ = [
     "DATASETS",
     "IMAGE_EXTENSIONS",
     "KNOWN_DATASETS",
+    "ROOTED",
     "SPLITS",
     "DatasetInfo",
     "DatasetKind",
