@@ -77,7 +77,9 @@ def _click_option(f: dataclasses.Field[Any]) -> Callable[[F], F]:
     info = opt_of(f)
     base = str(f.type).removesuffix(" | None")
     default = None if f.default is dataclasses.MISSING else f.default
-    kw: dict[str, Any] = {"help": info.help or None, "hidden": info.hidden, "cls": _Option}
+    bounds = info.bounds_text()
+    help_text = f"{info.help} [{bounds}]".strip() if bounds else info.help
+    kw: dict[str, Any] = {"help": help_text or None, "hidden": info.hidden, "cls": _Option}
     kw["choices_of"] = info.allowed if info.choices is not None else None
     if base == "bool" and not info.names:
         kw["is_flag"] = True

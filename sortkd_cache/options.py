@@ -84,12 +84,17 @@ class Opt:
     def bounds_text(self) -> str:
         parts = []
         if self.gt is not None:
-            parts.append(f"> {self.gt:g}")
+            parts.append(f"> {_num(self.gt)}")
         if self.ge is not None:
-            parts.append(f">= {self.ge:g}")
+            parts.append(f">= {_num(self.ge)}")
         if self.le is not None:
-            parts.append(f"<= {self.le:g}")
+            parts.append(f"<= {_num(self.le)}")
         return " and ".join(parts)
+
+
+def _num(v: float) -> str:
+    """A bound as written: whole numbers in full (4294967295, not 4.29497e+09)."""
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
 
 
 def opt(
@@ -174,11 +179,11 @@ def _check_bounds(info: Opt, name: str, base: str, value: float) -> None:
         low = " and ".join(p for p in info.bounds_text().split(" and ") if not p.startswith("<"))
         raise ConfigError(f"{name} must be {what}{' ' + low if low else ''}, got {value!r}")
     if info.gt is not None and not value > info.gt:
-        raise ConfigError(f"{name} must be {what} > {info.gt:g}, got {value!r}")
+        raise ConfigError(f"{name} must be {what} > {_num(info.gt)}, got {value!r}")
     if info.ge is not None and not value >= info.ge:
-        raise ConfigError(f"{name} must be {what} >= {info.ge:g}, got {value!r}")
+        raise ConfigError(f"{name} must be {what} >= {_num(info.ge)}, got {value!r}")
     if info.le is not None and not value <= info.le:
-        raise ConfigError(f"{name} must be {what} <= {info.le:g}, got {value!r}")
+        raise ConfigError(f"{name} must be {what} <= {_num(info.le)}, got {value!r}")
 
 
 def check_fields(obj: object, spell: Spell = flag) -> None:
