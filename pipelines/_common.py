@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from contextlib import AbstractContextManager, nullcontext
@@ -10,8 +11,10 @@ from typing import Any
 
 import torch
 
+from sortkd_cache.checkpoint import file_sha256, load_weights
 from sortkd_cache.choices import PRECISIONS, TEACHER_INITS
 from sortkd_cache.errors import CheckpointError, ConfigError
+from sortkd_cache.models import create_model, create_pretrained
 
 __all__ = [
     "PRECISIONS",
@@ -64,8 +67,6 @@ def progress_bar(total: int, desc: str, unit: str, enabled: bool = True, **kw: A
 
 
 def utc_now() -> str:
-    import datetime as dt
-
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -93,9 +94,6 @@ def build_teacher(
     :mod:`sortkd_cache.models`); ``random`` (tests and benchmarks) seeds the weights with
     ``torch.manual_seed(seed)``, and no sha256 exists.
     """
-    from sortkd_cache.checkpoint import file_sha256, load_weights
-    from sortkd_cache.models import create_model, create_pretrained
-
     if init not in TEACHER_INITS:
         raise ConfigError(f"unknown --teacher-init '{init}'; use {', '.join(TEACHER_INITS)}")
     if init != "checkpoint" and ckpt is not None:

@@ -42,7 +42,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from sortkd_cache.augment import replay, sample_params
 from sortkd_cache.choices import DECODERS
+from sortkd_cache.datasets import imagefolder
+from sortkd_cache.errors import AugmentError, ConfigError
+from sortkd_cache.models import TeacherPreprocess
 
 if TYPE_CHECKING:
     from sortkd_cache.models import TeacherPreprocess
@@ -80,8 +84,6 @@ def _to_device(images: Any, device: torch.device) -> Any:
 
 def check_decoder(decoder: str, device: torch.device, ds: Any | None = None) -> None:
     """Refuse an unknown decoder, nvjpeg without CUDA, or nvjpeg for in-memory data."""
-    from sortkd_cache.errors import ConfigError
-
     if decoder not in DECODERS:
         raise ConfigError(f"unknown --decoder '{decoder}'; use {', '.join(DECODERS)}")
     if decoder == "nvjpeg" and device.type != "cuda":
@@ -115,8 +117,6 @@ def plan_blocks(
     """The blocks of ``todo`` (block, view) units in order, blocks being ``chunk_samples``
     samples of ``ds``, each with its views' parameters (each block's images are decoded once,
     for all its views)."""
-    from sortkd_cache.augment import sample_params
-
     views_of: dict[int, list[int]] = {}
     for b, v in todo:
         views_of.setdefault(b, []).append(v)
@@ -147,8 +147,6 @@ def piece_views(
     """Samples ``start:start + params.shape[1]`` of a folder ``ds`` decoded, every view's
     ``params`` [V, k, 5] replayed and preprocessed for the teacher (``prep``: resized to its
     input size, normalised): float32 [V, k, C, H, W]."""
-    from sortkd_cache.augment import replay
-
     images = ds.images(np.arange(start, start + params.shape[1], dtype=np.int64))
     views = torch.stack([replay(images, p, recipe) for p in params])
     del images  # the decoded images go before the float copy is made
@@ -156,8 +154,6 @@ def piece_views(
 
 
 def _concat(pieces: list[torch.Tensor], recipe: Any) -> torch.Tensor:
-    from sortkd_cache.errors import AugmentError
-
     shapes = {tuple(p.shape[2:]) for p in pieces}
     if len(shapes) > 1:  # the message `replay` gives for one list of images
         raise AugmentError(
@@ -183,8 +179,6 @@ class ViewInputs:
         batch_size: int = 256,
         preprocess: TeacherPreprocess | None = None,
     ) -> None:
-        from sortkd_cache.models import TeacherPreprocess
-
         info = ds.info
         self._prep = preprocess or TeacherPreprocess.for_dataset(info.mean, info.std)
         self._ds, self._recipe, self._device = ds, recipe, device
@@ -280,17 +274,13 @@ class ViewInputs:
             return list(_concat(pieces, self._recipe).unbind(0))
         parts = [x for piece in pieces for x in piece]
         if self._nvjpeg:
-            from sortkd_cache.datasets.imagefolder import decode_jpegs
-
             paths = self._ds.paths(np.arange(bp.start + a, bp.start + b, dtype=np.int64))
-            images = decode_jpegs(parts, paths, self._device)
+            images = imagefolder.decode_jpegs(parts, paths, self._device)
         else:
             images = _to_device(parts, self._device)
         return self._render(images, bp.params[:, a:b])
 
     def _render(self, images: Any, params: np.ndarray) -> list[torch.Tensor]:
-        from sortkd_cache.augment import replay
-
         return [self._prep.apply(replay(images, p, self._recipe)) for p in params]
 
     def _in_memory(

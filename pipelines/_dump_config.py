@@ -6,12 +6,13 @@ Each option is one :func:`~sortkd_cache.options.opt` field: its metadata generat
 
 from __future__ import annotations
 
-from dataclasses import InitVar, asdict, dataclass
+from dataclasses import InitVar, asdict, dataclass, fields
 from typing import Any
 
 from sortkd_cache.choices import DECODERS, PRECISIONS, SPLITS, TEACHER_INITS
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.options import Applies, Spell, check_applies, check_fields, flag, opt, opt_of
+from sortkd_cache.sparse import DEFAULT_TEMPERATURES
 
 __all__ = ["DTYPES", "DumpConfig", "parse_temperatures"]
 
@@ -146,8 +147,6 @@ APPLIES: Applies = {
 def parse_temperatures(text: str | None, name: str = "--topk-temperatures") -> tuple[float, ...]:
     """``"1,2,4"`` to (1.0, 2.0, 4.0) (None: the default temperatures); ConfigError naming the
     bad value, also for a temperature outside :data:`TEMPERATURE_RANGE` or one given twice."""
-    from sortkd_cache.sparse import DEFAULT_TEMPERATURES
-
     if text is None or text == "":
         return DEFAULT_TEMPERATURES
     try:
@@ -165,6 +164,4 @@ def parse_temperatures(text: str | None, name: str = "--topk-temperatures") -> t
 
 def recipe_keys() -> tuple[str, ...]:
     """The dump options a recipe's ``[dump]`` table may set."""
-    from dataclasses import fields
-
     return tuple(f.name for f in fields(DumpConfig) if opt_of(f).recipe)

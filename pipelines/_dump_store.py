@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sortkd_cache import __version__
 from sortkd_cache.errors import ConfigError, StoreError, StoreExistsError
 from sortkd_cache.pipelines._common import utc_now
 from sortkd_cache.pipelines._dump_sparse import sparse_meta, sparse_spec_for
+from sortkd_cache.pipelines._preprocess import recorded_preprocess
 from sortkd_cache.store import (
     CacheStore,
     DatasetRecord,
@@ -97,8 +99,6 @@ def check_resumable(where: str, old: StoreMeta, meta: StoreMeta) -> None:
 def _prep_of(meta: StoreMeta) -> dict[str, Any]:
     """The teacher's preprocessing as recorded (None: the dataset's normalisation), less
     where its fields came from."""
-    from sortkd_cache.pipelines._preprocess import recorded_preprocess
-
     d = recorded_preprocess(meta).to_dict()
     return {k: d[k] for k in ("mean", "std", "input_size", "interpolation")}
 
@@ -208,8 +208,6 @@ def meta_for(
 ) -> StoreMeta:
     """The store metadata of a dump of ``ds`` (fingerprint included) under ``cfg``, its
     teacher's inputs made with ``prep`` (None: the dataset's normalisation)."""
-    from sortkd_cache import __version__
-
     info = ds.info
     meta = StoreMeta(
         num_samples=len(ds),

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from sortkd_cache.augment import eval_view, normalize
+
 __all__ = ["EvalViews", "fits_in_memory"]
 
 _MEMORY_SHARE = 0.25
@@ -50,8 +52,6 @@ class EvalViews:
     def __init__(
         self, ds: Any, recipe: Any, device: torch.device, batch_size: int, workers: int = 1
     ) -> None:
-        from sortkd_cache.augment import eval_view
-
         self.ds, self.recipe, self.device, self.batch_size = ds, recipe, device, batch_size
         self.labels = torch.tensor(np.array(ds.labels, dtype=np.int64), device=device)
         folder = getattr(ds, "tensor", None) is None
@@ -85,8 +85,6 @@ class EvalViews:
 
     def batches(self) -> Any:
         """Yield (uint8 views, labels) on the device, ``batch_size`` samples at a time."""
-        from sortkd_cache.augment import eval_view
-
         n = len(self.ds)
         for start in range(0, n, self.batch_size):
             stop = min(n, start + self.batch_size)
@@ -99,8 +97,6 @@ class EvalViews:
     @torch.no_grad()
     def top1(self, model: torch.nn.Module) -> float:
         """Top-1 (%) of ``model`` on the test split (restores train mode afterwards)."""
-        from sortkd_cache.augment import normalize
-
         mean, std = self.ds.info.mean, self.ds.info.std
         was_training = model.training
         model.eval()

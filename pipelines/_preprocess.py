@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sortkd_cache.errors import ConfigError
 from sortkd_cache.models import (
     INTERPOLATIONS,
     TeacherPreprocess,
@@ -32,8 +33,6 @@ class PreprocessOptions:
         size: str | None = None,
         interpolation: str | None = None,
     ) -> None:
-        from sortkd_cache.errors import ConfigError
-
         self.mean = parse_floats("--teacher-mean", mean)
         self.std = parse_floats("--teacher-std", std)
         self.size = parse_size("--teacher-size", size)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sortkd_cache.errors import ConfigError, SortKDError
+from sortkd_cache.losses import LOSSES, loss_options, make_loss
 from sortkd_cache.options import Spell, check_value
 from sortkd_cache.pipelines import _dump_config, _train_config
 from sortkd_cache.pipelines._recipe_specs import (
@@ -236,8 +237,6 @@ class _Parser:
         sort: SortSpec,
         dataset: DatasetSpec,
     ) -> tuple[StudentSpec, ...]:
-        from sortkd_cache.losses import LOSSES
-
         keys = _train_config.recipe_keys()
         defaults = self.table("train", train)
         self.check_keys("train.", defaults, (*keys, *LOSSES.names()))
@@ -270,8 +269,6 @@ class _Parser:
         sort: SortSpec,
         dataset: DatasetSpec,
     ) -> StudentSpec:
-        from sortkd_cache.losses import loss_options
-
         keys = _train_config.recipe_keys()
         d = self.table(prefix.rstrip("."), value)
         self.check_keys(prefix, d, ("name", "seeds", *keys, *loss_options()))
@@ -318,8 +315,6 @@ class _Parser:
     def loss_options(self, prefix: str, d: Mapping[str, Any], loss: Any) -> dict[str, float]:
         """The variant's loss options: ``[train.LOSS]``, then its own keys; each checked by the
         loss itself (an option it does not take is refused, naming the key and the loss)."""
-        from sortkd_cache.losses import LOSSES, loss_options, make_loss
-
         if not isinstance(loss, str) or loss not in LOSSES:
             return {}  # the unknown loss is reported by TrainConfig
         table = self.per_loss.get(loss, {})

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sortkd_cache.pipelines._run_state import STORE_NAME, RunState, student_dir
 from sortkd_cache.pipelines._seed_table import SeedTable, format_seed_table, seed_table
 from sortkd_cache.pipelines.recipe import Recipe, StudentSpec
+from sortkd_cache.store import open_store
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -148,8 +149,6 @@ def _with_stats(variants: list[dict[str, Any]], table: SeedTable) -> list[dict[s
 
 def collect_results(recipe: Recipe, out: Path, stages: list[Any]) -> dict[str, Any]:
     """Everything the table and the plot show, read back from the stages' outputs."""
-    from sortkd_cache.store import open_store
-
     store = open_store(str(out / STORE_NAME), "r")
     meta = store.meta
     teacher = _teacher(recipe, out, store)

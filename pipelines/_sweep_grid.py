@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.losses import LOSSES
 from sortkd_cache.pipelines._train_config import TrainConfig, flag
 
 __all__ = ["SHARED_KEYS", "STACK_MODES", "MemberSpec", "SweepConfig", "grid", "member_name"]
@@ -113,8 +114,6 @@ def _member_config(
 
 
 def _has_teacher(loss: str) -> bool:
-    from sortkd_cache.losses import LOSSES
-
     try:
         return bool(LOSSES.get(loss).needs_teacher)
     except ConfigError:

@@ -10,6 +10,7 @@ dropout, draw what their solo run draws).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -52,8 +53,6 @@ class MemberRun(Trainer):
         self.done = self.cfg.resume and self.run_dir_finished()
 
     def run_dir_finished(self) -> bool:
-        from pathlib import Path
-
         return (Path(self.cfg.out) / "summary.json").is_file()
 
     @property

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from sortkd_cache.pipelines.train import Diverged, add_step
+from sortkd_cache.stacking import StackedModels, StackedSGD, can_stack
 
 if TYPE_CHECKING:
     from sortkd_cache.data import Batch
@@ -65,8 +66,6 @@ class Stack:
     """Members of one architecture stepped together (see the module docstring)."""
 
     def __init__(self, members: Sequence[MemberRun]) -> None:
-        from sortkd_cache.stacking import StackedModels, StackedSGD
-
         self.members = list(members)
         self.models = StackedModels([m.model for m in self.members])
         groups = [m.opt.param_groups[0] for m in self.members]
@@ -124,8 +123,6 @@ class Stack:
 def plan_units(members: Sequence[MemberRun], stack: bool) -> list[Unit]:
     """The epoch's units: with ``stack``, members of one architecture (no learnt temperature)
     in one :class:`Stack` each (groups of one stay :class:`Single`), else one Single each."""
-    from sortkd_cache.stacking import can_stack
-
     units: list[Unit] = []
     groups: dict[str, list[MemberRun]] = {}
     for m in members:

@@ -13,13 +13,16 @@ Error messages name options as the user spelled them (``--lr``, ``key 'students[
 
 from __future__ import annotations
 
+import difflib
 import itertools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import InitVar, asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.choices import DATA_PATHS, SOFT_LABEL_MODES, TEACHER_INITS
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.losses import LOSSES, make_loss
 from sortkd_cache.options import Applies, Spell, check_applies, check_fields, flag, opt, opt_of
 from sortkd_cache.sorting import LOGIT_KINDS
 from sortkd_cache.sparse import TAILS
@@ -46,8 +49,6 @@ SEED_MAX = 2**32 - 1
 
 
 def _losses() -> tuple[str, ...]:
-    from sortkd_cache.losses import LOSSES  # torch
-
     return tuple(LOSSES.names())
 
 
@@ -174,8 +175,6 @@ class TrainConfig(Schedule):
 
     def loss_config(self, spell: Spell = flag) -> Loss:
         """The loss with the options as used (defaults filled in)."""
-        from sortkd_cache.losses import make_loss
-
         return make_loss(self.loss, self.loss_options, spell=spell)
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,8 +232,6 @@ APPLIES: Applies = {
 
 
 def _needs_teacher(loss: str) -> bool:
-    from sortkd_cache.losses import LOSSES
-
     return LOSSES.get(loss).needs_teacher
 
 
@@ -271,8 +268,6 @@ def _validate_names(cfg: TrainConfig, spell: Spell) -> None:
 
 
 def _architecture(name: str, option: str) -> None:
-    import difflib
-
     from sortkd_cache.models import list_models, model_exists
 
     if not model_exists(name):
@@ -299,8 +294,6 @@ def resume_difference(stored: Mapping[str, Any], cfg: TrainConfig) -> str | None
     ``config.json``, as one line; None when a resume may continue that run. An option recorded
     before it existed reads as its default (``data_seed``: the run's ``seed``); one that does
     nothing in this run (``logits`` of a CE run, once accepted) is not compared."""
-    import json
-
     now = cfg.to_dict()
     for f in fields(TrainConfig):
         info = opt_of(f)

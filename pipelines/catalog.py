@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sortkd_cache import Registry
+from sortkd_cache.losses import LOSSES
+from sortkd_cache.sorting import METHODS
 
 __all__ = ["KINDS", "catalog"]
 
@@ -35,14 +37,10 @@ def _augment() -> Registry[Any]:
 
 
 def _losses() -> Registry[Any]:
-    from sortkd_cache.losses import LOSSES
-
     return LOSSES
 
 
 def _methods() -> Registry[Any]:
-    from sortkd_cache.sorting import METHODS
-
     return METHODS
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from sortkd_cache.errors import ConfigError, StoreExistsError
+from sortkd_cache.outputs import check_disjoint, check_replaceable
 from sortkd_cache.pipelines._common import progress_bar, utc_now
 from sortkd_cache.pipelines._copy_config import DeriveConfig
 from sortkd_cache.pipelines._dump_sparse import sparse_meta, sparse_spec_for
@@ -218,8 +219,6 @@ def derive_store(
 def _check_destination(src: str, dst: str, overwrite: bool) -> None:
     """Fail before any work: DST is, contains or lies inside SRC, DST exists locally without
     --overwrite, or --overwrite would replace something that is not a store."""
-    from sortkd_cache.outputs import check_disjoint, check_replaceable
-
     s, d = parse_location(src), parse_location(dst)
     check_disjoint(d.raw, [("source", s.raw)], option="DST")
     if overwrite:

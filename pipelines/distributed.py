@@ -10,6 +10,7 @@ same code runs single-process.
 from __future__ import annotations
 
 import contextlib
+import datetime
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -61,8 +62,6 @@ def dist_context(world: World, backend: str | None = None) -> Iterator[World]:
     if not world.distributed or is_distributed():
         yield world
         return
-    import datetime
-
     import torch
     import torch.distributed as dist
 

@@ -30,6 +30,8 @@ from typing import Any
 
 import torch
 
+from sortkd_cache.augment import get_recipe
+from sortkd_cache.datasets import load_dataset
 from sortkd_cache.errors import StoreError
 from sortkd_cache.outputs import check_disjoint
 from sortkd_cache.pipelines._common import (
@@ -218,9 +220,6 @@ def finalize(store: CacheStore, seconds: float) -> list[float]:
 
 def dump(cfg: DumpConfig) -> DumpResult:
     """Run the dump stage; see the module docstring."""
-    from sortkd_cache.augment import get_recipe
-    from sortkd_cache.datasets import load_dataset
-
     device = resolve_device(cfg.device)
     check_precision(cfg.precision, device)
     check_decoder(cfg.decoder, device)

@@ -53,6 +53,7 @@ a TOML value, else taken as a string) edit the file's data before validation.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import sys
 from collections.abc import Mapping, Sequence
@@ -61,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.pipelines._recipe_check import check_recipe
 from sortkd_cache.pipelines._recipe_specs import (
     DatasetSpec,
     DumpSpec,
@@ -131,8 +133,6 @@ class Recipe:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = "<recipe>") -> Recipe:
         """Validate ``d`` (a parsed recipe file); errors name ``source``, the key and value."""
-        from sortkd_cache.pipelines._recipe_check import check_recipe
-
         return cls(**check_recipe(d, source, cls))
 
 
@@ -190,8 +190,6 @@ def _parse_value(text: str) -> Any:
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: str) -> dict[str, Any]:
     """``KEY=VALUE`` edits (dotted keys into tables) applied to a copy of ``data``."""
-    import copy
-
     out = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from sortkd_cache import check_fingerprint
+from sortkd_cache.augment import AugmentRecipe, replay
+from sortkd_cache.checkpoint import file_sha256
+from sortkd_cache.datasets import load_dataset
 from sortkd_cache.errors import ConfigError, StoreError
+from sortkd_cache.pipelines._common import build_teacher, forward_context, resolve_device
+from sortkd_cache.pipelines._preprocess import recorded_preprocess
+from sortkd_cache.store import open_store
 
 if TYPE_CHECKING:
     from sortkd_cache.store import CacheStore
@@ -92,8 +99,6 @@ class Recompute:
     """Set up (store, data, teacher: each checked) by the constructor; :meth:`run` compares."""
 
     def __init__(self, cfg: RecomputeConfig) -> None:
-        from sortkd_cache.store import open_store
-
         if cfg.samples < 1:
             raise ConfigError(f"--recompute {cfg.samples} must be >= 1")
         self.cfg = cfg
@@ -105,9 +110,6 @@ class Recompute:
         self.ds = self._dataset()
 
     def _teacher(self) -> torch.nn.Module:
-        from sortkd_cache.checkpoint import file_sha256
-        from sortkd_cache.pipelines._common import build_teacher
-
         t, meta, ckpt = self.store.meta.teacher, self.store.meta, self.cfg.teacher_ckpt
         init = "checkpoint" if ckpt is not None else t.init
         if init == "checkpoint" and ckpt is None:
@@ -127,9 +129,6 @@ class Recompute:
         return model
 
     def _dataset(self) -> Any:
-        from sortkd_cache import check_fingerprint
-        from sortkd_cache.datasets import load_dataset
-
         info = self.store.meta.dataset
         ds = load_dataset(info.spec, info.split, data_root=self.cfg.data_root)
         check_fingerprint(self.store, ds)
@@ -150,10 +149,6 @@ class Recompute:
         return report
 
     def _forward(self, samples: np.ndarray, view: int) -> np.ndarray:
-        from sortkd_cache.augment import AugmentRecipe, replay
-        from sortkd_cache.pipelines._common import forward_context
-        from sortkd_cache.pipelines._preprocess import recorded_preprocess
-
         meta = self.store.meta
         params = self.store.params(view)[samples]
         views = replay(self.ds.images(samples), params, AugmentRecipe.from_dict(meta.augment))
@@ -208,8 +203,6 @@ def _check_sha(what: str, sha: str | None, recorded: str | None) -> None:
 
 
 def _device(device: str) -> torch.device:
-    from sortkd_cache.pipelines._common import resolve_device
-
     return resolve_device(device)
 
 

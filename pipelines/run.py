@@ -20,6 +20,7 @@ Finally OUT/results.json, OUT/results.md (the table, also returned) and OUT/resu
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 import time
@@ -28,7 +29,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sortkd_cache.checkpoint import file_sha256
 from sortkd_cache.errors import CheckpointError, SortKDError
+from sortkd_cache.pipelines._common import resolve_device
+from sortkd_cache.pipelines._run_results import collect_results, write_results
 from sortkd_cache.pipelines._run_state import (
     STORE_NAME,
     UPSTREAM_KEYS,
@@ -37,7 +41,13 @@ from sortkd_cache.pipelines._run_state import (
     describe_change,
     student_dir,
 )
+from sortkd_cache.pipelines._sweep_grid import SHARED_KEYS, MemberSpec
+from sortkd_cache.pipelines.dump import DumpConfig, dump
 from sortkd_cache.pipelines.recipe import Recipe, StudentSpec
+from sortkd_cache.pipelines.sort import SortConfig, sort_store
+from sortkd_cache.pipelines.sweep import SweepConfig, sweep
+from sortkd_cache.pipelines.train import TrainConfig, train
+from sortkd_cache.store import open_store, writer_lock
 
 if TYPE_CHECKING:
     from sortkd_cache.store import CacheStore
@@ -169,8 +179,6 @@ class _Runner:
 
     def teacher(self) -> tuple[str | None, str]:
         """The teacher's weights token (sha256) and weights path."""
-        from sortkd_cache.checkpoint import file_sha256
-
         t, r = self.recipe.teacher, self.recipe
         if t.checkpoint is not None:
             path = Path(t.checkpoint)
@@ -189,8 +197,6 @@ class _Runner:
         config = {"dataset": r.dataset.spec, **params}
 
         def execute(resume: bool) -> dict[str, Any]:
-            from sortkd_cache.pipelines.train import TrainConfig, train
-
             res = train(
                 TrainConfig(
                     student=t.arch,
@@ -220,8 +226,6 @@ class _Runner:
         return token, str(weights)
 
     def _open(self) -> CacheStore:
-        from sortkd_cache.store import open_store
-
         return open_store(str(self.store_path), "r")
 
     def dump(self, teacher_token: str | None, weights: str) -> str | None:
@@ -233,8 +237,6 @@ class _Runner:
             return bool(meta.complete) and meta.teacher.sha256 == teacher_token
 
         def execute(resume: bool) -> dict[str, Any]:
-            from sortkd_cache.pipelines.dump import DumpConfig, dump
-
             res = dump(
                 DumpConfig(
                     dataset=r.dataset.spec,
@@ -264,8 +266,6 @@ class _Runner:
         config = {"dump": dump_token, "method": method}
 
         def execute(resume: bool) -> dict[str, Any]:
-            from sortkd_cache.pipelines.sort import SortConfig, sort_store
-
             res = sort_store(
                 SortConfig(
                     store=str(self.store_path),
@@ -317,9 +317,6 @@ class _Runner:
         return f"student:{spec.slug}:seed{seed}", config
 
     def _member(self, spec: StudentSpec, seed: int, again: bool) -> Any:
-        from sortkd_cache.pipelines._sweep_grid import MemberSpec
-        from sortkd_cache.pipelines.train import TrainConfig
-
         r = self.recipe
         cfg = TrainConfig(
             cache=str(self.store_path), dataset=r.dataset.spec, data_root=r.dataset.data_root,
@@ -331,8 +328,6 @@ class _Runner:
     def _sweep_pass(self, n: int, stages: list[tuple[str, dict[str, Any], Any]]) -> None:
         """One sweep trains these student stages (OUT/sweeps/pass<n> holds its summary; the
         members write OUT/students/<variant>/seed<k>)."""
-        from sortkd_cache.pipelines.sweep import SweepConfig, sweep
-
         where = self.out / "sweeps" / f"pass{n}"
         self.log(f"[sweep pass{n}] {len(stages)} students in one pass over the cache")
 
@@ -359,8 +354,6 @@ def _pass_key(cfg: Any) -> tuple[Any, ...]:
     """Students that can share one pass: the same seed (their solo runs' data order), the
     options one pass serves once, and whether they read soft labels (a streamed order is not
     a CE run's)."""
-    from sortkd_cache.pipelines._sweep_grid import SHARED_KEYS
-
     reads = bool(cfg.loss_config().needs_teacher)
     soft = (cfg.soft_labels, cfg.stream_window, cfg.stream_lanes) if reads else None
     return (cfg.order_seed, reads, soft, *(repr(getattr(cfg, k)) for k in SHARED_KEYS))
@@ -384,8 +377,6 @@ def run_recipe(
     ``device`` overrides the recipe's. Stage lines go to ``log`` (default: stderr). With the
     recipe's ``threads`` set, torch uses that many CPU threads until the run returns.
     """
-    from sortkd_cache.pipelines._common import resolve_device
-
     device = device or recipe.device
     resolve_device(device)
     if recipe.threads is None:
@@ -414,9 +405,6 @@ def _run(
         _run_stages(runner)
         report.stages = runner.outcomes
         return report
-    from sortkd_cache.pipelines._run_results import collect_results, write_results
-    from sortkd_cache.store import writer_lock
-
     out_path.mkdir(parents=True, exist_ok=True)
     with writer_lock(out_path, f"sortkd-cache run {recipe.name}"):
         _write_recipe(recipe, out_path)
@@ -437,8 +425,6 @@ def _run_stages(runner: _Runner) -> None:
 
 def _write_recipe(recipe: Recipe, out: Path) -> None:
     """OUT/recipe.json: the validated recipe this output was last run with."""
-    import json
-
     tmp = out / "recipe.json.tmp"
     tmp.write_text(json.dumps(recipe.to_dict(), indent=2, sort_keys=True))
     os.replace(tmp, out / "recipe.json")

@@ -39,6 +39,7 @@ from sortkd_cache.pipelines._dask import connect, run_tasks
 from sortkd_cache.pipelines._dump_store import clean_partial_files
 from sortkd_cache.pipelines._sort_config import SortConfig
 from sortkd_cache.pipelines._sort_stats import ChunkStats, aggregate_stats, chunk_stats
+from sortkd_cache.sorting import get_method
 from sortkd_cache.store import (
     CacheStore,
     Location,
@@ -232,8 +233,6 @@ def check_sort_output(cfg: SortConfig) -> None:
 
 def sort_store(cfg: SortConfig) -> SortResult:
     """Run the sort stage; see the module docstring."""
-    from sortkd_cache.sorting import get_method
-
     get_method(cfg.method)
     check_sort_output(cfg)
     t0 = time.perf_counter()

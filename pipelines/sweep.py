@@ -22,8 +22,10 @@ bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -31,12 +33,14 @@ import torch
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines._common import dataset_folder, progress_bar, resolve_device
 from sortkd_cache.pipelines._eval import EvalViews
-from sortkd_cache.pipelines._sweep_dir import SweepDir
+from sortkd_cache.pipelines._sweep_dir import SweepDir, read_sweep
 from sortkd_cache.pipelines._sweep_grid import SweepConfig, grid
 from sortkd_cache.pipelines._sweep_member import MemberRun
+from sortkd_cache.pipelines._sweep_report import write_sweep_results
 from sortkd_cache.pipelines._sweep_stack import plan_units, stacking_on
 from sortkd_cache.pipelines._train_data import soft_labels_for
 from sortkd_cache.pipelines._train_setup import Setup, prepare, prepare_like
+from sortkd_cache.pipelines.train import new_sums
 
 if TYPE_CHECKING:
     from sortkd_cache.data import EpochBatches, SoftLabels
@@ -194,8 +198,6 @@ class Sweep:
             info.update(_summary_of(m))
             result.members[m.name] = info
         if self.rank0 and all(i["status"] != "stopped" for i in result.members.values()):
-            from sortkd_cache.pipelines._sweep_report import write_sweep_results
-
             configs = {m.name: (m.cfg, result.members[m.name]) for m in self.members}
             result.report, result.table = write_sweep_results(self.dir.path, configs)
             self.dir.write_summary(result.to_dict())
@@ -203,9 +205,6 @@ class Sweep:
 
 
 def _summary_of(m: MemberRun) -> dict[str, Any]:
-    import json
-    from pathlib import Path
-
     path = Path(m.cfg.out) / "summary.json"
     if not path.is_file():
         return {}
@@ -215,8 +214,6 @@ def _summary_of(m: MemberRun) -> dict[str, Any]:
 
 
 def _new_sums() -> dict[str, float]:
-    from sortkd_cache.pipelines.train import new_sums
-
     return new_sums()
 
 
@@ -237,11 +234,6 @@ def _one_order(members: list[MemberRun], setups: list[Setup]) -> Setup:
 def describe_sweep(path: str) -> dict[str, Any]:
     """A sweep directory's members: each one's status (finished, failed, running or not
     started: from its run directory and the sweep's summary) and final test top-1."""
-    import json
-    from pathlib import Path
-
-    from sortkd_cache.pipelines._sweep_dir import read_sweep
-
     root = Path(path)
     grid_data = read_sweep(root)
     if grid_data is None:

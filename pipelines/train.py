@@ -23,6 +23,7 @@ build the model, the optimizer and the batches, and only then touch the run dire
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -30,12 +31,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from sortkd_cache.checkpoint import save_weights
 from sortkd_cache.data import stream_stats
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.losses import check_divergence, compute_loss
+from sortkd_cache.models import create_model
 from sortkd_cache.pipelines._common import dataset_folder, progress_bar, resolve_device
 from sortkd_cache.pipelines._eval import EvalViews
 from sortkd_cache.pipelines._rundir import RunDir
-from sortkd_cache.pipelines._train_config import TrainConfig
+from sortkd_cache.pipelines._train_config import TrainConfig, resume_difference
 from sortkd_cache.pipelines._train_data import soft_labels_for
 from sortkd_cache.pipelines._train_setup import Setup, prepare
 from sortkd_cache.pipelines.distributed import is_distributed
@@ -122,8 +126,6 @@ class Trainer:
         cfg = self.cfg
         self.loss = cfg.loss_config()
         torch.manual_seed(cfg.seed)
-        from sortkd_cache.models import create_model
-
         self.model = create_model(cfg.student, self.s.num_classes, self.s.train.info.channels)
         self.temperature = self.loss.make_temperature_module(self.device)
         self.model.to(self.device)
@@ -163,10 +165,6 @@ class Trainer:
 
     def _check_resume(self) -> None:
         """Refuse a --resume whose configuration or cache differs from the stored run's."""
-        import json
-
-        from sortkd_cache.pipelines._train_config import resume_difference
-
         run = self.run_dir
         if not run.checkpoint.exists() or not run.config.is_file():
             return
@@ -213,8 +211,6 @@ class Trainer:
         self, out: torch.Tensor, batch: Batch, epoch: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The loss of logits ``out`` on ``batch`` at epoch ``epoch`` (0-based), with parts."""
-        from sortkd_cache.losses import compute_loss
-
         return compute_loss(
             self.loss, out, batch.soft, batch.y, epoch=epoch + 1,
             temperature_module=self.temperature, tail=self.s.tail,
@@ -223,8 +219,6 @@ class Trainer:
     def check_loss(self, value: float, out: torch.Tensor, batch: Batch, epoch: int) -> None:
         """The divergence guard, before the optimizer step: exit 2 on a NaN loss or one over
         the bound; the reference (all-zero logits) is taken on each epoch's first batch."""
-        from sortkd_cache.losses import check_divergence
-
         if self.reference is None:
             with torch.no_grad():
                 self.reference = float(self.loss_terms(torch.zeros_like(out), batch, epoch)[0])
@@ -303,8 +297,6 @@ class Trainer:
         final = rows[-1]["test_top1"] if rows else 0.0
         best = max((r["test_top1"] for r in rows), default=0.0)
         if self.rank0 and finished:
-            from sortkd_cache.checkpoint import save_weights
-
             kind = cfg.logits if self.s.store is not None else None
             save_weights(self.model, self.run_dir.weights)
             self.run_dir.plot(rows, f"{cfg.student} ({cfg.loss}, logits={kind or 'none'})")
@@ -376,8 +368,6 @@ def add_step(
 
 def _cache_difference(old: Any, new: dict[str, Any] | None) -> str | None:
     """The first provenance field (store id, teacher, data, logits kind) that changed."""
-    import json
-
     if not isinstance(old, dict) or new is None:
         return None
     for key in ("store_id", "teacher", "dataset", "logits"):

@@ -11,7 +11,9 @@ Measures:
   import b`` is an import of ``a.b`` when that is a module, else of ``a``. grimp builds the
   graph when it is installed; otherwise the same rules are applied here with ``ast``.
 * function-level imports: ``import`` statements inside a function body, and how many of them
-  defer something other than a heavy or optional dependency (``HEAVY``).
+  defer nothing heavy or optional. An import defers something heavy when it names a package of
+  ``HEAVY``, or a module of the package that imports one of them at module level, directly or
+  through other modules of the package (computed from the source, not listed here).
 * functions over 60 lines.
 * bare ``Any``: annotations (parameters and returns) of the library (``sortkd_cache/``) that
   are exactly ``Any``, as a share of all its annotations.
@@ -37,14 +39,14 @@ FOLDERS = {"sortkd_cache": PACKAGE, "cli": f"{PACKAGE}.cli", "pipelines": f"{PAC
 HEAVY = (
     "torch",
     "torchvision",
+    "zarr",
+    "safetensors",
     "s3fs",
     "gcsfs",
     "dask.distributed",
     "distributed",
     "matplotlib",
     "timm",
-    "moto",
-    "importlib.metadata",
 )
 MAX_LINES = 60
 
@@ -199,7 +201,72 @@ def _is_heavy(name: str) -> bool:
     return any(name == h or name.startswith(h + ".") for h in HEAVY)
 
 
-def _measure_function(mod: Module, fn: ast.FunctionDef | ast.AsyncFunctionDef, r: Report) -> None:
+def _is_type_checking(node: ast.If) -> bool:
+    t = node.test
+    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
+        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING"
+    )
+
+
+def _module_level(nodes: list[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The imports that run when the module is imported (not in functions, classes' methods,
+    or ``if TYPE_CHECKING:``)."""
+    for node in nodes:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        elif isinstance(node, ast.If) and _is_type_checking(node):
+            yield from _module_level(node.orelse)
+        elif isinstance(node, ast.If | ast.Try | ast.With | ast.ClassDef):
+            for block in ("body", "orelse", "finalbody", "handlers"):
+                for sub in getattr(node, block, []):
+                    yield from _module_level(
+                        sub.body if isinstance(sub, ast.ExceptHandler) else [sub]
+                    )
+
+
+def _targets(mod: Module, node: ast.Import | ast.ImportFrom, known: dict[str, Module]) -> list[str]:
+    """What one import statement runs: external names as written, the package's modules with
+    the packages above them (their ``__init__`` runs first)."""
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    else:
+        base = _resolve(mod, node)
+        names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+    out = []
+    for name in names:
+        parts = name.split(".")
+        if parts[0] != PACKAGE:
+            out.append(name)
+            continue
+        out += [
+            ".".join(parts[:i]) for i in range(1, len(parts) + 1) if ".".join(parts[:i]) in known
+        ]
+    return out
+
+
+def heavy_modules(mods: dict[str, Module]) -> set[str]:
+    """The package's modules whose import loads a ``HEAVY`` package: directly or through other
+    modules of the package, at module level."""
+    edges = {
+        name: {t for node in _module_level(m.tree.body) for t in _targets(m, node, mods)}
+        for name, m in mods.items()
+    }
+    heavy = {name for name, targets in edges.items() if any(_is_heavy(t) for t in targets)}
+    grew = True
+    while grew:
+        more = {name for name, targets in edges.items() if name not in heavy and targets & heavy}
+        heavy |= more
+        grew = bool(more)
+    return heavy
+
+
+def _measure_function(
+    mod: Module,
+    fn: ast.FunctionDef | ast.AsyncFunctionDef,
+    r: Report,
+    mods: dict[str, Module],
+    heavy: set[str],
+) -> None:
     where = f"{mod.path.relative_to(ROOT)}:{fn.lineno} {fn.name}"
     length = (fn.end_lineno or fn.lineno) - fn.lineno + 1
     if length > MAX_LINES:
@@ -208,14 +275,10 @@ def _measure_function(mod: Module, fn: ast.FunctionDef | ast.AsyncFunctionDef, r
         if node is not fn and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             continue  # counted in its own turn
         if isinstance(node, ast.Import | ast.ImportFrom):
-            names = (
-                [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else [_resolve(mod, node)]
-            )
-            line = f"{mod.path.relative_to(ROOT)}:{node.lineno} {', '.join(names)}"
+            names = _targets(mod, node, mods)
+            line = f"{mod.path.relative_to(ROOT)}:{node.lineno} {names[-1]}"
             r.local_imports.append(line)
-            if not all(_is_heavy(n) for n in names):
+            if not any(_is_heavy(n) or n in heavy for n in names):
                 r.local_light.append(line)
     if mod.path.is_relative_to(ROOT / "sortkd_cache"):
         args = fn.args
@@ -246,9 +309,10 @@ def measure(root: Path = ROOT) -> tuple[Report, str]:
     mods = modules(root)
     graph, how = import_graph(mods)
     r = Report(cycles=cycles(graph))
+    heavy = heavy_modules(mods)
     for mod in mods.values():
         for fn in _functions(mod.tree):
-            _measure_function(mod, fn, r)
+            _measure_function(mod, fn, r, mods, heavy)
         for node in ast.walk(mod.tree):
             if isinstance(node, ast.If | ast.IfExp | ast.While) and _reads_is_sparse(node.test):
                 r.sparse_branches.append(f"{mod.path.relative_to(ROOT)}:{node.lineno}")

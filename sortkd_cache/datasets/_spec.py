@@ -18,6 +18,11 @@ from .._registry import Registry
 from ..choices import SPLITS
 from ..errors import DatasetError
 from ._base import ImageDataset
+from .cifar import load_cifar
+from .digits import load_digits
+from .digits100 import MAX_PER_CLASS, load_digits100
+from .fake import load_fake
+from .imagefolder import load_imagefolder
 
 __all__ = [
     "DATASETS",
@@ -101,8 +106,6 @@ def _folder_args(spec: str, sep: str, rest: str) -> tuple[str, ...]:
 
 
 def _digits100_args(spec: str, sep: str, rest: str) -> tuple[str, ...]:
-    from .digits100 import MAX_PER_CLASS
-
     if not sep:
         return ()
     if not rest.isascii() or not rest.isdigit() or not 1 <= int(rest) <= MAX_PER_CLASS:
@@ -139,33 +142,23 @@ def _fake_args(spec: str, sep: str, rest: str) -> tuple[str, ...]:
 
 
 def _load_digits(p: DatasetSpec, split: str, root: str | None, download: bool) -> ImageDataset:
-    from .digits import load_digits
-
     return load_digits(split)
 
 
 def _load_digits100(p: DatasetSpec, split: str, root: str | None, download: bool) -> ImageDataset:
-    from .digits100 import load_digits100
-
     return load_digits100(split, int(p.args[0]) if p.args else None)
 
 
 def _load_fake(p: DatasetSpec, split: str, root: str | None, download: bool) -> ImageDataset:
-    from .fake import load_fake
-
     n, c, size = p.fake_params()
     return load_fake(n, c, size, split)
 
 
 def _load_folder(p: DatasetSpec, split: str, root: str | None, download: bool) -> ImageDataset:
-    from .imagefolder import load_imagefolder
-
     return load_imagefolder(p.args[0], split)
 
 
 def _load_cifar(p: DatasetSpec, split: str, root: str | None, download: bool) -> ImageDataset:
-    from .cifar import load_cifar
-
     return load_cifar(p.name, split, data_root=root, download=download)
 
 

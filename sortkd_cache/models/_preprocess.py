@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from sortkd_cache.augment import normalize
 from sortkd_cache.errors import ConfigError
 
 __all__ = ["INTERPOLATIONS", "TeacherPreprocess", "parse_floats", "parse_size"]
@@ -86,8 +87,6 @@ class TeacherPreprocess:
 
     def apply(self, views: torch.Tensor) -> torch.Tensor:
         """uint8 [..., C, h, w] views -> the teacher's float32 input [..., C, H, W]."""
-        from sortkd_cache.augment import normalize
-
         if self.input_size is not None and tuple(views.shape[-2:]) != self.input_size:
             views = self._resize(views)
         return normalize(views, self.mean, self.std)

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.errors import CheckpointError, ConfigError, ModelError
-from sortkd_cache.models._timm import create_timm_model, is_timm_name, timm_pretrained_cfg
+from sortkd_cache.models._preprocess import TeacherPreprocess
+from sortkd_cache.models._registry import MODELS
+from sortkd_cache.models._timm import (
+    create_timm_model,
+    is_timm_name,
+    timm_preprocess,
+    timm_pretrained_cfg,
+)
+from sortkd_cache.models._torchvision import torchvision_model_names
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -149,9 +157,6 @@ def create_pretrained(name: str, num_classes: int, in_chans: int) -> tuple[nn.Mo
     torchvision model name (its ``DEFAULT`` weights)."""
     if is_timm_name(name):
         return _timm_pretrained(name, num_classes, in_chans)
-    from sortkd_cache.models._registry import MODELS
-    from sortkd_cache.models._torchvision import torchvision_model_names
-
     if name in MODELS or name not in torchvision_model_names():
         raise ModelError(
             f"--teacher-init pretrained needs a timm:NAME or a torchvision model, not {name!r} "
@@ -169,10 +174,6 @@ def native_preprocess(
 ) -> TeacherPreprocess:
     """The preprocessing ``name`` was trained with: timm's data config for ``timm:`` names,
     the weights' transforms for pretrained torchvision models, else ``dataset``'s."""
-    from sortkd_cache.models._preprocess import TeacherPreprocess
-    from sortkd_cache.models._registry import MODELS
-    from sortkd_cache.models._timm import timm_preprocess
-
     if is_timm_name(name):
         return timm_preprocess(name, model, interpolation)
     if not pretrained or name in MODELS:

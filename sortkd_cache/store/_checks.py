@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from sortkd_cache.errors import CorruptChunkError, SchemaError, StoreError
+from sortkd_cache.augment import get_recipe
+from sortkd_cache.errors import AugmentError, CorruptChunkError, SchemaError, StoreError
 from sortkd_cache.store._layout import LABELS, PARAMS, logits_path, progress_path
 from sortkd_cache.store._meta import StoreMeta
 from sortkd_cache.store._problem import Problem, VerifyReport
@@ -139,9 +140,6 @@ def _limit_problems(meta: StoreMeta) -> list[Problem]:
 def _recipe_problem(augment: dict[str, Any]) -> str | None:
     """The recorded recipe must be a known one with its canonical parameters: replay (and so
     what ``train`` shows the student) depends on every one of them."""
-    from sortkd_cache.augment import get_recipe
-    from sortkd_cache.errors import AugmentError
-
     name = augment.get("name")
     if not isinstance(name, str):
         return "augmentation recipe has no 'name'"

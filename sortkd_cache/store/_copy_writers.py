@@ -7,6 +7,7 @@ lands inside its private ``*.partial-<host>-<pid>`` directory.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -207,8 +208,6 @@ class _RemoteWriter(_Writer):
             raise remote_error(self.loc, exc) from None
 
     def put_many(self, items: list[tuple[str, bytes]]) -> None:
-        import asyncio
-
         from zarr.core.buffer import default_buffer_prototype
 
         proto = default_buffer_prototype()

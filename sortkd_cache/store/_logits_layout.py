@@ -28,7 +28,15 @@ import numpy as np
 
 from sortkd_cache.errors import ConfigError, CorruptChunkError, LogitsKindError
 from sortkd_cache.sorting import apply_with_stats
-from sortkd_cache.sparse import SparseRows, SparseSpec, apply_sparse, label_positions, row_problems
+from sortkd_cache.sparse import (
+    SparseRows,
+    SparseSpec,
+    apply_sparse,
+    chunk_sums,
+    compress,
+    label_positions,
+    row_problems,
+)
 from sortkd_cache.store._layout import logits_path, progress_path
 from sortkd_cache.store._logits import LogitsArray
 from sortkd_cache.store._problem import Problem
@@ -303,8 +311,6 @@ class SparseLayout(LogitsLayout):
 
     def encode(self, dense: np.ndarray, labels: np.ndarray) -> tuple[Rows, np.ndarray | None]:
         """Truncated to the top K, with the chunk's fidelity sums [T + 2]."""
-        from sortkd_cache.sparse import chunk_sums, compress  # chunk_sums needs torch
-
         rows = compress(dense, labels, self.spec)
         kl, outside, n = chunk_sums(self.spec, dense, labels, rows)
         return rows, np.concatenate([kl, [float(outside), float(n)]])

@@ -11,7 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from sortkd_cache.errors import SchemaError
+from sortkd_cache.errors import ConfigError, SchemaError
+from sortkd_cache.sparse import SparseSpec
 
 __all__ = [
     "ATTRS_KEY",
@@ -139,9 +140,6 @@ def _preprocess_record(record: object) -> dict[str, Any] | None:
 
 
 def _sparse_record(d: dict[str, Any], schema: int) -> dict[str, Any] | None:
-    from sortkd_cache.errors import ConfigError
-    from sortkd_cache.sparse import SparseSpec
-
     record = d.get("sparse")
     if record is None:
         return None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sortkd_cache.store._layout import LABELS, LOGIT_KINDS, NUM_PARAMS, PARAMS, num_blocks
+from sortkd_cache.store._sparse import expected_sparse
 
 if TYPE_CHECKING:
     from sortkd_cache.store._meta import StoreMeta
@@ -155,8 +156,6 @@ def expected(
     if spec is None or (spec.sparse is not None and spec.sparse != (meta.sparse is not None)):
         return None
     if spec.sparse:
-        from sortkd_cache.store._sparse import expected_sparse
-
         found = expected_sparse(meta, path)
         return None if found is None else (*found, spec.fill)
     dtype = meta.dtype if spec.dtype == "logits" else spec.dtype

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sortkd_cache.errors import CorruptChunkError, SchemaError
-from sortkd_cache.sparse import SparseRows, SparseSpec
+from sortkd_cache.sparse import FidelityAccumulator, SparseRows, SparseSpec
 from sortkd_cache.store._layout import logits_path
 from sortkd_cache.store._logits import zarr_get
 from sortkd_cache.store._meta import StoreMeta
@@ -112,8 +112,6 @@ def write_sparse_chunk(
 
 def fidelity_record(spec: SparseSpec, sums: np.ndarray) -> dict[str, Any]:
     """The kind's fidelity attribute from the per-(block, view) sums [B, V, T+2]."""
-    from sortkd_cache.sparse import FidelityAccumulator
-
     acc = FidelityAccumulator(spec, sums.shape[1])
     per_view = sums.sum(axis=0)
     t = len(spec.temperatures)
