@@ -24,9 +24,10 @@ __all__ = ["sweep_results", "variant_of", "write_sweep_results"]
 
 
 def variant_of(cfg: TrainConfig) -> str:
-    """``<student> <loss>[ <logits>]``: a grid point without its seed."""
+    """``<student> <loss>[ <logits>][ top-K]``: a grid point without its seed."""
     kind = "" if cfg.loss == "ce" else f" {cfg.logits}"
-    return f"{cfg.student} {cfg.loss}{kind}"
+    top = "" if cfg.topk is None else f" top-{cfg.topk}"
+    return f"{cfg.student} {cfg.loss}{kind}{top}"
 
 
 def _pairs(configs: list[TrainConfig]) -> list[tuple[str, str]]:

@@ -7,7 +7,9 @@ Stages, in order, each writing under the output directory OUT:
 * ``dump``: the teacher's logits over ``dump.views`` views into OUT/store.zarr;
 * ``sort:<method>``: one per ``sort.methods`` entry, inside the same store;
 * ``student:<variant>:seed<k>``: one training run per student variant and seed, from the
-  store, into OUT/students/<variant>/seed<k>.
+  store, into OUT/students/<variant>/seed<k>. The student stages that share a data order
+  (the same ``data_seed``, else the same ``seed``) and the options one pass serves train
+  together in one ``sweep`` (OUT/sweeps/pass<n>).
 
 A stage is skipped when OUT/run-state.json records it with the hash of the current
 configuration and its output is still there and complete. A stage's configuration contains the
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.checkpoint import file_sha256
+from sortkd_cache.data import STREAM_THRESHOLD_BYTES, view_bytes
 from sortkd_cache.errors import CheckpointError, SortKDError
 from sortkd_cache.pipelines._common import resolve_device
 from sortkd_cache.pipelines._run_results import collect_results, write_results
@@ -286,9 +289,10 @@ class _Runner:
         return self._stage(f"sort:{method}", config, valid, execute, token)
 
     def students(self, dump_token: str | None, sort_tokens: dict[str, str | None]) -> None:
-        """Every student variant x seed: the stages to run train together, one sweep per seed
-        (one pass over the cache per epoch for all variants of that seed; each member's
-        configuration, data order included, is its solo run's, so it is bit-identical)."""
+        """Every student variant x seed: the stages to run train together, one sweep per data
+        order (``data_seed``: one pass for all seeds; without it, one pass per seed), one pass
+        over the cache per epoch for its members; each member's configuration, data order
+        included, is its solo run's, so it is bit-identical."""
         todo: dict[tuple[Any, ...], list[tuple[str, dict[str, Any], Any]]] = {}
         first, order = len(self.outcomes), []
         for spec in self.recipe.students:
@@ -304,11 +308,20 @@ class _Runner:
                     self._stage(stage, config, valid, _never, str)
                     continue
                 member = self._member(spec, seed, resume and not _summary_exists(run_dir))
-                todo.setdefault(_pass_key(member.cfg), []).append((stage, config, (member, reason)))
+                key = _pass_key(member.cfg, self._streams(member.cfg))
+                todo.setdefault(key, []).append((stage, config, (member, reason)))
         for n, stages in enumerate(todo.values()):
             self._sweep_pass(n, stages)
         # the report lists the student stages in the recipe's order, as they were run before
         self.outcomes[first:] = sorted(self.outcomes[first:], key=lambda o: order.index(o.stage))
+
+    def _streams(self, cfg: Any) -> bool:
+        """Whether a student reading soft labels would stream them (``--soft-labels stream``,
+        or ``auto`` on a store whose view exceeds the threshold): a streamed order is not the
+        order of a student reading none, so those two never share a pass."""
+        if cfg.soft_labels != "auto":
+            return bool(cfg.soft_labels == "stream")
+        return view_bytes(self._open()) > STREAM_THRESHOLD_BYTES
 
     def _student_stage(
         self, spec: StudentSpec, seed: int, source: str | None
@@ -350,17 +363,17 @@ class _Runner:
             self._record(stage, "ran", reason, seconds)
 
 
-def _pass_key(cfg: Any) -> tuple[Any, ...]:
-    """Students that can share one pass: the same seed (their solo runs' data order), the
-    options one pass serves once, and whether they read soft labels (a streamed order is not
-    a CE run's)."""
-    reads = bool(cfg.loss_config().needs_teacher)
-    soft = (cfg.soft_labels, cfg.stream_window, cfg.stream_lanes) if reads else None
-    return (cfg.order_seed, reads, soft, *(repr(getattr(cfg, k)) for k in SHARED_KEYS))
+def _pass_key(cfg: Any, streams: bool) -> tuple[Any, ...]:
+    """Students that can share one pass: the same data seed (their solo runs' data order:
+    ``data_seed``, else each seed its own pass), the options one pass serves once, and, when
+    soft labels are streamed, whether they read them (a streamed order is not a CE run's)."""
+    apart = bool(cfg.loss_config().needs_teacher) if streams else None
+    soft = (cfg.soft_labels, cfg.stream_window, cfg.stream_lanes)
+    return (cfg.order_seed, apart, soft, *(repr(getattr(cfg, k)) for k in SHARED_KEYS))
 
 
 def _never(resume: bool) -> dict[str, Any]:
-    raise SortKDError("a student stage runs in its seed's sweep")
+    raise SortKDError("a student stage runs in its pass's sweep")
 
 
 def run_recipe(

@@ -196,6 +196,45 @@ def test_added_variant_and_seed_run_alone(done: tuple[Path, RunReport], tmp_path
     assert res["variants"][2]["logits"] is None
 
 
+def test_without_data_seed_each_seed_is_its_own_pass(
+    done: tuple[Path, RunReport], tmp_path: Path
+) -> None:
+    """A recipe that sets no data_seed keeps its stage configurations (no rerun of a finished
+    run) and trains one pass per seed, each seed its own data order, as before data_seed."""
+    out = _copy(done, tmp_path)
+    state = json.loads((out / "run-state.json").read_text())
+    assert all("data_seed" not in state["stages"][s]["config"] for s in STUDENTS)
+    (tmp_path / "tiny.toml").write_text(TINY.replace("seeds = [0]", "seeds = [0, 1]"))
+    report = _run(tmp_path, out)
+    assert report.ran() == ["student:kd-raw:seed1", "student:kd-sort:seed1"]
+    members = json.loads((out / "sweeps/pass0/summary.json").read_text())["members"]
+    assert sorted(members) == ["kd-raw-seed1", "kd-sort-seed1"]
+    assert not (out / "sweeps/pass1").exists()
+
+
+def test_a_data_seed_trains_every_seed_in_one_pass(tmp_path: Path) -> None:
+    """With ``data_seed`` every seed (and CE, which reads no soft labels) shares one data
+    order, so all the students train in one sweep; each equals its solo run's config."""
+    recipe = TINY.replace("seeds = [0]", "seeds = [0, 1]").replace(
+        "milestones = []\n\n[[students]]", "milestones = []\ndata_seed = 3\n\n[[students]]"
+    )
+    (tmp_path / "tiny.toml").write_text(recipe + '\n[[students]]\nname = "CE"\nloss = "ce"\n')
+    out = tmp_path / "out"
+    report = _run(tmp_path, out)
+    assert report.ran()[3:] == [
+        f"student:{v}:seed{k}" for v in ("kd-raw", "kd-sort", "ce") for k in (0, 1)
+    ]
+    assert sorted(p.name for p in (out / "sweeps").iterdir()) == ["pass0"]
+    summary = json.loads((out / "sweeps/pass0/summary.json").read_text())
+    assert len(summary["members"]) == 6
+    assert all(m["status"] == "finished" for m in summary["members"].values())
+    for k in (0, 1):
+        config = json.loads((out / f"students/ce/seed{k}/config.json").read_text())
+        assert (config["seed"], config["data_seed"]) == (k, 3)
+    state = json.loads((out / "run-state.json").read_text())
+    assert state["stages"]["student:kd-raw:seed1"]["config"]["data_seed"] == 3
+
+
 def test_missing_teacher_checkpoint_names_the_key(tmp_path: Path) -> None:
     path = tmp_path / "ck.toml"
     path.write_text(
