@@ -6,6 +6,8 @@ import click
 
 from sortkd_cache.cli._options import config_options, emit_json
 from sortkd_cache.pipelines.configs import DumpConfig
+from sortkd_cache.pipelines.distributed import dist_context
+from sortkd_cache.world import World
 
 __all__ = ["command"]
 
@@ -26,9 +28,7 @@ def command(**kw: object) -> None:
       sortkd-cache dump ... --topk 10 --out c100-top10.zarr   # sparse: 4K+14 B per view
       torchrun --nproc-per-node 4 -m sortkd_cache.cli dump ...   # scale out
     """
-    from sortkd_cache.pipelines.distributed import dist_context
     from sortkd_cache.pipelines.dump import dump
-    from sortkd_cache.world import World
 
     as_json = bool(kw.pop("as_json"))
     progress = bool(kw.pop("progress"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from sortkd_cache.cli._options import emit_json
-from sortkd_cache.pipelines.catalog import KINDS
+from sortkd_cache.pipelines.catalog import KINDS, catalog
 
 __all__ = ["command"]
 
@@ -28,8 +28,6 @@ def command(kinds: tuple[str, ...], sweep_dir: str | None, as_json: bool) -> Non
     if sweep_dir is not None:
         _list_sweep(sweep_dir, as_json)
         return
-    from sortkd_cache.pipelines.catalog import catalog
-
     found = catalog(kinds)
     if as_json:
         emit_json(found)

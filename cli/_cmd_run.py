@@ -5,13 +5,12 @@ from __future__ import annotations
 import click
 
 from sortkd_cache.cli._options import emit_json
+from sortkd_cache.pipelines.recipe import load_recipe, recipe_names
 
 __all__ = ["commands"]
 
 
 def _epilog() -> str:
-    from sortkd_cache.pipelines.recipe import recipe_names
-
     return "Shipped recipes: " + ", ".join(recipe_names())
 
 
@@ -56,7 +55,6 @@ def run_command(
       sortkd-cache run cifar100_resnet32x4_resnet8x4 --device cuda --out runs/r32x4-r8x4 \\
           --set teacher.checkpoint=ckpts/resnet32x4.pth --set dataset.data_root=data
     """
-    from sortkd_cache.pipelines.recipe import load_recipe
     from sortkd_cache.pipelines.run import run_recipe
 
     spec = load_recipe(recipe, overrides)

@@ -12,6 +12,7 @@ from sortkd_cache.cli._options import (
     parse_storage_options,
     storage_options_option,
 )
+from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines.configs import SortConfig
 
 __all__ = ["commands"]
@@ -47,8 +48,6 @@ def sort_command(
     from sortkd_cache.pipelines.sort import sort_store
 
     if topk is not None:
-        from sortkd_cache.errors import ConfigError
-
         raise ConfigError(
             f"sort --topk is retired (its side copy trained nothing): make a sparse top-K "
             f"store with `sortkd-cache copy {store} DST --topk {topk}`, then sort or train it"

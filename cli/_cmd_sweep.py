@@ -13,13 +13,15 @@ import click
 
 from sortkd_cache.cli._cmd_train import loss_option_decorators
 from sortkd_cache.cli._options import emit_json, parse_storage_options, storage_options_option
+from sortkd_cache.losses import loss_options
+from sortkd_cache.pipelines.configs import TrainConfig
+from sortkd_cache.pipelines.distributed import dist_context
+from sortkd_cache.world import World
 
 __all__ = ["commands"]
 
 
 def _defaults() -> dict[str, Any]:
-    from sortkd_cache.pipelines.configs import TrainConfig
-
     return {
         f.name: f.default
         for f in dataclasses.fields(TrainConfig)
@@ -121,9 +123,7 @@ def sweep_command(**kw: Any) -> None:
           --loss kd --logits raw,sort --seeds 0,1 --stack on --device cuda --out sweeps/c100
       torchrun --nproc-per-node 2 -m sortkd_cache.cli sweep --cache c100.zarr ...
     """
-    from sortkd_cache.pipelines.distributed import dist_context
     from sortkd_cache.pipelines.sweep import SweepConfig, grid, sweep
-    from sortkd_cache.world import World
 
     as_json = bool(kw.pop("as_json"))
     # under torchrun: cuda:LOCAL_RANK with nccl on GPUs (also for --device auto), gloo on CPU
@@ -155,8 +155,6 @@ def sweep_command(**kw: Any) -> None:
 
 
 def _member_options(kw: dict[str, Any]) -> dict[str, Any]:
-    from sortkd_cache.losses import loss_options
-
     options = {k: kw[k] for k in _MEMBER_OPTIONS if kw.get(k) is not None}
     options["cache"] = kw["cache"]
     options["loss_options"] = {k: kw[k] for k in loss_options() if kw.get(k) is not None}

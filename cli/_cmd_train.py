@@ -22,15 +22,17 @@ from sortkd_cache.cli._options import (
     parse_storage_options,
     storage_options_option,
 )
+from sortkd_cache.errors import ConfigError
+from sortkd_cache.losses import loss_options
 from sortkd_cache.pipelines.configs import TrainConfig
+from sortkd_cache.pipelines.distributed import dist_context
+from sortkd_cache.world import World
 
 __all__ = ["commands"]
 
 
 def loss_option_decorators() -> list[Callable[[Any], Any]]:
     """One click option per loss option of the registry (default: the chosen loss's)."""
-    from sortkd_cache.losses import loss_options
-
     out = []
     for key, per_loss in loss_options().items():
         first = next(iter(per_loss.values()))
@@ -101,9 +103,7 @@ def train_command(ctx: click.Context, /, **kw: Any) -> None:
           --out runs/r8x4-kd-top10-dense           # dense cache truncated per batch
       torchrun --nproc-per-node 2 -m sortkd_cache.cli train --cache c100.zarr ...
     """
-    from sortkd_cache.pipelines.distributed import dist_context
     from sortkd_cache.pipelines.train import train
-    from sortkd_cache.world import World
 
     as_json = bool(kw.pop("as_json"))
     cfg = TrainConfig.from_dict(_collect(ctx, kw))
@@ -131,8 +131,6 @@ def _given(ctx: click.Context, name: str) -> bool:
 
 def _collect(ctx: click.Context, kw: dict[str, Any]) -> dict[str, Any]:
     """TrainConfig data: the --config file (if any), then every option given on the line."""
-    from sortkd_cache.losses import loss_options
-
     config_file = kw.pop("config_file")
     storage = parse_storage_options(kw.pop("storage_option")) or None
     loss_keys = set(loss_options())
@@ -157,8 +155,6 @@ def _collect(ctx: click.Context, kw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_run_config(path: str) -> dict[str, Any]:
-    from sortkd_cache.errors import ConfigError
-
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

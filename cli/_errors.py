@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from sortkd_cache.errors import SortKDError
+
 __all__ = ["SortKDGroup", "fail"]
 
 
@@ -49,8 +51,6 @@ class SortKDGroup(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
-        from sortkd_cache.errors import SortKDError
-
         try:
             return super().invoke(ctx)
         except SortKDError as exc:

@@ -9,6 +9,9 @@ from typing import Any, TypeVar
 
 import click
 
+from sortkd_cache.errors import ConfigError
+from sortkd_cache.options import flag, opt_of
+
 __all__ = ["config_options", "emit_json", "parse_storage_options", "storage_options_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -20,8 +23,6 @@ def emit_json(obj: Any) -> None:
 
 def parse_storage_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     """``key=value`` pairs (values parsed as JSON when they parse, else kept as strings)."""
-    from sortkd_cache.errors import ConfigError
-
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
@@ -72,8 +73,6 @@ class _Option(click.Option):
 
 def _click_option(f: dataclasses.Field[Any]) -> Callable[[F], F]:
     """The click option of one configuration field, from its metadata."""
-    from sortkd_cache.options import flag, opt_of
-
     info = opt_of(f)
     base = str(f.type).removesuffix(" | None")
     default = None if f.default is dataclasses.MISSING else f.default
@@ -99,8 +98,6 @@ def _click_option(f: dataclasses.Field[Any]) -> Callable[[F], F]:
 def config_options(cls: type, *, skip: Collection[str] = ()) -> Callable[[F], F]:
     """A decorator adding one click option per CLI field of the configuration ``cls``, in
     declaration order (a field's metadata gives its flag, type, default, help and choices)."""
-    from sortkd_cache.options import opt_of
-
     decorators = [
         _click_option(f) for f in dataclasses.fields(cls) if opt_of(f).cli and f.name not in skip
     ]

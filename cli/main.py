@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 
@@ -44,8 +45,6 @@ COMMAND_MODULES = (
 
 
 def _register() -> None:
-    import importlib
-
     for name in COMMAND_MODULES:
         mod = importlib.import_module(f"sortkd_cache.cli.{name}")
         commands = getattr(mod, "commands", None) or [mod.command]

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
+import torch.distributed as dist
 
 from sortkd_cache.pipelines.train import Diverged, add_step
 from sortkd_cache.stacking import StackedModels, StackedSGD, can_stack
@@ -105,8 +106,6 @@ class Stack:
         self.sgd.step()
 
     def _average_gradients(self) -> None:
-        import torch.distributed as dist
-
         for p in self.models.params.values():
             if p.grad is not None:
                 dist.all_reduce(p.grad)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from sortkd_cache.augment import AugmentRecipe, get_recipe
 from sortkd_cache.data import (
@@ -86,8 +88,6 @@ class Setup:
         """Sum of every value over the ranks (the values themselves when single-process)."""
         if not self.world.distributed:
             return values
-        import torch.distributed as dist
-
         keys = sorted(values)
         t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
         dist.all_reduce(t)
@@ -105,8 +105,6 @@ class Setup:
         """
         if not self.world.distributed:
             return model
-        from torch.nn.parallel import DistributedDataParallel
-
         if device.type == "cuda":
             torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
             return DistributedDataParallel(model, device_ids=[device.index or 0])

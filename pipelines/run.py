@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from sortkd_cache.checkpoint import file_sha256
 from sortkd_cache.data import STREAM_THRESHOLD_BYTES, view_bytes
 from sortkd_cache.errors import CheckpointError, SortKDError
@@ -394,8 +396,6 @@ def run_recipe(
     resolve_device(device)
     if recipe.threads is None:
         return _run(recipe, Path(out), device, progress, dry_run, log)
-    import torch
-
     before = torch.get_num_threads()
     torch.set_num_threads(recipe.threads)
     try:

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
+import torch.distributed as dist
 
 from sortkd_cache.checkpoint import save_weights
 from sortkd_cache.data import stream_stats
@@ -396,8 +397,6 @@ def _current_world(cfg: TrainConfig) -> World:
     up (``torch.distributed``), else this single process on ``cfg.device``."""
     if not is_distributed():
         return World(device=cfg.device)
-    import torch.distributed as dist
-
     env = World.from_env(cfg.device)
     return World(dist.get_rank(), dist.get_world_size(), env.local_rank, cfg.device)
 

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
+from torch.func import functional_call, stack_module_state
 
 from sortkd_cache.errors import ConfigError
 
@@ -58,8 +59,6 @@ class StackedModels:
     """M models of one architecture as stacked tensors; calling it runs all M on one batch."""
 
     def __init__(self, models: Sequence[torch.nn.Module]) -> None:
-        from torch.func import stack_module_state
-
         if not models:
             raise ConfigError("StackedModels needs at least one model")
         if len(models) > 1 and not can_stack(models):
@@ -72,8 +71,6 @@ class StackedModels:
 
     def __call__(self, x: Tensor) -> Tensor:
         """Every model's output on ``x`` (shared): ``[M, *model(x).shape]``."""
-        from torch.func import functional_call
-
         base = self._base
 
         def one(p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor) -> Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from sortkd_cache.data._prefetch import ViewPrefetcher
 from sortkd_cache.errors import ConfigError
@@ -33,8 +34,6 @@ class ViewLogits:
     chunk read once, the next view read in a background thread."""
 
     def __init__(self, store: CacheStore, kind: str, device: torch.device | str = "cpu") -> None:
-        import torch
-
         store.logits(kind)  # refuse a missing or incomplete kind now
         self.store, self.kind = store, kind
         self._fetch = ViewPrefetcher(

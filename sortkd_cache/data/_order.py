@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+import torch
 
 from sortkd_cache.augment import counter_bits, counter_uniform
 from sortkd_cache.errors import ConfigError
@@ -52,8 +53,6 @@ MAX_AUTO_LANES = 8
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The sample order of an epoch: a permutation drawn from (seed, epoch) only."""
-    import torch
-
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=g)
 
@@ -67,8 +66,6 @@ def shard_order(order: torch.Tensor, batch_size: int, rank: int, world: int) -> 
     gradient. The last, shorter batch is cut the same way into ``len // world`` samples per
     rank; its ``len % world`` leftover samples are skipped, so every rank takes the same steps.
     """
-    import torch
-
     if world == 1:
         return order
     b = batch_size // world

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.distributed as dist
 
 from sortkd_cache.choices import SOFT_LABEL_MODES
 from sortkd_cache.data._order import StreamLayout, auto_lanes, streamed_order
@@ -113,8 +114,6 @@ def stream_stats(soft: SoftLabels | None, world: int) -> dict[str, Any]:
     mine: dict[str, Any] = stats()
     ranks = [mine]
     if world > 1:
-        import torch.distributed as dist
-
         ranks = [{} for _ in range(world)]
         dist.all_gather_object(ranks, mine)
     return {

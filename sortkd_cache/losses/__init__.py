@@ -16,6 +16,7 @@ the same formula (what a sparse row gives exactly: :mod:`._sparse_rows`).
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.losses._config import (
@@ -64,8 +65,6 @@ def __getattr__(name: str) -> Any:
     """The torch-backed names (CTKD's modules, sparse rows), imported on first use."""
     module = _TORCH_MODULES.get(name)
     if module is not None:
-        import importlib
-
         return getattr(importlib.import_module(f"sortkd_cache.losses.{module}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

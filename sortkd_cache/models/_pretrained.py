@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch.hub
+
 from sortkd_cache.errors import CheckpointError, ConfigError, ModelError
 from sortkd_cache.models._preprocess import TeacherPreprocess
 from sortkd_cache.models._registry import MODELS
@@ -91,8 +93,6 @@ def _hf_file(name: str, repo: str, filenames: list[str]) -> str:
 
 def _url_file(name: str, url: str) -> str:
     """The file of ``url`` in the torch hub cache, downloaded there unless offline."""
-    import torch.hub
-
     path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url.split("?")[0])
     if path.is_file():
         return str(path)

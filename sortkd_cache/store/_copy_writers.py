@@ -16,6 +16,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from zarr.core.buffer import default_buffer_prototype
+
 from sortkd_cache.errors import (
     StoreError,
     StoreExistsError,
@@ -208,8 +210,6 @@ class _RemoteWriter(_Writer):
             raise remote_error(self.loc, exc) from None
 
     def put_many(self, items: list[tuple[str, bytes]]) -> None:
-        from zarr.core.buffer import default_buffer_prototype
-
         proto = default_buffer_prototype()
         todo = []
         for key, data in items:
@@ -225,8 +225,6 @@ class _RemoteWriter(_Writer):
             self._run(gather())
 
     def check(self, progress: bool) -> VerifyReport:
-        from zarr.core.buffer import default_buffer_prototype
-
         if self.root is None:
             raise StoreError(f"the source has no {ROOT_META}; nothing to publish")
         proto = default_buffer_prototype()

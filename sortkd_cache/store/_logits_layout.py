@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
+from zarr.core.sync import sync
 
 from sortkd_cache.errors import ConfigError, CorruptChunkError, LogitsKindError
 from sortkd_cache.sorting import apply_with_stats
@@ -241,8 +242,6 @@ class DenseLayout(LogitsLayout):
 
     def sorted_chunks(self, store: LayoutStore, kind: str) -> np.ndarray:
         """The chunks present (one listing): a dense chunk's presence is its record."""
-        from zarr.core.sync import sync
-
         arr = store.raw_array(logits_path(kind))
         prefix = f"{arr.store_path.path}/"
 

@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import zarr
 
 from sortkd_cache.errors import (
     CorruptChunkError,
@@ -147,8 +148,6 @@ class CacheStore:
                 f"store '{self.url}': {path}/zarr.json is not valid array metadata "
                 f"({type(exc).__name__}: {msg})"
             ) from None
-        import zarr
-
         # inner groups carry nothing to protect; a sparse kind's group holds its attributes
         if isinstance(arr, zarr.Array) or path in KIND_GROUPS:
             check_node(
