@@ -6,10 +6,12 @@ PLR0915) in ``make lint``."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -169,3 +171,23 @@ def test_every_top_level_module_sits_in_a_layer() -> None:
     tops |= {p.name for p in (REPO / "sortkd_cache").iterdir() if (p / "__init__.py").is_file()}
     missing = sorted(tops - {"__init__"} - placed) + sorted({"cli", "pipelines"} - placed)
     assert not missing, f"place these in [tool.importlinter] layers: {missing}"
+
+
+def _structure_report() -> Any:
+    spec = importlib.util.spec_from_file_location("structure", REPO / "tools" / "structure.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["structure"] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    report, _ = module.measure(REPO)
+    return report
+
+
+def test_function_level_imports_and_bare_any_stay_within_issue_20s_bounds() -> None:
+    """At most 80 imports inside functions (each should defer a heavy or optional dependency:
+    ``tools/structure.py -v`` lists them) and bare ``Any`` on at most 2% of the library's
+    annotations."""
+    r = _structure_report()
+    assert len(r.local_imports) <= 80, "\n".join(r.local_light)
+    share = len(r.bare_any) / max(1, r.annotations)
+    assert share <= 0.02, f"bare Any on {share:.1%} of the annotations: {r.bare_any}"

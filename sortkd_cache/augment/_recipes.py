@@ -182,7 +182,7 @@ def output_size(recipe: AugmentRecipe, image_size: tuple[int, int] | None) -> tu
     return (int(image_size[0]), int(image_size[1]))
 
 
-def _sizes_for(indices: npt.NDArray[np.int64], image_sizes: Any) -> npt.NDArray[np.int64]:
+def _sizes_for(indices: npt.NDArray[np.int64], image_sizes: npt.ArrayLike) -> npt.NDArray[np.int64]:
     sizes = np.asarray(image_sizes, dtype=np.int64)
     if sizes.shape == (2,):
         sizes = np.broadcast_to(sizes, (len(indices), 2))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -75,7 +75,13 @@ class DatasetInfo:
             raise DatasetError(f"malformed dataset info {data!r}: {exc!r}") from exc
 
 
-def feed_header(h: Any, tag: bytes, labels: npt.NDArray[np.int64]) -> None:
+class _Hash(Protocol):
+    """A hashlib hash: what :func:`feed_header` feeds."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+
+def feed_header(h: _Hash, tag: bytes, labels: npt.NDArray[np.int64]) -> None:
     """Feed the fingerprint preamble (tag, sample count, labels) into hash ``h``."""
     h.update(tag)
     h.update(np.int64(len(labels)).astype("<i8").tobytes())
