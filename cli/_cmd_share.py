@@ -95,33 +95,37 @@ def verify_command(
       sortkd-cache verify s3://bkt/c100.zarr --storage-option endpoint_url=http://127.0.0.1:9000
       sortkd-cache verify in1k.zarr --recompute 64 --teacher-ckpt teacher.safetensors
     """
-    from sortkd_cache.pipelines.recompute import Recompute, RecomputeConfig
-    from sortkd_cache.pipelines.share import verify
+    from sortkd_cache.pipelines import recompute as rc_mod
+    from sortkd_cache.pipelines import share
 
     options = parse_storage_options(storage_option) or None
     check = None
     if recompute is not None:  # teacher and data are checked before anything is read
-        rc = RecomputeConfig(store, recompute, teacher_ckpt, data_root, seed, device)
-        check = Recompute(replace(rc, storage_options=options))
+        rc = rc_mod.RecomputeConfig(store, recompute, teacher_ckpt, data_root, seed, device)
+        check = rc_mod.Recompute(replace(rc, storage_options=options))
     elif teacher_ckpt is not None:
         raise click.UsageError("--teacher-ckpt applies to --recompute only")
     progress = not (no_progress or as_json)
-    report = verify(store, dataset, data_root=data_root, storage_options=options, progress=progress)
-    _report(report, check.run() if check is not None else None, as_json)
+    report = share.verify(
+        store, dataset, data_root=data_root, storage_options=options, progress=progress
+    )
+    result = check.run() if check is not None else None
+    texts = [share.format_report(report)]
+    texts += [rc_mod.format_recompute(result)] if result is not None else []
+    _report(report, result, as_json, texts)
 
 
-def _report(report: VerifyReport, result: RecomputeReport | None, as_json: bool) -> None:
-    """Print verify's report (and the recompute's); exit 1 unless both are sound."""
-    from sortkd_cache.pipelines.recompute import format_recompute
-    from sortkd_cache.pipelines.share import format_report
-
+def _report(
+    report: VerifyReport, result: RecomputeReport | None, as_json: bool, texts: list[str]
+) -> None:
+    """Print verify's report (and the recompute's: ``texts``, formatted); exit 1 unless both
+    are sound."""
     if as_json:
         extra = {} if result is None else {"recompute": result.to_dict()}
         emit_json(report.to_dict() | extra)
     else:
-        click.echo(format_report(report))
-        if result is not None:
-            click.echo(format_recompute(result))
+        for text in texts:
+            click.echo(text)
     if not report.sound or (result is not None and not result.ok):
         sys.exit(1)
 
