@@ -12,40 +12,35 @@ from typing import Any
 import click
 
 from sortkd_cache.cli._cmd_train import loss_option_decorators
-from sortkd_cache.cli._options import emit_json, parse_storage_options, storage_options_option
-from sortkd_cache.losses import loss_options
+from sortkd_cache.cli._options import (
+    config_options,
+    emit_json,
+    parse_storage_options,
+    storage_options_option,
+)
+from sortkd_cache.options import opt_of
 from sortkd_cache.pipelines.configs import TrainConfig
-from sortkd_cache.pipelines.distributed import dist_context
-from sortkd_cache.world import World
 
 __all__ = ["commands"]
 
 
-def _defaults() -> dict[str, Any]:
-    return {
-        f.name: f.default
-        for f in dataclasses.fields(TrainConfig)
-        if f.default is not dataclasses.MISSING
-    }
-
-
-_D = _defaults()
+#: TrainConfig fields the sweep sets itself (the grid, the run directories, what to do with
+#: --out) or that do not apply to a member (a sweep trains from its cache: no plain-training
+#: augmentation, no online teacher); every other CLI field of train is a member option,
+#: generated from its metadata as train's are.
+_SWEEP_OWN = (
+    "student", "out", "cache", "loss", "logits", "seed", "data_seed", "resume", "overwrite",
+    "progress", "augment", "online_teacher", "teacher_ckpt", "teacher_init",
+)  # fmt: skip
 #: train options a sweep passes to every member when given (None: left at train's default)
 _MEMBER_OPTIONS = (
-    "dataset", "data_root", "epochs", "batch_size", "lr", "milestones", "lr_decay",
-    "weight_decay", "momentum", "data_seed", "views_order", "num_classes", "topk",
-    "sparse_tail", "device", "data_path", "workers", "soft_labels", "stream_window",
-    "stream_lanes", "eval_batch_size", "stop_after",
-)  # fmt: skip
-
-
-def _milestones(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    if value is None:
-        return None
-    try:
-        return tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated epochs, got '{value}'") from None
+    *(
+        f.name
+        for f in dataclasses.fields(TrainConfig)
+        if opt_of(f).cli and f.name not in _SWEEP_OWN
+    ),
+    "data_seed",
+)
 
 
 def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
@@ -57,33 +52,13 @@ def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
 
 def _with_options(f: Any) -> Any:
     options = [
-        click.option("--dataset", default=None, help="Your copy of the store's data."),
-        click.option("--data-root", default=None),
-        click.option("--epochs", type=int, default=None, help=f"[default: {_D['epochs']}]"),
-        click.option("--batch-size", type=int, default=None, help="Shared by all members."),
-        click.option("--lr", type=float, default=None, help=f"[default: {_D['lr']}]"),
-        click.option("--milestones", default=None, callback=_milestones),
-        click.option("--lr-decay", type=float, default=None),
-        click.option("--weight-decay", type=float, default=None),
-        click.option("--momentum", type=float, default=None),
         *loss_option_decorators(),
-        click.option("--data-seed", type=int, default=None, help="Shared. [default: 0]"),
-        click.option("--views-order", default=None, help="cyclic | shuffle (shared)"),
-        click.option("--num-classes", type=int, default=None),
-        click.option("--topk", type=int, default=None, help="As train --topk (not ce)."),
-        click.option("--sparse-tail", default=None, help="As train --sparse-tail (not ce)."),
-        click.option("--device", default=None, help="auto | cpu | cuda[:N]"),
-        click.option("--data-path", default=None, help="auto | device | loader"),
-        click.option("--workers", type=int, default=None),
-        click.option("--soft-labels", default=None, help="auto | view | stream (not ce)"),
-        click.option("--stream-window", type=int, default=None),
-        click.option("--stream-lanes", type=int, default=None),
-        click.option("--eval-batch-size", type=int, default=None),
-        click.option("--stop-after", type=int, default=None, hidden=True),
-    ]
+        click.option("--data-seed", type=int, default=None,
+                     help="Seed of the data and view order, shared by all members. [default: 0]"),
+    ]  # fmt: skip
     for deco in reversed(options):
         f = deco(f)
-    return f
+    return config_options(TrainConfig, skip=_SWEEP_OWN)(f)
 
 
 @click.command("sweep")
@@ -123,7 +98,9 @@ def sweep_command(**kw: Any) -> None:
           --loss kd --logits raw,sort --seeds 0,1 --stack on --device cuda --out sweeps/c100
       torchrun --nproc-per-node 2 -m sortkd_cache.cli sweep --cache c100.zarr ...
     """
+    from sortkd_cache.pipelines.distributed import dist_context
     from sortkd_cache.pipelines.sweep import SweepConfig, grid, sweep
+    from sortkd_cache.world import World
 
     as_json = bool(kw.pop("as_json"))
     # under torchrun: cuda:LOCAL_RANK with nccl on GPUs (also for --device auto), gloo on CPU
@@ -155,6 +132,8 @@ def sweep_command(**kw: Any) -> None:
 
 
 def _member_options(kw: dict[str, Any]) -> dict[str, Any]:
+    from sortkd_cache.losses import loss_options
+
     options = {k: kw[k] for k in _MEMBER_OPTIONS if kw.get(k) is not None}
     options["cache"] = kw["cache"]
     options["loss_options"] = {k: kw[k] for k in loss_options() if kw.get(k) is not None}
