@@ -135,7 +135,14 @@ class TrainConfig(Schedule):
     teacher_init: str = opt("checkpoint", "Weights of --online-teacher: checkpoint | random.",
                             choices=TEACHER_INITS, applies="online_teacher")  # fmt: skip
     device: str = opt("auto", "auto | cpu | cuda[:N]", runtime=True)
-    data_path: str = opt("auto", "auto | device | loader", choices=DATA_PATHS, runtime=True)
+    data_path: str = opt(
+        "auto",
+        "Where batches are made: device (the in-memory split replayed on the training "
+        "device), loader (a DataLoader); auto takes device when the split is in memory and, "
+        "on CUDA, under 30% of free memory.",
+        choices=DATA_PATHS,
+        runtime=True,
+    )
     workers: int = opt(0, "DataLoader workers (loader path).", ge=0, le=256, runtime=True)
     soft_labels: str = opt(
         "auto",
