@@ -67,10 +67,8 @@ class TeacherSpec(Schedule):
     augment: str | None = inherit(TrainConfig, "augment")
 
 
-@dataclass(frozen=True)
-class DumpSpec:
-    """The ``[dump]`` table: values of the :class:`~sortkd_cache.pipelines.configs.DumpConfig`
-    options a recipe may set (each declared there, once), defaults filled in."""
+class _Values:
+    """Attribute access to a spec's option values (``spec.lr`` is ``spec.values["lr"]``)."""
 
     values: Mapping[str, Any]
 
@@ -79,6 +77,14 @@ class DumpSpec:
             return self.__dict__["values"][key]
         except KeyError:
             raise AttributeError(key) from None
+
+
+@dataclass(frozen=True)
+class DumpSpec(_Values):
+    """The ``[dump]`` table: values of the :class:`~sortkd_cache.pipelines.configs.DumpConfig`
+    options a recipe may set (each declared there, once), defaults filled in."""
+
+    values: Mapping[str, Any]
 
     def __hash__(self) -> int:
         return hash(tuple(sorted(self.values.items())))
@@ -94,7 +100,7 @@ class SortSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StudentSpec:
+class StudentSpec(_Values):
     """One student variant: its name and seeds, the values of the
     :class:`~sortkd_cache.pipelines.configs.TrainConfig` options a recipe may set (each
     declared there, once; defaults filled in) and the loss's own options as given."""
@@ -104,12 +110,6 @@ class StudentSpec:
     values: Mapping[str, Any] = field(default_factory=dict)
     #: The loss's own options given by the recipe (the rest take the loss's defaults).
     loss_options: Mapping[str, float] = field(default_factory=dict)
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self.__dict__["values"][key]
-        except KeyError:
-            raise AttributeError(key) from None
 
     def __hash__(self) -> int:
         return hash((self.name, self.seeds, self.loss, tuple(sorted(self.loss_options.items()))))
