@@ -17,6 +17,7 @@ __all__ = ["command"]
 def command(kinds: tuple[str, ...], sweep_dir: str | None, as_json: bool) -> None:
     """List the registered names: models (--teacher, --student), datasets (--dataset),
     augmentation recipes (--augment), losses (--loss) and sort methods (sort --method).
+    Names that an installed package registers (entry points) show the package they come from.
 
     \b
     Examples:
@@ -34,7 +35,9 @@ def command(kinds: tuple[str, ...], sweep_dir: str | None, as_json: bool) -> Non
         return
     for kind, entry in found.items():
         also = f" {entry['also']}" if entry["also"] else ""
-        click.echo(f"{kind:9s} {', '.join(entry['names'])}{also}")
+        packages = entry["packages"]
+        names = [f"{n} (from {packages[n]})" if n in packages else n for n in entry["names"]]
+        click.echo(f"{kind:9s} {', '.join(names)}{also}")
 
 
 def _list_sweep(path: str, as_json: bool) -> None:

@@ -158,7 +158,7 @@ class _Parser:
         }
 
     def dataset(self, value: Any) -> DatasetSpec:
-        from sortkd_cache.datasets import ROOTED, spec_classes
+        from sortkd_cache.datasets import DATASETS, spec_classes
 
         if isinstance(value, str):
             value = {"spec": value}
@@ -172,7 +172,8 @@ class _Parser:
             self.classes = spec_classes(spec.spec)
         except SortKDError as exc:
             raise self.bad("dataset.spec", spec.spec, str(exc).splitlines()[0]) from None
-        if spec.data_root is not None and spec.spec.partition(":")[0] not in ROOTED:
+        name = spec.spec.partition(":")[0]
+        if spec.data_root is not None and not DATASETS.get(name).uses_root:
             raise self.bad("dataset.data_root", spec.data_root, f"{spec.spec!r} has no data root")
         return spec
 

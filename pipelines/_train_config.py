@@ -21,7 +21,7 @@ from dataclasses import InitVar, asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.choices import DATA_PATHS, SOFT_LABEL_MODES, TEACHER_INITS
-from sortkd_cache.errors import ConfigError
+from sortkd_cache.errors import ConfigError, ModelError
 from sortkd_cache.losses import LOSSES, make_loss
 from sortkd_cache.options import Applies, Spell, check_applies, check_fields, flag, opt, opt_of
 from sortkd_cache.sorting import LOGIT_KINDS
@@ -275,8 +275,13 @@ def _validate_names(cfg: TrainConfig, spell: Spell) -> None:
 
 
 def _architecture(name: str, option: str) -> None:
-    from sortkd_cache.models import list_models, model_exists
+    from sortkd_cache.models import check_architecture, list_models, model_exists
 
+    if ":" in name and not name.startswith("timm:"):  # module:callable says what is wrong
+        try:
+            check_architecture(name)
+        except ModelError as exc:
+            raise ConfigError(f"{option}: {exc}") from None
     if not model_exists(name):
         close = difflib.get_close_matches(name, list_models(), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""

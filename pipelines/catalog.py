@@ -57,9 +57,13 @@ KINDS: tuple[str, ...] = tuple(_REGISTRIES)
 
 
 def catalog(kinds: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
-    """``{kind: {"names": [...], "also": "..."}}`` for the given kinds (all when empty)."""
+    """``{kind: {"names": [...], "also": "...", "packages": {name: package}}}`` for the given
+    kinds (all when empty); ``packages`` names the installed package each plugin entry came
+    from (read from the entry points' metadata: nothing is imported)."""
     out: dict[str, dict[str, Any]] = {}
     for kind in kinds or KINDS:
         registry = _REGISTRIES[kind]()
-        out[kind] = {"names": registry.names(), "also": registry.extra}
+        names = registry.names()
+        packages = {n: p for n in names if (p := registry.origin(n)) is not None}
+        out[kind] = {"names": names, "also": registry.extra, "packages": packages}
     return out

@@ -4,19 +4,52 @@ Losses, models, datasets, augmentation recipes and sort methods each keep one
 :class:`Registry` and register their entries where they are defined. CLI choices, ``--help``
 lists, error messages ("unknown loss 'x'; known: ...") and the parametrised tests all read the
 registry, so a new entry is offered, documented and tested without another edit.
+
+Other packages add entries through an entry-point group (``group``, for example
+``sortkd_cache.models``): an entry point ``name = "pkg.mod:obj"`` offers ``obj`` under
+``name``. Entry points are read from the installed distributions' metadata and loaded lazily:
+an entry is imported the first time its name is looked up (:meth:`Registry.get`), or when the
+registry is listed with its entries (:meth:`Registry.items`); :meth:`Registry.names` reads
+the names from the metadata alone, importing nothing. The registry's ``adapt`` turns the loaded
+object into an entry (and refuses one of the wrong type). A name this package registers itself
+wins over an entry point of the same name; one name offered by two packages is an error when it
+is looked up. :meth:`Registry.origin` names the package an entry came from (``list`` shows it).
 """
 
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Callable, Iterator
+from importlib import metadata
 from typing import Generic, TypeVar
 
 from sortkd_cache.errors import ConfigError, SortKDError
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "entry_points"]
 
 T = TypeVar("T")
+
+#: Entry points by group, cached per ``sys.path`` (a path added at run time is searched).
+_FOUND: dict[tuple[str, tuple[str, ...]], dict[str, list[metadata.EntryPoint]]] = {}
+
+
+def entry_points(group: str) -> dict[str, list[metadata.EntryPoint]]:
+    """The entry points of ``group`` by name, one per distinct (package, target) pair."""
+    key = (group, tuple(sys.path))
+    if key not in _FOUND:
+        found: dict[str, list[metadata.EntryPoint]] = {}
+        for ep in metadata.entry_points(group=group):
+            same = found.setdefault(ep.name, [])
+            if all((_package(e), e.value) != (_package(ep), ep.value) for e in same):
+                same.append(ep)
+        _FOUND[key] = found
+    return _FOUND[key]
+
+
+def _package(ep: metadata.EntryPoint) -> str:
+    dist = ep.dist
+    return str(dist.name) if dist is not None else ep.module.partition(".")[0]
 
 
 class Registry(Generic[T]):
@@ -24,14 +57,29 @@ class Registry(Generic[T]):
 
     ``error`` is the :class:`SortKDError` subclass raised for an unknown or duplicate name;
     ``extra`` is appended to the "known: ..." list of an unknown-name error (for lookups that
-    also accept names outside the registry, such as torchvision models).
+    also accept names outside the registry, such as torchvision models). ``group`` names the
+    entry-point group other packages register in, and ``adapt(name, loaded, package)`` turns
+    what an entry point loads into an entry (raising the registry's error for a wrong type).
     """
 
-    def __init__(self, kind: str, *, error: type[SortKDError] = ConfigError, extra: str = ""):
+    def __init__(
+        self,
+        kind: str,
+        *,
+        error: type[SortKDError] = ConfigError,
+        extra: str = "",
+        group: str | None = None,
+        adapt: Callable[[str, object, str], T] | None = None,
+    ):
+        if (group is None) != (adapt is None):
+            raise ValueError("a registry's entry-point group and its adapt come together")
         self.kind = kind
         self.error = error
         self.extra = extra
+        self.group = group
+        self._adapt = adapt
         self._entries: dict[str, T] = {}
+        self._origins: dict[str, str] = {}
 
     def add(self, name: str, value: T) -> T:
         """Register ``value`` under ``name``; a duplicate or empty name is an error."""
@@ -50,10 +98,48 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> T:
-        """The entry ``name``; the registry's error naming the value and the known names."""
+        """The entry ``name`` (loading a package's entry point of that name the first time);
+        the registry's error naming the value and the known names."""
         if isinstance(name, str) and name in self._entries:
             return self._entries[name]
+        if isinstance(name, str) and name in self._plugins():
+            return self._load(name)
         raise self.error(self.unknown_message(name))
+
+    def origin(self, name: str) -> str | None:
+        """The package (distribution) that registered ``name`` through an entry point; None for
+        this package's own entries."""
+        if name in self._entries:
+            return self._origins.get(name)
+        found = self._plugins().get(name)
+        return ", ".join(_package(ep) for ep in found) if found else None
+
+    def _plugins(self) -> dict[str, list[metadata.EntryPoint]]:
+        return entry_points(self.group) if self.group is not None else {}
+
+    def _load(self, name: str) -> T:
+        """Import the entry point ``name``, adapt it and register it with its package."""
+        found = self._plugins()[name]
+        packages = [_package(ep) for ep in found]
+        if len(found) > 1:
+            raise self.error(
+                f"{self.kind} {name!r} is registered by several packages: {', '.join(packages)}"
+            )
+        ep, package = found[0], packages[0]
+        try:
+            loaded = ep.load()
+        except Exception as exc:
+            first = (str(exc).splitlines() or [""])[0]
+            raise self.error(
+                f"{self.kind} {name!r} of package {package!r} ({ep.value}) cannot be loaded: "
+                f"{type(exc).__name__}: {first}"
+            ) from None
+        if self._adapt is None:  # pragma: no cover - __init__ pairs group and adapt
+            raise ValueError(f"{self.kind} registry has no adapt")
+        value = self._adapt(name, loaded, package)
+        self._entries[name] = value
+        self._origins[name] = package
+        return value
 
     def unknown_message(self, name: object, candidates: list[str] | None = None) -> str:
         """``unknown KIND 'x' (did you mean 'y'?); known: a, b, c``."""
@@ -72,11 +158,14 @@ class Registry(Generic[T]):
         return name
 
     def names(self) -> list[str]:
-        """The registered names, sorted."""
-        return sorted(self._entries)
+        """The registered names, sorted, with the names packages offer (nothing is imported)."""
+        return sorted(set(self._entries) | set(self._plugins()))
 
     def items(self) -> list[tuple[str, T]]:
-        """``(name, entry)`` pairs sorted by name."""
+        """``(name, entry)`` pairs sorted by name (every package's entry point is loaded)."""
+        for name in self._plugins():
+            if name not in self._entries:
+                self._load(name)
         return sorted(self._entries.items())
 
     def __getitem__(self, name: str) -> T:
@@ -88,12 +177,13 @@ class Registry(Generic[T]):
 
     def restore(self, entries: dict[str, T]) -> None:
         self._entries = dict(entries)
+        self._origins = {k: v for k, v in self._origins.items() if k in self._entries}
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self._entries
+        return isinstance(name, str) and (name in self._entries or name in self._plugins())
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.names())

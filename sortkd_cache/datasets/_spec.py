@@ -84,8 +84,21 @@ class DatasetKind:
     classes: Callable[[DatasetSpec], int] | None = None
 
 
-#: The dataset names, by the SPEC's first field.
-DATASETS: Registry[DatasetKind] = Registry("dataset", error=DatasetError)
+def _from_package(name: str, loaded: object, package: str) -> DatasetKind:
+    """A ``sortkd_cache.datasets`` entry point: a :class:`DatasetKind` named as the entry point."""
+    if not isinstance(loaded, DatasetKind) or loaded.name != name:
+        raise DatasetError(
+            f"dataset entry point {name!r} of package {package!r} is not a DatasetKind named "
+            f"{name!r}: got {loaded!r}"
+        )
+    return loaded
+
+
+#: The dataset names, by the SPEC's first field (other packages register theirs in the
+#: ``sortkd_cache.datasets`` entry-point group).
+DATASETS: Registry[DatasetKind] = Registry(
+    "dataset", error=DatasetError, group="sortkd_cache.datasets", adapt=_from_package
+)
 
 
 def _unknown(spec: str) -> DatasetError:
@@ -173,10 +186,11 @@ for _kind in (
     DatasetKind("imagefolder", "imagefolder:PATH", _folder_args, _load_folder),
 ):
     DATASETS.add(_kind.name, _kind)
-#: The dataset names that live under a data root (``--data-root``, ``--download``).
-ROOTED: tuple[str, ...] = tuple(name for name, kind in DATASETS.items() if kind.uses_root)
-#: The SPEC grammar of every dataset name (error messages, ``--help``).
-KNOWN_DATASETS: tuple[str, ...] = tuple(kind.grammar for _, kind in DATASETS.items())
+#: This package's dataset names that live under a data root (``--data-root``, ``--download``);
+#: a plugin's dataset says so in its own :attr:`DatasetKind.uses_root`.
+ROOTED: tuple[str, ...] = tuple(k.name for k in DATASETS.snapshot().values() if k.uses_root)
+#: The SPEC grammar of this package's dataset names (``--help``; plugins' are not imported).
+KNOWN_DATASETS: tuple[str, ...] = tuple(k.grammar for k in DATASETS.snapshot().values())
 
 
 def parse_dataset_spec(spec: str) -> DatasetSpec:

@@ -192,8 +192,20 @@ class Loss:
         return {"name": self.name, **self.options()}
 
 
-#: Every loss, by name (each loss module registers its class here).
-LOSSES: Registry[type[Loss]] = Registry("loss")
+def _from_package(name: str, loaded: object, package: str) -> type[Loss]:
+    """A ``sortkd_cache.losses`` entry point: a :class:`Loss` subclass whose ``name`` is the
+    entry point's (its options are its fields, as a built-in loss's)."""
+    if not (isinstance(loaded, type) and issubclass(loaded, Loss) and loaded.name == name):
+        raise ConfigError(
+            f"loss entry point {name!r} of package {package!r} is not a Loss subclass named "
+            f"{name!r}: got {loaded!r}"
+        )
+    return loaded
+
+
+#: Every loss, by name (each loss module registers its class here; other packages register
+#: theirs in the ``sortkd_cache.losses`` entry-point group).
+LOSSES: Registry[type[Loss]] = Registry("loss", group="sortkd_cache.losses", adapt=_from_package)
 
 
 def option_info(cls: type[Loss]) -> tuple[OptionInfo, ...]:

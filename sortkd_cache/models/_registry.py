@@ -3,7 +3,9 @@
 Architectures written in this package register themselves with :func:`register_model`;
 :func:`create_model` builds one by name. Names not in the registry fall back to
 torchvision's classification models (``resnet18``, ``mobilenet_v3_small``, ...), built
-with random weights; ``timm:NAME`` builds a timm model (optional dependency). Pretrained
+with random weights; ``timm:NAME`` builds a timm model (optional dependency);
+``module:callable`` calls a user's own factory (:mod:`sortkd_cache.models._user`), and other
+packages register theirs in the ``sortkd_cache.models`` entry-point group. Pretrained
 weights: :mod:`sortkd_cache.models._pretrained`. Registry names take precedence over
 torchvision names
 (``vgg13`` is the CIFAR VGG-13 of CRD, not torchvision's ImageNet VGG-13).
@@ -20,11 +22,18 @@ from sortkd_cache._registry import Registry
 from sortkd_cache.errors import ModelError
 from sortkd_cache.models._timm import create_timm_model, is_timm_name, timm_name_exists
 from sortkd_cache.models._torchvision import create_torchvision_model, torchvision_model_names
+from sortkd_cache.models._user import (
+    call_user_model,
+    is_user_name,
+    model_from_entry_point,
+    resolve_user_model,
+)
 
 __all__ = [
     "MODELS",
     "ModelFactory",
     "ModelInfo",
+    "check_architecture",
     "create_model",
     "list_models",
     "model_exists",
@@ -50,11 +59,27 @@ class ModelInfo:
         return {"name": self.name, "family": self.family, "description": self.description}
 
 
-#: The architectures of this package, by name (torchvision's are looked up separately).
+def _from_package(name: str, loaded: object, package: str) -> ModelInfo:
+    """A ``sortkd_cache.models`` entry point: a :class:`ModelInfo` named ``name``, or a
+    callable taking ``num_classes=`` and ``in_chans=`` (the family is its package)."""
+    if isinstance(loaded, ModelInfo):
+        if loaded.name != name:
+            raise ModelError(f"model entry point {name!r} of {package!r} is named {loaded.name!r}")
+        return loaded
+    doc = (getattr(loaded, "__doc__", None) or "").strip().splitlines()
+    factory = model_from_entry_point(name, loaded, package)
+    return ModelInfo(name, package, doc[0] if doc else f"from package {package}", factory)
+
+
+#: The architectures of this package and of installed plugins (``sortkd_cache.models`` entry
+#: points), by name (torchvision's are looked up separately).
 MODELS: Registry[ModelInfo] = Registry(
     "model",
     error=ModelError,
-    extra="(plus any torchvision classification model, e.g. resnet18, and timm:NAME)",
+    extra="(plus any torchvision classification model, e.g. resnet18, timm:NAME and "
+    "module:callable)",
+    group="sortkd_cache.models",
+    adapt=_from_package,
 )
 
 
@@ -84,11 +109,29 @@ def list_models() -> list[str]:
 
 
 def model_exists(name: str) -> bool:
-    """Whether :func:`create_model` knows ``name`` (registry, torchvision or ``timm:``; a
-    ``timm:`` name imports timm, and is unknown where timm is not installed)."""
+    """Whether :func:`create_model` knows ``name`` (registry, torchvision, ``timm:`` or
+    ``module:callable``; a ``timm:`` name imports timm, and is unknown where timm is not
+    installed; a ``module:callable`` name imports its module)."""
     if is_timm_name(name):
         return timm_name_exists(name)
-    return name in MODELS or (isinstance(name, str) and name in torchvision_model_names())
+    if name in MODELS or (isinstance(name, str) and name in torchvision_model_names()):
+        return True
+    if is_user_name(name):
+        try:
+            resolve_user_model(name)
+        except ModelError:
+            return False
+        return True
+    return False
+
+
+def check_architecture(name: str) -> None:
+    """Nothing if :func:`create_model` knows ``name``, else one :class:`ModelError` line: a
+    ``module:callable`` name says what is wrong (module, attribute, signature)."""
+    if is_user_name(name) and name not in MODELS:
+        resolve_user_model(name)
+    elif not model_exists(name):
+        raise ModelError(_unknown_message(name))
 
 
 def model_info(name: str) -> ModelInfo:
@@ -111,8 +154,10 @@ def _unknown_message(name: object) -> str:
 def create_model(name: str, num_classes: int, in_chans: int = 3) -> nn.Module:
     """Build architecture ``name`` with random (seeded) weights.
 
-    The registry is searched first, then ``timm:NAME`` (timm's own initialisation, nothing
-    downloaded), then torchvision's classification models, which are
+    The registry is searched first (this package's names, then the installed plugins'), then
+    ``timm:NAME`` (timm's own initialisation, nothing downloaded), then ``module:callable``
+    (called as ``callable(num_classes=..., in_chans=...)``), then torchvision's
+    classification models, which are
     built with ``weights=None`` (nothing is downloaded); see
     :func:`sortkd_cache.models._torchvision.create_torchvision_model` for how ``in_chans``
     other than 3 is handled there. Every model returns logits of shape ``[B, num_classes]``.
@@ -126,6 +171,8 @@ def create_model(name: str, num_classes: int, in_chans: int = 3) -> nn.Module:
         return MODELS.get(name).factory(num_classes, in_chans)
     if is_timm_name(name):
         return create_timm_model(name, num_classes, in_chans)
+    if is_user_name(name):
+        return call_user_model(resolve_user_model(name), repr(name), num_classes, in_chans)
     if isinstance(name, str) and name in torchvision_model_names():
         return create_torchvision_model(name, num_classes, in_chans)
     raise ModelError(_unknown_message(name))
