@@ -147,6 +147,38 @@ def test_the_private_module_check_flags_what_it_must(importer: str, code: str, b
     assert bool(foreign_private_imports(importer, ast.parse(code))) == bad
 
 
+#: The one module that imports zarr's internals (``zarr.core``), so a zarr release that moves
+#: one is a change there alone.
+ZARR_COMPAT = "sortkd_cache.store._zarr_compat"
+
+
+def zarr_core_imports() -> list[str]:
+    """``module: name`` of every ``zarr.core`` import outside :data:`ZARR_COMPAT`, in the
+    product, the tests, the benchmarks and the tools (at any depth, lazy ones included)."""
+    files = [(m, p) for m, p in _modules()]
+    for folder in ("tests", "benchmarks", "tools", "examples"):
+        files += [(str(p.relative_to(REPO)), p) for p in sorted((REPO / folder).rglob("*.py"))]
+    out = []
+    for module, path in files:
+        if module == ZARR_COMPAT:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            out += [
+                f"{module}: {n}" for n in names if n == "zarr.core" or n.startswith("zarr.core.")
+            ]
+    return out
+
+
+def test_zarr_internals_are_imported_in_the_compat_module_only() -> None:
+    found = zarr_core_imports()
+    assert found == [], f"import these from {ZARR_COMPAT}:\n" + "\n".join(found)
+
+
 def test_no_function_over_60_lines() -> None:
     found = long_functions()
     assert found == [], "split these into short steps:\n" + "\n".join(found)

@@ -22,18 +22,15 @@ import dataclasses
 import os
 import socket
 import zipfile
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import fsspec
 from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 from fsspec.implementations.zip import ZipFileSystem
 from zarr.abc.store import Store
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore, WrapperStore, ZipStore
 
 from sortkd_cache.errors import (
@@ -43,6 +40,7 @@ from sortkd_cache.errors import (
     StoreReadOnlyError,
 )
 from sortkd_cache.store._readcache import cache_bytes, read_cache_store
+from sortkd_cache.store._zarr_compat import default_buffer_prototype, run_sync
 from sortkd_cache.store._zipcheck import member_checked_store
 
 __all__ = [
@@ -62,7 +60,6 @@ WRITABLE_REMOTE = ("s3", "gs", "gcs")
 ROOT_META = "zarr.json"
 
 Mode = Literal["r", "r+", "w"]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -227,12 +224,6 @@ def remote_error(
         where = _endpoint(loc, opts or {})
         return RemoteStoreError(f"cannot reach {where} for '{loc.raw}': {first}")
     return RemoteStoreError(f"cannot open '{loc.raw}': {type(exc).__name__}: {first}")
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine on zarr's event loop (where remote filesystems live)."""
-    result: T = sync(coro)
-    return result
 
 
 def _remote_zip(loc: Location, opts: dict[str, Any]) -> FsspecStore:

@@ -16,8 +16,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from zarr.core.buffer import default_buffer_prototype
-
 from sortkd_cache.errors import (
     StoreError,
     StoreExistsError,
@@ -39,6 +37,7 @@ from sortkd_cache.store._keys import list_keys
 from sortkd_cache.store._leftovers import sibling_path
 from sortkd_cache.store._lock import _is_stale, read_lock
 from sortkd_cache.store._verify import verify_store
+from sortkd_cache.store._zarr_compat import default_buffer_prototype
 
 __all__ = ["make_writer"]
 

@@ -27,14 +27,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import zarr
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.group import GroupMetadata
-from zarr.core.metadata import ArrayV2Metadata, ArrayV3Metadata
 from zarr.storage import MemoryStore
 from zarr.types import AnyArray
 
 from sortkd_cache.errors import SchemaError
-from sortkd_cache.store._backend import run_sync
+from sortkd_cache.store._zarr_compat import (
+    ArrayV2Metadata,
+    ArrayV3Metadata,
+    GroupMetadata,
+    default_buffer_prototype,
+    run_sync,
+)
 
 __all__ = [
     "DIGEST_KEY",

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from zarr.abc.store import Store
-from zarr.core.buffer import default_buffer_prototype
 
-from sortkd_cache.store._backend import Location, fs_store, remote_error, run_sync
+from sortkd_cache.store._backend import Location, fs_store, remote_error
+from sortkd_cache.store._zarr_compat import default_buffer_prototype, run_sync
 from sortkd_cache.store._zipcheck import ZipMemberError
 
 __all__ = ["list_keys", "read_keys", "read_keys_or_damage"]

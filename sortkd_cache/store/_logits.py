@@ -11,7 +11,7 @@ import numpy.typing as npt
 from zarr.types import AnyArray
 
 from sortkd_cache.errors import CorruptChunkError
-from sortkd_cache.store._backend import run_sync
+from sortkd_cache.store._zarr_compat import run_sync
 from sortkd_cache.store._zipcheck import ZipMemberError
 
 __all__ = ["LogitsArray", "Selection", "zarr_get"]

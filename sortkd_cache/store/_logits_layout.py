@@ -25,7 +25,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
-from zarr.core.sync import sync
 
 from sortkd_cache.errors import ConfigError, CorruptChunkError, LogitsKindError
 from sortkd_cache.sorting import apply_with_stats
@@ -49,6 +48,7 @@ from sortkd_cache.store._sparse import (
     sparse_path,
     write_sparse_chunk,
 )
+from sortkd_cache.store._zarr_compat import run_sync
 
 if TYPE_CHECKING:
     from sortkd_cache.store._meta import StoreMeta
@@ -248,7 +248,7 @@ class DenseLayout(LogitsLayout):
         async def listed() -> set[str]:
             return {key async for key in arr.store_path.store.list_prefix(prefix)}
 
-        keys = sync(listed())
+        keys = run_sync(listed())
         done = np.zeros((store.num_blocks, store.num_views), dtype=bool)
         for b, v in np.ndindex(*done.shape):
             done[b, v] = prefix + arr.metadata.encode_chunk_key((b, v, 0)) in keys

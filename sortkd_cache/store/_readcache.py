@@ -11,10 +11,10 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, Iterable
 
 from zarr.abc.store import ByteRequest, Store
-from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import WrapperStore
 
 from sortkd_cache.errors import RemoteStoreError
+from sortkd_cache.store._zarr_compat import Buffer, BufferPrototype
 
 __all__ = ["CACHE_ENV", "cache_bytes", "read_cache_store"]
 

@@ -19,7 +19,6 @@ import numpy as np
 import zarr
 from tqdm.auto import tqdm
 from zarr.abc.store import Store
-from zarr.core.metadata import ArrayV3Metadata
 from zarr.types import ArrayV3
 
 from sortkd_cache.errors import SchemaError, StoreError, StoreNotFoundError
@@ -31,6 +30,7 @@ from sortkd_cache.store._meta import ATTRS_KEY, SCHEMA_VERSION, StoreMeta
 from sortkd_cache.store._schema import array_paths, spec_for
 from sortkd_cache.store._sparse import sparse_id_problem
 from sortkd_cache.store._store import CacheStore
+from sortkd_cache.store._zarr_compat import ArrayV3Metadata
 from sortkd_cache.store._zipcheck import ZipMemberError
 
 __all__ = [

@@ -19,7 +19,7 @@ import numpy as np
 
 from sortkd_cache.errors import CorruptChunkError
 from sortkd_cache.sparse import SparseRows, row_problems
-from sortkd_cache.store._backend import run_sync
+from sortkd_cache.store._zarr_compat import run_sync
 
 if TYPE_CHECKING:
     from zarr import Array

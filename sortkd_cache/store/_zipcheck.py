@@ -14,10 +14,10 @@ import zlib
 from collections.abc import AsyncGenerator, Iterable
 
 from zarr.abc.store import ByteRequest, Store
-from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import WrapperStore
 
 from sortkd_cache.errors import CorruptChunkError
+from sortkd_cache.store._zarr_compat import Buffer, BufferPrototype
 
 __all__ = ["ZipMemberError", "member_checked_store"]
 

@@ -162,8 +162,9 @@ def test_read_only_locations_refuse_writes(tmp_path: Path) -> None:
 
 
 def test_read_cache_is_an_lru_of_whole_values() -> None:
-    from zarr.core.buffer import default_buffer_prototype
     from zarr.storage import MemoryStore
+
+    from sortkd_cache.store._zarr_compat import default_buffer_prototype
 
     proto = default_buffer_prototype()
     inner = MemoryStore()
