@@ -6,6 +6,16 @@ RUN_DIR/checkpoint.pt      last finished epoch (weights-only loadable) for --res
 RUN_DIR/model.safetensors  final student weights (what `dump --teacher-ckpt` takes)
 RUN_DIR/summary.json       written last: a run with it is finished
 RUN_DIR/curves.png         loss and accuracy per epoch
+RUN_DIR/.sortkd-lock.json  while a process writes it: the writer (host, pid, since, command)
+
+One writer at a time: :meth:`RunDir.prepare` takes the directory's writer lock
+(:func:`sortkd_cache.locks.writer_lock`, as ``dump`` and ``sort`` do on a store) before it
+looks at, removes or writes anything in it; a second ``train``, ``sweep`` or ``run`` on the
+same ``--out``, with ``--resume`` or ``--overwrite`` too, exits 2 naming the holder. Under
+torchrun only rank 0 prepares the directory, so only rank 0 holds the lock. The lock is
+released when the enclosing :func:`writer_locks` block ends (``train()`` and ``sweep()`` open
+one), or at process exit for a caller that opens none. A lock left by a killed process is taken
+over, saying so.
 
 ``--overwrite`` removes RUN_DIR only when it is provably a run directory: it holds a
 ``config.json`` of a run and nothing but the files above (and their ``*.tmp``); anything else
@@ -15,19 +25,22 @@ be, contain or lie inside an input of the run (``inputs`` of :meth:`RunDir.prepa
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import contextvars
 import json
 import os
-import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from sortkd_cache.errors import CheckpointError, RunDirError
+from sortkd_cache.locks import LOCK_NAME, clear_except_lock, writer_lock
 from sortkd_cache.outputs import check_disjoint, check_replaceable, register_output_kind
 
-__all__ = ["RUN_FILES", "RunDir", "is_run_dir"]
+__all__ = ["RUN_FILES", "RunDir", "hold_writer_lock", "is_run_dir", "writer_locks"]
 
 RUN_FILES = (
     "config.json",
@@ -46,12 +59,39 @@ def is_run_dir(location: str, storage_options: dict[str, Any] | None = None) -> 
     if not path.is_dir() or path.is_symlink():
         return False
     names = {p.name for p in path.iterdir()}
-    known = {*RUN_FILES, *(f"{name}.tmp" for name in RUN_FILES), "checkpoint.pt.tmp"}
+    known = {*RUN_FILES, *(f"{name}.tmp" for name in RUN_FILES), "checkpoint.pt.tmp", LOCK_NAME}
     try:
         config = json.loads((path / "config.json").read_text())
     except (OSError, ValueError):
         return False
     return isinstance(config, dict) and "student" in config and names <= known
+
+
+_HELD: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar(
+    "sortkd_writer_locks", default=None
+)
+_AT_EXIT = contextlib.ExitStack()
+atexit.register(_AT_EXIT.close)
+
+
+@contextlib.contextmanager
+def writer_locks() -> Iterator[None]:
+    """The writer locks taken (:func:`hold_writer_lock`) inside the block are released when it
+    ends, however it ends."""
+    with contextlib.ExitStack() as stack:
+        token = _HELD.set(stack)
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
+
+
+def hold_writer_lock(path: Path, purpose: str, noun: str) -> None:
+    """Take the writer lock of directory ``path`` (creating it) until the enclosing
+    :func:`writer_locks` block ends (process exit outside one); exit 2 naming the holder
+    when another live process holds it."""
+    stack = _HELD.get()
+    (_AT_EXIT if stack is None else stack).enter_context(writer_lock(path, purpose, noun))
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -77,17 +117,21 @@ class RunDir:
         resume: bool,
         overwrite: bool,
         inputs: Iterable[tuple[str, str | None]] = (),
+        purpose: str = "sortkd-cache train",
     ) -> None:
-        """Refuse a finished run (unless overwrite) and an unfinished one (unless resume).
+        """Take the writer lock, then refuse a finished run (unless overwrite) and an
+        unfinished one (unless resume).
 
         ``inputs``: (name, location) of what the run reads (``--cache``, checkpoints): the
-        run directory must not be, contain or lie inside any of them."""
+        run directory must not be, contain or lie inside any of them. ``purpose``: the
+        command named to a second writer."""
         check_disjoint(self.path, inputs)
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"run directory '{self.path}' exists and is not a directory")
-        if overwrite and self.path.exists():
+        hold_writer_lock(self.path, purpose, "run directory")
+        if overwrite:
             check_replaceable(self.path, "run")
-            shutil.rmtree(self.path)
+            clear_except_lock(self.path)
         if self.summary.exists():
             raise RunDirError(
                 f"run directory '{self.path}' already holds a finished run (summary.json); "

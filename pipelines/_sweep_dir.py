@@ -4,6 +4,7 @@
     DIR/<member>/           a run directory exactly like ``train``'s (see _rundir.py)
     DIR/summary.json        written last: each member's status (finished, failed) and top-1
     DIR/results.{json,md,png}  the sweep's table (variants: mean +- std, sort vs raw)
+    DIR/.sortkd-lock.json   while a sweep writes it: the writer (see _rundir.py)
 
 ``--overwrite`` removes DIR only when it is provably a sweep directory (a sweep.json and
 nothing but member run directories and the files above); ``--resume`` continues a sweep whose
@@ -14,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from sortkd_cache.errors import ConfigError, RunDirError
+from sortkd_cache.locks import LOCK_NAME, clear_except_lock
 from sortkd_cache.outputs import check_disjoint, check_replaceable, register_output_kind
-from sortkd_cache.pipelines._rundir import is_run_dir
+from sortkd_cache.pipelines._rundir import hold_writer_lock, is_run_dir
 
 __all__ = ["SWEEP_FILES", "SweepDir", "is_sweep_dir"]
 
@@ -35,7 +36,7 @@ def is_sweep_dir(location: str, storage_options: dict[str, Any] | None = None) -
         return False
     for p in path.iterdir():
         name = p.name[: -len(".tmp")] if p.name.endswith(".tmp") else p.name
-        if name in SWEEP_FILES and p.is_file():
+        if (name in SWEEP_FILES or name == LOCK_NAME) and p.is_file():
             continue
         if not (p.is_dir() and (is_run_dir(str(p), None) or not any(p.iterdir()))):
             return False
@@ -67,15 +68,17 @@ class SweepDir:
     def prepare(
         self, grid: dict[str, Any], *, resume: bool, overwrite: bool, inputs: list[Any]
     ) -> None:
-        """Refuse an output over an input, a finished sweep (unless overwrite), another
-        sweep's directory with --resume (a different grid); then write sweep.json."""
+        """Refuse an output over an input; take the writer lock (a second writer exits 2
+        naming the holder); refuse a finished sweep (unless overwrite), another sweep's
+        directory with --resume (a different grid); then write sweep.json."""
         check_disjoint(self.path, inputs)
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"sweep directory '{self.path}' exists and is not a directory")
-        if overwrite and self.path.exists():
+        hold_writer_lock(self.path, "sortkd-cache sweep", "sweep directory")
+        if overwrite:
             check_replaceable(self.path, "sweep")
-            shutil.rmtree(self.path)
-        old = read_sweep(self.path) if self.path.exists() else None
+            clear_except_lock(self.path)
+        old = read_sweep(self.path)
         if self.summary.exists() and not resume:
             raise RunDirError(
                 f"sweep directory '{self.path}' holds a finished sweep (summary.json); "
@@ -86,7 +89,7 @@ class SweepDir:
                 f"sweep directory '{self.path}' holds an unfinished sweep; pass --resume to "
                 "continue it or --overwrite to start again"
             )
-        if old is None and self.path.exists() and any(self.path.iterdir()):
+        if old is None and any(p.name != LOCK_NAME for p in self.path.iterdir()):
             raise RunDirError(
                 f"'{self.path}' is not empty and holds no sweep; choose another --out"
             )

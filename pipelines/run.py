@@ -419,7 +419,7 @@ def _run(
         report.stages = runner.outcomes
         return report
     out_path.mkdir(parents=True, exist_ok=True)
-    with writer_lock(out_path, f"sortkd-cache run {recipe.name}"):
+    with writer_lock(out_path, f"sortkd-cache run {recipe.name}", "recipe output"):
         _write_recipe(recipe, out_path)
         _run_stages(runner)
         report.stages = runner.outcomes

@@ -33,6 +33,7 @@ import torch
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines._common import dataset_folder, progress_bar, resolve_device
 from sortkd_cache.pipelines._eval import EvalViews
+from sortkd_cache.pipelines._rundir import writer_locks
 from sortkd_cache.pipelines._sweep_dir import SweepDir, read_sweep
 from sortkd_cache.pipelines._sweep_grid import SweepConfig, grid
 from sortkd_cache.pipelines._sweep_member import MemberRun
@@ -260,4 +261,5 @@ def describe_sweep(path: str) -> dict[str, Any]:
 def sweep(cfg: SweepConfig, world: World | None = None) -> SweepResult:
     """Run (or resume) a sweep; see the module docstring. ``world``: the run context (as
     ``train``'s; by default the process group's, or this single process)."""
-    return Sweep(cfg, world).run()
+    with writer_locks():  # the sweep directory's writer lock, released when the sweep ends
+        return Sweep(cfg, world).run()

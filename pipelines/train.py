@@ -39,7 +39,7 @@ from sortkd_cache.losses import check_divergence, compute_loss
 from sortkd_cache.models import create_model
 from sortkd_cache.pipelines._common import dataset_folder, progress_bar, resolve_device
 from sortkd_cache.pipelines._eval import EvalViews
-from sortkd_cache.pipelines._rundir import RunDir
+from sortkd_cache.pipelines._rundir import RunDir, writer_locks
 from sortkd_cache.pipelines._train_config import TrainConfig, resume_difference
 from sortkd_cache.pipelines._train_data import soft_labels_for
 from sortkd_cache.pipelines._train_setup import Setup, prepare
@@ -405,4 +405,5 @@ def train(cfg: TrainConfig, world: World | None = None) -> TrainResult:
     """Run (or resume) one training run; see the module docstring. ``world``: the run
     context (rank, world size, device; see :class:`~sortkd_cache.world.World`), read by the
     CLI once; by default the current process group's, or a single process."""
-    return Trainer(cfg, world).run()
+    with writer_locks():  # the run directory's writer lock, released when the run ends
+        return Trainer(cfg, world).run()

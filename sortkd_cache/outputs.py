@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sortkd_cache.errors import OutputError
+from sortkd_cache.locks import LOCK_NAME
 
 __all__ = [
     "OUTPUT_KINDS",
@@ -110,10 +111,16 @@ def check_replaceable(
     raw = os.fspath(location)
     if "://" not in raw or raw.lower().startswith("file://"):
         path = Path(resolved(raw))
-        if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        if not path.exists() or (path.is_dir() and not any(_unlocked(path))):
             return
     if not proof(raw, storage_options):
         raise OutputError(
             f"{option} '{raw}' exists and is not {description}; --overwrite only replaces "
             f"{description}, so it is left as it is: choose another path"
         )
+
+
+def _unlocked(path: Path) -> list[Path]:
+    """The entries of a directory but its writer lock (a directory holding only the lock of
+    the writer about to replace it counts as empty)."""
+    return [c for c in path.iterdir() if c.name != LOCK_NAME]

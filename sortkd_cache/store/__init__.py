@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from sortkd_cache.locks import read_lock, writer_lock
 from sortkd_cache.store._backend import Location, parse_location
 from sortkd_cache.store._copy import CopyResult, copy_store
 from sortkd_cache.store._layout import LOGIT_KINDS, choose_chunk_samples
-from sortkd_cache.store._lock import read_lock, writer_lock
 from sortkd_cache.store._logits_layout import DenseLayout, LogitsLayout, SparseLayout, layout_of
 from sortkd_cache.store._meta import SCHEMA_VERSION, DatasetRecord, StoreMeta, TeacherRecord
 from sortkd_cache.store._open import create_store, open_store

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sortkd_cache.errors import CorruptChunkError, StoreError, StoreLockedError, StoreReadOnlyError
+from sortkd_cache.locks import LOCK_NAME, is_stale, read_lock
 from sortkd_cache.outputs import check_disjoint, check_replaceable
 from sortkd_cache.store._backend import ROOT_META, Location, parse_location
 from sortkd_cache.store._checks import quick_problems
@@ -40,7 +41,6 @@ from sortkd_cache.store._copy_writers import make_writer
 from sortkd_cache.store._keys import list_keys, read_keys
 from sortkd_cache.store._layout import LOGIT_KINDS
 from sortkd_cache.store._leftovers import clean_stale_siblings
-from sortkd_cache.store._lock import LOCK_NAME, _is_stale, read_lock
 from sortkd_cache.store._scan import candidate_arrays, chunk_keys, open_for_verify, progress_bar
 from sortkd_cache.store._schema import GROUPS, is_schema_key
 from sortkd_cache.store._store import CacheStore
@@ -124,7 +124,7 @@ def _check_source_unlocked(loc: Location) -> None:
     if loc.kind != "dir":
         return
     held = read_lock(loc.path)
-    if held is not None and not _is_stale(held):
+    if held is not None and not is_stale(held):
         raise StoreLockedError(
             f"store '{loc.raw}' is being written by {held.get('purpose', '?')} (host "
             f"{held.get('host')}, pid {held.get('pid')}, since {held.get('since')}); "

@@ -22,6 +22,7 @@ from sortkd_cache.errors import (
     StoreLockedError,
     StoreReadOnlyError,
 )
+from sortkd_cache.locks import is_stale, read_lock
 from sortkd_cache.store._backend import (
     ROOT_META,
     WRITABLE_REMOTE,
@@ -35,7 +36,6 @@ from sortkd_cache.store._backend import (
 from sortkd_cache.store._checks import VerifyReport
 from sortkd_cache.store._keys import list_keys
 from sortkd_cache.store._leftovers import sibling_path
-from sortkd_cache.store._lock import _is_stale, read_lock
 from sortkd_cache.store._verify import verify_store
 from sortkd_cache.store._zarr_compat import default_buffer_prototype
 
@@ -70,7 +70,7 @@ class _DirWriter(_Writer):
                     f"'{loc.raw}' already exists; pass --overwrite to replace it"
                 )
             held = read_lock(self.final)
-            if held is not None and not _is_stale(held):
+            if held is not None and not is_stale(held):
                 raise StoreLockedError(
                     f"'{loc.raw}' is being written by {held.get('purpose', '?')} (host "
                     f"{held.get('host')}, pid {held.get('pid')}, since {held.get('since')})"

@@ -20,9 +20,9 @@ import socket
 from collections.abc import Sequence
 from pathlib import Path
 
+from sortkd_cache.locks import LOCK_NAME, pid_alive, read_lock
 from sortkd_cache.store._backend import Location
 from sortkd_cache.store._checks import Problem
-from sortkd_cache.store._lock import LOCK_NAME, _pid_alive, read_lock
 from sortkd_cache.store._schema import is_schema_key
 
 __all__ = ["clean_stale_siblings", "listing_checks", "sibling_path"]
@@ -59,7 +59,7 @@ def clean_stale_siblings(loc: Location) -> list[str]:
         if m is None:
             continue
         host, pid = m.group(2), int(m.group(3))
-        if (host is not None and host != _host()) or pid == os.getpid() or _pid_alive(pid):
+        if (host is not None and host != _host()) or pid == os.getpid() or pid_alive(pid):
             continue  # another host's (its pid says nothing here), ours, or still running
         if m.group(1) == "old" and not final.exists():
             continue  # the old store is the only one left: never removed

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from sortkd_cache.errors import (
     StoreNotFoundError,
     StoreReadOnlyError,
 )
+from sortkd_cache.locks import clear_except_lock
 from sortkd_cache.outputs import check_replaceable
 from sortkd_cache.store._backend import Location, Mode, open_backend, parse_location
 from sortkd_cache.store._keys import list_keys
@@ -58,13 +58,7 @@ def _clear_local(loc: Location, overwrite: bool) -> None:
     if not overwrite:
         raise StoreExistsError(f"'{loc.raw}' already exists; pass --overwrite to replace it")
     check_replaceable(loc.raw, "store")
-    for child in path.iterdir():
-        if child.name.startswith(".sortkd-lock"):
-            continue
-        if child.is_dir():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
+    clear_except_lock(path)
 
 
 def create_store(
