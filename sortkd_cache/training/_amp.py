@@ -1,8 +1,9 @@
 """A model's step in its precision: autocast, the gradient scaler, memory format, compile.
 
     amp = Amp(Precision("bf16", channels_last=True), device)
-    model = amp.prepare(model)            # channels-last; the module to call (compiled)
-    out = amp.forward(forward, x)         # autocast forward, float32 logits
+    amp.prepare(model)                    # channels-last, in place (before DDP or stacking)
+    out = amp.forward(net, x)             # autocast forward of net (the model, or DDP
+                                          # around it; compiled on first use), float32 logits
     loss = loss_fn(out, ...)
     amp.backward(loss)                    # scaled under fp16
     amp.step(optimizer)                   # unscaled, skipped on inf/NaN gradients (fp16)
@@ -40,17 +41,23 @@ class Amp:
         self.dtype = _DTYPES[precision.precision]
         fp16 = precision.precision == "fp16"
         self.scaler = torch.amp.GradScaler(device.type) if fp16 else None
+        #: (what was compiled, its compiled form): compiled once, on first use
+        self._compiled: tuple[object, Callable[[Tensor], Tensor]] | None = None
 
-    def prepare(self, model: torch.nn.Module) -> Callable[[Tensor], Tensor]:
-        """Put ``model`` in channels-last format (in place) when asked; the callable to run
-        it with (``torch.compile(model)`` with ``compile``, else ``model``). Keep ``model``
-        for its state dict, evaluation and checkpoints."""
+    def prepare(self, model: torch.nn.Module) -> None:
+        """Put ``model`` in channels-last format, in place, when asked (before it is wrapped
+        in DistributedDataParallel or stacked)."""
         if self.precision.channels_last:
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        if self.precision.compile:
-            compiled: Callable[[Tensor], Tensor] = torch.compile(model)
-            return compiled
-        return model
+
+    def runner(self, net: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+        """What runs ``net``: ``torch.compile(net)`` with ``compile`` (made once per ``net``;
+        its state dict stays the model's), else ``net``."""
+        if not self.precision.compile:
+            return net
+        if self._compiled is None or self._compiled[0] is not net:
+            self._compiled = (net, torch.compile(net))
+        return self._compiled[1]
 
     def input(self, x: Tensor) -> Tensor:
         """A batch in the model's memory format."""
@@ -64,12 +71,14 @@ class Amp:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def forward(self, forward: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-        """``forward(x)`` in the precision, its output as float32 (unchanged under fp32)."""
+    def forward(self, net: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+        """``net(x)`` in the precision (compiled with ``compile``), its output as float32;
+        exactly ``net(x)`` under fp32 without the switches."""
+        run = self.runner(net)
         if self.dtype is None and not self.precision.channels_last:
-            return forward(x)
+            return run(x)
         with self.autocast():
-            out = forward(self.input(x))
+            out = run(self.input(x))
         return out.float()
 
     def backward(self, loss: Tensor) -> None:

@@ -71,9 +71,11 @@ class MultiStep(LRSchedule):
     name: ClassVar[str] = "multistep"
 
     milestones: tuple[int, ...] = opt(
-        (150, 180, 210), "Epochs at which the lr is multiplied by --lr-decay.", recipe=True
-    )
-    lr_decay: float = opt(0.1, "Factor of the lr at each milestone.", gt=0, le=100.0, recipe=True)
+        (150, 180, 210), "multistep: epochs at which the lr is multiplied by --lr-decay.",
+        recipe=True,
+    )  # fmt: skip
+    lr_decay: float = opt(0.1, "multistep: factor of the lr at each milestone.", gt=0, le=100.0,
+                          recipe=True)  # fmt: skip
 
     def check(self, spell: Spell) -> None:
         m = self.milestones

@@ -25,8 +25,8 @@ def _net(seed: int = 0) -> torch.nn.Module:
 
 def _step(amp: Amp, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     opt = build_optimizer(make_optimizer({}), model.parameters(), 0.1)
-    forward = amp.prepare(model)
-    out = amp.forward(forward, x)
+    amp.prepare(model)
+    out = amp.forward(model, x)
     loss = torch.nn.functional.cross_entropy(out, y)
     opt.zero_grad(set_to_none=True)
     amp.backward(loss)
