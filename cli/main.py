@@ -41,6 +41,7 @@ COMMAND_MODULES = (
     "_cmd_share",
     "_cmd_run",
     "_cmd_list",
+    "_cmd_report",
 )
 
 

@@ -25,7 +25,12 @@ from sortkd_cache.pipelines._rundir import hold_writer_lock, is_run_dir
 
 __all__ = ["SWEEP_FILES", "SweepDir", "is_sweep_dir"]
 
-SWEEP_FILES = ("sweep.json", "summary.json", "results.json", "results.md", "results.png")
+#: a sweep's own files: its grid, its summary, its report (and the results files of a sweep
+#: made before the report replaced them, so that --overwrite still recognises one)
+SWEEP_FILES = (
+    "sweep.json", "summary.json", "report.json", "report.md", "report.html",
+    "results.json", "results.md", "results.png",
+)  # fmt: skip
 
 
 @register_output_kind("sweep", "a sweep directory")

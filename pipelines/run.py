@@ -16,7 +16,8 @@ configuration and its output is still there and complete. A stage's configuratio
 output tokens of what it reads (teacher weights sha256, the store's creation stamp, the sort
 kind's creation stamp), so a changed field reruns its stage and every stage downstream of it,
 never those upstream. An interrupted stage whose configuration did not change resumes.
-Finally OUT/results.json, OUT/results.md (the table, also returned) and OUT/results.png.
+Finally the report of the students (:mod:`.report`, with the recipe's context: teacher,
+sort, timing): OUT/report.json, OUT/report.md (also returned) and OUT/report.html.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from sortkd_cache.checkpoint import file_sha256
 from sortkd_cache.data import STREAM_THRESHOLD_BYTES, view_bytes
 from sortkd_cache.errors import CheckpointError, SortKDError
 from sortkd_cache.pipelines._common import resolve_device
-from sortkd_cache.pipelines._run_results import collect_results, write_results
+from sortkd_cache.pipelines._run_results import recipe_context
 from sortkd_cache.pipelines._run_state import (
     STORE_NAME,
     UPSTREAM_KEYS,
@@ -49,6 +50,7 @@ from sortkd_cache.pipelines._run_state import (
 from sortkd_cache.pipelines._sweep_grid import SHARED_KEYS, MemberSpec
 from sortkd_cache.pipelines.dump import DumpConfig, dump
 from sortkd_cache.pipelines.recipe import Recipe, StudentSpec
+from sortkd_cache.pipelines.report import report_members
 from sortkd_cache.pipelines.sort import SortConfig, sort_store
 from sortkd_cache.pipelines.sweep import SweepConfig, sweep
 from sortkd_cache.pipelines.train import TrainConfig, train
@@ -423,9 +425,14 @@ def _run(
         _write_recipe(recipe, out_path)
         _run_stages(runner)
         report.stages = runner.outcomes
-        results = collect_results(recipe, out_path, runner.outcomes)
-        report.results = results
-        report.table = write_results(out_path, results)
+        members = [
+            (str(student_dir(out_path, spec, seed)), spec.name, None)
+            for spec in recipe.students
+            for seed in spec.seeds
+        ]
+        report.results, report.table = report_members(
+            out_path, members, recipe_context(out_path)
+        )
     return report
 
 

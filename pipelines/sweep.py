@@ -37,10 +37,10 @@ from sortkd_cache.pipelines._rundir import writer_locks
 from sortkd_cache.pipelines._sweep_dir import SweepDir, read_sweep
 from sortkd_cache.pipelines._sweep_grid import SweepConfig, grid
 from sortkd_cache.pipelines._sweep_member import MemberRun
-from sortkd_cache.pipelines._sweep_report import write_sweep_results
 from sortkd_cache.pipelines._sweep_stack import plan_units, stacking_on
 from sortkd_cache.pipelines._train_data import soft_labels_for
 from sortkd_cache.pipelines._train_setup import Setup, prepare, prepare_like
+from sortkd_cache.pipelines.report import report_members
 from sortkd_cache.pipelines.train import new_sums
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class SweepResult:
     stacked: bool
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
     results: dict[str, TrainResult] = field(default_factory=dict)
-    #: the sweep's table (results.json's data), once every member finished or failed
+    #: the sweep's report (report.json's data), once every member finished or failed
     report: dict[str, Any] | None = None
     table: str = ""
 
@@ -199,8 +199,10 @@ class Sweep:
             info.update(_summary_of(m))
             result.members[m.name] = info
         if self.rank0 and all(i["status"] != "stopped" for i in result.members.values()):
-            configs = {m.name: (m.cfg, result.members[m.name]) for m in self.members}
-            result.report, result.table = write_sweep_results(self.dir.path, configs)
+            members = [
+                (m.cfg.out, None, result.members[m.name].get("error")) for m in self.members
+            ]
+            result.report, result.table = report_members(self.dir.path, members)
             self.dir.write_summary(result.to_dict())
         return result
 
