@@ -53,5 +53,3 @@ def command(
     click.echo(text, nl=False)
     if out is not None:
         click.echo(f"\nwritten: {out}/report.html, report.md, report.json")
-
-

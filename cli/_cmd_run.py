@@ -43,9 +43,10 @@ def run_command(
 
     RECIPE is a TOML file or the name of a shipped recipe. Stages already complete for the
     current recipe are skipped (OUT/run-state.json records each stage's configuration hash);
-    a changed field reruns its stage and the stages after it. The results table goes to
-    stdout and to OUT/results.md, with OUT/results.json and the plot OUT/results.png; stage
-    lines and progress bars go to stderr.
+    a changed field reruns its stage and the stages after it. The report of the students
+    (`sortkd-cache report OUT`'s: the table, paired differences, the conclusion in words)
+    goes to stdout and to OUT/report.md, with OUT/report.json and OUT/report.html; one line
+    per stage and the progress bars go to stderr.
 
     \b
     Examples:
@@ -74,7 +75,7 @@ def run_command(
             click.echo(f"{s.stage:<{width}}  {s.action:<10}  {s.reason}")
     else:
         click.echo(report.table, nl=False)
-        click.echo(f"\nwritten: {report.out}/results.md, results.json, results.png")
+        click.echo(f"\nwritten: {report.out}/report.html, report.md, report.json")
 
 
 commands = [run_command]

@@ -122,13 +122,13 @@ def sweep_command(**kw: Any) -> None:
     if as_json:
         emit_json(result.to_dict())
         return
-    click.echo(result.table)
     for name, info in result.members.items():
         top1 = info.get("final_test_top1")
         shown = f"{top1:.2f}%" if isinstance(top1, float) else "-"
         why = f" ({info['error']})" if info.get("error") else ""
         click.echo(f"{info['status']:9s} {shown:>7s}  {name}{why}")
-    click.echo(f"{len(result.members)} members in {result.seconds:.1f} s -> {result.out}")
+    click.echo(f"{len(result.members)} members in {result.seconds:.1f} s -> {result.out}\n")
+    click.echo(result.table, nl=False)
 
 
 def _member_options(kw: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 A variant is every run with the same computing options but the seed (and, unless ``mix``,
 the same provenance when the runs come from more than one cache, teacher or dataset). Its
 name is ``[<student> ]<loss>[ <kind>][ top-K]`` (the student where the runs have several)
-and then ``key=value`` for every other option in which the runs differ; a recipe's own variant name replaces it where the runs have one.
+and then ``key=value`` for every other option in which the runs differ; a recipe's own
+variant name replaces it where the runs have one.
 
 Pairs (``variant - baseline``, seed by seed):
 
@@ -70,11 +71,14 @@ def _key(value: Any) -> str:
 
 
 def _varying(runs: list[Run]) -> list[str]:
-    seen: dict[str, set[str]] = {}
+    """The options whose value differs between runs (a loss's own option between runs of
+    that loss: KD's and DKD's defaults of ``ce_weight`` differ, which is no difference)."""
+    seen: dict[tuple[str, str], set[str]] = {}
     for run in runs:
+        loss = str(run.options.get("loss"))
         for k, v in run.options.items():
-            seen.setdefault(k, set()).add(_key(v))
-    differ = sorted(k for k, values in seen.items() if len(values) > 1)
+            seen.setdefault((k, loss if k.startswith(LOSS_KEY) else ""), set()).add(_key(v))
+    differ = sorted({k for (k, _), values in seen.items() if len(values) > 1})
     return [k for k in CORE if k in differ] + [k for k in differ if k not in CORE]
 
 
@@ -227,7 +231,9 @@ def pairs_for(variants: list[Variant], baseline: str | None) -> list[tuple[str, 
     """``(variant, baseline)`` name pairs; see the module docstring."""
     pairs: list[tuple[str, str]] = []
     if baseline is None:
-        rules = [_ce, _raw, _dense] if any(v.loss == "ce" for v in variants) else [_raw, _dense]
+        rules: list[Rule] = [_raw, _dense]
+        if any(v.loss == "ce" for v in variants):
+            rules.insert(0, _ce)
     else:
         base = next((v for v in variants if baseline == v.name), None)
         if base is not None:

@@ -52,10 +52,8 @@ def curves_png(variants: list[dict[str, Any]]) -> bytes:
             )
     axes[0].set_ylabel("test top-1 (%)")
     axes[1].set_ylabel("training loss")
-    from matplotlib.ticker import MaxNLocator
-
     for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0].set_title("test top-1: mean over seeds, band lowest..highest seed")

@@ -128,21 +128,22 @@ def _md_table(t: Table) -> list[str]:
 
 
 def render_markdown(data: dict[str, Any]) -> str:
+    """The tables first and the conclusion last (where a terminal leaves the reader)."""
     lines = ["# Report", "", *_intro(data), ""]
-    for title, items in _extras(data)[:1]:
-        lines += [f"## {title}", "", *(f"- {s}" for s in items), ""]
     for t in _tables(data):
         lines += _md_table(t)
-    for title, items in _extras(data)[1:]:
+    lines.append("Curves (test top-1 and loss by epoch, a band over seeds): report.html.\n")
+    extras = _extras(data)
+    for title, items in [*extras[1:], extras[0]]:
         lines += [f"## {title}", "", *(f"- {s}" for s in items), ""]
-    lines.append("Curves (test top-1 and loss by epoch, a band over seeds): report.html.")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
 table{border-collapse:collapse;margin:.5em 0 1.5em}
-th,td{border:1px solid #ccc;padding:.25em .6em;overflow-wrap:anywhere}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th,td{border:1px solid #ccc;padding:.25em .6em;overflow-wrap:anywhere}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
 th{background:#eef}.warn{color:#a00;font-weight:bold}img{max-width:100%}
 """
 

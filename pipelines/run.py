@@ -128,9 +128,14 @@ class _Runner:
 
     # -- the generic stage ---------------------------------------------------------------------
 
-    def _record(self, stage: str, action: str, reason: str, seconds: float = 0.0) -> None:
+    def _record(
+        self, stage: str, action: str, reason: str, seconds: float = 0.0, quiet: bool = False
+    ) -> None:
+        """Record a stage's outcome; its one line (unless ``quiet``: the student stages of a
+        pass, or those skipped, are told in one line for them all)."""
         self.outcomes.append(StageOutcome(stage, action, reason, round(seconds, 3)))
-        self.log(f"[{stage}] {action}: {reason}" + (f" ({seconds:.1f} s)" if seconds else ""))
+        if not quiet:
+            self.log(f"[{stage}] {action}: {reason}" + (f" ({seconds:.1f} s)" if seconds else ""))
 
     def _decide(
         self, stage: str, config: dict[str, Any], valid: Callable[[], bool]
@@ -160,6 +165,7 @@ class _Runner:
         valid: Callable[[], bool],
         execute: Callable[[bool], dict[str, Any]],
         token_of: Callable[[], str],
+        quiet: bool = False,
     ) -> str | None:
         """Run or skip one stage; its output token (None when unknown in a dry run)."""
         run, resume, reason = self._decide(stage, config, valid)
@@ -168,12 +174,11 @@ class _Runner:
             rec = self.state.get(stage) or {}
             if not self.dry_run and (rec.get("status") != "complete" or rec.get("token") != token):
                 self.state.finish(stage, token, rec.get("result", {}))
-            self._record(stage, "would skip" if self.dry_run else "skipped", reason)
+            self._record(stage, "would skip" if self.dry_run else "skipped", reason, quiet=quiet)
             return token
         if self.dry_run:
-            self._record(stage, "would run", reason)
+            self._record(stage, "would run", reason, quiet=quiet)
             return None
-        self.log(f"[{stage}] running: {reason}")
         self.state.start(stage, config)
         t0 = time.perf_counter()
         result = execute(resume)
@@ -309,11 +314,12 @@ class _Runner:
                 valid = functools.partial(_summary_exists, run_dir)
                 run, resume, reason = self._decide(stage, config, valid)
                 if not run or self.dry_run:
-                    self._stage(stage, config, valid, _never, str)
+                    self._stage(stage, config, valid, _never, str, quiet=True)
                     continue
                 member = self._member(spec, seed, resume and not _summary_exists(run_dir))
                 key = _pass_key(member.cfg, self._streams(member.cfg))
                 todo.setdefault(key, []).append((stage, config, (member, reason)))
+        self._tell("students", self.outcomes[first:])
         for n, stages in enumerate(todo.values()):
             self._sweep_pass(n, stages)
         # the report lists the student stages in the recipe's order, as they were run before
@@ -346,10 +352,7 @@ class _Runner:
         """One sweep trains these student stages (OUT/sweeps/pass<n> holds its summary; the
         members write OUT/students/<variant>/seed<k>)."""
         where = self.out / "sweeps" / f"pass{n}"
-        self.log(f"[sweep pass{n}] {len(stages)} students in one pass over the cache")
-
-        for stage, config, (_, reason) in stages:
-            self.log(f"[{stage}] running: {reason}")
+        for stage, config, _ in stages:
             self.state.start(stage, config)
         cfg = SweepConfig(
             out=str(where), members=tuple(m for *_, (m, _) in stages), overwrite=where.exists(),
@@ -363,8 +366,24 @@ class _Runner:
             if info["status"] != "finished":
                 raise SortKDError(f"[{stage}] {info.get('error', info['status'])}")
             top1 = info.get("final_test_top1")
-            self.state.finish(stage, "", {"test_top1": top1, "seconds": seconds / len(stages)})
-            self._record(stage, "ran", reason, seconds)
+            share = seconds / len(stages)
+            self.state.finish(stage, "", {"test_top1": top1, "seconds": share})
+            self._record(stage, "ran", reason, share, quiet=True)
+        self._tell(f"students pass{n}", self.outcomes[-len(stages) :], seconds, "in one sweep")
+
+    def _tell(
+        self, what: str, outcomes: list[StageOutcome], seconds: float = 0.0, how: str = ""
+    ) -> None:
+        """One line for many student stages: per action, how many, and why."""
+        actions: dict[str, dict[str, int]] = {}
+        for o in outcomes:
+            reasons = actions.setdefault(o.action, {})
+            reasons[o.reason] = reasons.get(o.reason, 0) + 1
+        for action, reasons in actions.items():
+            n = sum(reasons.values())
+            why = "; ".join(r if len(reasons) == 1 else f"{r} ({k})" for r, k in reasons.items())
+            took = f" ({seconds:.1f} s)" if seconds else ""
+            self.log(f"[{what}] {n} {action}{' ' + how if how else ''}: {why}{took}")
 
 
 def _pass_key(cfg: Any, streams: bool) -> tuple[Any, ...]:
@@ -430,9 +449,7 @@ def _run(
             for spec in recipe.students
             for seed in spec.seeds
         ]
-        report.results, report.table = report_members(
-            out_path, members, recipe_context(out_path)
-        )
+        report.results, report.table = report_members(out_path, members, recipe_context(out_path))
     return report
 
 

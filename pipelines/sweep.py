@@ -199,9 +199,7 @@ class Sweep:
             info.update(_summary_of(m))
             result.members[m.name] = info
         if self.rank0 and all(i["status"] != "stopped" for i in result.members.values()):
-            members = [
-                (m.cfg.out, None, result.members[m.name].get("error")) for m in self.members
-            ]
+            members = [(m.cfg.out, None, result.members[m.name].get("error")) for m in self.members]
             result.report, result.table = report_members(self.dir.path, members)
             self.dir.write_summary(result.to_dict())
         return result

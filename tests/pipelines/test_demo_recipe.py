@@ -50,16 +50,17 @@ def test_slice_runs_every_variant_and_seed(demo: tuple[Path, dict[str, object]])
     variants = res["variants"]
     assert isinstance(variants, list) and len(variants) == 6
     assert all(v["n"] == 2 and v["seeds"] == [0, 1] for v in variants)
-    assert res["classes"] == 100 and res["samples"] == 200
-    teacher = res["teacher"]
+    context = res["context"]
+    assert isinstance(context, dict) and context["classes"] == 100 and context["samples"] == 200
+    teacher = context["teacher"]
     assert isinstance(teacher, dict) and 0.0 <= teacher["train_view_error_rate"] <= 1.0
-    for name in ("results.md", "results.png", "results.json"):
+    for name in ("report.md", "report.html", "report.json"):
         assert (out / name).stat().st_size > 0
 
 
 def test_results_pair_sort_with_raw_and_kd_with_ce(demo: tuple[Path, dict[str, object]]) -> None:
     out, res = demo
-    pairs = {(p["variant"], p["baseline"]): p for p in res["pairs"]}  # type: ignore[attr-defined]
+    pairs = {(p["variant"], p["baseline"]): p for p in res["paired"]}  # type: ignore[attr-defined]
     assert set(pairs) == {
         ("KD raw", "CE"),
         ("KD sort", "CE"),
@@ -74,9 +75,17 @@ def test_results_pair_sort_with_raw_and_kd_with_ce(demo: tuple[Path, dict[str, o
     sort = pairs[("KD sort", "KD raw")]
     diffs = [a - b for a, b in zip(top1["KD sort"], top1["KD raw"], strict=True)]
     assert sort["diffs"] == pytest.approx(diffs)
-    table = (out / "results.md").read_text()
+    table = (out / "report.md").read_text()
     assert "| KD sort - KD raw |" in table and "train-view error rate" in table
-    assert json.loads((out / "results.json").read_text())["pairs"] == res["pairs"]
+    assert json.loads((out / "report.json").read_text())["paired"] == res["paired"]
+    # the conclusion: one sentence per pair, with its difference, interval and sign count
+    assert len(res["conclusions"]) == len(pairs)  # type: ignore[arg-type]
+    assert any(
+        c.startswith("KD sort against KD raw")
+        or c.startswith("KD sort beats KD raw")
+        or c.startswith("KD sort loses")
+        for c in res["conclusions"]
+    )  # type: ignore[attr-defined]
 
 
 def test_the_divergence_guard_stays_quiet_on_the_demo(demo: tuple[Path, dict[str, object]]) -> None:

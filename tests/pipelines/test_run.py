@@ -84,29 +84,30 @@ def test_first_run_runs_every_stage_and_writes_results(done: tuple[Path, RunRepo
     out, report = done
     assert report.ran() == ALL
     assert [s.reason for s in report.stages] == ["not run before"] * len(ALL)
-    for name in ("results.json", "results.md", "results.png", "run-state.json", "recipe.json"):
+    for name in ("report.json", "report.md", "report.html", "run-state.json", "recipe.json"):
         assert (out / name).is_file(), name
-    assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    res = json.loads((out / "results.json").read_text())
+    res = json.loads((out / "report.json").read_text())
     store = open_store(str(out / "store.zarr"))
     acc = np.mean(store.meta.teacher_accuracy)
-    assert res["teacher"]["train_view_error_rate"] == pytest.approx(1 - acc)
+    ctx = res["context"]
+    assert ctx["teacher"]["train_view_error_rate"] == pytest.approx(1 - acc)
     changed = sum(store.kind_attrs("sort")["stats"]["changed_rows"])
-    assert res["sort"]["sort"]["changed_rows"] == changed
-    assert res["sort"]["sort"]["total_rows"] == store.num_samples * 2
+    assert ctx["sort"]["sort"]["changed_rows"] == changed
+    assert ctx["sort"]["sort"]["total_rows"] == store.num_samples * 2
     names = [v["name"] for v in res["variants"]]
     assert names == ["KD raw", "KD sort"]
     kd_sort = res["variants"][1]
     summary = json.loads((out / "students/kd-sort/seed0/summary.json").read_text())
     assert kd_sort["test_top1"] == [summary["final_test_top1"]]
     assert kd_sort["n"] == 1 and kd_sort["std"] == 0.0
-    assert kd_sort["twin"] == "KD raw"
-    assert kd_sort["delta_vs_raw"] == pytest.approx(kd_sort["mean"] - res["variants"][0]["mean"])
-    assert res["timing"]["dump_seconds"] == pytest.approx(store.meta.dump_seconds)
-    assert res["timing"]["student_runs"] == 2
-    table = (out / "results.md").read_text()
+    (pair,) = res["paired"]
+    assert (pair["variant"], pair["baseline"]) == ("KD sort", "KD raw")
+    assert pair["mean"] == pytest.approx(kd_sort["mean"] - res["variants"][0]["mean"])
+    assert ctx["timing"]["dump_seconds"] == pytest.approx(store.meta.dump_seconds)
+    assert ctx["timing"]["student_runs"] == 2
+    table = (out / "report.md").read_text()
     assert table == report.table
-    assert "| KD sort | digits_mlp | kd | sort |" in table
+    assert "| KD sort | 0 |" in table
     assert "train-view error rate" in table and "teacher inference (dump)" in table
 
 
@@ -193,7 +194,7 @@ def test_added_variant_and_seed_run_alone(done: tuple[Path, RunReport], tmp_path
         ("KD sort", 2),
         ("CE only", 1),
     ]
-    assert res["variants"][2]["logits"] is None
+    assert "logits" not in res["variants"][2]["options"]  # a CE run reads no logits kind
 
 
 def test_without_data_seed_each_seed_is_its_own_pass(
@@ -262,12 +263,19 @@ def test_cli_runs_the_shrunk_demo_recipe(tmp_path: Path) -> None:
     cmd = [CLI, "run", "digits_demo", "--out", str(out), "--device", "cpu", *shrink]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(), timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "| variant |" in proc.stdout and "| KD sort | digits_cnn_s | kd | sort |" in proc.stdout
+    assert "| variant |" in proc.stdout and "| KD sort | 0 |" in proc.stdout
     assert "| DKD sort |" in proc.stdout and "train-view error rate" in proc.stdout
-    assert "[student:dkd-sort:seed0] ran" in proc.stderr  # stage lines go to stderr
+    # one line per stage on stderr: the students of a pass in one line
+    stages = [line for line in proc.stderr.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] + "]" for line in stages] == [
+        "[teacher]", "[dump]", "[sort:sort]", "[sort:swap]", "[students pass0]"
+    ]  # fmt: skip
+    n = len(load_recipe("digits_demo").students)
+    assert f"] {n} ran in one sweep: not run before (" in stages[-1]
     assert "[student" not in proc.stdout
-    assert (out / "results.png").stat().st_size > 1000
-    res = json.loads((out / "results.json").read_text())
+    assert proc.stdout.rstrip().splitlines()[-1].startswith("written: ")
+    assert "## Conclusion" in proc.stdout
+    res = json.loads((out / "report.json").read_text())
     assert len(res["variants"]) == len(load_recipe("digits_demo").students)
 
 
@@ -286,7 +294,7 @@ def test_teacher_checkpoint_is_hashed_not_trained(
     assert report.ran() == []
     assert report.stages[0].reason == "weights from checkpoint teacher.safetensors"
     res = report.results
-    assert res is not None and res["teacher"]["test_top1"] is None
+    assert res is not None and res["context"]["teacher"]["test_top1"] is None
     assert "teacher digits_mlp: train-view error rate" in report.table
     other = tmp_path / "other" / "teacher.safetensors"
     other.parent.mkdir()

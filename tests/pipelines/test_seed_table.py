@@ -7,7 +7,7 @@ import math
 import pytest
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.pipelines._seed_table import format_seed_table, mean_std, seed_table
+from sortkd_cache.pipelines._seed_table import mean_std, seed_table, t975
 
 RECORDS = [
     ("CE", 0, 70.0),
@@ -66,12 +66,20 @@ def test_bad_input_is_one_clear_error(
         seed_table(records, pairs)
 
 
-def test_markdown() -> None:
-    table = seed_table(RECORDS, [("KD sort", "KD raw")])
-    text = format_seed_table(table, {"KD raw": {"loss": "kd"}, "CE": {"loss": "ce"}})
-    lines = text.splitlines()
-    assert lines[0] == "| variant | loss | test top-1 % (mean ± std) | min | max | seeds |"
-    assert "| CE | ce | 72.00 ± 2.00 | 70.00 | 74.00 | 3 |" in lines
-    assert "| KD sort | - | 79.17 ± 1.15 | 78.50 | 80.50 | 3 |" in lines
-    assert "| KD sort - KD raw | +0.17 ± 0.58 | -0.50 | +0.50 | 2 of 3 |" in lines
-    assert "paired" not in format_seed_table(seed_table(RECORDS))
+def test_interval_and_sign_agreement() -> None:
+    """The 95% t-interval of a paired mean (t(0.975, 2) = 4.303) and the seeds that agree
+    in sign with it; an interval that holds zero is within noise."""
+    table = seed_table(RECORDS, [("KD sort", "KD raw"), ("KD raw", "CE")])
+    sort, kd = table.pairs
+    half = 4.303 * math.sqrt(1 / 3) / math.sqrt(3)
+    assert sort.interval == pytest.approx((1 / 6 - half, 1 / 6 + half))
+    assert sort.agree == 2 and sort.within_noise
+    assert kd.interval == pytest.approx((7.0 - 4.303 / math.sqrt(3), 7.0 + 4.303 / math.sqrt(3)))
+    assert kd.agree == 3 and not kd.within_noise
+    one = seed_table([*RECORDS, ("DKD", 1, 90.0)], [("DKD", "CE")]).pairs[0]
+    assert all(math.isnan(x) for x in one.interval) and one.within_noise
+
+
+def test_t_quantiles() -> None:
+    assert (t975(1), t975(4), t975(30)) == (12.706, 2.776, 2.042)
+    assert 2.021 < t975(35) < 2.042 and 1.96 < t975(1000) < 1.98

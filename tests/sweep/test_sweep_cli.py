@@ -64,20 +64,17 @@ def test_member_config_replays_it_alone_with_train(small_store: Path, tmp_path: 
     assert {m["status"] for m in summary["members"].values()} == {"finished"}
     assert len(summary["members"]) == 8
     report = json.loads(proc.stdout)["results"]
-    assert report == json.loads((out / "results.json").read_text())
-    assert [v["variant"] for v in report["variants"]] == [
-        "digits_mlp kd raw", "digits_mlp kd sort", "digits_mlp dkd raw", "digits_mlp dkd sort"
-    ]  # fmt: skip
-    (kd_sort,) = [p for p in report["paired"] if p["variant"] == "digits_mlp kd sort"]
+    assert report == json.loads((out / "report.json").read_text())
+    assert [v["name"] for v in report["variants"]] == ["kd raw", "kd sort", "dkd raw", "dkd sort"]
+    (kd_sort,) = [p for p in report["paired"] if p["variant"] == "kd sort"]
     top1 = {
-        (v["variant"], s): t
+        (v["name"], s): t
         for v in report["variants"]
         for s, t in zip(v["seeds"], v["test_top1"], strict=True)
     }
-    assert kd_sort["diffs"] == [
-        top1[("digits_mlp kd sort", s)] - top1[("digits_mlp kd raw", s)] for s in (0, 1)
-    ]
-    assert "± " in (out / "results.md").read_text() and (out / "results.png").is_file()
+    assert kd_sort["diffs"] == [top1[("kd sort", s)] - top1[("kd raw", s)] for s in (0, 1)]
+    assert "| kd sort - kd raw |" in (out / "report.md").read_text()
+    assert (out / "report.html").is_file()
     listed = _cli("list", "--sweep", str(out), "--json")
     assert listed.returncode == 0, listed.stderr
     members = json.loads(listed.stdout)["members"]
