@@ -26,7 +26,7 @@ from typing import Generic, TypeVar
 
 from sortkd_cache.errors import ConfigError, SortKDError
 
-__all__ = ["Registry", "entry_points"]
+__all__ = ["Registry", "entry_points", "named_entry"]
 
 T = TypeVar("T")
 
@@ -45,6 +45,23 @@ def entry_points(group: str) -> dict[str, list[metadata.EntryPoint]]:
                 same.append(ep)
         _FOUND[key] = found
     return _FOUND[key]
+
+
+def named_entry(
+    cls: type[T], what: str, error: type[SortKDError] = ConfigError
+) -> Callable[[str, object, str], T]:
+    """An ``adapt`` for entry points naming an instance of ``cls`` whose ``name`` attribute is
+    the entry point's name; anything else is refused (``error``) naming the package."""
+
+    def adapt(name: str, loaded: object, package: str) -> T:
+        if not isinstance(loaded, cls) or getattr(loaded, "name", None) != name:
+            raise error(
+                f"{what} entry point {name!r} of package {package!r} is not a "
+                f"{cls.__name__} named {name!r}: got {loaded!r}"
+            )
+        return loaded
+
+    return adapt
 
 
 def _package(ep: metadata.EntryPoint) -> str:

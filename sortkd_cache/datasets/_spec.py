@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._registry import Registry
+from .._registry import Registry, named_entry
 from ..choices import SPLITS
 from ..errors import DatasetError
 from ._base import ImageDataset
@@ -84,20 +84,13 @@ class DatasetKind:
     classes: Callable[[DatasetSpec], int] | None = None
 
 
-def _from_package(name: str, loaded: object, package: str) -> DatasetKind:
-    """A ``sortkd_cache.datasets`` entry point: a :class:`DatasetKind` named as the entry point."""
-    if not isinstance(loaded, DatasetKind) or loaded.name != name:
-        raise DatasetError(
-            f"dataset entry point {name!r} of package {package!r} is not a DatasetKind named "
-            f"{name!r}: got {loaded!r}"
-        )
-    return loaded
-
-
 #: The dataset names, by the SPEC's first field (other packages register theirs in the
 #: ``sortkd_cache.datasets`` entry-point group).
 DATASETS: Registry[DatasetKind] = Registry(
-    "dataset", error=DatasetError, group="sortkd_cache.datasets", adapt=_from_package
+    "dataset",
+    error=DatasetError,
+    group="sortkd_cache.datasets",
+    adapt=named_entry(DatasetKind, "dataset", DatasetError),
 )
 
 

@@ -1,14 +1,15 @@
-"""The Zarr v3 cache store: layout, provenance, backends and writer locks."""
+"""The Zarr v3 cache store: layout, provenance, backends (the URL schemes of
+:data:`SCHEMES`, store objects) and writer locks."""
 
 from __future__ import annotations
 
 from sortkd_cache.locks import read_lock, writer_lock
-from sortkd_cache.store._backend import Location, parse_location
+from sortkd_cache.store._backend import SCHEMES, Location, Scheme, parse_location
 from sortkd_cache.store._copy import CopyResult, copy_store
 from sortkd_cache.store._layout import LOGIT_KINDS, choose_chunk_samples
 from sortkd_cache.store._logits_layout import DenseLayout, LogitsLayout, SparseLayout, layout_of
 from sortkd_cache.store._meta import SCHEMA_VERSION, DatasetRecord, StoreMeta, TeacherRecord
-from sortkd_cache.store._open import create_store, open_store
+from sortkd_cache.store._open import StoreLike, create_store, open_store
 from sortkd_cache.store._output_kind import is_store_output
 from sortkd_cache.store._store import CacheStore, LogitsArray
 from sortkd_cache.store._verify import Problem, VerifyReport, quick_check, verify_store
@@ -16,6 +17,7 @@ from sortkd_cache.store._verify import Problem, VerifyReport, quick_check, verif
 __all__ = [
     "LOGIT_KINDS",
     "SCHEMA_VERSION",
+    "SCHEMES",
     "CacheStore",
     "CopyResult",
     "DatasetRecord",
@@ -24,7 +26,9 @@ __all__ = [
     "LogitsArray",
     "LogitsLayout",
     "Problem",
+    "Scheme",
     "SparseLayout",
+    "StoreLike",
     "StoreMeta",
     "TeacherRecord",
     "VerifyReport",

@@ -134,10 +134,10 @@ def _check_source_unlocked(loc: Location) -> None:
 
 def _check_destination(src: Location, dst: Location) -> None:
     check_disjoint(dst.raw, [("source", src.raw)], option="DST")
-    if dst.kind == "remote" and dst.scheme in ("http", "https"):
+    if dst.kind == "remote" and not dst.scheme_info.writable:
         raise StoreReadOnlyError(
-            f"'{dst.raw}' is read-only (http(s) stores cannot be written); "
-            "copy to a directory, a .zip, s3:// or gs://"
+            f"'{dst.raw}' is read-only ({dst.scheme}:// stores cannot be written); "
+            "copy to a directory, a .zip, or a writable URL (s3://, gs://)"
         )
 
 

@@ -25,7 +25,6 @@ from sortkd_cache.errors import (
 from sortkd_cache.locks import is_stale, read_lock
 from sortkd_cache.store._backend import (
     ROOT_META,
-    WRITABLE_REMOTE,
     Location,
     open_backend,
     remote_error,
@@ -240,8 +239,13 @@ class _RemoteWriter(_Writer):
             run_sync(self.store.clear())
 
 
+def _uploads_zip(loc: Location) -> bool:
+    """A .zip at a writable fsspec URL: written aside, then uploaded whole."""
+    return loc.kind == "remote" and loc.scheme_info.fsspec and loc.scheme_info.writable
+
+
 def make_writer(loc: Location, overwrite: bool, opts: dict[str, Any] | None) -> _Writer:
-    if loc.is_zip and (loc.kind == "zip" or loc.scheme in WRITABLE_REMOTE):
+    if loc.is_zip and (loc.kind == "zip" or _uploads_zip(loc)):
         return _ZipWriter(loc, overwrite, opts)
     if loc.kind == "dir":
         return _DirWriter(loc, overwrite)

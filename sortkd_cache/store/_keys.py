@@ -23,7 +23,7 @@ def list_keys(store: Store, loc: Location) -> dict[str, int] | None:
     None where the backend cannot list (http(s) directories: keys are then derived from the
     metadata). Directory entries are left out.
     """
-    if loc.kind == "remote" and loc.scheme in ("http", "https") and not loc.is_zip:
+    if loc.kind == "remote" and not loc.is_zip and not loc.scheme_info.lists:
         return None
     if loc.kind == "dir":
         root = Path(loc.path)
@@ -34,21 +34,32 @@ def list_keys(store: Store, loc: Location) -> dict[str, int] | None:
     if loc.kind == "zip":
         with zipfile.ZipFile(loc.path) as zf:
             return dict(sorted((i.filename, i.file_size) for i in zf.infolist() if not i.is_dir()))
-    inner = fs_store(store)
-    fs, root_path = inner.fs, inner.path.rstrip("/")
     try:
-        found: dict[str, dict[str, Any]] = run_sync(fs._find(root_path, detail=True))
+        found = run_sync(_listed(store))
     except FileNotFoundError:
         return {}
     except Exception as exc:
         raise remote_error(loc, exc) from None
+    return dict(sorted(found.items()))
+
+
+async def _listed(store: Store) -> dict[str, int]:
+    """Keys and sizes: one recursive listing of an fsspec store, else zarr's ``list()``."""
+    try:
+        inner = fs_store(store)
+    except TypeError:
+        keys = [key async for key in store.list()]
+        sizes = await asyncio.gather(*(store.getsize(k) for k in keys))
+        return {k: int(n) for k, n in zip(keys, sizes, strict=True)}
+    fs, root_path = inner.fs, inner.path.rstrip("/")
+    found: dict[str, dict[str, Any]] = await fs._find(root_path, detail=True)
     out = {}
     for name, info in found.items():
         if info.get("type") == "directory":
             continue
         key = name[len(root_path) :].lstrip("/") if root_path else name.lstrip("/")
         out[key] = int(info.get("size") or 0)
-    return dict(sorted(out.items()))
+    return out
 
 
 async def _gather_keys(
@@ -74,7 +85,7 @@ def read_keys_or_damage(
     out: list[bytes | ZipMemberError | None] = []
     for res in results:
         if isinstance(res, BaseException) and not isinstance(res, ZipMemberError):
-            if loc.kind == "remote":
+            if not loc.is_local:
                 raise remote_error(loc, res) from None
             raise res
         out.append(res)

@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.abc.store import Store
 
 from sortkd_cache.errors import (
+    OutputError,
     StoreError,
     StoreExistsError,
     StoreNotFoundError,
@@ -21,18 +23,25 @@ from sortkd_cache.store._backend import Location, Mode, open_backend, parse_loca
 from sortkd_cache.store._keys import list_keys
 from sortkd_cache.store._layout import LABELS, PARAMS
 from sortkd_cache.store._meta import StoreMeta
+from sortkd_cache.store._output_kind import backend_is_store_output
 from sortkd_cache.store._store import CacheStore
 
-__all__ = ["create_store", "open_store"]
+__all__ = ["StoreLike", "create_store", "open_store"]
+
+#: Where a store is: a local path (directory or .zip), a URL of a registered scheme
+#: (s3://, gs://, https://, memory://, a plugin's), or a zarr ``Store`` object.
+StoreLike = str | os.PathLike[str] | Store
 
 
 def open_store(
-    location: str | os.PathLike[str],
+    location: StoreLike,
     mode: Mode = "r",
     *,
     storage_options: dict[str, Any] | None = None,
 ) -> CacheStore:
-    """Open an existing store (directory, .zip, s3://, gs://, https://)."""
+    """Open an existing store: a directory, a .zip, a URL (s3://, gs://, https://, memory://,
+    or a scheme a plugin registers), or a zarr ``Store`` object (``zarr.storage.MemoryStore``,
+    ``LocalStore``, ...; mode ``"r"`` reads it through a read-only view)."""
     loc = parse_location(location)
     backend = open_backend(loc, mode, storage_options)
     try:
@@ -62,7 +71,7 @@ def _clear_local(loc: Location, overwrite: bool) -> None:
 
 
 def create_store(
-    location: str | os.PathLike[str],
+    location: StoreLike,
     meta: StoreMeta,
     labels: np.ndarray,
     *,
@@ -76,9 +85,16 @@ def create_store(
         _clear_local(loc, overwrite)
     backend = open_backend(loc, "w")
     if loc.kind != "dir":  # mode "w" below empties the prefix: only ever a store's
-        if not overwrite and list_keys(backend, loc):
+        keys = list_keys(backend, loc)
+        if not overwrite and keys:
             raise StoreExistsError(f"'{loc.raw}' already exists; pass --overwrite to replace it")
-        check_replaceable(loc.raw, "store")
+        if loc.kind != "object":
+            check_replaceable(loc.raw, "store")
+        elif keys and not backend_is_store_output(backend, loc):
+            raise OutputError(
+                f"store object {loc.raw} holds keys that are not a sortkd-cache store; "
+                "overwrite only replaces a store"
+            )
     group = zarr.open_group(backend, mode="a" if loc.kind == "dir" else "w")
     store = CacheStore(loc, "w", group)
     store.write_meta(meta)

@@ -8,14 +8,16 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from zarr.abc.store import Store
+
 from sortkd_cache.errors import StoreError
 from sortkd_cache.outputs import register_output_kind
-from sortkd_cache.store._backend import ROOT_META, open_backend, parse_location
+from sortkd_cache.store._backend import ROOT_META, Location, open_backend, parse_location
 from sortkd_cache.store._keys import list_keys, read_keys
 from sortkd_cache.store._meta import ATTRS_KEY
 from sortkd_cache.store._schema import is_schema_key
 
-__all__ = ["is_store_output"]
+__all__ = ["backend_is_store_output", "is_store_output"]
 
 
 def _has_store_record(doc: bytes | None) -> bool:
@@ -53,6 +55,14 @@ def is_store_output(location: str, storage_options: dict[str, Any] | None = None
             return False
     try:
         backend = open_backend(loc, "r" if loc.is_zip else "w", storage_options)
+    except (StoreError, OSError, ValueError):
+        return False
+    return backend_is_store_output(backend, loc)
+
+
+def backend_is_store_output(backend: Store, loc: Location) -> bool:
+    """The proof of :func:`is_store_output` over an opened (remote or object) store."""
+    try:
         if _has_store_record(read_keys(backend, loc, [ROOT_META])[0]):
             return True
         keys = list_keys(backend, loc)

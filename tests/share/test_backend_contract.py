@@ -1,6 +1,9 @@
 """The backend contract: one test class that every place a store can live runs, as zarr runs
 its ``StoreTests`` over every store: a directory, a ``.zip``, ``s3://`` (moto), ``gs://``
-(fake-gcs-server) and ``https://`` (a local ``http.server`` with range requests; read-only).
+(fake-gcs-server), ``https://`` (a local ``http.server`` with range requests; read-only),
+``memory://`` (fsspec's in-process filesystem) and ``file+test://``, a URL scheme that a package
+outside sortkd-cache registers through the ``sortkd_cache.backends`` entry point group (here a
+distribution written by the test, whose scheme opens zarr's own ``LocalStore``, not fsspec).
 
 Every server listens on 127.0.0.1 only (see conftest.py); each test gets a fresh bucket or
 folder. What a backend can do differs in two answers only: whether it can be written (https
@@ -23,7 +26,9 @@ import pytest
 
 from sortkd_cache.errors import StoreExistsError, StoreNotFoundError, StoreReadOnlyError
 
-BACKENDS = ["dir", "zip", "s3", "gs", "https"]
+from ..plugins.conftest import write_distribution
+
+BACKENDS = ["dir", "zip", "s3", "gs", "https", "memory", "plugin"]
 LOCK = ".sortkd-lock"
 
 
@@ -65,9 +70,58 @@ def _https(root: Path, base: str) -> Backend:
     return Backend("https", lambda n: f"{base}/{folder}/{n}", publish, False, False)
 
 
+#: A URL scheme as another package would register it: a module and its entry point.
+PLUGIN_SCHEME = """
+from zarr.storage import LocalStore
+
+from sortkd_cache.store import Scheme
+
+
+def _open(loc, mode, storage_options):
+    return LocalStore(loc.path.split("://", 1)[1], read_only=mode == "r")
+
+
+SCHEME = Scheme("file+test", open=_open)
+"""
+
+
+def _plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Backend:
+    """``file+test://`` registered from outside the package (an entry point), for the test."""
+    from sortkd_cache.store import SCHEMES
+
+    site = tmp_path / "site"
+    groups = {"sortkd_cache.backends": {"file+test": "sortkd_test_scheme:SCHEME"}}
+    write_distribution(site, "sortkd-test-scheme", "1.0", groups)
+    (site / "sortkd_test_scheme.py").write_text(PLUGIN_SCHEME)
+    saved = SCHEMES.snapshot()
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(SCHEMES, "_entries", dict(saved))  # put back when the test ends
+    assert "file+test" in SCHEMES.names() and SCHEMES.origin("file+test") == "sortkd-test-scheme"
+
+    def url(n: str) -> str:
+        return f"file+test://{tmp_path / 'place' / n}"
+
+    return Backend("plugin", url, _copy_to(url), True, True)
+
+
+def _memory(tmp_path: Path) -> Backend:
+    folder = f"/b{uuid.uuid4().hex[:8]}"
+
+    def url(n: str) -> str:
+        return f"memory://{folder}/{n}"
+
+    return Backend("memory", url, _copy_to(url), True, True)
+
+
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Backend:
     name = request.param
+    if name == "plugin":
+        return _plugin(tmp_path, monkeypatch)
+    if name == "memory":
+        return _memory(tmp_path)
     if name == "https":
         root, base = request.getfixturevalue("http_root"), request.getfixturevalue("http_url")
         return _https(root, base)

@@ -14,7 +14,7 @@ import pytest
 def test_emulator_address_comes_from_the_option_then_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from sortkd_cache.store._backend import _gcs_endpoint
+    from sortkd_cache.store._fsspec import _gcs_endpoint
 
     monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
     assert _gcs_endpoint({}) is None
