@@ -16,7 +16,8 @@ __all__ = ["command"]
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def command(kinds: tuple[str, ...], sweep_dir: str | None, as_json: bool) -> None:
     """List the registered names: models (--teacher, --student), datasets (--dataset),
-    augmentation recipes (--augment), losses (--loss) and sort methods (sort --method).
+    augmentation recipes (--augment), losses (--loss), sort methods (sort --method) and the
+    URL schemes a STORE may use (backends).
     Names that an installed package registers (entry points) show the package they come from.
 
     \b

@@ -1,9 +1,9 @@
 """What the registries hold: the names ``sortkd-cache list`` prints, each read from its registry.
 
 The registries live with what they register (models, datasets, augmentation recipes, losses,
-sort methods) and importing them imports torch, which ``--help`` must not do; so the help of
-``--student``, ``--dataset`` and the like points at ``sortkd-cache list`` instead of repeating
-the names.
+sort methods, URL schemes) and importing them imports torch, which ``--help`` must not do; so
+the help of ``--student``, ``--dataset`` and the like points at ``sortkd-cache list`` instead
+of repeating the names.
 """
 
 from __future__ import annotations
@@ -36,6 +36,12 @@ def _augment() -> Registry[Any]:
     return RECIPES
 
 
+def _backends() -> Registry[Any]:
+    from sortkd_cache.store import SCHEMES
+
+    return SCHEMES
+
+
 def _losses() -> Registry[Any]:
     return LOSSES
 
@@ -50,6 +56,7 @@ _REGISTRIES: dict[str, Callable[[], Registry[Any]]] = {
     "augment": _augment,
     "losses": _losses,
     "methods": _methods,
+    "backends": _backends,
 }
 
 #: The kinds ``sortkd-cache list`` accepts, in the order it prints them.

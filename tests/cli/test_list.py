@@ -18,6 +18,7 @@ def _registries() -> dict[str, Registry[object]]:
     from sortkd_cache.losses import LOSSES
     from sortkd_cache.models import MODELS
     from sortkd_cache.sorting import METHODS
+    from sortkd_cache.store import SCHEMES
 
     return {
         "models": MODELS,
@@ -25,6 +26,7 @@ def _registries() -> dict[str, Registry[object]]:
         "augment": RECIPES,
         "losses": LOSSES,
         "methods": METHODS,
+        "backends": SCHEMES,
     }
 
 
