@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sortkd_cache.options import inherit
 from sortkd_cache.pipelines.configs import DumpConfig, Schedule, TrainConfig
-from sortkd_cache.sorting import METHODS
+from sortkd_cache.sorting import METHOD_NAMES
 
 __all__ = [
     "SORT_METHODS",
@@ -24,7 +24,7 @@ __all__ = [
     "slugify",
 ]
 
-SORT_METHODS: tuple[str, ...] = tuple(METHODS.names())
+SORT_METHODS: Sequence[str] = METHOD_NAMES  # read from the registry when asked
 
 #: The keys every stage configuration has recorded since recipes began (frozen): a key added
 #: later enters a stage's configuration only when it is set, so the stages of an existing run

@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 #: ``raw`` and every registered logits transform (``sort``, ``swap``).
-LOGIT_CHOICES: tuple[str, ...] = LOGIT_KINDS
+LOGIT_CHOICES: Sequence[str] = LOGIT_KINDS  # read from the registry when asked
 VIEW_ORDERS = ("cyclic", "shuffle")
 #: Seeds are 32-bit: every generator that takes one (torch, numpy, the view sampler) agrees.
 SEED_MAX = 2**32 - 1

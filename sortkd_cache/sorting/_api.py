@@ -1,22 +1,26 @@
-"""Public entry points: validate, flatten the leading shape, dispatch to numpy or torch.
-
-torch is imported only when a tensor is passed (it is already imported then), so numpy-only
-callers such as Dask workers running ``sort`` do not pay for it.
+"""Public entry points (``sort_logits``, ``swap_logits``, ``label_rank``) and the two built-in
+methods, registered as :class:`~sortkd_cache.sorting.SortMethod` objects.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, overload
 
 import numpy as np
 from numpy.typing import NDArray
 
-from sortkd_cache._registry import Registry
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.sorting import _numpy
+from sortkd_cache.sorting._dispatch import prepare_numpy, run_kernel
+from sortkd_cache.sorting._forms import sort_draws, swap_draws, top_k_form
+from sortkd_cache.sorting._method import (
+    LOGIT_KINDS,
+    METHODS,
+    SortMethod,
+    get_method,
+    register_method,
+)
 from sortkd_cache.sorting._numpy import Applied
 
 if TYPE_CHECKING:
@@ -28,9 +32,11 @@ __all__ = [
     "Applied",
     "Labels",
     "LogitsMethod",
+    "SortMethod",
     "apply_with_stats",
     "get_method",
     "label_rank",
+    "register_method",
     "sort_logits",
     "swap_logits",
 ]
@@ -39,11 +45,6 @@ Labels: TypeAlias = "int | np.integer[Any] | NDArray[np.integer[Any]] | torch.Te
 """Integer labels of the logits' leading shape: numpy, torch, or an int for a single row."""
 
 _NpT = TypeVar("_NpT", bound="NDArray[Any]")
-Logits: TypeAlias = "NDArray[Any] | np.generic | torch.Tensor"
-"""A logits array: numpy (a scalar reads as a 0-d array) or torch."""
-
-_NUMPY_DTYPES = ("float16", "float32", "float64")
-_TORCH_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 class LogitsMethod(Protocol):
@@ -59,138 +60,10 @@ class LogitsMethod(Protocol):
     ) -> NDArray[Any] | torch.Tensor: ...
 
 
-def _torch_module() -> ModuleType | None:
-    return sys.modules.get("torch")
+def _torch_label_rank() -> Callable[..., Any]:
+    from sortkd_cache.sorting import _torch
 
-
-def _is_tensor(x: object) -> bool:
-    torch_mod = _torch_module()
-    return torch_mod is not None and isinstance(x, torch_mod.Tensor)
-
-
-def _torch_from_numpy(arr: NDArray[Any]) -> torch.Tensor:
-    import torch
-
-    return torch.from_numpy(arr)
-
-
-def _position(index: tuple[int, ...]) -> str:
-    if not index:
-        return ""
-    if len(index) == 1:
-        return f" at position {index[0]}"
-    return f" at position {index}"
-
-
-def _check_labels_numpy(y: object, lead: tuple[int, ...], n_classes: int) -> NDArray[np.int64]:
-    if isinstance(y, bool | np.bool_):
-        raise ConfigError(f"labels must be integers; got bool {y!r}")
-    if _is_tensor(y):
-        y = y.detach().cpu().numpy()  # type: ignore[attr-defined]
-    arr = np.asarray(y)
-    if arr.dtype.kind not in "iu":
-        raise ConfigError(f"labels must be integers; got dtype {arr.dtype}")
-    if arr.shape != lead:
-        raise ConfigError(
-            f"labels shape {arr.shape} does not match the logits' leading shape {lead}"
-        )
-    bad = (arr < 0) | (arr >= n_classes)
-    if bad.any():
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ConfigError(
-            f"label {int(arr[index])}{_position(index)} is out of range [0, {n_classes})"
-        )
-    return arr.astype(np.int64, copy=False)
-
-
-def _prepare_numpy(
-    z: NDArray[Any], y: object
-) -> tuple[NDArray[Any], NDArray[np.int64], tuple[int, ...]]:
-    if z.dtype.kind != "f" or z.dtype.itemsize not in (2, 4, 8):
-        raise ConfigError(
-            f"unsupported logits dtype {z.dtype}; expected {', '.join(_NUMPY_DTYPES)}"
-        )
-    if z.ndim == 0:
-        raise ConfigError("logits must have a class axis; got a 0-d array")
-    lead, n_classes = z.shape[:-1], z.shape[-1]
-    yy = _check_labels_numpy(y, lead, n_classes)
-    z2 = np.ascontiguousarray(z, dtype=z.dtype.newbyteorder("=")).reshape(-1, n_classes)
-    return z2, yy.reshape(-1), lead
-
-
-def _prepare_torch(z: torch.Tensor, y: object) -> tuple[torch.Tensor, torch.Tensor]:
-    import torch
-
-    if z.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
-        raise ConfigError(
-            f"unsupported logits dtype {str(z.dtype).removeprefix('torch.')}; "
-            f"expected {', '.join(_TORCH_DTYPES)}"
-        )
-    if z.ndim == 0:
-        raise ConfigError("logits must have a class axis; got a 0-d tensor")
-    lead, n_classes = tuple(z.shape[:-1]), z.shape[-1]
-    if isinstance(y, bool):
-        raise ConfigError(f"labels must be integers; got bool {y!r}")
-    if isinstance(y, torch.Tensor):
-        if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
-            dtype = str(y.dtype).removeprefix("torch.")
-            raise ConfigError(f"labels must be integers; got dtype {dtype}")
-        yt = y.detach().to(device=z.device)
-    else:
-        yt = torch.as_tensor(_check_labels_numpy(y, lead, n_classes), device=z.device)
-    if tuple(yt.shape) != lead:
-        raise ConfigError(
-            f"labels shape {tuple(yt.shape)} does not match the logits' leading shape {lead}"
-        )
-    yt = yt.to(torch.int64)
-    bad = (yt < 0) | (yt >= n_classes)
-    if bool(bad.any()):
-        index = tuple(int(i) for i in bad.nonzero()[0].tolist())
-        raise ConfigError(
-            f"label {int(yt[index])}{_position(index)} is out of range [0, {n_classes})"
-        )
-    return z.detach().contiguous().reshape(-1, n_classes), yt.reshape(-1)
-
-
-def _apply(
-    z: Logits,
-    y: object,
-    np_kernel: Callable[[NDArray[Any], NDArray[np.int64]], NDArray[Any]],
-    torch_kernel: str,
-    same_dtype: bool,
-) -> NDArray[Any] | torch.Tensor:
-    if isinstance(z, np.generic):  # a numpy scalar: reported as a 0-d array
-        z = np.asarray(z)
-    if isinstance(z, np.ndarray):
-        z2, y2, lead = _prepare_numpy(z, y)
-        if z2.size == 0:
-            res = z2.copy() if same_dtype else np.zeros(z2.shape[0], np.int64)
-        else:
-            res = np_kernel(z2, y2)
-        shape = (*lead, z.shape[-1]) if same_dtype else lead
-        res = res.reshape(shape)
-        return res.astype(z.dtype, copy=False) if same_dtype else res
-    if _is_tensor(z):
-        from sortkd_cache.sorting import _torch
-
-        zt, yt = _prepare_torch(z, y)
-        if zt.numel() == 0:
-            out = zt.clone() if same_dtype else yt.clone()
-        elif zt.device.type == "cpu" and zt.dtype in _torch.NUMPY_TWINS:
-            # numpy's CPU kernels are faster than torch's CPU ops; zero-copy both ways.
-            out = _torch_from_numpy(np_kernel(zt.numpy(), yt.numpy()))
-        else:
-            out = getattr(_torch, torch_kernel)(zt, yt)
-        return out.reshape(z.shape if same_dtype else z.shape[:-1])
-    raise ConfigError(f"logits must be a numpy array or a torch tensor; got {type(z).__name__}")
-
-
-def _sort_logits(z: Logits, y: Labels) -> NDArray[Any] | torch.Tensor:
-    return _apply(z, y, _numpy.sort_2d, "sort_2d", True)
-
-
-def _swap_logits(z: Logits, y: Labels) -> NDArray[Any] | torch.Tensor:
-    return _apply(z, y, _numpy.swap_2d, "swap_2d", True)
+    return _torch.label_rank_2d
 
 
 @overload
@@ -219,7 +92,7 @@ def sort_logits(z: NDArray[Any] | torch.Tensor, y: Labels) -> NDArray[Any] | tor
     bit pattern in totalOrder (above +inf, or below -inf when its sign bit is set), like any
     other value.
     """
-    return _sort_logits(z, y)  # type: ignore[no-any-return]
+    return _SORT(z, y)
 
 
 @overload
@@ -235,7 +108,7 @@ def swap_logits(z: NDArray[Any] | torch.Tensor, y: Labels) -> NDArray[Any] | tor
     value; -0.0 ranks below +0.0).
     Same inputs, outputs, errors and NaN caveat as :func:`sort_logits`.
     """
-    return _swap_logits(z, y)  # type: ignore[no-any-return]
+    return _SWAP(z, y)
 
 
 @overload
@@ -251,7 +124,7 @@ def label_rank(z: NDArray[Any] | torch.Tensor, y: Labels) -> NDArray[np.int64] |
     values in place. Returns int64 of shape ``[...]``: numpy for numpy input, else a tensor on
     ``z``'s device.
     """
-    return _apply(z, y, _numpy.label_rank_2d, "label_rank_2d", False)  # type: ignore[no-any-return]
+    return run_kernel(z, y, _numpy.label_rank_2d, _torch_label_rank, False)
 
 
 def apply_with_stats(method: str, z: NDArray[Any], y: Labels) -> Applied:
@@ -261,16 +134,16 @@ def apply_with_stats(method: str, z: NDArray[Any], y: Labels) -> Applied:
     the row's first totalOrder maximum (the ``sort`` stage's statistics). Same checks as
     :func:`sort_logits`; ``rank`` and ``top`` are int64 of shape ``[...]``.
     """
-    get_method(method)
+    kind = get_method(method)
     if isinstance(z, np.generic):
         z = np.asarray(z)
     if not isinstance(z, np.ndarray):
         raise ConfigError(f"logits must be a numpy array; got {type(z).__name__}")
-    z2, y2, lead = _prepare_numpy(z, y)
+    z2, y2, lead = prepare_numpy(z, y)
     if z2.size == 0:
         res = Applied(z2.copy(), np.zeros(z2.shape[0], np.int64), y2.copy())
     else:
-        res = _numpy.apply_2d(method, z2, y2)
+        res = kind.with_stats(z2, y2)
     return Applied(
         res.out.reshape(z.shape).astype(z.dtype, copy=False),
         res.rank.reshape(lead),
@@ -278,16 +151,25 @@ def apply_with_stats(method: str, z: NDArray[Any], y: Labels) -> Applied:
     )
 
 
-METHODS: Registry[LogitsMethod] = Registry("method")
-"""The stored logits transforms, by the name used in the store and on the command line."""
-METHODS.add("sort", sort_logits)
-METHODS.add("swap", swap_logits)
-
-#: Every logits kind a store may hold: the teacher's ``raw`` logits and one kind per method of
-#: :data:`METHODS` (what ``sort --method`` writes and ``train --logits`` reads).
-LOGIT_KINDS: tuple[str, ...] = ("raw", *METHODS.names())
-
-
-def get_method(name: str) -> LogitsMethod:
-    """The transform called ``name``; ``ConfigError`` naming the known ones otherwise."""
-    return METHODS.get(name)
+_SORT = register_method(
+    SortMethod(
+        "sort",
+        _numpy.sort_2d,
+        "sortkd_cache.sorting._torch:sort_2d",
+        "the label takes the row's largest value, the classes above it move down one rank",
+        fused_stats=_numpy.sort_with_stats,
+        sparse=top_k_form(_numpy.sort_2d),
+        relabel=sort_draws,
+    )
+)
+_SWAP = register_method(
+    SortMethod(
+        "swap",
+        _numpy.swap_2d,
+        "sortkd_cache.sorting._torch:swap_2d",
+        "the label's value and the row maximum's are exchanged",
+        fused_stats=_numpy.swap_with_stats,
+        sparse=top_k_form(_numpy.swap_2d),
+        relabel=swap_draws,
+    )
+)

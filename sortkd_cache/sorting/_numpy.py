@@ -20,7 +20,7 @@ The work is proportional to what moves:
    bits (``SPARSE_BELOW`` picks; the tests run both).
 
 The same pass yields each row's label rank and the index of its first totalOrder maximum (the
-statistics of the ``sort`` stage): see :func:`apply_2d`.
+statistics of the ``sort`` stage): see :func:`sort_with_stats`.
 
 NaN is rejected upstream (``NonFiniteLogitsError`` at dump time). Were one present, it ranks
 by its bit pattern like any value (a NaN with a clear sign bit above +inf, one with the sign
@@ -34,7 +34,15 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Applied", "apply_2d", "label_rank_2d", "sort_2d", "swap_2d"]
+__all__ = [
+    "Applied",
+    "first_argmax",
+    "label_rank_2d",
+    "sort_2d",
+    "sort_with_stats",
+    "swap_2d",
+    "swap_with_stats",
+]
 
 _Arr = NDArray[Any]
 _IntArr = NDArray[np.int64]
@@ -198,34 +206,42 @@ def _swap_rows(s: _Arr, ys: _IntArr, with_rank: bool) -> tuple[_IntArr, _IntArr]
     return rank, top
 
 
-def apply_2d(method: str, z: _Arr, y: _IntArr, *, with_rank: bool = True) -> Applied:
-    """``sort`` or ``swap`` over the rows of ``z`` (a new array), with their statistics.
-
-    ``rank`` is zero for every row unless ``with_rank`` (or ``method`` is ``sort``, whose pass
-    yields it for free); ``top`` is always exact.
-    """
+def _apply_2d(z: _Arr, y: _IntArr, shift: Any) -> Applied:
+    """``shift`` over the gated rows of ``z`` (a new array), with their statistics."""
     out = z.copy()
     rank = np.zeros(z.shape[0], np.int64)
     top = y.astype(np.int64, copy=True)  # ungated rows: the label is the first maximum
     rows = _gate(z, y, out)
     if rows.size:
         s = z[rows]
-        if method == "sort":
-            rank[rows], top[rows] = _shift_rows(s, y[rows])
-        else:
-            rank[rows], top[rows] = _swap_rows(s, y[rows], with_rank)
+        rank[rows], top[rows] = shift(s, y[rows])
         out[rows] = s
     return Applied(out, rank, top)
 
 
+def sort_with_stats(z: _Arr, y: _IntArr) -> Applied:
+    """The sorting mechanism over the rows of ``z`` (a new array), with their statistics."""
+    return _apply_2d(z, y, _shift_rows)
+
+
+def swap_with_stats(z: _Arr, y: _IntArr) -> Applied:
+    """The swap over the rows of ``z`` (a new array), with their statistics."""
+    return _apply_2d(z, y, lambda s, ys: _swap_rows(s, ys, True))
+
+
 def sort_2d(z: _Arr, y: _IntArr) -> _Arr:
     """The sorting mechanism over the rows of ``z``; a new array."""
-    return apply_2d("sort", z, y).out
+    return _apply_2d(z, y, _shift_rows).out
 
 
 def swap_2d(z: _Arr, y: _IntArr) -> _Arr:
     """Exchange the label's value with the row's first maximum's; a new array."""
-    return apply_2d("swap", z, y, with_rank=False).out
+    return _apply_2d(z, y, lambda s, ys: _swap_rows(s, ys, False)).out
+
+
+def first_argmax(z: _Arr) -> _IntArr:
+    """First index of each row's totalOrder maximum."""
+    return _first_argmax(z)
 
 
 def label_rank_2d(z: _Arr, y: _IntArr) -> _IntArr:

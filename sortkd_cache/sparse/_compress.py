@@ -12,28 +12,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.sorting import order_key, rank_order
 from sortkd_cache.sparse._spec import SparseRows, SparseSpec
 
 __all__ = ["compress", "order_key", "rank_order"]
 
-_INT = {2: np.int16, 4: np.int32, 8: np.int64}
 #: LSKD's ``std + eps`` (``sortkd_cache.losses.lskd.STANDARDIZE_EPS``; kept here so that
 #: compressing and verifying never import torch; a test checks they agree).
 STANDARDIZE_EPS = 1e-7
-
-
-def order_key(values: NDArray[Any]) -> NDArray[np.int64]:
-    """IEEE-754 totalOrder as int64 keys: key order is totalOrder (-0.0 below +0.0)."""
-    v = np.ascontiguousarray(values)
-    b = v.view(_INT[v.dtype.itemsize]).astype(np.int64)
-    top = np.int64((1 << (v.dtype.itemsize * 8 - 1)) - 1)
-    return np.where(b < 0, -(b & top) - 1, b)
-
-
-def rank_order(values: NDArray[Any], ids: NDArray[Any]) -> NDArray[np.int64]:
-    """Per row, the positions of ``values`` in rank order: descending, ties lower id first."""
-    key = order_key(values)
-    return np.lexsort((ids.astype(np.int64), -key), axis=-1).astype(np.int64)
 
 
 def _top_k(z: NDArray[Any], k: int) -> NDArray[np.int64]:
