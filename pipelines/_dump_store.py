@@ -26,6 +26,7 @@ from sortkd_cache.store import (
     TeacherRecord,
     choose_chunk_samples,
     create_store,
+    layout_of,
     open_store,
     parse_location,
 )
@@ -67,15 +68,15 @@ def clean_partial_files(store_dir: str | os.PathLike[str]) -> int:
 
 
 def _topk(meta: StoreMeta) -> str:
-    return "dense" if meta.sparse is None else f"--topk {meta.sparse['k']}"
+    return layout_of(meta).describe()
 
 
 def check_resumable(where: str, old: StoreMeta, meta: StoreMeta) -> None:
     if old.sparse != meta.sparse:
         raise StoreError(
             f"cannot resume '{where}': it was dumped {_topk(old)} "
-            f"({old.sparse and old.sparse['temperatures']}) but this run asks {_topk(meta)} "
-            f"({meta.sparse and meta.sparse['temperatures']})"
+            f"({old.sparse and old.sparse.get('temperatures')}) but this run asks {_topk(meta)} "
+            f"({meta.sparse and meta.sparse.get('temperatures')})"
         )
     for name in IDENTITY_FIELDS:
         if getattr(old, name) != getattr(meta, name):
@@ -124,9 +125,7 @@ def _interrupted_creation(path: Path, cfg: DumpConfig, meta: StoreMeta) -> bool:
         (path / "zarr.json").unlink(missing_ok=True)  # killed before its attributes
         return True
     check_resumable(cfg.out, StoreMeta.from_dict(record), meta)  # newer schema: refused here
-    needed = ["labels", "aug_params", "logits/raw", "progress/raw"]
-    if meta.sparse is not None:
-        needed += [f"logits/raw/{name}" for name in ("ids", "values", "stats", "fidelity")]
+    needed = ["labels", "aug_params", "progress/raw", *layout_of(meta).required_arrays("raw")]
     return not all((path / p / "zarr.json").is_file() for p in needed)
 
 

@@ -61,7 +61,7 @@ class MemberRun(Trainer):
         if not self.loss.needs_teacher:
             return None
         store = self.s.store
-        dense_topk = store is not None and store.layout.spec is None and self.s.sparse is not None
+        dense_topk = store is not None and store.layout.topk_per_batch and self.s.sparse is not None
         return self.cfg.logits, self.s.sparse.k if dense_topk and self.s.sparse else None
 
     def active(self, epoch: int) -> bool:

@@ -107,6 +107,6 @@ def soft_labels_for(s: Setup, device: torch.device, needs_teacher: bool) -> Soft
     if s.store is None:
         raise ConfigError(f"--loss {cfg.loss} needs --cache STORE or --online-teacher ARCH")
     source = store_soft_labels(s.store, cfg.logits, device, stream=s.plan.mode == "stream")
-    if s.sparse is not None and s.store.layout.spec is None:  # --topk K on a dense store
+    if s.sparse is not None and s.store.layout.topk_per_batch:  # --topk K on a dense store
         return TopKRows(source, s.sparse)
     return source

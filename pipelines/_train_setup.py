@@ -154,7 +154,7 @@ def _truncation(s: Setup) -> str | None:
         return None
     if s.cfg.online_teacher is not None:
         return "online teacher, per batch"
-    if s.store is not None and s.store.layout.spec is not None:
+    if s.store is not None and not s.store.layout.topk_per_batch:
         return "in the store"
     return "dense store rows, per batch"
 
@@ -166,14 +166,9 @@ def _sparse_teacher(
     from a sparse store's K or does not fit C, and ``--sparse-tail`` without a sparse teacher.
     ``--topk K`` on dense rows uses ``copy --topk K``'s format: the store's dtype (float32
     without a store) and the default recorded temperatures."""
-    spec = store.layout.spec if store is not None else None
-    if spec is not None:
-        if cfg.topk is not None and cfg.topk != spec.k:
-            raise ConfigError(
-                f"--topk {cfg.topk} does not match the store's K: '{cfg.cache}' holds the "
-                f"top {spec.k}; give --topk {spec.k} or leave --topk out"
-            )
-    elif cfg.topk is not None:
+    # the store's own top-K rows (refusing another K), None where its rows are dense
+    spec = store.layout.stored_topk(cfg.topk, str(cfg.cache)) if store is not None else None
+    if spec is None and cfg.topk is not None:
         dtype = store.meta.dtype if store is not None else "float32"
         spec = sparse_spec_for(cfg.topk, num_classes, dtype, None)
     if not cfg.loss_config().needs_teacher:  # TrainConfig refuses --topk/--sparse-tail here

@@ -39,9 +39,7 @@ def store_info(location: str, storage_options: dict[str, Any] | None = None) -> 
         "sparse": meta.sparse,
         "derivation": [dict(x) for x in meta.derivation],
     }
-    spec = store.sparse_spec
-    if meta.sparse is not None and spec is not None:
-        out["sparse"] = {**meta.sparse, "bytes_per_sample_view": spec.bytes_per_row}
+    out["sparse"] = store.layout.info_record()
     for kind in LOGIT_KINDS:
         attrs = store.kind_attrs(kind)
         if attrs:

@@ -26,26 +26,16 @@ import torch
 
 from sortkd_cache.augment import AugmentRecipe
 from sortkd_cache.data._batch import Batch
+from sortkd_cache.data._layouts import training_of
 from sortkd_cache.data._sources import store_soft_labels
 from sortkd_cache.data._views import StoredViews, check_fingerprint, load_store_dataset, render
 from sortkd_cache.errors import ConfigError
 
 if TYPE_CHECKING:
     from sortkd_cache.datasets import ImageDataset
-    from sortkd_cache.sparse import SparseSpec
     from sortkd_cache.store import CacheStore
 
 __all__ = ["CachedViewDataset"]
-
-
-def _sparse_temperature(store: CacheStore, spec: SparseSpec, temperature: float | None) -> float:
-    if temperature is None:
-        temps = ", ".join(f"{t:g}" for t in spec.temperatures)
-        raise ConfigError(
-            f"store '{store.url}' is sparse (top-{spec.k}): pass "
-            f"temperature=T, the KD temperature (exact at the recorded {temps})"
-        )
-    return float(temperature)
 
 
 class CachedViewDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int, torch.Tensor]]):
@@ -63,9 +53,9 @@ class CachedViewDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int, torch.
     ) -> None:
         self.store, self.kind, self.temperature = store, kind, temperature
         self._source = store_soft_labels(store, kind)  # refuses a missing kind now
-        spec = store.layout.spec
-        if spec is not None:  # sparse: the dense rows rebuilt at ``temperature``
-            self.temperature = _sparse_temperature(store, spec, temperature)
+        self._training = training_of(store.layout)
+        # sparse layouts: the dense rows rebuilt at ``temperature`` (refused without one)
+        self.temperature = self._training.dataset_temperature(store, temperature)
         if dataset is None:
             dataset = load_store_dataset(store, data_root=data_root)
         else:
@@ -85,9 +75,8 @@ class CachedViewDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int, torch.
         y = torch.from_numpy(np.asarray(self.labels, dtype=np.int64))
         self._source.begin_epoch(view, idx, None)
         rows = self._source.rows(Batch(torch.empty(0), y, idx))
-        if not isinstance(rows, torch.Tensor):  # sparse: rebuilt for KD at the temperature
-            rows = rows.dense(y, float(self.temperature or 0.0))
-        out: np.ndarray = rows.cpu().numpy()
+        dense = self._training.dense_rows(rows, y, float(self.temperature or 0.0))
+        out: np.ndarray = dense.cpu().numpy()
         return out
 
     def set_view(self, view: int) -> None:

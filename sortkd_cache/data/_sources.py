@@ -1,18 +1,15 @@
-"""Which source gives a store's soft labels: whole views or streamed chunks, dense or sparse,
-and ``--topk K`` on a dense kind (:class:`TopKRows`)."""
+"""Which source gives a store's soft labels: whole views (the layout's own source) or streamed
+chunks, and ``--topk K`` on a dense kind (:class:`TopKRows`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 
-from sortkd_cache.data._dense import ViewLogits
-from sortkd_cache.data._sparse import SparseViewSource, online_sparse_teacher
+from sortkd_cache.data._layouts import training_of
+from sortkd_cache.data._sparse import online_sparse_teacher
 from sortkd_cache.data._streamed import StreamedLogits
-from sortkd_cache.errors import ConfigError
-from sortkd_cache.store import DenseLayout, LogitsLayout, SparseLayout
 
 if TYPE_CHECKING:
     from sortkd_cache.data._batch import Batch, SoftLabels
@@ -22,10 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ["TopKRows", "store_soft_labels"]
 
-#: the whole-view source of each logits layout
-_WHOLE_VIEWS: dict[type[LogitsLayout], Callable[[CacheStore, str, torch.device | str], SoftLabels]]
-_WHOLE_VIEWS = {DenseLayout: ViewLogits, SparseLayout: SparseViewSource}
-
 
 def store_soft_labels(
     store: CacheStore,
@@ -34,19 +27,21 @@ def store_soft_labels(
     *,
     stream: bool = False,
 ) -> SoftLabels:
-    """The source for a store's ``kind``: :class:`~sortkd_cache.data.ViewLogits` (dense) or
-    :class:`~sortkd_cache.data.SparseViewSource` (sparse top-K; batches are SparseTeachers,
-    for :func:`~sortkd_cache.losses.compute_loss`), one whole view per epoch; with
-    ``stream``, :class:`~sortkd_cache.data.StreamedLogits` (either layout, chunk by chunk)."""
+    """The source for a store's ``kind``: its layout's whole-view source (one whole view per
+    epoch: :class:`~sortkd_cache.data.ViewLogits` for dense rows,
+    :class:`~sortkd_cache.data.SparseViewSource` for top-K ones, whose batches are
+    SparseTeachers for :func:`~sortkd_cache.losses.compute_loss`); with ``stream``,
+    :class:`~sortkd_cache.data.StreamedLogits` (any layout, chunk by chunk)."""
     if stream:
         return StreamedLogits(store, kind, device)
-    return _WHOLE_VIEWS[type(store.layout)](store, kind, device)
+    return training_of(store.layout).whole_view(store, kind, device)
 
 
 class TopKRows:
     """A dense source whose batches are truncated to sparse rows of ``spec`` on the fly, as
     ``copy --topk K`` truncates them (the same function, format and recorded temperatures),
-    so a run equals one from that copy."""
+    so a run equals one from that copy. Only for a layout whose ``topk_per_batch`` is set:
+    its rows are ``[B, C]`` tensors."""
 
     def __init__(self, dense: SoftLabels, spec: SparseSpec) -> None:
         self.dense, self.spec = dense, spec
@@ -55,9 +50,7 @@ class TopKRows:
         self.dense.begin_epoch(view, local_order, next_view)
 
     def rows(self, batch: Batch) -> SparseTeacher:
-        z = self.dense.rows(batch)
-        if not isinstance(z, torch.Tensor):
-            raise ConfigError("--topk truncates dense rows; this source is already sparse")
+        z = cast("torch.Tensor", self.dense.rows(batch))  # topk_per_batch: dense rows
         # the stored dtype's values, bit for bit: compress() is what copy --topk runs on them
         return online_sparse_teacher(self.spec, z, batch.y, "raw")
 

@@ -16,10 +16,11 @@ Each epoch, :meth:`StreamedLogits.begin_epoch` opens a
 :meth:`~StreamedLogits.rows` then takes each batch's rows from it (on the batch's device).
 Only the chunks that order touches are read, each once, a window at a time.
 
-A sparse (top-K) store streams the same way: a chunk is its ``ids``, ``values`` and ``stats``
-(ids kept in the store's narrow integer type while resident), and each batch is a
+Every layout streams the same way: a chunk is what its layout packs (a sparse kind's ``ids``,
+``values`` and ``stats``, ids kept in the store's narrow integer type while resident), and each
+batch is what the layout's teacher-rows factory makes of the batch's rows (for top-K, a
 :class:`~sortkd_cache.losses.SparseTeacher` with the same rows as the whole-view
-:class:`~sortkd_cache.data.SparseViewSource` gives.
+:class:`~sortkd_cache.data.SparseViewSource` gives).
 """
 
 from __future__ import annotations
@@ -28,20 +29,19 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from sortkd_cache.data._layouts import TeacherRowsOut, training_of
 from sortkd_cache.data._reader import ChunkWindowReader, Rows
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.losses import SparseTeacher
 
 if TYPE_CHECKING:
     from sortkd_cache.data._batch import Batch
-    from sortkd_cache.store import CacheStore, LogitsLayout
+    from sortkd_cache.store import CacheStore
 
 __all__ = ["StreamedLogits"]
 
 
 class StreamedLogits:
-    """A logits kind of a store (dense, or sparse top-K), read chunk by chunk in each epoch's
-    order."""
+    """A logits kind of a store (any layout), read chunk by chunk in each epoch's order."""
 
     def __init__(
         self,
@@ -53,6 +53,7 @@ class StreamedLogits:
         self._array = store.kind_array(kind)  # refuse a missing or incomplete kind now
         self._chunk = int(self._array.chunks[0])
         self._layout = store.layout
+        self._training = training_of(self._layout)
         self.store, self.kind = store, kind
         self._device, self._prefetch = torch.device(device), prefetch
         self._reader: ChunkWindowReader | None = None
@@ -74,14 +75,15 @@ class StreamedLogits:
         order = local_order.detach().cpu().numpy()
         self._reader = ChunkWindowReader(read, order, self._chunk, self._prefetch)
 
-    def rows(self, batch: Batch) -> torch.Tensor | SparseTeacher:
-        """Soft labels of ``batch.idx`` (the next samples of the epoch's order): dense rows
-        ``[B, C]``, or a SparseTeacher of a sparse store."""
+    def rows(self, batch: Batch) -> TeacherRowsOut:
+        """Soft labels of ``batch.idx`` (the next samples of the epoch's order), as the
+        layout's teacher-rows factory makes them (dense rows ``[B, C]``, top-K rows...)."""
         if self._reader is None:
             raise ConfigError("StreamedLogits.rows() before begin_epoch()")
         got = self._reader.take(batch.idx.detach().cpu().numpy())
         self.peak_bytes = max(self.peak_bytes, self._reader.peak_bytes)
-        return _teacher_rows(self._layout, [self._to_device(torch.from_numpy(a)) for a in got])
+        packed = [self._to_device(torch.from_numpy(a)) for a in got]
+        return self._training.teacher_rows(self._layout, packed)
 
     def _to_device(self, t: torch.Tensor) -> torch.Tensor:
         if self._device.type == "cuda":
@@ -103,12 +105,3 @@ class StreamedLogits:
             self.peak_bytes = max(self.peak_bytes, self._reader.peak_bytes)
             self._reader.close()
             self._reader = None
-
-
-def _teacher_rows(layout: LogitsLayout, packed: list[torch.Tensor]) -> torch.Tensor | SparseTeacher:
-    """A layout's packed rows (:meth:`~sortkd_cache.store.LogitsLayout.pack`) as the losses read
-    them: the logits ``[B, C]``, or SparseTeacher rows of the layout's spec."""
-    if layout.spec is None:
-        return packed[0]
-    ids, values, stats = packed
-    return SparseTeacher(layout.spec, ids.to(torch.int64), values, stats)

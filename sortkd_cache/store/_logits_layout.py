@@ -1,22 +1,27 @@
-"""How a store holds its logits kinds, as one object: :class:`DenseLayout` or :class:`SparseLayout`.
+"""How a store holds its logits kinds, as one registered object: a :class:`LogitsLayout`.
 
-A store's logits are dense (one ``[N, V, C]`` array per kind) or sparse (per kind a group of
-top-K ``ids``, ``values`` and ``stats``: :mod:`._sparse`). Everything that differs between the
-two is a method here, so that the stages and the training path ask ``store.layout`` instead of
-branching on the layout themselves:
+A store's logits are dense (one ``[N, V, C]`` array per kind: :class:`~._dense_layout.DenseLayout`)
+or sparse (per kind a group of arrays: top-K ``ids``, ``values`` and ``stats``,
+:class:`~._topk_layout.SparseLayout`). Everything that differs between layouts is a method
+here, so that the stages and the training path ask ``store.layout`` instead of branching on
+the layout themselves:
 
 * how a row is read (:meth:`~LogitsLayout.reader`, :meth:`~LogitsLayout.pack`) and written
   (:meth:`~LogitsLayout.create_kind`, :meth:`~LogitsLayout.write_rows`,
   :meth:`~LogitsLayout.encode`), and checked (:meth:`~LogitsLayout.kind_arrays`,
-  :meth:`~LogitsLayout.row_problems`);
-* what a loss is handed (:meth:`~LogitsLayout.pack`: the chunk's arrays, which the data path
-  turns into the losses' one teacher-rows type: a dense tensor, or
-  :class:`~sortkd_cache.losses.SparseTeacher` rows of :attr:`~LogitsLayout.spec`);
+  :meth:`~LogitsLayout.row_problems`, :meth:`~LogitsLayout.required_arrays`);
+* what training reads (:attr:`~LogitsLayout.training`: the ``module:name`` of its training
+  part, :class:`sortkd_cache.data.LayoutTraining`, with its whole-view and streamed sources
+  and its teacher-rows factory; the data layer imports it when it first asks, as a sort
+  method names its torch kernel), and what ``--topk K`` means for it
+  (:meth:`~LogitsLayout.stored_topk`, :attr:`~LogitsLayout.topk_per_batch`);
 * how a kind is sorted (:meth:`~LogitsLayout.sort_rows`, and the resume record of the sort
   stage: :meth:`~LogitsLayout.sorted_chunks`, :meth:`~LogitsLayout.write_sorted`,
   :meth:`~LogitsLayout.record_sorted`).
 
-:func:`layout_of` is the one place where the layout is chosen, from the store's record.
+Each layout registers in :data:`LAYOUTS` under the name its store's record gives
+(:attr:`StoreMeta.layout <sortkd_cache.store.StoreMeta.layout>`); :func:`layout_of` is the one
+place a layout is chosen, by that name. Adding a layout is one module that registers it.
 """
 
 from __future__ import annotations
@@ -26,34 +31,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
-from sortkd_cache.errors import ConfigError, CorruptChunkError, LogitsKindError
-from sortkd_cache.sorting import apply_with_stats
-from sortkd_cache.sparse import (
-    SparseRows,
-    SparseSpec,
-    apply_sparse,
-    chunk_sums,
-    compress,
-    label_positions,
-    row_problems,
-)
-from sortkd_cache.store._layout import logits_path, progress_path
+from sortkd_cache._registry import Registry
+from sortkd_cache.errors import LogitsKindError
+from sortkd_cache.sparse import SparseRows
 from sortkd_cache.store._logits import LogitsArray
 from sortkd_cache.store._problem import Problem
-from sortkd_cache.store._sparse import (
-    SPARSE_ARRAYS,
-    SparseLogitsArray,
-    create_sparse_arrays,
-    fidelity_record,
-    sparse_path,
-    write_sparse_chunk,
-)
-from sortkd_cache.store._zarr_compat import run_sync
+from sortkd_cache.store._sparse import SparseLogitsArray
 
 if TYPE_CHECKING:
     from sortkd_cache.store._meta import StoreMeta
 
-__all__ = ["DenseLayout", "LayoutStore", "LogitsLayout", "SparseLayout", "layout_of"]
+__all__ = ["LAYOUTS", "LayoutStore", "LogitsLayout", "Packed", "Rows", "layout_of"]
 
 Rows = np.ndarray | SparseRows  #: one chunk of a kind: dense [S, C] or sparse rows
 #: what a layout's chunks are made of, as numpy arrays with the rows first (for readers that
@@ -99,8 +87,36 @@ class LogitsLayout:
     """The questions whose answer differs between a dense and a sparse store."""
 
     name: ClassVar[str] = ""
-    #: the top-K format of a sparse store; None for a dense one
-    spec: SparseSpec | None = None
+    #: ``module:name`` of the layout's training part (sources, teacher rows), imported by the
+    #: data layer when it first asks (:func:`sortkd_cache.data.training_of`)
+    training: ClassVar[str] = ""
+    #: whether ``train --topk K`` truncates this layout's rows batch by batch (dense rows)
+    topk_per_batch: ClassVar[bool] = False
+    #: the format record of the layout (``StoreMeta.sparse``); None where it has none
+    spec: Any = None
+
+    @classmethod
+    def from_meta(cls, meta: StoreMeta) -> LogitsLayout:
+        """The layout of a store with this record."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """How the layout was asked for, as dump and copy spell it (``dense``, ``--topk 10``)."""
+        raise NotImplementedError
+
+    def info_record(self) -> dict[str, Any] | None:
+        """What ``info`` shows of the layout's format (its record and bytes per sample-view);
+        None for a layout without a record."""
+        raise NotImplementedError
+
+    def required_arrays(self, kind: str) -> list[str]:
+        """The arrays a finished ``kind`` has (a resumed dump checks them)."""
+        raise NotImplementedError
+
+    def stored_topk(self, topk: int | None, url: str) -> Any:
+        """The top-K format the store holds for ``train --topk K`` (None: it holds no top K,
+        rows are dense); refuses a K it cannot serve."""
+        raise NotImplementedError
 
     def reader(self, store: LayoutStore, kind: str) -> LogitsArray | SparseLogitsArray:
         """The kind's rows: ``reader[i, v]`` and ``read_block(block, view)`` give chunks."""
@@ -184,219 +200,10 @@ class LogitsLayout:
         raise NotImplementedError
 
 
-class DenseLayout(LogitsLayout):
-    """One ``[N, V, C]`` array per kind, ``logits/<kind>``."""
-
-    name = "dense"
-
-    def reader(self, store: LayoutStore, kind: str) -> LogitsArray:
-        return LogitsArray(store.raw_array(logits_path(kind)), kind, store.url)
-
-    def kind_arrays(self, store: LayoutStore, kind: str) -> list[str]:
-        return [logits_path(kind)]
-
-    def kind_paths(self, kind: str) -> list[str]:
-        return [logits_path(kind)]
-
-    def create_kind(
-        self, store: LayoutStore, kind: str, dtype: str, attrs: dict[str, Any], fidelity: bool
-    ) -> dict[str, Any]:
-        m, s, path = store.meta, store.meta.chunk_samples, logits_path(kind)
-        shape, chunks = (m.num_samples, m.num_views, m.num_classes), (s, 1, m.num_classes)
-        nan = float("nan")
-        arr = store.create_array(path, shape, chunks, dtype, nan, overwrite=True, attributes=attrs)
-        return {path: arr}
-
-    def write_rows(
-        self, store: LayoutStore, kind: str, block: int, view: int, rows: Rows, fidelity: Any
-    ) -> None:
-        start, stop = store.block_bounds(block)
-        store.raw_array(logits_path(kind))[start:stop, view] = rows
-
-    def encode(self, dense: np.ndarray, labels: np.ndarray) -> tuple[Rows, np.ndarray | None]:
-        return dense, None
-
-    def finish_attrs(self, store: LayoutStore, kind: str) -> dict[str, Any]:
-        return {}
-
-    def fidelity_sums(self, store: LayoutStore, kind: str) -> Any | None:
-        return None
-
-    def row_problems(self, store: LayoutStore, kinds: Sequence[str]) -> list[Problem]:
-        return []
-
-    def row_bytes(self, meta: StoreMeta) -> int:
-        return int(meta.num_classes) * int(np.dtype(meta.dtype).itemsize)
-
-    def check_copy(self, url: str, topk: int | None, dtype: str) -> None:
-        return None  # both apply
-
-    def cast(self, rows: Rows, dtype: str) -> Rows:
-        return np.asarray(rows).astype(dtype)
-
-    def sort_rows(
-        self, method: str, rows: Rows, labels: np.ndarray
-    ) -> tuple[Rows, np.ndarray, np.ndarray]:
-        applied = apply_with_stats(method, np.asarray(rows), labels)
-        return applied.out, applied.rank, applied.top
-
-    def sorted_chunks(self, store: LayoutStore, kind: str) -> np.ndarray:
-        """The chunks present (one listing): a dense chunk's presence is its record."""
-        arr = store.raw_array(logits_path(kind))
-        prefix = f"{arr.store_path.path}/"
-
-        async def listed() -> set[str]:
-            return {key async for key in arr.store_path.store.list_prefix(prefix)}
-
-        keys = run_sync(listed())
-        done = np.zeros((store.num_blocks, store.num_views), dtype=bool)
-        for b, v in np.ndindex(*done.shape):
-            done[b, v] = prefix + arr.metadata.encode_chunk_key((b, v, 0)) in keys
-        return done
-
-    def write_sorted(
-        self, store: LayoutStore, kind: str, block: int, view: int, rows: Rows, changed: int
-    ) -> None:
-        self.write_rows(store, kind, block, view, rows, None)
-
-    def record_sorted(self, store: LayoutStore, kind: str, changed: np.ndarray) -> None:
-        counts = changed.astype(np.int64).reshape(-1, store.num_views)
-        store.raw_array(progress_path(kind))[...] = counts
-
-    def kept(self, rows: Rows) -> tuple[np.ndarray, np.ndarray | None]:
-        return np.asarray(rows), None
-
-    def pack(self, rows: Rows) -> Packed:
-        return (np.asarray(rows),)
-
-
-class SparseLayout(LogitsLayout):
-    """Per kind a group of top-K ``ids``, ``values`` and ``stats`` (:mod:`._sparse`)."""
-
-    name = "sparse"
-
-    def __init__(self, spec: SparseSpec) -> None:
-        self.spec: SparseSpec = spec
-
-    def reader(self, store: LayoutStore, kind: str) -> SparseLogitsArray:
-        """Every read checked as it loads (the ids chunk by its key, the rows as verify
-        checks them: :class:`~._sparse.SparseLogitsArray` with the store's labels)."""
-        return self._arrays(store, kind, store.labels)
-
-    def _arrays(
-        self, store: LayoutStore, kind: str, labels: np.ndarray | None
-    ) -> SparseLogitsArray:
-        arrays = {n: store.raw_array(sparse_path(kind, n)) for n in SPARSE_ARRAYS[:3]}
-        return SparseLogitsArray(arrays, self.spec, kind, store.url, labels)
-
-    def kind_arrays(self, store: LayoutStore, kind: str) -> list[str]:
-        found = [sparse_path(kind, n) for n in SPARSE_ARRAYS[:3]]
-        fidelity = sparse_path(kind, "fidelity")
-        return found + ([fidelity] if store.has_array(fidelity) else [])
-
-    def kind_paths(self, kind: str) -> list[str]:
-        return [logits_path(kind), *(sparse_path(kind, n) for n in SPARSE_ARRAYS)]
-
-    def create_kind(
-        self, store: LayoutStore, kind: str, dtype: str, attrs: dict[str, Any], fidelity: bool
-    ) -> dict[str, Any]:
-        return create_sparse_arrays(store, kind, attrs, fidelity=fidelity)
-
-    def write_rows(
-        self, store: LayoutStore, kind: str, block: int, view: int, rows: Rows, fidelity: Any
-    ) -> None:
-        bounds = store.block_bounds(block)
-        write_sparse_chunk(store.raw_array, kind, block, bounds, view, rows, fidelity)
-
-    def encode(self, dense: np.ndarray, labels: np.ndarray) -> tuple[Rows, np.ndarray | None]:
-        """Truncated to the top K, with the chunk's fidelity sums [T + 2]."""
-        rows = compress(dense, labels, self.spec)
-        kl, outside, n = chunk_sums(self.spec, dense, labels, rows)
-        return rows, np.concatenate([kl, [float(outside), float(n)]])
-
-    def finish_attrs(self, store: LayoutStore, kind: str) -> dict[str, Any]:
-        fid = store.raw_array(sparse_path(kind, "fidelity"))[...]
-        return {"fidelity": fidelity_record(self.spec, np.asarray(fid, dtype=np.float64))}
-
-    def fidelity_sums(self, store: LayoutStore, kind: str) -> Any | None:
-        path = sparse_path(kind, "fidelity")
-        return store.raw_array(path) if store.has_array(path) else None
-
-    def row_problems(self, store: LayoutStore, kinds: Sequence[str]) -> list[Problem]:
-        """Per written (block, view) chunk of each kind: the label's logit present and
-        consistent, the rank order; one problem per kind at most."""
-        out, labels = [], store.labels
-        for kind in kinds:
-            if not store.has_array(sparse_path(kind, "ids")):
-                continue
-            # unchecked reads: verify reports a bad row instead of stopping at it
-            data, done = self._arrays(store, kind, None), store.progress(kind) >= 0
-            for block, view in zip(*np.nonzero(done), strict=True):
-                start, stop = store.block_bounds(int(block))
-                try:
-                    rows = data[start:stop, int(view)]
-                except CorruptChunkError:
-                    continue  # reported chunk by chunk already
-                found = row_problems(self.spec, rows, labels[start:stop])
-                if found:
-                    where = f"block {int(block)}, view {int(view)}"
-                    out.append(Problem("content", f"{where}: {found[0]}", logits_path(kind)))
-                    break
-        return out
-
-    def row_bytes(self, meta: StoreMeta) -> int:
-        return int(self.spec.bytes_per_row)
-
-    def check_copy(self, url: str, topk: int | None, dtype: str) -> None:
-        if topk is not None:
-            raise LogitsKindError(
-                f"--topk needs dense logits, but '{url}' is already sparse "
-                f"(top-{self.spec.k}); copy it without --topk"
-            )
-        if dtype != self.spec.dtype:
-            raise ConfigError("--dtype narrows dense stores only; this store is sparse")
-
-    def cast(self, rows: Rows, dtype: str) -> Rows:
-        return rows  # check_copy refused another dtype
-
-    def sort_rows(
-        self, method: str, rows: Rows, labels: np.ndarray
-    ) -> tuple[Rows, np.ndarray, np.ndarray]:
-        """Exact on every kept entry, tails carried over; the label's rank is exact up to
-        K - 1, and K stands for K or more (the label outside the top K)."""
-        if not isinstance(rows, SparseRows):
-            raise LogitsKindError("sparse rows expected")
-        k = rows.ids.shape[1]
-        pos = label_positions(rows.ids, labels)
-        ranks = np.where(pos < 0, k, pos).astype(np.int64)
-        out = apply_sparse(method, rows, labels, self.spec.column("label"))
-        return out, ranks, rows.ids[:, 0].astype(np.int64)
-
-    def sorted_chunks(self, store: LayoutStore, kind: str) -> np.ndarray:
-        """Several arrays per chunk: a progress marker per chunk, written after them."""
-        done: np.ndarray = store.progress(kind) >= 0
-        return done
-
-    def write_sorted(
-        self, store: LayoutStore, kind: str, block: int, view: int, rows: Rows, changed: int
-    ) -> None:
-        store.write_chunk(kind, block, view, rows, count=changed)
-
-    def record_sorted(self, store: LayoutStore, kind: str, changed: np.ndarray) -> None:
-        return None  # written chunk by chunk, with the chunks
-
-    def kept(self, rows: Rows) -> tuple[np.ndarray, np.ndarray | None]:
-        packed = self.pack(rows)
-        return packed[1], packed[0].astype(np.int64)
-
-    def pack(self, rows: Rows) -> Packed:
-        if not isinstance(rows, SparseRows):
-            raise LogitsKindError("sparse rows expected")
-        return rows.ids, rows.values, rows.stats
+#: The logits layouts, by the name a store's record gives (``StoreMeta.layout``).
+LAYOUTS: Registry[type[LogitsLayout]] = Registry("logits layout", error=LogitsKindError)
 
 
 def layout_of(meta: StoreMeta) -> LogitsLayout:
-    """The layout a store's record declares (the one place it is chosen)."""
-    if meta.sparse is None:
-        return DenseLayout()
-    return SparseLayout(SparseSpec.from_dict(meta.sparse))
+    """The layout a store's record declares (the one place it is chosen: by its name)."""
+    return LAYOUTS.get(meta.layout).from_meta(meta)

@@ -190,6 +190,14 @@ class StoreMeta:
     #: How this store was derived from others by ``copy`` (one record per step; schema 2).
     derivation: tuple[dict[str, Any], ...] = ()
 
+    @property
+    def layout(self) -> str:
+        """The name of the store's logits layout (``LAYOUTS``): ``dense`` without a sparse
+        record, else the record's ``layout`` (``topk`` for records that predate the key)."""
+        if self.sparse is None:
+            return "dense"
+        return str(self.sparse.get("layout", "topk"))
+
     def to_dict(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
         if self.sparse is not None:

@@ -19,13 +19,13 @@ import torch
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.sorting import (
     METHODS,
+    _numpy,
     apply_with_stats,
     get_method,
     label_rank,
     sort_logits,
     swap_logits,
 )
-from sortkd_cache.sorting import _numpy
 from sortkd_cache.sorting import _torch as torch_kernels
 
 REPO = Path(__file__).resolve().parents[2]
@@ -336,7 +336,9 @@ def test_bad_shapes_types_and_dtypes_raise_config_error() -> None:
 
 def test_methods_registry() -> None:
     assert list(METHODS) == ["sort", "swap"]
-    assert get_method("sort").kernel is _numpy.sort_2d and get_method("swap").kernel is _numpy.swap_2d
+    assert (
+        get_method("sort").kernel is _numpy.sort_2d and get_method("swap").kernel is _numpy.swap_2d
+    )
     with pytest.raises(ConfigError, match=r"^unknown method 'x'; known: sort, swap$"):
         get_method("x")
 

@@ -1,0 +1,187 @@
+"""The top-K logits layout: per kind a group of ``ids``, ``values`` and ``stats``
+(:mod:`._sparse`, :mod:`sortkd_cache.sparse`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sortkd_cache.errors import ConfigError, CorruptChunkError, LogitsKindError
+from sortkd_cache.sparse import (
+    SparseRows,
+    SparseSpec,
+    apply_sparse,
+    chunk_sums,
+    compress,
+    label_positions,
+    row_problems,
+)
+from sortkd_cache.store._layout import logits_path
+from sortkd_cache.store._logits_layout import LAYOUTS, LayoutStore, LogitsLayout, Packed, Rows
+from sortkd_cache.store._problem import Problem
+from sortkd_cache.store._sparse import (
+    SPARSE_ARRAYS,
+    SparseLogitsArray,
+    create_sparse_arrays,
+    fidelity_record,
+    sparse_path,
+    write_sparse_chunk,
+)
+
+if TYPE_CHECKING:
+    from sortkd_cache.store._meta import StoreMeta
+
+__all__ = ["SparseLayout", "TopKLayout"]
+
+
+class SparseLayout(LogitsLayout):
+    """Per kind a group of top-K ``ids``, ``values`` and ``stats`` (:mod:`._sparse`)."""
+
+    name = "topk"
+    training = "sortkd_cache.data._layouts:TOPK"
+
+    def __init__(self, spec: SparseSpec) -> None:
+        self.spec: SparseSpec = spec
+
+    @classmethod
+    def from_meta(cls, meta: StoreMeta) -> SparseLayout:
+        return cls(SparseSpec.from_dict(dict(meta.sparse or {})))
+
+    def describe(self) -> str:
+        return f"--topk {self.spec.k}"
+
+    def info_record(self) -> dict[str, Any] | None:
+        return {**self.spec.to_dict(), "bytes_per_sample_view": self.spec.bytes_per_row}
+
+    def required_arrays(self, kind: str) -> list[str]:
+        return [logits_path(kind), *(sparse_path(kind, n) for n in SPARSE_ARRAYS)]
+
+    def stored_topk(self, topk: int | None, url: str) -> SparseSpec:
+        if topk is not None and topk != self.spec.k:
+            raise ConfigError(
+                f"--topk {topk} does not match the store's K: '{url}' holds the "
+                f"top {self.spec.k}; give --topk {self.spec.k} or leave --topk out"
+            )
+        return self.spec
+
+    def reader(self, store: LayoutStore, kind: str) -> SparseLogitsArray:
+        """Every read checked as it loads (the ids chunk by its key, the rows as verify
+        checks them: :class:`~._sparse.SparseLogitsArray` with the store's labels)."""
+        return self._arrays(store, kind, store.labels)
+
+    def _arrays(
+        self, store: LayoutStore, kind: str, labels: np.ndarray | None
+    ) -> SparseLogitsArray:
+        arrays = {n: store.raw_array(sparse_path(kind, n)) for n in SPARSE_ARRAYS[:3]}
+        return SparseLogitsArray(arrays, self.spec, kind, store.url, labels)
+
+    def kind_arrays(self, store: LayoutStore, kind: str) -> list[str]:
+        found = [sparse_path(kind, n) for n in SPARSE_ARRAYS[:3]]
+        fidelity = sparse_path(kind, "fidelity")
+        return found + ([fidelity] if store.has_array(fidelity) else [])
+
+    def kind_paths(self, kind: str) -> list[str]:
+        return [logits_path(kind), *(sparse_path(kind, n) for n in SPARSE_ARRAYS)]
+
+    def create_kind(
+        self, store: LayoutStore, kind: str, dtype: str, attrs: dict[str, Any], fidelity: bool
+    ) -> dict[str, Any]:
+        return create_sparse_arrays(store, kind, attrs, fidelity=fidelity)
+
+    def write_rows(
+        self, store: LayoutStore, kind: str, block: int, view: int, rows: Rows, fidelity: Any
+    ) -> None:
+        bounds = store.block_bounds(block)
+        write_sparse_chunk(store.raw_array, kind, block, bounds, view, rows, fidelity)
+
+    def encode(self, dense: np.ndarray, labels: np.ndarray) -> tuple[Rows, np.ndarray | None]:
+        """Truncated to the top K, with the chunk's fidelity sums [T + 2]."""
+        rows = compress(dense, labels, self.spec)
+        kl, outside, n = chunk_sums(self.spec, dense, labels, rows)
+        return rows, np.concatenate([kl, [float(outside), float(n)]])
+
+    def finish_attrs(self, store: LayoutStore, kind: str) -> dict[str, Any]:
+        fid = store.raw_array(sparse_path(kind, "fidelity"))[...]
+        return {"fidelity": fidelity_record(self.spec, np.asarray(fid, dtype=np.float64))}
+
+    def fidelity_sums(self, store: LayoutStore, kind: str) -> Any | None:
+        path = sparse_path(kind, "fidelity")
+        return store.raw_array(path) if store.has_array(path) else None
+
+    def row_problems(self, store: LayoutStore, kinds: Sequence[str]) -> list[Problem]:
+        """Per written (block, view) chunk of each kind: the label's logit present and
+        consistent, the rank order; one problem per kind at most."""
+        out, labels = [], store.labels
+        for kind in kinds:
+            if not store.has_array(sparse_path(kind, "ids")):
+                continue
+            # unchecked reads: verify reports a bad row instead of stopping at it
+            data, done = self._arrays(store, kind, None), store.progress(kind) >= 0
+            for block, view in zip(*np.nonzero(done), strict=True):
+                start, stop = store.block_bounds(int(block))
+                try:
+                    rows = data[start:stop, int(view)]
+                except CorruptChunkError:
+                    continue  # reported chunk by chunk already
+                found = row_problems(self.spec, rows, labels[start:stop])
+                if found:
+                    where = f"block {int(block)}, view {int(view)}"
+                    out.append(Problem("content", f"{where}: {found[0]}", logits_path(kind)))
+                    break
+        return out
+
+    def row_bytes(self, meta: StoreMeta) -> int:
+        return int(self.spec.bytes_per_row)
+
+    def check_copy(self, url: str, topk: int | None, dtype: str) -> None:
+        if topk is not None:
+            raise LogitsKindError(
+                f"--topk needs dense logits, but '{url}' is already sparse "
+                f"(top-{self.spec.k}); copy it without --topk"
+            )
+        if dtype != self.spec.dtype:
+            raise ConfigError("--dtype narrows dense stores only; this store is sparse")
+
+    def cast(self, rows: Rows, dtype: str) -> Rows:
+        return rows  # check_copy refused another dtype
+
+    def sort_rows(
+        self, method: str, rows: Rows, labels: np.ndarray
+    ) -> tuple[Rows, np.ndarray, np.ndarray]:
+        """Exact on every kept entry, tails carried over; the label's rank is exact up to
+        K - 1, and K stands for K or more (the label outside the top K)."""
+        if not isinstance(rows, SparseRows):
+            raise LogitsKindError("sparse rows expected")
+        k = rows.ids.shape[1]
+        pos = label_positions(rows.ids, labels)
+        ranks = np.where(pos < 0, k, pos).astype(np.int64)
+        out = apply_sparse(method, rows, labels, self.spec.column("label"))
+        return out, ranks, rows.ids[:, 0].astype(np.int64)
+
+    def sorted_chunks(self, store: LayoutStore, kind: str) -> np.ndarray:
+        """Several arrays per chunk: a progress marker per chunk, written after them."""
+        done: np.ndarray = store.progress(kind) >= 0
+        return done
+
+    def write_sorted(
+        self, store: LayoutStore, kind: str, block: int, view: int, rows: Rows, changed: int
+    ) -> None:
+        store.write_chunk(kind, block, view, rows, count=changed)
+
+    def record_sorted(self, store: LayoutStore, kind: str, changed: np.ndarray) -> None:
+        return None  # written chunk by chunk, with the chunks
+
+    def kept(self, rows: Rows) -> tuple[np.ndarray, np.ndarray | None]:
+        packed = self.pack(rows)
+        return packed[1], packed[0].astype(np.int64)
+
+    def pack(self, rows: Rows) -> Packed:
+        if not isinstance(rows, SparseRows):
+            raise LogitsKindError("sparse rows expected")
+        return rows.ids, rows.values, rows.stats
+
+
+TopKLayout = SparseLayout
+LAYOUTS.add(SparseLayout.name, SparseLayout)
