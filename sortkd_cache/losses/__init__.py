@@ -44,6 +44,7 @@ from sortkd_cache.losses.kd import KD, kd_loss
 from sortkd_cache.losses.lskd import LSKD, STANDARDIZE_EPS, lskd_loss, standardize
 
 if TYPE_CHECKING:
+    from sortkd_cache.losses._sampled_rows import SampledTeacher
     from sortkd_cache.losses._sparse_kd import ViewTables
     from sortkd_cache.losses._sparse_rows import SparseTeacher
     from sortkd_cache.losses._temperature import CTKDTemperature, GradientReversal, grad_reverse
@@ -56,6 +57,7 @@ _TORCH_MODULES = {
     "CTKDTemperature": "_temperature",
     "GradientReversal": "_temperature",
     "grad_reverse": "_temperature",
+    "SampledTeacher": "_sampled_rows",
     "SparseTeacher": "_sparse_rows",
     "ViewTables": "_sparse_kd",
 }
@@ -87,6 +89,7 @@ __all__ = [
     "LossInputs",
     "OptionInfo",
     "STANDARDIZE_EPS",
+    "SampledTeacher",
     "SparseTeacher",
     "TeacherRows",
     "ViewTables",

@@ -135,6 +135,13 @@ class TeacherRows(Protocol):
         rows, or None where these rows have no faster way than the dense formula."""
         ...
 
+    def dkd_terms(
+        self, student: Tensor, target: Tensor, alpha: float, beta: float, temperature: float
+    ) -> Tensor | None:
+        """DKD's ``(alpha * TCKD + beta * NCKD) * T^2`` computed from the rows (sampled rows
+        estimate it), or None where the dense formula on :meth:`logits` applies."""
+        ...
+
     def with_tail(self, tail: str) -> TeacherRows:
         """These rows with the tail handling ``tail`` (sparse rows; others refuse)."""
         ...

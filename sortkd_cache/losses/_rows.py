@@ -63,6 +63,11 @@ class DenseRows:
     ) -> Tensor | None:
         return None
 
+    def dkd_terms(
+        self, student: Tensor, target: Tensor, alpha: float, beta: float, temperature: float
+    ) -> Tensor | None:
+        return None  # the dense formula on the rows' logits
+
     def with_tail(self, tail: str) -> TeacherRows:
         raise ConfigError(
             f"tail={tail!r} applies to sparse (top-K) teacher rows; these are dense logits"

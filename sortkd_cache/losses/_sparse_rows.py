@@ -86,6 +86,11 @@ class SparseTeacher:
             self.view if same else None, self.idx if same else None, self.tail,
         )  # fmt: skip
 
+    def dkd_terms(
+        self, student: Tensor, target: Tensor, alpha: float, beta: float, temperature: float
+    ) -> Tensor | None:
+        return None  # the dense formula on the rows' logits
+
     def with_tail(self, tail: str) -> SparseTeacher:
         return SparseTeacher(
             self.spec, self.ids, self.values, self.stats, self.view, self.idx, tail

@@ -121,7 +121,10 @@ class DKD(Loss):
     ce_weight: float = option(1.0, "weight of the hard-label cross-entropy term")
 
     def terms(self, x: LossInputs) -> dict[str, Tensor]:
-        t = x.teacher_of(self.name).logits(x.student, x.target, self.temperature)
+        rows, a, b, temp = x.teacher_of(self.name), self.dkd_alpha, self.dkd_beta, self.temperature
         warm = dkd_warmup_factor(x.epoch, self.dkd_warmup)
-        dkd = dkd_loss(x.student, t, x.target, self.dkd_alpha, self.dkd_beta, self.temperature)
+        dkd = rows.dkd_terms(x.student, x.target, a, b, temp)  # sampled rows: estimated
+        if dkd is None:
+            t = rows.logits(x.student, x.target, temp)
+            dkd = dkd_loss(x.student, t, x.target, a, b, temp)
         return {"ce": self.ce_weight * ce_loss(x.student, x.target), "kd": warm * dkd}

@@ -4,16 +4,15 @@ methods, registered as :class:`~sortkd_cache.sorting.SortMethod` objects.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 import numpy as np
 from numpy.typing import NDArray
 
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.sorting import _numpy
-from sortkd_cache.sorting._dispatch import prepare_numpy, run_kernel
-from sortkd_cache.sorting._forms import sort_draws, swap_draws, top_k_form
+from sortkd_cache.sorting._dispatch import Labels, prepare_numpy, run_kernel
+from sortkd_cache.sorting._forms import sort_draws, top_k_form
 from sortkd_cache.sorting._method import (
     LOGIT_KINDS,
     METHODS,
@@ -41,8 +40,6 @@ __all__ = [
     "swap_logits",
 ]
 
-Labels: TypeAlias = "int | np.integer[Any] | NDArray[np.integer[Any]] | torch.Tensor"
-"""Integer labels of the logits' leading shape: numpy, torch, or an int for a single row."""
 
 _NpT = TypeVar("_NpT", bound="NDArray[Any]")
 
@@ -58,12 +55,6 @@ class LogitsMethod(Protocol):
     def __call__(
         self, z: NDArray[Any] | torch.Tensor, y: Labels
     ) -> NDArray[Any] | torch.Tensor: ...
-
-
-def _torch_label_rank() -> Callable[..., Any]:
-    from sortkd_cache.sorting import _torch
-
-    return _torch.label_rank_2d
 
 
 @overload
@@ -124,7 +115,7 @@ def label_rank(z: NDArray[Any] | torch.Tensor, y: Labels) -> NDArray[np.int64] |
     values in place. Returns int64 of shape ``[...]``: numpy for numpy input, else a tensor on
     ``z``'s device.
     """
-    return run_kernel(z, y, _numpy.label_rank_2d, _torch_label_rank, False)
+    return run_kernel(z, y, _numpy.label_rank_2d, "label_rank_2d", False)
 
 
 def apply_with_stats(method: str, z: NDArray[Any], y: Labels) -> Applied:
@@ -170,6 +161,6 @@ _SWAP = register_method(
         "the label's value and the row maximum's are exchanged",
         fused_stats=_numpy.swap_with_stats,
         sparse=top_k_form(_numpy.swap_2d),
-        relabel=swap_draws,
+        relabel_refusal="a label drawn without the row's first maximum would need its class",
     )
 )

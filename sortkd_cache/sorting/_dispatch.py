@@ -19,8 +19,10 @@ from sortkd_cache.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Logits", "prepare_numpy", "run_kernel"]
+__all__ = ["Labels", "Logits", "prepare_numpy", "run_kernel"]
 
+Labels: TypeAlias = "int | np.integer[Any] | NDArray[np.integer[Any]] | torch.Tensor"
+"""Integer labels of the logits' leading shape: numpy, torch, or an int for a single row."""
 Logits: TypeAlias = "NDArray[Any] | np.generic | torch.Tensor"
 """A logits array: numpy (a scalar reads as a 0-d array) or torch."""
 
@@ -125,7 +127,7 @@ def run_kernel(
     z: Logits,
     y: object,
     np_kernel: Callable[[NDArray[Any], NDArray[np.int64]], NDArray[Any]],
-    torch_kernel: Callable[[], Callable[..., Any]],
+    torch_kernel: str | Callable[[], Callable[..., Any]],
     same_dtype: bool,
 ) -> NDArray[Any] | torch.Tensor:
     if isinstance(z, np.generic):  # a numpy scalar: reported as a 0-d array
@@ -149,6 +151,7 @@ def run_kernel(
             # numpy's CPU kernels are faster than torch's CPU ops; zero-copy both ways.
             out = _torch_from_numpy(np_kernel(zt.numpy(), yt.numpy()))
         else:
-            out = torch_kernel()(zt, yt)
+            fn = getattr(_torch, torch_kernel) if isinstance(torch_kernel, str) else torch_kernel()
+            out = fn(zt, yt)
         return out.reshape(z.shape if same_dtype else z.shape[:-1])
     raise ConfigError(f"logits must be a numpy array or a torch tensor; got {type(z).__name__}")

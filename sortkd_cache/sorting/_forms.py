@@ -15,11 +15,11 @@ is outside the top K) in class-id order, which keeps the tie rule (lower id firs
 largest entries of the result are kept. The complement of the top K holds the same multiset
 of values before and after.
 
-**Sampled rows** (:func:`sort_draws`, :func:`swap_draws`). A draw is a rank of the row's
-descending values; a method that permutes values keeps each draw's value and hands it to the
-class holding that rank afterwards. ``sort`` gives rank 0 to the label and rank k (1 <= k <=
-the label's rank) to the class that held rank k - 1: the entry's ``up`` class. ``swap``
-exchanges the first maximum's class and the label's.
+**Sampled rows** (:func:`sort_draws`). A draw is a rank of the row's descending values; a
+method that permutes values keeps each draw's value and hands it to the class holding that
+rank afterwards. ``sort`` gives rank 0 to the label and rank k (1 <= k <= the label's rank)
+to the class that held rank k - 1: the entry's ``up`` class. ``swap`` would need the row's
+first maximum for a label drawn without it; it declares no sampled form.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from sortkd_cache.sorting._method import NumpyKernel, SparseForm
 
-__all__ = ["order_key", "rank_order", "sort_draws", "swap_draws", "top_k_form"]
+__all__ = ["order_key", "rank_order", "sort_draws", "top_k_form"]
 
 _INT = {2: np.int16, 4: np.int32, 8: np.int64}
 _IntArr = NDArray[np.int64]
@@ -96,12 +96,7 @@ def top_k_form(kernel: NumpyKernel) -> SparseForm:
     return form
 
 
-def sort_draws(ids: _IntArr, up: _IntArr, y: _IntArr, top: _IntArr) -> _IntArr:
-    """``sort`` on sampled rows: rank 0 goes to the label, every other rank to ``up``."""
-    return np.where(ids == top[:, None], y[:, None], up)
-
-
-def swap_draws(ids: _IntArr, up: _IntArr, y: _IntArr, top: _IntArr) -> _IntArr:
-    """``swap`` on sampled rows: the first maximum's draws go to the label and back."""
-    yy, tt = y[:, None], top[:, None]
-    return np.where(ids == tt, yy, np.where(ids == yy, tt, ids))
+def sort_draws(ids: _IntArr, up: _IntArr, y: _IntArr) -> _IntArr:
+    """``sort`` on sampled rows: each draw ranked at or above the label moves to the class
+    ranked directly above it (the first maximum's to the label): its ``up``."""
+    return up.copy()

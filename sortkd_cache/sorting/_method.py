@@ -11,7 +11,8 @@ A method is everything a stage needs to apply it, in one place:
   then :func:`row_stats`;
 * ``sparse``: its form on sparse (top-K) rows, or ``None`` with ``sparse_refusal`` saying why
   it has none (``sort``/``swap`` on a top-K store then exit 2 with that line);
-* ``relabel``: its form on sampled rows (:mod:`sortkd_cache.sparse._sampled`), or ``None``.
+* ``relabel``: its form on sampled rows (:mod:`sortkd_cache.sparse._sampled`), or ``None``
+  with ``relabel_refusal`` saying why.
 
 The bulk stage (``sort``), the online teacher (``train --online-teacher --logits X``) and the
 sparse kinds all call that object; nothing picks a kernel by its name. Adding a method is one
@@ -32,7 +33,7 @@ from numpy.typing import NDArray
 
 from sortkd_cache._registry import Registry
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.sorting._dispatch import run_kernel
+from sortkd_cache.sorting._dispatch import Labels, run_kernel
 from sortkd_cache.sorting._numpy import Applied, first_argmax, label_rank_2d
 
 if TYPE_CHECKING:
@@ -57,12 +58,13 @@ NumpyKernel = Callable[[_Arr, _IntArr], _Arr]
 #: ``(ids [N, K] int64, values [N, K], label_values [N], y [N]) -> (ids, values)``: a
 #: method on top-K rows, exact on every kept entry (the K largest values after it, ranked)
 SparseForm = Callable[[_IntArr, _Arr, _Arr, _IntArr], tuple[_IntArr, _Arr]]
-#: ``(ids [N, U], up [N, U], y [N], top [N]) -> ids after the method [N, U]``: a method on
-#: sampled rows. A draw is a rank of the row's descending values; a method that only permutes
-#: values keeps each draw's value and hands it to the class that holds that rank after it.
-#: ``up`` is, for an entry ranked above the label (or the label), the class ranked directly
-#: above it, and the entry's own id elsewhere; ``top`` is the row's first maximum.
-RelabelForm = Callable[[_IntArr, _IntArr, _IntArr, _IntArr], _IntArr]
+#: ``(ids [N, W], up [N, W], y [N]) -> ids after the method [N, W]``: a method on sampled rows
+#: (:mod:`sortkd_cache.sparse._sampled`), for a method that permutes values and gives the
+#: label the row maximum. A draw is a rank of the row's descending values; the method keeps
+#: each draw's value and hands it to the class that holds that rank after it. ``up`` is, for
+#: an entry ranked at or above the label, the class ranked directly above it (the label for
+#: the first maximum), and the entry's own id elsewhere.
+RelabelForm = Callable[[_IntArr, _IntArr, _IntArr], _IntArr]
 
 
 def row_stats(kernel: NumpyKernel, z: _Arr, y: _IntArr) -> Applied:
@@ -82,15 +84,16 @@ class SortMethod:
     sparse: SparseForm | None = None
     sparse_refusal: str = "it declares no sparse form"
     relabel: RelabelForm | None = None
+    relabel_refusal: str = "it declares no form on sampled rows"
     _torch_fn: list[Callable[..., Any]] = field(default_factory=list, repr=False, compare=False)
 
     @overload
-    def __call__(self, z: _NpT, y: Any) -> _NpT: ...
+    def __call__(self, z: _NpT, y: Labels) -> _NpT: ...
     @overload
-    def __call__(self, z: torch.Tensor, y: Any) -> torch.Tensor: ...
+    def __call__(self, z: torch.Tensor, y: Labels) -> torch.Tensor: ...
     @overload
-    def __call__(self, z: _Arr | torch.Tensor, y: Any) -> _Arr | torch.Tensor: ...
-    def __call__(self, z: _Arr | torch.Tensor, y: Any) -> _Arr | torch.Tensor:
+    def __call__(self, z: _Arr | torch.Tensor, y: Labels) -> _Arr | torch.Tensor: ...
+    def __call__(self, z: _Arr | torch.Tensor, y: Labels) -> _Arr | torch.Tensor:
         """The method on numpy or torch logits of any leading shape (as ``sort_logits``)."""
         return run_kernel(z, y, self.kernel, self.torch_fn, True)  # type: ignore[no-any-return]
 
@@ -120,14 +123,14 @@ class SortMethod:
             raise ConfigError(f"method {self.name!r} has no sparse form: {self.sparse_refusal}")
         return self.sparse(ids, values, label_values, y)
 
-    def on_draws(self, ids: _IntArr, up: _IntArr, y: _IntArr, top: _IntArr) -> _IntArr:
+    def on_draws(self, ids: _IntArr, up: _IntArr, y: _IntArr) -> _IntArr:
         """The drawn classes after the method (see :data:`RelabelForm`); refused without one."""
         if self.relabel is None:
             raise ConfigError(
-                f"method {self.name!r} cannot be applied to sampled rows: it declares no "
-                "relabel form; sample from its dense kind instead"
+                f"method {self.name!r} cannot be applied to sampled rows: "
+                f"{self.relabel_refusal}; sample its dense kind instead (copy --sample)"
             )
-        return self.relabel(ids, up, y, top)
+        return self.relabel(ids, up, y)
 
 
 METHODS: Registry[SortMethod] = Registry("method")

@@ -29,6 +29,7 @@ bit set below -inf): the result still follows the rule, identical across backend
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -206,7 +207,9 @@ def _swap_rows(s: _Arr, ys: _IntArr, with_rank: bool) -> tuple[_IntArr, _IntArr]
     return rank, top
 
 
-def _apply_2d(z: _Arr, y: _IntArr, shift: Any) -> Applied:
+def _apply_2d(
+    z: _Arr, y: _IntArr, shift: Callable[[_Arr, _IntArr], tuple[_IntArr, _IntArr]]
+) -> Applied:
     """``shift`` over the gated rows of ``z`` (a new array), with their statistics."""
     out = z.copy()
     rank = np.zeros(z.shape[0], np.int64)

@@ -25,6 +25,15 @@ if TYPE_CHECKING:
     from sortkd_cache.sparse._fidelity import FidelityAccumulator, chunk_sums, kl_rows
     from sortkd_cache.sparse._methods import apply_sparse, label_positions
     from sortkd_cache.sparse._rebuild import log_rest, rebuild_dense, tail_mass
+    from sortkd_cache.sparse._sampled import (
+        DEFAULT_PROPOSAL,
+        SampledRows,
+        SampledSpec,
+        check_draws,
+        check_proposal,
+        relabel,
+        sample_rows,
+    )
     from sortkd_cache.sparse._spec import (
         DEFAULT_LSKD_TEMPERATURES,
         DEFAULT_TAIL,
@@ -37,6 +46,13 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
+    "DEFAULT_PROPOSAL": "_sampled",
+    "SampledRows": "_sampled",
+    "SampledSpec": "_sampled",
+    "check_draws": "_sampled",
+    "check_proposal": "_sampled",
+    "relabel": "_sampled",
+    "sample_rows": "_sampled",
     "DEFAULT_LSKD_TEMPERATURES": "_spec",
     "DEFAULT_TAIL": "_spec",
     "DEFAULT_TEMPERATURES": "_spec",
@@ -60,6 +76,13 @@ _LAZY = {
 }
 
 __all__ = [
+    "DEFAULT_PROPOSAL",
+    "SampledRows",
+    "SampledSpec",
+    "check_draws",
+    "check_proposal",
+    "relabel",
+    "sample_rows",
     "DEFAULT_LSKD_TEMPERATURES",
     "DEFAULT_TAIL",
     "DEFAULT_TEMPERATURES",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sortkd_cache.sorting import apply_with_stats
+from sortkd_cache.sparse import SparseSpec
 from sortkd_cache.store._layout import logits_path, progress_path
 from sortkd_cache.store._logits import LogitsArray
 from sortkd_cache.store._logits_layout import LAYOUTS, LayoutStore, LogitsLayout, Packed, Rows
@@ -40,7 +41,7 @@ class DenseLayout(LogitsLayout):
     def required_arrays(self, kind: str) -> list[str]:
         return [logits_path(kind)]
 
-    def stored_topk(self, topk: int | None, url: str) -> Any:
+    def stored_topk(self, topk: int | None, url: str) -> SparseSpec | None:
         return None  # --topk K truncates each batch
 
     def reader(self, store: LayoutStore, kind: str) -> LogitsArray:

@@ -33,7 +33,7 @@ import numpy as np
 
 from sortkd_cache._registry import Registry
 from sortkd_cache.errors import LogitsKindError
-from sortkd_cache.sparse import SparseRows
+from sortkd_cache.sparse import SparseRows, SparseSpec
 from sortkd_cache.store._logits import LogitsArray
 from sortkd_cache.store._problem import Problem
 from sortkd_cache.store._sparse import SparseLogitsArray
@@ -113,7 +113,7 @@ class LogitsLayout:
         """The arrays a finished ``kind`` has (a resumed dump checks them)."""
         raise NotImplementedError
 
-    def stored_topk(self, topk: int | None, url: str) -> Any:
+    def stored_topk(self, topk: int | None, url: str) -> SparseSpec | None:
         """The top-K format the store holds for ``train --topk K`` (None: it holds no top K,
         rows are dense); refuses a K it cannot serve."""
         raise NotImplementedError
