@@ -49,6 +49,7 @@ RUN_FILES = (
     "model.safetensors",
     "summary.json",
     "curves.png",
+    "tensorboard",  # a directory: --log tensorboard's event files
 )
 
 

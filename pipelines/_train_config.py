@@ -24,6 +24,7 @@ from sortkd_cache.choices import DATA_PATHS, SOFT_LABEL_MODES, TEACHER_INITS
 from sortkd_cache.errors import ConfigError, ModelError
 from sortkd_cache.losses import LOSSES, make_loss
 from sortkd_cache.options import Applies, Spell, check_applies, check_fields, flag, opt, opt_of
+from sortkd_cache.pipelines._tensorboard import LOG_CHOICES, check_log
 from sortkd_cache.sorting import LOGIT_KINDS
 from sortkd_cache.sparse import TAILS
 
@@ -165,6 +166,14 @@ class TrainConfig(Schedule):
     overwrite: bool = opt(False, "Replace a run already in --out.", runtime=True)
     stop_after: int | None = opt(None, ge=1, runtime=True, hidden=True)
     progress: bool = opt(True, "Progress bar.", runtime=True, names=("--progress/--no-progress",))
+    log: str | None = opt(
+        None,
+        "Also log to TensorBoard: RUN_DIR/tensorboard/ holds the epoch scalars, the step loss "
+        "every --log-every steps and the configuration (needs the extra [tensorboard]).",
+        choices=LOG_CHOICES, runtime=True,
+    )  # fmt: skip
+    log_every: int = opt(50, "With --log: the training loss of every N-th step.", ge=1,
+                         le=2**31 - 1, runtime=True, applies="log")  # fmt: skip
     storage_options: dict[str, Any] | None = opt(None, runtime=True, cli=False)  # noqa: RUF009
     #: ``train --config`` without ``--cache``: the recorded run's cache provenance, which the
     #: store found now must match (not recorded: a replay's own config.json has its provenance)
@@ -235,6 +244,10 @@ APPLIES: Applies = {
         lambda c: c.cache is None,
         lambda c, s: f"with {s('cache')}: the cache fixes the augmentation",
     ),
+    "log": (
+        lambda c: c.log is not None,
+        lambda c, s: f"without {s('log')}: it sets how often the step loss is logged",
+    ),
 }
 
 
@@ -249,6 +262,7 @@ def _validate(cfg: TrainConfig, spell: Spell) -> None:
         raise ConfigError(f"{spell('resume')} and {spell('overwrite')} exclude each other")
     _validate_names(cfg, spell)
     check_applies(cfg, APPLIES, spell)
+    check_log(cfg.log)
 
 
 def _validate_names(cfg: TrainConfig, spell: Spell) -> None:

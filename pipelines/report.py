@@ -35,7 +35,14 @@ from sortkd_cache.pipelines._report_words import conclusions
 from sortkd_cache.pipelines._run_results import recipe_context
 from sortkd_cache.pipelines._seed_table import SeedTable, mean_std, seed_table
 
-__all__ = ["REPORT_FILES", "build_report", "report", "report_members", "write_report"]
+__all__ = [
+    "REPORT_FILES",
+    "build_report",
+    "find_runs",
+    "report",
+    "report_members",
+    "write_report",
+]
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
 SCHEMA = 1

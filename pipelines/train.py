@@ -40,6 +40,7 @@ from sortkd_cache.models import create_model
 from sortkd_cache.pipelines._common import dataset_folder, progress_bar, resolve_device
 from sortkd_cache.pipelines._eval import EvalViews
 from sortkd_cache.pipelines._rundir import RunDir, writer_locks
+from sortkd_cache.pipelines._tensorboard import TensorBoardLog
 from sortkd_cache.pipelines._train_config import TrainConfig, resume_difference
 from sortkd_cache.pipelines._train_data import soft_labels_for
 from sortkd_cache.pipelines._train_setup import Setup, prepare
@@ -99,6 +100,8 @@ class Trainer:
         self.step_losses: list[float] = []
         self.start_epoch = 0
         self.reference: float | None = None
+        self.tb: TensorBoardLog | None = None  #: --log tensorboard's writer, once opened
+        self.tb_steps = 0  #: step losses already handed to it
 
     @property
     def end_epoch(self) -> int:
@@ -290,11 +293,27 @@ class Trainer:
         if self.temperature is not None:
             state["temperature"] = self.temperature.state_dict()
         self.run_dir.save_checkpoint(state)
+        self.log_epoch()
+
+    def log_epoch(self) -> None:
+        """--log tensorboard: the last metrics row and the step losses since the last call
+        (already host floats: no read is added to the step), after the checkpoint."""
+        if self.cfg.log is None:
+            return
+        if self.tb is None:
+            config = self.cfg.to_dict()
+            self.tb = TensorBoardLog(
+                self.run_dir.path, config, self.cfg.log_every, len(self.rows) - 1
+            )
+        self.tb.epoch(self.rows[-1], self.step_losses[self.tb_steps :])
+        self.tb_steps = len(self.step_losses)
 
     def finish(self, seconds: float) -> TrainResult:
         """Weights, curves and summary.json (the mark of a finished run) when finished."""
         cfg, rows = self.cfg, self.rows
         finished = self.end_epoch == cfg.epochs
+        if self.tb is not None:
+            self.tb.close()
         final = rows[-1]["test_top1"] if rows else 0.0
         best = max((r["test_top1"] for r in rows), default=0.0)
         if self.rank0 and finished:
