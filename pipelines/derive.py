@@ -116,9 +116,18 @@ class _KindCopy:
     fidelity: Any  # a sparse source's fidelity sums [B, V, T+2], carried per view; or None
 
     def chunk(self, block: int, new_v: int, old_v: int) -> int:
-        """Read, re-slice and write one chunk (in a worker thread); returns its rows."""
+        """Read, re-slice and write one chunk (in a worker thread); returns its rows.
+
+        A derived kind narrowed to another dtype is its method applied to the narrowed raw
+        rows (narrowing can tie values, and the tie rule then decides), not its narrowed
+        rows: ``verify`` checks every derived row against its raw row."""
         start, stop = self.src.block_bounds(block)
-        chunk = self.src.layout.cast(self.data.read_block(block, old_v), self.dst.meta.dtype)
+        layout, dtype = self.src.layout, self.dst.meta.dtype
+        if self.kind != "raw" and dtype != self.src.meta.dtype:
+            raw = layout.cast(self.src.kind_array("raw").read_block(block, old_v), dtype)
+            chunk = layout.sort_rows(self.kind, raw, self.labels[start:stop])[0]
+        else:
+            chunk = layout.cast(self.data.read_block(block, old_v), dtype)
         fid = None
         if self.spec is not None:  # --topk: dst is sparse, and truncates the dense chunk
             chunk, fid = self.dst.layout.encode(np.asarray(chunk), self.labels[start:stop])

@@ -35,6 +35,7 @@ from sortkd_cache.store._checks import (
     quick_check,
     quick_problems,
 )
+from sortkd_cache.store._derived import derived_problems
 from sortkd_cache.store._integrity import doc_problem
 from sortkd_cache.store._keys import list_keys, read_keys_or_damage
 from sortkd_cache.store._layout import LOGIT_KINDS, logits_path, progress_path
@@ -127,6 +128,7 @@ def verify_store(
     problems += found
     if not any(p.category in ("schema", "shape") for p in problems):
         problems += store.layout.row_problems(store, present)
+        problems += derived_problems(store, present)
     if dataset is not None:
         problems += _fingerprint_problems(store, dataset, data_root)
     else:
