@@ -29,7 +29,8 @@ __all__ = ["commands"]
     "--dataset",
     default=None,
     metavar="SPEC",
-    help="Your copy of the data: also check its fingerprint against the store's.",
+    help="Your copy of the data: also check its fingerprint against the store's (and, with "
+    "--recompute, recompute from it; default: where the store says it was made from).",
 )
 @click.option(
     "--data-root", default=None, help="Where cifar10/cifar100 live (--dataset, --recompute)."
@@ -48,7 +49,8 @@ __all__ = ["commands"]
     type=click.Path(dir_okay=False),
     default=None,
     help="With --recompute: the store's teacher weights (refused unless their sha256 is the "
-    "store's); pretrained and random teachers are rebuilt without it.",
+    "store's; default: the file the store records, where it still has that sha256); "
+    "refused for pretrained and random teachers, which are rebuilt without it.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Which sample-views.")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda[:N] | auto")
@@ -102,7 +104,7 @@ def verify_command(
     check = None
     if recompute is not None:  # teacher and data are checked before anything is read
         rc = rc_mod.RecomputeConfig(store, recompute, teacher_ckpt, data_root, seed, device)
-        check = rc_mod.Recompute(replace(rc, storage_options=options))
+        check = rc_mod.Recompute(replace(rc, storage_options=options, dataset=dataset))
     elif teacher_ckpt is not None:
         raise click.UsageError("--teacher-ckpt applies to --recompute only")
     progress = not (no_progress or as_json)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sortkd_cache import __version__
+from sortkd_cache.datasets import parse_dataset_spec
 from sortkd_cache.errors import ConfigError, StoreError, StoreExistsError
 from sortkd_cache.pipelines._common import utc_now
 from sortkd_cache.pipelines._dump_sparse import sparse_meta, sparse_spec_for
@@ -226,6 +227,7 @@ def meta_for(
             image_size=info.image_size,
             mean=tuple(info.mean),
             std=tuple(info.std),
+            location=parse_dataset_spec(cfg.dataset).location,
         ),
         teacher=TeacherRecord(
             arch=cfg.teacher,
@@ -234,6 +236,7 @@ def meta_for(
             checkpoint=Path(cfg.teacher_ckpt).name if cfg.teacher_ckpt else None,
             precision=cfg.precision,
             preprocess=None if prep is None else prep.to_dict(),
+            path=str(Path(cfg.teacher_ckpt).resolve()) if cfg.teacher_ckpt else None,
         ),
         augment=recipe.to_dict(),
         tool_version=__version__,

@@ -23,6 +23,7 @@ from sortkd_cache.data import (
     StreamPlan,
     load_store_dataset,
     plan_soft_labels,
+    store_data_spec,
 )
 from sortkd_cache.datasets import load_dataset
 from sortkd_cache.errors import ConfigError, StoreError
@@ -211,7 +212,7 @@ def prepare(cfg: TrainConfig, world: World | None = None) -> Setup:
     if cfg.cache is not None:
         store = _open_cache(cfg)
         train_ds = load_store_dataset(store, cfg.dataset, data_root=cfg.data_root)
-        test_spec = cfg.dataset or store.meta.dataset.spec
+        test_spec = store_data_spec(store, cfg.dataset)
         recipe = AugmentRecipe.from_dict(store.meta.augment)
         num_classes, teacher_seed = store.num_classes, store.meta.seed
     elif cfg.dataset is not None:

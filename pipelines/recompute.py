@@ -16,6 +16,7 @@ whose fingerprint differs are refused (one line, exit 2).
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ import torch
 from sortkd_cache import check_fingerprint
 from sortkd_cache.augment import AugmentRecipe, replay
 from sortkd_cache.checkpoint import file_sha256
+from sortkd_cache.data import store_data_spec
 from sortkd_cache.datasets import load_dataset
 from sortkd_cache.errors import ConfigError, StoreError
 from sortkd_cache.pipelines._common import build_teacher, forward_context, resolve_device
@@ -34,7 +36,14 @@ from sortkd_cache.store import open_store
 if TYPE_CHECKING:
     from sortkd_cache.store import CacheStore
 
-__all__ = ["Recompute", "RecomputeConfig", "RecomputeReport", "format_recompute", "tolerance"]
+__all__ = [
+    "Recompute",
+    "RecomputeConfig",
+    "RecomputeReport",
+    "format_recompute",
+    "recorded_checkpoint",
+    "tolerance",
+]
 
 _MAX_SHOWN = 10
 
@@ -49,6 +58,7 @@ class RecomputeConfig:
     device: str = "cpu"
     batch_size: int = 64
     storage_options: dict[str, Any] | None = None
+    dataset: str | None = None  # the user's copy of the data (default: where the store says)
 
 
 @dataclass
@@ -111,17 +121,18 @@ class Recompute:
 
     def _teacher(self) -> torch.nn.Module:
         t, meta, ckpt = self.store.meta.teacher, self.store.meta, self.cfg.teacher_ckpt
-        init = "checkpoint" if ckpt is not None else t.init
-        if init == "checkpoint" and ckpt is None:
+        if ckpt is not None and t.init != "checkpoint":
             raise ConfigError(
-                f"the store's teacher {t.arch} was loaded from {t.checkpoint or 'a checkpoint'} "
-                f"(sha256 {t.sha256}); pass it with --teacher-ckpt"
+                f"--teacher-ckpt {ckpt}: the store's teacher {t.arch} was not loaded from a "
+                f"checkpoint (--teacher-init {t.init}); recompute without --teacher-ckpt"
             )
         if ckpt is not None:
             _check_sha(ckpt, file_sha256(ckpt), t.sha256)
+        elif t.init == "checkpoint":
+            ckpt = recorded_checkpoint(self.store)
         info = meta.dataset
         model, sha = build_teacher(
-            t.arch, meta.num_classes, info.channels, ckpt=ckpt, init=init,
+            t.arch, meta.num_classes, info.channels, ckpt=ckpt, init=t.init,
             seed=meta.seed, device=self.device,
         )  # fmt: skip
         if ckpt is None and t.sha256 is not None:
@@ -129,8 +140,9 @@ class Recompute:
         return model
 
     def _dataset(self) -> Any:
-        info = self.store.meta.dataset
-        ds = load_dataset(info.spec, info.split, data_root=self.cfg.data_root)
+        split = self.store.meta.dataset.split
+        spec = store_data_spec(self.store, self.cfg.dataset)
+        ds = load_dataset(spec, split, data_root=self.cfg.data_root)
         check_fingerprint(self.store, ds)
         return ds
 
@@ -192,6 +204,29 @@ def _stored(
         if kept_ids is not None:
             ids.append(kept_ids[rows])
     return np.concatenate(values), (np.concatenate(ids) if ids else None)
+
+
+def recorded_checkpoint(store: CacheStore) -> str:
+    """The weights file the store records (its absolute path; for stores that recorded only
+    the name, that name in the working directory, then beside the store) when it still has
+    the recorded sha256; otherwise one line (exit 2) asking for ``--teacher-ckpt``."""
+    t = store.meta.teacher
+    places = [t.path] if t.path is not None else []
+    if t.checkpoint is not None:
+        places.append(t.checkpoint)
+        if store.location.is_local:
+            places.append(os.path.join(os.path.dirname(store.location.path), t.checkpoint))
+    changed = []
+    for place in places:
+        if os.path.isfile(place):
+            if file_sha256(place) == t.sha256:
+                return place
+            changed.append(place)
+    why = f"; {changed[0]} has other weights now" if changed else ""
+    raise ConfigError(
+        f"the store's teacher {t.arch} was loaded from {t.path or t.checkpoint or 'a checkpoint'} "
+        f"(sha256 {t.sha256}), not found{why}; pass it with --teacher-ckpt"
+    )
 
 
 def _check_sha(what: str, sha: str | None, recorded: str | None) -> None:

@@ -54,6 +54,7 @@ from sortkd_cache.data._views import (
     check_fingerprint,
     load_store_dataset,
     render,
+    store_data_spec,
     view_for_epoch,
 )
 
@@ -83,6 +84,7 @@ __all__ = [
     "choose_path",
     "epoch_order",
     "load_store_dataset",
+    "store_data_spec",
     "online_sparse_teacher",
     "plan_soft_labels",
     "read_sparse_view",

@@ -3,13 +3,14 @@ a store (fingerprint-checked)."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from sortkd_cache.augment import normalize, replay, sample_params
-from sortkd_cache.datasets import load_dataset
-from sortkd_cache.errors import ConfigError, FingerprintMismatchError
+from sortkd_cache.datasets import load_dataset, parse_dataset_spec
+from sortkd_cache.errors import ConfigError, DatasetError, FingerprintMismatchError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -27,6 +28,7 @@ __all__ = [
     "check_fingerprint",
     "load_store_dataset",
     "render",
+    "store_data_spec",
     "view_for_epoch",
 ]
 
@@ -118,8 +120,30 @@ def load_store_dataset(
     data_root: str | None = None,
     check: bool = True,
 ) -> ImageDataset:
-    """The dataset split a store was made from (``spec`` overrides, e.g. for imagefolder)."""
-    ds = load_dataset(spec or store.meta.dataset.spec, split, data_root=data_root)
+    """The dataset split a store was made from (``spec`` overrides; an image folder is
+    found as :func:`store_data_spec` says)."""
+    ds = load_dataset(store_data_spec(store, spec), split, data_root=data_root)
     if check and split == store.meta.dataset.split:
         check_fingerprint(store, ds)
     return ds
+
+
+def store_data_spec(store: CacheStore, spec: str | None = None) -> str:
+    """The SPEC that loads a store's data: ``spec`` when given (the user's copy), else the
+    recorded one. An image folder is looked up where the store recorded it (its absolute
+    path), then by its folder name in the working directory (stores that recorded no path);
+    a folder found at neither is one line (exit 2) saying how to give it."""
+    record = store.meta.dataset
+    if spec is not None:
+        return spec
+    parsed = parse_dataset_spec(record.spec)
+    if parsed.location is None:
+        return record.spec
+    places = [p for p in (record.location, parsed.args[0]) if p is not None]
+    for place in places:
+        if os.path.isdir(place):
+            return f"imagefolder:{place}"
+    raise DatasetError(
+        f"store '{store.url}' was made from the image folder {places[0]!r}, which is not "
+        "there; pass your copy with --dataset imagefolder:PATH"
+    )

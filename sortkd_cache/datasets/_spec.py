@@ -62,6 +62,14 @@ class DatasetSpec:
             return f"imagefolder:{base}"
         return str(self)
 
+    @property
+    def location(self) -> str | None:
+        """Where the data is, for a kind that lives in a folder: imagefolder's absolute
+        PATH (what a store records, so that it can be found from another directory)."""
+        if self.name == "imagefolder":
+            return os.path.abspath(self.args[0])
+        return None
+
     def fake_params(self) -> tuple[int, int, int]:
         """``(N, C, SIZE)`` of a ``fake`` spec."""
         if self.name != "fake":

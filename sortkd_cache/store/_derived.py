@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sortkd_cache.errors import CorruptChunkError
+from sortkd_cache.errors import CorruptChunkError, StoreError
 from sortkd_cache.store._layout import logits_path
 from sortkd_cache.store._problem import Problem
 from sortkd_cache.store._zipcheck import ZipMemberError
@@ -67,9 +67,12 @@ def derived_problems(store: CacheStore, kinds: Sequence[str]) -> list[Problem]:
     derived = [k for k in kinds if k != "raw" and store.has_array(logits_path(k))]
     if not derived or not store.has_array(logits_path("raw")):
         return []
-    layout, labels = store.layout, store.labels
-    readers = {k: layout.reader(store, k) for k in ["raw", *derived]}
-    written = {k: store.progress(k) >= 0 for k in ["raw", *derived]}
+    try:
+        layout, labels = store.layout, store.labels
+        readers = {k: layout.reader(store, k) for k in ["raw", *derived]}
+        written = {k: store.progress(k) >= 0 for k in ["raw", *derived]}
+    except (StoreError, ZipMemberError):  # labels or progress unreadable: reported already
+        return []
     problems: list[Problem] = []
     for block, view in np.ndindex(*written["raw"].shape):
         kinds_here = [k for k in derived if written[k][block, view]]

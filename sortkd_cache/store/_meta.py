@@ -59,12 +59,18 @@ class DatasetRecord:
     image_size: tuple[int, int] | None
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    #: Where the data was, for the data kinds that live in a folder (``imagefolder``: the
+    #: folder's absolute path when the store was made); None for the others and for stores
+    #: made before it was recorded (readers then fall back to ``spec``'s folder name).
+    location: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["image_size"] = list(self.image_size) if self.image_size is not None else None
         d["mean"] = list(self.mean)
         d["std"] = list(self.std)
+        if self.location is None:
+            del d["location"]  # a store made before it existed keeps its exact record
         return d
 
     @classmethod
@@ -82,6 +88,7 @@ class DatasetRecord:
             image_size=(int(size[0]), int(size[1])) if size is not None else None,
             mean=tuple(float(x) for x in _require(d, "mean", list, w)),
             std=tuple(float(x) for x in _require(d, "std", list, w)),
+            location=_optional_str(d, "location", w),
         )
 
 
@@ -92,17 +99,21 @@ class TeacherRecord:
     arch: str
     sha256: str | None
     init: str  # "checkpoint" or "random" (tests and benchmarks only)
-    checkpoint: str | None = None  # file name only, never a full path
+    checkpoint: str | None = None  # the weights file's name
     precision: str = "fp32"  # the forward's precision: fp32 (exact), bf16 or fp16 (autocast)
     #: What the teacher's forward saw of a view (``TeacherPreprocess.to_dict()``: mean, std,
     #: input_size, interpolation, source); None: the dataset's normalisation (stores made
     #: before it was recorded).
     preprocess: dict[str, Any] | None = None
+    #: The weights file's absolute path when the store was made (``verify --recompute``
+    #: uses it where it still holds weights of the recorded sha256); None: not recorded.
+    path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        if self.preprocess is None:
-            del d["preprocess"]  # a store made before it existed keeps its exact record
+        for key in ("preprocess", "path"):
+            if d[key] is None:
+                del d[key]  # a store made before it existed keeps its exact record
         return d
 
     @classmethod
@@ -120,7 +131,15 @@ class TeacherRecord:
             checkpoint=str(ckpt) if ckpt is not None else None,
             precision=str(precision),
             preprocess=_preprocess_record(d.get("preprocess")),
+            path=_optional_str(d, "path", w),
         )
+
+
+def _optional_str(d: dict[str, Any], key: str, where: str) -> str | None:
+    value = d.get(key)
+    if value is not None and not isinstance(value, str):
+        raise SchemaError(f"store attributes: '{where}{key}' has bad value {value!r}")
+    return value
 
 
 def _preprocess_record(record: object) -> dict[str, Any] | None:

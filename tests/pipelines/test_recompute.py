@@ -129,6 +129,8 @@ def test_weights_that_are_not_the_stores_are_refused_in_one_line(
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 2 and len(lines) == 1 and result.stdout == "", result.stderr
     assert file_sha256(weights[1]) in lines[0] and file_sha256(weights[0]) in lines[0]
+    assert recompute(store, 4).exit_code == 0  # the checkpoint the store records, found
+    weights[0].rename(tmp_path / "elsewhere.safetensors")
     result = recompute(store, 4)  # a checkpoint store needs its checkpoint
     assert result.exit_code == 2 and "--teacher-ckpt" in result.stderr
     assert "w0.safetensors" in result.stderr
