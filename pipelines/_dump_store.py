@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sortkd_cache import __version__
+from sortkd_cache.augment import CURRENT_VERSION, VERSIONS
 from sortkd_cache.datasets import parse_dataset_spec
 from sortkd_cache.errors import ConfigError, StoreError, StoreExistsError
 from sortkd_cache.pipelines._common import utc_now
@@ -40,6 +41,7 @@ __all__ = [
     "IDENTITY_FIELDS",
     "check_out_free",
     "check_resumable",
+    "resumed_recipe_version",
     "chunk_samples_for",
     "clean_partial_files",
     "meta_for",
@@ -128,6 +130,18 @@ def _interrupted_creation(path: Path, cfg: DumpConfig, meta: StoreMeta) -> bool:
     check_resumable(cfg.out, StoreMeta.from_dict(record), meta)  # newer schema: refused here
     needed = ["labels", "aug_params", "progress/raw", *layout_of(meta).required_arrays("raw")]
     return not all((path / p / "zarr.json").is_file() for p in needed)
+
+
+def resumed_recipe_version(cfg: DumpConfig) -> int:
+    """The augmentation recipe version of the store ``--resume`` continues (stores made
+    before recipes had versions: 1), so that its remaining views are made as its first
+    were; the current version where no record is readable yet."""
+    try:
+        doc = json.loads((Path(cfg.out) / "zarr.json").read_text())
+        version = doc["attributes"][_ATTRS_KEY]["augment"].get("version", 1)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return CURRENT_VERSION
+    return version if version in VERSIONS else CURRENT_VERSION
 
 
 def _occupied_entry(c: Path) -> bool:

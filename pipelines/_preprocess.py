@@ -4,8 +4,10 @@ the one a store records (a store made before the record reads as the dataset's).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from sortkd_cache.augment import DEFAULT_CROP_PCT
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.models import (
     INTERPOLATIONS,
@@ -16,11 +18,19 @@ from sortkd_cache.models import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
+    from sortkd_cache.augment import AugmentRecipe
     from sortkd_cache.store import StoreMeta
 
-__all__ = ["PreprocessOptions", "recorded_preprocess", "resolve_preprocess"]
+__all__ = [
+    "PreprocessOptions",
+    "check_view_shapes",
+    "recorded_preprocess",
+    "resolve_preprocess",
+    "teacher_recipe",
+]
 
 
 class PreprocessOptions:
@@ -74,3 +84,46 @@ def recorded_preprocess(meta: StoreMeta) -> TeacherPreprocess:
     if record is None:
         return TeacherPreprocess.for_dataset(meta.dataset.mean, meta.dataset.std)
     return TeacherPreprocess.from_dict(record)
+
+
+def teacher_recipe(recipe: AugmentRecipe, prep: TeacherPreprocess) -> AugmentRecipe:
+    """``recipe`` as a store records it: an ``eval`` recipe takes the teacher's crop
+    fraction and interpolation, and its input size where ``eval`` gave no SIZE (refused
+    when the teacher has none); the others are unchanged."""
+    if recipe.kind != "eval":
+        return recipe
+    size = recipe.out_size or prep.input_size
+    if size is None:
+        raise ConfigError(
+            "--augment eval: the teacher has no input size of its own; give eval:SIZE"
+        )
+    if size[0] != size[1]:
+        raise ConfigError(
+            f"--augment eval: the teacher's input {size} is not square; give eval:SIZE"
+        )
+    return replace(
+        recipe,
+        name=f"eval:{size[0]}",
+        out_size=(size[0], size[0]),
+        crop_pct=recipe.crop_pct or prep.crop_pct or DEFAULT_CROP_PCT,
+        interpolation=prep.interpolation,
+    )
+
+
+def check_view_shapes(recipe: AugmentRecipe, prep: TeacherPreprocess, ds: Any) -> None:
+    """Refuse (one line, exit 2) views that the teacher's resize would squash: under ``none``
+    the view is the image itself, and an image whose shape is not the teacher's input shape
+    would be resized to it, changing its aspect ratio (``ds``: the dataset, whose image
+    sizes are read only then)."""
+    target = prep.input_size
+    if recipe.kind != "none" or target is None or len(ds) == 0:
+        return
+    sizes: np.ndarray = ds.image_sizes()
+    bad = sizes[:, 0] * target[1] != sizes[:, 1] * target[0]
+    if bad.any():
+        i = int(bad.argmax())
+        h, w = (int(x) for x in sizes[i])
+        raise ConfigError(
+            f"--augment none: image {i} is {h}x{w}, and the teacher's {target[0]}x{target[1]} "
+            "input would squash it; use --augment eval (resize the shorter side, centre crop)"
+        )

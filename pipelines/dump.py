@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from sortkd_cache.augment import get_recipe
+from sortkd_cache.augment import CURRENT_VERSION, get_recipe
 from sortkd_cache.datasets import load_dataset
 from sortkd_cache.errors import StoreError
 from sortkd_cache.outputs import check_disjoint
@@ -57,12 +57,15 @@ from sortkd_cache.pipelines._dump_store import (
     clean_partial_files,
     meta_for,
     open_or_create,
+    resumed_recipe_version,
 )
 from sortkd_cache.pipelines._dump_units import Unit, UnitWriter
 from sortkd_cache.pipelines._preprocess import (
     PreprocessOptions,
+    check_view_shapes,
     recorded_preprocess,
     resolve_preprocess,
+    teacher_recipe,
 )
 from sortkd_cache.pipelines.distributed import all_sum, barrier
 from sortkd_cache.store import (
@@ -242,10 +245,13 @@ def dump(cfg: DumpConfig) -> DumpResult:
         check_out_free(cfg)
     ds = load_dataset(cfg.dataset, cfg.split, data_root=cfg.data_root, download=cfg.download)
     check_decoder(cfg.decoder, device, ds)
-    recipe = get_recipe(cfg.augment or ds.info.default_augment)
+    version = resumed_recipe_version(cfg) if cfg.resume else CURRENT_VERSION
+    recipe = get_recipe(cfg.augment or ds.info.default_augment, version)
     prep = resolve_preprocess(
         cfg.teacher, None, cfg.teacher_init, ds.info, PreprocessOptions.of(cfg)
     )
+    recipe = teacher_recipe(recipe, prep)
+    check_view_shapes(recipe, prep, ds)
     with _view_inputs(ds, recipe, cfg, device, prep) as source:
         if not cfg.resume:  # every unit of this rank is to do: start on them now
             chunk = chunk_samples_for(cfg, ds)

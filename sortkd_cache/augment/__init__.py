@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from ._counter import GOLDEN_GAMMA, counter_bits, counter_uniform, splitmix64
 from ._recipes import (
+    CURRENT_VERSION,
+    DEFAULT_CROP_PCT,
     NUM_PARAMS,
     PARAM_NAMES,
     RECIPES,
+    VERSIONS,
     AugmentRecipe,
     ParamsLayout,
+    canonical_recipe,
     get_recipe,
     output_size,
     sample_params,
@@ -23,6 +27,10 @@ from ._recipes import (
 from ._replay import check_params, eval_view, normalize, replay
 
 __all__ = [
+    "CURRENT_VERSION",
+    "DEFAULT_CROP_PCT",
+    "VERSIONS",
+    "canonical_recipe",
     "GOLDEN_GAMMA",
     "NUM_PARAMS",
     "PARAM_NAMES",

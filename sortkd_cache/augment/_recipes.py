@@ -15,12 +15,20 @@ Draw numbers (the ``draw`` counter) used per (seed, sample index, view):
   for top and ``4t + 3`` for left; draw 40 is the flip. Widths and heights are rounded with
   round-half-to-even, as Python's ``round`` does. Coordinates are in the input image.
 * ``none``: no draws; ``(0, 0, H, W, 0)``.
+* ``eval`` (``eval[:SIZE]``): no draws; ``(0, 0, H, W, 0)``. The view is the reference eval
+  transform (timm's and torchvision's): the shorter side resized to ``floor(SIZE /
+  crop_pct)`` (antialiased, the recipe's interpolation), then a centre crop of SIZE.
+  ``crop_pct`` and the interpolation are the teacher's, fixed when a store is made.
+
+Versions (the record's ``version``; a record without one is version 1): version 2 resizes a
+``resized_crop`` antialiased, as torchvision's ``RandomResizedCrop`` does; version 1 did not,
+and stores that recorded it replay as they were made. The parameters are the same in both.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any, Literal
 
@@ -35,15 +43,25 @@ __all__ = [
     "NUM_PARAMS",
     "PARAM_NAMES",
     "RECIPES",
+    "CURRENT_VERSION",
+    "DEFAULT_CROP_PCT",
+    "VERSIONS",
     "AugmentRecipe",
     "ParamsLayout",
+    "canonical_recipe",
     "get_recipe",
     "output_size",
     "sample_params",
 ]
 
-RecipeKind = Literal["none", "crop", "resized_crop"]
-_KINDS: tuple[str, ...] = ("none", "crop", "resized_crop")
+RecipeKind = Literal["none", "crop", "resized_crop", "eval"]
+_KINDS: tuple[str, ...] = ("none", "crop", "resized_crop", "eval")
+#: The recipe version new recipes get (see the module doc); records without one are 1.
+CURRENT_VERSION = 2
+VERSIONS: tuple[int, ...] = (1, 2)
+#: timm's and torchvision's default eval crop fraction (resize to SIZE / 0.875, crop SIZE).
+DEFAULT_CROP_PCT = 0.875
+EVAL_INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear", "bicubic")
 
 NUM_PARAMS = 5
 PARAM_NAMES: tuple[str, ...] = ("top", "left", "height", "width", "flip")
@@ -74,8 +92,22 @@ class AugmentRecipe:
     out_size: tuple[int, int] | None = None
     scale: tuple[float, float] = (1.0, 1.0)
     ratio: tuple[float, float] = (1.0, 1.0)
+    version: int = 1
+    crop_pct: float | None = None  # eval: the fraction of the resized image kept (None: 0.875)
+    interpolation: str = "bilinear"  # eval: the resize's interpolation
 
     def __post_init__(self) -> None:
+        if self.version not in VERSIONS:
+            raise AugmentError(f"recipe {self.name!r}: unknown version {self.version!r}")
+        if self.crop_pct is not None and not 0.0 < self.crop_pct <= 1.0:
+            raise AugmentError(f"recipe {self.name!r}: crop_pct must be in (0, 1]")
+        if self.interpolation not in EVAL_INTERPOLATIONS:
+            raise AugmentError(f"recipe {self.name!r}: bad interpolation {self.interpolation!r}")
+        if self.kind != "eval" and (self.crop_pct is not None or self.interpolation != "bilinear"):
+            raise AugmentError(f"recipe {self.name!r}: crop_pct applies to kind 'eval' only")
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
         if self.kind not in _KINDS:
             raise AugmentError(f"unknown recipe kind {self.kind!r}; known: {', '.join(_KINDS)}")
         if self.pad < 0:
@@ -92,6 +124,10 @@ class AugmentRecipe:
             raise AugmentError(f"recipe {self.name!r}: bad ratio {self.ratio!r}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The record (version 1 records keep their exact keys: no version, no eval keys)."""
+        extra: dict[str, Any] = {} if self.version == 1 else {"version": self.version}
+        if self.kind == "eval":
+            extra |= {"crop_pct": self.crop_pct, "interpolation": self.interpolation}
         return {
             "name": self.name,
             "kind": self.kind,
@@ -100,7 +136,12 @@ class AugmentRecipe:
             "out_size": None if self.out_size is None else list(self.out_size),
             "scale": list(self.scale),
             "ratio": list(self.ratio),
-        }
+        } | extra
+
+    @property
+    def antialias(self) -> bool:
+        """Whether a ``resized_crop`` resize is antialiased (version 2 on)."""
+        return self.version >= 2
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AugmentRecipe:
@@ -116,6 +157,9 @@ class AugmentRecipe:
                 out_size=None if out is None else (int(out[0]), int(out[1])),
                 scale=(float(scale[0]), float(scale[1])),
                 ratio=(float(ratio[0]), float(ratio[1])),
+                version=_int(data.get("version", 1)),
+                crop_pct=None if data.get("crop_pct") is None else float(data["crop_pct"]),
+                interpolation=str(data.get("interpolation", "bilinear")),
             )
         except (KeyError, TypeError, IndexError, ValueError) as exc:
             if isinstance(exc, AugmentError):
@@ -123,12 +167,18 @@ class AugmentRecipe:
             raise AugmentError(f"malformed augmentation recipe {data!r}: {exc}") from exc
 
 
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AugmentError(f"recipe version {value!r} is not an integer")
+    return value
+
+
 _IMAGENET_SCALE = (0.08, 1.0)
 _IMAGENET_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 
 #: The named recipes (``imagenet:SIZE`` is ``imagenet`` with another output size).
 RECIPES: Registry[AugmentRecipe] = Registry(
-    "augmentation recipe", error=AugmentError, extra="(and imagenet:SIZE)"
+    "augmentation recipe", error=AugmentError, extra="(and imagenet:SIZE, eval[:SIZE])"
 )
 for _recipe in (
     AugmentRecipe(name="none", kind="none"),
@@ -145,29 +195,42 @@ for _recipe in (
     RECIPES.add(_recipe.name, _recipe)
 
 
-def get_recipe(spec: str) -> AugmentRecipe:
-    """The recipe for ``spec``: ``none``, ``cifar``, ``digits``, ``imagenet``, ``imagenet:SIZE``."""
+#: The reference eval view (resize the shorter side, centre crop): a recipe of its own kind,
+#: named ``eval`` or ``eval:SIZE``; the teacher's crop fraction is set when a store is made.
+_EVAL = AugmentRecipe(name="eval", kind="eval")
+
+
+def get_recipe(spec: str, version: int = CURRENT_VERSION) -> AugmentRecipe:
+    """The recipe for ``spec``: ``none``, ``cifar``, ``digits``, ``imagenet``,
+    ``imagenet:SIZE``, ``eval``, ``eval:SIZE``; at ``version`` (a store's record names its
+    own; new recipes are :data:`CURRENT_VERSION`)."""
+    if version not in VERSIONS:
+        raise AugmentError(f"unknown recipe version {version!r}; known: {list(VERSIONS)}")
     if spec in RECIPES:
-        return RECIPES[spec]
+        return replace(RECIPES[spec], version=version)
+    if spec == "eval":
+        return replace(_EVAL, version=version)
     name, sep, arg = spec.partition(":")
-    if name == "imagenet" and sep:
+    if name in ("imagenet", "eval") and sep:
         if not arg.isdigit() or int(arg) < 1:
             raise AugmentError(
                 f"bad augmentation recipe {spec!r}: SIZE must be a positive integer, "
-                f"got {arg!r}; expected imagenet:SIZE"
+                f"got {arg!r}; expected {name}:SIZE"
             )
         size = int(arg)
-        base = RECIPES["imagenet"]
-        return AugmentRecipe(
-            name=f"imagenet:{size}",
-            kind=base.kind,
-            pad=base.pad,
-            flip=base.flip,
-            out_size=(size, size),
-            scale=base.scale,
-            ratio=base.ratio,
-        )
+        base = _EVAL if name == "eval" else RECIPES[name]
+        return replace(base, name=f"{name}:{size}", out_size=(size, size), version=version)
     return RECIPES.get(spec)  # raises: unknown recipe, naming the known ones
+
+
+def canonical_recipe(record: dict[str, Any]) -> AugmentRecipe:
+    """The named recipe a store's record must equal: its name at its version, with (eval)
+    the teacher's crop fraction and interpolation it recorded."""
+    recipe = AugmentRecipe.from_dict(record)
+    base = get_recipe(recipe.name, recipe.version)
+    if base.kind == "eval":
+        base = replace(base, crop_pct=recipe.crop_pct, interpolation=recipe.interpolation)
+    return base
 
 
 def output_size(recipe: AugmentRecipe, image_size: tuple[int, int] | None) -> tuple[int, int]:
@@ -219,7 +282,7 @@ def sample_params(
     sizes = _sizes_for(idx, image_sizes)
     height, width = sizes[:, 0], sizes[:, 1]
     out = np.zeros((len(idx), NUM_PARAMS), dtype=np.int64)
-    if recipe.kind == "none":
+    if recipe.kind in ("none", "eval"):
         out[:, ParamsLayout.HEIGHT] = height
         out[:, ParamsLayout.WIDTH] = width
     elif recipe.kind == "crop":

@@ -3,8 +3,10 @@
 ``replay`` is exact: the same images and params give the same pixels every time. Crop
 recipes are vectorised (pad once, then one ``gather`` with index arithmetic; a flip reverses
 the column index). ``resized_crop`` crops each image, resizes it with
-``torch.nn.functional.interpolate(mode="bilinear", align_corners=False, antialias=False)``
-on float32, flips the result if asked, then rounds (half to even) and clamps to uint8.
+``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)`` on float32
+(antialiased from recipe version 2 on, as torchvision's ``RandomResizedCrop``; version 1
+records replay without), flips the result if asked, then rounds (half to even) and clamps to
+uint8. ``eval`` views are the reference eval transform (:mod:`._eval`), on the CPU.
 
 Across devices: crop recipes give bit-identical pixels on CPU and CUDA (pure indexing). The
 bilinear resize of ``resized_crop`` is float arithmetic, so a CPU and a CUDA replay of the
@@ -22,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import AugmentError
+from ._eval import eval_crop, eval_size
 from ._recipes import NUM_PARAMS, AugmentRecipe, ParamsLayout
 
 __all__ = ["check_params", "eval_view", "normalize", "replay"]
@@ -52,7 +55,7 @@ def check_params(
     """
     sizes = np.asarray(image_sizes, dtype=np.int64).reshape(-1, 2)
     arr = _as_params(params, len(sizes))
-    if recipe.kind == "none" or len(arr) == 0:
+    if recipe.kind in ("none", "eval") or len(arr) == 0:
         return arr
     pad = recipe.pad if recipe.kind == "crop" else 0
     top, left = arr[:, ParamsLayout.TOP], arr[:, ParamsLayout.LEFT]
@@ -144,11 +147,12 @@ def _crop_one(img: torch.Tensor, row: npt.NDArray[np.int64], pad: int) -> torch.
 
 
 def _resized_crop_one(
-    img: torch.Tensor, row: npt.NDArray[np.int64], size: tuple[int, int]
+    img: torch.Tensor, row: npt.NDArray[np.int64], size: tuple[int, int], antialias: bool
 ) -> torch.Tensor:
     t, left, h, w, flip = (int(v) for v in row)
     crop = img[None, :, t : t + h, left : left + w].to(torch.float32)
-    out = F.interpolate(crop, size=size, mode="bilinear", align_corners=False, antialias=False)[0]
+    aa = antialias
+    out = F.interpolate(crop, size=size, mode="bilinear", align_corners=False, antialias=aa)[0]
     if flip:
         out = out.flip(-1)
     return _to_uint8(out)
@@ -188,8 +192,12 @@ def replay(
                 return images.clone()
             return _crop_batch(images, p, pad)
         return _stack([_crop_one(img, p[k], pad) for k, img in enumerate(images)], recipe)
+    if recipe.kind == "eval":
+        return _eval_views(images, recipe, out_size)
+    aa = recipe.antialias
     views = [
-        _resized_crop_one(img, p[k], _target(recipe, out_size, img)) for k, img in enumerate(images)
+        _resized_crop_one(img, p[k], _target(recipe, out_size, img), aa)
+        for k, img in enumerate(images)
     ]
     if isinstance(images, torch.Tensor) and not views:
         size = _target(recipe, out_size, images)
@@ -231,11 +239,14 @@ def eval_view(
 ) -> torch.Tensor:
     """The deterministic test-time view uint8 [B, C, h, w].
 
-    Identity for ``none``, ``crop`` recipes (cifar, digits); for ``resized_crop`` (imagenet):
+    Identity for ``none``, ``crop`` recipes (cifar, digits); ``eval``: its view (the
+    reference eval transform, :mod:`._eval`); for ``resized_crop`` (imagenet):
     resize the shorter side to ``round(out * 256 / 224)`` (bilinear, antialiased, like
     torchvision's ``Resize``) then centre-crop to the output size.
     """
     _sizes_of(images)
+    if recipe.kind == "eval":
+        return _eval_views(images, recipe, out_size)
     if recipe.kind != "resized_crop":
         out = images if isinstance(images, torch.Tensor) else _stack(list(images), recipe)
         if out_size is not None and tuple(out.shape[2:]) != tuple(out_size):
@@ -250,6 +261,18 @@ def eval_view(
         return _imagenet_eval(images, _target(recipe, out_size, images))
     views = [_imagenet_eval(img[None], _target(recipe, out_size, img))[0] for img in images]
     return _stack(views, recipe)
+
+
+def _eval_views(
+    images: Images, recipe: AugmentRecipe, out_size: tuple[int, int] | None
+) -> torch.Tensor:
+    """An ``eval`` recipe's views (the same for replay and the test-time view)."""
+    size = eval_size(recipe)
+    if out_size is not None and tuple(out_size) != size:
+        raise AugmentError(f"recipe {recipe.name!r} makes {list(size)} views, not {list(out_size)}")
+    if isinstance(images, torch.Tensor) and images.shape[0] == 0:
+        return images.new_zeros((0, images.shape[1], *size))
+    return _stack([eval_crop(img, recipe) for img in images], recipe)
 
 
 def normalize(x_uint8: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

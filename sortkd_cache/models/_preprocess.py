@@ -37,6 +37,10 @@ class TeacherPreprocess:
     interpolation: str = "bilinear"
     source: str = "dataset"
     overridden: tuple[str, ...] = ()
+    #: The fraction of the resized image the teacher's own eval transform keeps (timm's
+    #: ``crop_pct``, torchvision's crop / resize size); what ``--augment eval`` crops at.
+    #: None: not known (the default 0.875 applies).
+    crop_pct: float | None = None
 
     def __post_init__(self) -> None:
         if not self.mean or len(self.mean) != len(self.std):
@@ -101,6 +105,7 @@ class TeacherPreprocess:
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {} if self.crop_pct is None else {"crop_pct": self.crop_pct}
         return {
             "mean": list(self.mean),
             "std": list(self.std),
@@ -108,7 +113,7 @@ class TeacherPreprocess:
             "interpolation": self.interpolation,
             "source": self.source,
             "overridden": list(self.overridden),
-        }
+        } | extra
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TeacherPreprocess:
@@ -120,6 +125,7 @@ class TeacherPreprocess:
             interpolation=str(d.get("interpolation", "bilinear")),
             source=str(d.get("source", "dataset")),
             overridden=tuple(str(x) for x in d.get("overridden", ())),
+            crop_pct=None if d.get("crop_pct") is None else float(d["crop_pct"]),
         )
 
     def describe(self) -> str:

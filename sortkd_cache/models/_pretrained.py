@@ -186,4 +186,5 @@ def native_preprocess(
         input_size=(crop[0], crop[-1]),
         interpolation=interpolation or str(t.interpolation.value),
         source="torchvision",
+        crop_pct=crop[0] / int(t.resize_size[0]),
     )

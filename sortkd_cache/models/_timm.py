@@ -136,4 +136,5 @@ def timm_preprocess(
         input_size=(int(size[1]), int(size[2])),
         interpolation=interpolation,
         source="timm",
+        crop_pct=float(cfg.get("crop_pct") or 0.875),
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sortkd_cache.augment import get_recipe
+from sortkd_cache.augment import VERSIONS, canonical_recipe, get_recipe
 from sortkd_cache.errors import AugmentError, CorruptChunkError, SchemaError, StoreError
 from sortkd_cache.store._layout import LABELS, PARAMS, logits_path, progress_path
 from sortkd_cache.store._meta import StoreMeta
@@ -143,10 +143,16 @@ def _recipe_problem(augment: dict[str, Any]) -> str | None:
     name = augment.get("name")
     if not isinstance(name, str):
         return "augmentation recipe has no 'name'"
-    try:
-        canonical = get_recipe(name).to_dict()
+    version = augment.get("version", 1)
+    try:  # an unknown version reads as 1, and is named as the difference below
+        canonical = get_recipe(name, version if version in VERSIONS else 1).to_dict()
     except AugmentError:
         return f"augmentation recipe {name!r} is not a known recipe"
+    if canonical["kind"] == "eval":  # the teacher's crop fraction and interpolation
+        try:
+            canonical = canonical_recipe(augment).to_dict()
+        except AugmentError as exc:
+            return str(exc)
     if augment != canonical:
         diff = sorted(k for k in {*augment, *canonical} if augment.get(k) != canonical.get(k))
         return (

@@ -258,8 +258,9 @@ def test_imagenet_fallback_is_centre_crop() -> None:
 
 
 def test_imagenet_replay_matches_reference_and_torchvision() -> None:
+    """Version 1 (what stores made before recipe versions recorded): not antialiased."""
     tvf = pytest.importorskip("torchvision.transforms.v2.functional")
-    recipe = get_recipe("imagenet:16")
+    recipe = get_recipe("imagenet:16", version=1)
     images = _images(12, h=30, w=40, seed=3)
     params = sample_params(recipe, 1, np.arange(12), 0, (30, 40))
     out = replay(images, params, recipe)
@@ -281,6 +282,29 @@ def test_imagenet_replay_matches_reference_and_torchvision() -> None:
     assert views.shape == (5, 3, 12, 12)
     with pytest.raises(AugmentError, match="different sizes"):
         replay(imgs, p, get_recipe("imagenet"))
+
+
+def test_version_2_resized_crop_is_torchvisions_antialiased_one() -> None:
+    """New recipes (version 2): each view is torchvision's ``resized_crop`` with
+    ``antialias=True``, as its ``RandomResizedCrop`` does (on float, then rounded)."""
+    tvf = pytest.importorskip("torchvision.transforms.v2.functional")
+    recipe = get_recipe("imagenet:16")
+    assert recipe.version == 2 and recipe.to_dict()["version"] == 2
+    assert "version" not in get_recipe("imagenet:16", version=1).to_dict()  # old records
+    assert AugmentRecipe.from_dict(get_recipe("imagenet:16", version=1).to_dict()).version == 1
+    images = _images(12, h=30, w=40, seed=3)
+    params = sample_params(recipe, 1, np.arange(12), 0, (30, 40))
+    assert np.array_equal(
+        params, sample_params(get_recipe("imagenet:16", 1), 1, np.arange(12), 0, (30, 40))
+    )
+    out = replay(images, params, recipe)
+    old = replay(images, params, get_recipe("imagenet:16", version=1))
+    assert not torch.equal(out, old)  # downscaled crops differ
+    for k in range(12):
+        t, left, h, w, flip = (int(v) for v in params[k])
+        tv = tvf.resized_crop(images[k].float(), t, left, h, w, [16, 16], antialias=True)
+        tv = tv.flip(-1) if flip else tv
+        assert torch.equal(out[k], tv.round().clamp(0, 255).to(torch.uint8))
 
 
 def test_eval_view() -> None:
