@@ -50,9 +50,10 @@ def run_command(
 
     \b
     Examples:
-      sortkd-cache run digits_demo --out demo_out            # the `make demo` recipe
-      sortkd-cache run pipelines/recipes/digits_demo.toml --out demo_out --dry-run
-      sortkd-cache run digits_demo --out demo_out --set dump.views=4   # redo dump onwards
+      sortkd-cache run digits100_demo --out demo_out         # the `make demo` recipe
+      sortkd-cache run pipelines/recipes/digits100_demo.toml --out demo_out --dry-run
+      sortkd-cache run digits_demo --out demo_digits10       # the old 10-class demo
+      sortkd-cache run digits_demo --out demo_digits10 --set dump.views=4  # redo dump onwards
       sortkd-cache run cifar100_resnet32x4_resnet8x4 --device cuda --out runs/r32x4-r8x4 \\
           --set teacher.checkpoint=ckpts/resnet32x4.pth --set dataset.data_root=data
     """

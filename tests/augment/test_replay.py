@@ -365,3 +365,30 @@ def test_replay_keeps_device_and_handles_empty() -> None:
     out = replay(images, params, recipe)
     assert out.device == images.device
     assert torch.equal(out.cpu(), replay(images.cpu(), params, recipe))
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear", "bicubic"])
+@pytest.mark.parametrize(("size", "crop_pct"), [(16, 0.9), (9, 0.875), (20, 1.0)])
+@pytest.mark.parametrize(("h", "w"), [(30, 41), (41, 30), (25, 25)])
+def test_eval_views_are_torchvisions_pil_resize_and_centre_crop(
+    interpolation: str, size: int, crop_pct: float, h: int, w: int
+) -> None:
+    """``eval:SIZE``: ``Resize(floor(SIZE / crop_pct))`` then ``CenterCrop(SIZE)`` on the PIL
+    image, as timm's and torchvision's eval transforms do: landscape, portrait, square."""
+    from dataclasses import replace
+
+    from PIL import Image
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as tf
+
+    recipe = replace(get_recipe(f"eval:{size}"), crop_pct=crop_pct, interpolation=interpolation)
+    images = _images(3, h=h, w=w, seed=size)
+    params = sample_params(recipe, 0, np.arange(3), 0, (h, w))
+    assert (params == np.array([0, 0, h, w, 0])).all()
+    out = replay(images, params, recipe)
+    assert torch.equal(eval_view(images, recipe), out)
+    mode = InterpolationMode(interpolation)
+    for k in range(3):
+        pil = Image.fromarray(images[k].permute(1, 2, 0).numpy())
+        pil = tf.center_crop(tf.resize(pil, math.floor(size / crop_pct), mode), [size, size])
+        assert torch.equal(out[k], torch.from_numpy(np.array(pil)).permute(2, 0, 1))
