@@ -118,19 +118,31 @@ class _KindCopy:
     def chunk(self, block: int, new_v: int, old_v: int) -> int:
         """Read, re-slice and write one chunk (in a worker thread); returns its rows.
 
-        A derived kind narrowed to another dtype is its method applied to the narrowed raw
-        rows (narrowing can tie values, and the tie rule then decides), not its narrowed
-        rows: ``verify`` checks every derived row against its raw row."""
+        A derived kind whose raw rows change form (narrowed to another dtype, or truncated
+        to the top K) is its method applied to the new raw rows, not its own rows re-sliced:
+        narrowing can tie values, and a tie at the K-th value is broken by class id, so the
+        two can differ; ``verify`` checks every derived row against its raw row."""
         start, stop = self.src.block_bounds(block)
+        labels = self.labels[start:stop]
+        remade = self.kind != "raw" and (
+            self.dst.meta.dtype != self.src.meta.dtype or self.spec is not None
+        )
         layout, dtype = self.src.layout, self.dst.meta.dtype
-        if self.kind != "raw" and dtype != self.src.meta.dtype:
-            raw = layout.cast(self.src.kind_array("raw").read_block(block, old_v), dtype)
-            chunk = layout.sort_rows(self.kind, raw, self.labels[start:stop])[0]
+        raw = (
+            layout.cast(self.src.kind_array("raw").read_block(block, old_v), dtype)
+            if remade
+            else None
+        )
+        if raw is not None:
+            chunk = layout.sort_rows(self.kind, raw, labels)[0]
         else:
             chunk = layout.cast(self.data.read_block(block, old_v), dtype)
         fid = None
         if self.spec is not None:  # --topk: dst is sparse, and truncates the dense chunk
-            chunk, fid = self.dst.layout.encode(np.asarray(chunk), self.labels[start:stop])
+            chunk, fid = self.dst.layout.encode(np.asarray(chunk), labels)
+            if raw is not None:  # the fidelity of the dense rows; the rows of the sparse raw
+                sparse_raw, _ = self.dst.layout.encode(np.asarray(raw), labels)
+                chunk = self.dst.layout.sort_rows(self.kind, sparse_raw, labels)[0]
         elif self.fidelity is not None:
             fid = np.asarray(self.fidelity[block, old_v])
         self.dst.write_chunk(self.kind, block, new_v, chunk, fidelity=fid)
