@@ -285,7 +285,8 @@ def _validate_names(cfg: TrainConfig, spell: Spell) -> None:
     if cfg.augment is not None:
         from sortkd_cache.augment import get_recipe
 
-        get_recipe(cfg.augment)
+        if get_recipe(cfg.augment).kind == "eval" and cfg.augment == "eval":
+            raise ConfigError(f"{spell('augment')} eval needs a size here: give eval:SIZE")
 
 
 def _architecture(name: str, option: str) -> None:

@@ -16,14 +16,19 @@ says CIFAR-100 (``c100``), else digits.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import click
 import pytest
+import tomllib
 from click.testing import CliRunner
 
 from sortkd_cache.cli.main import cli
@@ -64,16 +69,18 @@ def _doc_lines(path: Path) -> list[tuple[str, str]]:
     name = path.relative_to(ROOT).as_posix()
     picked: list[tuple[str, str]] = []
     fence: str | None = None
-    continued = False
+    continued, plugin = False, ""
     for no, line in enumerate(path.read_text().splitlines(), 1):
         opening = re.match(r"^\s*```\s*(\w*)", line)
         if opening:
             fence = opening.group(1) if fence is None else None
-            continued = False
+            continued, plugin = False, ""
             continue
+        installs = re.match(r"^\s*pip install (?:-e )?(examples/\S+)", line)
+        plugin = installs.group(1) if installs and fence is not None else plugin
         indented = fence is None and (line.startswith("    ") and "sortkd-cache" in line)
         if (fence is not None and fence in _FENCES) or indented or continued:
-            picked.append((f"{name}:{no}", line))
+            picked.append((f"{name}:{no}" + (f" (with {plugin})" if plugin else ""), line))
             continued = line.rstrip().endswith("\\")
     return picked
 
@@ -188,10 +195,41 @@ def test_the_examples_are_found() -> None:
     assert len(EXAMPLES) >= 60
 
 
-@pytest.mark.parametrize(("where", "text"), EXAMPLES, ids=[w for w, _ in EXAMPLES])
+PLAIN = [(w, t) for w, t in EXAMPLES if "(with examples/" not in w]
+WITH_PLUGIN = [(w, t) for w, t in EXAMPLES if "(with examples/" in w]
+
+
+@pytest.mark.parametrize(("where", "text"), PLAIN, ids=[w for w, _ in PLAIN])
 def test_the_example_parses(where: str, text: str) -> None:
     problem = parse(text)
     assert problem is None, f"{where}: the example `{text}` does not parse: {problem}"
+
+
+def test_the_examples_with_a_plugin_parse_with_it(tmp_path: Path) -> None:
+    """Examples in a block that first installs a package of ``examples/`` (its options
+    exist only then): parsed in a Python that sees it installed (the way tests/plugins
+    installs it: its source and a ``.dist-info`` on the path)."""
+    for package in sorted({w.split("(with ")[1].rstrip(")") for w, _ in WITH_PLUGIN}):
+        found = [(w, t) for w, t in WITH_PLUGIN if f"(with {package})" in w]
+        project = tomllib.loads((ROOT / package / "pyproject.toml").read_text())["project"]
+        info = tmp_path / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\n")
+        groups = project["entry-points"].items()
+        (info / "entry_points.txt").write_text(
+            "".join(f"[{g}]\n" + "".join(f"{k} = {v}\n" for k, v in e.items()) for g, e in groups)
+        )
+        code = (
+            "import json, runpy, sys; parse = runpy.run_path(sys.argv[1])['parse']; "
+            "print(json.dumps([parse(t) for t in json.loads(sys.argv[2])]))"
+        )
+        paths = [str(ROOT / package / "src"), str(tmp_path)]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+        args = [sys.executable, "-c", code, __file__, json.dumps([t for _, t in found])]
+        done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+        problems = json.loads(done.stdout.splitlines()[-1])
+        for (where, text), problem in zip(found, problems, strict=True):
+            assert problem is None, f"{where}: the example `{text}` does not parse: {problem}"
 
 
 def test_a_broken_example_is_named() -> None:
