@@ -71,8 +71,10 @@ def _with_options(f: Any) -> Any:
     "--stack",
     default="auto",
     show_default=True,
-    help="on: members of one architecture step as one stacked model (torch.func); off: one "
-    "after another (each bit-identical to its solo run); auto: on with CUDA, off on the CPU.",
+    help="on: members of one architecture step as one stacked model (torch.func; each with "
+    "its own torch.optim optimizer; refused for a member that draws random numbers or has "
+    "SyncBatchNorm); off: one after another (each bit-identical to its solo run); auto: "
+    "stacks nothing until a GPU run shows a gain (on the CPU stacking measured no faster).",
 )
 @_with_options
 @click.option("--out", required=True, help="Sweep directory: DIR/<member>/ per member.")

@@ -100,11 +100,11 @@ class EvalViews:
         mean, std = self.ds.info.mean, self.ds.info.std
         was_training = model.training
         model.eval()
-        correct = 0
-        for u8, y in self.batches():
-            correct += int((model(normalize(u8, mean, std)).argmax(dim=1) == y).sum())
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        for u8, y in self.batches():  # counted on the device: one host read per evaluation
+            correct += (model(normalize(u8, mean, std)).argmax(dim=1) == y).sum()
         model.train(was_training)
-        return 100.0 * correct / max(1, len(self.ds))
+        return 100.0 * int(correct) / max(1, len(self.ds))
 
     def close(self) -> None:
         if self._pool is not None:

@@ -119,7 +119,12 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.round().clamp_(0.0, 255.0).to(torch.uint8)
 
 
-def _crop_batch(images: torch.Tensor, p: npt.NDArray[np.int64], pad: int) -> torch.Tensor:
+def _crop_batch(
+    images: torch.Tensor,
+    p: npt.NDArray[np.int64],
+    pad: int,
+    on_device: torch.Tensor | None = None,
+) -> torch.Tensor:
     b, c, _, width = images.shape
     h, w = int(p[0, ParamsLayout.HEIGHT]), int(p[0, ParamsLayout.WIDTH])
     if np.any(p[:, ParamsLayout.HEIGHT] != h) or np.any(p[:, ParamsLayout.WIDTH] != w):
@@ -127,9 +132,13 @@ def _crop_batch(images: torch.Tensor, p: npt.NDArray[np.int64], pad: int) -> tor
     x = F.pad(images, (pad, pad, pad, pad)) if pad else images
     pw = width + 2 * pad
     dev = images.device
-    top = torch.from_numpy(p[:, ParamsLayout.TOP]).to(dev)
-    left = torch.from_numpy(p[:, ParamsLayout.LEFT]).to(dev)
-    flip = torch.from_numpy(p[:, ParamsLayout.FLIP] != 0).to(dev)
+    if on_device is not None:  # the same params, already where the images are
+        top, left = on_device[:, ParamsLayout.TOP], on_device[:, ParamsLayout.LEFT]
+        flip = on_device[:, ParamsLayout.FLIP] != 0
+    else:
+        top = torch.from_numpy(p[:, ParamsLayout.TOP]).to(dev)
+        left = torch.from_numpy(p[:, ParamsLayout.LEFT]).to(dev)
+        flip = torch.from_numpy(p[:, ParamsLayout.FLIP] != 0).to(dev)
     ar_h = torch.arange(h, device=dev)
     ar_w = torch.arange(w, device=dev)
     rows = top[:, None] + ar_h[None, :]  # [B, h]
@@ -164,6 +173,7 @@ def replay(
     recipe: AugmentRecipe,
     *,
     out_size: tuple[int, int] | None = None,
+    on_device: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The augmented views uint8 [B, C, h, w] of ``images`` under recorded ``params`` [B, 5].
 
@@ -171,6 +181,9 @@ def replay(
     possibly different sizes. ``out_size`` overrides the recipe's output size for
     ``resized_crop``; for the other kinds it must agree with the params (crop) or the input
     (none). Recipe ``none`` returns a tensor input unchanged (the same object).
+    ``on_device``: the same params already on the images' device (a training loop's), used
+    by the crop instead of copying ``params`` there; ``params`` (host) are still checked. A
+    loop that passes host params and ``on_device`` reads nothing back from the device.
     """
     sizes = _sizes_of(images)
     p = check_params(params, recipe, sizes)
@@ -190,7 +203,7 @@ def replay(
         if isinstance(images, torch.Tensor):
             if images.shape[0] == 0:
                 return images.clone()
-            return _crop_batch(images, p, pad)
+            return _crop_batch(images, p, pad, on_device)
         return _stack([_crop_one(img, p[k], pad) for k, img in enumerate(images)], recipe)
     if recipe.kind == "eval":
         return _eval_views(images, recipe, out_size)

@@ -221,9 +221,16 @@ class EpochBatches:
                 raise ConfigError("the device data path needs an in-memory dataset")
             self._images = tensor.to(self.device)
         p = torch.from_numpy(np.ascontiguousarray(params)).to(self.device)
+        # the batches' indices on the host, read once an epoch: each batch's params are
+        # checked there, and replayed from their device copy (no read back in the loop)
+        order = torch.cat(batches).numpy() if batches else np.zeros(0, np.int64)
+        start = 0
         for idx in batches:
+            host = order[start : start + len(idx)]
+            start += len(idx)
             i = idx.to(self.device)
-            yield normalize(replay(self._images[i], p[i], self.recipe), info.mean, info.std), i
+            views = replay(self._images[i], params[host], self.recipe, on_device=p[i])
+            yield normalize(views, info.mean, info.std), i
 
     def _from_loader(
         self, params: np.ndarray, batches: list[torch.Tensor]

@@ -33,12 +33,19 @@ from sortkd_cache.losses._dispatch import (
     LossConfig,
     compute_loss,
     compute_sparse_loss,
+    loss_terms,
     make_temperature_module,
 )
 from sortkd_cache.losses._rows import DenseRows, TeacherRows, teacher_rows
 from sortkd_cache.losses.ce import CE, ce_loss
 from sortkd_cache.losses.ctkd import CTKD, ctkd_lambda, ctkd_loss
-from sortkd_cache.losses.divergence import DIVERGENCE_FACTOR, check_divergence, divergence_bound
+from sortkd_cache.losses.divergence import (
+    DIVERGENCE_FACTOR,
+    REFERENCE_FLOOR,
+    check_divergence,
+    divergence_bound,
+    divergence_message,
+)
 from sortkd_cache.losses.dkd import DKD, GT_SUPPRESSION, dkd_loss, dkd_warmup_factor
 from sortkd_cache.losses.kd import KD, kd_loss
 from sortkd_cache.losses.lskd import LSKD, STANDARDIZE_EPS, lskd_loss, standardize
@@ -87,6 +94,7 @@ __all__ = [
     "Loss",
     "LossConfig",
     "LossInputs",
+    "REFERENCE_FLOOR",
     "OptionInfo",
     "STANDARDIZE_EPS",
     "SampledTeacher",
@@ -100,11 +108,13 @@ __all__ = [
     "ctkd_lambda",
     "ctkd_loss",
     "divergence_bound",
+    "divergence_message",
     "dkd_loss",
     "dkd_warmup_factor",
     "grad_reverse",
     "kd_loss",
     "loss_options",
+    "loss_terms",
     "lskd_loss",
     "make_loss",
     "make_temperature_module",

@@ -21,7 +21,13 @@ if TYPE_CHECKING:
 
     from sortkd_cache.losses._temperature import CTKDTemperature
 
-__all__ = ["LossConfig", "compute_loss", "compute_sparse_loss", "make_temperature_module"]
+__all__ = [
+    "LossConfig",
+    "compute_loss",
+    "compute_sparse_loss",
+    "loss_terms",
+    "make_temperature_module",
+]
 
 
 def LossConfig(name: str = "kd", **options: Any) -> Loss:
@@ -66,20 +72,39 @@ def compute_loss(
         ConfigError: not a loss, ``epoch < 1``, a missing teacher for a distillation loss, a
         missing temperature module for ``ctkd``, or malformed logits.
     """
+    import torch
+
+    total, parts = loss_terms(
+        cfg, student, teacher, target, epoch=epoch, temperature_module=temperature_module,
+        tail=tail,
+    )  # fmt: skip
+    values = torch.stack([term.detach() for term in parts.values()]).tolist()
+    return total, dict(zip(parts.keys(), (float(v) for v in values), strict=True))
+
+
+def loss_terms(
+    cfg: Loss,
+    student: Tensor,
+    teacher: Tensor | TeacherRows | None,
+    target: Tensor,
+    *,
+    epoch: int,
+    temperature_module: CTKDTemperature | None = None,
+    tail: str | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """:func:`compute_loss` with its parts left on the device (0-dim tensors, detached
+    or not): what a training step that reads nothing on the host calls."""
     if not isinstance(cfg, Loss):
         raise ConfigError(f"compute_loss needs a loss (make_loss(name)), got {cfg!r}")
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
         raise ConfigError(f"epoch must be an integer >= 1 (epochs count from 1), got {epoch!r}")
-    import torch
-
     rows = teacher_rows(teacher, tail)
     parts = cfg.terms(LossInputs(student, rows, target, epoch, temperature_module))
     terms = list(parts.values())
     total = terms[0]
     for term in terms[1:]:
         total = total + term
-    values = torch.stack([term.detach() for term in terms]).tolist()
-    return total, dict(zip(parts.keys(), (float(v) for v in values), strict=True))
+    return total, parts
 
 
 def compute_sparse_loss(

@@ -1,4 +1,15 @@
-"""Training: the pieces of a student's optimisation step.
+"""Training: the engine (members, a stepper, the epoch loop) and its configuration.
+
+``train`` and ``sweep`` run one engine; ``train`` is a sweep of one member (docs/training.md):
+
+* :class:`Member` (:mod:`._member`): one student (model, optimizer, schedule, loss,
+  temperature module, random state, status), built whole from its :class:`MemberSpec`;
+* the stepper (:mod:`._stepper`): :class:`Solo` (one after another) or :class:`Stacked`
+  (``torch.func``, per architecture); each member steps with its own ``torch.optim``
+  optimizer, and the divergence guard (:mod:`._guard`) keeps or undoes the step on the
+  device, agreed over every rank (:func:`settle`);
+* the epoch loop (:mod:`._loop`): :func:`train_epoch` over shared batches and soft-label
+  sources, no host read in the step; :func:`read_epoch` reads every member's epoch once.
 
 Configuration (no torch at import; the train configuration takes these fields flat):
 
@@ -35,24 +46,66 @@ if TYPE_CHECKING:
         stack_optimizer_state,
         unstack_optimizer_state,
     )
+    from sortkd_cache.training._guard import Failure, Guard, gate
+    from sortkd_cache.training._loop import read_epoch, train_epoch
+    from sortkd_cache.training._member import (
+        EpochStats,
+        EpochSums,
+        Member,
+        MemberSpec,
+        OptimizerFactory,
+        ScheduleFactory,
+        draws_random_numbers,
+    )
+    from sortkd_cache.training._stack import StackedForward, can_stack
+    from sortkd_cache.training._stepper import (
+        Solo,
+        Stacked,
+        Unit,
+        check_stackable,
+        plan_units,
+        settle,
+        stack_groups,
+    )
 
 __all__ = [
-    "OPTIMIZERS",
-    "PRECISIONS",
-    "SCHEDULES",
-    "SGD",
     "AdamW",
     "Amp",
     "Cosine",
+    "EpochStats",
+    "EpochSums",
+    "Failure",
+    "Guard",
     "LRSchedule",
+    "Member",
+    "MemberSpec",
     "MultiStep",
+    "OPTIMIZERS",
     "Optimizer",
+    "OptimizerFactory",
+    "PRECISIONS",
     "Precision",
+    "SCHEDULES",
+    "SGD",
+    "ScheduleFactory",
+    "Solo",
+    "Stacked",
+    "StackedForward",
+    "Unit",
     "build_optimizer",
     "build_scheduler",
+    "can_stack",
+    "check_stackable",
+    "draws_random_numbers",
+    "gate",
     "make_optimizer",
     "make_schedule",
+    "plan_units",
+    "read_epoch",
+    "settle",
+    "stack_groups",
     "stack_optimizer_state",
+    "train_epoch",
     "unstack_optimizer_state",
 ]
 
@@ -63,6 +116,27 @@ _TORCH_MODULES = {
     "build_scheduler": "_build",
     "stack_optimizer_state": "_build",
     "unstack_optimizer_state": "_build",
+    "Failure": "_guard",
+    "Guard": "_guard",
+    "gate": "_guard",
+    "read_epoch": "_loop",
+    "train_epoch": "_loop",
+    "EpochStats": "_member",
+    "EpochSums": "_member",
+    "Member": "_member",
+    "MemberSpec": "_member",
+    "OptimizerFactory": "_member",
+    "ScheduleFactory": "_member",
+    "draws_random_numbers": "_member",
+    "StackedForward": "_stack",
+    "can_stack": "_stack",
+    "Solo": "_stepper",
+    "Stacked": "_stepper",
+    "Unit": "_stepper",
+    "check_stackable": "_stepper",
+    "plan_units": "_stepper",
+    "settle": "_stepper",
+    "stack_groups": "_stepper",
 }
 
 
