@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import numpy as np
 from numpy.typing import NDArray
 
-from sortkd_cache._registry import Registry
+from sortkd_cache._registry import Registry, named_entry
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.sorting._dispatch import Labels, run_kernel
 from sortkd_cache.sorting._numpy import Applied, first_argmax, label_rank_2d
@@ -133,8 +133,14 @@ class SortMethod:
         return self.relabel(ids, up, y)
 
 
-METHODS: Registry[SortMethod] = Registry("method")
-"""The stored logits transforms, by the name used in the store and on the command line."""
+METHODS: Registry[SortMethod] = Registry(
+    "method",
+    group="sortkd_cache.sort_methods",
+    adapt=named_entry(SortMethod, "sort method"),
+)
+"""The stored logits transforms, by the name used in the store and on the command line (other
+packages register theirs in the ``sortkd_cache.sort_methods`` entry-point group: a
+:class:`SortMethod` whose ``name`` is the entry point's)."""
 
 
 def register_method(method: SortMethod) -> SortMethod:

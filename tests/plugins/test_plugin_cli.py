@@ -1,6 +1,8 @@
 """The example plugin package, installed, used by the commands: ``list`` shows its names with
-the package, and ``train``, ``sweep`` and ``run`` take its student and its loss (each command
-runs in a subprocess, as a user's shell runs the installed console script)."""
+the package; ``train``, ``sweep``, ``sort`` and ``run`` take its student, its loss and its sort
+method; ``sort --method lift`` then ``train --logits lift`` equals ``train --online-teacher
+--logits lift`` (each command runs in a subprocess, as a user's shell runs the installed
+console script)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ..conftest import CLI
@@ -27,14 +30,68 @@ def _cli(site: PluginSite, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_list_shows_the_package_of_each_plugin_name(plugin_site: PluginSite) -> None:
     found = json.loads(_cli(plugin_site, "list", "--json").stdout)
-    for kind, names in (("models", plugin_site.entry_points["sortkd_cache.models"]),
-                        ("losses", plugin_site.entry_points["sortkd_cache.losses"])):  # fmt: skip
-        for name in names:
+    kinds = {"models": "sortkd_cache.models", "losses": "sortkd_cache.losses",
+             "methods": "sortkd_cache.sort_methods"}  # fmt: skip
+    for kind, group in kinds.items():
+        for name in plugin_site.entry_points[group]:
             assert name in found[kind]["names"]
             assert found[kind]["packages"][name] == PACKAGE
     assert "resnet8" not in found["models"]["packages"]
-    text = _cli(plugin_site, "list", "models", "losses").stdout
-    assert f"pooled_mlp (from {PACKAGE})" in text and f"logit_mse (from {PACKAGE})" in text
+    text = _cli(plugin_site, "list", "models", "losses", "methods").stdout
+    for name in ("pooled_mlp", "logit_mse", "lift"):
+        assert f"{name} (from {PACKAGE})" in text
+
+
+@pytest.fixture(scope="module")
+def lifted(
+    plugin_site: PluginSite, digits_teacher: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A float32 digits store (2 views of a trained teacher) with the plugin's ``lift`` kind,
+    written by ``sort --method lift``."""
+    from ..conftest import small_dump
+
+    out = tmp_path_factory.mktemp("lifted") / "digits.zarr"
+    teacher = {"teacher": "digits_cnn_l", "teacher_ckpt": str(digits_teacher)}
+    small_dump(out, dataset="digits", teacher_init="checkpoint", views=2, dtype="float32",
+               chunk_samples=512, **teacher)  # fmt: skip
+    _cli(plugin_site, "sort", str(out), "--method", "lift")
+    return out
+
+
+def test_sort_writes_the_plugin_method(lifted: Path, installed: PluginSite) -> None:
+    from sortkd_plugin_example.methods import lift_numpy
+
+    import sortkd_cache as sk
+
+    store = sk.open_store(lifted)
+    assert store.kinds() == ["raw", "lift"] and store.kind_attrs("lift")["method"] == "lift"
+    for view in range(store.num_views):
+        raw = store.logits("raw")[:, view]
+        np.testing.assert_array_equal(store.logits("lift")[:, view], lift_numpy(raw, store.labels))
+
+
+def _losses(run: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_sorted_by_the_plugin_then_trained_equals_the_online_teacher(
+    plugin_site: PluginSite, lifted: Path, digits_teacher: Path, tmp_path: Path
+) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    args = ["--cache", str(lifted), "--student", "pooled_mlp", "--loss", "logit_mse",
+            "--logits", "lift", *ONE_EPOCH[2:], "--epochs", "2"]  # fmt: skip
+    cached, online = tmp_path / "cached", tmp_path / "online"
+    _cli(plugin_site, "train", *args, "--out", str(cached))
+    _cli(plugin_site, "train", *args, "--online-teacher", "digits_cnn_l", "--teacher-ckpt",
+         str(digits_teacher), "--out", str(online))  # fmt: skip
+    a, b = np.asarray(_losses(cached)), np.asarray(_losses(online))
+    assert len(a) == 2 and float(np.max(np.abs(a - b) / np.abs(b))) <= 1e-4
+    wa, wb = load_file(cached / "model.safetensors"), load_file(online / "model.safetensors")
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], rtol=1e-3, atol=1e-4)
 
 
 def _config(run: Path) -> dict[str, object]:
@@ -66,18 +123,18 @@ def test_module_callable_student_trains_without_registration(
     assert _config(run)["student"] == name and (run / "model.safetensors").is_file()
 
 
-def test_sweep_takes_the_plugin_student_and_loss(
-    plugin_site: PluginSite, small_store: Path, tmp_path: Path
+@pytest.mark.slow
+def test_sweep_takes_the_plugin_student_loss_and_method(
+    plugin_site: PluginSite, lifted: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "sweep"
-    _cli(plugin_site, "sweep", "--cache", str(small_store), "--student", "pooled_mlp",
-         "--student", "digits_mlp", "--loss", "logit_mse,kd", "--logits", "sort",
+    _cli(plugin_site, "sweep", "--cache", str(lifted), "--student", "pooled_mlp",
+         "--student", "digits_mlp", "--loss", "logit_mse,kd", "--logits", "raw,lift",
          "--seeds", "0", *ONE_EPOCH, "--out", str(out))  # fmt: skip
-    summary = json.loads((out / "summary.json").read_text())
     configs = [_config(p.parent) for p in out.glob("*/config.json")]
-    pairs = {(c["student"], c["loss"]) for c in configs}
-    assert ("pooled_mlp", "logit_mse") in pairs and ("digits_mlp", "kd") in pairs
-    assert len(pairs) == 4, summary
+    grid = {(c["student"], c["loss"], c["logits"]) for c in configs}
+    assert ("pooled_mlp", "logit_mse", "lift") in grid and ("digits_mlp", "kd", "raw") in grid
+    assert len(grid) == 8, json.loads((out / "summary.json").read_text())
 
 
 RECIPE = """\
@@ -97,7 +154,7 @@ milestones = []
 views = 1
 
 [sort]
-methods = ["sort"]
+methods = ["lift"]
 
 [train]
 student = "pooled_mlp"
@@ -105,16 +162,16 @@ epochs = 1
 milestones = []
 
 [[students]]
-name = "MSE sort"
+name = "MSE lift"
 loss = "logit_mse"
 mse_weight = 0.5
-logits = "sort"
+logits = "lift"
 """
 
 
 @pytest.mark.slow
-def test_run_takes_the_plugin_teacher_student_and_loss(
-    plugin_site: PluginSite, tmp_path: Path
+def test_run_takes_the_plugin_teacher_student_loss_and_method(
+    plugin_site: PluginSite, tmp_path: Path, installed: PluginSite
 ) -> None:
     recipe = tmp_path / "plugin.toml"
     recipe.write_text(RECIPE)
@@ -123,9 +180,12 @@ def test_run_takes_the_plugin_teacher_student_and_loss(
     configs = [_config(p.parent) for p in out.rglob("config.json")]
     students = [c for c in configs if c.get("loss") == "logit_mse"]
     assert len(students) == 1 and students[0]["student"] == "pooled_mlp"
+    assert students[0]["logits"] == "lift"
     import sortkd_cache as sk
 
     stores = [p.parent for p in out.rglob("zarr.json") if (p.parent / "labels").is_dir()]
     assert len(stores) == 1
-    meta = sk.open_store(str(stores[0])).meta
+    store = sk.open_store(str(stores[0]))
+    assert "lift" in store.kinds()
+    meta = store.meta
     assert meta.teacher.arch == "sortkd_plugin_example.models:pooled_mlp"

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from sortkd_cache.errors import ConfigError, ModelError
 from sortkd_cache.losses import LOSSES, compute_loss, make_loss
 from sortkd_cache.models import MODELS, create_model, model_exists
+from sortkd_cache.sorting import LOGIT_KINDS, METHODS, get_method
 
 from .conftest import EXAMPLE, PluginSite, write_distribution
 
@@ -23,6 +24,7 @@ PACKAGE = "sortkd-plugin-example"
 def test_the_registries_read_the_installed_package(installed: PluginSite) -> None:
     torch.set_num_threads(1)
     assert "pooled_mlp" in MODELS.names() and "logit_mse" in LOSSES.names()
+    assert "lift" in METHODS.names() and "lift" in LOGIT_KINDS
     assert "sortkd_plugin_example.models" not in sys.modules  # names come from metadata
     assert MODELS.origin("pooled_mlp") == PACKAGE and MODELS.origin("resnet8") is None
     model = create_model("pooled_mlp", num_classes=7, in_chans=1)
@@ -35,6 +37,11 @@ def test_the_registries_read_the_installed_package(installed: PluginSite) -> Non
     ce = torch.nn.functional.cross_entropy(student, target)
     torch.testing.assert_close(total, 0.1 * ce + 0.5 * ((student - teacher) ** 2).mean())
     assert set(parts) == {"ce", "kd"}
+    method = get_method("lift")
+    assert METHODS.origin("lift") == PACKAGE and method.summary
+    z, y = torch.randn(3, 4), torch.tensor([0, 3, 1])
+    lifted = method(z, y)
+    assert torch.equal(lifted[torch.arange(3), y], z.max(dim=1).values)
 
 
 def test_without_the_package_its_names_are_unknown() -> None:
