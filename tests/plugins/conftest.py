@@ -77,8 +77,9 @@ def installed(plugin_site: PluginSite, monkeypatch: pytest.MonkeyPatch) -> Itera
     from sortkd_cache.losses import LOSSES
     from sortkd_cache.models import MODELS
     from sortkd_cache.sorting import METHODS
+    from sortkd_cache.store import SCHEMES
 
-    registries = (MODELS, LOSSES, DATASETS, METHODS)
+    registries = (MODELS, LOSSES, DATASETS, METHODS, SCHEMES)
     saved = [r.snapshot() for r in registries]
     for path in reversed(plugin_site.paths):
         monkeypatch.syspath_prepend(path)

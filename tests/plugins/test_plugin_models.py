@@ -119,3 +119,36 @@ def test_a_built_in_name_wins_over_a_package_of_the_same_name(
     monkeypatch.syspath_prepend(_site(tmp_path, "shadow", groups))
     assert MODELS.origin("resnet8") is None and MODELS.names().count("resnet8") == 1
     assert MODELS.get("resnet8").family != "shadow"
+
+
+DATASET_PLUGIN = """
+import dataclasses
+
+from sortkd_cache.datasets import DATASETS, DatasetKind
+
+# the embedded digits under another name, as a package would register its own data
+HALF_DIGITS = dataclasses.replace(DATASETS.get("digits"), name="half_digits", grammar="half_digits")
+NOT_A_KIND = "half_digits"
+"""
+
+
+def test_a_package_registers_a_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sortkd_cache.datasets import DATASETS, load_dataset, parse_dataset_spec
+    from sortkd_cache.errors import DatasetError
+
+    saved = DATASETS.snapshot()
+    groups = {"sortkd_cache.datasets": {"half_digits": "mydata:HALF_DIGITS",
+                                        "broken": "mydata:NOT_A_KIND"}}  # fmt: skip
+    site = _site(tmp_path, "mydata-pkg", groups)
+    (Path(site) / "mydata.py").write_text(DATASET_PLUGIN)
+    monkeypatch.syspath_prepend(site)
+    try:
+        assert DATASETS.origin("half_digits") == "mydata-pkg"
+        assert parse_dataset_spec("half_digits").name == "half_digits"
+        mine, digits = load_dataset("half_digits", "test"), load_dataset("digits", "test")
+        assert len(mine) == len(digits) and mine.info.num_classes == digits.info.num_classes
+        with pytest.raises(DatasetError, match="'broken' of package 'mydata-pkg' is not a"):
+            parse_dataset_spec("broken")
+    finally:
+        DATASETS.restore(saved)
+        sys.modules.pop("mydata", None)
