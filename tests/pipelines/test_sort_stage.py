@@ -12,10 +12,10 @@ import pytest
 
 from sortkd_cache import open_store
 from sortkd_cache.errors import ConfigError, LogitsKindError
+from sortkd_cache.locks import LOCK_NAME
 from sortkd_cache.pipelines import sort as sort_mod
 from sortkd_cache.pipelines.sort import SortConfig, sort_store, written_chunks
 from sortkd_cache.sorting import label_rank, sort_logits, swap_logits
-from sortkd_cache.store._lock import LOCK_NAME
 
 from ..conftest import CLI, cli_env
 
