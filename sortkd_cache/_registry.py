@@ -30,21 +30,26 @@ __all__ = ["Registry", "entry_points", "named_entry"]
 
 T = TypeVar("T")
 
-#: Entry points by group, cached per ``sys.path`` (a path added at run time is searched).
-_FOUND: dict[tuple[str, tuple[str, ...]], dict[str, list[metadata.EntryPoint]]] = {}
+#: This package's entry-point groups (by prefix), read in one pass over the installed
+#: distributions and cached per ``sys.path`` (a path added at run time is searched).
+_PREFIX = "sortkd_cache."
+_FOUND: dict[tuple[str, ...], dict[str, dict[str, list[metadata.EntryPoint]]]] = {}
 
 
 def entry_points(group: str) -> dict[str, list[metadata.EntryPoint]]:
     """The entry points of ``group`` by name, one per distinct (package, target) pair."""
-    key = (group, tuple(sys.path))
+    key = tuple(sys.path)
     if key not in _FOUND:
-        found: dict[str, list[metadata.EntryPoint]] = {}
-        for ep in metadata.entry_points(group=group):
-            same = found.setdefault(ep.name, [])
-            if all((_package(e), e.value) != (_package(ep), ep.value) for e in same):
-                same.append(ep)
-        _FOUND[key] = found
-    return _FOUND[key]
+        groups: dict[str, dict[str, list[metadata.EntryPoint]]] = {}
+        for dist in metadata.distributions():
+            for ep in dist.entry_points:
+                if not ep.group.startswith(_PREFIX):
+                    continue
+                same = groups.setdefault(ep.group, {}).setdefault(ep.name, [])
+                if all((_package(e), e.value) != (_package(ep), ep.value) for e in same):
+                    same.append(ep)
+        _FOUND[key] = groups
+    return _FOUND[key].get(group, {})
 
 
 def named_entry(
