@@ -66,7 +66,13 @@ def test_a_sweep_writes_one_event_directory_per_member(small_store: Path, tmp_pa
     options = {**SMALL, "cache": str(small_store), "log": "tensorboard", "log_every": 3}
     members = grid(options, out=str(out), students=["digits_mlp"], losses=["kd"],
                    logits=["raw,sort"], seeds=[0])  # fmt: skip
-    sweep(SweepConfig(out=str(out), members=members, progress=False))
+    result = sweep(SweepConfig(out=str(out), members=members, progress=False))
+    # the sweep ends with its report: the conclusion last (one seed: no interval)
+    assert result.table.rstrip().endswith(
+        "- kd sort against kd raw: "
+        f"{result.report['paired'][0]['mean']:+.2f} points on one seed, no interval: "
+        "within noise."
+    )  # fmt: skip
     runs = sorted(p.parent for p in out.glob("*/tensorboard"))
     assert len(runs) == 2
     for run in runs:
