@@ -92,10 +92,14 @@ def _walk(path: Path, labels: dict[str, str]) -> Iterator[tuple[Path, str | None
         return
     if (path / "zarr.json").is_file() or path.name.endswith((".zarr", ".zip")):
         return
-    children = [path / "students"] if (path / "recipe.json").is_file() else None
-    if children is not None:
+    if (path / "recipe.json").is_file():  # a recipe output: its students, in its order
         labels = _recipe_labels(path / "recipe.json")
-    for child in children or sorted(path.iterdir()):
+        yield from _walk(path / "students", labels) if (path / "students").is_dir() else ()
+        return
+    order = list(labels)  # a recipe's students folder: the recipe's variants first, in order
+    children = sorted(path.iterdir(), key=lambda c: (order.index(c.name) if c.name in order
+                                                     else len(order), c.name))  # fmt: skip
+    for child in children:
         if child.is_dir() and not child.is_symlink():
             yield from _walk(child, labels)
 
@@ -186,19 +190,19 @@ def load_run(path: Path, label: str | None = None) -> Run:
 def find_runs(paths: Iterable[str | Path]) -> tuple[list[Run], list[Unfinished]]:
     """The finished runs under ``paths`` (each once, in the order found) and the unfinished
     ones. A missing path, or no finished run at all, is a :class:`ConfigError`."""
-    found: dict[Path, str | None] = {}
+    found: dict[Path, tuple[Path, str | None]] = {}  # by resolved path: as found, label
     given = [Path(p) for p in paths]
     for p in given:
         if not p.is_dir():
             raise ConfigError(f"report: '{p}' is not a directory")
         for run, label in _walk(p, {}):
-            found.setdefault(run.resolve(), label)
+            found.setdefault(run.resolve(), (run, label))
     failed = _failed_members(found)
     runs: list[Run] = []
     unfinished: list[Unfinished] = []
-    for path, label in found.items():
-        if path in failed:
-            unfinished.append(Unfinished(path, failed[path]))
+    for real, (path, label) in found.items():
+        if real in failed:
+            unfinished.append(Unfinished(path, failed[real]))
         elif not (path / "summary.json").is_file():
             unfinished.append(Unfinished(path, "not finished (no summary.json)"))
         else:

@@ -109,6 +109,10 @@ def test_first_run_runs_every_stage_and_writes_results(done: tuple[Path, RunRepo
     assert table == report.table
     assert "| KD sort | 0 |" in table
     assert "train-view error rate" in table and "teacher inference (dump)" in table
+    # `sortkd-cache report OUT` rebuilds exactly the report `run` wrote
+    from sortkd_cache.pipelines.report import report as report_of
+
+    assert report_of([str(out)], None)[0] == json.loads(json.dumps(report.results))
 
 
 def test_second_run_does_no_stage_twice(done: tuple[Path, RunReport], tmp_path: Path) -> None:
