@@ -5,7 +5,8 @@ for the ``test`` split. If PATH has no ``train/`` subdirectory, PATH itself is t
 and there is no test split. Classes are the train split's subdirectory names, sorted; the
 test split may lack classes but not add new ones. Within a class, files (searched
 recursively, hidden entries skipped) are sorted by their POSIX path relative to the class
-folder; samples run class by class. Images are decoded with PIL to RGB uint8 [3, H, W];
+folder; samples run class by class. Symlinks: see :mod:`._folder_scan` (each image once; a
+link back into the folder, a broken link or a loop is refused). Images are decoded with PIL to RGB uint8 [3, H, W];
 sizes may vary (``info.image_size`` is None). The fingerprint hashes each file's raw bytes
 in sample order (see :mod:`sortkd_cache.datasets._base`), never the paths.
 
@@ -32,6 +33,7 @@ import torch
 
 from ..errors import DatasetError
 from ._base import FILES_TAG, DatasetInfo, ImageDataset, feed_header
+from ._folder_scan import FolderWalker
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -62,35 +64,21 @@ _READ_CHUNK = 1 << 20
 
 
 def _class_dirs(split_dir: str) -> list[str]:
-    return sorted(
-        e.name for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith(".")
-    )
-
-
-def _class_files(class_dir: str) -> list[str]:
-    found: list[str] = []
-    for here, dirs, files in os.walk(class_dir, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        rel_here = os.path.relpath(here, class_dir)
-        for f in files:
-            if f.startswith(".") or not f.lower().endswith(IMAGE_EXTENSIONS):
-                continue
-            rel = f if rel_here == "." else os.path.join(rel_here, f)
-            found.append(rel.replace(os.sep, "/"))
-    return sorted(found)
+    return FolderWalker(split_dir, split_dir, IMAGE_EXTENSIONS).class_dirs(split_dir)
 
 
 def _scan(split_dir: str, classes: list[str], path: str) -> tuple[list[str], list[int]]:
     index = {c: k for k, c in enumerate(classes)}
+    walker = FolderWalker(path, split_dir, IMAGE_EXTENSIONS)
     files: list[str] = []
     labels: list[int] = []
-    for name in _class_dirs(split_dir):
+    for name in walker.class_dirs(split_dir):
         if name not in index:
             raise DatasetError(
                 f"imagefolder {path!r}: class folder {name!r} in {split_dir!r} is not a train class"
             )
         class_dir = os.path.join(split_dir, name)
-        for rel in _class_files(class_dir):
+        for rel in walker.class_files(class_dir):
             files.append(os.path.join(class_dir, *rel.split("/")))
             labels.append(index[name])
     if not files:
