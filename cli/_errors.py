@@ -19,11 +19,19 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+def _usage_line(exc: click.UsageError) -> str:
+    """Click's usage error as one line, with where to find the command's usage."""
+    message = " ".join(exc.format_message().split())
+    if exc.ctx is None:
+        return message
+    return f"{message} (see '{exc.ctx.command_path} {exc.ctx.help_option_names[-1]}')"
+
+
 class SortKDGroup(click.Group):
     """A click group that reports :class:`SortKDError` as one line and exit code 2.
 
-    Usage errors keep click's usage and hint lines, and end with the ``error:`` line (the
-    last line printed, in the same form as every other error)."""
+    A usage error (an unknown option, a missing argument, a value click cannot parse) is one
+    ``error:`` line too, ending with a hint: ``(see 'sortkd-cache CMD --help')``."""
 
     def main(  # type: ignore[override]
         self,
@@ -38,11 +46,7 @@ class SortKDGroup(click.Group):
         try:
             rv = super().main(args, prog_name, complete_var, False, **extra)
         except click.UsageError as exc:
-            if exc.ctx is not None:
-                cmd = exc.ctx.command_path
-                click.echo(exc.ctx.get_usage(), err=True)
-                click.echo(f"Try '{cmd} {exc.ctx.help_option_names[-1]}' for help.", err=True)
-            fail(exc.format_message(), exc.exit_code)
+            fail(_usage_line(exc), exc.exit_code)
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)

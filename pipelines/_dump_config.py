@@ -11,7 +11,16 @@ from typing import Any
 
 from sortkd_cache.choices import DECODERS, PRECISIONS, SPLITS, TEACHER_INITS
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.options import Applies, Spell, check_applies, check_fields, flag, opt, opt_of
+from sortkd_cache.options import (
+    Applies,
+    Spell,
+    check_applies,
+    check_fields,
+    flag,
+    named,
+    opt,
+    opt_of,
+)
 from sortkd_cache.sparse import DEFAULT_TEMPERATURES
 
 __all__ = ["DTYPES", "DumpConfig", "parse_temperatures"]
@@ -117,7 +126,7 @@ class DumpConfig:
             raise ConfigError(f"bad rank {self.rank} for world size {self.world_size}")
         check_applies(self, APPLIES, spell)
         parse_temperatures(self.topk_temperatures, spell("topk_temperatures"))
-        _check_names(self)
+        _check_names(self, spell)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,15 +136,16 @@ class DumpConfig:
         return cls(**d)
 
 
-def _check_names(cfg: DumpConfig) -> None:
+def _check_names(cfg: DumpConfig, spell: Spell) -> None:
     """The dataset spec, the augmentation recipe and the preprocessing parse (no file read)."""
     from sortkd_cache.augment import get_recipe  # torch
     from sortkd_cache.datasets import parse_dataset_spec
     from sortkd_cache.pipelines._preprocess import PreprocessOptions
 
-    parse_dataset_spec(cfg.dataset)
+    named(spell("dataset"), lambda: parse_dataset_spec(cfg.dataset))
     if cfg.augment is not None:
-        get_recipe(cfg.augment)
+        augment = cfg.augment
+        named(spell("augment"), lambda: get_recipe(augment))
     PreprocessOptions.of(cfg)
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PreprocessOptions",
+    "check_teacher_input",
     "check_view_shapes",
     "recorded_preprocess",
     "resolve_preprocess",
@@ -127,3 +128,29 @@ def check_view_shapes(recipe: AugmentRecipe, prep: TeacherPreprocess, ds: Any) -
             f"--augment none: image {i} is {h}x{w}, and the teacher's {target[0]}x{target[1]} "
             "input would squash it; use --augment eval (resize the shorter side, centre crop)"
         )
+
+
+def check_teacher_input(
+    model: torch.nn.Module, prep: TeacherPreprocess, view: tuple[int, int] | None, cfg: Any
+) -> None:
+    """Run the teacher once on one blank input of the size it will see (``prep``'s input
+    size, else the ``view`` size; None: views vary, nothing to try), before anything is
+    written: a size it cannot take is one ConfigError naming the option that chose it
+    (``--teacher-size``, else ``--augment``)."""
+    import torch
+
+    size = prep.input_size or view
+    if size is None:
+        return
+    device = next(model.parameters(), torch.empty(0)).device
+    x = torch.zeros((1, len(prep.mean), *size), device=device)
+    try:
+        with torch.inference_mode():
+            model(x)
+    except (RuntimeError, ValueError) as exc:
+        given = cfg.teacher_size
+        option = f"--teacher-size {given}" if given else f"--augment {cfg.augment or 'default'}"
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(
+            f"{option}: the teacher cannot take {size[0]}x{size[1]} inputs ({first[:200]})"
+        ) from None

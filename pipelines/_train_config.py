@@ -23,7 +23,16 @@ from typing import TYPE_CHECKING, Any
 from sortkd_cache.choices import DATA_PATHS, SOFT_LABEL_MODES, TEACHER_INITS
 from sortkd_cache.errors import ConfigError, ModelError
 from sortkd_cache.losses import LOSSES, make_loss
-from sortkd_cache.options import Applies, Spell, check_applies, check_fields, flag, opt, opt_of
+from sortkd_cache.options import (
+    Applies,
+    Spell,
+    check_applies,
+    check_fields,
+    flag,
+    named,
+    opt,
+    opt_of,
+)
 from sortkd_cache.pipelines._tensorboard import LOG_CHOICES, check_log
 from sortkd_cache.sorting import LOGIT_KINDS
 from sortkd_cache.sparse import TAILS
@@ -281,11 +290,14 @@ def _validate_names(cfg: TrainConfig, spell: Spell) -> None:
     if cfg.dataset is not None:
         from sortkd_cache.datasets import parse_dataset_spec
 
-        parse_dataset_spec(cfg.dataset)
+        dataset = cfg.dataset
+        named(spell("dataset"), lambda: parse_dataset_spec(dataset))
     if cfg.augment is not None:
         from sortkd_cache.augment import get_recipe
 
-        if get_recipe(cfg.augment).kind == "eval" and cfg.augment == "eval":
+        augment = cfg.augment
+        recipe = named(spell("augment"), lambda: get_recipe(augment))
+        if recipe.kind == "eval" and cfg.augment == "eval":
             raise ConfigError(f"{spell('augment')} eval needs a size here: give eval:SIZE")
 
 

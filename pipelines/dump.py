@@ -30,9 +30,9 @@ from typing import Any
 
 import torch
 
-from sortkd_cache.augment import CURRENT_VERSION, get_recipe
+from sortkd_cache.augment import CURRENT_VERSION, get_recipe, output_size
 from sortkd_cache.datasets import load_dataset
-from sortkd_cache.errors import StoreError
+from sortkd_cache.errors import AugmentError, StoreError
 from sortkd_cache.outputs import check_disjoint
 from sortkd_cache.pipelines._common import (
     build_teacher,
@@ -62,6 +62,7 @@ from sortkd_cache.pipelines._dump_store import (
 from sortkd_cache.pipelines._dump_units import Unit, UnitWriter
 from sortkd_cache.pipelines._preprocess import (
     PreprocessOptions,
+    check_teacher_input,
     check_view_shapes,
     recorded_preprocess,
     resolve_preprocess,
@@ -131,6 +132,14 @@ def _to_host(parts: list[torch.Tensor]) -> tuple[torch.Tensor, Any]:
     event = torch.cuda.Event()  # type: ignore[no-untyped-call]
     event.record()
     return host, event
+
+
+def _view_size(recipe: Any, ds: Any) -> tuple[int, int] | None:
+    """The (h, w) of every view, or None when views vary in size."""
+    try:
+        return output_size(recipe, ds.info.image_size)
+    except AugmentError:
+        return None
 
 
 def _view_inputs(
@@ -280,6 +289,7 @@ def _dump_with(
         seed=cfg.seed,
         device=device,
     )
+    check_teacher_input(model, source.preprocess, _view_size(recipe, ds), cfg)
     channels_last = prepare_for_precision(model, cfg.precision, device)
     meta = meta_for(cfg, ds, recipe, sha, source.preprocess)
     Path(path).mkdir(parents=True, exist_ok=True)

@@ -22,9 +22,9 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sortkd_cache.errors import ConfigError
+from sortkd_cache.errors import ConfigError, SortKDError
 
 __all__ = [
     "Applies",
@@ -36,11 +36,13 @@ __all__ = [
     "cli_spell",
     "flag",
     "inherit",
+    "named",
     "opt",
     "opt_fields",
     "opt_of",
 ]
 
+T = TypeVar("T")
 #: Turns a field name into the name the user typed (a CLI flag, a recipe key).
 Spell = Callable[[str], str]
 #: The allowed values of a choice option: fixed, or read from a registry when asked.
@@ -224,3 +226,13 @@ def cli_spell(cls: type) -> Spell:
         f.name: opt_of(f).names[0].split("/")[0] for f in dataclasses.fields(cls) if opt_of(f).names
     }
     return lambda key: names.get(key, flag(key))
+
+
+def named(option: str, check: Callable[[], T]) -> T:
+    """``check()``; the :class:`SortKDError` it raises becomes one ConfigError line that
+    starts with ``option`` (the name the user typed)."""
+    try:
+        return check()
+    except SortKDError as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(first if first.startswith(option) else f"{option}: {first}") from None

@@ -64,6 +64,8 @@ DEFAULT_CROP_PCT = 0.875
 EVAL_INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear", "bicubic")
 
 NUM_PARAMS = 5
+#: The largest view side a recipe may produce (``imagenet:SIZE``), in pixels.
+MAX_SIZE = 4096
 PARAM_NAMES: tuple[str, ...] = ("top", "left", "height", "width", "flip")
 
 
@@ -114,8 +116,12 @@ class AugmentRecipe:
             raise AugmentError(f"recipe {self.name!r}: pad must be >= 0, got {self.pad}")
         if self.pad and self.kind != "crop":
             raise AugmentError(f"recipe {self.name!r}: pad is only valid for kind 'crop'")
-        if self.out_size is not None and (len(self.out_size) != 2 or min(self.out_size) < 1):
-            raise AugmentError(f"recipe {self.name!r}: bad out_size {self.out_size!r}")
+        if self.out_size is not None and (
+            len(self.out_size) != 2 or not 1 <= min(self.out_size) <= max(self.out_size) <= MAX_SIZE
+        ):
+            raise AugmentError(
+                f"recipe {self.name!r}: bad out_size {self.out_size!r} (sizes 1..{MAX_SIZE} px)"
+            )
         lo, hi = self.scale
         if not (0.0 < lo <= hi):
             raise AugmentError(f"recipe {self.name!r}: bad scale {self.scale!r}")

@@ -36,7 +36,8 @@ __all__ = [
     "spec_classes",
 ]
 
-#: fake data is generated in memory: at most this many bytes of images (N x 3 x SIZE^2)
+#: fake data is generated in memory: at most this many bytes per array (a split's images,
+#: N x 3 x SIZE^2; the class patterns, C x 3 x SIZE^2 float64)
 FAKE_MAX_BYTES = 4 << 30
 _FAKE_FIELDS: tuple[tuple[str, int], ...] = (("N", 1), ("C", 2), ("SIZE", 8))
 
@@ -146,13 +147,25 @@ def _fake_args(spec: str, sep: str, rest: str) -> tuple[str, ...]:
                 f"malformed dataset spec {spec!r}: {field} must be >= {minimum}, got {text}"
             )
         values.append(str(int(text)))
-    n, _, size = (int(v) for v in values)
-    if n * 3 * size * size > FAKE_MAX_BYTES:
-        raise DatasetError(
-            f"dataset spec {spec!r} would generate {n * 3 * size * size} bytes of images, "
-            f"over the {FAKE_MAX_BYTES >> 30} GiB limit of synthetic data; use a smaller N or SIZE"
-        )
+    _check_fake_arrays(spec, *(int(v) for v in values))
     return tuple(values)
+
+
+def _check_fake_arrays(spec: str, n: int, c: int, size: int) -> None:
+    """Refuse a fake spec whose arrays could not be allocated: each split's uint8 images
+    (the test split has max(N // 5, C) samples) and the float64 class patterns [C, 3, S, S]
+    must each fit in :data:`FAKE_MAX_BYTES`."""
+    pixels = 3 * size * size
+    arrays = (
+        ("images", max(n, n // 5, c) * pixels, "N, C or SIZE"),
+        ("class patterns", c * pixels * 8, "C or SIZE"),
+    )
+    for what, nbytes, fix in arrays:
+        if nbytes > FAKE_MAX_BYTES:
+            raise DatasetError(
+                f"dataset spec {spec!r} would allocate {nbytes} bytes of {what}, over the "
+                f"{FAKE_MAX_BYTES >> 30} GiB limit of synthetic data; use a smaller {fix}"
+            )
 
 
 def _load_digits(p: DatasetSpec, split: str, root: str | None, download: bool) -> ImageDataset:

@@ -6,9 +6,9 @@ and there is no test split. Classes are the train split's subdirectory names, so
 test split may lack classes but not add new ones. Within a class, files (searched
 recursively, hidden entries skipped) are sorted by their POSIX path relative to the class
 folder; samples run class by class. Symlinks: see :mod:`._folder_scan` (each image once; a
-link back into the folder, a broken link or a loop is refused). Images are decoded with PIL to RGB uint8 [3, H, W];
-sizes may vary (``info.image_size`` is None). The fingerprint hashes each file's raw bytes
-in sample order (see :mod:`sortkd_cache.datasets._base`), never the paths.
+link back into the folder, a broken link or a loop is refused). Images are decoded with PIL
+to RGB uint8 [3, H, W]; sizes may vary (``info.image_size`` is None). The fingerprint hashes
+each file's raw bytes in sample order (see :mod:`sortkd_cache.datasets._base`), never the paths.
 
 Decoding in parallel: :meth:`ImageFolderDataset.images` takes an executor and decodes one
 file per task with the same function as the serial path (PIL releases the GIL while it

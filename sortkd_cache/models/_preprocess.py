@@ -150,6 +150,10 @@ def parse_floats(option: str, text: str | None) -> tuple[float, ...] | None:
     return values
 
 
+#: The largest input side ``--teacher-size`` may ask for, in pixels.
+MAX_INPUT_SIZE = 4096
+
+
 def parse_size(option: str, text: str | None) -> tuple[int, int] | None:
     """``"224"`` or ``"224,192"`` (height, width) -> (h, w); None stays None."""
     if text is None:
@@ -158,6 +162,8 @@ def parse_size(option: str, text: str | None) -> tuple[int, int] | None:
         parts = [int(x) for x in text.split(",")]
     except ValueError:
         raise ConfigError(f"{option} {text!r} is not SIZE or HEIGHT,WIDTH") from None
-    if len(parts) not in (1, 2) or min(parts) < 1:
-        raise ConfigError(f"{option} {text!r} is not SIZE or HEIGHT,WIDTH (sizes >= 1)")
+    if len(parts) not in (1, 2) or not 1 <= min(parts) <= max(parts) <= MAX_INPUT_SIZE:
+        raise ConfigError(
+            f"{option} {text!r} is not SIZE or HEIGHT,WIDTH (sizes 1..{MAX_INPUT_SIZE})"
+        )
     return (parts[0], parts[-1])
