@@ -14,7 +14,7 @@ from sortkd_cache.cli._options import (
     parse_storage_options,
     storage_options_option,
 )
-from sortkd_cache.pipelines.configs import DeriveConfig
+from sortkd_cache.pipelines.configs import SEED_MAX, DeriveConfig
 
 if TYPE_CHECKING:
     from sortkd_cache.pipelines.recompute import RecomputeReport
@@ -52,7 +52,13 @@ __all__ = ["commands"]
     "store's; default: the file the store records, where it still has that sha256); "
     "refused for pretrained and random teachers, which are rebuilt without it.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Which sample-views.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, SEED_MAX),
+    default=0,
+    show_default=True,
+    help="Which sample-views.",
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda[:N] | auto")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")

@@ -163,6 +163,11 @@ def _read_run_config(path: str) -> dict[str, Any]:
         raise ConfigError(f"--config '{path}': expected a JSON object (a run's config.json)")
     for recorded in ("resolved", "storage_options", "out", "replay_of"):
         data.pop(recorded, None)
+    if not isinstance(data.get("loss_options", {}), dict):
+        raise ConfigError(
+            f"--config '{path}': 'loss_options' must be a JSON object of the loss's options, "
+            f"got {data['loss_options']!r}"
+        )
     return data
 
 

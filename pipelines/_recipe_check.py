@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -38,6 +39,8 @@ __all__ = ["check_recipe"]
 _TEACHER_TRAIN_KEYS = tuple(
     f.name for f in dataclasses.fields(TeacherSpec) if f.name not in ("arch", "checkpoint")
 )
+#: The most torch CPU threads a recipe's ``threads`` may ask for.
+MAX_THREADS = 1024
 _SCALAR_KEYS = ("name", "description", "seeds", "device", "threads")
 _TOP_KEYS = (*_SCALAR_KEYS, "dataset", "teacher", "dump", "sort", "train", "students")
 #: Placeholders of what the run decides itself (the store and run directories).
@@ -140,8 +143,9 @@ class _Parser:
             d = {**d, "name": Path(self.source.split(" ")[0]).stem or "recipe"}
         scalars = self.fields(self.recipe_cls, "", d, _SCALAR_KEYS)
         self.name(scalars["name"])
-        if scalars.get("threads") is not None and scalars["threads"] < 1:
-            raise self.bad("threads", scalars["threads"], "must be >= 1")
+        threads = scalars.get("threads")
+        if threads is not None and not 1 <= threads <= MAX_THREADS:
+            raise self.bad("threads", threads, f"must be in 1..{MAX_THREADS}")
         seeds = scalars.get("seeds", (0,))
         self.seed_list("seeds", seeds)
         dataset = self.dataset(d["dataset"])
@@ -172,7 +176,9 @@ class _Parser:
             self.classes = spec_classes(spec.spec)
         except SortKDError as exc:
             raise self.bad("dataset.spec", spec.spec, str(exc).splitlines()[0]) from None
-        name = spec.spec.partition(":")[0]
+        name, _, folder = spec.spec.partition(":")
+        if name == "imagefolder" and not os.path.isdir(folder):
+            raise self.bad("dataset.spec", spec.spec, f"no such directory {folder!r}")
         if spec.data_root is not None and not DATASETS.get(name).uses_root:
             raise self.bad("dataset.data_root", spec.data_root, f"{spec.spec!r} has no data root")
         return spec

@@ -9,6 +9,6 @@ from __future__ import annotations
 from sortkd_cache.pipelines._copy_config import DeriveConfig
 from sortkd_cache.pipelines._dump_config import DumpConfig
 from sortkd_cache.pipelines._sort_config import SortConfig
-from sortkd_cache.pipelines._train_config import Schedule, TrainConfig
+from sortkd_cache.pipelines._train_config import SEED_MAX, Schedule, TrainConfig
 
-__all__ = ["DeriveConfig", "DumpConfig", "Schedule", "SortConfig", "TrainConfig"]
+__all__ = ["SEED_MAX", "DeriveConfig", "DumpConfig", "Schedule", "SortConfig", "TrainConfig"]

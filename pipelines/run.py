@@ -411,11 +411,12 @@ def run_recipe(
     """Execute (or, with ``dry_run``, only plan) every stage of ``recipe`` into ``out``.
 
     ``device`` overrides the recipe's. Stage lines go to ``log`` (default: stderr). With the
-    recipe's ``threads`` set, torch uses that many CPU threads until the run returns.
+    recipe's ``threads`` set, torch uses that many CPU threads until the run returns (a dry
+    run sets none).
     """
     device = device or recipe.device
     resolve_device(device)
-    if recipe.threads is None:
+    if recipe.threads is None or dry_run:
         return _run(recipe, Path(out), device, progress, dry_run, log)
     before = torch.get_num_threads()
     torch.set_num_threads(recipe.threads)
