@@ -52,7 +52,9 @@ class FolderWalker:
     def class_dirs(self, split_dir: str) -> list[str]:
         """The class folders of ``split_dir`` (sorted; hidden entries skipped)."""
         names = []
-        for e in os.scandir(split_dir):
+        with os.scandir(split_dir) as found:
+            entries = sorted(found, key=lambda e: e.name)
+        for e in entries:
             if e.name.startswith("."):
                 continue
             if e.is_symlink():
@@ -84,7 +86,9 @@ class FolderWalker:
         stack = [(class_dir, real, "")]
         while stack:
             here, real_here, rel_here = stack.pop()
-            for e in os.scandir(here):
+            with os.scandir(here) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+            for e in entries:
                 if e.name.startswith("."):
                     continue
                 rel = e.name if not rel_here else f"{rel_here}/{e.name}"
