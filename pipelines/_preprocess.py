@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from sortkd_cache.augment import DEFAULT_CROP_PCT
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.models import (
@@ -19,7 +21,6 @@ from sortkd_cache.models import (
 
 if TYPE_CHECKING:
     import numpy as np
-    import torch
 
     from sortkd_cache.augment import AugmentRecipe
     from sortkd_cache.store import StoreMeta
@@ -137,8 +138,6 @@ def check_teacher_input(
     size, else the ``view`` size; None: views vary, nothing to try), before anything is
     written: a size it cannot take is one ConfigError naming the option that chose it
     (``--teacher-size``, else ``--augment``)."""
-    import torch
-
     size = prep.input_size or view
     if size is None:
         return

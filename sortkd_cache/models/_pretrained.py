@@ -6,7 +6,9 @@ torch hub cache (``torch.hub.get_dir()/checkpoints``, i.e. ``TORCH_HOME``) for w
 published by URL (torchvision's, older timm ones). Missing there, they are downloaded as timm
 and torchvision do, unless the machine is offline: ``HF_HUB_OFFLINE`` or ``SORTKD_OFFLINE``
 set to 1 turns a missing file into a one-line :class:`CheckpointError` and nothing touches
-the network. The file's sha256 is what the store records.
+the network; so does a weights host that cannot be reached within ``SORTKD_REMOTE_TIMEOUT``
+(one connection tried first, so a machine without network fails at once, not after the
+libraries' retries). The file's sha256 is what the store records.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import torch.hub
 
+from sortkd_cache._net import unreachable
 from sortkd_cache.errors import CheckpointError, ConfigError, ModelError
 from sortkd_cache.models._preprocess import TeacherPreprocess
 from sortkd_cache.models._registry import MODELS
@@ -50,21 +54,31 @@ def _hf_cache_dir() -> str:
     return os.path.join(home, "hub")
 
 
-def _offline_error(name: str, where: str) -> CheckpointError:
+def _offline_error(name: str, where: str, down: str | None = None) -> CheckpointError:
+    why = down or "downloads are off (HF_HUB_OFFLINE/SORTKD_OFFLINE)"
     return CheckpointError(
-        f"pretrained weights of {name!r} are not in the local cache ({where}) and downloads "
-        "are off (HF_HUB_OFFLINE/SORTKD_OFFLINE); fetch them where there is a network, or "
-        "pass --teacher-ckpt FILE"
+        f"pretrained weights of {name!r} are not in the local cache ({where}) and {why}; "
+        "fetch them where there is a network, or pass --teacher-ckpt FILE"
     )
+
+
+def _down(url: str) -> str | None:
+    """Why the host of ``url`` cannot be reached (one connection within
+    ``SORTKD_REMOTE_TIMEOUT``), or None: a machine without network fails at once, not
+    after the download libraries' retries."""
+    why = unreachable(url)
+    return None if why is None else f"{urlsplit(url).netloc} cannot be reached ({why})"
 
 
 def _hf_file(name: str, repo: str, filenames: list[str]) -> str:
     """The first of ``filenames`` of hub repo ``repo``: from the cache, else downloaded."""
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
     repo_id, _, revision = repo.partition("@")
-    offline, cache = is_offline(), _hf_cache_dir()
+    cache = _hf_cache_dir()
+    down = None if is_offline() else _down(constants.ENDPOINT)
+    offline = down is not None or is_offline()
     unreachable: Exception | None = None
     for filename in filenames:
         try:
@@ -84,7 +98,7 @@ def _hf_file(name: str, repo: str, filenames: list[str]) -> str:
         except OSError as exc:  # permissions, disk
             raise CheckpointError(f"cannot fetch weights of {name!r}: {exc}") from exc
     if offline:
-        raise _offline_error(name, f"hub repo {repo_id} under {cache}")
+        raise _offline_error(name, f"hub repo {repo_id} under {cache}", down)
     if unreachable is not None:
         text = " ".join(str(unreachable).split())[:160]
         raise CheckpointError(f"cannot fetch weights of {name!r} from hub repo {repo_id}: {text}")
@@ -98,6 +112,9 @@ def _url_file(name: str, url: str) -> str:
         return str(path)
     if is_offline():
         raise _offline_error(name, str(path))
+    down = _down(url)
+    if down is not None:
+        raise _offline_error(name, str(path), down)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         torch.hub.download_url_to_file(url, str(path), progress=False)

@@ -27,6 +27,7 @@ import fsspec
 from zarr.abc.store import Store
 from zarr.storage import LocalStore, ZipStore
 
+from sortkd_cache._net import remote_timeout
 from sortkd_cache.errors import (
     RemoteStoreError,
     SortKDError,
@@ -37,6 +38,7 @@ from sortkd_cache.store._fsspec import bucket_missing, fs_store
 from sortkd_cache.store._fsspec import remote_filesystem as _fsspec_filesystem
 from sortkd_cache.store._readcache import cache_bytes, read_cache_store
 from sortkd_cache.store._schemes import SCHEMES, Location, Mode, Scheme, parse_location
+from sortkd_cache.store._timeouts import bounded, no_answer
 from sortkd_cache.store._zarr_compat import default_buffer_prototype, run_sync
 from sortkd_cache.store._zipcheck import member_checked_store
 
@@ -88,9 +90,13 @@ def remote_filesystem(
 
 
 def _probe(loc: Location, store: Store, mode: Mode, opts: dict[str, Any]) -> None:
-    """Fetch the root zarr.json once: fail early, clearly, on a bad endpoint or location."""
+    """Fetch the root zarr.json once: fail early, clearly, on a bad endpoint or location
+    (within ``SORTKD_REMOTE_TIMEOUT``)."""
+    timeout = remote_timeout()
     try:
-        value = run_sync(store.get(ROOT_META, default_buffer_prototype()))
+        value = run_sync(bounded(store.get(ROOT_META, default_buffer_prototype()), timeout))
+    except TimeoutError:
+        raise remote_error(loc, no_answer(timeout), opts) from None
     except FileNotFoundError as exc:  # a store that checks its root on open (zarr's LocalStore)
         if mode != "r":
             raise remote_error(loc, exc, opts) from None

@@ -27,6 +27,7 @@ from fsspec.implementations.zip import ZipFileSystem
 from zarr.abc.store import Store
 from zarr.storage import FsspecStore, WrapperStore
 
+from sortkd_cache._net import remote_timeout
 from sortkd_cache.errors import (
     RemoteStoreError,
     SortKDError,
@@ -34,6 +35,7 @@ from sortkd_cache.errors import (
     StoreReadOnlyError,
 )
 from sortkd_cache.store._schemes import SCHEMES, Location, Mode, Scheme
+from sortkd_cache.store._timeouts import bounded, s3_timeouts
 from sortkd_cache.store._zarr_compat import run_sync
 from sortkd_cache.store._zipcheck import member_checked_store
 
@@ -41,13 +43,14 @@ __all__ = ["bucket_missing", "fs_store", "fsspec_scheme", "remote_filesystem"]
 
 
 def _s3_options(loc: Location, opts: dict[str, Any]) -> dict[str, Any]:
-    """``AWS_ENDPOINT_URL[_S3]`` unless an endpoint is given."""
+    """``AWS_ENDPOINT_URL[_S3]`` unless an endpoint is given; botocore's time limits from
+    ``SORTKD_REMOTE_TIMEOUT`` unless given."""
     opts = dict(opts)
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     client_kwargs = opts.get("client_kwargs") or {}
     if endpoint and "endpoint_url" not in opts and "endpoint_url" not in client_kwargs:
         opts["endpoint_url"] = endpoint
-    return opts
+    return s3_timeouts(opts, remote_timeout())
 
 
 def _gcs_options(loc: Location, opts: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +94,7 @@ def _check_reachable(loc: Location, endpoint: str) -> None:
     parts = urlsplit(endpoint)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        socket.create_connection((parts.hostname or "", port), timeout=10).close()
+        socket.create_connection((parts.hostname or "", port), timeout=remote_timeout()).close()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise RemoteStoreError(f"cannot reach {endpoint} for '{loc.raw}': {reason}") from None
@@ -225,7 +228,7 @@ def bucket_missing(store: Store) -> bool:
         await fs._info(bucket)
 
     try:
-        run_sync(info())
+        run_sync(bounded(info(), remote_timeout()))
     except FileNotFoundError:
         return True
     except Exception:  # forbidden, unreachable...: not a proof that the bucket is missing

@@ -97,10 +97,10 @@ def test_a_corrupted_progress_chunk_is_one_line_without_asyncio_noise(tmp_path: 
 
 def test_a_usage_error_is_one_line_with_a_hint() -> None:
     cases = {
-        ("sort",): ("Missing argument 'STORE'", "sortkd-cache sort --help"),
-        ("sort", "x", "--bogus"): ("--bogus", "sortkd-cache sort --help"),
-        ("bogus",): ("'bogus'", "sortkd-cache --help"),
-        ("train", "--epochs", "x"): ("--epochs", "sortkd-cache train --help"),
+        ("sort",): ("Missing argument 'STORE'", " sort --help')"),
+        ("sort", "x", "--bogus"): ("--bogus", " sort --help')"),
+        ("bogus",): ("'bogus'", " --help')"),
+        ("train", "--epochs", "x"): ("--epochs", " train --help')"),
     }
     for args, names in cases.items():
         one_error_line(invoke(*args), *names)
