@@ -34,7 +34,7 @@ from sortkd_cache.pipelines._recipe_specs import (
 from sortkd_cache.pipelines._train_config import check_schedule
 from sortkd_cache.pipelines.configs import DumpConfig, TrainConfig
 
-__all__ = ["check_recipe"]
+__all__ = ["check_data", "check_recipe"]
 
 _TEACHER_TRAIN_KEYS = tuple(
     f.name for f in dataclasses.fields(TeacherSpec) if f.name not in ("arch", "checkpoint")
@@ -176,9 +176,7 @@ class _Parser:
             self.classes = spec_classes(spec.spec)
         except SortKDError as exc:
             raise self.bad("dataset.spec", spec.spec, str(exc).splitlines()[0]) from None
-        name, _, folder = spec.spec.partition(":")
-        if name == "imagefolder" and not os.path.isdir(folder):
-            raise self.bad("dataset.spec", spec.spec, f"no such directory {folder!r}")
+        name = spec.spec.partition(":")[0]
         if spec.data_root is not None and not DATASETS.get(name).uses_root:
             raise self.bad("dataset.data_root", spec.data_root, f"{spec.spec!r} has no data root")
         return spec
@@ -342,3 +340,15 @@ def check_recipe(d: Mapping[str, Any], source: str, recipe_cls: type) -> dict[st
     Recipe`) from parsed recipe data, whose top-level keys it declares; ``source`` names the
     file in errors."""
     return _Parser(source, recipe_cls).recipe(d)
+
+
+def check_data(recipe: Any) -> None:
+    """What a recipe reads must exist before a stage runs or is planned (``--dry-run``): an
+    ``imagefolder:PATH`` dataset's folder (a shipped recipe names a folder that is not here
+    until the user puts the data there, so loading the recipe does not check it)."""
+    name, _, folder = recipe.dataset.spec.partition(":")
+    if name == "imagefolder" and not os.path.isdir(folder):
+        raise ConfigError(
+            f"{recipe.source}: key 'dataset.spec' has bad value {recipe.dataset.spec!r}: no "
+            f"such directory {folder!r} (put the images there, or --set dataset.spec=...)"
+        )

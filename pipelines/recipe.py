@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.pipelines._recipe_check import check_recipe
+from sortkd_cache.pipelines._recipe_check import check_data, check_recipe
 from sortkd_cache.pipelines._recipe_specs import (
     DatasetSpec,
     DumpSpec,
@@ -85,6 +85,7 @@ __all__ = [
     "StudentSpec",
     "TeacherSpec",
     "apply_overrides",
+    "check_data",
     "load_recipe",
     "recipe_dir",
     "recipe_names",

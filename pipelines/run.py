@@ -49,7 +49,7 @@ from sortkd_cache.pipelines._run_state import (
 )
 from sortkd_cache.pipelines._sweep_grid import SHARED_KEYS, MemberSpec
 from sortkd_cache.pipelines.dump import DumpConfig, dump
-from sortkd_cache.pipelines.recipe import Recipe, StudentSpec
+from sortkd_cache.pipelines.recipe import Recipe, StudentSpec, check_data
 from sortkd_cache.pipelines.report import report_members
 from sortkd_cache.pipelines.sort import SortConfig, sort_store
 from sortkd_cache.pipelines.sweep import SweepConfig, sweep
@@ -416,6 +416,7 @@ def run_recipe(
     """
     device = device or recipe.device
     resolve_device(device)
+    check_data(recipe)
     if recipe.threads is None or dry_run:
         return _run(recipe, Path(out), device, progress, dry_run, log)
     before = torch.get_num_threads()
