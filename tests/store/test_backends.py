@@ -66,16 +66,27 @@ def test_s3_endpoint_from_environment_and_options(monkeypatch: pytest.MonkeyPatc
     loc = parse_location("s3://b/x.zarr")
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
-    assert storage_options_for(loc, None) == {"endpoint_url": "http://127.0.0.1:9000"}
+    monkeypatch.setenv("SORTKD_REMOTE_TIMEOUT", "7")
+    bounds = {"config_kwargs": {"connect_timeout": 7.0, "read_timeout": 7.0}}
+    assert storage_options_for(loc, None) == {"endpoint_url": "http://127.0.0.1:9000", **bounds}
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9001")
     assert storage_options_for(loc, {"anon": True}) == {
         "anon": True,
         "endpoint_url": "http://127.0.0.1:9001",
+        **bounds,
     }
     # explicit options win over the environment
-    assert storage_options_for(loc, {"endpoint_url": "http://e"}) == {"endpoint_url": "http://e"}
+    assert storage_options_for(loc, {"endpoint_url": "http://e"}) == {
+        "endpoint_url": "http://e",
+        **bounds,
+    }
     given = {"client_kwargs": {"endpoint_url": "http://c"}}
-    assert storage_options_for(loc, given) == given
+    assert storage_options_for(loc, given) == {**given, **bounds}
+    mine = {"config_kwargs": {"read_timeout": 120}}  # the user's own time limits win
+    assert storage_options_for(loc, mine)["config_kwargs"] == {
+        "connect_timeout": 7.0,
+        "read_timeout": 120,
+    }
     # other schemes are left alone
     assert storage_options_for(parse_location("https://h/x.zarr"), None) == {}
 
