@@ -72,14 +72,13 @@ def _down(url: str) -> str | None:
 
 def _hf_file(name: str, repo: str, filenames: list[str]) -> str:
     """The first of ``filenames`` of hub repo ``repo``: from the cache, else downloaded."""
-    from huggingface_hub import constants, hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+    from huggingface_hub import constants, errors, hf_hub_download
 
     repo_id, _, revision = repo.partition("@")
     cache = _hf_cache_dir()
     down = None if is_offline() else _down(constants.ENDPOINT)
     offline = down is not None or is_offline()
-    unreachable: Exception | None = None
+    failed: Exception | None = None
     for filename in filenames:
         try:
             return str(
@@ -91,16 +90,16 @@ def _hf_file(name: str, repo: str, filenames: list[str]) -> str:
                     local_files_only=offline,
                 )
             )
-        except LocalEntryNotFoundError as exc:  # not cached, and not reachable (or offline)
-            unreachable = exc
-        except EntryNotFoundError:  # the repo has no such file
+        except errors.LocalEntryNotFoundError as exc:  # not cached, not reachable (or offline)
+            failed = exc
+        except errors.EntryNotFoundError:  # the repo has no such file
             continue
         except OSError as exc:  # permissions, disk
             raise CheckpointError(f"cannot fetch weights of {name!r}: {exc}") from exc
     if offline:
         raise _offline_error(name, f"hub repo {repo_id} under {cache}", down)
-    if unreachable is not None:
-        text = " ".join(str(unreachable).split())[:160]
+    if failed is not None:
+        text = " ".join(str(failed).split())[:160]
         raise CheckpointError(f"cannot fetch weights of {name!r} from hub repo {repo_id}: {text}")
     raise CheckpointError(f"hub repo {repo_id} holds none of {', '.join(filenames)} for {name!r}")
 
