@@ -14,13 +14,14 @@ libraries' retries). The file's sha256 is what the store records.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import torch.hub
 
-from sortkd_cache._net import unreachable
+from sortkd_cache._net import remote_timeout, unreachable
 from sortkd_cache.errors import CheckpointError, ConfigError, ModelError
 from sortkd_cache.models._preprocess import TeacherPreprocess
 from sortkd_cache.models._registry import MODELS
@@ -88,6 +89,7 @@ def _hf_file(name: str, repo: str, filenames: list[str]) -> str:
                     revision=revision or None,
                     cache_dir=cache,
                     local_files_only=offline,
+                    etag_timeout=remote_timeout(),
                 )
             )
         except errors.LocalEntryNotFoundError as exc:  # not cached, not reachable (or offline)
@@ -115,10 +117,14 @@ def _url_file(name: str, url: str) -> str:
     if down is not None:
         raise _offline_error(name, str(path), down)
     path.parent.mkdir(parents=True, exist_ok=True)
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(remote_timeout())  # urllib under torch.hub takes no timeout
     try:
         torch.hub.download_url_to_file(url, str(path), progress=False)
     except OSError as exc:
         raise CheckpointError(f"cannot download weights of {name!r} from {url}: {exc}") from exc
+    finally:
+        socket.setdefaulttimeout(before)
     return str(path)
 
 

@@ -108,3 +108,16 @@ def test_pretrained_weights_without_a_network_fail_at_once(
         _pretrained._url_file("resnet18", f"http://127.0.0.1:{closed}/resnet18.pth")
     assert time.perf_counter() - t0 < GIVE_UP_WITHIN
     assert not (tmp_path / "torch" / "hub" / "checkpoints" / "resnet18.pth").exists()
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_a_weights_host_that_never_answers_gives_up_within_the_bound(blackholed: int) -> None:
+    """It accepts the connection (the reachability check passes), then sends nothing: the
+    download itself is bounded (urllib under torch.hub has no timeout of its own)."""
+    from sortkd_cache.errors import CheckpointError
+    from sortkd_cache.models import _pretrained
+
+    t0 = time.perf_counter()
+    with pytest.raises(CheckpointError, match="cannot download weights of 'resnet18'"):
+        _pretrained._url_file("resnet18", f"http://127.0.0.1:{blackholed}/resnet18.pth")
+    assert time.perf_counter() - t0 < GIVE_UP_WITHIN
