@@ -240,20 +240,6 @@ def test_a_broken_example_is_named() -> None:
     assert parse("sortkd-cache dump ... --topk 10 --out y.zarr") is None  # elided
 
 
-def test_run_help_names_the_make_demo_recipe() -> None:
-    """``run --help``'s ``make demo`` example runs the Makefile's recipe into its folder
-    (it named another recipe, and following it overwrote the demo's results)."""
-    make = (ROOT / "Makefile").read_text()
-    demo = re.search(r"^demo:.*\n\t.*sortkd-cache run (\S+) --out (\S+)", make, re.M)
-    assert demo is not None
-    recipe, out = Path(demo.group(1)).stem, demo.group(2)
-    lines = [t for w, t in EXAMPLES if w == "`sortkd-cache run --help`" and "make demo" in t]
-    assert lines, "run --help has no `make demo` example"
-    for text in lines:
-        argv = words(text)
-        assert Path(argv[2]).stem == recipe and argv[argv.index("--out") + 1] == out, text
-
-
 _CHEAP = ("list", "info", "verify", "sort", "copy")
 _COSTLY = re.compile(
     r"://|--data-root|--recompute|--scheduler|--storage-option|--sweep|cifar|imagenet"
