@@ -22,5 +22,10 @@ timeout 330 python3 benchmarks/run_all.py --device-tag gpu --out "$OUT/BENCHMARK
     --only bench_sort_kernel.py bench_dump.py bench_train.py 2>&1 | tail -20
 # 4. the ImageNet-scale data path: dump fp32/bf16, PIL vs nvjpeg, streamed-soft-label epoch
 timeout 420 python3 benchmarks/gpu_imagenet.py 2>&1 | tail -60 | tee "$OUT/gpu_imagenet.json"
+# 5. training on the GPU, one table: step rates (resnet8x4, wrn_16_2; fp32, bf16,
+#    bf16 + channels-last + compile), CE vs cached KD, a sweep of 8 (stacked, unstacked,
+#    sequential), dump throughput in bf16 (budgeted to finish within 8 minutes)
+timeout 480 python3 benchmarks/gpu_train.py --json "$OUT/gpu_train.json" 2>&1 | tail -30 \
+    | tee "$OUT/gpu_train.md"
 cp benchmarks/results/gpu.json "$OUT/gpu.json" 2>/dev/null
 echo done

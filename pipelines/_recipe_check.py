@@ -202,7 +202,7 @@ class _Parser:
         self.checked(
             lambda: TrainConfig(
                 student=spec.arch, dataset=dataset.spec, loss="ce", out=_OUT, seed=spec.seed,
-                augment=spec.augment, **spec.schedule(),
+                augment=spec.augment, **spec.schedule_options(),
                 spell=lambda k: f"key '{'' if k == 'dataset' else 'teacher.'}{names.get(k, k)}'",
             )
         )  # fmt: skip

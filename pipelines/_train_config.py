@@ -14,10 +14,9 @@ Error messages name options as the user spelled them (``--lr``, ``key 'students[
 from __future__ import annotations
 
 import difflib
-import itertools
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import InitVar, asdict, dataclass, fields
+from dataclasses import MISSING, InitVar, asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.choices import DATA_PATHS, SOFT_LABEL_MODES, TEACHER_INITS
@@ -29,6 +28,7 @@ from sortkd_cache.options import (
     check_applies,
     check_fields,
     flag,
+    inherit,
     named,
     opt,
     opt_of,
@@ -36,9 +36,21 @@ from sortkd_cache.options import (
 from sortkd_cache.pipelines._tensorboard import LOG_CHOICES, check_log
 from sortkd_cache.sorting import LOGIT_KINDS
 from sortkd_cache.sparse import TAILS
+from sortkd_cache.training import (
+    OPTIMIZERS,
+    SCHEDULES,
+    SGD,
+    AdamW,
+    Cosine,
+    MultiStep,
+    Precision,
+    make_optimizer,
+    make_schedule,
+)
 
 if TYPE_CHECKING:
     from sortkd_cache.losses import Loss
+    from sortkd_cache.training import LRSchedule, Optimizer
 
 __all__ = [
     "LOGIT_CHOICES",
@@ -62,27 +74,53 @@ def _losses() -> tuple[str, ...]:
     return tuple(LOSSES.names())
 
 
+def _optimizers() -> tuple[str, ...]:
+    return tuple(OPTIMIZERS.names())
+
+
+def _schedules() -> tuple[str, ...]:
+    return tuple(SCHEDULES.names())
+
+
 @dataclass(frozen=True, kw_only=True)
 class Schedule:
-    """How a model is optimised: SGD with momentum, the lr decayed at milestones.
+    """How a model is optimised: the optimizer, the lr and its schedule.
 
-    Defaults: the paper's CIFAR-100 setup (mdistiller). The train stage, a recipe's teacher and
-    its student variants all take these fields from here (checked by :func:`check_schedule`).
+    Defaults: the paper's CIFAR-100 setup (mdistiller): SGD with momentum, the lr decayed at
+    milestones. The optimizers' and the schedules' options are declared by each registered
+    component (:mod:`sortkd_cache.training`) and taken here flat; an option that the chosen
+    optimizer or schedule does not take is refused when set (:func:`check_schedule`). The
+    train stage, a recipe's teacher and its student variants all take these fields from here.
     """
 
     epochs: int = opt(240, "Training epochs.", ge=1, le=100_000, recipe=True)
     batch_size: int = opt(64, "Samples per optimizer step.", ge=2, le=2**20, recipe=True)
-    lr: float = opt(0.05, "SGD learning rate.", gt=0, le=100.0, recipe=True)
-    milestones: tuple[int, ...] = opt(
-        (150, 180, 210), "Epochs at which the lr is multiplied by --lr-decay.", recipe=True
-    )
-    lr_decay: float = opt(0.1, "Factor of the lr at each milestone.", gt=0, le=100.0, recipe=True)
-    weight_decay: float = opt(5e-4, "SGD weight decay.", ge=0, le=10.0, recipe=True)
-    momentum: float = opt(0.9, "SGD momentum.", ge=0, le=1.0, recipe=True)
+    optimizer: str = opt("sgd", "The optimizer.", choices=_optimizers, recipe=True)
+    lr: float = opt(0.05, "Learning rate (the schedule's base).", gt=0, le=100.0, recipe=True)
+    momentum: float = inherit(SGD, "momentum")
+    nesterov: bool = inherit(SGD, "nesterov")
+    weight_decay: float = inherit(SGD, "weight_decay")
+    adam_beta1: float = inherit(AdamW, "adam_beta1")
+    adam_beta2: float = inherit(AdamW, "adam_beta2")
+    adam_eps: float = inherit(AdamW, "adam_eps")
+    schedule: str = opt("multistep", "The lr schedule (stepped once per epoch).",
+                        choices=_schedules, recipe=True)  # fmt: skip
+    warmup_epochs: int = inherit(MultiStep, "warmup_epochs")
+    milestones: tuple[int, ...] = inherit(MultiStep, "milestones")
+    lr_decay: float = inherit(MultiStep, "lr_decay")
+    min_lr: float = inherit(Cosine, "min_lr")
 
-    def schedule(self) -> dict[str, Any]:
+    def schedule_options(self) -> dict[str, Any]:
         """The schedule's fields (``TrainConfig`` keyword arguments)."""
         return {f.name: getattr(self, f.name) for f in fields(Schedule)}
+
+    def optimizer_config(self, spell: Spell = flag) -> Optimizer:
+        """The chosen optimizer with its options (:data:`~sortkd_cache.training.OPTIMIZERS`)."""
+        return make_optimizer(self.schedule_options(), spell)
+
+    def schedule_config(self, spell: Spell = flag) -> LRSchedule:
+        """The chosen lr schedule with its options (:data:`~sortkd_cache.training.SCHEDULES`)."""
+        return make_schedule(self.schedule_options(), self.epochs, spell)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,6 +183,9 @@ class TrainConfig(Schedule):
     teacher_init: str = opt("checkpoint", "Weights of --online-teacher: checkpoint | random.",
                             choices=TEACHER_INITS, applies="online_teacher")  # fmt: skip
     device: str = opt("auto", "auto | cpu | cuda[:N]", runtime=True)
+    precision: str = inherit(Precision, "precision")
+    channels_last: bool = inherit(Precision, "channels_last")
+    compile: bool = inherit(Precision, "compile")
     data_path: str = opt(
         "auto",
         "Where batches are made: device (the in-memory split replayed on the training "
@@ -198,6 +239,10 @@ class TrainConfig(Schedule):
         """The seed of the data and view order: ``data_seed``, else ``seed``."""
         return self.seed if self.data_seed is None else self.data_seed
 
+    def precision_config(self) -> Precision:
+        """The model's compute switches (precision, channels-last, compile)."""
+        return Precision(self.precision, self.channels_last, self.compile)
+
     def loss_config(self, spell: Spell = flag) -> Loss:
         """The loss with the options as used (defaults filled in)."""
         return make_loss(self.loss, self.loss_options, spell=spell)
@@ -229,14 +274,13 @@ class TrainConfig(Schedule):
 
 def check_schedule(s: Schedule, spell: Spell = flag) -> None:
     """Refuse a schedule that cannot train: the bounds of its fields (epochs >= 1, batch >= 2,
-    lr and lr_decay > 0, ...) and milestones that are not increasing epochs >= 1. ``spell``
-    names a field as the user wrote it (a CLI flag, a recipe key)."""
+    lr and lr_decay > 0, ...), the optimizer's and the lr schedule's own checks (milestones
+    increasing epochs >= 1, a warm-up shorter than the run, Nesterov with momentum), and an
+    option the chosen optimizer or schedule does not take. ``spell`` names a field as the
+    user wrote it (a CLI flag, a recipe key)."""
     check_fields(s, spell)
-    m = s.milestones
-    if any(b <= a for a, b in itertools.pairwise(m)):
-        raise ConfigError(f"{spell('milestones')} must be increasing epochs, got {list(m)}")
-    if m and m[0] < 1:
-        raise ConfigError(f"{spell('milestones')} must be epochs >= 1, got {list(m)}")
+    s.optimizer_config(spell)
+    s.schedule_config(spell)
 
 
 #: When an option does anything: (condition, why it does nothing otherwise).
@@ -323,8 +367,10 @@ def _architecture(name: str, option: str) -> None:
 RUNTIME_KEYS = frozenset(f.name for f in fields(TrainConfig) if opt_of(f).runtime)
 
 
-def _effective(d: Mapping[str, Any], key: str, fallback: str | None) -> object:
-    value = d.get(key)
+def _effective(d: Mapping[str, Any], key: str, fallback: str | None, default: object) -> object:
+    """``d``'s value of ``key``: a key recorded before the option existed reads as its default
+    (or, for an option with a fallback, as the fallback's value)."""
+    value = d.get(key, default if fallback is None else None)
     return d.get(fallback) if value is None and fallback is not None else value
 
 
@@ -338,7 +384,9 @@ def resume_difference(stored: Mapping[str, Any], cfg: TrainConfig) -> str | None
         info = opt_of(f)
         if info.runtime or (info.applies is not None and not APPLIES[info.applies][0](cfg)):
             continue  # how it ran, or an option that does nothing in this run (nor did then)
-        old, new = (_effective(d, f.name, info.fallback) for d in (stored, now))
+        default = None if f.default is MISSING else f.default
+        default = list(default) if isinstance(default, tuple) else default
+        old, new = (_effective(d, f.name, info.fallback, default) for d in (stored, now))
         if f.name == "loss_options" and isinstance(old, dict) and isinstance(new, dict):
             for key in sorted(set(old) | set(new)):
                 if old.get(key) != new.get(key):

@@ -23,7 +23,7 @@ from sortkd_cache.pipelines._common import dataset_folder
 from sortkd_cache.pipelines._rundir import RunDir
 from sortkd_cache.pipelines._tensorboard import TensorBoardLog
 from sortkd_cache.pipelines._train_config import resume_difference
-from sortkd_cache.training import Member, MemberSpec
+from sortkd_cache.training import Member, MemberSpec, build_optimizer, build_scheduler
 
 if TYPE_CHECKING:
     from sortkd_cache.pipelines._train_config import TrainConfig
@@ -62,20 +62,19 @@ def source_key(cfg: TrainConfig, s: Setup) -> Hashable | None:
 
 
 def member_spec(name: str, cfg: TrainConfig, s: Setup) -> MemberSpec:
-    """The engine's spec of a run: SGD with momentum and weight decay, the lr decayed at
-    the milestones (once an epoch)."""
+    """The engine's spec of a run: its optimizer and lr schedule (the registered ones that
+    ``--optimizer`` and ``--schedule`` chose, with their options) and its precision."""
+    optimizer, schedule = cfg.optimizer_config(), cfg.schedule_config()
 
-    def sgd(params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-        return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-        )
+    def make_optimizer(params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        return build_optimizer(optimizer, params, cfg.lr)
 
-    def multistep(opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
-        return torch.optim.lr_scheduler.MultiStepLR(opt, list(cfg.milestones), gamma=cfg.lr_decay)
+    def make_schedule(opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+        return build_scheduler(schedule, opt, cfg.epochs)
 
     return MemberSpec(
         name, cfg.student, s.num_classes, s.train.info.channels, cfg.seed, cfg.loss_config(),
-        sgd, multistep, source_key(cfg, s), s.tail,
+        make_optimizer, make_schedule, source_key(cfg, s), s.tail, cfg.precision_config(),
     )  # fmt: skip
 
 

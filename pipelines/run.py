@@ -216,7 +216,7 @@ class _Runner:
                     data_root=r.dataset.data_root,
                     download=r.dataset.download,
                     loss="ce",
-                    **t.schedule(),
+                    **t.schedule_options(),
                     seed=t.seed,
                     augment=t.augment,
                     out=str(run_dir),

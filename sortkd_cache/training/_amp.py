@@ -71,20 +71,27 @@ class Amp:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def forward(self, net: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-        """``net(x)`` in the precision (compiled with ``compile``), its output as float32;
-        exactly ``net(x)`` under fp32 without the switches."""
-        run = self.runner(net)
+    def forward(
+        self, net: Callable[[Tensor], Tensor], x: Tensor, *, compiled: bool = True
+    ) -> Tensor:
+        """``net(x)`` in the precision (compiled with ``compile``, unless ``compiled`` is
+        False: a vmapped stack runs eagerly), its output as float32; exactly ``net(x)``
+        under fp32 without the switches."""
+        run = self.runner(net) if compiled else net
         if self.dtype is None and not self.precision.channels_last:
             return run(x)
         with self.autocast():
             out = run(self.input(x))
         return out.float()
 
+    def scaled(self, loss: Tensor) -> Tensor:
+        """The loss to differentiate: scaled under fp16 (several members' scaled losses may
+        be summed into one backward: each one's gradients come from its own term)."""
+        return loss if self.scaler is None else self.scaler.scale(loss)
+
     def backward(self, loss: Tensor) -> None:
         """``loss.backward()``, the loss scaled first under fp16."""
-        scaled = loss if self.scaler is None else self.scaler.scale(loss)
-        scaled.backward()  # type: ignore[no-untyped-call]
+        self.scaled(loss).backward()  # type: ignore[no-untyped-call]
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         """``optimizer.step()``; under fp16 through the scaler (gradients unscaled, the step

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -22,7 +22,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sortkd_cache.losses import loss_terms
 from sortkd_cache.models import create_model
+from sortkd_cache.training._amp import Amp
 from sortkd_cache.training._guard import Failure, Guard, gate
+from sortkd_cache.training._precision import Precision
 
 if TYPE_CHECKING:
     from sortkd_cache.data import Batch
@@ -61,6 +63,8 @@ class MemberSpec:
     source: Hashable | None = None
     #: a sparse teacher's tail handling (None: dense or none)
     tail: str | None = None
+    #: how its forward computes (precision, channels-last, compile; see :class:`Amp`)
+    precision: Precision = field(default_factory=Precision)
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,9 @@ class Member:
         self.model = create_model(spec.student, spec.num_classes, spec.channels)
         self.temperature: CTKDTemperature | None = self.loss.make_temperature_module(device)
         self.model.to(device)
+        #: the step in the spec's precision (autocast, gradient scaler, memory format)
+        self.amp = Amp(spec.precision, device)
+        self.amp.prepare(self.model)
         self.optimizer = self.make_optimizer()
         self.schedule = spec.schedule(self.optimizer)
         #: the member's own random stream (what its solo run draws), kept between its steps
@@ -166,12 +173,15 @@ class Member:
         }
         if self.temperature is not None:
             state["temperature"] = self.temperature.state_dict()
+        if self.amp.scaler is not None:
+            state["scaler"] = self.amp.state_dict()
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["scheduler"])
+        self.amp.load_state_dict(state.get("scaler", {}))
         if self.temperature is not None and "temperature" in state:
             self.temperature.load_state_dict(state["temperature"])
 
@@ -211,7 +221,7 @@ class Member:
     def step(self, agreed: torch.Tensor, saved: list[torch.Tensor]) -> None:
         """The optimizer step, kept only where the member is alive and every rank's loss
         was sane (else ``saved``, taken before the forward, is put back)."""
-        self.optimizer.step()
+        self.amp.step(self.optimizer)
         gate(self.tensors(), saved, self.guard.settle(agreed))
 
     def end_epoch(self) -> None:

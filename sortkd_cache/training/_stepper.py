@@ -63,10 +63,10 @@ class Solo:
         m = self.members[0]
         with m.random_state():
             saved = _saved(m)
-            out = m.net(batch.x)
+            out = m.amp.forward(m.net, batch.x)
             loss, sane = m.loss_of(out, batch, rows.get(m.spec.source), epoch)
             m.optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
+            m.amp.backward(loss)
         return [(m, sane, saved)]
 
 
@@ -80,13 +80,15 @@ class Stacked:
 
     def forward_backward(self, batch: Batch, rows: Rows, epoch: int) -> list[Pending]:
         saved = [_saved(m) for m in self.members]
-        out = self.forward(batch.x)
+        # one forward for all: in the members' precision (a sweep's members share it)
+        out = self.members[0].amp.forward(self.forward, batch.x, compiled=False)
         total: torch.Tensor | None = None
         sanes = []
         for i, m in enumerate(self.members):
             loss, sane = m.loss_of(out[i], batch, rows.get(m.spec.source), epoch)
             sanes.append(sane)
-            total = loss if total is None else total + loss
+            scaled = m.amp.scaled(loss)  # fp16: each member's own loss scale
+            total = scaled if total is None else total + scaled
             m.optimizer.zero_grad(set_to_none=True)
         if total is not None:
             total.backward()  # type: ignore[no-untyped-call]
