@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from sortkd_cache.cli._options import config_options, emit_json
+from sortkd_cache.cli._options import config_options, emit_json, threads_option
 from sortkd_cache.pipelines.configs import DumpConfig
 from sortkd_cache.pipelines.distributed import dist_context
+from sortkd_cache.runtime import compute_threads
 from sortkd_cache.world import World
 
 __all__ = ["command"]
@@ -14,8 +15,9 @@ __all__ = ["command"]
 
 @click.command("dump")
 @config_options(DumpConfig)
+@threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def command(**kw: object) -> None:
+def command(threads: int | None, **kw: object) -> None:
     """Run the teacher once over V augmented views per sample; store raw logits.
 
     \b
@@ -34,7 +36,8 @@ def command(**kw: object) -> None:
     progress = bool(kw.pop("progress"))
     world = World.from_env(str(kw["device"]))  # under torchrun: cuda:LOCAL_RANK
     kw["device"] = world.device
-    with dist_context(world, "gloo"):  # barriers and counts only: gloo, also on GPUs
+    # barriers and counts only: gloo, also on GPUs
+    with compute_threads(threads), dist_context(world, "gloo"):
         kw.update(progress=progress and world.is_main, rank=world.rank, world_size=world.size)
         cfg = DumpConfig(**kw)  # type: ignore[arg-type]
         result = dump(cfg)

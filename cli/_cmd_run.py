@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sortkd_cache.cli._options import emit_json
+from sortkd_cache.cli._options import emit_json, threads_option
 from sortkd_cache.pipelines.recipe import load_recipe, recipe_names
 
 __all__ = ["commands"]
@@ -27,6 +27,7 @@ def _epilog() -> str:
     "else as a string.",
 )
 @click.option("--device", default=None, help="auto | cpu | cuda[:N] [default: the recipe's]")
+@threads_option
 @click.option("--dry-run", is_flag=True, help="Only show which stages would run, and why.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
@@ -35,6 +36,7 @@ def run_command(
     out: str | None,
     overrides: tuple[str, ...],
     device: str | None,
+    threads: int | None,
     dry_run: bool,
     no_progress: bool,
     as_json: bool,
@@ -67,6 +69,7 @@ def run_command(
         progress=not no_progress,
         dry_run=dry_run,
         log=(lambda line: None) if dry_run else None,
+        threads=threads,
     )
     if as_json:
         emit_json(report.to_dict())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -13,8 +14,11 @@ from sortkd_cache.cli._options import (
     emit_json,
     parse_storage_options,
     storage_options_option,
+    threads_option,
 )
+from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines.configs import SEED_MAX, DeriveConfig
+from sortkd_cache.runtime import check_threads, compute_threads
 
 if TYPE_CHECKING:
     from sortkd_cache.pipelines.recompute import RecomputeReport
@@ -60,6 +64,7 @@ __all__ = ["commands"]
     help="Which sample-views.",
 )
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda[:N] | auto")
+@threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @storage_options_option
@@ -71,6 +76,7 @@ def verify_command(
     teacher_ckpt: str | None,
     seed: int,
     device: str,
+    threads: int | None,
     as_json: bool,
     no_progress: bool,
     storage_option: tuple[str, ...],
@@ -108,6 +114,7 @@ def verify_command(
 
     options = parse_storage_options(storage_option) or None
     check = None
+    _threads_apply(threads, recompute is not None, "--recompute")
     if recompute is not None:  # teacher and data are checked before anything is read
         rc = rc_mod.RecomputeConfig(store, recompute, teacher_ckpt, data_root, seed, device)
         check = rc_mod.Recompute(replace(rc, storage_options=options, dataset=dataset))
@@ -117,10 +124,20 @@ def verify_command(
     report = share.verify(
         store, dataset, data_root=data_root, storage_options=options, progress=progress
     )
-    result = check.run() if check is not None else None
+    result = None
+    if check is not None:
+        with compute_threads(threads):
+            result = check.run()
     texts = [share.format_report(report)]
     texts += [rc_mod.format_recompute(result)] if result is not None else []
     _report(report, result, as_json, texts)
+
+
+def _threads_apply(threads: int | None, computes: bool, needs: str) -> None:
+    """Refuse ``--threads`` where the command computes nothing (exit 2, one line)."""
+    if threads is not None and not computes:
+        raise ConfigError(f"--threads {threads} applies with {needs} only (nothing computes)")
+    check_threads(threads)
 
 
 def _report(
@@ -160,9 +177,11 @@ def _report(
     help="Like --storage-option, for DST only.",
 )
 @config_options(DeriveConfig)
+@threads_option
 def copy_command(
     src: str,
     dst: str,
+    threads: int | None,
     overwrite: bool,
     as_json: bool,
     no_progress: bool,
@@ -202,15 +221,20 @@ def copy_command(
     from sortkd_cache.pipelines.share import copy, format_copy
 
     opts = parse_storage_options(storage_option)
-    result = copy(
-        src,
-        dst,
-        overwrite=overwrite,
-        progress=not (no_progress or as_json),
-        src_storage_options={**opts, **parse_storage_options(src_option)} or None,
-        dst_storage_options={**opts, **parse_storage_options(dst_option)} or None,
-        derive=DeriveConfig(**derive),
-    )
+    config = DeriveConfig(**derive)
+    _threads_apply(threads, config.active, "--topk, --views or --dtype")
+    with contextlib.ExitStack() as stack:
+        if config.active:  # a plain copy moves bytes: no torch, no threads
+            stack.enter_context(compute_threads(threads))
+        result = copy(
+            src,
+            dst,
+            overwrite=overwrite,
+            progress=not (no_progress or as_json),
+            src_storage_options={**opts, **parse_storage_options(src_option)} or None,
+            dst_storage_options={**opts, **parse_storage_options(dst_option)} or None,
+            derive=config,
+        )
     if as_json:
         emit_json(result.to_dict())
     else:

@@ -11,9 +11,11 @@ from sortkd_cache.cli._options import (
     emit_json,
     parse_storage_options,
     storage_options_option,
+    threads_option,
 )
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines.configs import SortConfig
+from sortkd_cache.runtime import compute_threads
 
 __all__ = ["commands"]
 
@@ -28,10 +30,16 @@ __all__ = ["commands"]
     hidden=True,
     help="Retired: a sparse store is made with `copy SRC DST --topk K`.",
 )
+@threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @storage_options_option
 def sort_command(
-    store: str, topk: int | None, as_json: bool, storage_option: tuple[str, ...], **kw: Any
+    store: str,
+    topk: int | None,
+    threads: int | None,
+    as_json: bool,
+    storage_option: tuple[str, ...],
+    **kw: Any,
 ) -> None:
     """Apply the sorting mechanism (or swap) to every stored row, in bulk, with Dask.
 
@@ -53,7 +61,8 @@ def sort_command(
             f"store with `sortkd-cache copy {store} DST --topk {topk}`, then sort or train it"
         )
     options = parse_storage_options(storage_option) or None
-    result = sort_store(SortConfig(store=store, storage_options=options, **kw))
+    with compute_threads(threads):
+        result = sort_store(SortConfig(store=store, storage_options=options, **kw))
     if as_json:
         emit_json(result.to_dict())
     elif result.skipped:

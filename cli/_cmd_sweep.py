@@ -7,19 +7,28 @@ The grid is students x ``--loss`` x ``--logits`` x ``--seeds``; every other opti
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from sortkd_cache.cli._cmd_train import loss_option_decorators
+from sortkd_cache.cli._errors import EXIT_MEMBERS_FAILED
 from sortkd_cache.cli._options import (
     config_options,
     emit_json,
     parse_storage_options,
     storage_options_option,
 )
+from sortkd_cache.losses import loss_options
 from sortkd_cache.options import opt_of
 from sortkd_cache.pipelines.configs import TrainConfig
+from sortkd_cache.pipelines.distributed import dist_context
+from sortkd_cache.runtime import compute_threads
+from sortkd_cache.world import World
+
+if TYPE_CHECKING:
+    from sortkd_cache.pipelines.sweep import SweepResult
 
 __all__ = ["commands"]
 
@@ -90,7 +99,8 @@ def sweep_command(**kw: Any) -> None:
     then takes its own step (its loss, logits kind, seed, model, optimizer) and writes
     OUT/<member>/ exactly like `train` (its config.json replays it alone with
     `train --config`). All members share the data order (--data-seed). A member whose loss
-    diverges is stopped and marked failed in OUT/summary.json; the others go on.
+    diverges is stopped and marked failed in OUT/summary.json; the others go on, and the
+    sweep exits 3 (0: every member finished; 2: bad input; 1: an error).
 
     \b
     Examples:
@@ -100,9 +110,7 @@ def sweep_command(**kw: Any) -> None:
           --loss kd --logits raw,sort --seeds 0,1 --stack on --device cuda --out sweeps/c100
       torchrun --nproc-per-node 2 -m sortkd_cache.cli sweep --cache c100.zarr ...
     """
-    from sortkd_cache.pipelines.distributed import dist_context
     from sortkd_cache.pipelines.sweep import SweepConfig, grid, sweep
-    from sortkd_cache.world import World
 
     as_json = bool(kw.pop("as_json"))
     # under torchrun: cuda:LOCAL_RANK with nccl on GPUs (also for --device auto), gloo on CPU
@@ -117,10 +125,22 @@ def sweep_command(**kw: Any) -> None:
         stack=kw["stack"], resume=kw["resume"], overwrite=kw["overwrite"],
         progress=not kw["no_progress"],
     )  # fmt: skip
-    with dist_context(world):
+    with compute_threads(kw["threads"]), dist_context(world):
         result = sweep(cfg, world)
-    if not world.is_main:
-        return
+    failed = [n for n, info in result.members.items() if info["status"] == "failed"]
+    if world.is_main:
+        _print_result(result, as_json)
+    if failed:  # every rank: torchrun reports the exit code of any rank
+        if world.is_main:
+            click.echo(
+                f"error: {len(failed)} of {len(result.members)} members failed "
+                f"(first: {failed[0]}); see {result.out}/summary.json",
+                err=True,
+            )
+        sys.exit(EXIT_MEMBERS_FAILED)
+
+
+def _print_result(result: SweepResult, as_json: bool) -> None:
     if as_json:
         emit_json(result.to_dict())
         return
@@ -134,8 +154,6 @@ def sweep_command(**kw: Any) -> None:
 
 
 def _member_options(kw: dict[str, Any]) -> dict[str, Any]:
-    from sortkd_cache.losses import loss_options
-
     options = {k: kw[k] for k in _MEMBER_OPTIONS if kw.get(k) is not None}
     options["cache"] = kw["cache"]
     options["loss_options"] = {k: kw[k] for k in loss_options() if kw.get(k) is not None}

@@ -26,6 +26,7 @@ from sortkd_cache.errors import ConfigError
 from sortkd_cache.losses import loss_options
 from sortkd_cache.pipelines.configs import TrainConfig
 from sortkd_cache.pipelines.distributed import dist_context
+from sortkd_cache.runtime import compute_threads
 from sortkd_cache.world import World
 
 __all__ = ["commands"]
@@ -110,7 +111,7 @@ def train_command(ctx: click.Context, /, **kw: Any) -> None:
     # under torchrun: cuda:LOCAL_RANK with nccl on GPUs (also for --device auto), gloo on CPU
     world = World.from_env(cfg.device)
     cfg = dataclasses.replace(cfg, device=world.device)
-    with dist_context(world):
+    with compute_threads(cfg.threads), dist_context(world):
         result = train(cfg, world)
     if not world.is_main:
         return

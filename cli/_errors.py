@@ -1,4 +1,7 @@
-"""Map failures to exit codes: bad input -> 2 with one line, anything else -> 1."""
+"""Map failures to exit codes: bad input -> 2 with one line, anything else -> 1.
+
+A command that ran but did not do all it was asked exits with its own documented code:
+``sweep`` exits :data:`EXIT_MEMBERS_FAILED` (3) when any member failed (docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,10 @@ import click
 
 from sortkd_cache.errors import SortKDError
 
-__all__ = ["SortKDGroup", "fail"]
+__all__ = ["EXIT_MEMBERS_FAILED", "SortKDGroup", "fail"]
+
+#: ``sweep``: it ran to its end, but some members failed (diverged); the others finished.
+EXIT_MEMBERS_FAILED = 3
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -11,8 +11,15 @@ import click
 
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.options import flag, opt_of
+from sortkd_cache.runtime import MAX_THREADS
 
-__all__ = ["config_options", "emit_json", "parse_storage_options", "storage_options_option"]
+__all__ = [
+    "config_options",
+    "emit_json",
+    "parse_storage_options",
+    "storage_options_option",
+    "threads_option",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,6 +49,17 @@ storage_options_option = click.option(
     metavar="KEY=VALUE",
     help="fsspec storage option for remote stores (repeatable), e.g. "
     "endpoint_url=http://127.0.0.1:9000 or anon=true.",
+)
+
+
+threads_option = click.option(
+    "--threads",
+    type=int,
+    default=None,
+    metavar="N",
+    help="CPU threads: torch's intra- and inter-op threads and the BLAS pools (default: the "
+    "cores of this process / the ranks on this node). Runtime: not part of the result. "
+    f"[1 <= N <= {MAX_THREADS}]",
 )
 
 

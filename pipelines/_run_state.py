@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.outputs import read_marker, write_durably
 
 if TYPE_CHECKING:
     from sortkd_cache.pipelines.recipe import StudentSpec
@@ -62,13 +64,16 @@ class RunState:
         self.path = out / STATE_NAME
         self.stages: dict[str, dict[str, Any]] = {}
         if self.path.is_file():
-            try:
-                data = json.loads(self.path.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise ConfigError(
-                    f"cannot read run state '{self.path}': {exc}; delete it to start afresh"
-                ) from None
-            if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+            data = read_marker(self.path)
+            if data is None:  # cut short or damaged: no stage counts as complete
+                print(
+                    f"note: run state '{self.path}' is unreadable; every stage counts as "
+                    "unfinished",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return
+            if data.get("version") != STATE_VERSION:
                 raise ConfigError(
                     f"run state '{self.path}' has an unknown format; delete it to start afresh"
                 )
@@ -92,7 +97,5 @@ class RunState:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
         data = {"version": STATE_VERSION, "stages": self.stages}
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-        os.replace(tmp, self.path)
+        write_durably(self.path, json.dumps(data, indent=2, sort_keys=True, default=str))

@@ -38,7 +38,14 @@ import torch
 
 from sortkd_cache.errors import CheckpointError, RunDirError
 from sortkd_cache.locks import LOCK_NAME, clear_except_lock, writer_lock
-from sortkd_cache.outputs import check_disjoint, check_replaceable, register_output_kind
+from sortkd_cache.outputs import (
+    check_disjoint,
+    check_replaceable,
+    fsync_directory,
+    read_marker,
+    register_output_kind,
+    write_durably,
+)
 
 __all__ = ["RUN_FILES", "RunDir", "hold_writer_lock", "is_run_dir", "writer_locks"]
 
@@ -95,12 +102,6 @@ def hold_writer_lock(path: Path, purpose: str, noun: str) -> None:
     (_AT_EXIT if stack is None else stack).enter_context(writer_lock(path, purpose, noun))
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class RunDir:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -133,7 +134,7 @@ class RunDir:
         if overwrite:
             check_replaceable(self.path, "run")
             clear_except_lock(self.path)
-        if self.summary.exists():
+        if self.finished():
             raise RunDirError(
                 f"run directory '{self.path}' already holds a finished run (summary.json); "
                 "choose another --out or pass --overwrite"
@@ -145,8 +146,13 @@ class RunDir:
             )
         self.path.mkdir(parents=True, exist_ok=True)
 
+    def finished(self) -> bool:
+        """Whether it holds a finished run: a readable summary.json (a damaged one, say cut
+        short by a crash, counts as unfinished)."""
+        return read_marker(self.summary) is not None
+
     def write_config(self, config: dict[str, Any]) -> None:
-        _atomic_write_text(self.config, json.dumps(config, indent=2, sort_keys=True, default=str))
+        write_durably(self.config, json.dumps(config, indent=2, sort_keys=True, default=str))
 
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics.exists():
@@ -154,12 +160,16 @@ class RunDir:
         return [json.loads(line) for line in self.metrics.read_text().splitlines() if line.strip()]
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
-        _atomic_write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in rows))
+        write_durably(self.metrics, "".join(json.dumps(r) + "\n" for r in rows))
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         tmp = self.checkpoint.with_name("checkpoint.pt.tmp")
-        torch.save(state, tmp)
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, self.checkpoint)
+        fsync_directory(self.path)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         if not self.checkpoint.exists():
@@ -177,7 +187,7 @@ class RunDir:
         return state
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        _atomic_write_text(self.summary, json.dumps(summary, indent=2, sort_keys=True))
+        write_durably(self.summary, json.dumps(summary, indent=2, sort_keys=True))
 
     def plot(self, rows: list[dict[str, Any]], title: str) -> None:
         plot_curves(rows, self.curves, title)

@@ -20,10 +20,16 @@ from typing import Any
 
 from sortkd_cache.errors import ConfigError, RunDirError
 from sortkd_cache.locks import LOCK_NAME, clear_except_lock
-from sortkd_cache.outputs import check_disjoint, check_replaceable, register_output_kind
+from sortkd_cache.outputs import (
+    check_disjoint,
+    check_replaceable,
+    read_marker,
+    register_output_kind,
+    write_durably,
+)
 from sortkd_cache.pipelines._rundir import hold_writer_lock, is_run_dir
 
-__all__ = ["SWEEP_FILES", "SweepDir", "is_sweep_dir"]
+__all__ = ["SWEEP_FILES", "SweepDir", "is_sweep_dir", "member_summary", "read_sweep_summary"]
 
 #: a sweep's own files: its grid, its summary, its report (and the results files of a sweep
 #: made before the report replaced them, so that --overwrite still recognises one)
@@ -57,10 +63,28 @@ def read_sweep(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("members"), list) else None
 
 
+def read_sweep_summary(root: Path) -> dict[str, Any]:
+    """DIR/summary.json (empty while the sweep runs); a damaged one is a ConfigError (exit 2)
+    naming it."""
+    path = root / "summary.json"
+    if not path.exists():
+        return {}
+    data = read_marker(path)
+    if data is None or not isinstance(data.get("members", {}), dict):
+        raise ConfigError(
+            f"sweep summary '{path}' is damaged (not a JSON object with members); resume the "
+            "sweep with --resume to write it again"
+        )
+    return data
+
+
+def member_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """A member's summary.json, None while it is unfinished (missing or unreadable)."""
+    return read_marker(Path(run_dir) / "summary.json")
+
+
 def _write(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    write_durably(path, json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 class SweepDir:
@@ -110,6 +134,13 @@ class SweepDir:
 
 
 def _same_grid(old: dict[str, Any], new: dict[str, Any], path: Path) -> None:
+    """Refuse a --resume with another grid or another --stack (its members would step
+    otherwise than they started, and its summary would not be the uninterrupted one's)."""
+    if "stack" in old and old["stack"] != new["stack"]:
+        raise ConfigError(
+            f"--resume: the sweep in '{path}' was started with --stack {old['stack']}, not "
+            f"--stack {new['stack']}; resume it with --stack {old['stack']}"
+        )
     names = [str(m.get("name")) for m in old["members"] if isinstance(m, dict)]
     now = [m["name"] for m in new["members"]]
     if names != now:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,7 @@ def grid(
         kinds = ["raw"]
     base = {k: v for k, v in options.items() if k not in SWEEP_KEYS}
     base.setdefault("data_seed", 0)
+    _check_teacher_options(base, losses)
     members: list[MemberSpec] = []
     for student in students:
         for loss in losses:
@@ -98,6 +99,18 @@ def grid(
                     fields = {"student": student, "loss": loss, "logits": kind, "seed": seed}
                     members.append(MemberSpec(name, _member_config(name, out, base, fields)))
     return tuple(members)
+
+
+def _check_teacher_options(base: Mapping[str, Any], losses: Sequence[str]) -> None:
+    """Refuse a soft-label option (``--topk``, ``--soft-labels``, ...) when no member reads
+    soft labels: it would do nothing."""
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    given = [k for k in TEACHER_KEYS if base.get(k) not in (None, defaults[k])]
+    if given and not any(_has_teacher(loss) for loss in losses):
+        raise ConfigError(
+            f"{flag(given[0])} does nothing in this sweep: no member reads soft labels "
+            f"(--loss {','.join(losses)}); drop it or add a loss with a teacher term"
+        )
 
 
 def _member_config(

@@ -34,6 +34,7 @@ from sortkd_cache.options import (
     opt_of,
 )
 from sortkd_cache.pipelines._tensorboard import LOG_CHOICES, check_log
+from sortkd_cache.runtime import MAX_THREADS
 from sortkd_cache.sorting import LOGIT_KINDS
 from sortkd_cache.sparse import TAILS
 from sortkd_cache.training import (
@@ -195,6 +196,12 @@ class TrainConfig(Schedule):
         runtime=True,
     )
     workers: int = opt(0, "DataLoader workers (loader path).", ge=0, le=256, runtime=True)
+    threads: int | None = opt(
+        None,
+        "CPU threads: torch's intra- and inter-op threads and the BLAS pools (default: the "
+        "cores of this process / the ranks on this node). Runtime: not part of the result.",
+        ge=1, le=MAX_THREADS, runtime=True,
+    )  # fmt: skip
     soft_labels: str = opt(
         "auto",
         "view: one whole view of soft labels per epoch | stream: chunk by chunk in a "

@@ -92,7 +92,7 @@ class MemberRun:
         self.tb: TensorBoardLog | None = None  #: --log tensorboard's writer, once opened
         self.tb_steps = 0  #: step losses already handed to it
         #: finished before this process started (a resumed sweep): nothing to do
-        self.done = cfg.resume and self.run_dir.summary.is_file()
+        self.done = cfg.resume and self.run_dir.finished()  # a damaged summary: unfinished
 
     @property
     def failed(self) -> str | None:

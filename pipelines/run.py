@@ -32,11 +32,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from sortkd_cache.checkpoint import file_sha256
 from sortkd_cache.data import STREAM_THRESHOLD_BYTES, view_bytes
 from sortkd_cache.errors import CheckpointError, SortKDError
+from sortkd_cache.outputs import read_marker
 from sortkd_cache.pipelines._common import resolve_device
 from sortkd_cache.pipelines._run_results import recipe_context
 from sortkd_cache.pipelines._run_state import (
@@ -54,6 +53,7 @@ from sortkd_cache.pipelines.report import report_members
 from sortkd_cache.pipelines.sort import SortConfig, sort_store
 from sortkd_cache.pipelines.sweep import SweepConfig, sweep
 from sortkd_cache.pipelines.train import TrainConfig, train
+from sortkd_cache.runtime import check_threads, compute_threads
 from sortkd_cache.store import open_store, writer_lock
 
 if TYPE_CHECKING:
@@ -103,7 +103,8 @@ def _stderr(line: str) -> None:
 
 
 def _summary_exists(run_dir: Path) -> bool:
-    return (run_dir / "summary.json").is_file()
+    """A finished run: a readable summary.json (a damaged one counts as unfinished)."""
+    return read_marker(run_dir / "summary.json") is not None
 
 
 class _Runner:
@@ -407,24 +408,22 @@ def run_recipe(
     progress: bool = True,
     dry_run: bool = False,
     log: Callable[[str], None] | None = None,
+    threads: int | None = None,
 ) -> RunReport:
     """Execute (or, with ``dry_run``, only plan) every stage of ``recipe`` into ``out``.
 
-    ``device`` overrides the recipe's. Stage lines go to ``log`` (default: stderr). With the
-    recipe's ``threads`` set, torch uses that many CPU threads until the run returns (a dry
-    run sets none).
+    ``device`` overrides the recipe's. Stage lines go to ``log`` (default: stderr). The run
+    computes with ``threads`` CPU threads (``--threads``), else the recipe's ``threads``, else
+    the default of :mod:`sortkd_cache.runtime`, until it returns; a dry run sets none.
     """
     device = device or recipe.device
     resolve_device(device)
     check_data(recipe)
-    if recipe.threads is None or dry_run:
+    check_threads(threads)
+    if dry_run:
         return _run(recipe, Path(out), device, progress, dry_run, log)
-    before = torch.get_num_threads()
-    torch.set_num_threads(recipe.threads)
-    try:
+    with compute_threads(threads if threads is not None else recipe.threads):
         return _run(recipe, Path(out), device, progress, dry_run, log)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _run(

@@ -25,7 +25,6 @@ resumed sweep ends bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,12 @@ import torch
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines._common import dataset_folder, progress_bar
 from sortkd_cache.pipelines._rundir import writer_locks
-from sortkd_cache.pipelines._sweep_dir import SweepDir, read_sweep
+from sortkd_cache.pipelines._sweep_dir import (
+    SweepDir,
+    member_summary,
+    read_sweep,
+    read_sweep_summary,
+)
 from sortkd_cache.pipelines._sweep_grid import SweepConfig, grid
 from sortkd_cache.pipelines._train_session import Session
 from sortkd_cache.pipelines.report import report_members
@@ -49,7 +53,7 @@ if TYPE_CHECKING:
 __all__ = ["Sweep", "SweepConfig", "SweepResult", "describe_sweep", "grid", "sweep"]
 
 #: what the sweep's summary keeps of each member's
-_SUMMARY_KEYS = ("final_test_top1", "best_test_top1", "student", "loss", "logits")
+_SUMMARY_KEYS = ("final_test_top1", "best_test_top1", "student", "loss", "logits", "epochs")
 
 
 @dataclass
@@ -152,21 +156,17 @@ def describe_sweep(path: str) -> dict[str, Any]:
     grid_data = read_sweep(root)
     if grid_data is None:
         raise ConfigError(f"'{path}' is not a sweep directory (no sweep.json)")
-    summary = {}
-    if (root / "summary.json").is_file():
-        summary = json.loads((root / "summary.json").read_text()).get("members", {})
+    summary = read_sweep_summary(root).get("members", {})
     members: dict[str, dict[str, Any]] = {}
     for entry in grid_data["members"]:
         name = str(entry.get("name"))
         run = root / name
         info: dict[str, Any] = dict(summary.get(name, {}))
+        done = member_summary(run)
         if "status" not in info:
-            done = (run / "summary.json").is_file()
             info["status"] = "finished" if done else "started" if run.is_dir() else "waiting"
         if info["status"] == "finished" and "final_test_top1" not in info:
-            info["final_test_top1"] = json.loads((run / "summary.json").read_text()).get(
-                "final_test_top1"
-            )
+            info["final_test_top1"] = (done or {}).get("final_test_top1")
         members[name] = info
     return {"sweep": str(root), "stack": grid_data.get("stack"), "members": members}
 

@@ -11,10 +11,16 @@ the existing destination is an output of the same kind: a sortkd-cache store for
 :func:`register_output_kind` (the store registers itself in ``sortkd_cache.store``, the run
 directory in ``sortkd_cache.pipelines._rundir``); this module imports neither, so it sits
 below both. Anything else (a file, a directory of other data) is never removed.
+
+Markers of finished work (a run's or a sweep's ``summary.json``, a recipe's run state) are
+written with :func:`write_durably` (fsynced, renamed into place, directory fsynced) and read
+with :func:`read_marker`, for which an unreadable marker counts as absent: the work it marks
+counts as unfinished.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -27,8 +33,11 @@ __all__ = [
     "OUTPUT_KINDS",
     "check_disjoint",
     "check_replaceable",
+    "fsync_directory",
+    "read_marker",
     "register_output_kind",
     "resolved",
+    "write_durably",
 ]
 
 #: kind name -> (what it is called in messages, proof that an existing location is one)
@@ -124,3 +133,41 @@ def _unlocked(path: Path) -> list[Path]:
     """The entries of a directory but its writer lock (a directory holding only the lock of
     the writer about to replace it counts as empty)."""
     return [c for c in path.iterdir() if c.name != LOCK_NAME]
+
+
+def write_durably(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` so that after a crash it is either the old file or the whole
+    new one: into ``path.tmp``, fsynced, renamed over ``path``, then the directory fsynced."""
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
+    fsync_directory(target.parent)
+
+
+def fsync_directory(path: str | os.PathLike[str]) -> None:
+    """Make a rename in directory ``path`` durable (a no-op where directories cannot be
+    opened, as on Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_marker(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """A JSON marker of finished work as a dict; None when it is missing or unreadable (not
+    JSON, not an object, cut short): the work counts as unfinished."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
