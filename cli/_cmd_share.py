@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from sortkd_cache.pipelines.configs import SEED_MAX, DeriveConfig
 from sortkd_cache.runtime import check_threads, compute_threads
 
 if TYPE_CHECKING:
-    from sortkd_cache.pipelines.recompute import RecomputeReport
+    from sortkd_cache.pipelines.recompute import Recompute, RecomputeReport
     from sortkd_cache.store import VerifyReport
 
 __all__ = ["commands"]
@@ -109,28 +110,39 @@ def verify_command(
       sortkd-cache verify s3://bkt/c100.zarr --storage-option endpoint_url=http://127.0.0.1:9000
       sortkd-cache verify in1k.zarr --recompute 64 --teacher-ckpt teacher.safetensors
     """
-    from sortkd_cache.pipelines import recompute as rc_mod
     from sortkd_cache.pipelines import share
 
     options = parse_storage_options(storage_option) or None
-    check = None
     _threads_apply(threads, recompute is not None, "--recompute")
-    if recompute is not None:  # teacher and data are checked before anything is read
-        rc = rc_mod.RecomputeConfig(store, recompute, teacher_ckpt, data_root, seed, device)
-        check = rc_mod.Recompute(replace(rc, storage_options=options, dataset=dataset))
-    elif teacher_ckpt is not None:
+    if recompute is None and teacher_ckpt is not None:
         raise click.UsageError("--teacher-ckpt applies to --recompute only")
+    check = None
+    if recompute is not None:  # teacher and data are checked before anything is read
+        args = (store, recompute, teacher_ckpt, data_root, seed, device)
+        check, format_recompute = _recompute_check(args, options, dataset)
     progress = not (no_progress or as_json)
     report = share.verify(
         store, dataset, data_root=data_root, storage_options=options, progress=progress
     )
+    texts = [share.format_report(report)]
     result = None
     if check is not None:
         with compute_threads(threads):
             result = check.run()
-    texts = [share.format_report(report)]
-    texts += [rc_mod.format_recompute(result)] if result is not None else []
+        texts.append(format_recompute(result))
     _report(report, result, as_json, texts)
+
+
+def _recompute_check(
+    args: tuple[Any, ...], options: dict[str, Any] | None, dataset: str | None
+) -> tuple[Recompute, Callable[[RecomputeReport], str]]:
+    """verify --recompute's check (validated now) and its formatter; only this path imports
+    the teacher's modules (torch): a plain verify does not."""
+    from sortkd_cache.pipelines import recompute as rc_mod
+
+    rc = rc_mod.RecomputeConfig(*args)
+    check = rc_mod.Recompute(replace(rc, storage_options=options, dataset=dataset))
+    return check, rc_mod.format_recompute
 
 
 def _threads_apply(threads: int | None, computes: bool, needs: str) -> None:

@@ -7,20 +7,19 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import torch
-
+from sortkd_cache import models
 from sortkd_cache.augment import DEFAULT_CROP_PCT
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.models import (
     INTERPOLATIONS,
     TeacherPreprocess,
-    native_preprocess,
     parse_floats,
     parse_size,
 )
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
     from sortkd_cache.augment import AugmentRecipe
     from sortkd_cache.store import StoreMeta
@@ -69,7 +68,9 @@ def resolve_preprocess(
 ) -> TeacherPreprocess:
     """What teacher ``arch`` (built as ``model``) sees of a view of a dataset with ``info``."""
     dataset = TeacherPreprocess.for_dataset(info.mean, info.std)
-    own = native_preprocess(arch, model, init == "pretrained", dataset, options.interpolation)
+    own = models.native_preprocess(
+        arch, model, init == "pretrained", dataset, options.interpolation
+    )
     out = own.override(
         mean=options.mean,
         std=options.std,
@@ -138,6 +139,8 @@ def check_teacher_input(
     size, else the ``view`` size; None: views vary, nothing to try), before anything is
     written: a size it cannot take is one ConfigError naming the option that chose it
     (``--teacher-size``, else ``--augment``)."""
+    import torch  # a dump's check: info and verify read the record without torch
+
     size = prep.input_size or view
     if size is None:
         return

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+from sortkd_cache.pipelines._copy_config import DeriveConfig
 from sortkd_cache.store import CopyResult, VerifyReport, copy_store, verify_store
 
 __all__ = ["copy", "format_copy", "format_report", "verify"]
@@ -47,6 +47,8 @@ def copy(
     """Copy a store key by key, verify the destination, publish it atomically; with a
     ``derive`` that asks for anything (``copy --topk/--views/--dtype``), a re-sliced copy."""
     if derive is not None and (derive.active or derive.topk_temperatures is not None):
+        from sortkd_cache.pipelines.derive import derive_store  # torch: a plain copy has none
+
         opts = storage_options or {}
         return derive_store(
             src,

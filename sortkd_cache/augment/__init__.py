@@ -5,9 +5,16 @@ stateless counter-based generator keyed by ``(seed, sample index, view, draw)``
 (:func:`counter_uniform`), so the teacher's and the student's views are bit-identical
 whatever the batch size, order, worker or process count. :func:`replay` applies recorded
 parameters to uint8 images on their own device.
+
+The recipes and the parameter generator need numpy only; the replay (torch) is imported on
+first use of :func:`replay`, :func:`eval_view`, :func:`normalize` or :func:`check_params`, so
+that reading a store's records (``info``, ``verify``, ``copy``) does not import torch.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._counter import GOLDEN_GAMMA, counter_bits, counter_uniform, splitmix64
 from ._recipes import (
@@ -24,7 +31,11 @@ from ._recipes import (
     output_size,
     sample_params,
 )
-from ._replay import check_params, eval_view, normalize, replay
+
+if TYPE_CHECKING:
+    from ._replay import check_params, eval_view, normalize, replay
+
+_REPLAY = ("check_params", "eval_view", "normalize", "replay")
 
 __all__ = [
     "CURRENT_VERSION",
@@ -48,3 +59,11 @@ __all__ = [
     "sample_params",
     "splitmix64",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _REPLAY:
+        raise AttributeError(f"module 'sortkd_cache.augment' has no attribute '{name}'")
+    value = getattr(importlib.import_module("sortkd_cache.augment._replay"), name)
+    globals()[name] = value
+    return value

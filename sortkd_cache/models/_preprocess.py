@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from sortkd_cache.augment import normalize
+from sortkd_cache import augment
 from sortkd_cache.errors import ConfigError
+
+if TYPE_CHECKING:  # the record reads and prints without torch (``info``); apply() needs it
+    import torch
 
 __all__ = ["INTERPOLATIONS", "TeacherPreprocess", "parse_floats", "parse_size"]
 
@@ -93,7 +94,7 @@ class TeacherPreprocess:
         """uint8 [..., C, h, w] views -> the teacher's float32 input [..., C, H, W]."""
         if self.input_size is not None and tuple(views.shape[-2:]) != self.input_size:
             views = self._resize(views)
-        return normalize(views, self.mean, self.std)
+        return augment.normalize(views, self.mean, self.std)
 
     def _resize(self, views: torch.Tensor) -> torch.Tensor:
         import torchvision.transforms.v2.functional as F

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sortkd_cache import sparse
 from sortkd_cache.errors import CorruptChunkError, SchemaError
-from sortkd_cache.sparse import FidelityAccumulator, SparseRows, SparseSpec
+from sortkd_cache.sparse import SparseRows, SparseSpec
 from sortkd_cache.store._layout import logits_path
 from sortkd_cache.store._logits import zarr_get
 from sortkd_cache.store._meta import StoreMeta
@@ -112,7 +113,7 @@ def write_sparse_chunk(
 
 def fidelity_record(spec: SparseSpec, sums: np.ndarray) -> dict[str, Any]:
     """The kind's fidelity attribute from the per-(block, view) sums [B, V, T+2]."""
-    acc = FidelityAccumulator(spec, sums.shape[1])
+    acc = sparse.FidelityAccumulator(spec, sums.shape[1])  # torch: loaded on first use
     per_view = sums.sum(axis=0)
     t = len(spec.temperatures)
     acc.kl[:] = per_view[:, :t]

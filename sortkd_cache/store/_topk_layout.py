@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sortkd_cache import sparse
 from sortkd_cache.errors import ConfigError, CorruptChunkError, LogitsKindError
 from sortkd_cache.sparse import (
     SparseRows,
     SparseSpec,
     apply_sparse,
-    chunk_sums,
     compress,
     label_positions,
     row_problems,
@@ -99,7 +99,7 @@ class SparseLayout(LogitsLayout):
     def encode(self, dense: np.ndarray, labels: np.ndarray) -> tuple[Rows, np.ndarray | None]:
         """Truncated to the top K, with the chunk's fidelity sums [T + 2]."""
         rows = compress(dense, labels, self.spec)
-        kl, outside, n = chunk_sums(self.spec, dense, labels, rows)
+        kl, outside, n = sparse.chunk_sums(self.spec, dense, labels, rows)  # torch, when used
         return rows, np.concatenate([kl, [float(outside), float(n)]])
 
     def finish_attrs(self, store: LayoutStore, kind: str) -> dict[str, Any]:

@@ -26,7 +26,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sortkd_cache.datasets import load_dataset
 from sortkd_cache.errors import SchemaError
 from sortkd_cache.store._backend import ROOT_META, Location, parse_location
 from sortkd_cache.store._checks import (
@@ -238,6 +237,8 @@ def _quick_problems_safe(
 
 
 def _fingerprint_problems(store: CacheStore, dataset: str, data_root: str | None) -> list[Problem]:
+    from sortkd_cache.datasets import load_dataset  # torch: only a --dataset check loads it
+
     meta = store.meta
     ds = load_dataset(dataset, meta.dataset.split, data_root=data_root)
     got, want = ds.fingerprint(), meta.dataset.fingerprint
