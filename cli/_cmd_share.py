@@ -113,7 +113,7 @@ def verify_command(
     from sortkd_cache.pipelines import share
 
     options = parse_storage_options(storage_option) or None
-    _threads_apply(threads, recompute is not None, "--recompute")
+    threads_block = _threads_for(threads, recompute is not None, "--recompute")
     if recompute is None and teacher_ckpt is not None:
         raise click.UsageError("--teacher-ckpt applies to --recompute only")
     check = None
@@ -124,12 +124,10 @@ def verify_command(
     report = share.verify(
         store, dataset, data_root=data_root, storage_options=options, progress=progress
     )
+    with threads_block:
+        result = check.run() if check is not None else None
     texts = [share.format_report(report)]
-    result = None
-    if check is not None:
-        with compute_threads(threads):
-            result = check.run()
-        texts.append(format_recompute(result))
+    texts += [format_recompute(result)] if result is not None else []
     _report(report, result, as_json, texts)
 
 
@@ -145,11 +143,15 @@ def _recompute_check(
     return check, rc_mod.format_recompute
 
 
-def _threads_apply(threads: int | None, computes: bool, needs: str) -> None:
-    """Refuse ``--threads`` where the command computes nothing (exit 2, one line)."""
+def _threads_for(
+    threads: int | None, computes: bool, needs: str
+) -> contextlib.AbstractContextManager[object]:
+    """The block's threads (``--threads``) where the command computes; nothing where it
+    does not (``--threads`` there is refused now: exit 2, one line)."""
     if threads is not None and not computes:
         raise ConfigError(f"--threads {threads} applies with {needs} only (nothing computes)")
     check_threads(threads)
+    return compute_threads(threads) if computes else contextlib.nullcontext()
 
 
 def _report(
@@ -233,11 +235,8 @@ def copy_command(
     from sortkd_cache.pipelines.share import copy, format_copy
 
     opts = parse_storage_options(storage_option)
-    config = DeriveConfig(**derive)
-    _threads_apply(threads, config.active, "--topk, --views or --dtype")
-    with contextlib.ExitStack() as stack:
-        if config.active:  # a plain copy moves bytes: no torch, no threads
-            stack.enter_context(compute_threads(threads))
+    config = DeriveConfig(**derive)  # a plain copy moves bytes: no torch, no threads
+    with _threads_for(threads, config.active, "--topk, --views or --dtype"):
         result = copy(
             src,
             dst,

@@ -4,8 +4,9 @@
 threads (``torch.set_num_interop_threads``) and every BLAS / OpenMP pool threadpoolctl finds
 (OpenBLAS, MKL, libgomp of numpy and scipy). Unset, it is the cores this process may run on
 (its CPU affinity) divided by the ranks on this node (torchrun's ``LOCAL_WORLD_SIZE``), at
-least 1: ranks of one node do not oversubscribe its cores, and tiny models on a shared
-machine do not spin idle OpenMP threads.
+least 1, and never more than the process was already limited to (``OMP_NUM_THREADS``, or a
+Python caller's ``torch.set_num_threads``): ranks of one node do not oversubscribe its cores,
+and a caller that chose fewer threads keeps its count (and its floating-point results).
 
 It is a runtime setting, never a result: it is not part of a stage's configuration hash or of
 a ``--resume`` check. Torch lets a process set its inter-op threads once, before any parallel
@@ -73,7 +74,10 @@ def compute_threads(n: int | None = None) -> Iterator[Threads]:
     intra-op count and the BLAS pools are restored when it ends."""
     import torch  # a computing command's first use of torch: --help and info never get here
 
-    want = check_threads(n) or default_threads()
+    # unset: the node's share of the cores, never more than the process was already limited
+    # to (OMP_NUM_THREADS, or a caller's torch.set_num_threads: in-process callers and tests
+    # keep their own count, and with it their floating-point results)
+    want = check_threads(n) or min(default_threads(), torch.get_num_threads())
     before = torch.get_num_threads()
     interop = _set_interop(torch.set_num_interop_threads, torch.get_num_interop_threads, want)
     torch.set_num_threads(want)

@@ -38,6 +38,12 @@ def test_the_block_sets_torch_and_blas_pools_and_restores_them() -> None:
     assert torch.get_num_threads() == before
 
 
+def test_unset_keeps_a_callers_smaller_count() -> None:
+    """This module runs on one thread (as every tiny-model test): unset, a command keeps it."""
+    with compute_threads() as used:
+        assert used.intra == 1 and torch.get_num_threads() == 1
+
+
 def test_default_is_cores_divided_by_local_ranks() -> None:
     cores = default_threads({})
     assert cores >= 1
