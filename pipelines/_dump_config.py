@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import InitVar, asdict, dataclass, fields
 from typing import Any
 
+from sortkd_cache.augment import get_recipe
 from sortkd_cache.choices import DECODERS, PRECISIONS, SPLITS, TEACHER_INITS
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.options import (
@@ -138,7 +139,6 @@ class DumpConfig:
 
 def _check_names(cfg: DumpConfig, spell: Spell) -> None:
     """The dataset spec, the augmentation recipe and the preprocessing parse (no file read)."""
-    from sortkd_cache.augment import get_recipe  # torch
     from sortkd_cache.datasets import parse_dataset_spec
     from sortkd_cache.pipelines._preprocess import PreprocessOptions
 

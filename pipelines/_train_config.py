@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, InitVar, asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from sortkd_cache.augment import get_recipe
 from sortkd_cache.choices import DATA_PATHS, SOFT_LABEL_MODES, TEACHER_INITS
 from sortkd_cache.errors import ConfigError, ModelError
 from sortkd_cache.losses import LOSSES, make_loss
@@ -344,8 +345,6 @@ def _validate_names(cfg: TrainConfig, spell: Spell) -> None:
         dataset = cfg.dataset
         named(spell("dataset"), lambda: parse_dataset_spec(dataset))
     if cfg.augment is not None:
-        from sortkd_cache.augment import get_recipe
-
         augment = cfg.augment
         recipe = named(spell("augment"), lambda: get_recipe(augment))
         if recipe.kind == "eval" and cfg.augment == "eval":

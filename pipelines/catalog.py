@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sortkd_cache import Registry
+from sortkd_cache.augment import RECIPES
 from sortkd_cache.losses import LOSSES
 from sortkd_cache.sorting import METHODS
 
@@ -31,8 +32,6 @@ def _datasets() -> Registry[Any]:
 
 
 def _augment() -> Registry[Any]:
-    from sortkd_cache.augment import RECIPES
-
     return RECIPES
 
 
