@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        store = args.store or _store(args.after, Path(tmp))
+        store = args.store or _store(args.before, Path(tmp))  # a store both builds read
         times: dict[str, dict[str, list[float]]] = {
             name: {"before": [], "after": []} for name in COMMANDS
         }
