@@ -183,7 +183,7 @@ class MemberRun:
             **{k: v / n for k, v in st.parts.items()},
             "train_top1": 100.0 * st.correct / n,
             "test_top1": extra["test_top1"],
-            "lr": self.member.optimizer.param_groups[0]["lr"],
+            "lr": self.member.epoch_lr,  # the rate the epoch trained at
             "seconds": extra["seconds"],
         }
         if self.member.temperature is not None:

@@ -135,6 +135,9 @@ class Member:
         self.net: torch.nn.Module = self.model
         self.guard = Guard(device)
         self.sums = EpochSums(device)
+        #: the rate the current (or last) epoch trains at: read when it begins, before the
+        #: schedule's epoch step at its end (a Python float: no device read)
+        self.epoch_lr = self.lr
         #: the reason it stopped (its loss diverged), None while it trains
         self.failed: str | None = None
 
@@ -202,6 +205,7 @@ class Member:
     def begin_epoch(self) -> None:
         self.guard.reference = None  # taken again on the epoch's first batch
         self.sums = EpochSums(self.device)
+        self.epoch_lr = self.lr
 
     def loss_of(
         self, out: torch.Tensor, batch: Batch, soft: torch.Tensor | TeacherRows | None, epoch: int
