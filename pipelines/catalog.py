@@ -8,55 +8,30 @@ of repeating the names.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from typing import Any
 
 from sortkd_cache import Registry
-from sortkd_cache.augment import RECIPES
-from sortkd_cache.losses import LOSSES
-from sortkd_cache.sorting import METHODS
 
 __all__ = ["KINDS", "catalog"]
 
-
-def _models() -> Registry[Any]:
-    from sortkd_cache.models import MODELS
-
-    return MODELS
-
-
-def _datasets() -> Registry[Any]:
-    from sortkd_cache.datasets import DATASETS
-
-    return DATASETS
-
-
-def _augment() -> Registry[Any]:
-    return RECIPES
-
-
-def _backends() -> Registry[Any]:
-    from sortkd_cache.store import SCHEMES
-
-    return SCHEMES
-
-
-def _losses() -> Registry[Any]:
-    return LOSSES
-
-
-def _methods() -> Registry[Any]:
-    return METHODS
-
-
-_REGISTRIES: dict[str, Callable[[], Registry[Any]]] = {
-    "models": _models,
-    "datasets": _datasets,
-    "augment": _augment,
-    "losses": _losses,
-    "methods": _methods,
-    "backends": _backends,
+#: Each kind's registry as (module, name), imported when listed: the modules of models,
+#: datasets and stores import torch, which ``--help`` must not.
+_REGISTRIES: dict[str, tuple[str, str]] = {
+    "models": ("sortkd_cache.models", "MODELS"),
+    "datasets": ("sortkd_cache.datasets", "DATASETS"),
+    "augment": ("sortkd_cache.augment", "RECIPES"),
+    "losses": ("sortkd_cache.losses", "LOSSES"),
+    "methods": ("sortkd_cache.sorting", "METHODS"),
+    "backends": ("sortkd_cache.store", "SCHEMES"),
 }
+
+
+def _registry(kind: str) -> Registry[Any]:
+    module, name = _REGISTRIES[kind]
+    found: Registry[Any] = getattr(importlib.import_module(module), name)
+    return found
+
 
 #: The kinds ``sortkd-cache list`` accepts, in the order it prints them.
 KINDS: tuple[str, ...] = tuple(_REGISTRIES)
@@ -68,7 +43,7 @@ def catalog(kinds: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
     from (read from the entry points' metadata: nothing is imported)."""
     out: dict[str, dict[str, Any]] = {}
     for kind in kinds or KINDS:
-        registry = _REGISTRIES[kind]()
+        registry = _registry(kind)
         names = registry.names()
         packages = {n: p for n in names if (p := registry.origin(n)) is not None}
         out[kind] = {"names": names, "also": registry.extra, "packages": packages}

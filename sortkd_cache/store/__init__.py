@@ -7,6 +7,7 @@ from sortkd_cache.locks import read_lock, writer_lock
 from sortkd_cache.store._backend import SCHEMES, Location, Scheme, parse_location
 from sortkd_cache.store._copy import CopyResult, copy_store
 from sortkd_cache.store._dense_layout import DenseLayout
+from sortkd_cache.store._fsspec import fsspec_scheme
 from sortkd_cache.store._layout import LOGIT_KINDS, choose_chunk_samples
 from sortkd_cache.store._logits_layout import LAYOUTS, LogitsLayout, layout_of
 from sortkd_cache.store._meta import SCHEMA_VERSION, DatasetRecord, StoreMeta, TeacherRecord
@@ -39,6 +40,7 @@ __all__ = [
     "choose_chunk_samples",
     "copy_store",
     "create_store",
+    "fsspec_scheme",
     "is_store_output",
     "layout_of",
     "open_store",
