@@ -65,9 +65,9 @@ def test_adamw_with_cosine_and_warmup_act_and_are_recorded(tmp_path: Path) -> No
                 *QUICK, "--out", str(run))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     lrs = [r["lr"] for r in _rows(run)]
-    # epochs train at 0.001 (warm-up: 1/2), 0.002, 0.001 (half a cosine); a metrics row
-    # records the lr its epoch's schedule step set for the next epoch
-    assert lrs == pytest.approx([0.002, 0.001, 0.0])
+    # a metrics row records the lr its epoch trained at: 0.001 (warm-up: 1/2), 0.002, then
+    # half a cosine over the 2 epochs after the warm-up: 0.001
+    assert lrs == pytest.approx([0.001, 0.002, 0.001])
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     group = state["optimizer"]["param_groups"][0]
     assert (tuple(group["betas"]), group["weight_decay"]) == ((0.9, 0.99), 0.05)
