@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import InitVar, dataclass
 
 from sortkd_cache.options import Applies, Spell, check_applies, check_fields, flag, opt
-from sortkd_cache.pipelines._dump_config import parse_temperatures
+from sortkd_cache.pipelines._dump_config import check_sample_options, parse_temperatures
 
 __all__ = ["DeriveConfig"]
 
@@ -29,6 +29,15 @@ class DeriveConfig:
         "Temperatures at which --topk records the exact tail mass [default: 1,2,4].",
         applies="topk",
     )
+    sample: int | None = opt(
+        None,
+        "Convert dense logits to sampled soft labels: S draws per sample-view from the "
+        "teacher's softmax (every kind; sorted kinds sample their sorted rows; fidelity "
+        "recorded).",
+    )
+    proposal_temperature: float | None = opt(
+        None, "The temperature --sample draws at [default: 4].", applies="sample"
+    )
     spell: InitVar[Spell | None] = None
 
     def __post_init__(self, spell: Spell | None) -> None:
@@ -36,12 +45,14 @@ class DeriveConfig:
         check_fields(self, spell)
         check_applies(self, APPLIES, spell)
         parse_temperatures(self.topk_temperatures, spell("topk_temperatures"))
+        check_sample_options(self.sample, self.proposal_temperature, self.topk, spell)
 
     @property
     def active(self) -> bool:
-        return any(x is not None for x in (self.topk, self.views, self.dtype))
+        return any(x is not None for x in (self.topk, self.sample, self.views, self.dtype))
 
 
 APPLIES: Applies = {
     "topk": (lambda c: c.topk is not None, lambda c, s: f"without {s('topk')}"),
+    "sample": (lambda c: c.sample is not None, lambda c, s: f"without {s('sample')}"),
 }

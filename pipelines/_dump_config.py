@@ -22,9 +22,9 @@ from sortkd_cache.options import (
     opt,
     opt_of,
 )
-from sortkd_cache.sparse import DEFAULT_TEMPERATURES
+from sortkd_cache.sparse import DEFAULT_TEMPERATURES, check_draws, check_proposal
 
-__all__ = ["DTYPES", "DumpConfig", "parse_temperatures"]
+__all__ = ["DTYPES", "DumpConfig", "check_sample_options", "parse_temperatures"]
 
 #: Dtypes of the stored logits.
 DTYPES = ("float16", "float32")
@@ -100,6 +100,18 @@ class DumpConfig:
         "Temperatures at which --topk records the exact tail mass [default: 1,2,4].",
         applies="topk", recipe=True,
     )  # fmt: skip
+    sample: int | None = opt(
+        None,
+        "Store sampled soft labels: per sample-view S draws (1..255, with replacement) from "
+        "the teacher's softmax at --proposal-temperature, kept as unique class ids with "
+        "counts, their logits and the row's statistics; KD, DKD and LSKD from them are "
+        "unbiased (docs/sparse.md). No dense logits are written.",
+        recipe=True,
+    )  # fmt: skip
+    proposal_temperature: float | None = opt(
+        None, "The temperature --sample draws at [default: 4, the losses' T].",
+        applies="sample", recipe=True,
+    )  # fmt: skip
     # The teacher's preprocessing over its own (timm / torchvision weights / the dataset's):
     teacher_mean: str | None = opt(
         None,
@@ -127,6 +139,7 @@ class DumpConfig:
             raise ConfigError(f"bad rank {self.rank} for world size {self.world_size}")
         check_applies(self, APPLIES, spell)
         parse_temperatures(self.topk_temperatures, spell("topk_temperatures"))
+        check_sample_options(self.sample, self.proposal_temperature, self.topk, spell)
         _check_names(self, spell)
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,7 +164,22 @@ def _check_names(cfg: DumpConfig, spell: Spell) -> None:
 
 APPLIES: Applies = {
     "topk": (lambda c: c.topk is not None, lambda c, s: f"without {s('topk')}"),
+    "sample": (lambda c: c.sample is not None, lambda c, s: f"without {s('sample')}"),
 }
+
+
+def check_sample_options(
+    sample: int | None, proposal: float | None, topk: int | None, spell: Spell
+) -> None:
+    """``--sample S`` in the count dtype's range, a proposal temperature > 0, and not both
+    ``--sample`` and ``--topk``; ConfigError naming the bad value."""
+    if sample is None:
+        return
+    if topk is not None:
+        raise ConfigError(f"{spell('sample')} and {spell('topk')} exclude each other")
+    check_draws(sample)
+    if proposal is not None:
+        check_proposal(proposal)
 
 
 def parse_temperatures(text: str | None, name: str = "--topk-temperatures") -> tuple[float, ...]:

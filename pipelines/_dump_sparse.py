@@ -1,4 +1,5 @@
-"""``dump --topk K`` and ``copy --topk K``: the sparse format of the output store.
+"""``dump --topk K`` / ``--sample S`` and ``copy --topk K`` / ``--sample S``: the sparse
+format of the output store.
 
 Each (block, view) chunk is truncated as it is produced (no dense array is ever written and
 memory stays per chunk; :meth:`~sortkd_cache.store.SparseLayout.encode`); its fidelity sums
@@ -10,11 +11,12 @@ written with it, so resumed and multi-rank runs add up exactly, and the layout's
 from __future__ import annotations
 
 from sortkd_cache.pipelines._dump_config import parse_temperatures
-from sortkd_cache.sparse import SparseSpec, check_topk
+from sortkd_cache.sparse import DEFAULT_PROPOSAL, SampledSpec, SparseSpec, check_topk
 from sortkd_cache.store import SCHEMA_VERSION, StoreMeta
 
 __all__ = [
     "parse_temperatures",
+    "sampled_spec_for",
     "sparse_meta",
     "sparse_spec_for",
 ]
@@ -26,6 +28,15 @@ def sparse_spec_for(k: int, num_classes: int, dtype: str, temperatures: str | No
     )
 
 
-def sparse_meta(meta: StoreMeta, spec: SparseSpec) -> StoreMeta:
-    """``meta`` for a sparse store of ``spec`` (schema 2)."""
+def sampled_spec_for(
+    draws: int, num_classes: int, dtype: str, proposal: float | None, seed: int
+) -> SampledSpec:
+    """``--sample S`` of a store of ``num_classes`` in ``dtype``; the draws are keyed by the
+    store's ``seed``."""
+    t0 = DEFAULT_PROPOSAL if proposal is None else proposal
+    return SampledSpec(draws, num_classes, dtype, t0, seed=seed)
+
+
+def sparse_meta(meta: StoreMeta, spec: SparseSpec | SampledSpec) -> StoreMeta:
+    """``meta`` for a sparse (top-K or sampled) store of ``spec`` (schema 2)."""
     return meta.replace(schema=SCHEMA_VERSION, sparse=spec.to_dict())

@@ -19,7 +19,7 @@ from sortkd_cache.augment import CURRENT_VERSION, VERSIONS
 from sortkd_cache.datasets import parse_dataset_spec
 from sortkd_cache.errors import ConfigError, StoreError, StoreExistsError
 from sortkd_cache.pipelines._common import utc_now
-from sortkd_cache.pipelines._dump_sparse import sparse_meta, sparse_spec_for
+from sortkd_cache.pipelines._dump_sparse import sampled_spec_for, sparse_meta, sparse_spec_for
 from sortkd_cache.pipelines._preprocess import recorded_preprocess
 from sortkd_cache.store import (
     CacheStore,
@@ -257,6 +257,9 @@ def meta_for(
         created=utc_now(),
         store_id=uuid.uuid4().hex,
     )
+    if cfg.sample is not None:
+        t0, c = cfg.proposal_temperature, info.num_classes
+        return sparse_meta(meta, sampled_spec_for(cfg.sample, c, cfg.dtype, t0, cfg.seed))
     if cfg.topk is None:
         return meta
     spec = sparse_spec_for(cfg.topk, info.num_classes, cfg.dtype, cfg.topk_temperatures)

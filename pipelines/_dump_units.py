@@ -93,5 +93,6 @@ class UnitWriter:
     ) -> None:
         """In a writer thread, overlapping the next forward: truncate to the sparse kind
         (no dense chunk is ever written), then write."""
-        rows, fid = self.store.layout.encode(values, y)
+        start = self.store.block_bounds(block)[0]
+        rows, fid = self.store.layout.encode(values, y, at=(start, view))
         self.store.write_chunk("raw", block, view, rows, params=params, count=n, fidelity=fid)

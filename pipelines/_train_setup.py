@@ -169,6 +169,8 @@ def _sparse_teacher(
     without a store) and the default recorded temperatures."""
     # the store's own top-K rows (refusing another K), None where its rows are dense
     spec = store.layout.stored_topk(cfg.topk, str(cfg.cache)) if store is not None else None
+    if store is not None and cfg.loss_config().needs_teacher:
+        store.layout.check_loss(cfg.loss)  # a loss the store's rows cannot serve: refused
     if spec is None and cfg.topk is not None:
         dtype = store.meta.dtype if store is not None else "float32"
         spec = sparse_spec_for(cfg.topk, num_classes, dtype, None)

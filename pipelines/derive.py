@@ -26,7 +26,8 @@ from sortkd_cache.errors import ConfigError, StoreExistsError
 from sortkd_cache.outputs import check_disjoint, check_replaceable
 from sortkd_cache.pipelines._common import progress_bar, utc_now
 from sortkd_cache.pipelines._copy_config import DeriveConfig
-from sortkd_cache.pipelines._dump_sparse import sparse_meta, sparse_spec_for
+from sortkd_cache.pipelines._dump_sparse import sampled_spec_for, sparse_meta, sparse_spec_for
+from sortkd_cache.sparse import SampledSpec, SparseSpec
 from sortkd_cache.store import (
     SCHEMA_VERSION,
     CacheStore,
@@ -56,7 +57,7 @@ def parse_views(text: str, num_views: int) -> list[int]:
 
 def _check(cfg: DeriveConfig, src: CacheStore) -> tuple[list[int], str, Any]:
     meta = src.meta
-    src.layout.check_copy(src.url, cfg.topk, meta.dtype)
+    src.layout.check_copy(src.url, cfg.topk, meta.dtype, cfg.sample)
     if cfg.topk is None and cfg.topk_temperatures is not None:
         raise ConfigError("--topk-temperatures needs --topk")
     views = parse_views(cfg.views, meta.num_views) if cfg.views else list(range(meta.num_views))
@@ -65,10 +66,13 @@ def _check(cfg: DeriveConfig, src: CacheStore) -> tuple[list[int], str, Any]:
         raise ConfigError(f"--dtype must be float16 or float32, got {dtype!r}")
     if np.dtype(dtype).itemsize > np.dtype(meta.dtype).itemsize:
         raise ConfigError(f"--dtype {dtype} would widen the store's {meta.dtype} logits")
-    src.layout.check_copy(src.url, cfg.topk, dtype)
-    spec = None
+    src.layout.check_copy(src.url, cfg.topk, dtype, cfg.sample)
+    spec: SparseSpec | SampledSpec | None = None
     if cfg.topk is not None:
         spec = sparse_spec_for(cfg.topk, meta.num_classes, dtype, cfg.topk_temperatures)
+    if cfg.sample is not None:
+        t0, c = cfg.proposal_temperature, meta.num_classes
+        spec = sampled_spec_for(cfg.sample, c, dtype, t0, meta.seed)
     if not meta.complete:
         raise ConfigError(f"'{src.url}' is not a complete store (finish its dump first)")
     return views, dtype, spec
@@ -82,6 +86,7 @@ def _new_meta(src: CacheStore, views: list[int], dtype: str, spec: Any, cfg: Der
         "views": views,
         "dtype": dtype,
         "topk": cfg.topk,
+        **({"sample": cfg.sample} if cfg.sample is not None else {}),
         "created": utc_now(),
     }
     acc = tuple(meta.teacher_accuracy[v] for v in views) if meta.teacher_accuracy else ()
@@ -111,7 +116,7 @@ class _KindCopy:
     dst: CacheStore
     data: Any  # the source kind's dense or sparse logits
     kind: str
-    spec: Any  # the SparseSpec of --topk, or None
+    spec: Any  # the SparseSpec of --topk or SampledSpec of --sample, or None
     labels: np.ndarray
     fidelity: Any  # a sparse source's fidelity sums [B, V, T+2], carried per view; or None
 
@@ -138,10 +143,11 @@ class _KindCopy:
         else:
             chunk = layout.cast(self.data.read_block(block, old_v), dtype)
         fid = None
-        if self.spec is not None:  # --topk: dst is sparse, and truncates the dense chunk
-            chunk, fid = self.dst.layout.encode(np.asarray(chunk), labels)
+        if self.spec is not None:  # --topk/--sample: dst is sparse, made from the dense chunk
+            at = (start, old_v)  # what sampled rows are keyed by
+            chunk, fid = self.dst.layout.encode(np.asarray(chunk), labels, at=at)
             if raw is not None:  # the fidelity of the dense rows; the rows of the sparse raw
-                sparse_raw, _ = self.dst.layout.encode(np.asarray(raw), labels)
+                sparse_raw, _ = self.dst.layout.encode(np.asarray(raw), labels, at=at)
                 chunk = self.dst.layout.sort_rows(self.kind, sparse_raw, labels)[0]
         elif self.fidelity is not None:
             fid = np.asarray(self.fidelity[block, old_v])

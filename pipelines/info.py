@@ -76,14 +76,8 @@ def _header_lines(info: dict[str, Any]) -> list[str]:
         f"logits     {', '.join(info['logits']) or 'none complete'}",
     ]
     sparse = info.get("sparse")
-    if sparse:
-        temps = ",".join(f"{t:g}" for t in sparse["temperatures"])
-        lines.append(
-            f"sparse     top-{sparse['k']} of {info['num_classes']}: "
-            f"{sparse['bytes_per_sample_view']} B/sample-view (dense "
-            f"{info['num_classes'] * (2 if info['dtype'] == 'float16' else 4)}), "
-            f"ids {sparse['id_dtype']}, exact tail mass at T={temps}"
-        )
+    if sparse:  # the layout's own line (store.layout.info_record)
+        lines.append(f"sparse     {sparse['summary']}")
     return lines + [f"derived    {_derivation_line(s)}" for s in info.get("derivation", [])]
 
 
@@ -156,6 +150,8 @@ def _fidelity_lines(kind: str, fid: dict[str, Any] | None) -> list[str]:
     """A sparse kind's fidelity, measured on the dense rows when it was made."""
     if not fid:
         return []
+    if "summary" in fid:  # a record that states itself (sampled kinds)
+        return [f"{kind:10s} {fid['summary']}"]
     kl = "  ".join(f"T={t}: {v:.3g}" for t, v in fid["mean_kl"].items())
     lines = [
         f"{kind:10s} top-{fid['k']} fidelity: mean KL(dense || sparse) {kl}; label outside "

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 if TYPE_CHECKING:
     import torch
 
-    from sortkd_cache.losses import SparseTeacher
+    from sortkd_cache.losses import TeacherRows
 
 __all__ = ["Batch", "SoftLabels"]
 
@@ -24,8 +24,9 @@ class Batch(NamedTuple):
     x: torch.Tensor  #: normalised replayed views, float32 [B, C, h, w]
     y: torch.Tensor  #: labels, int64 [B]
     idx: torch.Tensor  #: sample indices into the store / dataset, int64 [B]
-    #: the teacher's logits [B, C] (a SparseTeacher from a sparse store); None without a source
-    soft: torch.Tensor | SparseTeacher | None = None
+    #: the teacher's logits [B, C] (a layout's rows from a sparse or sampled store); None
+    #: without a source
+    soft: torch.Tensor | TeacherRows | None = None
 
 
 class SoftLabels(Protocol):
@@ -35,7 +36,7 @@ class SoftLabels(Protocol):
         """An epoch on stored ``view`` starts; this rank visits ``local_order`` (sample
         indices, in order). ``next_view`` (None at the last epoch) may be read ahead."""
 
-    def rows(self, batch: Batch) -> torch.Tensor | SparseTeacher:
+    def rows(self, batch: Batch) -> torch.Tensor | TeacherRows:
         """The soft labels of ``batch.idx`` (the next samples of the order), on the batch's
         device; ``batch.x`` and ``batch.y`` are there for sources that compute them."""
         ...

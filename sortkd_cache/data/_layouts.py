@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from sortkd_cache.data._dense import ViewLogits
+from sortkd_cache.data._sampled import SampledViewSource, sampled_teacher
 from sortkd_cache.data._sparse import SparseViewSource
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.losses import SparseTeacher
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from sortkd_cache.data._batch import SoftLabels
     from sortkd_cache.store import CacheStore, LogitsLayout
 
-__all__ = ["DENSE", "TOPK", "LayoutTraining", "training_of"]
+__all__ = ["DENSE", "SAMPLE", "TOPK", "LayoutTraining", "training_of"]
 
 TeacherRowsOut = Any  # a [B, C] tensor or a layout's rows (losses.TeacherRows)
 
@@ -78,6 +79,21 @@ TOPK = LayoutTraining(
     teacher_rows=_topk_rows,
     dataset_temperature=_kd_temperature,
     dense_rows=lambda rows, y, temperature: rows.dense(y, temperature),
+)
+
+
+def _no_dataset_rows(store: CacheStore, temperature: float | None) -> float:
+    raise ConfigError(
+        f"store '{store.url}' is sampled ({store.layout.describe()}): it holds draws, not "
+        "rows to hand out one sample at a time; train it with kd, dkd or lskd"
+    )
+
+
+SAMPLE = LayoutTraining(
+    whole_view=SampledViewSource,
+    teacher_rows=lambda layout, packed: sampled_teacher(layout.spec, packed),
+    dataset_temperature=_no_dataset_rows,
+    dense_rows=lambda rows, y, temperature: rows,
 )
 
 _RESOLVED: dict[str, LayoutTraining] = {}

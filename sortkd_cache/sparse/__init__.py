@@ -26,13 +26,17 @@ if TYPE_CHECKING:
     from sortkd_cache.sparse._methods import apply_sparse, label_positions
     from sortkd_cache.sparse._rebuild import log_rest, rebuild_dense, tail_mass
     from sortkd_cache.sparse._sampled import (
+        COUNT_DTYPE,
         DEFAULT_PROPOSAL,
+        FIDELITY_SUMS,
         SampledRows,
         SampledSpec,
         check_draws,
         check_proposal,
+        fidelity_sums,
         relabel,
         sample_rows,
+        sampled_problems,
     )
     from sortkd_cache.sparse._spec import (
         DEFAULT_LSKD_TEMPERATURES,
@@ -46,6 +50,10 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
+    "COUNT_DTYPE": "_sampled",
+    "FIDELITY_SUMS": "_sampled",
+    "fidelity_sums": "_sampled",
+    "sampled_problems": "_sampled",
     "DEFAULT_PROPOSAL": "_sampled",
     "SampledRows": "_sampled",
     "SampledSpec": "_sampled",
@@ -76,6 +84,10 @@ _LAZY = {
 }
 
 __all__ = [
+    "COUNT_DTYPE",
+    "FIDELITY_SUMS",
+    "fidelity_sums",
+    "sampled_problems",
     "DEFAULT_PROPOSAL",
     "SampledRows",
     "SampledSpec",

@@ -8,7 +8,8 @@ temperatures (:mod:`sortkd_cache.losses._sampled_rows`; docs/sparse.md has the e
 their variance).
 
 Per sample-view a sampled kind keeps W = min(S, C) slots, in rank order (descending value;
-equal values: lower class id first), the unused ones last with count 0 and id 0:
+equal values: lower class id first), the unused ones last with count 0 and, as id, the
+undrawn classes in ascending order (no class twice in a row):
 
 * ``ids``    [W] the drawn classes (uint8, uint16 or int32, as top-K ids);
 * ``counts`` [W] how often each was drawn (uint8: S <= 255), summing to S;
@@ -52,13 +53,16 @@ from sortkd_cache.sparse._spec import (
 __all__ = [
     "COUNT_DTYPE",
     "DEFAULT_PROPOSAL",
+    "FIDELITY_SUMS",
     "SAMPLE_SALT",
     "SampledRows",
     "SampledSpec",
     "check_draws",
     "check_proposal",
+    "fidelity_sums",
     "relabel",
     "sample_rows",
+    "sampled_problems",
 ]
 
 COUNT_DTYPE = np.dtype(np.uint8)
@@ -243,6 +247,17 @@ def _stats(spec: SampledSpec, z: NDArray[Any], y: NDArray[np.int64]) -> NDArray[
     return stats
 
 
+def _free_ids(ids: NDArray[np.int64], used: NDArray[np.bool_], num_classes: int) -> Any:
+    """Ids for the empty slots: the undrawn classes in ascending order, one per empty slot,
+    so that no class appears twice in a row (the ids check every sparse kind shares)."""
+    n = ids.shape[0]
+    drawn = np.zeros((n, num_classes), dtype=bool)
+    drawn[np.nonzero(used)[0], ids[used]] = True
+    free = np.argsort(drawn, axis=1, kind="stable")
+    slot = np.cumsum(~used, axis=1) - 1
+    return np.take_along_axis(free, np.maximum(slot, 0), axis=1)
+
+
 def sample_rows(
     z: NDArray[Any], y: NDArray[Any], spec: SampledSpec, index: NDArray[Any], view: int
 ) -> SampledRows:
@@ -271,7 +286,8 @@ def sample_rows(
     rows_at, cols_at = np.nonzero(start)
     rank[rows_at, slot[rows_at, cols_at]] = ranks[rows_at, cols_at]
     used = counts > 0
-    ids = np.where(used, np.take_along_axis(order, rank, axis=1), 0)
+    drawn = np.take_along_axis(order, rank, axis=1)
+    ids = np.where(used, drawn, _free_ids(drawn, used, c))
     label_rank = (order == yy[:, None]).argmax(axis=1)
     above = np.take_along_axis(order, np.maximum(rank - 1, 0), axis=1)
     up = np.where(rank == 0, yy[:, None], above)
@@ -292,7 +308,78 @@ def relabel(method: str, rows: SampledRows, y: NDArray[Any], spec: SampledSpec) 
     its rank after the method (the method's relabel form; a method without one is refused)."""
     yy = np.asarray(y, dtype=np.int64)
     ids = get_method(method).on_draws(rows.ids.astype(np.int64), rows.up.astype(np.int64), yy)
-    ids = np.where(rows.counts > 0, ids, 0).astype(rows.ids.dtype)
+    used = rows.counts > 0
+    ids = np.where(used, ids, _free_ids(ids, used, spec.num_classes)).astype(rows.ids.dtype)
     stats = rows.stats.copy()
     stats[:, spec.column("label")] = stats[:, spec.column("max")]  # the label takes the max
     return SampledRows(ids, rows.counts.copy(), rows.values.copy(), ids.copy(), stats)
+
+
+#: what the fidelity array sums per (block, view)
+FIDELITY_SUMS = ("kl", "grad_dot", "dense_sq", "sampled_sq", "rows")
+
+
+def fidelity_sums(spec: SampledSpec, z: NDArray[Any], rows: SampledRows) -> NDArray[np.float64]:
+    """One chunk's sums [5]: KL(sampled || dense) at T0 (the draws' empirical distribution
+    against ``softmax(z / T0)``), and for KD at T0 with a uniform held student, the dot
+    product and squared norms of the dense gradient ``q - p`` and the sampled one
+    ``q - counts / S`` (the gradient angle over the rows is ``acos(dot / sqrt(dd * ss))``)."""
+    n, c = z.shape
+    zf = z.astype(np.float64)
+    logp = zf / spec.proposal
+    logp -= logp.max(axis=1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+    emp = np.zeros((n, c))
+    at = (np.repeat(np.arange(n), rows.ids.shape[1]), rows.ids.astype(np.int64).ravel())
+    np.add.at(emp, at, rows.counts.astype(np.float64).ravel())
+    emp /= spec.draws
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = np.where(emp > 0, emp * (np.log(emp) - logp), 0.0).sum()
+    q = 1.0 / c
+    g_dense, g_sampled = q - np.exp(logp), q - emp
+    return np.asarray(
+        [
+            kl,
+            float((g_dense * g_sampled).sum()),
+            float((g_dense**2).sum()),
+            float((g_sampled**2).sum()),
+            float(n),
+        ]
+    )
+
+
+def _first(bad: NDArray[np.bool_]) -> int:
+    return int(np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))[0])
+
+
+def _slot_checks(spec: SampledSpec, rows: SampledRows) -> list[tuple[NDArray[np.bool_], str]]:
+    """(rows-first mask, what is wrong) for each check of the slots."""
+    ids, up = rows.ids.astype(np.int64), rows.up.astype(np.int64)
+    counts = rows.counts.astype(np.int64)
+    used, c = counts > 0, spec.num_classes
+    masked = np.sort(np.where(used, ids, -1 - np.arange(ids.shape[1])[None, :]), axis=1)
+    return [
+        (((ids < 0) | (ids >= c)) & used, f"class id outside [0, {c})"),
+        (((up < 0) | (up >= c)) & used, f"up id outside [0, {c})"),
+        ((counts.sum(axis=1) != spec.draws)[:, None], f"counts that do not sum to S={spec.draws}"),
+        (~used[:, :-1] & used[:, 1:], "an empty slot before a used one"),
+        (masked[:, 1:] == masked[:, :-1], "a class drawn in two slots"),
+        (~np.isfinite(rows.values.astype(np.float64)) & used, "a non-finite logit"),
+        (~np.isfinite(rows.stats.astype(np.float64)), "a non-finite statistic"),
+    ]
+
+
+def sampled_problems(spec: SampledSpec, rows: SampledRows, y: NDArray[Any]) -> list[str]:
+    """What is wrong with sampled rows [N, W] (empty when sound): ids and ``up`` in range,
+    counts summing to S, used slots first, no class twice, finite values and stats, the
+    label's logit equal to its drawn value where the label was drawn."""
+    out = [f"row {_first(bad)}: {what}" for bad, what in _slot_checks(spec, rows) if bad.any()]
+    n = rows.ids.shape[0]
+    hit = (rows.ids.astype(np.int64) == np.asarray(y, dtype=np.int64)[:, None]) & (rows.counts > 0)
+    label = np.ascontiguousarray(rows.stats[:, spec.column("label")])
+    at = np.ascontiguousarray(rows.values[np.arange(n), hit.argmax(axis=1)])
+    differ = at.view(np.uint8).reshape(n, -1) != label.view(np.uint8).reshape(n, -1)
+    wrong = hit.any(axis=1) & differ.any(axis=1)
+    if wrong.any():
+        out.append(f"row {_first(wrong)}: the label's logit differs from its drawn value")
+    return out

@@ -68,7 +68,9 @@ class DenseLayout(LogitsLayout):
         start, stop = store.block_bounds(block)
         store.raw_array(logits_path(kind))[start:stop, view] = rows
 
-    def encode(self, dense: np.ndarray, labels: np.ndarray) -> tuple[Rows, np.ndarray | None]:
+    def encode(
+        self, dense: np.ndarray, labels: np.ndarray, *, at: tuple[int, int] = (0, 0)
+    ) -> tuple[Rows, np.ndarray | None]:
         return dense, None
 
     def finish_attrs(self, store: LayoutStore, kind: str) -> dict[str, Any]:
@@ -83,8 +85,8 @@ class DenseLayout(LogitsLayout):
     def row_bytes(self, meta: StoreMeta) -> int:
         return int(meta.num_classes) * int(np.dtype(meta.dtype).itemsize)
 
-    def check_copy(self, url: str, topk: int | None, dtype: str) -> None:
-        return None  # both apply
+    def check_copy(self, url: str, topk: int | None, dtype: str, sample: int | None = None) -> None:
+        return None  # every one applies
 
     def cast(self, rows: Rows, dtype: str) -> Rows:
         return np.asarray(rows).astype(dtype)

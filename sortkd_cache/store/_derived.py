@@ -26,9 +26,7 @@ from sortkd_cache.store._problem import Problem
 from sortkd_cache.store._zipcheck import ZipMemberError
 
 if TYPE_CHECKING:
-    from sortkd_cache.store._logits import LogitsArray
-    from sortkd_cache.store._logits_layout import LogitsLayout, Rows
-    from sortkd_cache.store._sparse import SparseLogitsArray
+    from sortkd_cache.store._logits_layout import KindReader, LogitsLayout, Rows
     from sortkd_cache.store._store import CacheStore
 
 __all__ = ["derived_problems", "rows_not_derived"]
@@ -92,7 +90,7 @@ def derived_problems(store: CacheStore, kinds: Sequence[str]) -> list[Problem]:
     return problems
 
 
-def _read(reader: LogitsArray | SparseLogitsArray, block: int, view: int) -> Rows | None:
+def _read(reader: KindReader, block: int, view: int) -> Rows | None:
     try:
         return reader.read_block(block, view)
     except (CorruptChunkError, ZipMemberError):

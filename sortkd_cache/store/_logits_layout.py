@@ -33,20 +33,31 @@ import numpy as np
 
 from sortkd_cache._registry import Registry
 from sortkd_cache.errors import LogitsKindError
-from sortkd_cache.sparse import SparseRows, SparseSpec
-from sortkd_cache.store._logits import LogitsArray
+from sortkd_cache.sparse import SampledRows, SparseRows, SparseSpec
 from sortkd_cache.store._problem import Problem
-from sortkd_cache.store._sparse import SparseLogitsArray
 
 if TYPE_CHECKING:
     from sortkd_cache.store._meta import StoreMeta
 
-__all__ = ["LAYOUTS", "LayoutStore", "LogitsLayout", "Packed", "Rows", "layout_of"]
+__all__ = ["LAYOUTS", "KindReader", "LayoutStore", "LogitsLayout", "Packed", "Rows", "layout_of"]
 
-Rows = np.ndarray | SparseRows  #: one chunk of a kind: dense [S, C] or sparse rows
+#: one chunk of a kind: dense [S, C], top-K or sampled rows
+Rows = np.ndarray | SparseRows | SampledRows
 #: what a layout's chunks are made of, as numpy arrays with the rows first (for readers that
 #: gather rows across chunks): (logits,) or (ids, values, stats)
 Packed = tuple[np.ndarray, ...]
+
+
+class KindReader(Protocol):
+    """A kind's rows as its layout reads them (:meth:`LogitsLayout.reader`)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def chunks(self) -> tuple[int, ...]: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, selection: Any) -> Any: ...
+    def read_block(self, block: int, view: int) -> Any: ...
 
 
 class LayoutStore(Protocol):
@@ -118,7 +129,7 @@ class LogitsLayout:
         rows are dense); refuses a K it cannot serve."""
         raise NotImplementedError
 
-    def reader(self, store: LayoutStore, kind: str) -> LogitsArray | SparseLogitsArray:
+    def reader(self, store: LayoutStore, kind: str) -> KindReader:
         """The kind's rows: ``reader[i, v]`` and ``read_block(block, view)`` give chunks."""
         raise NotImplementedError
 
@@ -142,8 +153,11 @@ class LogitsLayout:
         """Write one (block, view) chunk of the kind (no progress marker)."""
         raise NotImplementedError
 
-    def encode(self, dense: np.ndarray, labels: np.ndarray) -> tuple[Rows, np.ndarray | None]:
-        """A dense chunk ``[S, C]`` as this layout's rows, with its fidelity sums (sparse)."""
+    def encode(
+        self, dense: np.ndarray, labels: np.ndarray, *, at: tuple[int, int] = (0, 0)
+    ) -> tuple[Rows, np.ndarray | None]:
+        """A dense chunk ``[S, C]`` as this layout's rows, with its fidelity sums (sparse);
+        ``at``: (the chunk's first sample index, its view), what sampled rows are keyed by."""
         raise NotImplementedError
 
     def finish_attrs(self, store: LayoutStore, kind: str) -> dict[str, Any]:
@@ -163,8 +177,13 @@ class LogitsLayout:
         """Bytes of one sample-view's logits, before compression."""
         raise NotImplementedError
 
-    def check_copy(self, url: str, topk: int | None, dtype: str) -> None:
-        """Refuse what ``copy`` cannot do to this layout (``--topk``, ``--dtype``)."""
+    def check_loss(self, loss: str) -> None:
+        """Refuse (ConfigError, one line) a loss this layout's rows cannot serve."""
+        return None
+
+    def check_copy(self, url: str, topk: int | None, dtype: str, sample: int | None = None) -> None:
+        """Refuse what ``copy`` cannot do to this layout (``--topk``, ``--sample``,
+        ``--dtype``)."""
         raise NotImplementedError
 
     def cast(self, rows: Rows, dtype: str) -> Rows:

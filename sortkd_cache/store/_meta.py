@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sortkd_cache.errors import ConfigError, SchemaError
-from sortkd_cache.sparse import SparseSpec
+from sortkd_cache.sparse import SampledSpec, SparseSpec
 
 __all__ = [
     "ATTRS_KEY",
@@ -164,13 +164,22 @@ def _sparse_record(d: dict[str, Any], schema: int) -> dict[str, Any] | None:
         return None
     if schema < SPARSE_SCHEMA or not isinstance(record, dict):
         raise SchemaError(f"store attributes: 'sparse' has bad value {record!r} (schema {schema})")
+    # the record's format by its layout name (a top-K record predates the key)
+    formats: dict[str, type[SparseSpec] | type[SampledSpec]] = {
+        "topk": SparseSpec,
+        "sample": SampledSpec,
+    }
+    fmt = formats.get(record.get("layout", "topk"))
+    if fmt is None:
+        raise SchemaError(f"store attributes: unknown sparse layout {record.get('layout')!r}")
     try:
-        spec = SparseSpec.from_dict(record)
+        spec = fmt.from_dict(record)
     except ConfigError as exc:
         raise SchemaError(f"store attributes: {exc}") from None
     if (spec.num_classes, spec.dtype) != (d.get("num_classes"), d.get("dtype")):
         raise SchemaError("store attributes: the 'sparse' record disagrees with num_classes/dtype")
-    return spec.to_dict()
+    out: dict[str, Any] = spec.to_dict()
+    return out
 
 
 def _derivation(d: dict[str, Any], schema: int) -> tuple[dict[str, Any], ...]:

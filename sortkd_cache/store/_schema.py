@@ -97,6 +97,8 @@ ARRAYS: tuple[ArraySpec, ...] = (
     ArraySpec("logits/{kind}/ids", 3, "sparse", 0, sparse=True),
     ArraySpec("logits/{kind}/values", 3, "sparse", "nan", sparse=True),
     ArraySpec("logits/{kind}/stats", 3, "sparse", "nan", sparse=True),
+    ArraySpec("logits/{kind}/counts", 3, "sparse", 0, sparse=True),  # sampled kinds
+    ArraySpec("logits/{kind}/up", 3, "sparse", 0, sparse=True),
     ArraySpec("logits/{kind}/fidelity", 3, "sparse", "nan", sparse=True),
 )
 

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sortkd_cache import sparse
-from sortkd_cache.errors import CorruptChunkError, SchemaError
-from sortkd_cache.sparse import SparseRows, SparseSpec
+from sortkd_cache.errors import CorruptChunkError
+from sortkd_cache.sparse import COUNT_DTYPE, FIDELITY_SUMS, SampledSpec, SparseRows, SparseSpec
 from sortkd_cache.store._layout import logits_path
 from sortkd_cache.store._logits import zarr_get
 from sortkd_cache.store._meta import StoreMeta
@@ -51,29 +51,44 @@ def sparse_path(kind: str, name: str) -> str:
     return f"{logits_path(kind)}/{name}"
 
 
-def _spec(meta: StoreMeta) -> SparseSpec:
-    if meta.sparse is None:
-        raise SchemaError("a dense store has no sparse layout")
-    return SparseSpec.from_dict(meta.sparse)
+def _widths(meta: StoreMeta) -> dict[str, tuple[int, str]]:
+    """Per array name of a sparse kind: (width, dtype); the fidelity array's width is its
+    per-chunk record."""
+    record = dict(meta.sparse or {})
+    if record.get("layout") == "sample":
+        sampled = SampledSpec.from_dict(record)
+        w, ids = sampled.slots, str(sampled.id_dtype)
+        return {
+            "ids": (w, ids),
+            "counts": (w, str(COUNT_DTYPE)),
+            "values": (w, meta.dtype),
+            "up": (w, ids),
+            "stats": (sampled.num_stats, meta.dtype),
+            "fidelity": (len(FIDELITY_SUMS), "float64"),
+        }
+    spec = SparseSpec.from_dict(record)
+    return {
+        "ids": (spec.k, str(spec.id_dtype)),
+        "values": (spec.k, meta.dtype),
+        "stats": (spec.num_stats, meta.dtype),
+        "fidelity": (len(spec.temperatures) + 2, "float64"),
+    }
 
 
 def expected_sparse(
     meta: StoreMeta, path: str
 ) -> tuple[tuple[int, ...], tuple[int, ...], str] | None:
-    """(shape, chunks, dtype) of a sparse array at ``path``; None when ``path`` is not one."""
+    """(shape, chunks, dtype) of a sparse (top-K or sampled) array at ``path``; None when
+    ``path`` is not one."""
     if meta.sparse is None or not path.startswith("logits/") or path.count("/") != 2:
         return None
-    name = path.rsplit("/", 1)[1]
-    spec = _spec(meta)
-    n, v, s = meta.num_samples, meta.num_views, meta.chunk_samples
-    width = {"ids": spec.k, "values": spec.k, "stats": spec.num_stats}
-    if name in width:
-        dtype = str(spec.id_dtype) if name == "ids" else meta.dtype
-        return (n, v, width[name]), (s, 1, width[name]), dtype
-    if name == "fidelity":
-        f = len(spec.temperatures) + 2
-        return (-(-n // s), v, f), (1, 1, f), "float64"
-    return None
+    found = _widths(meta).get(path.rsplit("/", 1)[1])
+    if found is None:
+        return None
+    (width, dtype), n, v, s = found, meta.num_samples, meta.num_views, meta.chunk_samples
+    if path.endswith("/fidelity"):
+        return (-(-n // s), v, width), (1, 1, width), dtype
+    return (n, v, width), (s, 1, width), dtype
 
 
 def create_sparse_arrays(

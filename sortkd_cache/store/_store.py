@@ -41,14 +41,13 @@ from sortkd_cache.store._layout import (
     progress_path,
 )
 from sortkd_cache.store._logits import LogitsArray, zarr_get
-from sortkd_cache.store._logits_layout import LogitsLayout, layout_of
+from sortkd_cache.store._logits_layout import KindReader, LogitsLayout, Rows, layout_of
 from sortkd_cache.store._meta import ATTRS_KEY, CHECKSUM_SCHEMA, StoreMeta
 from sortkd_cache.store._sparse import SparseLogitsArray
 
 if TYPE_CHECKING:
     from zarr import Group
 
-    from sortkd_cache.sparse import SparseRows
 
 __all__ = ["KIND_GROUPS", "CacheStore", "LogitsArray"]
 
@@ -204,9 +203,10 @@ class CacheStore:
             return True  # completion only goes back with --overwrite, under the writer lock
         return bool(self.kind_attrs(kind).get("complete", False))
 
-    def kind_array(self, kind: str = "raw") -> LogitsArray | SparseLogitsArray:
+    def kind_array(self, kind: str = "raw") -> KindReader:
         """The logits of ``kind`` in the store's layout: ``read_block(block, view)`` gives a
-        chunk (dense ``[S, C]`` or SparseRows); refuses a missing or incomplete kind."""
+        chunk (dense ``[S, C]``, SparseRows or SampledRows); refuses a missing or incomplete
+        kind."""
         self._check_kind(kind)
         return self.layout.reader(self, kind)
 
@@ -215,8 +215,8 @@ class CacheStore:
         arr = self.kind_array(kind)
         if not isinstance(arr, LogitsArray):
             raise LogitsKindError(
-                f"store '{self.url}' holds sparse top-{arr.spec.k} logits, not dense "
-                f"[N, V, C] ones; read them with store.sparse_logits('{kind}')"
+                f"store '{self.url}' holds sparse logits ({self.layout.describe()}), not dense "
+                f"[N, V, C] ones; read them with store.kind_array('{kind}')"
             )
         return arr
 
@@ -225,7 +225,8 @@ class CacheStore:
         arr = self.kind_array(kind)
         if not isinstance(arr, SparseLogitsArray):
             raise LogitsKindError(
-                f"store '{self.url}' holds dense logits; read them with store.logits('{kind}')"
+                f"store '{self.url}' holds {self.layout.describe()} logits, not top-K ones; "
+                f"read them with store.kind_array('{kind}')"
             )
         return arr
 
@@ -339,7 +340,7 @@ class CacheStore:
         kind: str,
         block: int,
         view: int,
-        values: np.ndarray | SparseRows,
+        values: Rows,
         *,
         params: np.ndarray | None = None,
         count: int = 0,

@@ -53,7 +53,13 @@ class SparseLayout(LogitsLayout):
         return f"--topk {self.spec.k}"
 
     def info_record(self) -> dict[str, Any] | None:
-        return {**self.spec.to_dict(), "bytes_per_sample_view": self.spec.bytes_per_row}
+        spec, temps = self.spec, ",".join(f"{t:g}" for t in self.spec.temperatures)
+        dense = spec.num_classes * np.dtype(spec.dtype).itemsize
+        summary = (
+            f"top-{spec.k} of {spec.num_classes}: {spec.bytes_per_row} B/sample-view (dense "
+            f"{dense}), ids {spec.id_dtype}, exact tail mass at T={temps}"
+        )
+        return {**spec.to_dict(), "bytes_per_sample_view": spec.bytes_per_row, "summary": summary}
 
     def required_arrays(self, kind: str) -> list[str]:
         return [logits_path(kind), *(sparse_path(kind, n) for n in SPARSE_ARRAYS)]
@@ -96,7 +102,9 @@ class SparseLayout(LogitsLayout):
         bounds = store.block_bounds(block)
         write_sparse_chunk(store.raw_array, kind, block, bounds, view, rows, fidelity)
 
-    def encode(self, dense: np.ndarray, labels: np.ndarray) -> tuple[Rows, np.ndarray | None]:
+    def encode(
+        self, dense: np.ndarray, labels: np.ndarray, *, at: tuple[int, int] = (0, 0)
+    ) -> tuple[Rows, np.ndarray | None]:
         """Truncated to the top K, with the chunk's fidelity sums [T + 2]."""
         rows = compress(dense, labels, self.spec)
         kl, outside, n = sparse.chunk_sums(self.spec, dense, labels, rows)  # torch, when used
@@ -135,11 +143,12 @@ class SparseLayout(LogitsLayout):
     def row_bytes(self, meta: StoreMeta) -> int:
         return int(self.spec.bytes_per_row)
 
-    def check_copy(self, url: str, topk: int | None, dtype: str) -> None:
-        if topk is not None:
+    def check_copy(self, url: str, topk: int | None, dtype: str, sample: int | None = None) -> None:
+        if topk is not None or sample is not None:
+            flag = "--topk" if topk is not None else "--sample"
             raise LogitsKindError(
-                f"--topk needs dense logits, but '{url}' is already sparse "
-                f"(top-{self.spec.k}); copy it without --topk"
+                f"{flag} needs dense logits, but '{url}' is already sparse "
+                f"(top-{self.spec.k}); copy it without {flag}"
             )
         if dtype != self.spec.dtype:
             raise ConfigError("--dtype narrows dense stores only; this store is sparse")

@@ -60,7 +60,7 @@ def test_dump_topk_equals_the_dense_dump_truncated(make_store: MakeStore) -> Non
     assert all(p["rows"] == 200 for p in fid["per_view"])
     assert fid["mean_kl"]["1"] > 0 and 0 <= fid["label_outside_topk"] <= 1
     assert sparse.meta.teacher_accuracy == dense.meta.teacher_accuracy
-    with pytest.raises(LogitsKindError, match="sparse top-3"):
+    with pytest.raises(LogitsKindError, match="--topk 3"):
         sparse.logits("raw")
     assert verify_store(path).sound
 

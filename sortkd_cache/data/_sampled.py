@@ -1,0 +1,82 @@
+"""Sampled soft labels for training: one whole view of a sampled kind on the device.
+
+:class:`SampledViewSource` reads a view's ``ids``, ``counts``, ``values`` and ``stats`` chunk by
+chunk (each checked as it loads), keeps them on the training device, reads the next view in a
+background thread, and hands out :class:`~sortkd_cache.losses.SampledTeacher` batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from sortkd_cache.data._prefetch import Prefetcher
+from sortkd_cache.errors import ConfigError
+from sortkd_cache.losses import SampledTeacher
+
+if TYPE_CHECKING:
+    from sortkd_cache.data._batch import Batch
+    from sortkd_cache.sparse import SampledSpec
+    from sortkd_cache.store import CacheStore
+
+__all__ = ["SampledViewSource", "sampled_teacher"]
+
+_Tensors = tuple[torch.Tensor, ...]
+
+
+def sampled_teacher(spec: SampledSpec, packed: Sequence[torch.Tensor]) -> SampledTeacher:
+    """A layout's packed rows (ids, counts, values, up, stats) as the losses read them."""
+    ids, counts, values, _up, stats = packed
+    return SampledTeacher(spec, ids.to(torch.int64), counts, values, stats)
+
+
+class _ViewReader(Prefetcher[_Tensors]):
+    def __init__(self, store: CacheStore, kind: str, device: torch.device) -> None:
+        super().__init__(self._host)
+        self._store, self._kind, self._device = store, kind, device
+
+    def _host(self, view: int) -> _Tensors:
+        data = self._store.kind_array(self._kind)
+        parts = [
+            self._store.layout.pack(data.read_block(b, view)) for b in range(self._store.num_blocks)
+        ]
+        arrays = [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+        arrays[0] = arrays[0].astype(np.int64)
+        out = tuple(torch.from_numpy(a) for a in arrays)
+        if self._device.type == "cuda":
+            out = tuple(t.pin_memory() for t in out)
+        return out
+
+    def get(self, view: int) -> _Tensors:
+        return tuple(t.to(self._device, non_blocking=True) for t in self.take(view))
+
+
+class SampledViewSource:
+    """A :class:`~sortkd_cache.data.SoftLabels` source for a sampled kind: one whole view per
+    epoch on the device, the next read ahead; ``rows`` gives SampledTeacher batches."""
+
+    def __init__(self, store: CacheStore, kind: str, device: torch.device | str = "cpu") -> None:
+        store.kind_array(kind)  # refuse a missing or incomplete kind now
+        self.spec: SampledSpec = store.layout.spec
+        self._reader = _ViewReader(store, kind, torch.device(device))
+        self._view: int | None = None
+        self._current: _Tensors | None = None
+
+    def begin_epoch(self, view: int, local_order: torch.Tensor, next_view: int | None) -> None:
+        if view != self._view or self._current is None:
+            self._current, self._view = self._reader.get(view), view
+        if next_view is not None and next_view != view:
+            self._reader.prefetch(next_view)
+
+    def rows(self, batch: Batch) -> SampledTeacher:
+        if self._current is None:
+            raise ConfigError("SampledViewSource.rows() before begin_epoch()")
+        idx = batch.idx.to(self._current[0].device)
+        return sampled_teacher(self.spec, [t.index_select(0, idx) for t in self._current])
+
+    def close(self) -> None:
+        self._reader.close()
+        self._current, self._view = None, None

@@ -1,0 +1,177 @@
+"""The sampled kind in a store: dump --sample, copy --sample, sort, verify, info, train, and
+the bad inputs (each exit 2 with one line)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner, Result
+
+import sortkd_cache as sk
+from sortkd_cache.cli.main import cli
+from sortkd_cache.pipelines import derive
+from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+from sortkd_cache.sparse import SampledRows, SampledSpec, sample_rows
+from sortkd_cache.store import verify_store
+
+torch.set_num_threads(1)
+MakeStore = Callable[..., Path]
+FAST: dict[str, Any] = {"teacher": "digits_mlp", "views": 2, "dataset": "digits"}
+S = 12
+
+
+def run_cli(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def one_line_error(proc: Result, needle: str) -> None:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.exit_code == 2, proc.output
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
+
+
+def rows_of(store: sk.CacheStore, kind: str, view: int) -> SampledRows:
+    data = store.kind_array(kind)
+    parts = [data.read_block(b, view) for b in range(store.num_blocks)]
+    return SampledRows(*(np.concatenate(a) for a in zip(*(p.arrays() for p in parts), strict=True)))
+
+
+def same_bits(a: SampledRows, b: SampledRows) -> bool:
+    return all(
+        np.array_equal(x.view(np.uint8), y.view(np.uint8))
+        for x, y in zip(a.arrays(), b.arrays(), strict=True)
+    )
+
+
+@pytest.fixture
+def dense(make_store: MakeStore) -> Path:
+    path = make_store("d.zarr", **FAST)
+    assert run_cli("sort", str(path)).exit_code == 0
+    return path
+
+
+def test_dump_sample_equals_sampling_the_dense_rows(dense: Path, make_store: MakeStore) -> None:
+    """dump --sample S writes what sampling the dense dump gives (the draws are keyed by the
+    store's seed, the sample and the view only), and a store made in chunks of another size
+    is the same bit for bit."""
+    made = make_store("s.zarr", sample=S, **FAST)
+    other = make_store("s32.zarr", sample=S, chunk_samples=32, **FAST)
+    d, s, s32 = sk.open_store(dense), sk.open_store(made), sk.open_store(other)
+    spec = s.layout.spec
+    assert isinstance(spec, SampledSpec) and spec.draws == S and spec.seed == d.meta.seed
+    y = np.asarray(d.labels)
+    for v in range(d.num_views):
+        want = sample_rows(np.asarray(d.logits("raw")[:, v]), y, spec, np.arange(len(y)), v)
+        assert same_bits(rows_of(s, "raw", v), want)
+        assert same_bits(rows_of(s32, "raw", v), want)
+        assert (want.counts.astype(int).sum(axis=1) == S).all()
+    assert verify_store(made).sound
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_copy_sample_is_the_same_store_for_1_and_2_workers(
+    dense: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    monkeypatch.setattr(derive, "_workers", lambda: workers)
+    out = tmp_path / f"c{workers}.zarr"
+    derive_store(str(dense), str(out), DeriveConfig(sample=S), progress=False)
+    one = tmp_path / "c_ref.zarr"
+    monkeypatch.setattr(derive, "_workers", lambda: 1)
+    derive_store(str(dense), str(one), DeriveConfig(sample=S), progress=False)
+    a, b = sk.open_store(out), sk.open_store(one)
+    assert a.kinds() == b.kinds() == ["raw", "sort"]
+    for kind in a.kinds():
+        for v in range(a.num_views):
+            assert same_bits(rows_of(a, kind, v), rows_of(b, kind, v))
+    assert a.kind_attrs("raw")["fidelity"] == b.kind_attrs("raw")["fidelity"]
+    assert verify_store(out).sound
+
+
+def test_sort_on_sampled_rows_equals_sampling_the_sorted_rows(
+    make_store: MakeStore, tmp_path: Path
+) -> None:
+    """``sort`` on a sampled store gives the rows that ``copy --sample`` takes from the sorted
+    dense store, bit for bit (the same draws, moved with their values). float32 logits: with
+    tied logits a draw may land on another class of the same value (docs/sparse.md)."""
+    dense = make_store("d.zarr", dtype="float32", **FAST)
+    sampled = tmp_path / "raw.zarr"
+    derive_store(str(dense), str(sampled), DeriveConfig(sample=S), progress=False)
+    r = run_cli("sort", str(sampled))
+    assert r.exit_code == 0, r.output
+    assert run_cli("sort", str(dense)).exit_code == 0
+    from_sorted = tmp_path / "both.zarr"
+    derive_store(str(dense), str(from_sorted), DeriveConfig(sample=S), progress=False)
+    a, b = sk.open_store(sampled), sk.open_store(from_sorted)
+    changed = 0
+    for v in range(a.num_views):
+        assert same_bits(rows_of(a, "sort", v), rows_of(b, "sort", v))
+        changed += int((rows_of(a, "sort", v).ids != rows_of(a, "raw", v).ids).any(axis=1).sum())
+    assert changed > 0  # the random teacher is wrong on most rows: the draws moved
+    assert verify_store(sampled).sound
+    one_line_error(run_cli("sort", str(sampled), "--method", "swap"), "'swap' cannot be applied")
+
+
+def test_info_states_bytes_and_fidelity(make_store: MakeStore) -> None:
+    path = make_store("s.zarr", sample=S, **FAST)
+    info = json.loads(run_cli("info", str(path), "--json").output)
+    spec = SampledSpec.from_dict({k: v for k, v in info["sparse"].items()
+                                  if k not in ("bytes_per_sample_view", "summary")})  # fmt: skip
+    assert info["sparse"]["bytes_per_sample_view"] == spec.bytes_per_row
+    assert spec.bytes_per_row == 10 * (1 + 1 + 2 + 1) + spec.num_stats * 2  # W = min(12, 10)
+    fid = info["kinds"]["raw"]["fidelity"]
+    assert fid["rows"] == 2 * sk.open_store(path).num_samples
+    assert fid["mean_kl"] > 0 and 0 <= fid["grad_angle_deg"] <= 180
+    text = run_cli("info", str(path)).output
+    assert "B/sample-view" in text and "gradient angle" in text
+
+
+@pytest.mark.parametrize("loss", ["kd", "dkd", "lskd"])
+def test_train_reads_a_sampled_store(make_store: MakeStore, tmp_path: Path, loss: str) -> None:
+    path = make_store("s.zarr", sample=S, **FAST)
+    for mode in ("view", "stream"):
+        out = tmp_path / f"{loss}-{mode}"
+        r = run_cli("train", "--cache", str(path), "--student", "digits_mlp", "--loss", loss,
+                    "--epochs", "1", "--soft-labels", mode, "--out", str(out))  # fmt: skip
+        assert r.exit_code == 0, r.output
+        assert (out / "summary.json").is_file()
+
+
+def test_bad_input_exits_2_in_one_line(dense: Path, make_store: MakeStore, tmp_path: Path) -> None:
+    out = str(tmp_path / "x.zarr")
+    base = ["dump", "--dataset", "digits", "--teacher", "digits_mlp", "--teacher-init",
+            "random", "--views", "1", "--out", out]  # fmt: skip
+    one_line_error(run_cli(*base, "--sample", "0"), "--sample 0 must be >= 1")
+    one_line_error(run_cli(*base, "--sample", "256"), "too large for the count dtype uint8")
+    one_line_error(
+        run_cli(*base, "--sample", "4", "--proposal-temperature", "0"),
+        "--proposal-temperature 0.0 must be finite and > 0",
+    )
+    one_line_error(
+        run_cli(*base, "--sample", "4", "--proposal-temperature", "-2"), "must be finite and > 0"
+    )
+    one_line_error(run_cli("copy", str(dense), out, "--sample", "0"), "--sample 0 must be >= 1")
+    one_line_error(run_cli(*base, "--proposal-temperature", "2"), "without --sample")
+    sampled = make_store("s.zarr", sample=S, **FAST)
+    ["train", "--cache", str(sampled), "--student", "digits_mlp"]
+    one_line_error(
+        run_cli(
+            "train",
+            "--cache",
+            str(sampled),
+            "--student",
+            "digits_mlp",
+            "--loss",
+            "ctkd",
+            "--out",
+            str(tmp_path / "r"),
+        ),
+        "--loss ctkd cannot train from a sampled store",
+    )
+    one_line_error(run_cli("copy", str(sampled), out, "--sample", "3"), "already sampled")
+    one_line_error(run_cli("copy", str(sampled), out, "--topk", "3"), "already sampled")
