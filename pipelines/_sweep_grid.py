@@ -44,7 +44,7 @@ SHARED_KEYS = (
 )
 #: Options of the teacher's soft labels: a member whose loss has no teacher term (``ce``)
 #: leaves them at their defaults (its solo run refuses them), the others share them.
-TEACHER_KEYS = ("soft_labels", "stream_window", "stream_lanes", "topk", "sparse_tail")
+TEACHER_KEYS = ("soft_labels", "stream_window", "stream_lanes", "topk", "sample", "sparse_tail")
 #: Options a sweep sets for all its members itself.
 SWEEP_KEYS = ("out", "resume", "overwrite", "progress")
 

@@ -154,6 +154,13 @@ class TrainConfig(Schedule):
         "from that copy.",
         ge=1, le=2**16, applies="teacher", recipe=True,
     )  # fmt: skip
+    sample: int | None = opt(
+        None,
+        "Sampled soft labels from a dense store: each batch's teacher rows become S draws "
+        "from the teacher's softmax at T=4, as `copy --sample S` stores them (the same "
+        "draws), so the run equals one from that copy. kd, dkd, lskd.",
+        applies="teacher", recipe=True,
+    )  # fmt: skip
     sparse_tail: str | None = opt(
         None,
         "How a sparse teacher's dropped tail enters the loss. uniform: the mass spread evenly "

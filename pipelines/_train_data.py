@@ -14,9 +14,17 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from sortkd_cache.data import Batch, SoftLabels, TopKRows, online_sparse_teacher, store_soft_labels
+from sortkd_cache.data import (
+    Batch,
+    SampleRows,
+    SoftLabels,
+    TopKRows,
+    online_sparse_teacher,
+    store_soft_labels,
+)
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines._common import build_teacher
+from sortkd_cache.pipelines._dump_sparse import sampled_spec_for
 from sortkd_cache.pipelines._preprocess import PreprocessOptions, resolve_preprocess
 from sortkd_cache.pipelines.dump import teacher_logits
 from sortkd_cache.sorting import get_method
@@ -109,4 +117,8 @@ def soft_labels_for(s: Setup, device: torch.device, needs_teacher: bool) -> Soft
     source = store_soft_labels(s.store, cfg.logits, device, stream=s.plan.mode == "stream")
     if s.sparse is not None and s.store.layout.topk_per_batch:  # --topk K on a dense store
         return TopKRows(source, s.sparse)
+    if cfg.sample is not None:  # --sample S on a dense store (checked in the setup)
+        meta = s.store.meta
+        spec = sampled_spec_for(cfg.sample, s.num_classes, meta.dtype, None, meta.seed)
+        return SampleRows(source, spec)
     return source

@@ -28,7 +28,7 @@ from sortkd_cache.data import (
 from sortkd_cache.datasets import load_dataset
 from sortkd_cache.errors import ConfigError, StoreError
 from sortkd_cache.pipelines._dump_sparse import sparse_spec_for
-from sortkd_cache.sparse import DEFAULT_TAIL
+from sortkd_cache.sparse import DEFAULT_TAIL, check_draws
 from sortkd_cache.store import open_store, quick_check
 from sortkd_cache.world import World
 
@@ -123,6 +123,7 @@ class Setup:
             "world_size": self.world.size,
             **self.plan.describe(),
             "topk": self.sparse.k if self.sparse is not None else None,
+            "sample": self.cfg.sample,
             "sparse_truncation": _truncation(self),
             "sparse_tail": self.tail,
         }
@@ -171,6 +172,7 @@ def _sparse_teacher(
     spec = store.layout.stored_topk(cfg.topk, str(cfg.cache)) if store is not None else None
     if store is not None and cfg.loss_config().needs_teacher:
         store.layout.check_loss(cfg.loss)  # a loss the store's rows cannot serve: refused
+    _check_sample(cfg, store)
     if spec is None and cfg.topk is not None:
         dtype = store.meta.dtype if store is not None else "float32"
         spec = sparse_spec_for(cfg.topk, num_classes, dtype, None)
@@ -182,6 +184,26 @@ def _sparse_teacher(
             "--topk K); this run's teacher is dense"
         )
     return spec, (cfg.sparse_tail or DEFAULT_TAIL) if spec is not None else None
+
+
+def _check_sample(cfg: TrainConfig, store: CacheStore | None) -> None:
+    """``--sample S``: S in the count dtype's range, on a dense store's rows, not with
+    ``--topk`` nor an online teacher, and a loss sampled rows serve."""
+    if cfg.sample is None:
+        return
+    check_draws(cfg.sample)
+    if cfg.topk is not None:
+        raise ConfigError("--sample and --topk exclude each other")
+    if cfg.online_teacher is not None or store is None or not store.layout.topk_per_batch:
+        raise ConfigError(
+            f"--sample {cfg.sample} samples a dense store's rows batch by batch; this run has "
+            + ("an online teacher" if cfg.online_teacher is not None else "no dense store")
+        )
+    if cfg.loss == "ctkd":
+        raise ConfigError(
+            "--loss ctkd cannot train from sampled rows: its learnt temperature has no "
+            "recorded normaliser for the importance weights; use kd, dkd or lskd"
+        )
 
 
 def _check_ranks(cfg: TrainConfig, world: World) -> None:

@@ -44,7 +44,7 @@ from sortkd_cache.data._plan import (
 )
 from sortkd_cache.data._prefetch import Prefetcher, ViewPrefetcher
 from sortkd_cache.data._reader import ChunkWindowReader
-from sortkd_cache.data._sources import TopKRows, store_soft_labels
+from sortkd_cache.data._sources import SampleRows, TopKRows, store_soft_labels
 from sortkd_cache.data._sparse import SparseViewSource, online_sparse_teacher, read_sparse_view
 from sortkd_cache.data._streamed import StreamedLogits
 from sortkd_cache.data._views import (
@@ -69,6 +69,7 @@ __all__ = [
     "EpochBatches",
     "FreshViews",
     "Prefetcher",
+    "SampleRows",
     "SoftLabels",
     "SparseViewSource",
     "StoredViews",

@@ -8,16 +8,18 @@ from typing import TYPE_CHECKING, cast
 import torch
 
 from sortkd_cache.data._layouts import training_of
+from sortkd_cache.data._sampled import sampled_teacher
 from sortkd_cache.data._sparse import online_sparse_teacher
 from sortkd_cache.data._streamed import StreamedLogits
+from sortkd_cache.sparse import sample_rows
 
 if TYPE_CHECKING:
     from sortkd_cache.data._batch import Batch, SoftLabels
-    from sortkd_cache.losses import SparseTeacher
-    from sortkd_cache.sparse import SparseSpec
+    from sortkd_cache.losses import SampledTeacher, SparseTeacher
+    from sortkd_cache.sparse import SampledSpec, SparseSpec
     from sortkd_cache.store import CacheStore
 
-__all__ = ["TopKRows", "store_soft_labels"]
+__all__ = ["SampleRows", "TopKRows", "store_soft_labels"]
 
 
 def store_soft_labels(
@@ -53,6 +55,29 @@ class TopKRows:
         z = cast("torch.Tensor", self.dense.rows(batch))  # topk_per_batch: dense rows
         # the stored dtype's values, bit for bit: compress() is what copy --topk runs on them
         return online_sparse_teacher(self.spec, z, batch.y, "raw")
+
+    def close(self) -> None:
+        self.dense.close()
+
+
+class SampleRows:
+    """A dense source whose batches are sampled as ``copy --sample S`` samples them: the
+    same draws (keyed by the store's seed, the sample and the view), so a run equals one from
+    that copy. Only for a layout whose ``topk_per_batch`` is set (dense rows)."""
+
+    def __init__(self, dense: SoftLabels, spec: SampledSpec) -> None:
+        self.dense, self.spec, self._view = dense, spec, 0
+
+    def begin_epoch(self, view: int, local_order: torch.Tensor, next_view: int | None) -> None:
+        self._view = view
+        self.dense.begin_epoch(view, local_order, next_view)
+
+    def rows(self, batch: Batch) -> SampledTeacher:
+        z = cast("torch.Tensor", self.dense.rows(batch))  # topk_per_batch: dense rows
+        zz = z.detach().cpu().numpy().astype(self.spec.dtype, copy=False)
+        y, idx = (t.detach().cpu().numpy() for t in (batch.y, batch.idx))
+        rows = sample_rows(zz, y, self.spec, idx, self._view)
+        return sampled_teacher(self.spec, [torch.from_numpy(a).to(z.device) for a in rows.arrays()])
 
     def close(self) -> None:
         self.dense.close()

@@ -175,3 +175,35 @@ def test_bad_input_exits_2_in_one_line(dense: Path, make_store: MakeStore, tmp_p
     )
     one_line_error(run_cli("copy", str(sampled), out, "--sample", "3"), "already sampled")
     one_line_error(run_cli("copy", str(sampled), out, "--topk", "3"), "already sampled")
+
+
+@pytest.mark.parametrize(("kind", "loss"), [("raw", "kd"), ("sort", "dkd"), ("sort", "lskd")])
+def test_train_sample_on_a_dense_store_trains_like_its_copy_sample(
+    small_store: Path, tmp_path: Path, kind: str, loss: str
+) -> None:
+    """``train --sample S`` on a dense store: step for step and weight for weight the run from
+    ``copy --sample S`` (the same draws, made batch by batch)."""
+    from sortkd_cache.checkpoint import load_state_dict
+    from sortkd_cache.pipelines.train import TrainConfig, train
+
+    copied = tmp_path / "s.zarr"
+    derive_store(str(small_store), str(copied), DeriveConfig(sample=S), progress=False)
+    common: dict[str, Any] = {"student": "digits_mlp", "logits": kind, "loss": loss,
+                              "epochs": 2, "milestones": (), "batch_size": 32,
+                              "progress": False, "device": "cpu"}  # fmt: skip
+    dense = train(TrainConfig(cache=str(small_store), sample=S, out=str(tmp_path / "a"), **common))
+    copy = train(TrainConfig(cache=str(copied), out=str(tmp_path / "b"), **common))
+    assert len(dense.step_losses) == 6 and dense.step_losses == copy.step_losses
+    wa, wb = (load_state_dict(tmp_path / n / "model.safetensors") for n in ("a", "b"))
+    assert all(torch.equal(wa[name], wb[name]) for name in wa)
+    full = train(TrainConfig(cache=str(small_store), out=str(tmp_path / "c"), **common))
+    assert full.step_losses[0] != dense.step_losses[0]  # the sampling acts
+    train_args = ["train", "--cache", str(small_store), "--student", "digits_mlp"]
+    out = ["--out", str(tmp_path / "x")]
+    one_line_error(run_cli(*train_args, "--sample", "0", *out), "--sample 0 must be >= 1")
+    one_line_error(run_cli(*train_args, "--sample", "3", "--topk", "3", *out), "exclude")
+    one_line_error(run_cli(*train_args, "--sample", "3", "--loss", "ctkd", *out), "ctkd")
+    one_line_error(
+        run_cli("train", "--cache", str(copied), "--student", "digits_mlp", "--sample", "3", *out),
+        "samples a dense store's rows",
+    )
