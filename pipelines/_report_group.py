@@ -31,7 +31,7 @@ __all__ = ["Grouping", "Variant", "group_runs", "pairs_for"]
 #: options named in every variant's name, in this order
 CORE = ("student", "loss", "logits", "topk")
 #: options of the teacher's soft labels: a CE twin has none of them
-_TEACHER = ("logits", "topk", "sparse_tail")
+_TEACHER = ("logits", "topk", "sample", "sparse_tail")
 _ABSENT = object()
 
 
@@ -204,9 +204,10 @@ def _raw(v: Variant, variants: list[Variant]) -> Variant | None:
 
 
 def _dense(v: Variant, variants: list[Variant]) -> Variant | None:
-    if v.topk is None:
+    """A top-K or sampled variant's dense twin."""
+    if v.topk is None and v.options.get("sample") is None:
         return None
-    return _twin(v, variants, {"topk": _ABSENT, "sparse_tail": _ABSENT}, True)
+    return _twin(v, variants, {"topk": _ABSENT, "sample": _ABSENT, "sparse_tail": _ABSENT}, True)
 
 
 Rule = Callable[[Variant, list[Variant]], "Variant | None"]

@@ -38,9 +38,12 @@ def test_the_demo_recipe_is_the_papers_variants() -> None:
     recipe = load_recipe("digits100_demo")
     assert recipe.dataset.spec.startswith("digits100")
     assert len(recipe.seeds) >= 5
-    got = {(s.loss, s.logits if s.loss != "ce" else None, s.topk) for s in recipe.students}
-    want = {("ce", None, None), ("kd", "raw", None), ("kd", "sort", None)}
-    want |= {("dkd", "raw", None), ("dkd", "sort", None), ("kd", "sort", 10)}
+    got = {
+        (s.loss, s.logits if s.loss != "ce" else None, s.topk, s.sample) for s in recipe.students
+    }
+    want = {("ce", None, None, None), ("kd", "raw", None, None), ("kd", "sort", None, None)}
+    want |= {("dkd", "raw", None, None), ("dkd", "sort", None, None)}
+    want |= {("kd", "sort", 10, None), ("kd", "sort", None, 5)}
     assert got == want
     assert recipe.teacher.arch == "digits100_cnn_l" and recipe.threads == 1
 
@@ -48,7 +51,7 @@ def test_the_demo_recipe_is_the_papers_variants() -> None:
 def test_slice_runs_every_variant_and_seed(demo: tuple[Path, dict[str, object]]) -> None:
     out, res = demo
     variants = res["variants"]
-    assert isinstance(variants, list) and len(variants) == 6
+    assert isinstance(variants, list) and len(variants) == 7
     assert all(v["n"] == 2 and v["seeds"] == [0, 1] for v in variants)
     context = res["context"]
     assert isinstance(context, dict) and context["classes"] == 100 and context["samples"] == 200
@@ -70,6 +73,8 @@ def test_results_pair_sort_with_raw_and_kd_with_ce(demo: tuple[Path, dict[str, o
         ("DKD sort", "DKD raw"),
         ("KD sort top-10", "CE"),
         ("KD sort top-10", "KD sort"),
+        ("KD sort sampled-5", "CE"),
+        ("KD sort sampled-5", "KD sort"),
     }
     top1 = {v["name"]: v["test_top1"] for v in res["variants"]}  # type: ignore[attr-defined]
     sort = pairs[("KD sort", "KD raw")]
@@ -92,4 +97,4 @@ def test_the_divergence_guard_stays_quiet_on_the_demo(demo: tuple[Path, dict[str
     """Every student of the demo's settings finished (a tripped guard raises, exit 2)."""
     out, _ = demo
     summaries = list((out / "students").glob("*/seed*/summary.json"))
-    assert len(summaries) == 12
+    assert len(summaries) == 14
