@@ -10,8 +10,11 @@ labels carry more of it:
 Per regime: a ``digits_mlp`` teacher trained with CE, a dense float16 dump of 4 views,
 ``copy --topk 10`` of it, then students (``digits_mlp``, KD T = 4, 12 epochs) for each seed,
 interleaved CE-only, dense, sparse with the uniform tail (the default), sparse with the tail as
-one bucket. Reported: test top-1 per seed and the sparse-minus-dense difference per seed, its
-mean and standard deviation.
+one bucket, and sampled stores (``copy --sample S``: S = 5 at the top-10 row's bytes, and
+S = 12). Reported: test top-1 per seed, the difference to dense per seed (mean and standard
+deviation), the bytes per sample-view of each store and the median training seconds per
+student (interleaved, the same machine). ``--sizes=4000 --variants=dense,sampled_5`` runs a
+part.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +34,14 @@ from _common import machine
 from bench_sparse import _dense_store, _teacher
 
 K = 10
-VARIANTS = ("ce", "dense", "sparse_uniform", "sparse_bucket")
+#: draws of the sampled variants: 5 fits the top-10 row's bytes (41 B against 44 for C=100
+#: float16), 12 is the paper's order (76 B)
+DRAWS = (5, 12)
+VARIANTS = ("ce", "dense", "sparse_uniform", "sparse_bucket", *(f"sampled_{s}" for s in DRAWS))
 
 
-def _student(cache: Path, out: Path, seed: int, epochs: int, variant: str) -> float:
+def _student(cache: Path, out: Path, seed: int, epochs: int, variant: str) -> tuple[float, float]:
+    """(test top-1, training seconds) of one student."""
     from sortkd_cache.pipelines.train import TrainConfig, train
 
     extra: dict[str, Any] = {"loss": "ce" if variant == "ce" else "kd"}
@@ -44,7 +52,9 @@ def _student(cache: Path, out: Path, seed: int, epochs: int, variant: str) -> fl
         milestones=(int(epochs * 0.75),), lr=0.1, batch_size=128, seed=seed,
         progress=False, device="cpu", overwrite=True, **extra,
     )  # fmt: skip
-    return float(train(cfg).final_test_top1)
+    start = time.perf_counter()
+    top1 = float(train(cfg).final_test_top1)
+    return top1, time.perf_counter() - start
 
 
 def _summary(diffs: list[float]) -> dict[str, float]:
@@ -54,19 +64,37 @@ def _summary(diffs: list[float]) -> dict[str, float]:
     }
 
 
-def regime(tmp: Path, n: int, seeds: int, epochs: int, teacher_epochs: int) -> dict[str, Any]:
+def _caches(tmp: Path, dense: Path) -> tuple[dict[str, Path], dict[str, int]]:
+    """The store each variant trains from (copies of the dense one) and its bytes per row."""
+    import sortkd_cache as sk
     from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
 
+    caches = {"ce": dense, "dense": dense}
+    sparse = tmp / f"{dense.stem}-top{K}.zarr"
+    derive_store(str(dense), str(sparse), DeriveConfig(topk=K), progress=False)
+    caches |= {"sparse_uniform": sparse, "sparse_bucket": sparse}
+    for draws in DRAWS:
+        out = tmp / f"{dense.stem}-s{draws}.zarr"
+        derive_store(str(dense), str(out), DeriveConfig(sample=draws), progress=False)
+        caches[f"sampled_{draws}"] = out
+    sizes = {v: sk.open_store(p).layout.row_bytes(sk.open_store(p).meta) for v, p in caches.items()}
+    return caches, sizes
+
+
+def regime(
+    tmp: Path, n: int, seeds: int, epochs: int, teacher_epochs: int, variants: tuple[str, ...]
+) -> dict[str, Any]:
     spec = f"fake:{n}:100:8"
     ckpt = _teacher(tmp, spec, teacher_epochs)
     dense = _dense_store(tmp, spec, ckpt, 4)
-    sparse = tmp / f"{dense.stem}-top{K}.zarr"
-    derive_store(str(dense), str(sparse), DeriveConfig(topk=K), progress=False)
-    top1: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    caches, sizes = _caches(tmp, dense)
+    top1: dict[str, list[float]] = {v: [] for v in variants}
+    seconds: dict[str, list[float]] = {v: [] for v in variants}
     for seed in range(seeds):  # interleaved: every variant once per seed
-        for v in VARIANTS:
-            cache = sparse if v.startswith("sparse_") else dense
-            top1[v].append(_student(cache, tmp / f"{n}-{v}-{seed}", seed, epochs, v))
+        for v in variants:
+            acc, secs = _student(caches[v], tmp / f"{n}-{v}-{seed}", seed, epochs, v)
+            top1[v].append(acc)
+            seconds[v].append(secs)
     dense_top1 = top1["dense"]
     teacher = json.loads((ckpt.parent / "summary.json").read_text())
     return {
@@ -75,22 +103,27 @@ def regime(tmp: Path, n: int, seeds: int, epochs: int, teacher_epochs: int) -> d
         "seeds": seeds,
         "epochs": epochs,
         "teacher_test_top1": teacher.get("final_test_top1"),
+        "bytes_per_sample_view": {v: sizes[v] for v in variants},
         "top1": top1,
+        "train_seconds_median": {v: statistics.median(seconds[v]) for v in variants},
         "difference": {
             v: _summary([a - b for a, b in zip(top1[v], dense_top1, strict=True)])
-            for v in ("sparse_uniform", "sparse_bucket", "ce")
+            for v in variants
+            if v != "dense"
         },
     }
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(
+    quick: bool = False, sizes: tuple[int, ...] = (), variants: tuple[str, ...] = VARIANTS
+) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-sparse-students-"))
     try:
-        sizes = (1500, 4000) if quick else (4000, 20000)
+        sizes = sizes or ((1500, 4000) if quick else (4000, 20000))
         seeds, epochs, t_epochs = (2, 3, 4) if quick else (3, 12, 30)
         return {
             "machine": machine(),
-            "regimes": [regime(tmp, n, seeds, epochs, t_epochs) for n in sizes],
+            "regimes": [regime(tmp, n, seeds, epochs, t_epochs, variants) for n in sizes],
             "note": "teacher and students digits_mlp on fake:N:100:8, KD T=4 (ce 0.1, kd 0.9); "
             "difference: student top-1 minus the dense store's student, same seed",
         }
@@ -98,5 +131,21 @@ def run(quick: bool = False) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _arg(name: str) -> str | None:
+    """``--name=value`` from the command line (None when absent)."""
+    found = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith(f"--{name}=")]
+    return found[-1] if found else None
+
+
 if __name__ == "__main__":
-    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
+    sizes_arg, variants_arg = _arg("sizes"), _arg("variants")
+    print(
+        json.dumps(
+            run(
+                quick="--quick" in sys.argv,
+                sizes=tuple(int(x) for x in sizes_arg.split(",")) if sizes_arg else (),
+                variants=tuple(variants_arg.split(",")) if variants_arg else VARIANTS,
+            ),
+            indent=2,
+        )
+    )
