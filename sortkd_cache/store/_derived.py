@@ -92,7 +92,8 @@ def derived_problems(store: CacheStore, kinds: Sequence[str]) -> list[Problem]:
 
 def _read(reader: KindReader, block: int, view: int) -> Rows | None:
     try:
-        return reader.read_block(block, view)
+        rows: Rows = reader.read_block(block, view)
+        return rows
     except (CorruptChunkError, ZipMemberError):
         return None
 
