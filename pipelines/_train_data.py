@@ -118,7 +118,9 @@ def soft_labels_for(s: Setup, device: torch.device, needs_teacher: bool) -> Soft
     if s.sparse is not None and s.store.layout.topk_per_batch:  # --topk K on a dense store
         return TopKRows(source, s.sparse)
     if cfg.sample is not None:  # --sample S on a dense store (checked in the setup)
-        meta = s.store.meta
+        meta, stream = s.store.meta, s.plan.mode == "stream"
         spec = sampled_spec_for(cfg.sample, s.num_classes, meta.dtype, None, meta.seed)
-        return SampleRows(source, spec)
+        source.close()  # the raw rows are sampled, then moved by the kind's method
+        raw = store_soft_labels(s.store, "raw", device, stream=stream)
+        return SampleRows(raw, spec, cfg.logits)
     return source

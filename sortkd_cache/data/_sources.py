@@ -11,7 +11,7 @@ from sortkd_cache.data._layouts import training_of
 from sortkd_cache.data._sampled import sampled_teacher
 from sortkd_cache.data._sparse import online_sparse_teacher
 from sortkd_cache.data._streamed import StreamedLogits
-from sortkd_cache.sparse import sample_rows
+from sortkd_cache.sparse import relabel, sample_rows
 
 if TYPE_CHECKING:
     from sortkd_cache.data._batch import Batch, SoftLabels
@@ -61,12 +61,13 @@ class TopKRows:
 
 
 class SampleRows:
-    """A dense source whose batches are sampled as ``copy --sample S`` samples them: the
-    same draws (keyed by the store's seed, the sample and the view), so a run equals one from
-    that copy. Only for a layout whose ``topk_per_batch`` is set (dense rows)."""
+    """The raw kind's dense source, each batch sampled as ``copy --sample S`` samples it: the
+    same draws (keyed by the store's seed, the sample and the view), then moved by
+    ``method`` (a derived kind: ``copy`` makes it from the sampled raw rows the same way), so
+    a run equals one from that copy. Only for a layout whose ``topk_per_batch`` is set."""
 
-    def __init__(self, dense: SoftLabels, spec: SampledSpec) -> None:
-        self.dense, self.spec, self._view = dense, spec, 0
+    def __init__(self, dense: SoftLabels, spec: SampledSpec, method: str = "raw") -> None:
+        self.dense, self.spec, self.method, self._view = dense, spec, method, 0
 
     def begin_epoch(self, view: int, local_order: torch.Tensor, next_view: int | None) -> None:
         self._view = view
@@ -77,6 +78,8 @@ class SampleRows:
         zz = z.detach().cpu().numpy().astype(self.spec.dtype, copy=False)
         y, idx = (t.detach().cpu().numpy() for t in (batch.y, batch.idx))
         rows = sample_rows(zz, y, self.spec, idx, self._view)
+        if self.method != "raw":
+            rows = relabel(self.method, rows, y, self.spec)
         return sampled_teacher(self.spec, [torch.from_numpy(a).to(z.device) for a in rows.arrays()])
 
     def close(self) -> None:
