@@ -124,3 +124,13 @@ def test_stacking_refuses_a_model_that_draws_random_numbers() -> None:
     ):
         check_stackable([m], WORLD)
     check_stackable([member("plain", 0)], WORLD)
+
+
+def test_stacking_refuses_syncbatchnorm() -> None:
+    """SyncBatchNorm (what torchrun on CUDA converts BatchNorm to) cannot run under vmap."""
+    m = member("sync", 0)
+    torch.nn.SyncBatchNorm.convert_sync_batchnorm(m.model)  # type: ignore[no-untyped-call]
+    with pytest.raises(
+        Exception, match=r"^--stack on: member 'sync' \(digits_cnn_s\) has BatchNorm"
+    ):
+        check_stackable([m], WORLD)
