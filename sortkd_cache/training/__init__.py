@@ -46,7 +46,7 @@ if TYPE_CHECKING:
         stack_optimizer_state,
         unstack_optimizer_state,
     )
-    from sortkd_cache.training._guard import Failure, Guard, gate
+    from sortkd_cache.training._guard import Failure, Guard, Snapshot
     from sortkd_cache.training._loop import read_epoch, train_epoch
     from sortkd_cache.training._member import (
         EpochStats,
@@ -88,6 +88,7 @@ __all__ = [
     "SCHEDULES",
     "SGD",
     "ScheduleFactory",
+    "Snapshot",
     "Solo",
     "Stacked",
     "StackedForward",
@@ -97,7 +98,6 @@ __all__ = [
     "can_stack",
     "check_stackable",
     "draws_random_numbers",
-    "gate",
     "make_optimizer",
     "make_schedule",
     "plan_units",
@@ -118,7 +118,7 @@ _TORCH_MODULES = {
     "unstack_optimizer_state": "_build",
     "Failure": "_guard",
     "Guard": "_guard",
-    "gate": "_guard",
+    "Snapshot": "_guard",
     "read_epoch": "_loop",
     "train_epoch": "_loop",
     "EpochStats": "_member",

@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from sortkd_cache.losses import loss_terms
 from sortkd_cache.models import create_model
 from sortkd_cache.training._amp import Amp
-from sortkd_cache.training._guard import Failure, Guard, gate
+from sortkd_cache.training._guard import Failure, Guard, Snapshot
 from sortkd_cache.training._precision import Precision
 
 if TYPE_CHECKING:
@@ -81,12 +81,14 @@ class EpochStats:
 
 class EpochSums:
     """A member's running sums of an epoch, on the device (float64, like the host sums of
-    old: a step adds ``loss * b``, each part times ``b``, its correct count and ``b``)."""
+    old: a step adds ``loss * b`` and each part times ``b``; the correct count as an integer;
+    the samples ``n`` are known on the host)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss, correct, n
-        self.parts: torch.Tensor | None = None
+        self.terms: torch.Tensor | None = None  # [loss, *parts] * b, summed
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.n = 0
         self.names: tuple[str, ...] = ()
         self.losses: list[torch.Tensor] = []
 
@@ -94,24 +96,26 @@ class EpochSums:
             b: int) -> None:  # fmt: skip
         value = loss.detach()
         self.losses.append(value)
-        v = value.double() * float(b)
-        step = torch.stack([v, correct.double(), torch.full_like(v, float(b))])
-        self.totals = self.totals + step
-        terms = torch.stack([p.detach() for p in parts.values()]).double() * float(b)
-        if self.parts is None:
-            self.names, self.parts = tuple(parts), terms
+        step = torch.stack([value, *(p.detach() for p in parts.values())]).double() * float(b)
+        if self.terms is None:
+            self.names, self.terms = tuple(parts), step
         else:
-            self.parts = self.parts + terms
+            self.terms += step
+        self.correct += correct
+        self.n += b
 
     def summed(self) -> torch.Tensor:
         """What the ranks add up: ``[loss, correct, n, *parts]``."""
-        parts = self.parts if self.parts is not None else self.totals.new_zeros(0)
-        return torch.cat([self.totals, parts])
+        terms = self.terms
+        if terms is None:
+            terms = torch.zeros(1, dtype=torch.float64, device=self.device)
+        counts = torch.stack([self.correct.double(), torch.full_like(terms[0], float(self.n))])
+        return torch.cat([terms[:1], counts, terms[1:]])
 
     def steps(self) -> torch.Tensor:
         """This rank's step losses, float64."""
         if not self.losses:
-            return self.totals.new_zeros(0)
+            return torch.zeros(0, dtype=torch.float64, device=self.device)
         return torch.stack(self.losses).double()
 
 
@@ -140,6 +144,7 @@ class Member:
         self.epoch_lr = self.lr
         #: the reason it stopped (its loss diverged), None while it trains
         self.failed: str | None = None
+        self._tensors: list[torch.Tensor] | None = None
 
     # -- building ------------------------------------------------------------------------
     def params(self) -> list[torch.nn.Parameter]:
@@ -160,6 +165,7 @@ class Member:
         left unwrapped (``ddp=False``): its stepper averages the gradients itself."""
         if not world.distributed or not ddp:
             return
+        self._tensors = None  # SyncBatchNorm brings new buffers
         if self.device.type == "cuda":
             torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)  # type: ignore[no-untyped-call]
             self.net = DistributedDataParallel(self.model, device_ids=[self.device.index or 0])
@@ -190,7 +196,9 @@ class Member:
 
     def tensors(self) -> list[torch.Tensor]:
         """What a step may change: parameters (with the temperature's) and buffers."""
-        return [*self.params(), *self.model.buffers()]
+        if self._tensors is None:
+            self._tensors = [*self.params(), *self.model.buffers()]
+        return self._tensors
 
     @contextmanager
     def random_state(self) -> Iterator[None]:
@@ -203,7 +211,7 @@ class Member:
 
     # -- the step ---------------------------------------------------------------------------
     def begin_epoch(self) -> None:
-        self.guard.reference = None  # taken again on the epoch's first batch
+        self.guard.begin_epoch()  # its reference is taken again on the epoch's first batch
         self.sums = EpochSums(self.device)
         self.epoch_lr = self.lr
 
@@ -214,19 +222,23 @@ class Member:
         epoch's sums; and whether it passes the divergence rule (a bool tensor)."""
         kw = {"epoch": epoch + 1, "temperature_module": self.temperature, "tail": self.spec.tail}
         loss, parts = loss_terms(self.loss, out, soft, batch.y, **kw)  # type: ignore[arg-type]
-        if self.guard.reference is None:  # the epoch's first batch
+        if not self.guard.has_reference:  # the epoch's first batch
             with torch.no_grad():
                 zeros = torch.zeros_like(out.detach())
-                self.guard.reference = loss_terms(self.loss, zeros, soft, batch.y, **kw)[0]  # type: ignore[arg-type]
+                self.guard.set_reference(loss_terms(self.loss, zeros, soft, batch.y, **kw)[0])  # type: ignore[arg-type]
         correct = (out.detach().argmax(1) == batch.y).sum()
         self.sums.add(loss, parts, correct, int(batch.y.shape[0]))
-        return loss, self.guard.sane(loss, self.guard.reference)
+        return loss, self.guard.sane(loss)
 
-    def step(self, agreed: torch.Tensor, saved: list[torch.Tensor]) -> None:
+    def snapshot(self) -> Snapshot:
+        """The member's tensors before a step's forward (see :meth:`step`)."""
+        return Snapshot(self.tensors())
+
+    def step(self, agreed: torch.Tensor, saved: Snapshot) -> None:
         """The optimizer step, kept only where the member is alive and every rank's loss
         was sane (else ``saved``, taken before the forward, is put back)."""
         self.amp.step(self.optimizer)
-        gate(self.tensors(), saved, self.guard.settle(agreed))
+        saved.restore_unless(self.guard.settle(agreed))
 
     def end_epoch(self) -> None:
         """The schedule's epoch step."""
@@ -240,13 +252,14 @@ class Member:
         """The host's :class:`EpochStats` from :meth:`record`'s values (after any reduce)."""
         loss, correct, n, *parts = summed
         width = Guard.WIDTH
+        step_losses = list(local[width:])
         return EpochStats(
             loss=loss,
             parts=dict(zip(self.sums.names, parts, strict=True)),
             correct=correct,
             n=n,
-            step_losses=list(local[width:]),
-            failure=Guard.failure_of(list(local[:width])),
+            step_losses=step_losses,
+            failure=Guard.failure_of(list(local[:width]), step_losses),
         )
 
     def fail(self, reason: str) -> None:

@@ -29,6 +29,7 @@ from sortkd_cache.training._stack import StackedForward, can_stack
 
 if TYPE_CHECKING:
     from sortkd_cache.data import Batch
+    from sortkd_cache.training._guard import Snapshot
     from sortkd_cache.training._member import Member
     from sortkd_cache.world import World
 
@@ -36,7 +37,7 @@ __all__ = ["Pending", "Solo", "Stacked", "Unit", "check_stackable", "plan_units"
 
 Rows = Mapping[Hashable, Any]
 #: a member whose loss went backward: (member, its verdict, its tensors before the forward)
-Pending = tuple["Member", torch.Tensor, list[torch.Tensor]]
+Pending = tuple["Member", torch.Tensor, "Snapshot"]
 
 
 class Unit(Protocol):
@@ -48,11 +49,6 @@ class Unit(Protocol):
         ...
 
 
-def _saved(m: Member) -> list[torch.Tensor]:
-    with torch.no_grad():
-        return [t.detach().clone() for t in m.tensors()]
-
-
 class Solo:
     """One member stepped alone, in its own random stream (its solo run's step)."""
 
@@ -62,7 +58,7 @@ class Solo:
     def forward_backward(self, batch: Batch, rows: Rows, epoch: int) -> list[Pending]:
         m = self.members[0]
         with m.random_state():
-            saved = _saved(m)
+            saved = m.snapshot()
             out = m.amp.forward(m.net, batch.x)
             loss, sane = m.loss_of(out, batch, rows.get(m.spec.source), epoch)
             m.optimizer.zero_grad(set_to_none=True)
@@ -79,7 +75,7 @@ class Stacked:
         self.world = world
 
     def forward_backward(self, batch: Batch, rows: Rows, epoch: int) -> list[Pending]:
-        saved = [_saved(m) for m in self.members]
+        saved = [m.snapshot() for m in self.members]
         # one forward for all: in the members' precision (a sweep's members share it)
         out = self.members[0].amp.forward(self.forward, batch.x, compiled=False)
         total: torch.Tensor | None = None
