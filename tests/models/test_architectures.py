@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import time
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -226,30 +226,27 @@ def test_digits100_models_tell_left_from_right() -> None:
 
 
 @pytest.mark.parametrize("name", ["digits_mlp", "digits_cnn_s"])
-def test_digits_students_train_an_epoch_fast(name: str) -> None:
+def test_digits_students_learn_over_epochs(name: str) -> None:
+    """Epochs of plain SGD lower the training loss (speed is bench_train's, not a test's)."""
     torch.manual_seed(0)
     model = create_model(name, num_classes=10, in_chans=1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    x = torch.randn(1437, 1, 8, 8)
-    y = torch.randint(0, 10, (1437,))
+    x = torch.randn(512, 1, 8, 8)
+    y = (x.flatten(1) @ torch.randn(64, 10)).argmax(1)  # labels a model can learn
 
     def epoch() -> float:
-        total = 0.0
+        total = torch.zeros(())
         for i in range(0, len(x), 64):
             loss = F.cross_entropy(model(x[i : i + 64]), y[i : i + 64])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss.detach())
-        return total
+            total += loss.detach()
+        return float(total)
 
-    epoch()  # warm-up
-    timings = []
-    for _ in range(3):
-        start = time.perf_counter()
-        epoch()
-        timings.append(time.perf_counter() - start)
-    assert min(timings) < 1.0  # on one thread (fixture above)
+    losses = [epoch() for _ in range(8)]
+    assert all(math.isfinite(v) for v in losses)
+    assert losses[-1] < 0.9 * losses[0]
 
 
 def test_digits_teacher_can_fit_a_batch() -> None:
