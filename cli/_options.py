@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 import click
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.options import flag, opt_of
+from sortkd_cache.options import base_type, field_type, flag, opt_of
 from sortkd_cache.runtime import MAX_THREADS
 
 __all__ = [
@@ -89,25 +90,25 @@ class _Option(click.Option):
         return record[0], f"{' | '.join(self.choices_of())}. {record[1]}".strip()
 
 
-def _click_option(f: dataclasses.Field[Any]) -> Callable[[F], F]:
-    """The click option of one configuration field, from its metadata."""
+def _click_option(cls: type, f: dataclasses.Field[Any]) -> Callable[[F], F]:
+    """The click option of one configuration field, from its metadata and annotation."""
     info = opt_of(f)
-    base = str(f.type).removesuffix(" | None")
+    base = base_type(field_type(cls, f))[0]
     default = None if f.default is dataclasses.MISSING else f.default
     bounds = info.bounds_text()
     help_text = f"{info.help} [{bounds}]".strip() if bounds else info.help
     kw: dict[str, Any] = {"help": help_text or None, "hidden": info.hidden, "cls": _Option}
     kw["choices_of"] = info.allowed if info.choices is not None else None
-    if base == "bool" and not info.names:
+    if base is bool and not info.names:
         kw["is_flag"] = True
-    elif base == "bool":
+    elif base is bool:
         kw["default"] = default
-    elif base.startswith("tuple["):
+    elif typing.get_origin(base) is tuple:
         kw["callback"] = _milestones
         kw["default"] = ",".join(map(str, default)) if default is not None else None
         kw["show_default"] = default is not None
     else:
-        kw["type"] = {"int": int, "float": float}.get(base, str)
+        kw["type"] = base if base in (int, float) else str
         kw["default"] = default
         kw["show_default"] = default is not None
     return click.option(*(info.names or (flag(f.name),)), f.name, **kw)
@@ -117,7 +118,9 @@ def config_options(cls: type, *, skip: Collection[str] = ()) -> Callable[[F], F]
     """A decorator adding one click option per CLI field of the configuration ``cls``, in
     declaration order (a field's metadata gives its flag, type, default, help and choices)."""
     decorators = [
-        _click_option(f) for f in dataclasses.fields(cls) if opt_of(f).cli and f.name not in skip
+        _click_option(cls, f)
+        for f in dataclasses.fields(cls)
+        if opt_of(f).cli and f.name not in skip
     ]
 
     def apply(fn: F) -> F:

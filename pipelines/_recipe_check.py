@@ -92,7 +92,9 @@ class _Parser:
         for key in keys:
             f = by_name[key]
             if key in d:
-                out[key] = self.checked(partial(check_value, f, d[key], self.spell(prefix)))
+                out[key] = self.checked(
+                    partial(check_value, f, d[key], self.spell(prefix), owner=cls)
+                )
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise self.fail(prefix + key, "is missing (required; no value given)")
         return out
@@ -125,7 +127,9 @@ class _Parser:
         self.unique(key, seeds)
         seed = next(f for f in dataclasses.fields(TrainConfig) if f.name == "seed")
         for s in seeds:
-            self.checked(partial(check_value, seed, s, lambda _: f"key '{key}' (a seed)"))
+            self.checked(
+                partial(check_value, seed, s, lambda _: f"key '{key}' (a seed)", owner=TrainConfig)
+            )
 
     def topk(self, key: str, k: int | None) -> None:
         if k is not None and self.classes is not None and k >= self.classes:

@@ -19,9 +19,13 @@ is one :func:`opt` field in one place.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import types
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any, TypeVar
 
 from sortkd_cache.errors import ConfigError, SortKDError
@@ -32,8 +36,11 @@ __all__ = [
     "Spell",
     "check_applies",
     "check_fields",
+    "base_type",
     "check_value",
     "cli_spell",
+    "expects",
+    "field_type",
     "flag",
     "inherit",
     "named",
@@ -124,51 +131,86 @@ def opt_fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
     return dataclasses.fields(cls)
 
 
-_EXPECTS = {
-    "int": "an integer",
-    "float": "a number",
-    "str": "a string",
-    "bool": "true or false",
-    "tuple[int, ...]": "a list of integers",
-    "tuple[str, ...]": "a list of strings",
-}
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
-def _typed(base: str, value: object) -> tuple[bool, object]:
-    """(value has the field's type, the value in its canonical form)."""
-    if base == "int":
+def field_type(owner: type, f: dataclasses.Field[Any]) -> Any:
+    """The type of ``owner``'s field ``f``, resolved from its annotation (not its string)."""
+    return _hints(owner)[f.name]
+
+
+def base_type(tp: Any) -> tuple[Any, bool]:
+    """``(the type without None, whether None is allowed)``: ``int | None`` -> ``(int, True)``."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        arms = tuple(a for a in typing.get_args(tp) if a is not type(None))
+        if len(arms) < len(typing.get_args(tp)):
+            rest = arms[0] if len(arms) == 1 else typing.Union[arms]  # noqa: UP007
+            return rest, True
+    return tp, False
+
+
+_SCALARS: dict[Any, str] = {int: "an integer", float: "a number", str: "a string"}
+
+
+def expects(tp: Any) -> str:
+    """What a value of type ``tp`` is, in words (for the error line)."""
+    if tp in _SCALARS:
+        return _SCALARS[tp]
+    if tp is bool:
+        return "true or false"
+    if isinstance(tp, type) and issubclass(tp, PurePath):
+        return "a path"
+    if typing.get_origin(tp) is typing.Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(tp)))
+    if typing.get_origin(tp) is tuple:
+        return "a list of " + {int: "integers", str: "strings"}.get(
+            typing.get_args(tp)[0], "values"
+        )
+    return str(tp)
+
+
+def _typed(tp: Any, value: object) -> tuple[bool, object]:
+    """(value has the type ``tp``, the value in its canonical form)."""
+    if tp is int:
         return isinstance(value, int) and not isinstance(value, bool), value
-    if base == "float":
+    if tp is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         return ok, float(value) if ok else value  # type: ignore[arg-type]
-    if base == "str":
-        return isinstance(value, str), value
-    if base == "bool":
-        return isinstance(value, bool), value
-    if base in ("tuple[int, ...]", "tuple[str, ...]"):
-        item = int if base == "tuple[int, ...]" else str
-        ok = isinstance(value, (list, tuple)) and all(
-            isinstance(v, item) and not isinstance(v, bool) for v in value
-        )
+    if tp in (str, bool):
+        return isinstance(value, tp), value
+    if isinstance(tp, type) and issubclass(tp, PurePath):
+        ok = isinstance(value, (str, PurePath)) and str(value) != ""
+        return ok, tp(value) if ok else value  # type: ignore[arg-type]
+    if typing.get_origin(tp) is typing.Literal:
+        return value in typing.get_args(tp), value
+    if typing.get_origin(tp) is tuple and typing.get_args(tp)[1:] == (Ellipsis,):
+        item = typing.get_args(tp)[0]
+        ok = isinstance(value, (list, tuple)) and all(_typed(item, v)[0] for v in value)
         return ok, tuple(value) if ok else value  # type: ignore[arg-type]
     return True, value  # a mapping or another structured field: its config checks it
 
 
-def check_value(f: dataclasses.Field[Any], value: object, spell: Spell = flag) -> object:
-    """``value`` in the field's canonical form, or one ConfigError line naming it."""
+def check_value(
+    f: dataclasses.Field[Any], value: object, spell: Spell = flag, *, owner: type
+) -> object:
+    """``value`` in the field's canonical form, or one ConfigError line naming it; the
+    field's type is ``owner``'s annotation, resolved (``int | None``, ``Path``, ``Literal``)."""
     info, name = opt_of(f), spell(f.name)
-    text = str(f.type)
-    base = text.removesuffix(" | None")
+    tp, optional = base_type(field_type(owner, f))
     if value is None:
-        if base != text:
+        if optional:
             return None
         raise ConfigError(f"{name} is missing (required; no value given)")
-    ok, value = _typed(base, value)
+    ok, value = _typed(tp, value)
+    if not ok and typing.get_origin(tp) is typing.Literal:
+        known = ", ".join(map(str, typing.get_args(tp)))
+        raise ConfigError(f"unknown {name} {value!r}; known: {known}")
     if not ok:
-        what = _EXPECTS.get(base, base)
-        raise ConfigError(f"{name} expects {what}, got {value!r} ({type(value).__name__})")
-    if base in ("int", "float"):
-        _check_bounds(info, name, base, value)  # type: ignore[arg-type]
+        raise ConfigError(f"{name} expects {expects(tp)}, got {value!r} ({type(value).__name__})")
+    if tp in (int, float):
+        _check_bounds(info, name, "int" if tp is int else "float", value)  # type: ignore[arg-type]
     choices = info.allowed()
     if choices and value not in choices:
         raise ConfigError(f"unknown {name} {value!r}; known: {', '.join(choices)}")
@@ -191,7 +233,7 @@ def _check_bounds(info: Opt, name: str, base: str, value: float) -> None:
 def check_fields(obj: object, spell: Spell = flag) -> None:
     """Check (and canonicalise, in place) every field of a frozen configuration instance."""
     for f in dataclasses.fields(obj):  # type: ignore[arg-type]
-        value = check_value(f, getattr(obj, f.name), spell)
+        value = check_value(f, getattr(obj, f.name), spell, owner=type(obj))
         object.__setattr__(obj, f.name, value)
 
 

@@ -26,7 +26,6 @@ from sortkd_cache.losses._config import (
     OptionInfo,
     loss_options,
     make_loss,
-    option,
     option_info,
 )
 from sortkd_cache.losses._dispatch import (
@@ -118,7 +117,6 @@ __all__ = [
     "lskd_loss",
     "make_loss",
     "make_temperature_module",
-    "option",
     "option_info",
     "standardize",
     "teacher_rows",

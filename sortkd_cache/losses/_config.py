@@ -1,12 +1,14 @@
 """How a loss declares its configuration: a frozen dataclass of options, registered by name.
 
 Each loss module defines one frozen dataclass subclassing :class:`Loss`, whose fields are the
-loss's options with their paper defaults (declared with :func:`option`: default, help and
-range), and registers it in :data:`LOSSES`. Nothing else re-declares those options: the CLI
-flags of ``train``, the recipe keys and ``config.json`` are all read from these fields. The
-defaults follow the CIFAR-100 setup of "Parameter-Free Logit Distillation via Sorting
-Mechanism" (IEEE SPL 2025), which trains with mdistiller's recipes, and each method's official
-code; every loss module's docstring names its sources.
+loss's options with their paper defaults (declared with the stage configurations'
+:func:`~sortkd_cache.options.opt`: default, help and bounds ``ge``/``gt``/``le``, checked by
+the same :func:`~sortkd_cache.options.check_fields`), and registers it in :data:`LOSSES`.
+Nothing else re-declares those options: the CLI flags of ``train``, the recipe keys and
+``config.json`` are all read from these fields. The defaults follow the CIFAR-100 setup of
+"Parameter-Free Logit Distillation via Sorting Mechanism" (IEEE SPL 2025), which trains with
+mdistiller's recipes, and each method's official code; every loss module's docstring names
+its sources.
 
 * ``ce``: no options (plain cross-entropy).
 * ``kd``: ``temperature`` 4, ``ce_weight`` 0.1, ``kd_weight`` 0.9 (mdistiller ``CFG.KD``).
@@ -29,13 +31,13 @@ loss: there is no silently ignored hyper-parameter.
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 from sortkd_cache._registry import Registry
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.options import Spell, check_fields, check_value, field_type, opt_of
 
 if TYPE_CHECKING:
     import torch
@@ -51,57 +53,25 @@ __all__ = [
     "TeacherRows",
     "loss_options",
     "make_loss",
-    "option",
     "option_info",
 ]
-
-#: Turns an option's field name into the name the user typed (a CLI flag, a recipe key).
-Spell = Callable[[str], str]
-
-_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
-    "positive": (lambda v: v > 0, "> 0"),
-    "non_negative": (lambda v: v >= 0, ">= 0"),
-    "any": (lambda v: True, ""),
-}
 
 
 @dataclass(frozen=True)
 class OptionInfo:
-    """What a loss declares about one option: its type, default, range and help."""
+    """What a loss declares about one option: its type, default, help and bounds (read from
+    its :func:`~sortkd_cache.options.opt` field and annotation)."""
 
     name: str
     kind: type  # int or float
     default: float
-    bounds: str  # "positive", "non_negative" or "any"
     help: str
-    high: float = 1e4  # the largest magnitude (temperatures: 100)
-
-    def check(self, value: object, loss: str, spell: Spell) -> float:
-        """``value`` (an int widened to float for float options) or ConfigError naming it."""
-        where = f"{spell(self.name)} (loss '{loss}')"
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            word = "an integer" if self.kind is int else "a number"
-            raise ConfigError(f"{where} must be {word}, got {value!r}")
-        if self.kind is int and not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
-        out: float = float(value) if self.kind is float else value
-        if not math.isfinite(out):
-            raise ConfigError(f"{where} must be finite, got {value!r}")
-        ok, text = _RANGES[self.bounds]
-        if not ok(out):
-            raise ConfigError(f"{where} must be {text}, got {value!r}")
-        if abs(out) > self.high:
-            raise ConfigError(f"{where} must be at most {self.high:g} in magnitude, got {value!r}")
-        return out
+    bounds: str = ""  #: the bounds as the help shows them (``> 0 and <= 100``)
 
 
-def option(default: float, help: str, *, bounds: str = "non_negative", high: float = 1e4) -> Any:
-    """A loss option field: its paper default, a one-line help, its allowed range and the
-    largest magnitude it may take (so that no value overflows the loss)."""
-    if bounds not in _RANGES:
-        raise ValueError(f"unknown option bounds {bounds!r}")
-    meta = {"help": help, "bounds": bounds, "high": high}
-    return dataclasses.field(default=default, metadata=meta)
+def _spell_for(loss: str, spell: Spell) -> Spell:
+    """How an error names a loss option: ``--temperature (loss 'kd')``."""
+    return lambda key: f"{spell(key)} (loss '{loss}')"
 
 
 class TeacherRows(Protocol):
@@ -168,17 +138,16 @@ class LossInputs(NamedTuple):
 class Loss:
     """Base of every loss configuration; an instance is the loss, ready to call.
 
-    Subclasses are frozen dataclasses whose fields are :func:`option` s; they set ``name``,
-    ``needs_teacher`` and implement :meth:`terms`. Every option is checked on construction.
+    Subclasses are frozen dataclasses whose fields are :func:`~sortkd_cache.options.opt`
+    fields; they set ``name``, ``needs_teacher`` and implement :meth:`terms`. Every option is
+    checked on construction.
     """
 
     name: ClassVar[str] = ""
     needs_teacher: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        for info in option_info(type(self)):
-            value = info.check(getattr(self, info.name), self.name, str)
-            object.__setattr__(self, info.name, value)
+        check_fields(self, _spell_for(self.name, str))
 
     def terms(self, x: LossInputs) -> dict[str, Tensor]:
         """The weighted loss terms (``"ce"``, ``"kd"``) of one batch."""
@@ -219,10 +188,9 @@ def option_info(cls: type[Loss]) -> tuple[OptionInfo, ...]:
     """The options a loss class declares, in field order."""
     out = []
     for f in dataclasses.fields(cls):
-        kind = {"int": int, "float": float}[str(f.type)]
-        meta = f.metadata
-        info = OptionInfo(f.name, kind, f.default, meta["bounds"], meta["help"], meta["high"])  # type: ignore[arg-type]
-        out.append(info)
+        info = opt_of(f)
+        kind = field_type(cls, f)
+        out.append(OptionInfo(f.name, kind, f.default, info.help, info.bounds_text()))  # type: ignore[arg-type]
     return tuple(out)
 
 
@@ -248,12 +216,12 @@ def make_loss(name: str, options: Mapping[str, Any] | None = None, *, spell: Spe
     """
     cls = LOSSES.get(name)
     given = dict(options or {})
-    infos = {info.name: info for info in option_info(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for key, value in given.items():
-        if key not in infos:
-            takes = ", ".join(spell(k) for k in infos) or "none"
+        if key not in fields:
+            takes = ", ".join(spell(k) for k in fields) or "none"
             raise ConfigError(
                 f"{spell(key)} = {value!r} does not apply to loss '{name}' (its options: {takes})"
             )
-        given[key] = infos[key].check(value, name, spell)
+        given[key] = check_value(fields[key], value, _spell_for(name, spell), owner=cls)
     return cls(**given)

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.losses._config import LOSSES, Loss, LossInputs, option
+from sortkd_cache.losses._config import LOSSES, Loss, LossInputs
 from sortkd_cache.losses.ce import _check_pair, ce_loss
 from sortkd_cache.losses.kd import _kd
+from sortkd_cache.options import opt
 
 if TYPE_CHECKING:  # the torch modules (CTKDTemperature, the GRL) live in losses._temperature
     import torch
@@ -74,16 +75,16 @@ class CTKD(Loss):
     """
 
     name = "ctkd"
-    ce_weight: float = option(0.1, "weight of the hard-label cross-entropy term")
-    kd_weight: float = option(0.9, "weight of the distillation term")
-    ctkd_t_start: float = option(1.0, "CTKD: lowest temperature", bounds="positive", high=100.0)
-    ctkd_t_range: float = option(20.0, "CTKD: temperature range above t_start", high=100.0)
-    ctkd_init_param: float = option(
-        1.0, "CTKD: initial p of T = t_start + t_range * sigmoid(p)", bounds="any"
+    ce_weight: float = opt(0.1, "weight of the hard-label cross-entropy term", ge=0, le=10000)
+    kd_weight: float = opt(0.9, "weight of the distillation term", ge=0, le=10000)
+    ctkd_t_start: float = opt(1.0, "CTKD: lowest temperature", gt=0, le=100)
+    ctkd_t_range: float = opt(20.0, "CTKD: temperature range above t_start", ge=0, le=100)
+    ctkd_init_param: float = opt(
+        1.0, "CTKD: initial p of T = t_start + t_range * sigmoid(p)", ge=-10000, le=10000
     )
-    ctkd_lambda_max: float = option(1.0, "CTKD: final gradient-reversal strength")
-    ctkd_lambda_min: float = option(0.0, "CTKD: initial gradient-reversal strength")
-    ctkd_lambda_epochs: int = option(10, "CTKD: epochs of the cosine lambda ramp")
+    ctkd_lambda_max: float = opt(1.0, "CTKD: final gradient-reversal strength", ge=0, le=10000)
+    ctkd_lambda_min: float = opt(0.0, "CTKD: initial gradient-reversal strength", ge=0, le=10000)
+    ctkd_lambda_epochs: int = opt(10, "CTKD: epochs of the cosine lambda ramp", ge=0, le=10000)
 
     def terms(self, x: LossInputs) -> dict[str, Tensor]:
         rows = x.teacher_of(self.name)

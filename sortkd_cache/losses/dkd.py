@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.losses._config import LOSSES, Loss, LossInputs, option
+from sortkd_cache.losses._config import LOSSES, Loss, LossInputs
 from sortkd_cache.losses.ce import _check_pair, _check_student_target, _check_temperature, ce_loss
+from sortkd_cache.options import opt
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -112,13 +113,13 @@ class DKD(Loss):
     """
 
     name = "dkd"
-    dkd_alpha: float = option(1.0, "DKD: weight of the target-class term (TCKD)")
-    dkd_beta: float = option(8.0, "DKD: weight of the non-target-class term (NCKD)")
-    temperature: float = option(
-        4.0, "softmax temperature of the distillation term", bounds="positive", high=100.0
+    dkd_alpha: float = opt(1.0, "DKD: weight of the target-class term (TCKD)", ge=0, le=10000)
+    dkd_beta: float = opt(8.0, "DKD: weight of the non-target-class term (NCKD)", ge=0, le=10000)
+    temperature: float = opt(4.0, "softmax temperature of the distillation term", gt=0, le=100)
+    dkd_warmup: int = opt(
+        20, "DKD: epochs of linear warm-up of the DKD term (0: none)", ge=0, le=10000
     )
-    dkd_warmup: int = option(20, "DKD: epochs of linear warm-up of the DKD term (0: none)")
-    ce_weight: float = option(1.0, "weight of the hard-label cross-entropy term")
+    ce_weight: float = opt(1.0, "weight of the hard-label cross-entropy term", ge=0, le=10000)
 
     def terms(self, x: LossInputs) -> dict[str, Tensor]:
         rows, a, b, temp = x.teacher_of(self.name), self.dkd_alpha, self.dkd_beta, self.temperature

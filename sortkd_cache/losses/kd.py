@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from sortkd_cache.losses._config import LOSSES, Loss, LossInputs, option
+from sortkd_cache.losses._config import LOSSES, Loss, LossInputs
 from sortkd_cache.losses.ce import _check_pair, _check_temperature, ce_loss
+from sortkd_cache.options import opt
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -20,11 +21,9 @@ class KD(Loss):
     """``ce_weight * CE + kd_weight * KD(temperature)``; defaults: mdistiller ``CFG.KD``."""
 
     name = "kd"
-    temperature: float = option(
-        4.0, "softmax temperature of the distillation term", bounds="positive", high=100.0
-    )
-    ce_weight: float = option(0.1, "weight of the hard-label cross-entropy term")
-    kd_weight: float = option(0.9, "weight of the distillation term")
+    temperature: float = opt(4.0, "softmax temperature of the distillation term", gt=0, le=100)
+    ce_weight: float = opt(0.1, "weight of the hard-label cross-entropy term", ge=0, le=10000)
+    kd_weight: float = opt(0.9, "weight of the distillation term", ge=0, le=10000)
     #: whether the distillation term compares z-scored rows (LSKD)
     standardized: ClassVar[bool] = False
 

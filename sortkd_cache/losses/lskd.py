@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.losses._config import LOSSES, option
+from sortkd_cache.losses._config import LOSSES
 from sortkd_cache.losses.ce import _check_pair, _check_temperature, _compute
 from sortkd_cache.losses.kd import KD, _kd
+from sortkd_cache.options import opt
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -64,11 +65,9 @@ class LSKD(KD):
     """``ce_weight * CE + kd_weight * LSKD(temperature)``: KD on z-scored logits (KD + LS)."""
 
     name = "lskd"
-    temperature: float = option(
-        2.0, "base temperature on the z-scored logits", bounds="positive", high=100.0
-    )
-    ce_weight: float = option(0.1, "weight of the hard-label cross-entropy term")
-    kd_weight: float = option(9.0, "weight of the distillation term")
+    temperature: float = opt(2.0, "base temperature on the z-scored logits", gt=0, le=100)
+    ce_weight: float = opt(0.1, "weight of the hard-label cross-entropy term", ge=0, le=10000)
+    kd_weight: float = opt(9.0, "weight of the distillation term", ge=0, le=10000)
     standardized = True
 
     def distill(self, student: Tensor, teacher: Tensor) -> Tensor:

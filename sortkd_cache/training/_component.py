@@ -72,7 +72,7 @@ def make_component(
                 f"{spell(field_name)} {shown} does nothing with {spell(key)} {name} "
                 f"(it takes {takes})"
             )
-    given = {k: check_value(f, values[k], spell) for k, f in mine.items() if k in values}
+    given = {k: check_value(f, values[k], spell, owner=cls) for k, f in mine.items() if k in values}
     component = cls(**given)
     component.check(spell)
     return component

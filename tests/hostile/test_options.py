@@ -46,7 +46,7 @@ def _refused(args: list[str], watched: Path, *names: str) -> str:
     [
         (["--seed", str(2**40)], ["--seed", "<= 4294967295", str(2**40)]),
         (["--data-seed", "-1"], ["--data-seed", ">= 0"]),
-        (["--temperature", "1e300"], ["--temperature", "at most 100", "1e+300"]),
+        (["--temperature", "1e300"], ["--temperature", "<= 100", "1e+300"]),
         (["--dkd-beta", "1e30", "--loss", "dkd"], ["--dkd-beta", "1e+30"]),
         (["--lr", "1e300"], ["--lr", "<= 100"]),
         (["--epochs", "1000000000"], ["--epochs", "<= 100000"]),

@@ -123,7 +123,7 @@ def _subprocess(args: list[str]) -> tuple[int, list[str]]:
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (["--temperature", "0"], "--temperature (loss 'kd') must be > 0, got 0.0"),
+        (["--temperature", "0"], "--temperature (loss 'kd') must be a finite number > 0, got 0.0"),
         (["--student", "resnet9000"], "unknown --student architecture 'resnet9000'"),
         (["--lr", "-1"], "--lr must be a finite number > 0, got -1.0"),
     ],
@@ -173,8 +173,8 @@ BAD_VALUES = [
     (["--epochs", "0"], "--epochs must be an integer >= 1, got 0"),
     (["--batch-size", "1"], "--batch-size must be an integer >= 2, got 1"),
     (["--seed", "-3"], "--seed must be an integer >= 0, got -3"),
-    (["--temperature", "nan"], "--temperature (loss 'kd') must be finite, got nan"),
-    (["--kd-weight", "-1"], "--kd-weight (loss 'kd') must be >= 0, got -1.0"),
+    (["--temperature", "nan"], "--temperature (loss 'kd') must be a finite number > 0, got nan"),
+    (["--kd-weight", "-1"], "--kd-weight (loss 'kd') must be a finite number >= 0, got -1.0"),
 ]
 
 

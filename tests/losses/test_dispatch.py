@@ -110,15 +110,35 @@ def test_int_widens_to_float() -> None:
         ),
         ("dkd", {"kd_weight": 1.0}, r"^kd_weight = 1\.0 does not apply to loss 'dkd'"),
         ("ctkd", {"temperature": 1.0}, r"^temperature = 1\.0 does not apply to loss 'ctkd'"),
-        ("kd", {"temperature": "4"}, r"^temperature \(loss 'kd'\) must be a number, got '4'"),
-        ("kd", {"temperature": True}, r"must be a number, got True"),
-        ("dkd", {"dkd_warmup": 20.0}, r"^dkd_warmup \(loss 'dkd'\) must be an integer, got 20\.0"),
-        ("dkd", {"dkd_warmup": -1}, r"dkd_warmup \(loss 'dkd'\) must be >= 0, got -1"),
+        (
+            "kd",
+            {"temperature": "4"},
+            r"^temperature \(loss 'kd'\) expects a number, got '4' \(str\)$",
+        ),
+        ("kd", {"temperature": True}, r"expects a number, got True \(bool\)$"),
+        ("dkd", {"dkd_warmup": 20.0}, r"^dkd_warmup \(loss 'dkd'\) expects an integer, got 20\."),
+        ("dkd", {"dkd_warmup": -1}, r"^dkd_warmup \(loss 'dkd'\) must be an integer >= 0, got -1"),
         ("fitnet", {}, r"^unknown loss 'fitnet'; known: ce, ctkd, dkd, kd, lskd$"),
-        ("kd", {"temperature": 0}, r"temperature \(loss 'kd'\) must be > 0, got 0"),
-        ("lskd", {"kd_weight": -0.5}, r"kd_weight \(loss 'lskd'\) must be >= 0, got -0\.5"),
-        ("kd", {"ce_weight": math.nan}, r"ce_weight \(loss 'kd'\) must be finite, got nan"),
-        ("ctkd", {"ctkd_init_param": math.inf}, r"must be finite, got inf"),
+        (
+            "kd",
+            {"temperature": 0},
+            r"^temperature \(loss 'kd'\) must be a finite number > 0, got 0\.0$",
+        ),
+        (
+            "lskd",
+            {"kd_weight": -0.5},
+            r"^kd_weight \(loss 'lskd'\) must be a finite number >= 0, got -0\.5$",
+        ),
+        (
+            "kd",
+            {"ce_weight": math.nan},
+            r"^ce_weight \(loss 'kd'\) must be a finite number >= 0, got nan$",
+        ),
+        (
+            "ctkd",
+            {"ctkd_init_param": math.inf},
+            r"ctkd_init_param \(loss 'ctkd'\) must be a finite number >= -10000, got inf$",
+        ),
     ],
 )
 def test_errors_name_option_loss_and_value(name: str, d: dict[str, Any], pattern: str) -> None:
@@ -136,7 +156,9 @@ def test_spell_names_options_as_the_user_typed_them() -> None:
 
 
 def test_direct_construction_is_validated() -> None:
-    with pytest.raises(ConfigError, match=r"temperature \(loss 'lskd'\) must be > 0, got -2\.0"):
+    with pytest.raises(
+        ConfigError, match=r"temperature \(loss 'lskd'\) must be a finite number > 0, got -2\.0"
+    ):
         LSKD(temperature=-2.0)
     with pytest.raises(ConfigError, match=r"^unknown loss 'x'"):
         LossConfig(name="x")
