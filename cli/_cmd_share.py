@@ -62,9 +62,14 @@ __all__ = ["commands"]
     type=click.IntRange(0, SEED_MAX),
     default=0,
     show_default=True,
-    help="Which sample-views.",
+    help="With --recompute: which sample-views.",
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu | cuda[:N] | auto")
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="With --recompute: where the teacher runs, auto | cpu | cuda[:N] (as dump and train).",
+)
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -114,8 +119,10 @@ def verify_command(
 
     options = parse_storage_options(storage_option) or None
     threads_block = _threads_for(threads, recompute is not None, "--recompute")
-    if recompute is None and teacher_ckpt is not None:
-        raise click.UsageError("--teacher-ckpt applies to --recompute only")
+    _recompute_only(
+        recompute,
+        (("--teacher-ckpt", teacher_ckpt, None), ("--seed", seed, 0), ("--device", device, "auto")),
+    )
     check = None
     if recompute is not None:  # teacher and data are checked before anything is read
         args = (store, recompute, teacher_ckpt, data_root, seed, device)
@@ -152,6 +159,13 @@ def _threads_for(
         raise ConfigError(f"--threads {threads} applies with {needs} only (nothing computes)")
     check_threads(threads)
     return compute_threads(threads) if computes else contextlib.nullcontext()
+
+
+def _recompute_only(recompute: int | None, given: tuple[tuple[str, object, object], ...]) -> None:
+    """Refuse an option of --recompute set (to other than its default) without it."""
+    for name, value, default in given if recompute is None else ():
+        if value != default:
+            raise click.UsageError(f"{name} applies to --recompute only")
 
 
 def _report(

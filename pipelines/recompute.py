@@ -55,7 +55,7 @@ class RecomputeConfig:
     teacher_ckpt: str | None = None  # the store's checkpoint (init=checkpoint stores)
     data_root: str | None = None
     seed: int = 0  # which sample-views
-    device: str = "cpu"
+    device: str = "auto"  # as dump and train: a GPU where there is one
     batch_size: int = 64
     storage_options: dict[str, Any] | None = None
     dataset: str | None = None  # the user's copy of the data (default: where the store says)

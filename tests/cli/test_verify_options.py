@@ -1,0 +1,33 @@
+"""``verify``'s recompute options (issue 29, item 5): ``--device`` defaults to ``auto`` as in
+``dump`` and ``train``, and ``--device``, ``--seed`` and ``--teacher-ckpt`` set without
+``--recompute`` are refused (exit 2, one line) before the store is read."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sortkd_cache.cli.main import cli
+from sortkd_cache.pipelines.configs import DumpConfig, TrainConfig
+from sortkd_cache.pipelines.recompute import RecomputeConfig
+
+
+def test_device_defaults_agree() -> None:
+    verify = next(c for c in cli.commands.values() if c.name == "verify")
+    device = next(p for p in verify.params if p.name == "device")
+    declared = {f.name: f.default for f in dataclasses.fields(DumpConfig)}["device"]
+    trained = {f.name: f.default for f in dataclasses.fields(TrainConfig)}["device"]
+    assert device.default == declared == trained == RecomputeConfig("s", 1).device == "auto"
+
+
+@pytest.mark.parametrize(
+    "args", [["--device", "cpu"], ["--seed", "3"], ["--teacher-ckpt", "w.safetensors"]]
+)
+def test_recompute_options_without_recompute_are_refused(tmp_path: Path, args: list[str]) -> None:
+    result = CliRunner().invoke(cli, ["verify", str(tmp_path / "absent.zarr"), *args])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{args[0]} applies to --recompute only" in lines[0], lines
