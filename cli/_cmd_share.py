@@ -119,10 +119,7 @@ def verify_command(
 
     options = parse_storage_options(storage_option) or None
     threads_block = _threads_for(threads, recompute is not None, "--recompute")
-    _recompute_only(
-        recompute,
-        (("--teacher-ckpt", teacher_ckpt, None), ("--seed", seed, 0), ("--device", device, "auto")),
-    )
+    _recompute_only(recompute, teacher_ckpt, seed, device)
     check = None
     if recompute is not None:  # teacher and data are checked before anything is read
         args = (store, recompute, teacher_ckpt, data_root, seed, device)
@@ -161,8 +158,9 @@ def _threads_for(
     return compute_threads(threads) if computes else contextlib.nullcontext()
 
 
-def _recompute_only(recompute: int | None, given: tuple[tuple[str, object, object], ...]) -> None:
+def _recompute_only(recompute: int | None, ckpt: str | None, seed: int, device: str) -> None:
     """Refuse an option of --recompute set (to other than its default) without it."""
+    given = (("--teacher-ckpt", ckpt, None), ("--seed", seed, 0), ("--device", device, "auto"))
     for name, value, default in given if recompute is None else ():
         if value != default:
             raise click.UsageError(f"{name} applies to --recompute only")
