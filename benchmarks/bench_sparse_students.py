@@ -11,15 +11,18 @@ Per regime: a ``digits_mlp`` teacher trained with CE, a dense float16 dump of 4 
 ``copy --topk 10`` of it, then students (``digits_mlp``, KD T = 4, 12 epochs) for each seed,
 interleaved CE-only, dense, sparse with the uniform tail (the default), sparse with the tail as
 one bucket, and sampled stores (``copy --sample S``: S = 5 at the top-10 row's bytes, and
-S = 12). Reported: test top-1 per seed, the difference to dense per seed (mean and standard
-deviation), the bytes per sample-view of each store and the median training seconds per
-student (interleaved, the same machine). ``--sizes=4000 --variants=dense,sampled_5`` runs a
-part.
+S = 12), at the loss's T = 4 by default and at sharper proposal temperatures
+(``sampled_5_t1``: ``--proposal-temperature 1``, importance-weighted to T = 4). Reported: test
+top-1 per seed (NaN where the divergence guard stopped the run), the difference to dense per
+seed (mean and standard deviation), the bytes per sample-view of each store and the median
+training seconds per student (interleaved, the same machine). ``--sizes=4000
+--variants=dense,sampled_5`` runs a part.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import statistics
 import sys
@@ -37,11 +40,19 @@ K = 10
 #: draws of the sampled variants: 5 fits the top-10 row's bytes (41 B against 44 for C=100
 #: float16), 12 is the paper's order (76 B)
 DRAWS = (5, 12)
-VARIANTS = ("ce", "dense", "sparse_uniform", "sparse_bucket", *(f"sampled_{s}" for s in DRAWS))
+#: sharper proposals than the loss's T = 4 (importance-weighted to T = 4 in the loss):
+#: ``sampled_S_tT0`` is ``copy --sample S --proposal-temperature T0``
+PROPOSALS = (1, 2)
+VARIANTS = (
+    "ce", "dense", "sparse_uniform", "sparse_bucket",
+    *(f"sampled_{s}" for s in DRAWS),
+    *(f"sampled_{s}_t{t}" for s in DRAWS for t in PROPOSALS),
+)  # fmt: skip
 
 
 def _student(cache: Path, out: Path, seed: int, epochs: int, variant: str) -> tuple[float, float]:
-    """(test top-1, training seconds) of one student."""
+    """(test top-1, training seconds) of one student; top-1 NaN where training diverged."""
+    from sortkd_cache.pipelines._train_run import Diverged
     from sortkd_cache.pipelines.train import TrainConfig, train
 
     extra: dict[str, Any] = {"loss": "ce" if variant == "ce" else "kd"}
@@ -53,18 +64,28 @@ def _student(cache: Path, out: Path, seed: int, epochs: int, variant: str) -> tu
         progress=False, device="cpu", overwrite=True, **extra,
     )  # fmt: skip
     start = time.perf_counter()
-    top1 = float(train(cfg).final_test_top1)
+    try:
+        top1 = float(train(cfg).final_test_top1)
+    except Diverged as exc:  # a result too: recorded as NaN, with the guard's line on stderr
+        print(f"{variant} seed {seed}: {exc}", file=sys.stderr)
+        top1 = math.nan
     return top1, time.perf_counter() - start
 
 
 def _summary(diffs: list[float]) -> dict[str, float]:
+    """Mean and standard deviation over the seeds that finished (NaN: none did), and how many
+    diverged."""
+    done = [d for d in diffs if not math.isnan(d)]
     return {
-        "mean": statistics.mean(diffs),
-        "stdev": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
+        "mean": statistics.mean(done) if done else math.nan,
+        "stdev": statistics.stdev(done) if len(done) > 1 else 0.0,
+        "diverged": len(diffs) - len(done),
     }
 
 
-def _caches(tmp: Path, dense: Path) -> tuple[dict[str, Path], dict[str, int]]:
+def _caches(
+    tmp: Path, dense: Path, variants: tuple[str, ...]
+) -> tuple[dict[str, Path], dict[str, int]]:
     """The store each variant trains from (copies of the dense one) and its bytes per row."""
     import sortkd_cache as sk
     from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
@@ -73,10 +94,12 @@ def _caches(tmp: Path, dense: Path) -> tuple[dict[str, Path], dict[str, int]]:
     sparse = tmp / f"{dense.stem}-top{K}.zarr"
     derive_store(str(dense), str(sparse), DeriveConfig(topk=K), progress=False)
     caches |= {"sparse_uniform": sparse, "sparse_bucket": sparse}
-    for draws in DRAWS:
-        out = tmp / f"{dense.stem}-s{draws}.zarr"
-        derive_store(str(dense), str(out), DeriveConfig(sample=draws), progress=False)
-        caches[f"sampled_{draws}"] = out
+    for v in (v for v in variants if v.startswith("sampled_")):
+        draws, _, t0 = v.removeprefix("sampled_").partition("_t")
+        out = tmp / f"{dense.stem}-{v}.zarr"
+        cfg = DeriveConfig(sample=int(draws), proposal_temperature=float(t0) if t0 else None)
+        derive_store(str(dense), str(out), cfg, progress=False)
+        caches[v] = out
     sizes = {v: sk.open_store(p).layout.row_bytes(sk.open_store(p).meta) for v, p in caches.items()}
     return caches, sizes
 
@@ -87,12 +110,13 @@ def regime(
     spec = f"fake:{n}:100:8"
     ckpt = _teacher(tmp, spec, teacher_epochs)
     dense = _dense_store(tmp, spec, ckpt, 4)
-    caches, sizes = _caches(tmp, dense)
+    caches, sizes = _caches(tmp, dense, variants)
     top1: dict[str, list[float]] = {v: [] for v in variants}
     seconds: dict[str, list[float]] = {v: [] for v in variants}
     for seed in range(seeds):  # interleaved: every variant once per seed
         for v in variants:
             acc, secs = _student(caches[v], tmp / f"{n}-{v}-{seed}", seed, epochs, v)
+            print(f"{v} seed {seed}: top-1 {acc:.2f} in {secs:.1f} s", file=sys.stderr)
             top1[v].append(acc)
             seconds[v].append(secs)
     dense_top1 = top1["dense"]
