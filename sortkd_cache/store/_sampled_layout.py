@@ -31,6 +31,7 @@ from sortkd_cache.sparse import (
     sample_rows,
     sampled_problems,
 )
+from sortkd_cache.store._chunk_scan import chunk_row_problems
 from sortkd_cache.store._layout import logits_path
 from sortkd_cache.store._logits import zarr_get
 from sortkd_cache.store._logits_layout import LAYOUTS, LayoutStore, LogitsLayout, Packed, Rows
@@ -205,23 +206,12 @@ class SampledLayout(LogitsLayout):
     def row_problems(self, store: LayoutStore, kinds: Sequence[str]) -> list[Problem]:
         """Per written chunk of each kind: ids in range and unique, counts summing to S, the
         rank order, finite values and stats; one problem per kind at most."""
-        out, labels = [], store.labels
-        for kind in kinds:
-            if not store.has_array(sparse_path(kind, "ids")):
-                continue
-            data, done = self._arrays(store, kind, None), store.progress(kind) >= 0
-            for block, view in zip(*np.nonzero(done), strict=True):
-                start, stop = store.block_bounds(int(block))
-                try:
-                    rows = data[start:stop, int(view)]
-                except CorruptChunkError:
-                    continue  # reported chunk by chunk already
-                found = sampled_problems(self.spec, rows, labels[start:stop])
-                if found:
-                    where = f"block {int(block)}, view {int(view)}"
-                    out.append(Problem("content", f"{where}: {found[0]}", logits_path(kind)))
-                    break
-        return out
+        return chunk_row_problems(
+            store,
+            kinds,
+            lambda kind: self._arrays(store, kind, None),
+            lambda rows, labels: sampled_problems(self.spec, rows, labels),
+        )
 
     def row_bytes(self, meta: StoreMeta) -> int:
         return int(self.spec.bytes_per_row)

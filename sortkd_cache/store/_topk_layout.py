@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sortkd_cache import sparse
-from sortkd_cache.errors import ConfigError, CorruptChunkError, LogitsKindError
+from sortkd_cache.errors import ConfigError, LogitsKindError
 from sortkd_cache.sparse import (
     SparseRows,
     SparseSpec,
@@ -18,6 +18,7 @@ from sortkd_cache.sparse import (
     label_positions,
     row_problems,
 )
+from sortkd_cache.store._chunk_scan import chunk_row_problems
 from sortkd_cache.store._layout import logits_path
 from sortkd_cache.store._logits_layout import LAYOUTS, LayoutStore, LogitsLayout, Packed, Rows
 from sortkd_cache.store._problem import Problem
@@ -121,24 +122,12 @@ class SparseLayout(LogitsLayout):
     def row_problems(self, store: LayoutStore, kinds: Sequence[str]) -> list[Problem]:
         """Per written (block, view) chunk of each kind: the label's logit present and
         consistent, the rank order; one problem per kind at most."""
-        out, labels = [], store.labels
-        for kind in kinds:
-            if not store.has_array(sparse_path(kind, "ids")):
-                continue
-            # unchecked reads: verify reports a bad row instead of stopping at it
-            data, done = self._arrays(store, kind, None), store.progress(kind) >= 0
-            for block, view in zip(*np.nonzero(done), strict=True):
-                start, stop = store.block_bounds(int(block))
-                try:
-                    rows = data[start:stop, int(view)]
-                except CorruptChunkError:
-                    continue  # reported chunk by chunk already
-                found = row_problems(self.spec, rows, labels[start:stop])
-                if found:
-                    where = f"block {int(block)}, view {int(view)}"
-                    out.append(Problem("content", f"{where}: {found[0]}", logits_path(kind)))
-                    break
-        return out
+        return chunk_row_problems(
+            store,
+            kinds,
+            lambda kind: self._arrays(store, kind, None),
+            lambda rows, labels: row_problems(self.spec, rows, labels),
+        )
 
     def row_bytes(self, meta: StoreMeta) -> int:
         return int(self.spec.bytes_per_row)
