@@ -1,15 +1,18 @@
-"""Wall time of commands that need no model (`info`, `list`, `verify`, `--help`): two builds
-of the CLI, interleaved in one run.
+"""Wall time of commands that need no model (`info`, `list`, `verify`, `report`, `--help`):
+several builds of the CLI, interleaved in one run.
 
-Each command runs as a fresh process of each build, A, B, A, B, ... (``--repeats`` rounds);
-the medians and the ratio B / A are printed as one JSON object. A build is the ``sortkd-cache``
-console script of an environment (``--before`` and ``--after``, e.g. the main checkout's venv
-and a branch's), so "before" and "after" see the same machine load.
+Each command runs as a fresh process of each build, A, B, C, A, B, C, ... (``--repeats``
+rounds); the medians, and each build's ratio to the first, are printed as one JSON object. A
+build is a ``sortkd-cache`` console script (``--build LABEL=SCRIPT``, repeated, the baseline
+first): the main checkout's and a branch's, or one Python run on two source trees, so every
+build sees the same machine load.
 
-    python benchmarks/bench_cli_startup.py --before /work/main/.venv/bin/sortkd-cache \\
-        --after .venv/bin/sortkd-cache --store STORE [--repeats 7]
+    python benchmarks/bench_cli_startup.py --build before=/tmp/old/sortkd-cache \\
+        --build after=.venv/bin/sortkd-cache [--store STORE] [--repeats 7]
 
-Without ``--store`` a small dense store is dumped first (``fake:96:10:8``, random resnet8).
+Without ``--store`` a small dense store is dumped first (``fake:96:10:8``, random resnet8,
+with the first build); ``report`` reads 10 run directories written as ``train`` writes them
+(``bench_report.write_runs``), printing its tables (no ``--out``).
 """
 
 from __future__ import annotations
@@ -27,12 +30,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine
+from bench_report import write_runs
 
 COMMANDS = {
     "info": ["info", "{store}"],
-    "list": ["list"],
-    "list losses": ["list", "losses"],
     "verify": ["verify", "{store}"],
+    "list": ["list"],
+    "list models": ["list", "models"],
+    "list datasets": ["list", "datasets"],
+    "list losses": ["list", "losses"],
+    "report": ["report", "{runs}"],
     "--help": ["--help"],
 }
 
@@ -56,37 +63,43 @@ def _store(cli: str, where: Path) -> str:
     return str(out)
 
 
+def _builds(given: list[str]) -> dict[str, str]:
+    builds = dict(b.split("=", 1) for b in given)
+    if len(builds) < 2 or len(builds) != len(given):
+        raise SystemExit("give two or more --build LABEL=SCRIPT with distinct labels")
+    return builds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", required=True, help="console script of the baseline")
-    parser.add_argument("--after", required=True, help="console script of the change")
+    parser.add_argument("--build", action="append", required=True, help="LABEL=SCRIPT")
     parser.add_argument("--store", default=None)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
+    builds = _builds(args.build)
+    first = next(iter(builds))
+    load = [os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp:
-        store = args.store or _store(args.before, Path(tmp))  # a store both builds read
-        times: dict[str, dict[str, list[float]]] = {
-            name: {"before": [], "after": []} for name in COMMANDS
-        }
+        store = args.store or _store(builds[first], Path(tmp))  # a store every build reads
+        write_runs(Path(tmp) / "runs", 10)
+        times: dict[str, dict[str, list[float]]] = {c: {b: [] for b in builds} for c in COMMANDS}
         for _ in range(args.repeats):
             for name, template in COMMANDS.items():
-                cmd = [a.format(store=store) for a in template]
-                for build in ("before", "after"):
-                    cli = args.before if build == "before" else args.after
-                    times[name][build].append(_once(cli, cmd))
+                cmd = [a.format(store=store, runs=Path(tmp) / "runs") for a in template]
+                for label, cli in builds.items():
+                    times[name][label].append(_once(cli, cmd))
+            load.append(os.getloadavg())
+    medians = {c: {b: statistics.median(t) for b, t in per.items()} for c, per in times.items()}
     result = {
         "bench": "cli_startup",
         "machine": machine(),
-        "load_average": os.getloadavg(),
+        "builds": builds,
+        "load_average_1min": [round(x[0], 2) for x in load],
         "repeats": args.repeats,
         "seconds": times,
-        "medians": {
-            name: {
-                "before": statistics.median(t["before"]),
-                "after": statistics.median(t["after"]),
-                "ratio": statistics.median(t["after"]) / statistics.median(t["before"]),
-            }
-            for name, t in times.items()
+        "medians": medians,
+        "ratio_to_first": {
+            c: {b: m[b] / m[first] for b in builds if b != first} for c, m in medians.items()
         },
     }
     print(json.dumps(result, indent=2))

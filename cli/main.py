@@ -11,10 +11,51 @@ import click
 from sortkd_cache import __version__
 from sortkd_cache.cli._errors import SortKDGroup
 
-__all__ = ["COMMAND_MODULES", "cli", "main"]
+__all__ = ["COMMANDS", "COMMAND_MODULES", "all_commands", "cli", "main"]
+
+#: Every command by name, with the module that defines it. A module is imported when one of
+#: its commands runs (``--help`` imports them all to list them): ``list``, ``info`` and
+#: ``report`` do not build ``train``'s options, which read every loss (an installed plugin's
+#: loss module, and torch with it) and take most of a command's start-up.
+COMMANDS: dict[str, str] = {
+    "dump": "_cmd_dump",
+    "info": "_cmd_info",
+    "sort": "_cmd_sort",
+    "train": "_cmd_train",
+    "sweep": "_cmd_sweep",
+    "verify": "_cmd_share",
+    "copy": "_cmd_share",
+    "run": "_cmd_run",
+    "list": "_cmd_list",
+    "report": "_cmd_report",
+}
+#: Every command module; one that fails to import stops the CLI with its error when one of
+#: its commands is run or the commands are listed (never a command silently missing).
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
-@click.group(cls=SortKDGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(SortKDGroup):
+    """The group of :data:`COMMANDS`, each module imported on first use (click's lazy
+    loading: ``list_commands`` names them, ``get_command`` imports one)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            self._load(module)
+        return self.commands.get(cmd_name)
+
+    def _load(self, module: str) -> None:
+        mod = importlib.import_module(f"sortkd_cache.cli.{module}")
+        for cmd in getattr(mod, "commands", None) or [mod.command]:
+            if COMMANDS.get(str(cmd.name)) != module:
+                raise RuntimeError(f"command {cmd.name!r} of {module} is not in COMMANDS")
+            self.add_command(cmd)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sortkd-cache")
 def cli() -> None:
     """Run the teacher once; train every student from a sorted logit cache.
@@ -30,30 +71,11 @@ def cli() -> None:
     """
 
 
-#: Every command module; one that fails to import stops the CLI with its error (never a
-#: command silently missing from the group).
-COMMAND_MODULES = (
-    "_cmd_dump",
-    "_cmd_info",
-    "_cmd_sort",
-    "_cmd_train",
-    "_cmd_sweep",
-    "_cmd_share",
-    "_cmd_run",
-    "_cmd_list",
-    "_cmd_report",
-)
-
-
-def _register() -> None:
-    for name in COMMAND_MODULES:
-        mod = importlib.import_module(f"sortkd_cache.cli.{name}")
-        commands = getattr(mod, "commands", None) or [mod.command]
-        for cmd in commands:
-            cli.add_command(cmd)
-
-
-_register()
+def all_commands() -> dict[str, click.Command]:
+    """Every command by name, every command module imported (docs and tests read them)."""
+    ctx = click.Context(cli, info_name="sortkd-cache")
+    found = {name: cli.get_command(ctx, name) for name in cli.list_commands(ctx)}
+    return {name: cmd for name, cmd in found.items() if cmd is not None}
 
 
 def _quiet_library_logs() -> None:

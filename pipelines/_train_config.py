@@ -23,6 +23,7 @@ from sortkd_cache.augment import get_recipe
 from sortkd_cache.choices import DATA_PATHS, SOFT_LABEL_MODES, TEACHER_INITS
 from sortkd_cache.errors import ConfigError, ModelError
 from sortkd_cache.losses import LOSSES, make_loss
+from sortkd_cache.models import MODELS
 from sortkd_cache.options import (
     Applies,
     Spell,
@@ -359,6 +360,8 @@ def _validate_names(cfg: TrainConfig, spell: Spell) -> None:
 
 
 def _architecture(name: str, option: str) -> None:
+    if name in MODELS:  # a registered name: known without importing torch (report, run)
+        return
     from sortkd_cache.models import check_architecture, list_models, model_exists
 
     if ":" in name and not name.startswith("timm:"):  # module:callable says what is wrong

@@ -1,9 +1,11 @@
 """What the registries hold: the names ``sortkd-cache list`` prints, each read from its registry.
 
 The registries live with what they register (models, datasets, augmentation recipes, losses,
-sort methods, URL schemes) and importing them imports torch, which ``--help`` must not do; so
-the help of ``--student``, ``--dataset`` and the like points at ``sortkd-cache list`` instead
-of repeating the names.
+sort methods, URL schemes); each entry is described without its code (a model's factory and a
+dataset's loader are lazy ``module:attr`` targets, a plugin's entry is named from its package's
+metadata), so listing imports no model, no dataset module and no torch. ``--help`` stays
+short: the help of ``--student``, ``--dataset`` and the like points at ``sortkd-cache list``
+instead of repeating the names.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ from sortkd_cache import Registry
 
 __all__ = ["KINDS", "catalog"]
 
-#: Each kind's registry as (module, name), imported when listed: the modules of models,
-#: datasets and stores import torch, which ``--help`` must not.
+#: Each kind's registry as (module, name), imported when listed (``--help`` imports none).
 _REGISTRIES: dict[str, tuple[str, str]] = {
     "models": ("sortkd_cache.models", "MODELS"),
     "datasets": ("sortkd_cache.datasets", "DATASETS"),

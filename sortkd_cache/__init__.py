@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sortkd_cache._version import __version__
 
 if TYPE_CHECKING:
-    from sortkd_cache._registry import Registry
+    from sortkd_cache._registry import Lazy, Registry
     from sortkd_cache.augment import AugmentRecipe, get_recipe, normalize, replay, sample_params
     from sortkd_cache.checkpoint import load_weights, save_weights
     from sortkd_cache.data import (
@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 
 #: name -> module, or (module, the name there) where the public name differs
 _LAZY: dict[str, str | tuple[str, str]] = {
+    "Lazy": "sortkd_cache._registry",
     "Registry": "sortkd_cache._registry",
     "AugmentRecipe": "sortkd_cache.augment",
     "get_recipe": "sortkd_cache.augment",
@@ -126,6 +127,7 @@ __all__ = [
     "CachedViewDataset",
     "EpochBatches",
     "LOSSES",
+    "Lazy",
     "Loss",
     "LossConfig",
     "Registry",

@@ -14,21 +14,29 @@ the names from the metadata alone, importing nothing. The registry's ``adapt`` t
 object into an entry (and refuses one of the wrong type). A name this package registers itself
 wins over an entry point of the same name; one name offered by two packages is an error when it
 is looked up. :meth:`Registry.origin` names the package an entry came from (``list`` shows it).
+
+An entry describes itself without its heavy part: a model's name, family and description, a
+dataset's grammar. What needs torch to build (a model's factory, a dataset's loader) is a
+:class:`Lazy` callable naming ``"module:attr"``, imported on its first call, so that listing a
+registry (``sortkd-cache list``) imports neither the modules that define the entries nor torch.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from importlib import metadata
-from typing import Generic, TypeVar
+from typing import Generic, ParamSpec, TypeVar, cast
 
 from sortkd_cache.errors import ConfigError, SortKDError
 
-__all__ = ["Registry", "entry_points", "named_entry"]
+__all__ = ["Lazy", "Registry", "entry_points", "lazy_names", "load_target", "named_entry"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: This package's entry-point groups (by prefix), read in one pass over the installed
 #: distributions and cached per ``sys.path`` (a path added at run time is searched).
@@ -50,6 +58,67 @@ def entry_points(group: str) -> dict[str, list[metadata.EntryPoint]]:
                     same.append(ep)
         _FOUND[key] = groups
     return _FOUND[key].get(group, {})
+
+
+def load_target(target: str) -> object:
+    """The object ``"module:attr"`` names (``attr`` may be dotted), importing ``module``."""
+    module, sep, attr = target.partition(":")
+    if not sep or not module or not attr:
+        raise ValueError(f"a target is 'module:attr', got {target!r}")
+    found: object = importlib.import_module(module)
+    for part in attr.split("."):
+        found = getattr(found, part)
+    return found
+
+
+def lazy_names(package: str, names: Mapping[str, str]) -> Callable[[str], object]:
+    """The module ``__getattr__`` of ``package`` (PEP 562): each name of ``names`` (name ->
+    the submodule that defines it, ``"_base"``) imported when first read, then kept."""
+
+    def __getattr__(name: str) -> object:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value: object = getattr(importlib.import_module(f"{package}.{module}"), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__
+
+
+class Lazy(Generic[P, R]):
+    """A callable named by ``"module:attr"``: the module is imported on the first call (or
+    :meth:`resolve`), not when the entry holding it is registered or listed. Two are equal
+    when they name the same target."""
+
+    __slots__ = ("_found", "target")
+
+    def __init__(self, target: str) -> None:
+        if target.count(":") != 1 or not all(target.partition(":")[::2]):
+            raise ValueError(f"a lazy target is 'module:attr', got {target!r}")
+        self.target = target
+        self._found: Callable[P, R] | None = None
+
+    def resolve(self) -> Callable[P, R]:
+        """The callable itself (its module imported the first time)."""
+        if self._found is None:
+            found = load_target(self.target)
+            if not callable(found):
+                raise TypeError(f"{self.target} is a {type(found).__name__}, not a callable")
+            self._found = cast("Callable[P, R]", found)
+        return self._found
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.resolve()(*args, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Lazy) and other.target == self.target
+
+    def __hash__(self) -> int:
+        return hash(("Lazy", self.target))
+
+    def __repr__(self) -> str:
+        return f"Lazy({self.target!r})"
 
 
 def named_entry(

@@ -84,6 +84,29 @@ def small_dump(out: Path, **kw: Any) -> Path:
     return out
 
 
+#: a tiny student run (digits_mlp, batch 32: 3 steps an epoch), as TrainConfig kwargs
+SMALL: dict[str, Any] = {
+    "student": "digits_mlp",
+    "epochs": 3,
+    "milestones": (2,),
+    "batch_size": 32,
+    "progress": False,
+    "device": "cpu",
+}
+
+
+def train_run(out: Path, cache: Path, loss: str, seed: int, logits: str = "raw") -> Path:
+    """One finished ``train`` run directory."""
+    import torch
+
+    from sortkd_cache.pipelines.train import TrainConfig, train
+
+    torch.set_num_threads(1)
+    options = {} if loss == "ce" else {"logits": logits}
+    train(TrainConfig(cache=str(cache), out=str(out), loss=loss, seed=seed, **SMALL, **options))
+    return out
+
+
 @pytest.fixture
 def make_store(tmp_path: Path) -> Callable[..., Path]:
     """Dump a small store with the real dump pipeline; keyword arguments go to DumpConfig."""

@@ -89,9 +89,9 @@ def test_every_package_folder_is_listed_in_pyproject() -> None:
 HELP_PROBE = r"""
 import contextlib, io, json, sys, time
 t0 = time.perf_counter()
-from sortkd_cache.cli.main import cli
+from sortkd_cache.cli.main import all_commands, cli
 out = {}
-for name in [None, *sorted(cli.commands)]:
+for name in [None, *sorted(all_commands())]:
     buf = io.StringIO()
     args = ([name] if name else []) + ["--help"]
     with contextlib.redirect_stdout(buf):

@@ -66,13 +66,36 @@ def test_cli_lists_come_from_the_registries() -> None:
     assert " | ".join(METHODS.names()) in CliRunner().invoke(cli, ["sort", "--help"]).output
 
 
-def test_a_command_module_that_fails_to_import_fails_loudly() -> None:
-    """Before, cli/main.py dropped such a command from the group without a word."""
+@pytest.mark.parametrize("args", [["verify", "--help"], ["copy", "a", "b"], ["--help"]])
+def test_a_command_module_that_fails_to_import_fails_loudly(args: list[str]) -> None:
+    """Before, cli/main.py dropped such a command from the group without a word. Modules load
+    when one of their commands runs, or when ``--help`` lists every command."""
     probe = (
         "import sys\n"
         "sys.modules['sortkd_cache.cli._cmd_share'] = None  # as if its import failed\n"
-        "import sortkd_cache.cli.main\n"
+        "from sortkd_cache.cli.main import main\n"
+        "sys.argv = ['sortkd-cache', *sys.argv[1:]]\n"
+        "main()\n"
     )
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
     assert proc.returncode != 0
     assert "sortkd_cache.cli._cmd_share" in proc.stderr
+
+
+def test_lazy_targets_import_on_first_call() -> None:
+    """A registry entry's heavy part is a ``module:attr`` target, imported when first called."""
+    from sortkd_cache import Lazy
+    from sortkd_cache.datasets import DATASETS
+    from sortkd_cache.models import MODELS
+
+    join = Lazy[[str, str], str]("posixpath:join")
+    assert join("a", "b") == "a/b" and join == Lazy("posixpath:join") and "posixpath" in repr(join)
+    for bad in ("posixpath", ":join", "posixpath:", "a:b:c"):
+        with pytest.raises(ValueError, match="module:attr"):
+            Lazy(bad)
+    with pytest.raises(TypeError, match="not a callable"):
+        Lazy("posixpath:sep").resolve()
+    for name, info in MODELS.items():  # every built-in model: a function of its own name
+        assert isinstance(info.factory, Lazy) and info.factory.target.endswith(f":{name}")
+        assert callable(info.factory.resolve())
+    assert all(isinstance(kind.load, Lazy) for _, kind in DATASETS.items())

@@ -1,9 +1,14 @@
 """Datasets by SPEC (``digits``, ``cifar10``, ``cifar100``, ``imagefolder:PATH``,
-``fake:N:C:SIZE``) as uint8 images with labels and a content fingerprint."""
+``fake:N:C:SIZE``) as uint8 images with labels and a content fingerprint.
+
+The registry and the SPEC parser read without torch (``sortkd-cache list datasets``); the
+dataset classes and loaders (torch) are imported on first use."""
 
 from __future__ import annotations
 
-from ._base import DatasetInfo, ImageDataset, fingerprint_images
+from typing import TYPE_CHECKING
+
+from .._registry import lazy_names
 from ._spec import (
     DATASETS,
     KNOWN_DATASETS,
@@ -15,8 +20,21 @@ from ._spec import (
     parse_dataset_spec,
     spec_classes,
 )
-from .cifar import default_data_root
-from .imagefolder import IMAGE_EXTENSIONS, ImageFolderDataset
+
+if TYPE_CHECKING:
+    from ._base import DatasetInfo, ImageDataset, fingerprint_images
+    from .cifar import default_data_root
+    from .imagefolder import IMAGE_EXTENSIONS, ImageFolderDataset
+
+#: The names whose modules import torch, by module: loaded on first use.
+__getattr__ = lazy_names(
+    __name__,
+    {
+        **dict.fromkeys(("DatasetInfo", "ImageDataset", "fingerprint_images"), "_base"),
+        "default_data_root": "cifar",
+        **dict.fromkeys(("IMAGE_EXTENSIONS", "ImageFolderDataset"), "imagefolder"),
+    },
+)
 
 __all__ = [
     "DATASETS",

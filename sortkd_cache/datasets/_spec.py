@@ -13,19 +13,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .._registry import Registry, named_entry
+from .._registry import Lazy, Registry, named_entry
 from ..choices import SPLITS
 from ..errors import DatasetError
-from ._base import ImageDataset
-from .cifar import load_cifar
-from .digits import load_digits
-from .digits100 import MAX_PER_CLASS, load_digits100
-from .fake import load_fake
-from .imagefolder import load_imagefolder
+
+if TYPE_CHECKING:
+    from ._base import ImageDataset
 
 __all__ = [
     "DATASETS",
+    "MAX_PER_CLASS",
     "KNOWN_DATASETS",
     "ROOTED",
     "SPLITS",
@@ -40,6 +39,8 @@ __all__ = [
 #: N x 3 x SIZE^2; the class patterns, C x 3 x SIZE^2 float64)
 FAKE_MAX_BYTES = 4 << 30
 _FAKE_FIELDS: tuple[tuple[str, int], ...] = (("N", 1), ("C", 2), ("SIZE", 8))
+#: digits100:N: at most this many train images per class
+MAX_PER_CLASS = 1000
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,9 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class DatasetKind:
-    """One dataset name: its SPEC grammar, how its arguments parse, how a split loads."""
+    """One dataset name: its SPEC grammar, how its arguments parse, how a split loads
+    (``load`` may be :class:`~sortkd_cache._registry.Lazy`: the loader's module, and torch,
+    are imported when a split is first loaded, not when the name is listed or parsed)."""
 
     name: str
     grammar: str
@@ -168,36 +171,28 @@ def _check_fake_arrays(spec: str, n: int, c: int, size: int) -> None:
             )
 
 
-def _load_digits(p: DatasetSpec, split: str, root: str | None, download: bool) -> ImageDataset:
-    return load_digits(split)
-
-
-def _load_digits100(p: DatasetSpec, split: str, root: str | None, download: bool) -> ImageDataset:
-    return load_digits100(split, int(p.args[0]) if p.args else None)
-
-
-def _load_fake(p: DatasetSpec, split: str, root: str | None, download: bool) -> ImageDataset:
-    n, c, size = p.fake_params()
-    return load_fake(n, c, size, split)
-
-
-def _load_folder(p: DatasetSpec, split: str, root: str | None, download: bool) -> ImageDataset:
-    return load_imagefolder(p.args[0], split)
-
-
-def _load_cifar(p: DatasetSpec, split: str, root: str | None, download: bool) -> ImageDataset:
-    return load_cifar(p.name, split, data_root=root, download=download)
+def _loader(name: str) -> Callable[[DatasetSpec, str, str | None, bool], ImageDataset]:
+    """This package's loader of one dataset (sortkd_cache.datasets._loaders), imported on use."""
+    return Lazy[[DatasetSpec, str, "str | None", bool], "ImageDataset"](
+        f"sortkd_cache.datasets._loaders:{name}"
+    )
 
 
 for _kind in (
-    DatasetKind("cifar10", "cifar10", _no_args, _load_cifar, True, lambda p: 10),
-    DatasetKind("cifar100", "cifar100", _no_args, _load_cifar, True, lambda p: 100),
-    DatasetKind("digits", "digits", _no_args, _load_digits, classes=lambda p: 10),
+    DatasetKind("cifar10", "cifar10", _no_args, _loader("cifar"), True, lambda p: 10),
+    DatasetKind("cifar100", "cifar100", _no_args, _loader("cifar"), True, lambda p: 100),
+    DatasetKind("digits", "digits", _no_args, _loader("digits"), classes=lambda p: 10),
     DatasetKind(
-        "digits100", "digits100[:N]", _digits100_args, _load_digits100, classes=lambda p: 100
+        "digits100",
+        "digits100[:N]",
+        _digits100_args,
+        _loader("digits100"),
+        classes=lambda p: 100,
     ),
-    DatasetKind("fake", "fake:N:C:SIZE", _fake_args, _load_fake, classes=lambda p: int(p.args[1])),
-    DatasetKind("imagefolder", "imagefolder:PATH", _folder_args, _load_folder),
+    DatasetKind(
+        "fake", "fake:N:C:SIZE", _fake_args, _loader("fake"), classes=lambda p: int(p.args[1])
+    ),
+    DatasetKind("imagefolder", "imagefolder:PATH", _folder_args, _loader("imagefolder")),
 ):
     DATASETS.add(_kind.name, _kind)
 #: This package's dataset names that live under a data root (``--data-root``, ``--download``);

@@ -29,6 +29,7 @@ import torch
 
 from ..errors import DatasetError
 from ._base import DatasetInfo, ImageDataset
+from ._spec import MAX_PER_CLASS
 from .digits import DIGITS_MEAN, DIGITS_STD, digit_images, source_indices
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
 
 DEFAULT_TRAIN_PER_CLASS = 60
 TEST_PER_CLASS = 20
-MAX_PER_CLASS = 1000
 _SEED = 20260001
 _SPLIT_IDS = {"train": 0, "test": 1}
 

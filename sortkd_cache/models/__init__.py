@@ -8,9 +8,10 @@ model (``timm:NAME``, optional extra), with pretrained weights from the local ca
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from sortkd_cache._registry import lazy_names
+from sortkd_cache.models._catalog import MODELS, ModelFactory, ModelInfo, register_model
 from sortkd_cache.models._preprocess import (
     INTERPOLATIONS,
     TeacherPreprocess,
@@ -21,39 +22,26 @@ from sortkd_cache.models._preprocess import (
 if TYPE_CHECKING:
     from sortkd_cache.models._pretrained import create_pretrained, is_offline, native_preprocess
     from sortkd_cache.models._registry import (
-        MODELS,
-        ModelFactory,
-        ModelInfo,
         check_architecture,
         create_model,
         list_models,
         model_exists,
         model_info,
-        register_model,
     )
 
-#: The preprocessing record above reads without torch (``info``); every other name loads the
-#: architectures (torch) on first use, registering them before the registry is handed out.
-_LAZY = {
-    **dict.fromkeys(("create_pretrained", "is_offline", "native_preprocess"), "_pretrained"),
-    **dict.fromkeys(
-        ("MODELS", "ModelFactory", "ModelInfo", "check_architecture", "create_model",
-         "list_models", "model_exists", "model_info", "register_model"),
-        "_registry",
-    ),
-}  # fmt: skip
-_ARCHITECTURES = ("resnet_cifar", "small", "vgg_cifar", "wrn")
-
-
-def __getattr__(name: str) -> Any:
-    where = _LAZY.get(name)
-    if where is None:
-        raise AttributeError(f"module 'sortkd_cache.models' has no attribute '{name}'")
-    for arch in _ARCHITECTURES:  # imported for their registrations
-        importlib.import_module(f"sortkd_cache.models.{arch}")
-    value = getattr(importlib.import_module(f"sortkd_cache.models.{where}"), name)
-    globals()[name] = value
-    return value
+#: The registry (names, families, descriptions: ``list``) and the preprocessing record
+#: (``info``) read without torch; the names that build models (torch, torchvision) load on
+#: first use. An architecture's own module is imported when that model is first built.
+__getattr__ = lazy_names(
+    __name__,
+    {
+        **dict.fromkeys(("create_pretrained", "is_offline", "native_preprocess"), "_pretrained"),
+        **dict.fromkeys(
+            ("check_architecture", "create_model", "list_models", "model_exists", "model_info"),
+            "_registry",
+        ),
+    },
+)
 
 
 __all__ = [

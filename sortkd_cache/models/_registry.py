@@ -1,6 +1,7 @@
-"""The model registry: architecture names to factories, timm style.
+"""Building models by name, timm style: :func:`create_model`.
 
-Architectures written in this package register themselves with :func:`register_model`;
+The registry (:data:`MODELS`, :func:`register_model`) lives in the torch-free
+:mod:`sortkd_cache.models._catalog`, which declares this package's architectures;
 :func:`create_model` builds one by name. Names not in the registry fall back to
 torchvision's classification models (``resnet18``, ``mobilenet_v3_small``, ...), built
 with random weights; ``timm:NAME`` builds a timm model (optional dependency);
@@ -13,21 +14,13 @@ torchvision names
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import torch.nn as nn
 
-from sortkd_cache._registry import Registry
 from sortkd_cache.errors import ModelError
+from sortkd_cache.models._catalog import MODELS, ModelFactory, ModelInfo, register_model
 from sortkd_cache.models._timm import create_timm_model, is_timm_name, timm_name_exists
 from sortkd_cache.models._torchvision import create_torchvision_model, torchvision_model_names
-from sortkd_cache.models._user import (
-    call_user_model,
-    is_user_name,
-    model_from_entry_point,
-    resolve_user_model,
-)
+from sortkd_cache.models._user import call_user_model, is_user_name, resolve_user_model
 
 __all__ = [
     "MODELS",
@@ -40,63 +33,6 @@ __all__ = [
     "model_info",
     "register_model",
 ]
-
-ModelFactory = Callable[[int, int], nn.Module]
-"""A factory ``(num_classes, in_chans) -> nn.Module``."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """One registry entry."""
-
-    name: str
-    family: str
-    description: str
-    factory: ModelFactory
-
-    def to_dict(self) -> dict[str, str]:
-        """The entry without its factory (JSON friendly)."""
-        return {"name": self.name, "family": self.family, "description": self.description}
-
-
-def _from_package(name: str, loaded: object, package: str) -> ModelInfo:
-    """A ``sortkd_cache.models`` entry point: a :class:`ModelInfo` named ``name``, or a
-    callable taking ``num_classes=`` and ``in_chans=`` (the family is its package)."""
-    if isinstance(loaded, ModelInfo):
-        if loaded.name != name:
-            raise ModelError(f"model entry point {name!r} of {package!r} is named {loaded.name!r}")
-        return loaded
-    doc = (getattr(loaded, "__doc__", None) or "").strip().splitlines()
-    factory = model_from_entry_point(name, loaded, package)
-    return ModelInfo(name, package, doc[0] if doc else f"from package {package}", factory)
-
-
-#: The architectures of this package and of installed plugins (``sortkd_cache.models`` entry
-#: points), by name (torchvision's are looked up separately).
-MODELS: Registry[ModelInfo] = Registry(
-    "model",
-    error=ModelError,
-    extra="(plus any torchvision classification model, e.g. resnet18, timm:NAME and "
-    "module:callable)",
-    group="sortkd_cache.models",
-    adapt=_from_package,
-)
-
-
-def register_model(
-    name: str, *, family: str, description: str
-) -> Callable[[ModelFactory], ModelFactory]:
-    """Decorator: register ``factory(num_classes, in_chans) -> nn.Module`` under ``name``.
-
-    Raises :class:`ModelError` if ``name`` is empty or already registered.
-    """
-    MODELS.check_name(name)
-
-    def decorator(factory: ModelFactory) -> ModelFactory:
-        MODELS.add(name, ModelInfo(name, family, description, factory))
-        return factory
-
-    return decorator
 
 
 def list_models() -> list[str]:

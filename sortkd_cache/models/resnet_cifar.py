@@ -8,11 +8,11 @@ input), so any input of 8x8 px or more works.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from sortkd_cache.models._registry import register_model
 
 __all__ = ["BasicBlock", "CifarResNet"]
 
@@ -100,13 +100,18 @@ _BASE = [16, 16, 32, 64]
 _X4 = [32, 64, 128, 256]
 
 
-def _register(name: str, depth: int, widths: list[int], note: str) -> None:
-    @register_model(name, family="resnet_cifar", description=note)
-    def _factory(num_classes: int, in_chans: int) -> nn.Module:
-        return CifarResNet(depth, widths, num_classes, in_chans)
+def _build(depth: int, widths: list[int], num_classes: int, in_chans: int) -> nn.Module:
+    return CifarResNet(depth, widths, num_classes, in_chans)
 
 
-for _depth in (8, 14, 20, 32, 44, 56, 110):
-    _register(f"resnet{_depth}", _depth, _BASE, f"CIFAR ResNet-{_depth} (CRD), widths 16-16-32-64")
-_register("resnet8x4", 8, _X4, "CIFAR ResNet-8x4 (CRD), widths 32-64-128-256")
-_register("resnet32x4", 32, _X4, "CIFAR ResNet-32x4 (CRD), widths 32-64-128-256")
+# The factories ``(num_classes, in_chans) -> nn.Module`` the registry names
+# (sortkd_cache.models._catalog declares them, with their descriptions).
+resnet8 = partial(_build, 8, _BASE)
+resnet14 = partial(_build, 14, _BASE)
+resnet20 = partial(_build, 20, _BASE)
+resnet32 = partial(_build, 32, _BASE)
+resnet44 = partial(_build, 44, _BASE)
+resnet56 = partial(_build, 56, _BASE)
+resnet110 = partial(_build, 110, _BASE)
+resnet8x4 = partial(_build, 8, _X4)
+resnet32x4 = partial(_build, 32, _X4)

@@ -15,9 +15,16 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from sortkd_cache.models._registry import register_model
-
-__all__ = ["DigitsCNN", "DigitsMLP"]
+__all__ = [
+    "DigitsCNN",
+    "DigitsMLP",
+    "digits100_cnn_l",
+    "digits100_cnn_s",
+    "digits100_mlp",
+    "digits_cnn_l",
+    "digits_cnn_s",
+    "digits_mlp",
+]
 
 
 class DigitsMLP(nn.Module):
@@ -85,47 +92,31 @@ class DigitsCNN(nn.Module):
         return out
 
 
-@register_model("digits_mlp", family="digits", description="MLP 64-128-C for 8x8 digits")
 def digits_mlp(num_classes: int, in_chans: int) -> nn.Module:
     """About 9.6k parameters for 10 classes, 1 channel."""
     return DigitsMLP(num_classes, in_chans)
 
 
-@register_model(
-    "digits_cnn_s", family="digits", description="student CNN 16-32 | 48 for 8x8 digits"
-)
 def digits_cnn_s(num_classes: int, in_chans: int) -> nn.Module:
     """About 19k parameters for 10 classes, 1 channel."""
     return DigitsCNN([16, 32], [48], num_classes, in_chans)
 
 
-@register_model(
-    "digits_cnn_l", family="digits", description="teacher CNN 32-64 | 128-96 for 8x8 digits"
-)
 def digits_cnn_l(num_classes: int, in_chans: int) -> nn.Module:
     """About 0.2M parameters for 10 classes, 1 channel."""
     return DigitsCNN([32, 64], [128, 96], num_classes, in_chans)
 
 
-@register_model("digits100_mlp", family="digits", description="MLP 128-128-C for 8x16 digits100")
 def digits100_mlp(num_classes: int, in_chans: int) -> nn.Module:
     """About 29k parameters for 100 classes, 1 channel."""
     return DigitsMLP(num_classes, in_chans, size=(8, 16))
 
 
-@register_model(
-    "digits100_cnn_s", family="digits", description="student CNN 16-32 | 48, 1x2 pool, for 8x16"
-)
 def digits100_cnn_s(num_classes: int, in_chans: int) -> nn.Module:
     """About 28k parameters for 100 classes, 1 channel."""
     return DigitsCNN([16, 32], [48], num_classes, in_chans, pool=(1, 2))
 
 
-@register_model(
-    "digits100_cnn_l",
-    family="digits",
-    description="teacher CNN 32-64 | 128-96, 1x2 pool, for 8x16",
-)
 def digits100_cnn_l(num_classes: int, in_chans: int) -> nn.Module:
     """About 0.2M parameters for 100 classes, 1 channel."""
     return DigitsCNN([32, 64], [128, 96], num_classes, in_chans, pool=(1, 2))

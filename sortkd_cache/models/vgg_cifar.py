@@ -11,12 +11,11 @@ exactly CRD's. These names shadow torchvision's ImageNet ``vgg11`` ... ``vgg19``
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from sortkd_cache.models._registry import register_model
 
 __all__ = ["CifarVGG"]
 
@@ -97,13 +96,14 @@ class CifarVGG(nn.Module):
         return out
 
 
-def _register(name: str) -> None:
-    depth = name.removeprefix("vgg")
-
-    @register_model(name, family="vgg_cifar", description=f"CIFAR VGG-{depth} with BN (CRD)")
-    def _factory(num_classes: int, in_chans: int) -> nn.Module:
-        return CifarVGG(_CFG[name], num_classes, in_chans)
+def _build(cfg: str, num_classes: int, in_chans: int) -> nn.Module:
+    return CifarVGG(_CFG[cfg], num_classes, in_chans)
 
 
-for _name in _CFG:
-    _register(_name)
+# The factories ``(num_classes, in_chans) -> nn.Module`` the registry names
+# (sortkd_cache.models._catalog declares them, with their descriptions).
+vgg8 = partial(_build, "vgg8")
+vgg11 = partial(_build, "vgg11")
+vgg13 = partial(_build, "vgg13")
+vgg16 = partial(_build, "vgg16")
+vgg19 = partial(_build, "vgg19")

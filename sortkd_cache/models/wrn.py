@@ -8,12 +8,11 @@ channels and an adaptive final pool (identical to CRD's ``avg_pool2d(8)`` on 32x
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from sortkd_cache.models._registry import register_model
 
 __all__ = ["WideBasicBlock", "WideResNet"]
 
@@ -119,13 +118,13 @@ class WideResNet(nn.Module):
         return logits
 
 
-def _register(depth: int, widen: int) -> None:
-    name = f"wrn_{depth}_{widen}"
-
-    @register_model(name, family="wrn", description=f"WideResNet-{depth}-{widen} (CRD)")
-    def _factory(num_classes: int, in_chans: int) -> nn.Module:
-        return WideResNet(depth, num_classes, widen_factor=widen, in_chans=in_chans)
+def _build(depth: int, widen: int, num_classes: int, in_chans: int) -> nn.Module:
+    return WideResNet(depth, num_classes, widen_factor=widen, in_chans=in_chans)
 
 
-for _depth, _widen in ((16, 1), (16, 2), (40, 1), (40, 2)):
-    _register(_depth, _widen)
+# The factories ``(num_classes, in_chans) -> nn.Module`` the registry names
+# (sortkd_cache.models._catalog declares them, with their descriptions).
+wrn_16_1 = partial(_build, 16, 1)
+wrn_16_2 = partial(_build, 16, 2)
+wrn_40_1 = partial(_build, 40, 1)
+wrn_40_2 = partial(_build, 40, 2)

@@ -15,7 +15,7 @@ import torch
 from click.testing import CliRunner, Result
 
 from sortkd_cache.checkpoint import save_weights
-from sortkd_cache.cli.main import cli
+from sortkd_cache.cli.main import COMMANDS, all_commands, cli
 from sortkd_cache.models import create_model
 from sortkd_cache.pipelines.dump import DumpConfig, dump
 
@@ -241,3 +241,13 @@ def test_console_script_nan_logits(files, tmp_path: Path) -> None:
     out = tmp_path / "nan.zarr"
     r = run_cli("dump", *FAST, "--teacher-ckpt", str(files["nan"]), "--out", str(out))
     assert_one_error_line(r.returncode, r.stderr, "nan", "sample 0, view 0")
+
+
+def test_every_command_is_named_with_its_module() -> None:
+    """The group imports a command's module when it is first used; the names it offers are
+    exactly the commands that the modules define."""
+    commands = all_commands()
+    assert set(commands) == set(COMMANDS)
+    for name, cmd in commands.items():
+        assert cmd.name == name and cmd.callback is not None
+        assert cmd.callback.__module__ == f"sortkd_cache.cli.{COMMANDS[name]}"

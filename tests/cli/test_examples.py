@@ -31,7 +31,7 @@ import pytest
 import tomllib
 from click.testing import CliRunner
 
-from sortkd_cache.cli.main import cli
+from sortkd_cache.cli.main import all_commands, cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -87,7 +87,7 @@ def _doc_lines(path: Path) -> list[tuple[str, str]]:
 
 def _help_lines() -> list[tuple[str, str]]:
     picked = []
-    for name, cmd in sorted(cli.commands.items()):
+    for name, cmd in sorted(all_commands().items()):
         for text in (cmd.help or "", cmd.epilog or ""):
             picked += [(f"`sortkd-cache {name} --help`", line) for line in text.splitlines()]
     picked += [("`sortkd-cache --help`", line) for line in (cli.help or "").splitlines()]
@@ -135,7 +135,7 @@ def parse(text: str) -> str | None:
         return None if argv in (["--version"], ["--help"], ["-h"]) else f"unknown {argv[0]}"
     cmd = cli.get_command(top, argv[0])
     if cmd is None:
-        return f"unknown command {argv[0]!r}; known: {', '.join(sorted(cli.commands))}"
+        return f"unknown command {argv[0]!r}; known: {', '.join(sorted(all_commands()))}"
     try:
         ctx = cmd.make_context(argv[0], argv[1:], parent=top)
     except click.MissingParameter as exc:

@@ -3,6 +3,8 @@
 Each command runs in-process (the CLI's own group, through click's CliRunner) in a fresh
 interpreter, which then reports whether ``torch`` is in ``sys.modules``. A command that needs
 a model (``verify --recompute``, a derived ``copy``) still gets it (the control case).
+``list`` reads every registry by name (models and datasets included: their factories and
+loaders are lazy ``module:attr`` targets), and ``report`` reads runs made by ``train``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import cli_env
+from ..conftest import cli_env, train_run
 
 _PROBE = """
 import json, sys
@@ -50,16 +52,34 @@ def _run_in_fresh_process(*args: str) -> dict[str, object]:
         ("verify", "{store}", "--json"),
         ("copy", "{store}", "{tmp}/copy.zarr"),
         ("copy", "{store}", "{tmp}/copy.zip"),
+        ("list",),
+        ("list", "--json"),
+        ("list", "models"),
+        ("list", "datasets"),
         ("list", "losses", "augment", "methods"),
+        ("list", "backends", "--json"),
+        ("report", "{runs}"),
+        ("report", "{runs}", "--json", "--baseline", "ce"),
+        ("report", "{runs}", "--out", "{tmp}/report"),
     ],
 )
 def test_a_command_that_needs_no_model_does_not_import_torch(
-    small_store: Path, tmp_path: Path, args: tuple[str, ...]
+    small_store: Path, runs: Path, tmp_path: Path, args: tuple[str, ...]
 ) -> None:
-    filled = [a.format(store=small_store, tmp=tmp_path) for a in args]
+    filled = [a.format(store=small_store, tmp=tmp_path, runs=runs) for a in args]
     found = _run_in_fresh_process(*filled)
     assert found["code"] == 0, found["out"]
     assert found["torch"] is False, (args, found["out"])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, small_store: Path) -> Path:
+    """Four finished ``train`` runs: CE and KD, seeds 0 and 1."""
+    root = tmp_path_factory.mktemp("no-torch-runs")
+    for loss in ("ce", "kd"):
+        for seed in (0, 1):
+            train_run(root / f"{loss}-{seed}", small_store, loss, seed)
+    return root
 
 
 def test_the_commands_do_their_work_without_torch(small_store: Path, tmp_path: Path) -> None:
@@ -70,6 +90,37 @@ def test_the_commands_do_their_work_without_torch(small_store: Path, tmp_path: P
     dst = tmp_path / "c.zarr"
     assert _run_in_fresh_process("copy", str(small_store), str(dst))["code"] == 0
     assert _run_in_fresh_process("verify", str(dst))["code"] == 0
+    models = json.loads(str(_run_in_fresh_process("list", "models", "--json")["out"]))
+    assert {"resnet8", "wrn_40_2", "digits_mlp"} <= set(models["models"]["names"])
+    datasets = json.loads(str(_run_in_fresh_process("list", "datasets", "--json")["out"]))
+    assert {"cifar100", "digits", "fake"} <= set(datasets["datasets"]["names"])
+
+
+def test_report_reads_the_runs_without_torch(runs: Path, tmp_path: Path) -> None:
+    found = _run_in_fresh_process("report", str(runs), "--json", "--out", str(tmp_path / "r"))
+    assert found["torch"] is False and found["code"] == 0, found["out"]
+    data = json.loads(str(found["out"]))
+    assert sorted(len(v["seeds"]) for v in data["variants"]) == [2, 2]
+    assert (tmp_path / "r" / "report.html").stat().st_size > 0
+
+
+_RECIPE_PROBE = """
+import sys
+from sortkd_cache.pipelines.recipe import load_recipe
+recipe = load_recipe(sys.argv[1])
+print(len(recipe.students), "torch" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("name", ["digits_demo", "cifar100_resnet32x4_resnet8x4"])
+def test_a_recipe_of_registered_architectures_loads_without_torch(name: str) -> None:
+    """What ``report`` reads of a recipe output: its recipe, checked (architectures by name)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _RECIPE_PROBE, name], capture_output=True, text=True, env=cli_env()
+    )
+    assert proc.returncode == 0, proc.stderr
+    students, imported = proc.stdout.split()
+    assert int(students) > 0 and imported == "False", proc.stdout
 
 
 def test_a_derived_copy_still_computes_with_torch(small_store: Path, tmp_path: Path) -> None:

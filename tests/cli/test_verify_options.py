@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sortkd_cache.cli.main import cli
+from sortkd_cache.cli.main import all_commands, cli
 from sortkd_cache.pipelines.configs import DumpConfig, TrainConfig
 from sortkd_cache.pipelines.recompute import RecomputeConfig
 
 
 def test_device_defaults_agree() -> None:
-    verify = next(c for c in cli.commands.values() if c.name == "verify")
+    verify = all_commands()["verify"]
     device = next(p for p in verify.params if p.name == "device")
     declared = {f.name: f.default for f in dataclasses.fields(DumpConfig)}["device"]
     trained = {f.name: f.default for f in dataclasses.fields(TrainConfig)}["device"]

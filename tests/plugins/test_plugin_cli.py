@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,28 @@ def test_list_shows_the_package_of_each_plugin_name(plugin_site: PluginSite) -> 
     text = _cli(plugin_site, "list", "models", "losses", "methods").stdout
     for name in ("pooled_mlp", "logit_mse", "lift"):
         assert f"{name} (from {PACKAGE})" in text
+
+
+_LIST_PROBE = """
+import json, sys
+from click.testing import CliRunner
+from sortkd_cache.cli.main import cli
+out = CliRunner().invoke(cli, ["list", "--json"]).output
+loaded = sorted(m for m in sys.modules if m in ("torch", "sortkd_plugin_example"))
+print(json.dumps({"list": json.loads(out), "loaded": loaded}))
+"""
+
+
+def test_list_names_the_plugins_without_importing_them_or_torch(plugin_site: PluginSite) -> None:
+    """Entry points are named from the installed package's metadata: ``list`` shows them with
+    their package, and neither the plugin's modules nor torch are imported."""
+    proc = subprocess.run([sys.executable, "-c", _LIST_PROBE], env=plugin_site.env(),
+                          capture_output=True, text=True, timeout=300, check=True)  # fmt: skip
+    found = json.loads(proc.stdout)
+    assert found["loaded"] == []
+    assert found["list"]["models"]["packages"] == {"pooled_mlp": PACKAGE}
+    assert found["list"]["losses"]["packages"] == {"logit_mse": PACKAGE}
+    assert found["list"]["methods"]["packages"] == {"lift": PACKAGE}
 
 
 @pytest.fixture(scope="module")

@@ -5,32 +5,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
-import torch
 
-from ..conftest import dump_and_sort
+from ..conftest import SMALL, dump_and_sort, train_run
 
-#: a tiny student run (digits_mlp, batch 32: 3 steps an epoch), as TrainConfig kwargs
-SMALL: dict[str, Any] = {
-    "student": "digits_mlp",
-    "epochs": 3,
-    "milestones": (2,),
-    "batch_size": 32,
-    "progress": False,
-    "device": "cpu",
-}
-
-
-def train_run(out: Path, cache: Path, loss: str, seed: int, logits: str = "raw") -> Path:
-    """One finished ``train`` run directory."""
-    from sortkd_cache.pipelines.train import TrainConfig, train
-
-    torch.set_num_threads(1)
-    options = {} if loss == "ce" else {"logits": logits}
-    train(TrainConfig(cache=str(cache), out=str(out), loss=loss, seed=seed, **SMALL, **options))
-    return out
+__all__ = ["SMALL", "subset", "train_run"]
 
 
 @pytest.fixture(scope="session")
