@@ -94,8 +94,8 @@ def _max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> f
 )
 def test_stacked_equals_unstacked(optimizer: object, student: str) -> None:
     """Each stacked member steps with its own torch.optim optimizer: the same class and state
-    as unstacked; only the batched forward and backward round differently. (AdamW on a
-    BatchNorm CNN amplifies that rounding where a gradient is close to zero: docs/sweep.md.)"""
+    as unstacked; only the batched forward and backward round differently. (AdamW on
+    digits_cnn_s: test_stack_rounding.py, where rounding crosses a ReLU's kink.)"""
     data = batches(10, seed=1)
     grid = list(enumerate(zip((0, 1, 2), ("kd", "ce", "dkd"), strict=True)))
     solo = [member(f"m{i}", s, loss, student, optimizer) for i, (s, loss) in grid]
