@@ -66,12 +66,13 @@ def _store(root: Path, spec: str, teacher: str, views: int, methods: tuple[str, 
     return out
 
 
-def _members(losses: list[str], kinds: list[str], seeds: list[int]) -> list[tuple[str, str, int]]:
+def members_of(grid: dict[str, list[Any]]) -> list[tuple[str, str, int]]:
+    """The (loss, logits, seed) members of a sweep grid (``ce`` reads no logits: raw only)."""
     return [
         (loss, kind, seed)
-        for loss in losses
-        for kind in (kinds if loss != "ce" else ["raw"])
-        for seed in seeds
+        for loss in grid["loss"]
+        for kind in (grid["logits"] if loss != "ce" else ["raw"])
+        for seed in grid["seeds"]
     ]
 
 
@@ -80,7 +81,7 @@ def _compare(
     stacks: list[str], repeats: int,
 ) -> dict[str, list[float]]:  # fmt: skip
     """Interleaved timings: one sweep per stack mode, then the sequential train runs."""
-    members = _members(grid["loss"], grid["logits"], grid["seeds"])
+    members = members_of(grid)
     seq = [
         [*CLI, "train", "--cache", str(store), "--student", student, "--loss", loss,
          "--logits", kind, "--seed", str(seed), "--data-seed", "0", *common,
@@ -113,18 +114,25 @@ def digits(root: Path, quick: bool, repeats: int, device: str) -> dict[str, Any]
             "ratio_sweep_over_sequential": med["sweep_off"] / med["sequential"]}  # fmt: skip
 
 
+RESNET_GRID = {"loss": ["kd", "dkd"], "logits": ["raw", "sort"], "seeds": [0, 1]}
+
+
 def resnet(
-    root: Path, quick: bool, repeats: int, device: str, n: int | None = None
-) -> dict[str, Any]:
+    root: Path, quick: bool, repeats: int, device: str, n: int | None = None,
+    grid: dict[str, list[Any]] | None = None, shape: str = "100:32",
+) -> dict[str, Any]:  # fmt: skip
+    """The resnet8x4 sweep (``grid``: 8 members unless told) on ``fake:n:shape`` (classes and
+    image size), stacked and unstacked, against its members' ``train`` runs."""
     n = n or (128 if quick else 512)
-    store = _store(root, f"fake:{n}:100:32", "resnet8", 2, ("sort",))
-    grid = {"loss": ["kd", "dkd"], "logits": ["raw", "sort"], "seeds": [0, 1]}
+    grid = grid or RESNET_GRID
+    store = _store(root, f"fake:{n}:{shape}", "resnet8", 2, ("sort",))
     common = ["--epochs", "1", "--milestones", "", "--batch-size", "64", "--device", device,
               "--no-progress"]  # fmt: skip
     times = _compare(store, root / "resnet", "resnet8x4", grid, common, ["on", "off"], repeats)
-    images = 8 * (n // 64) * 64
+    members = len(members_of(grid))
+    images = members * (n // 64) * 64
     rate = {k: images / statistics.median(v) for k, v in times.items()}
-    return {"members": 8, "samples": n, "seconds": times, "student_images_per_s": rate,
+    return {"members": members, "samples": n, "seconds": times, "student_images_per_s": rate,
             "speedup_stacked": rate["sweep_on"] / rate["sequential"],
             "speedup_unstacked": rate["sweep_off"] / rate["sequential"]}  # fmt: skip
 

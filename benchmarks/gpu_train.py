@@ -18,8 +18,9 @@ does not depend on what they learnt):
 
 Prints one Markdown table (and ``--json PATH`` writes the figures with the machine). Each
 part is timed; a part that would start after ``--budget`` seconds is skipped and says so.
-``--smoke`` runs every part at tiny sizes on the CPU, without ``--compile`` (minutes on a
-CPU), in a minute or two: the test suite runs it so that the script cannot rot.
+``--smoke`` runs every part's code once at tiny sizes on the CPU, without ``--compile`` (and
+a sweep of 2, which still runs stacked, unstacked and one after another), in under a minute on
+an idle 2-core CPU: the test suite runs it so that the script cannot rot.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine
-from bench_sweep import resnet as sweep_of_8
+from bench_sweep import RESNET_GRID, members_of
+from bench_sweep import resnet as sweep_of_resnets
 
 
 @dataclass(frozen=True)
@@ -54,14 +56,24 @@ class Sizes:
     dump_samples: int
     teacher: str
     compile: bool
+    #: the sweep's members (loss x logits x seeds: 8 on a GPU, 2 in the smoke run, which
+    #: still runs the stacked, unstacked and one-after-another paths once each)
+    sweep_grid: dict[str, list[Any]]
+
+    @property
+    def sweep_part(self) -> str:
+        return f"sweep of {len(members_of(self.sweep_grid))}"
 
     @property
     def spec(self) -> str:
         return f"fake:{self.samples}:{self.classes}:{self.image}"
 
 
-GPU = Sizes("cuda", 8192, 100, 32, 64, 3, 8192, 20000, "resnet32x4", True)
-SMOKE = Sizes("cpu", 64, 10, 16, 16, 2, 128, 64, "resnet8", False)
+GPU = Sizes("cuda", 8192, 100, 32, 64, 3, 8192, 20000, "resnet32x4", True, RESNET_GRID)
+SMOKE = Sizes(
+    "cpu", 64, 10, 16, 16, 2, 64, 64, "resnet8", False,
+    {"loss": ["kd"], "logits": ["sort"], "seeds": [0, 1]},
+)  # fmt: skip
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "fp32": {},
@@ -127,11 +139,15 @@ def _ce_rows(root: Path, store: Path, size: Sizes) -> list[tuple[str, str, str, 
 
 
 def _sweep_rows(root: Path, size: Sizes) -> list[tuple[str, str, str, str]]:
-    figures = sweep_of_8(root / "sweep", False, 1, size.device, n=size.sweep_samples)
-    rate = figures["student_images_per_s"]
-    names = {"sweep_on": "stacked", "sweep_off": "unstacked", "sequential": "8 train runs"}
+    shape = f"{size.classes}:{size.image}"
+    figures = sweep_of_resnets(
+        root / "sweep", False, 1, size.device, n=size.sweep_samples, grid=size.sweep_grid,
+        shape=shape,
+    )  # fmt: skip
+    rate, n = figures["student_images_per_s"], figures["members"]
+    names = {"sweep_on": "stacked", "sweep_off": "unstacked", "sequential": f"{n} train runs"}
     return [
-        ("sweep of 8", "resnet8x4", label, f"{rate[key]:.0f} student-images/s")
+        (size.sweep_part, "resnet8x4", label, f"{rate[key]:.0f} student-images/s")
         for key, label in names.items()
     ]
 
@@ -161,7 +177,7 @@ def run(size: Sizes, budget: float) -> tuple[list[tuple[str, str, str, str]], di
         parts = {
             "train step rate": lambda: _train_rows(root, store, size),
             "CE vs cached KD": lambda: _ce_rows(root, store, size),
-            "sweep of 8": lambda: _sweep_rows(root, size),
+            size.sweep_part: lambda: _sweep_rows(root, size),
             "dump": lambda: _dump_rows(root, size),
         }
         for name, part in parts.items():

@@ -1,5 +1,7 @@
 """`benchmarks/gpu_train.py --smoke`: the GPU training benchmark runs every part at tiny sizes
-on the CPU and prints its one table, so the script cannot rot while no GPU is at hand."""
+on the CPU and prints its one table, so the script cannot rot while no GPU is at hand. Every
+row's code path runs once: each train variant but compile, CE and KD, the sweep stacked,
+unstacked and one `train` process per member (a sweep of 2 instead of 8), the bf16 dump."""
 
 from __future__ import annotations
 
@@ -29,8 +31,10 @@ def test_the_gpu_training_benchmark_runs_in_smoke_mode(tmp_path: Path) -> None:
     assert table[0] == "| part | model | variant | figure |"
     rows = json.loads(figures.read_text())["rows"]
     parts = [row[0] for row in rows]
-    for part in ("train step rate", "CE vs cached KD", "sweep of 8", "dump"):
+    for part in ("train step rate", "CE vs cached KD", "sweep of 2", "dump"):
         assert part in parts, parts
+    sweep = [r[2] for r in rows if r[0] == "sweep of 2"]
+    assert sweep == ["stacked", "unstacked", "2 train runs"]
     for _, model, variant, figure in rows:
         assert f"| {model} | {variant} | {figure} |" in proc.stdout
         if "compile" in variant:
