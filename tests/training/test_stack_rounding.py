@@ -14,9 +14,6 @@ apart: nothing lies within float64's rounding of a kink.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import torch
 
 from sortkd_cache.training import Member
@@ -24,15 +21,9 @@ from sortkd_cache.training import Member
 from ._engine import adamw, batches, member, state, train_steps
 
 GRID = list(enumerate(zip((0, 1, 2), ("kd", "ce", "dkd"), strict=True)))
+torch.set_num_threads(1)
+
 KINK = 1e-6  # an activation within this of a ReLU's or max-pool's kink (float32 rounding ~1e-7)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
