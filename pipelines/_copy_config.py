@@ -38,6 +38,12 @@ class DeriveConfig:
     proposal_temperature: float | None = opt(
         None, "The temperature --sample draws at [default: 4].", applies="sample"
     )
+    sample_head: int | None = opt(
+        None,
+        "Keep the teacher's top H classes exactly and draw --sample S from the rest "
+        "[default: 0, draws only].",
+        applies="sample",
+    )
     spell: InitVar[Spell | None] = None
 
     def __post_init__(self, spell: Spell | None) -> None:
@@ -45,7 +51,7 @@ class DeriveConfig:
         check_fields(self, spell)
         check_applies(self, APPLIES, spell)
         parse_temperatures(self.topk_temperatures, spell("topk_temperatures"))
-        check_sample_options(self.sample, self.proposal_temperature, self.topk, spell)
+        check_sample_options(self, spell)
 
     @property
     def active(self) -> bool:

@@ -7,7 +7,7 @@ Each option is one :func:`~sortkd_cache.options.opt` field: its metadata generat
 from __future__ import annotations
 
 from dataclasses import InitVar, asdict, dataclass, fields
-from typing import Any
+from typing import Any, Protocol
 
 from sortkd_cache.augment import get_recipe
 from sortkd_cache.choices import DECODERS, PRECISIONS, SPLITS, TEACHER_INITS
@@ -22,7 +22,7 @@ from sortkd_cache.options import (
     opt,
     opt_of,
 )
-from sortkd_cache.sparse import DEFAULT_TEMPERATURES, check_draws, check_proposal
+from sortkd_cache.sparse import DEFAULT_TEMPERATURES, check_draws, check_head, check_proposal
 
 __all__ = ["DTYPES", "DumpConfig", "check_sample_options", "parse_temperatures"]
 
@@ -112,6 +112,12 @@ class DumpConfig:
         None, "The temperature --sample draws at [default: 4, the losses' T].",
         applies="sample", recipe=True,
     )  # fmt: skip
+    sample_head: int | None = opt(
+        None,
+        "Keep the teacher's top H classes exactly and draw --sample S from the rest (the "
+        "hybrid row; variance scaled by the tail mass squared) [default: 0, draws only].",
+        applies="sample", recipe=True,
+    )  # fmt: skip
     # The teacher's preprocessing over its own (timm / torchvision weights / the dataset's):
     teacher_mean: str | None = opt(
         None,
@@ -139,7 +145,7 @@ class DumpConfig:
             raise ConfigError(f"bad rank {self.rank} for world size {self.world_size}")
         check_applies(self, APPLIES, spell)
         parse_temperatures(self.topk_temperatures, spell("topk_temperatures"))
-        check_sample_options(self.sample, self.proposal_temperature, self.topk, spell)
+        check_sample_options(self, spell)
         _check_names(self, spell)
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,18 +174,30 @@ APPLIES: Applies = {
 }
 
 
-def check_sample_options(
-    sample: int | None, proposal: float | None, topk: int | None, spell: Spell
-) -> None:
-    """``--sample S`` in the count dtype's range, a proposal temperature > 0, and not both
-    ``--sample`` and ``--topk``; ConfigError naming the bad value."""
-    if sample is None:
+class _SampleOptions(Protocol):
+    @property
+    def sample(self) -> int | None: ...
+    @property
+    def topk(self) -> int | None: ...
+    @property
+    def proposal_temperature(self) -> float | None: ...
+    @property
+    def sample_head(self) -> int | None: ...
+
+
+def check_sample_options(cfg: _SampleOptions, spell: Spell) -> None:
+    """``--sample S`` in the count dtype's range, a proposal temperature > 0, a head >= 0,
+    and not both ``--sample`` and ``--topk``; ConfigError naming the bad value (dump and
+    copy share it)."""
+    if cfg.sample is None:
         return
-    if topk is not None:
+    if cfg.topk is not None:
         raise ConfigError(f"{spell('sample')} and {spell('topk')} exclude each other")
-    check_draws(sample)
-    if proposal is not None:
-        check_proposal(proposal)
+    check_draws(cfg.sample)
+    if cfg.proposal_temperature is not None:
+        check_proposal(cfg.proposal_temperature)
+    if cfg.sample_head is not None:
+        check_head(cfg.sample_head)
 
 
 def parse_temperatures(text: str | None, name: str = "--topk-temperatures") -> tuple[float, ...]:

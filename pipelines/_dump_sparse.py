@@ -29,12 +29,17 @@ def sparse_spec_for(k: int, num_classes: int, dtype: str, temperatures: str | No
 
 
 def sampled_spec_for(
-    draws: int, num_classes: int, dtype: str, proposal: float | None, seed: int
+    draws: int,
+    num_classes: int,
+    dtype: str,
+    proposal: float | None,
+    seed: int,
+    head: int | None = None,
 ) -> SampledSpec:
-    """``--sample S`` of a store of ``num_classes`` in ``dtype``; the draws are keyed by the
-    store's ``seed``."""
+    """``--sample S`` (``--sample-head H``) of a store of ``num_classes`` in ``dtype``; the
+    draws are keyed by the store's ``seed``."""
     t0 = DEFAULT_PROPOSAL if proposal is None else proposal
-    return SampledSpec(draws, num_classes, dtype, t0, seed=seed)
+    return SampledSpec(draws, num_classes, dtype, t0, seed=seed, head=head or 0)
 
 
 def sparse_meta(meta: StoreMeta, spec: SparseSpec | SampledSpec) -> StoreMeta:

@@ -72,7 +72,7 @@ def _check(cfg: DeriveConfig, src: CacheStore) -> tuple[list[int], str, Any]:
         spec = sparse_spec_for(cfg.topk, meta.num_classes, dtype, cfg.topk_temperatures)
     if cfg.sample is not None:
         t0, c = cfg.proposal_temperature, meta.num_classes
-        spec = sampled_spec_for(cfg.sample, c, dtype, t0, meta.seed)
+        spec = sampled_spec_for(cfg.sample, c, dtype, t0, meta.seed, cfg.sample_head)
     if not meta.complete:
         raise ConfigError(f"'{src.url}' is not a complete store (finish its dump first)")
     return views, dtype, spec
@@ -87,6 +87,7 @@ def _new_meta(src: CacheStore, views: list[int], dtype: str, spec: Any, cfg: Der
         "dtype": dtype,
         "topk": cfg.topk,
         **({"sample": cfg.sample} if cfg.sample is not None else {}),
+        **({"sample_head": cfg.sample_head} if cfg.sample_head else {}),
         "created": utc_now(),
     }
     acc = tuple(meta.teacher_accuracy[v] for v in views) if meta.teacher_accuracy else ()

@@ -44,9 +44,9 @@ class SampledTeacher:
     """A batch of sampled teacher rows on one device, with the spec that describes them."""
 
     spec: SampledSpec
-    ids: Tensor  # int64 [B, W]
+    ids: Tensor  # int64 [B, H + W]: the head, then the draws
     counts: Tensor  # [B, W]
-    values: Tensor  # [B, W] logits dtype
+    values: Tensor  # [B, H + W] logits dtype
     stats: Tensor  # [B, P] logits dtype
 
     def __len__(self) -> int:
@@ -66,7 +66,7 @@ class SampledTeacher:
         return self._col(f"lse_std@{temperature:g}" if standardized else f"lse@{temperature:g}")
 
     def log_probs(self, temperature: float, *, standardized: bool = False) -> Tensor:
-        """``log p(u_j)`` of the drawn classes under the loss's teacher distribution [B, W]."""
+        """``log p`` of the named classes under the loss's teacher distribution [B, H + W]."""
         z, mx = self.values.double(), self._col("max")[:, None]
         lse = self._lse(temperature, standardized)[:, None]
         if standardized:
@@ -75,12 +75,20 @@ class SampledTeacher:
         return (z - mx) / temperature - lse
 
     def weights(self, temperature: float, *, standardized: bool = False) -> Tensor:
-        """``(n_j / S) w_j`` [B, W] (float64): the draws' importance weights."""
+        """Each named class's weight [B, H + W] (float64): the head's exact probabilities
+        ``p(h)``, then the draws' ``m0 (n_j / S) p(u_j) / p0(u_j)`` (``m0``: the proposal's
+        mass outside the head, 1 without one)."""
         share = self.counts.double() / self.spec.draws
-        if not standardized and temperature == self.spec.proposal:
+        if not self.spec.head and not standardized and temperature == self.spec.proposal:
             return share
         log_p0 = self.log_probs(self.spec.proposal)
-        return share * torch.exp(self.log_probs(temperature, standardized=standardized) - log_p0)
+        log_p = self.log_probs(temperature, standardized=standardized)
+        h = self.spec.head
+        if not h:
+            return share * torch.exp(log_p - log_p0)
+        mass = (1.0 - log_p0[:, :h].exp().sum(dim=1, keepdim=True)).clamp(0.0, 1.0)
+        tail = mass * share * torch.exp(log_p[:, h:] - log_p0[:, h:])
+        return torch.cat([log_p[:, :h].exp(), tail], dim=1)
 
     def _check(self, student: Tensor, target: Tensor) -> Tensor:
         _check_student_target(student, target)

@@ -26,17 +26,22 @@ if TYPE_CHECKING:
     from sortkd_cache.sparse._methods import apply_sparse, label_positions
     from sortkd_cache.sparse._rebuild import log_rest, rebuild_dense, tail_mass
     from sortkd_cache.sparse._sampled import (
-        COUNT_DTYPE,
-        DEFAULT_PROPOSAL,
         FIDELITY_SUMS,
         SampledRows,
-        SampledSpec,
-        check_draws,
-        check_proposal,
+        estimate,
         fidelity_sums,
         relabel,
         sample_rows,
         sampled_problems,
+        used_slots,
+    )
+    from sortkd_cache.sparse._sampled_spec import (
+        COUNT_DTYPE,
+        DEFAULT_PROPOSAL,
+        SampledSpec,
+        check_draws,
+        check_head,
+        check_proposal,
     )
     from sortkd_cache.sparse._spec import (
         DEFAULT_LSKD_TEMPERATURES,
@@ -50,15 +55,18 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
-    "COUNT_DTYPE": "_sampled",
+    "COUNT_DTYPE": "_sampled_spec",
     "FIDELITY_SUMS": "_sampled",
     "fidelity_sums": "_sampled",
     "sampled_problems": "_sampled",
-    "DEFAULT_PROPOSAL": "_sampled",
+    "DEFAULT_PROPOSAL": "_sampled_spec",
     "SampledRows": "_sampled",
-    "SampledSpec": "_sampled",
-    "check_draws": "_sampled",
-    "check_proposal": "_sampled",
+    "SampledSpec": "_sampled_spec",
+    "check_draws": "_sampled_spec",
+    "check_head": "_sampled_spec",
+    "check_proposal": "_sampled_spec",
+    "estimate": "_sampled",
+    "used_slots": "_sampled",
     "relabel": "_sampled",
     "sample_rows": "_sampled",
     "DEFAULT_LSKD_TEMPERATURES": "_spec",
@@ -92,7 +100,10 @@ __all__ = [
     "SampledRows",
     "SampledSpec",
     "check_draws",
+    "check_head",
     "check_proposal",
+    "estimate",
+    "used_slots",
     "relabel",
     "sample_rows",
     "DEFAULT_LSKD_TEMPERATURES",

@@ -43,11 +43,13 @@ from sortkd_cache.augment import counter_uniform
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.sorting import get_method, rank_order
 from sortkd_cache.sparse._compress import STANDARDIZE_EPS
-from sortkd_cache.sparse._spec import (
-    DEFAULT_LSKD_TEMPERATURES,
-    DEFAULT_TEMPERATURES,
-    _check_temps,
-    id_dtype,
+from sortkd_cache.sparse._sampled_spec import (
+    COUNT_DTYPE,
+    DEFAULT_PROPOSAL,
+    SampledSpec,
+    check_draws,
+    check_head,
+    check_proposal,
 )
 
 __all__ = [
@@ -58,129 +60,18 @@ __all__ = [
     "SampledRows",
     "SampledSpec",
     "check_draws",
+    "check_head",
     "check_proposal",
     "fidelity_sums",
     "relabel",
+    "estimate",
     "sample_rows",
     "sampled_problems",
+    "used_slots",
 ]
 
-COUNT_DTYPE = np.dtype(np.uint8)
-#: the proposal temperature when none is given (the paper losses' T)
-DEFAULT_PROPOSAL = 4.0
-#: keeps the sampling stream apart from the augmentation draws of the same (seed, i, v)
 SAMPLE_SALT = 0x53414D504C45
 _BLOCK = 1 << 22  # compare entries per block when locating draws (bounded memory)
-
-
-def check_draws(draws: object, num_classes: int | None = None) -> int:
-    """``--sample S`` as an int in [1, 255] (the count dtype's range); ConfigError naming it."""
-    if isinstance(draws, bool) or not isinstance(draws, int | np.integer):
-        raise ConfigError(f"--sample must be an integer, got {draws!r}")
-    if draws < 1:
-        raise ConfigError(f"--sample {draws} must be >= 1")
-    top = int(np.iinfo(COUNT_DTYPE).max)
-    if draws > top:
-        raise ConfigError(
-            f"--sample {draws} is too large for the count dtype {COUNT_DTYPE} (at most {top})"
-        )
-    return int(draws)
-
-
-def check_proposal(temperature: object) -> float:
-    """The proposal temperature as a finite float > 0; ConfigError naming it otherwise."""
-    try:
-        t = float(temperature)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ConfigError(f"--proposal-temperature must be a number, got {temperature!r}") from None
-    if not np.isfinite(t) or t <= 0:
-        raise ConfigError(f"--proposal-temperature {temperature!r} must be finite and > 0")
-    return t
-
-
-@dataclass(frozen=True)
-class SampledSpec:
-    """Parameters of a sampled kind: S, C, the logits dtype, T0, the recorded temperatures and
-    the sampling seed."""
-
-    draws: int
-    num_classes: int
-    dtype: str = "float16"
-    proposal: float = DEFAULT_PROPOSAL
-    temperatures: tuple[float, ...] = DEFAULT_TEMPERATURES
-    lskd_temperatures: tuple[float, ...] = DEFAULT_LSKD_TEMPERATURES
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_draws(self.draws)
-        if self.dtype not in ("float16", "float32", "float64"):
-            raise ConfigError(f"sampled logits dtype {self.dtype!r} is not a float dtype")
-        t0 = check_proposal(self.proposal)
-        temps = _check_temps("temperatures", (t0, *(t for t in self.temperatures if t != t0)))
-        object.__setattr__(self, "proposal", t0)
-        object.__setattr__(self, "temperatures", temps)
-        lskd = _check_temps("lskd_temperatures", self.lskd_temperatures)
-        object.__setattr__(self, "lskd_temperatures", lskd)
-
-    @property
-    def slots(self) -> int:
-        return min(self.draws, self.num_classes)
-
-    @property
-    def id_dtype(self) -> np.dtype[Any]:
-        return id_dtype(self.num_classes)
-
-    def columns(self) -> tuple[str, ...]:
-        """Names of the ``stats`` columns, in order."""
-        lse = tuple(f"lse@{t:g}" for t in self.temperatures)
-        lse_std = tuple(f"lse_std@{t:g}" for t in self.lskd_temperatures)
-        return ("label", "mean", "std", "max", *lse, *lse_std)
-
-    def column(self, name: str) -> int:
-        return self.columns().index(name)
-
-    @property
-    def num_stats(self) -> int:
-        return len(self.columns())
-
-    @property
-    def bytes_per_row(self) -> int:
-        """Bytes per sample-view before compression."""
-        item, ids = np.dtype(self.dtype).itemsize, self.id_dtype.itemsize
-        return self.slots * (2 * ids + COUNT_DTYPE.itemsize + item) + self.num_stats * item
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "layout": "sample",
-            "draws": self.draws,
-            "num_classes": self.num_classes,
-            "dtype": self.dtype,
-            "id_dtype": str(self.id_dtype),
-            "count_dtype": str(COUNT_DTYPE),
-            "proposal_temperature": self.proposal,
-            "temperatures": list(self.temperatures),
-            "lskd_temperatures": list(self.lskd_temperatures),
-            "seed": self.seed,
-            "columns": list(self.columns()),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SampledSpec:
-        try:
-            spec = cls(
-                draws=d["draws"],
-                num_classes=d["num_classes"],
-                dtype=d["dtype"],
-                proposal=d["proposal_temperature"],
-                temperatures=tuple(d["temperatures"]),
-                lskd_temperatures=tuple(d["lskd_temperatures"]),
-                seed=int(d["seed"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"malformed sampled record {d!r} ({exc})") from None
-        if d != spec.to_dict():
-            raise ConfigError(f"sampled record {d!r} does not match its own parameters")
-        return spec
 
 
 @dataclass(frozen=True)
@@ -258,10 +149,42 @@ def _free_ids(ids: NDArray[np.int64], used: NDArray[np.bool_], num_classes: int)
     return np.take_along_axis(free, np.maximum(slot, 0), axis=1)
 
 
+def _tail_cdf(desc: NDArray[np.float64], spec: SampledSpec) -> NDArray[np.float64]:
+    """Cumulative proposal probabilities over the ranks below the head [N, C - H]."""
+    p = np.exp((desc[:, spec.head :] - desc[:, :1]) / spec.proposal)
+    cdf = np.cumsum(p, axis=1)
+    total = cdf[:, -1:]
+    out: NDArray[np.float64] = cdf / np.where(total > 0, total, 1.0)
+    return out
+
+
+def _draw_slots(
+    ranks: NDArray[np.int64], n: int, spec: SampledSpec
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Sorted draws' ranks [N, S] as (counts, rank) per draw slot [N, W]."""
+    start = np.ones_like(ranks, dtype=bool)
+    start[:, 1:] = ranks[:, 1:] != ranks[:, :-1]
+    slot = np.cumsum(start, axis=1) - 1
+    counts = np.zeros((n, spec.slots), dtype=np.int64)
+    np.add.at(counts, (np.repeat(np.arange(n), spec.draws), slot.ravel()), 1)
+    rank = np.zeros((n, spec.slots), dtype=np.int64)
+    rows_at, cols_at = np.nonzero(start)
+    rank[rows_at, slot[rows_at, cols_at]] = ranks[rows_at, cols_at]
+    return counts, rank
+
+
+def used_slots(spec: SampledSpec, counts: NDArray[Any]) -> NDArray[np.bool_]:
+    """Which of a row's H + W classes it names [N, H + W]: the head always, a draw slot when
+    its count is above 0."""
+    head = np.ones((*counts.shape[:-1], spec.head), dtype=bool)
+    return np.concatenate([head, np.asarray(counts) > 0], axis=-1)
+
+
 def sample_rows(
     z: NDArray[Any], y: NDArray[Any], spec: SampledSpec, index: NDArray[Any], view: int
 ) -> SampledRows:
-    """Sampled rows of dense logits ``z`` [N, C] (labels ``y``, sample indices ``index``)."""
+    """Sampled rows of dense logits ``z`` [N, C] (labels ``y``, sample indices ``index``): the
+    top H ranks kept, S draws from the proposal over the ranks below them."""
     if z.ndim != 2 or z.shape[1] != spec.num_classes:
         raise ConfigError(f"expected logits [N, {spec.num_classes}], got {list(z.shape)}")
     if str(z.dtype) != spec.dtype:
@@ -270,28 +193,18 @@ def sample_rows(
     yy = np.asarray(y, dtype=np.int64)
     order = rank_order(z, np.broadcast_to(np.arange(c), (n, c)))  # classes by rank
     desc = np.take_along_axis(z, order, axis=1).astype(np.float64)
-    p = np.exp((desc - desc[:, :1]) / spec.proposal)
-    cdf = np.cumsum(p, axis=1)
-    cdf /= cdf[:, -1:]
     draws = np.arange(spec.draws, dtype=np.int64)[None, :]
     u = counter_uniform(spec.seed ^ SAMPLE_SALT, np.asarray(index)[:, None], view, draws)
-    ranks = np.sort(_ranks(cdf, u.reshape(n, spec.draws)), axis=1)
-    start = np.ones_like(ranks, dtype=bool)
-    start[:, 1:] = ranks[:, 1:] != ranks[:, :-1]
-    slot = np.cumsum(start, axis=1) - 1
-    w = spec.slots
-    counts = np.zeros((n, w), dtype=np.int64)
-    np.add.at(counts, (np.repeat(np.arange(n), spec.draws), slot.ravel()), 1)
-    rank = np.zeros((n, w), dtype=np.int64)
-    rows_at, cols_at = np.nonzero(start)
-    rank[rows_at, slot[rows_at, cols_at]] = ranks[rows_at, cols_at]
-    used = counts > 0
+    ranks = np.sort(_ranks(_tail_cdf(desc, spec), u.reshape(n, spec.draws)), axis=1)
+    counts, rank = _draw_slots(ranks + spec.head, n, spec)
+    rank = np.concatenate([np.broadcast_to(np.arange(spec.head), (n, spec.head)), rank], axis=1)
+    used = used_slots(spec, counts)
     drawn = np.take_along_axis(order, rank, axis=1)
     ids = np.where(used, drawn, _free_ids(drawn, used, c))
     label_rank = (order == yy[:, None]).argmax(axis=1)
     above = np.take_along_axis(order, np.maximum(rank - 1, 0), axis=1)
     up = np.where(rank == 0, yy[:, None], above)
-    up = np.where(used & (rank <= label_rank[:, None]), up, ids)
+    up = np.where(used & (rank <= label_rank[:, None]), up, ids)[:, spec.head :]
     values = np.where(used, np.take_along_axis(z, ids, axis=1), np.zeros((), z.dtype))
     idt = spec.id_dtype
     return SampledRows(
@@ -303,36 +216,65 @@ def sample_rows(
     )
 
 
+def _head_up(ids: NDArray[np.int64], y: NDArray[np.int64]) -> NDArray[np.int64]:
+    """``up`` of the head's classes [N, H] (not stored: the head is the top H in rank order,
+    so the class above slot r is slot r - 1's, the label above slot 0, up to the label)."""
+    n, h = ids.shape
+    if h == 0:
+        return ids
+    at = ids == y[:, None]
+    label_rank = np.where(at.any(axis=1), at.argmax(axis=1), h)
+    above = np.concatenate([y[:, None], ids[:, :-1]], axis=1)
+    out: NDArray[np.int64] = np.where(np.arange(h)[None, :] <= label_rank[:, None], above, ids)
+    return out
+
+
 def relabel(method: str, rows: SampledRows, y: NDArray[Any], spec: SampledSpec) -> SampledRows:
-    """``method`` on sampled rows: each draw keeps its value and moves to the class holding
-    its rank after the method (the method's relabel form; a method without one is refused)."""
+    """``method`` on sampled rows: each draw (and head class) keeps its value and moves to the
+    class holding its rank after the method (the method's relabel form; a method without one
+    is refused)."""
     yy = np.asarray(y, dtype=np.int64)
-    ids = get_method(method).on_draws(rows.ids.astype(np.int64), rows.up.astype(np.int64), yy)
-    used = rows.counts > 0
+    ids = rows.ids.astype(np.int64)
+    up = np.concatenate([_head_up(ids[:, : spec.head], yy), rows.up.astype(np.int64)], axis=1)
+    ids = get_method(method).on_draws(ids, up, yy)
+    used = used_slots(spec, rows.counts)
     ids = np.where(used, ids, _free_ids(ids, used, spec.num_classes)).astype(rows.ids.dtype)
     stats = rows.stats.copy()
     stats[:, spec.column("label")] = stats[:, spec.column("max")]  # the label takes the max
-    return SampledRows(ids, rows.counts.copy(), rows.values.copy(), ids.copy(), stats)
+    return SampledRows(
+        ids, rows.counts.copy(), rows.values.copy(), ids[:, spec.head :].copy(), stats
+    )
 
 
 #: what the fidelity array sums per (block, view)
 FIDELITY_SUMS = ("kl", "grad_dot", "dense_sq", "sampled_sq", "rows")
 
 
+def estimate(spec: SampledSpec, logp0: NDArray[np.float64], rows: SampledRows) -> Any:
+    """The rows' estimate of the proposal distribution [N, C] from its log ``logp0``: the
+    head's probabilities exactly, the tail's mass ``m`` spread as the draws, ``m · n_j / S``."""
+    n, c = logp0.shape
+    h, ids = spec.head, rows.ids.astype(np.int64)
+    emp = np.zeros((n, c))
+    head = np.exp(np.take_along_axis(logp0, ids[:, :h], axis=1))
+    np.put_along_axis(emp, ids[:, :h], head, axis=1)
+    mass = np.clip(1.0 - head.sum(axis=1, keepdims=True), 0.0, 1.0) if h else np.ones((n, 1))
+    share = mass * rows.counts.astype(np.float64) / spec.draws
+    np.add.at(emp, (np.repeat(np.arange(n), spec.slots), ids[:, h:].ravel()), share.ravel())
+    return emp
+
+
 def fidelity_sums(spec: SampledSpec, z: NDArray[Any], rows: SampledRows) -> NDArray[np.float64]:
-    """One chunk's sums [5]: KL(sampled || dense) at T0 (the draws' empirical distribution
-    against ``softmax(z / T0)``), and for KD at T0 with a uniform held student, the dot
-    product and squared norms of the dense gradient ``q - p`` and the sampled one
-    ``q - counts / S`` (the gradient angle over the rows is ``acos(dot / sqrt(dd * ss))``)."""
+    """One chunk's sums [5]: KL(sampled || dense) at T0 (the rows' estimate of the proposal,
+    :func:`estimate`, against ``softmax(z / T0)``), and for KD at T0 with a uniform held
+    student, the dot product and squared norms of the dense gradient ``q - p`` and the sampled
+    one ``q - estimate`` (the gradient angle over the rows is ``acos(dot / sqrt(dd * ss))``)."""
     n, c = z.shape
     zf = z.astype(np.float64)
     logp = zf / spec.proposal
     logp -= logp.max(axis=1, keepdims=True)
     logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
-    emp = np.zeros((n, c))
-    at = (np.repeat(np.arange(n), rows.ids.shape[1]), rows.ids.astype(np.int64).ravel())
-    np.add.at(emp, at, rows.counts.astype(np.float64).ravel())
-    emp /= spec.draws
+    emp = estimate(spec, logp, rows)
     with np.errstate(divide="ignore", invalid="ignore"):
         kl = np.where(emp > 0, emp * (np.log(emp) - logp), 0.0).sum()
     q = 1.0 / c
@@ -355,31 +297,39 @@ def _first(bad: NDArray[np.bool_]) -> int:
 def _slot_checks(spec: SampledSpec, rows: SampledRows) -> list[tuple[NDArray[np.bool_], str]]:
     """(rows-first mask, what is wrong) for each check of the slots."""
     ids, up = rows.ids.astype(np.int64), rows.up.astype(np.int64)
-    counts = rows.counts.astype(np.int64)
-    used, c = counts > 0, spec.num_classes
+    counts, h = rows.counts.astype(np.int64), spec.head
+    used, c = used_slots(spec, counts), spec.num_classes
+    drawn = used[:, h:]
     masked = np.sort(np.where(used, ids, -1 - np.arange(ids.shape[1])[None, :]), axis=1)
+    vals = rows.values.astype(np.float64)
+    floor = np.where(drawn, vals[:, h:], -np.inf).max(axis=1, initial=-np.inf)
+    unordered = (vals[:, 1:h] > vals[:, : max(h - 1, 0)]).any(axis=1)
+    unordered |= (floor > vals[:, h - 1]) if h else False
     return [
         (((ids < 0) | (ids >= c)) & used, f"class id outside [0, {c})"),
-        (((up < 0) | (up >= c)) & used, f"up id outside [0, {c})"),
+        (((up < 0) | (up >= c)) & drawn, f"up id outside [0, {c})"),
         ((counts.sum(axis=1) != spec.draws)[:, None], f"counts that do not sum to S={spec.draws}"),
-        (~used[:, :-1] & used[:, 1:], "an empty slot before a used one"),
-        (masked[:, 1:] == masked[:, :-1], "a class drawn in two slots"),
-        (~np.isfinite(rows.values.astype(np.float64)) & used, "a non-finite logit"),
+        (~drawn[:, :-1] & drawn[:, 1:], "an empty slot before a used one"),
+        (masked[:, 1:] == masked[:, :-1], "a class named twice (head or draws)"),
+        (unordered[:, None], "a head not in descending order above the draws"),
+        (~np.isfinite(vals) & used, "a non-finite logit"),
         (~np.isfinite(rows.stats.astype(np.float64)), "a non-finite statistic"),
     ]
 
 
 def sampled_problems(spec: SampledSpec, rows: SampledRows, y: NDArray[Any]) -> list[str]:
-    """What is wrong with sampled rows [N, W] (empty when sound): ids and ``up`` in range,
-    counts summing to S, used slots first, no class twice, finite values and stats, the
-    label's logit equal to its drawn value where the label was drawn."""
+    """What is wrong with sampled rows [N, H + W] (empty when sound): ids and ``up`` in range,
+    counts summing to S, used slots first, no class twice (head ids distinct from drawn ids),
+    the head in rank order, finite values and stats, the label's logit equal to its kept
+    value where the label is kept."""
     out = [f"row {_first(bad)}: {what}" for bad, what in _slot_checks(spec, rows) if bad.any()]
     n = rows.ids.shape[0]
-    hit = (rows.ids.astype(np.int64) == np.asarray(y, dtype=np.int64)[:, None]) & (rows.counts > 0)
+    kept = used_slots(spec, rows.counts)
+    hit = (rows.ids.astype(np.int64) == np.asarray(y, dtype=np.int64)[:, None]) & kept
     label = np.ascontiguousarray(rows.stats[:, spec.column("label")])
     at = np.ascontiguousarray(rows.values[np.arange(n), hit.argmax(axis=1)])
     differ = at.view(np.uint8).reshape(n, -1) != label.view(np.uint8).reshape(n, -1)
     wrong = hit.any(axis=1) & differ.any(axis=1)
     if wrong.any():
-        out.append(f"row {_first(wrong)}: the label's logit differs from its drawn value")
+        out.append(f"row {_first(wrong)}: the label's logit differs from its kept value")
     return out

@@ -26,8 +26,9 @@ and ``swap`` (see :mod:`._methods`): the tail columns carry over bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -90,6 +91,27 @@ def _check_temps(name: str, temps: tuple[float, ...]) -> tuple[float, ...]:
     return out
 
 
+_Spec = TypeVar("_Spec", bound="_Recorded")
+
+
+class _Recorded(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def spec_from_record(
+    cls: type[_Spec], d: dict[str, Any], what: str, build: Callable[[], _Spec]
+) -> _Spec:
+    """A spec (top-K or sampled) from its store record: ``build()`` reads the fields, and the
+    record must be exactly the spec's own ``to_dict()`` (ConfigError naming it otherwise)."""
+    try:
+        spec = build()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"malformed {what} record {d!r} ({exc})") from None
+    if d != spec.to_dict():
+        raise ConfigError(f"{what} record {d!r} does not match its own parameters")
+    return spec
+
+
 @dataclass(frozen=True)
 class SparseSpec:
     """Parameters of a sparse kind: K, C, the logits dtype and the recorded temperatures."""
@@ -145,19 +167,18 @@ class SparseSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SparseSpec:
-        try:
-            spec = cls(
+        return spec_from_record(
+            cls,
+            d,
+            "sparse",
+            lambda: cls(
                 k=d["k"],
                 num_classes=d["num_classes"],
                 dtype=d["dtype"],
                 temperatures=tuple(d["temperatures"]),
                 lskd_temperatures=tuple(d["lskd_temperatures"]),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ConfigError(f"malformed sparse record {d!r} ({exc})") from None
-        if list(d.get("columns", spec.columns())) != list(spec.columns()):
-            raise ConfigError(f"sparse record columns {d.get('columns')!r} do not match")
-        return spec
+            ),
+        )
 
     def nearest(self, temperature: float, *, lskd: bool = False) -> float:
         """The recorded temperature nearest ``temperature`` (in log scale)."""

@@ -1,9 +1,9 @@
 """The sampled logits layout (``dump --sample S``, ``copy --sample S``): per kind a group of
 ``ids``, ``counts``, ``values``, ``up`` and ``stats`` (:mod:`sortkd_cache.sparse._sampled`).
 
-    /logits/<kind>/ids       uint8|uint16|int32 [N, V, W]  chunks (S, 1, W)   W = min(S, C)
-    /logits/<kind>/counts    uint8              [N, V, W]
-    /logits/<kind>/values    logits dtype       [N, V, W]
+    /logits/<kind>/ids       uint8|uint16|int32 [N, V, H+W]  chunks (S, 1, H+W)
+    /logits/<kind>/counts    uint8              [N, V, W]    W = min(S, C - H)
+    /logits/<kind>/values    logits dtype       [N, V, H+W]  (H = --sample-head, default 0)
     /logits/<kind>/up        as ids             [N, V, W]
     /logits/<kind>/stats     logits dtype       [N, V, P]  (columns in the record)
     /logits/<kind>/fidelity  float64            [B, V, 5]  where the kind was made from dense
@@ -119,13 +119,14 @@ class SampledLayout(LogitsLayout):
         return cls(SampledSpec.from_dict(dict(meta.sparse or {})))
 
     def describe(self) -> str:
-        return f"--sample {self.spec.draws}"
+        return self.spec.describe()
 
     def info_record(self) -> dict[str, Any] | None:
         spec, temps = self.spec, ",".join(f"{t:g}" for t in self.spec.temperatures)
         dense = spec.num_classes * np.dtype(spec.dtype).itemsize
+        head = f"top {spec.head} exact + " if spec.head else ""
         summary = (
-            f"sampled: {spec.draws} draws of {spec.num_classes} at T0={spec.proposal:g}: "
+            f"sampled: {head}{spec.draws} draws of {spec.num_classes} at T0={spec.proposal:g}: "
             f"{spec.bytes_per_row} B/sample-view (dense {dense}), ids {spec.id_dtype}, "
             f"counts {COUNT_DTYPE}, exact normalisers at T={temps}"
         )
@@ -280,6 +281,7 @@ def fidelity_record(spec: SampledSpec, sums: np.ndarray) -> dict[str, Any]:
         ),
         "layout": "sample",
         "draws": spec.draws,
+        **({"head": spec.head} if spec.head else {}),
         "proposal_temperature": spec.proposal,
         "bytes_per_sample_view": spec.bytes_per_row,
         "kl": "KL(sampled || dense) at the proposal temperature",

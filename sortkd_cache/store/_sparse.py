@@ -57,11 +57,11 @@ def _widths(meta: StoreMeta) -> dict[str, tuple[int, str]]:
     record = dict(meta.sparse or {})
     if record.get("layout") == "sample":
         sampled = SampledSpec.from_dict(record)
-        w, ids = sampled.slots, str(sampled.id_dtype)
+        w, width, ids = sampled.slots, sampled.width, str(sampled.id_dtype)
         return {
-            "ids": (w, ids),
+            "ids": (width, ids),
             "counts": (w, str(COUNT_DTYPE)),
-            "values": (w, meta.dtype),
+            "values": (width, meta.dtype),
             "up": (w, ids),
             "stats": (sampled.num_stats, meta.dtype),
             "fidelity": (len(FIDELITY_SUMS), "float64"),
