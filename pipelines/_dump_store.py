@@ -259,8 +259,8 @@ def meta_for(
     )
     if cfg.sample is not None:
         t0, c = cfg.proposal_temperature, info.num_classes
-        spec = sampled_spec_for(cfg.sample, c, cfg.dtype, t0, cfg.seed, cfg.sample_head)
-        return sparse_meta(meta, spec)
+        sampled = sampled_spec_for(cfg.sample, c, cfg.dtype, t0, cfg.seed, cfg.sample_head)
+        return sparse_meta(meta, sampled)
     if cfg.topk is None:
         return meta
     spec = sparse_spec_for(cfg.topk, info.num_classes, cfg.dtype, cfg.topk_temperatures)

@@ -162,6 +162,12 @@ class TrainConfig(Schedule):
         "draws), so the run equals one from that copy. kd, dkd, lskd.",
         applies="teacher", recipe=True,
     )  # fmt: skip
+    sample_head: int | None = opt(
+        None,
+        "With --sample: keep each row's top H classes exactly and draw the S from the rest, "
+        "as `copy --sample S --sample-head H` stores them. [default: 0]",
+        applies="sample", recipe=True,
+    )  # fmt: skip
     sparse_tail: str | None = opt(
         None,
         "How a sparse teacher's dropped tail enters the loss. uniform: the mass spread evenly "
@@ -312,6 +318,10 @@ APPLIES: Applies = {
     "no_cache": (
         lambda c: c.cache is None,
         lambda c, s: f"with {s('cache')}: the cache fixes the augmentation",
+    ),
+    "sample": (
+        lambda c: c.sample is not None,
+        lambda c, s: f"without {s('sample')}: it shapes the sampled rows",
     ),
     "log": (
         lambda c: c.log is not None,

@@ -119,7 +119,8 @@ def soft_labels_for(s: Setup, device: torch.device, needs_teacher: bool) -> Soft
         return TopKRows(source, s.sparse)
     if cfg.sample is not None:  # --sample S on a dense store (checked in the setup)
         meta, stream = s.store.meta, s.plan.mode == "stream"
-        spec = sampled_spec_for(cfg.sample, s.num_classes, meta.dtype, None, meta.seed)
+        c, head = s.num_classes, cfg.sample_head
+        spec = sampled_spec_for(cfg.sample, c, meta.dtype, None, meta.seed, head)
         source.close()  # the raw rows are sampled, then moved by the kind's method
         raw = store_soft_labels(s.store, "raw", device, stream=stream)
         return SampleRows(raw, spec, cfg.logits)

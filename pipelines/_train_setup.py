@@ -27,8 +27,8 @@ from sortkd_cache.data import (
 )
 from sortkd_cache.datasets import load_dataset
 from sortkd_cache.errors import ConfigError, StoreError
-from sortkd_cache.pipelines._dump_sparse import sparse_spec_for
-from sortkd_cache.sparse import DEFAULT_TAIL, check_draws
+from sortkd_cache.pipelines._dump_sparse import sampled_spec_for, sparse_spec_for
+from sortkd_cache.sparse import DEFAULT_PROPOSAL, DEFAULT_TAIL, check_draws, check_head
 from sortkd_cache.store import open_store, quick_check
 from sortkd_cache.world import World
 
@@ -124,6 +124,7 @@ class Setup:
             **self.plan.describe(),
             "topk": self.sparse.k if self.sparse is not None else None,
             "sample": self.cfg.sample,
+            **_sampled_record(self.cfg),
             "sparse_truncation": _truncation(self),
             "sparse_tail": self.tail,
         }
@@ -186,12 +187,22 @@ def _sparse_teacher(
     return spec, (cfg.sparse_tail or DEFAULT_TAIL) if spec is not None else None
 
 
+def _sampled_record(cfg: TrainConfig) -> dict[str, Any]:
+    """What ``--sample S`` on a dense store draws with: the proposal temperature (the
+    default, as ``copy --sample`` without ``--proposal-temperature``) and the exact head."""
+    if cfg.sample is None:
+        return {}
+    return {"sample_proposal_temperature": DEFAULT_PROPOSAL, "sample_head": cfg.sample_head or 0}
+
+
 def _check_sample(cfg: TrainConfig, store: CacheStore | None) -> None:
     """``--sample S``: S in the count dtype's range, on a dense store's rows, not with
     ``--topk`` nor an online teacher, and a loss sampled rows serve."""
     if cfg.sample is None:
         return
     check_draws(cfg.sample)
+    if cfg.sample_head is not None:
+        check_head(cfg.sample_head)
     if cfg.topk is not None:
         raise ConfigError("--sample and --topk exclude each other")
     if cfg.online_teacher is not None or store is None or not store.layout.topk_per_batch:
@@ -199,6 +210,8 @@ def _check_sample(cfg: TrainConfig, store: CacheStore | None) -> None:
             f"--sample {cfg.sample} samples a dense store's rows batch by batch; this run has "
             + ("an online teacher" if cfg.online_teacher is not None else "no dense store")
         )
+    meta = store.meta
+    sampled_spec_for(cfg.sample, meta.num_classes, meta.dtype, None, 0, cfg.sample_head)
     if cfg.loss == "ctkd":
         raise ConfigError(
             "--loss ctkd cannot train from sampled rows: its learnt temperature has no "

@@ -219,7 +219,7 @@ def sample_rows(
 def _head_up(ids: NDArray[np.int64], y: NDArray[np.int64]) -> NDArray[np.int64]:
     """``up`` of the head's classes [N, H] (not stored: the head is the top H in rank order,
     so the class above slot r is slot r - 1's, the label above slot 0, up to the label)."""
-    n, h = ids.shape
+    h = ids.shape[1]
     if h == 0:
         return ids
     at = ids == y[:, None]
@@ -303,8 +303,9 @@ def _slot_checks(spec: SampledSpec, rows: SampledRows) -> list[tuple[NDArray[np.
     masked = np.sort(np.where(used, ids, -1 - np.arange(ids.shape[1])[None, :]), axis=1)
     vals = rows.values.astype(np.float64)
     floor = np.where(drawn, vals[:, h:], -np.inf).max(axis=1, initial=-np.inf)
-    unordered = (vals[:, 1:h] > vals[:, : max(h - 1, 0)]).any(axis=1)
-    unordered |= (floor > vals[:, h - 1]) if h else False
+    unordered = np.asarray((vals[:, 1:h] > vals[:, : max(h - 1, 0)]).any(axis=1), dtype=bool)
+    if h:
+        unordered = unordered | (floor > vals[:, h - 1])
     return [
         (((ids < 0) | (ids >= c)) & used, f"class id outside [0, {c})"),
         (((up < 0) | (up >= c)) & drawn, f"up id outside [0, {c})"),

@@ -94,9 +94,7 @@ def test_verify_finds_a_head_class_drawn_and_counts_off_s() -> None:
     assert f"row 7: counts that do not sum to S={S}" in sampled_problems(spec, bad, y)
     bad = rows[np.arange(20)]
     bad.values[2, [0, 1]] = bad.values[2, [1, 0]]
-    assert "row 2: a head not in descending order above the draws" in sampled_problems(
-        spec, bad, y
-    )
+    assert "row 2: a head not in descending order above the draws" in sampled_problems(spec, bad, y)
 
 
 @pytest.mark.parametrize("loss", ["kd", "dkd", "lskd"])

@@ -180,25 +180,38 @@ def test_bad_input_exits_2_in_one_line(dense: Path, make_store: MakeStore, tmp_p
     one_line_error(run_cli("copy", str(sampled), out, "--topk", "3"), "already sampled")
 
 
-@pytest.mark.parametrize(("kind", "loss"), [("raw", "kd"), ("sort", "dkd"), ("sort", "lskd")])
+@pytest.mark.parametrize(
+    ("kind", "loss", "rows"),
+    [("raw", "kd", (S, None)), ("sort", "dkd", (S, None)), ("sort", "lskd", (S, None)),
+     ("sort", "kd", (4, 3))],  # (draws, --sample-head): the last a hybrid row
+)  # fmt: skip
 def test_train_sample_on_a_dense_store_trains_like_its_copy_sample(
-    small_store: Path, tmp_path: Path, kind: str, loss: str
+    small_store: Path, tmp_path: Path, kind: str, loss: str, rows: tuple[int, int | None]
 ) -> None:
-    """``train --sample S`` on a dense store: step for step and weight for weight the run from
-    ``copy --sample S`` (the same draws, made batch by batch)."""
+    """``train --sample S [--sample-head H]`` on a dense store: step for step and weight for
+    weight the run from ``copy --sample S [--sample-head H]`` (the same draws, made batch by
+    batch); the run records the proposal temperature and the head it drew with."""
     from sortkd_cache.checkpoint import load_state_dict
     from sortkd_cache.pipelines.train import TrainConfig, train
 
-    copied = tmp_path / "s.zarr"
-    derive_store(str(small_store), str(copied), DeriveConfig(sample=S), progress=False)
+    copied, (draws, head) = tmp_path / "s.zarr", rows
+    derive = DeriveConfig(sample=draws, sample_head=head)
+    derive_store(str(small_store), str(copied), derive, progress=False)
     common: dict[str, Any] = {"student": "digits_mlp", "logits": kind, "loss": loss,
                               "epochs": 2, "milestones": (), "batch_size": 32,
                               "progress": False, "device": "cpu"}  # fmt: skip
-    dense = train(TrainConfig(cache=str(small_store), sample=S, out=str(tmp_path / "a"), **common))
+    out = tmp_path / "a"
+    dense = train(TrainConfig(cache=str(small_store), sample=draws, sample_head=head,
+                              out=str(out), **common))  # fmt: skip
+    resolved = json.loads((out / "config.json").read_text())["resolved"]
+    assert resolved["sample_proposal_temperature"] == 4.0
+    assert resolved["sample_head"] == (head or 0)
     copy = train(TrainConfig(cache=str(copied), out=str(tmp_path / "b"), **common))
     assert len(dense.step_losses) == 6 and dense.step_losses == copy.step_losses
     wa, wb = (load_state_dict(tmp_path / n / "model.safetensors") for n in ("a", "b"))
     assert all(torch.equal(wa[name], wb[name]) for name in wa)
+    if head:
+        return
     full = train(TrainConfig(cache=str(small_store), out=str(tmp_path / "c"), **common))
     assert full.step_losses[0] != dense.step_losses[0]  # the sampling acts
     train_args = ["train", "--cache", str(small_store), "--student", "digits_mlp"]
@@ -210,3 +223,4 @@ def test_train_sample_on_a_dense_store_trains_like_its_copy_sample(
         run_cli("train", "--cache", str(copied), "--student", "digits_mlp", "--sample", "3", *out),
         "samples a dense store's rows",
     )
+
