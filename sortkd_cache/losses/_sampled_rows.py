@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.losses.ce import _check_student_target, _check_temperature, _compute, ce_loss
+from sortkd_cache.losses.ce import _check_rows_student, _check_temperature, ce_loss
 from sortkd_cache.losses.dkd import GT_SUPPRESSION, _binary_log_probs
 from sortkd_cache.losses.lskd import STANDARDIZE_EPS, standardize
 
@@ -91,13 +91,7 @@ class SampledTeacher:
         return torch.cat([log_p[:, :h].exp(), tail], dim=1)
 
     def _check(self, student: Tensor, target: Tensor) -> Tensor:
-        _check_student_target(student, target)
-        if student.shape[1] != self.spec.num_classes:
-            raise ConfigError(
-                f"teacher rows of {self.spec.num_classes} classes and student logits "
-                f"{list(student.shape)} differ in shape"
-            )
-        return _compute(student)
+        return _check_rows_student(student, target, len(self), self.spec.num_classes)
 
     def kd_rows(self, student: Tensor, temperature: float, *, standardized: bool = False) -> Tensor:
         """The KD (LSKD with ``standardized``) estimate of each row [B], times T^2."""

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.losses._sparse_kd import ce_and_sparse_kd, direct_applies
-from sortkd_cache.losses.ce import _check_student_target, _check_temperature, _compute
+from sortkd_cache.losses.ce import _check_rows_student, _check_temperature
 from sortkd_cache.losses.lskd import standardize
 from sortkd_cache.sparse import DEFAULT_TAIL, TAILS, SparseRows, SparseSpec, rebuild_dense
 
@@ -144,13 +144,7 @@ class SparseTeacher:
         temperature = _check_temperature(temperature)
         if not direct_applies(self.spec, temperature, standardized=standardized):
             return None
-        _check_student_target(student, target)
-        if student.shape[1] != self.spec.num_classes:
-            raise ConfigError(
-                f"teacher logits {[len(self), self.spec.num_classes]} and student logits "
-                f"{list(student.shape)} differ in shape"
-            )
-        s = _compute(student)
+        s = _check_rows_student(student, target, len(self), self.spec.num_classes)
         return ce_and_sparse_kd(
             s, self, target, temperature, tail=self.tail, weights=weights,
             standardized=standardize(s) if standardized else None,

@@ -62,6 +62,18 @@ def _check_student_target(student: Tensor, target: Tensor) -> None:
         )
 
 
+def _check_rows_student(student: Tensor, target: Tensor, rows: int, num_classes: int) -> Tensor:
+    """A student batch against ``rows`` sparse teacher rows of ``num_classes`` classes (top-K
+    or sampled): every loss's checks of the pair, then the student in the compute dtype."""
+    _check_student_target(student, target)
+    if student.shape[1] != num_classes:
+        raise ConfigError(
+            f"teacher rows {[rows, num_classes]} and student logits "
+            f"{list(student.shape)} differ in shape"
+        )
+    return _compute(student)
+
+
 def _check_teacher(student: Tensor, teacher: Tensor) -> None:
     if teacher.shape != student.shape:
         raise ConfigError(

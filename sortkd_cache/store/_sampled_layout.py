@@ -32,9 +32,10 @@ from sortkd_cache.sparse import (
     sampled_problems,
 )
 from sortkd_cache.store._chunk_scan import chunk_row_problems
+from sortkd_cache.store._group_layout import GroupLayout
 from sortkd_cache.store._layout import logits_path
 from sortkd_cache.store._logits import zarr_get
-from sortkd_cache.store._logits_layout import LAYOUTS, LayoutStore, LogitsLayout, Packed, Rows
+from sortkd_cache.store._logits_layout import LAYOUTS, LayoutStore, Packed, Rows
 from sortkd_cache.store._problem import Problem
 from sortkd_cache.store._sparse import expected_sparse, sparse_path
 from sortkd_cache.store._sparse_check import check_present
@@ -105,10 +106,12 @@ def _rows(rows: Rows) -> SampledRows:
     return rows
 
 
-class SampledLayout(LogitsLayout):
+class SampledLayout(GroupLayout):
     """Per kind a group of sampled ``ids``, ``counts``, ``values``, ``up`` and ``stats``."""
 
     name = "sample"
+    arrays = SAMPLED_ARRAYS[:5]
+    word = "sampled"
     training = "sortkd_cache.data._layouts:SAMPLE"
 
     def __init__(self, spec: SampledSpec) -> None:
@@ -157,14 +160,6 @@ class SampledLayout(LogitsLayout):
         arrays = {n: store.raw_array(sparse_path(kind, n)) for n in _ROWS}
         return SampledLogitsArray(arrays, self.spec, kind, store.url, labels)
 
-    def kind_arrays(self, store: LayoutStore, kind: str) -> list[str]:
-        fidelity = sparse_path(kind, "fidelity")
-        found = [sparse_path(kind, n) for n in _ROWS]
-        return found + ([fidelity] if store.has_array(fidelity) else [])
-
-    def kind_paths(self, kind: str) -> list[str]:
-        return [logits_path(kind), *(sparse_path(kind, n) for n in SAMPLED_ARRAYS)]
-
     def create_kind(
         self, store: LayoutStore, kind: str, dtype: str, attrs: dict[str, Any], fidelity: bool
     ) -> dict[str, Any]:
@@ -200,10 +195,6 @@ class SampledLayout(LogitsLayout):
         sums = np.asarray(store.raw_array(sparse_path(kind, "fidelity"))[...], np.float64)
         return {"fidelity": fidelity_record(self.spec, sums)}
 
-    def fidelity_sums(self, store: LayoutStore, kind: str) -> Any | None:
-        path = sparse_path(kind, "fidelity")
-        return store.raw_array(path) if store.has_array(path) else None
-
     def row_problems(self, store: LayoutStore, kinds: Sequence[str]) -> list[Problem]:
         """Per written chunk of each kind: ids in range and unique, counts summing to S, the
         rank order, finite values and stats; one problem per kind at most."""
@@ -213,22 +204,6 @@ class SampledLayout(LogitsLayout):
             lambda kind: self._arrays(store, kind, None),
             lambda rows, labels: sampled_problems(self.spec, rows, labels),
         )
-
-    def row_bytes(self, meta: StoreMeta) -> int:
-        return int(self.spec.bytes_per_row)
-
-    def check_copy(self, url: str, topk: int | None, dtype: str, sample: int | None = None) -> None:
-        if topk is not None or sample is not None:
-            flag = "--topk" if topk is not None else "--sample"
-            raise LogitsKindError(
-                f"{flag} needs dense logits, but '{url}' is already sampled "
-                f"({self.describe()}); copy it without {flag}"
-            )
-        if dtype != self.spec.dtype:
-            raise ConfigError("--dtype narrows dense stores only; this store is sampled")
-
-    def cast(self, rows: Rows, dtype: str) -> Rows:
-        return rows  # check_copy refused another dtype
 
     def sort_rows(
         self, method: str, rows: Rows, labels: np.ndarray
@@ -241,18 +216,6 @@ class SampledLayout(LogitsLayout):
         label, mx = self.spec.column("label"), self.spec.column("max")
         ranks = (r.stats[:, label] < r.stats[:, mx]).astype(np.int64)
         return out, ranks, r.ids[:, 0].astype(np.int64)
-
-    def sorted_chunks(self, store: LayoutStore, kind: str) -> np.ndarray:
-        done: np.ndarray = store.progress(kind) >= 0
-        return done
-
-    def write_sorted(
-        self, store: LayoutStore, kind: str, block: int, view: int, rows: Rows, changed: int
-    ) -> None:
-        store.write_chunk(kind, block, view, rows, count=changed)
-
-    def record_sorted(self, store: LayoutStore, kind: str, changed: np.ndarray) -> None:
-        return None  # written chunk by chunk, with the chunks
 
     def kept(self, rows: Rows) -> tuple[np.ndarray, np.ndarray | None]:
         r = _rows(rows)

@@ -19,8 +19,9 @@ from sortkd_cache.sparse import (
     row_problems,
 )
 from sortkd_cache.store._chunk_scan import chunk_row_problems
+from sortkd_cache.store._group_layout import GroupLayout
 from sortkd_cache.store._layout import logits_path
-from sortkd_cache.store._logits_layout import LAYOUTS, LayoutStore, LogitsLayout, Packed, Rows
+from sortkd_cache.store._logits_layout import LAYOUTS, LayoutStore, Packed, Rows
 from sortkd_cache.store._problem import Problem
 from sortkd_cache.store._sparse import (
     SPARSE_ARRAYS,
@@ -37,10 +38,12 @@ if TYPE_CHECKING:
 __all__ = ["SparseLayout", "TopKLayout"]
 
 
-class SparseLayout(LogitsLayout):
+class SparseLayout(GroupLayout):
     """Per kind a group of top-K ``ids``, ``values`` and ``stats`` (:mod:`._sparse`)."""
 
     name = "topk"
+    arrays = SPARSE_ARRAYS[:3]
+    word = "sparse"
     training = "sortkd_cache.data._layouts:TOPK"
 
     def __init__(self, spec: SparseSpec) -> None:
@@ -84,14 +87,6 @@ class SparseLayout(LogitsLayout):
         arrays = {n: store.raw_array(sparse_path(kind, n)) for n in SPARSE_ARRAYS[:3]}
         return SparseLogitsArray(arrays, self.spec, kind, store.url, labels)
 
-    def kind_arrays(self, store: LayoutStore, kind: str) -> list[str]:
-        found = [sparse_path(kind, n) for n in SPARSE_ARRAYS[:3]]
-        fidelity = sparse_path(kind, "fidelity")
-        return found + ([fidelity] if store.has_array(fidelity) else [])
-
-    def kind_paths(self, kind: str) -> list[str]:
-        return [logits_path(kind), *(sparse_path(kind, n) for n in SPARSE_ARRAYS)]
-
     def create_kind(
         self, store: LayoutStore, kind: str, dtype: str, attrs: dict[str, Any], fidelity: bool
     ) -> dict[str, Any]:
@@ -115,10 +110,6 @@ class SparseLayout(LogitsLayout):
         fid = store.raw_array(sparse_path(kind, "fidelity"))[...]
         return {"fidelity": fidelity_record(self.spec, np.asarray(fid, dtype=np.float64))}
 
-    def fidelity_sums(self, store: LayoutStore, kind: str) -> Any | None:
-        path = sparse_path(kind, "fidelity")
-        return store.raw_array(path) if store.has_array(path) else None
-
     def row_problems(self, store: LayoutStore, kinds: Sequence[str]) -> list[Problem]:
         """Per written (block, view) chunk of each kind: the label's logit present and
         consistent, the rank order; one problem per kind at most."""
@@ -128,22 +119,6 @@ class SparseLayout(LogitsLayout):
             lambda kind: self._arrays(store, kind, None),
             lambda rows, labels: row_problems(self.spec, rows, labels),
         )
-
-    def row_bytes(self, meta: StoreMeta) -> int:
-        return int(self.spec.bytes_per_row)
-
-    def check_copy(self, url: str, topk: int | None, dtype: str, sample: int | None = None) -> None:
-        if topk is not None or sample is not None:
-            flag = "--topk" if topk is not None else "--sample"
-            raise LogitsKindError(
-                f"{flag} needs dense logits, but '{url}' is already sparse "
-                f"(top-{self.spec.k}); copy it without {flag}"
-            )
-        if dtype != self.spec.dtype:
-            raise ConfigError("--dtype narrows dense stores only; this store is sparse")
-
-    def cast(self, rows: Rows, dtype: str) -> Rows:
-        return rows  # check_copy refused another dtype
 
     def sort_rows(
         self, method: str, rows: Rows, labels: np.ndarray
@@ -157,19 +132,6 @@ class SparseLayout(LogitsLayout):
         ranks = np.where(pos < 0, k, pos).astype(np.int64)
         out = apply_sparse(method, rows, labels, self.spec.column("label"))
         return out, ranks, rows.ids[:, 0].astype(np.int64)
-
-    def sorted_chunks(self, store: LayoutStore, kind: str) -> np.ndarray:
-        """Several arrays per chunk: a progress marker per chunk, written after them."""
-        done: np.ndarray = store.progress(kind) >= 0
-        return done
-
-    def write_sorted(
-        self, store: LayoutStore, kind: str, block: int, view: int, rows: Rows, changed: int
-    ) -> None:
-        store.write_chunk(kind, block, view, rows, count=changed)
-
-    def record_sorted(self, store: LayoutStore, kind: str, changed: np.ndarray) -> None:
-        return None  # written chunk by chunk, with the chunks
 
     def kept(self, rows: Rows) -> tuple[np.ndarray, np.ndarray | None]:
         packed = self.pack(rows)
