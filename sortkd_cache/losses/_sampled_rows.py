@@ -17,6 +17,13 @@ recorded ``logsumexp`` at T (hence: recorded temperatures only; others are refus
 * DKD: TCKD is exact (the label's logit is stored); NCKD is
   ``(1/S) sum_{u_j != y} n_j w_j / (1 - p_T(y)) (log p_nt(u_j) - log q_nt(u_j))``.
 * CTKD: refused (a learnt temperature has no recorded normaliser).
+
+A hybrid row (``spec.head`` = H > 0) names the teacher's top H classes first, exactly, then
+draws from the rest, ``q0 = p0 / m0`` outside the head (``m0 = 1 - sum_h p0(h)``, exact from
+the head's logits and ``lse@T0``). Every estimate above keeps its form with the weights
+``p(h)`` on the head and ``m0 (n_j / S) p(u_j) / p0(u_j)`` on the draws (:meth:`weights`),
+unbiased at every recorded T: the head's ``p_T(h)`` needs only the row's recorded
+normaliser at T.
 """
 
 from __future__ import annotations

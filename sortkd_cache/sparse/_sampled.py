@@ -7,15 +7,16 @@ loss estimated from the draws is unbiased at T0 and importance-weighted at the o
 temperatures (:mod:`sortkd_cache.losses._sampled_rows`; docs/sparse.md has the estimators and
 their variance).
 
-Per sample-view a sampled kind keeps W = min(S, C) slots, in rank order (descending value;
-equal values: lower class id first), the unused ones last with count 0 and, as id, the
-undrawn classes in ascending order (no class twice in a row):
+Per sample-view a sampled kind names H + W classes: the head, the top H ranks kept exactly
+(``--sample-head H``, default 0), then W = min(S, C - H) draw slots from the ranks below, in
+rank order (descending value; equal values: lower class id first), the unused ones last
+with count 0 and, as id, the classes not named in ascending order (no class twice in a row):
 
-* ``ids``    [W] the drawn classes (uint8, uint16 or int32, as top-K ids);
-* ``counts`` [W] how often each was drawn (uint8: S <= 255), summing to S;
-* ``values`` [W] their raw logits, in the store's dtype (bit for bit);
-* ``up``     [W] for an entry ranked at or above the label, the class ranked directly above it
-  (the label for the row's first maximum); the entry's own id elsewhere. A method that
+* ``ids``    [H + W] the head's classes, then the drawn ones (uint8, uint16 or int32);
+* ``counts`` [W] how often each draw slot's class was drawn (uint8: S <= 255), summing to S;
+* ``values`` [H + W] their raw logits, in the store's dtype (bit for bit);
+* ``up``     [W] for a drawn entry ranked at or above the label, the class ranked directly
+  above it (the label for the row's first maximum); the entry's own id elsewhere. A method that
   permutes values (``sort``) moves each draw's value to another class; ``up`` says which, so
   sorting sampled rows equals sampling the sorted dense rows with the same draws
   (:func:`relabel`);
@@ -27,8 +28,10 @@ undrawn classes in ascending order (no class twice in a row):
 A draw is a rank of the row's descending values: the uniform ``u`` of draw ``d`` of sample
 ``i`` in view ``v`` is ``counter_uniform(seed ^ SAMPLE_SALT, i, v, d)`` (the counter generator
 of the augmentation replay), and the rank is where ``u`` falls in the cumulative proposal
-probabilities in rank order. So a store is the same bit for bit whatever the workers, ranks
-or chunking, and the same draws taken from the sorted row land on the sorted row's classes.
+probabilities of the ranks below the head, in rank order. The head's ``up`` is not stored:
+it follows from the rank order (:func:`relabel`). So a store is the same bit for bit
+whatever the workers, ranks or chunking, and the same draws taken from the sorted row land
+on the sorted row's classes.
 """
 
 from __future__ import annotations

@@ -223,4 +223,3 @@ def test_train_sample_on_a_dense_store_trains_like_its_copy_sample(
         run_cli("train", "--cache", str(copied), "--student", "digits_mlp", "--sample", "3", *out),
         "samples a dense store's rows",
     )
-
