@@ -120,3 +120,7 @@ def test_bad_head_exits_2_in_one_line(make_store: MakeStore, tmp_path: Path) -> 
             "random", "--views", "1", "--out", out, "--sample", "4"]  # fmt: skip
     one_line_error(run_cli(*base, "--sample-head", "-3"), "--sample-head -3 must be >= 0")
     one_line_error(run_cli(*base, "--sample-head", "8"), "names every one of the 10 classes")
+    train = ["train", "--cache", str(dense), "--student", "digits_mlp", "--out", out]
+    one_line_error(run_cli(*train, "--sample", "4", "--sample-head", "-1"), "must be >= 0")
+    one_line_error(run_cli(*train, "--sample", "4", "--sample-head", "8"), "names every one")
+    one_line_error(run_cli(*train, "--sample-head", "2"), "without --sample")
