@@ -16,11 +16,12 @@ does not depend on what they learnt):
   (each a fresh CLI process, as a user runs them; from ``bench_sweep.py``);
 * **dump throughput in bf16**: a ``resnet32x4`` teacher, samples per second.
 
-Prints one Markdown table (and ``--json PATH`` writes the figures with the machine). Each
+Prints one Markdown table, a part's rows as soon as it ends (and ``--json PATH`` writes the
+figures with the machine, rewritten after each part: a run cut short keeps them). Each
 part is timed; a part that would start after ``--budget`` seconds is skipped and says so.
 ``--smoke`` runs every part's code once at tiny sizes on the CPU, without ``--compile`` (and
-a sweep of 2, which still runs stacked, unstacked and one after another), in under a minute on
-an idle 2-core CPU: the test suite runs it so that the script cannot rot.
+a sweep of 2, which still runs stacked, unstacked and one after another), in about 35 s of
+CPU: the test suite runs it so that the script cannot rot.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,11 +167,13 @@ def _dump_rows(root: Path, size: Sizes) -> list[tuple[str, str, str, str]]:
     return [("dump", size.teacher, "bf16", f"{result.samples_per_second:.0f} samples/s")]
 
 
-def run(size: Sizes, budget: float) -> tuple[list[tuple[str, str, str, str]], dict[str, float]]:
-    """Every part in turn (skipped once ``budget`` seconds have passed): the table's rows
-    and each part's seconds."""
+Row = tuple[str, str, str, str]
+
+
+def run(size: Sizes, budget: float, emit: Callable[[list[Row]], None]) -> dict[str, float]:
+    """Every part in turn (skipped once ``budget`` seconds have passed), each part's rows
+    handed to ``emit`` as soon as it ends; each part's seconds."""
     t0 = time.perf_counter()
-    rows: list[tuple[str, str, str, str]] = []
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="gpu-train-") as tmp:
         root = Path(tmp)
@@ -183,18 +187,13 @@ def run(size: Sizes, budget: float) -> tuple[list[tuple[str, str, str, str]], di
         for name, part in parts.items():
             start = time.perf_counter()
             if start - t0 > budget:
-                rows.append((name, "-", "-", f"skipped (past the {budget:.0f} s budget)"))
+                emit([(name, "-", "-", f"skipped (past the {budget:.0f} s budget)")])
                 continue
-            rows.extend(part())
+            rows = part()
             seconds[name] = time.perf_counter() - start
             print(f"# {name}: {seconds[name]:.1f} s", file=sys.stderr, flush=True)
-    return rows, seconds
-
-
-def table(rows: list[tuple[str, str, str, str]]) -> str:
-    lines = ["| part | model | variant | figure |", "|---|---|---|---:|"]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    return "\n".join(lines)
+            emit(rows)
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,14 +208,22 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu_train.py: no CUDA device; run with --smoke on the CPU", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    rows, seconds = run(SMOKE if args.smoke else GPU, args.budget)
-    print(table(rows))
-    total = time.perf_counter() - t0
+    figures: dict[str, Any] = {"machine": machine(), "smoke": args.smoke, "rows": []}
+
+    def emit(rows: list[Row]) -> None:
+        """The table's rows as each part ends, the JSON rewritten: a run cut short by a
+        timeout keeps what it measured."""
+        for row in rows:
+            print("| {} | {} | {} | {} |".format(*row), flush=True)
+        figures["rows"] += rows
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=2))
+
+    print("| part | model | variant | figure |\n|---|---|---|---:|", flush=True)
+    figures["seconds"] = run(SMOKE if args.smoke else GPU, args.budget, emit)
+    figures["total_seconds"] = total = time.perf_counter() - t0
     print(f"\n{total:.0f} s in all on {json.dumps(machine())}")
-    if args.json:
-        figures = {"machine": machine(), "smoke": args.smoke, "rows": rows, "seconds": seconds,
-                   "total_seconds": total}  # fmt: skip
-        Path(args.json).write_text(json.dumps(figures, indent=2))
+    emit([])
     return 0
 
 
