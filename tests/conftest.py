@@ -3,43 +3,19 @@
 from __future__ import annotations
 
 import os
-import shutil
-import sys
-import sysconfig
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+# before torch is imported (sortkd_cache.testing imports the pipelines)
 os.environ.setdefault("SORTKD_NO_PROGRESS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+from sortkd_cache.testing import dump_and_sort, small_dump
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def console_script(name: str = "sortkd-cache") -> str:
-    """The installed console script ``name`` of the environment running these tests: beside
-    ``sys.executable`` (a venv's bin/, unresolved), in its scripts path, else on PATH."""
-    folders = [Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))]
-    for folder in folders:
-        for candidate in (folder / name, folder / f"{name}.exe"):
-            if candidate.is_file():
-                return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        raise RuntimeError(f"console script {name!r} not found: install the package with [test]")
-    return found
-
-
-CLI = console_script()
-
-
-def cli_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["SORTKD_NO_PROGRESS"] = "1"
-    env.pop("SORTKD_DEBUG", None)
-    return env
 
 
 #: The options every small student run of the train tests shares (a TrainConfig's kwargs).
@@ -53,35 +29,16 @@ TRAIN_BASE: dict[str, Any] = {
 }
 
 
-def dump_and_sort(
-    out: Path, spec: str, chunk_samples: int, teacher: str = "resnet8", **dump_options: Any
-) -> Path:
-    """A 2-view store of ``spec`` (a random ``teacher``) dumped and sorted: raw + sort;
-    ``dump_options`` go to DumpConfig."""
-    from sortkd_cache.pipelines.sort import SortConfig, sort_store
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op torch thread while the test runs: tiny models are as fast on one, and
+    robust to busy shared cores (a module: ``pytestmark = pytest.mark.usefixtures(...)``)."""
+    import torch
 
-    options = {"views": 2, **dump_options}
-    small_dump(out, dataset=spec, teacher=teacher, chunk_samples=chunk_samples, **options)
-    sort_store(SortConfig(store=str(out), method="sort", progress=False, num_workers=1))
-    return out
-
-
-def small_dump(out: Path, **kw: Any) -> Path:
-    """Dump a small store at ``out`` with the real dump pipeline (a random teacher, on the
-    CPU, quiet); keyword arguments go to DumpConfig and win over these defaults."""
-    from sortkd_cache.pipelines.dump import DumpConfig, dump
-
-    cfg: dict[str, Any] = {
-        "dataset": "fake:200:10:8",
-        "teacher": "resnet8",
-        "teacher_init": "random",
-        "views": 3,
-        "chunk_samples": 64,
-        "progress": False,
-        "device": "cpu",
-    }
-    dump(DumpConfig(out=str(out), **{**cfg, **kw}))
-    return out
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 #: a tiny student run (digits_mlp, batch 32: 3 steps an epoch), as TrainConfig kwargs

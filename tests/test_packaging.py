@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import console_script
+from sortkd_cache.testing import console_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = Path(console_script())

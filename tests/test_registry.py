@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
 from sortkd_cache._registry import Registry
 from sortkd_cache.errors import ConfigError, ModelError
+from sortkd_cache.testing import invoke
 
 
 def test_registry_basics() -> None:
@@ -54,16 +54,15 @@ def test_every_lookup_is_a_registry() -> None:
 
 
 def test_cli_lists_come_from_the_registries() -> None:
-    from sortkd_cache.cli.main import cli
     from sortkd_cache.losses import LOSSES, loss_options
     from sortkd_cache.sorting import METHODS
 
-    train_help = CliRunner().invoke(cli, ["train", "--help"]).output
+    train_help = invoke("train", "--help").output
     assert " | ".join(LOSSES.names()) in train_help
     assert " | ".join(["raw", *METHODS.names()]) in train_help
     for key in loss_options():
         assert "--" + key.replace("_", "-") in train_help
-    assert " | ".join(METHODS.names()) in CliRunner().invoke(cli, ["sort", "--help"]).output
+    assert " | ".join(METHODS.names()) in invoke("sort", "--help").output
 
 
 @pytest.mark.parametrize("args", [["verify", "--help"], ["copy", "a", "b"], ["--help"]])

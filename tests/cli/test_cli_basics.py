@@ -7,36 +7,19 @@ codes as the console script); a few run the installed console script in a subpro
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner, Result
 
 from sortkd_cache.checkpoint import save_weights
-from sortkd_cache.cli.main import COMMANDS, all_commands, cli
+from sortkd_cache.cli.main import COMMANDS, all_commands
 from sortkd_cache.models import create_model
 from sortkd_cache.pipelines.dump import DumpConfig, dump
-
-from ..conftest import CLI, cli_env
+from sortkd_cache.testing import invoke, one_error_line, run_cli
 
 SPEC = "fake:120:10:8"
 FAST = ["--dataset", SPEC, "--teacher", "digits_mlp", "--views", "2", "--chunk-samples", "64"]
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def assert_one_error_line(code: int, stderr: str, *names: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert code == 2, stderr
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("error: "), stderr
-    for name in names:
-        assert name in lines[0], (name, lines[0])
-    return lines[0]
 
 
 def set_schema(store: Path, schema: int) -> None:
@@ -179,7 +162,7 @@ def test_bad_dump_inputs_exit_2_with_one_line(files, tmp_path: Path, case: str) 
     assert sorted(cases) == sorted(CASES)
     args, names = cases[case]
     result = invoke("dump", *args)
-    assert_one_error_line(result.exit_code, result.stderr, *names)
+    one_error_line(result, *names)
     assert result.stdout == ""
 
 
@@ -201,10 +184,10 @@ def test_newer_schema_is_refused_by_info_and_dump_resume(files, tmp_path: Path) 
     newer = SCHEMA_VERSION + 1
     set_schema(store, newer)
     result = invoke("info", str(store))
-    assert_one_error_line(result.exit_code, result.stderr, f"schema {newer}")
+    one_error_line(result, f"schema {newer}")
     args = [*FAST, "--teacher-ckpt", str(files["mlp"]), "--out", str(store), "--resume"]
     result = invoke("dump", *args)
-    assert_one_error_line(result.exit_code, result.stderr, f"schema {newer}")
+    one_error_line(result, f"schema {newer}")
 
 
 def test_missing_array_and_missing_store_are_refused(files, tmp_path: Path) -> None:
@@ -214,33 +197,29 @@ def test_missing_array_and_missing_store_are_refused(files, tmp_path: Path) -> N
     shutil.copytree(files["store"], store)
     shutil.rmtree(store / "aug_params")
     result = invoke("info", str(store))
-    assert_one_error_line(result.exit_code, result.stderr, "aug_params")
+    one_error_line(result, "aug_params")
     result = invoke("info", str(tmp_path / "absent.zarr"))
-    assert_one_error_line(result.exit_code, result.stderr, "absent.zarr")
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], env=cli_env(), capture_output=True, text=True, timeout=300)
+    one_error_line(result, "absent.zarr")
 
 
 def test_console_script_bad_model_and_newer_schema(files, tmp_path: Path) -> None:
     """The real process: exit code 2 and exactly one stderr line."""
     r = run_cli("dump", "--dataset", SPEC, "--teacher", "resnet9", "--out", str(tmp_path / "x"))
-    assert_one_error_line(r.returncode, r.stderr, "resnet9")
+    one_error_line(r, "resnet9")
     import shutil
 
     store = tmp_path / "future.zarr"
     shutil.copytree(files["store"], store)
     set_schema(store, 99)  # newer than this version reads
     r = run_cli("info", str(store), "--json")
-    assert_one_error_line(r.returncode, r.stderr, "schema 99")
+    one_error_line(r, "schema 99")
     assert r.stdout == ""
 
 
 def test_console_script_nan_logits(files, tmp_path: Path) -> None:
     out = tmp_path / "nan.zarr"
     r = run_cli("dump", *FAST, "--teacher-ckpt", str(files["nan"]), "--out", str(out))
-    assert_one_error_line(r.returncode, r.stderr, "nan", "sample 0, view 0")
+    one_error_line(r, "nan", "sample 0, view 0")
 
 
 def test_every_command_is_named_with_its_module() -> None:

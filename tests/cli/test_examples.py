@@ -29,9 +29,9 @@ from pathlib import Path
 import click
 import pytest
 import tomllib
-from click.testing import CliRunner
 
 from sortkd_cache.cli.main import all_commands, cli
+from sortkd_cache.testing import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -258,7 +258,7 @@ CHEAP = [(w, t) for w, t in EXAMPLES if parse(t) is None and _cheap(t)]
 def tiny_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """4 views of a random teacher, raw + sort (seconds to make): ``digits`` (10 classes),
     and ``digits100:2`` (100 classes, 200 samples) for the examples named after CIFAR-100."""
-    from ..conftest import dump_and_sort
+    from sortkd_cache.testing import dump_and_sort
 
     root = tmp_path_factory.mktemp("examples")
     return {
@@ -284,12 +284,12 @@ def test_the_cheap_example_runs(
         target = tmp_path / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if name.endswith(".zip"):
-            assert CliRunner().invoke(cli, ["copy", str(tiny_store), str(target)]).exit_code == 0
+            assert invoke("copy", str(tiny_store), str(target)).exit_code == 0
         else:
             shutil.copytree(tiny_store, target)
     if "--no-progress" not in argv and argv[0] in ("verify", "copy", "sort"):
         argv.append("--no-progress")
-    result = CliRunner().invoke(cli, argv)
+    result = invoke(*argv)
     assert result.exit_code == 0, (
         f"{where}: the example `{text}` exits {result.exit_code} on a tiny store: "
         f"{(result.stderr or result.stdout).strip()[-500:]}"

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from sortkd_cache._registry import Registry
-from sortkd_cache.cli.main import cli
 from sortkd_cache.pipelines.catalog import KINDS, catalog
+from sortkd_cache.testing import invoke
 
 
 def _registries() -> dict[str, Registry[object]]:
@@ -39,7 +38,7 @@ def test_the_catalog_covers_every_registry_and_reads_it() -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_list_prints_the_registry_names(kind: str) -> None:
-    r = CliRunner().invoke(cli, ["list", kind])
+    r = invoke("list", kind)
     assert r.exit_code == 0, r.output
     (line,) = r.output.splitlines()
     assert line.split()[0] == kind
@@ -52,7 +51,7 @@ def test_list_json_and_a_new_entry_appears() -> None:
 
     METHODS.add("zz_test_method", METHODS.get("sort"))
     try:
-        r = CliRunner().invoke(cli, ["list", "methods", "--json"])
+        r = invoke("list", "methods", "--json")
         assert r.exit_code == 0, r.output
         assert "zz_test_method" in json.loads(r.output)["methods"]["names"]
     finally:
@@ -60,6 +59,6 @@ def test_list_json_and_a_new_entry_appears() -> None:
 
 
 def test_list_unknown_kind_exits_2_with_the_error_last() -> None:
-    r = CliRunner().invoke(cli, ["list", "students"])
+    r = invoke("list", "students")
     assert r.exit_code == 2
     assert "'students' is not one of" in r.output.strip().splitlines()[-1]

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import cli_env, train_run
+from sortkd_cache.testing import cli_env
+
+from ..conftest import train_run
 
 _PROBE = """
 import json, sys

@@ -10,24 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner, Result
 from threadpoolctl import threadpool_info
 
-from sortkd_cache.cli.main import cli
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.runtime import compute_threads, default_threads
+from sortkd_cache.testing import invoke, one_error_line
 
 torch.set_num_threads(1)
-
-
-def _invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def _one_line(result: Result, *names: str) -> None:
-    lines = result.stderr.strip().splitlines()
-    assert result.exit_code == 2 and len(lines) == 1, (result.exit_code, result.stderr)
-    assert all(n in lines[0] for n in names), lines[0]
 
 
 def test_the_block_sets_torch_and_blas_pools_and_restores_them() -> None:
@@ -84,14 +73,16 @@ def test_a_bad_thread_count_is_one_line_exit_2(
     args: tuple[str, ...], bad: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    _one_line(_invoke(*args, "--threads", bad), "--threads", f"got {bad}")
+    one_error_line(invoke(*args, "--threads", bad), "--threads", f"got {bad}")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_threads_where_nothing_computes_is_refused(small_store: Path, tmp_path: Path) -> None:
-    _one_line(_invoke("verify", str(small_store), "--threads", "2"), "--threads", "--recompute")
+    one_error_line(invoke("verify", str(small_store), "--threads", "2"), "--threads", "--recompute")
     dst = tmp_path / "c.zarr"
-    _one_line(_invoke("copy", str(small_store), str(dst), "--threads", "2"), "--threads", "--topk")
+    one_error_line(
+        invoke("copy", str(small_store), str(dst), "--threads", "2"), "--threads", "--topk"
+    )
     assert not dst.exists()
 
 
@@ -102,9 +93,9 @@ def test_train_records_threads_as_runtime_and_a_resume_may_change_them(
     base = ["train", "--cache", str(small_store), "--student", "digits_mlp", "--loss", "kd",
             "--epochs", "2", "--milestones", "1", "--batch-size", "32", "--device", "cpu",
             "--no-progress", "--out", str(out)]  # fmt: skip
-    first = _invoke(*base, "--threads", "1", "--stop-after", "1")
+    first = invoke(*base, "--threads", "1", "--stop-after", "1")
     assert first.exit_code == 0, first.output
     assert json.loads((out / "config.json").read_text())["threads"] == 1
-    resumed = _invoke(*base, "--threads", "2", "--resume")
+    resumed = invoke(*base, "--threads", "2", "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert json.loads((out / "summary.json").read_text())["epochs"] == 2

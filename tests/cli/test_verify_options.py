@@ -8,11 +8,11 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from sortkd_cache.cli.main import all_commands, cli
+from sortkd_cache.cli.main import all_commands
 from sortkd_cache.pipelines.configs import DumpConfig, TrainConfig
 from sortkd_cache.pipelines.recompute import RecomputeConfig
+from sortkd_cache.testing import invoke
 
 
 def test_device_defaults_agree() -> None:
@@ -27,7 +27,7 @@ def test_device_defaults_agree() -> None:
     "args", [["--device", "cpu"], ["--seed", "3"], ["--teacher-ckpt", "w.safetensors"]]
 )
 def test_recompute_options_without_recompute_are_refused(tmp_path: Path, args: list[str]) -> None:
-    result = CliRunner().invoke(cli, ["verify", str(tmp_path / "absent.zarr"), *args])
+    result = invoke("verify", str(tmp_path / "absent.zarr"), *args)
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{args[0]} applies to --recompute only" in lines[0], lines

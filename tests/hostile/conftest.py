@@ -1,6 +1,7 @@
 """Hostile inputs: what a careless or malicious user types, and what a crafted store holds.
 
-Every test asserts the exit code, the single ``error:`` line, and that the inputs (stores,
+Every test asserts the exit code, the single ``error:`` line
+(:func:`sortkd_cache.testing.one_error_line`), and that the inputs (stores,
 run directories, other files) are byte-identical afterwards (:func:`tree_digest`).
 """
 
@@ -14,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from ..conftest import dump_and_sort
+from sortkd_cache.testing import dump_and_sort
 
 SPEC = "fake:64:4:8"
 
@@ -48,23 +48,6 @@ def tree_digest(root: Path) -> dict[str, str]:
         else:
             out[rel] = "dir"
     return out
-
-
-def invoke(*args: str) -> Result:
-    from sortkd_cache.cli.main import cli
-
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def one_error_line(result: Result, *names: str, code: int = 2) -> str:
-    """The exit code, exactly one stderr line starting with ``error:``, naming ``names``."""
-    lines = result.stderr.strip().splitlines()
-    assert result.exit_code == code, (result.exit_code, result.stderr, result.stdout)
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), result.stderr
-    for name in names:
-        assert name in lines[0], (name, lines[0])
-    return lines[0]
 
 
 def edit_json(path: Path, edit: Callable[[dict[str, Any]], None], *, reseal: bool) -> None:

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import invoke, one_error_line, tree_digest
+from sortkd_cache.testing import invoke, one_error_line
+
+from .conftest import tree_digest
 
 DUMP = ["dump", "--teacher", "digits_cnn_l", "--teacher-init", "random", "--views", "1",
         "--device", "cpu", "--no-progress"]  # fmt: skip

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ..conftest import small_dump
-from .conftest import invoke, one_error_line, tree_digest
+from sortkd_cache.testing import invoke, one_error_line, small_dump
+
+from .conftest import tree_digest
 
 VIEWS = [2, 0]
 

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from .conftest import edit_json, invoke, one_error_line, tree_digest
+from sortkd_cache.testing import invoke, one_error_line
+
+from .conftest import edit_json, tree_digest
 
 DUMP = ["--teacher", "resnet8", "--views", "2", "--augment", "imagenet:16", "--seed", "0",
         "--chunk-samples", "16", "--device", "cpu", "--no-progress"]  # fmt: skip

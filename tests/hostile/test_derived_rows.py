@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from ..conftest import dump_and_sort, small_dump
-from .conftest import invoke, one_error_line, tree_digest
+from sortkd_cache.testing import dump_and_sort, invoke, one_error_line, small_dump
+
+from .conftest import tree_digest
 
 
 def _edit_row(store: Path, path: str, sample: int, view: int) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import invoke, one_error_line
+from sortkd_cache.testing import invoke, one_error_line
 
 timm = pytest.importorskip("timm")
 sklearn_datasets = pytest.importorskip("sklearn.datasets")

@@ -12,9 +12,7 @@ import re
 import shlex
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from sortkd_cache.cli.main import cli
+from sortkd_cache.testing import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +22,7 @@ def test_run_help_names_the_make_demo_recipe() -> None:
     demo = re.search(r"^demo:.*\n\t.*sortkd-cache run (\S+) --out (\S+)", make, re.M)
     assert demo is not None, "the Makefile's demo target does not run a recipe"
     recipe, out = Path(demo.group(1)).stem, demo.group(2)
-    text = CliRunner().invoke(cli, ["run", "--help"], terminal_width=200).stdout
+    text = invoke("run", "--help", terminal_width=200).stdout
     lines = [line for line in text.splitlines() if "make demo" in line]
     assert lines, "run --help has no `make demo` example"
     for line in lines:

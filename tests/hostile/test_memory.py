@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import edit_json, invoke, one_error_line, tree_digest
+from sortkd_cache.testing import invoke, one_error_line
+
+from .conftest import edit_json, tree_digest
 
 HUGE = 10**12
 HEADROOM = 1 << 30  # address space verify may add to what its imports mapped

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import edit_json, invoke, one_error_line, tree_digest
+from sortkd_cache.testing import invoke, one_error_line
+
+from .conftest import edit_json, tree_digest
 
 NODES = (
     "zarr.json",

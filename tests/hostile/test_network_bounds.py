@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import invoke, one_error_line
+from sortkd_cache.testing import invoke, one_error_line
 
 BOUND = 1.0
 #: Generous: a step is bounded by BOUND seconds; before, these took 38 s to minutes.

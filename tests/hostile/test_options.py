@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import dump_and_sort
-from .conftest import SPEC, invoke, one_error_line, tree_digest
+from sortkd_cache.testing import dump_and_sort, invoke, one_error_line
+
+from .conftest import SPEC, tree_digest
 
 TRAIN = ["train", "--student", "digits_mlp", "--epochs", "1", "--milestones", "",
          "--batch-size", "32", "--device", "cpu", "--no-progress"]  # fmt: skip

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import invoke, one_error_line, tree_digest
+from sortkd_cache.testing import invoke, one_error_line
+
+from .conftest import tree_digest
 
 
 def _spellings(store: Path, tmp_path: Path) -> dict[str, str]:

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CLI, cli_env
-from .conftest import invoke, one_error_line
+from sortkd_cache.testing import cli_env, console_script, invoke, one_error_line, run_cli
 
 SMALL = ("--epochs", "2", "--milestones", "1", "--batch-size", "32", "--device", "cpu")
 LOCK = ".sortkd-lock.json"
@@ -45,7 +44,9 @@ def _train(store: Path, out: Path, loss: str, *extra: str) -> list[str]:
 def _stopped_writer(args: list[str], locked: Path) -> Iterator[subprocess.Popen[str]]:
     """A first writer, stopped once it holds the lock of directory ``locked``; continued at
     the end."""
-    proc = subprocess.Popen([CLI, *args], env=cli_env(), stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [console_script(), *args], env=cli_env(), stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     while not (locked / LOCK).exists():
         assert proc.poll() is None, proc.communicate()
@@ -115,9 +116,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over_saying_so(
     dead.wait()
     record = {"host": socket.gethostname(), "pid": dead.pid, "since": "2020-01-01T00:00:00+00:00"}
     (out / LOCK).write_text(json.dumps({**record, "purpose": "sortkd-cache train"}))
-    proc = subprocess.run(
-        [CLI, *_train(small_store, out, "kd")], capture_output=True, text=True, env=cli_env()
-    )
+    proc = run_cli(*_train(small_store, out, "kd"))
     assert proc.returncode == 0, proc.stderr
     assert "took over the writer lock" in proc.stderr and str(dead.pid) in proc.stderr
     assert (out / "summary.json").is_file() and not (out / LOCK).exists()

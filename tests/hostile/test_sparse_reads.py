@@ -22,22 +22,17 @@ from click.testing import Result
 
 import sortkd_cache as sk
 from sortkd_cache.errors import CorruptChunkError
+from sortkd_cache.testing import invoke, one_error_line, topk_store
 
-from .conftest import invoke, one_error_line, tree_digest
+from .conftest import tree_digest
 
 CHUNK = 16  # samples per chunk of the hostile base store (64 samples, 2 views, 4 classes)
 
 
 @pytest.fixture(scope="module")
 def sparse_base(hostile_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The hostile base store as top-2 sparse rows, raw + sort. Read only."""
-    from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
-    from sortkd_cache.pipelines.sort import SortConfig, sort_store
-
-    out = tmp_path_factory.mktemp("sparse") / "top2.zarr"
-    derive_store(str(hostile_base), str(out), DeriveConfig(topk=2), progress=False)
-    sort_store(SortConfig(store=str(out), method="sort", progress=False))
-    return out
+    """The hostile base store as top-2 sparse rows, raw + sort (copied). Read only."""
+    return topk_store(hostile_base, tmp_path_factory.mktemp("sparse") / "top2.zarr", 2)
 
 
 def _edit(

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import invoke, one_error_line, tree_digest
+from sortkd_cache.testing import invoke, one_error_line
+
+from .conftest import tree_digest
 
 SMALL = ("--epochs", "2", "--milestones", "1", "--batch-size", "32", "--device", "cpu")
 

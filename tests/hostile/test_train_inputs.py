@@ -8,17 +8,14 @@ another configuration rewrites nothing), and a refused run into a new --out crea
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from sortkd_cache.losses import LOSSES, loss_options
 from sortkd_cache.pipelines.train import TrainConfig, train
-
-from ..conftest import CLI, cli_env
+from sortkd_cache.testing import error_lines, invoke, run_cli
 
 STUDENT = "digits_mlp"
 
@@ -72,10 +69,8 @@ def unfinished(store: Path) -> Path:
 
 
 def _invoke(args: list[str]) -> tuple[int, list[str]]:
-    from sortkd_cache.cli.main import cli
-
-    result = CliRunner().invoke(cli, args, catch_exceptions=False)
-    return result.exit_code, result.stderr.strip().splitlines()
+    result = invoke(*args)
+    return result.exit_code, error_lines(result)
 
 
 def _refused(args: list[str], run: Path, needle: str, invoke: Callable[..., object] = _invoke):
@@ -115,8 +110,8 @@ def _args(store: Path, out: Path, *extra: str) -> list[str]:
 
 
 def _subprocess(args: list[str]) -> tuple[int, list[str]]:
-    proc = subprocess.run([CLI, *args], capture_output=True, text=True, env=cli_env(), timeout=180)
-    return proc.returncode, proc.stderr.strip().splitlines()
+    proc = run_cli(*args, timeout=180)
+    return proc.returncode, error_lines(proc)
 
 
 @pytest.mark.slow

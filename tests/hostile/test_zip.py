@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import invoke, one_error_line, tree_digest
+from sortkd_cache.testing import invoke, one_error_line
+
+from .conftest import tree_digest
 
 
 def _evil_zip(store: Path, path: Path, member: str, *, zip64: bool) -> None:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import invoke, one_error_line, tree_digest
+from sortkd_cache.testing import invoke, one_error_line
+
+from .conftest import tree_digest
 
 MEMBER = "logits/sort/c/0/0/0"  # block 0, view 0 of the kind train reads: read in epoch 1
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +14,7 @@ from sortkd_cache.errors import ConfigError
 from sortkd_cache.losses import DIVERGENCE_FACTOR, check_divergence, divergence_bound
 from sortkd_cache.models import _registry, register_model
 from sortkd_cache.pipelines.train import TrainConfig, train
-
-from ..conftest import CLI, cli_env
+from sortkd_cache.testing import one_error_line, run_cli
 
 
 def test_sane_losses_pass() -> None:
@@ -101,11 +99,7 @@ def test_the_same_student_at_a_lower_lr_stays_quiet(
 
 
 def test_cli_exits_2_with_one_line(digits_store: Path, tmp_path: Path) -> None:
-    cmd = [CLI, "train", "--cache", str(digits_store), "--student", "digits_mlp"]
-    cmd += ["--loss", "kd", "--temperature", "4", "--lr", "50", "--epochs", "2"]
-    cmd += ["--milestones", "", "--out", str(tmp_path / "run"), "--device", "cpu"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(), timeout=300)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "training diverged at epoch 1" in lines[0], proc.stderr
-    assert "--lr 5)" in lines[0]
+    args = ["train", "--cache", str(digits_store), "--student", "digits_mlp"]
+    args += ["--loss", "kd", "--temperature", "4", "--lr", "50", "--epochs", "2"]
+    args += ["--milestones", "", "--out", str(tmp_path / "run"), "--device", "cpu"]
+    one_error_line(run_cli(*args), "training diverged at epoch 1", "--lr 5)")

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -11,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sortkd_cache.models import create_model, list_models
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Published parameter counts (millions, 100 classes) from CRD / mdistiller.
 PUBLISHED_M = {
@@ -58,15 +59,6 @@ DIGITS_MODELS = [
     "digits100_cnn_s",
     "digits100_cnn_l",
 ]
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny forward passes: one intra-op thread is as fast and robust to busy shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def n_params(model: nn.Module) -> int:

@@ -19,6 +19,8 @@ from sortkd_cache.models import (
 )
 from sortkd_cache.models.vgg_cifar import CifarVGG
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 EXPECTED = {
     "resnet8",
     "resnet14",
@@ -45,15 +47,6 @@ EXPECTED = {
     "digits100_cnn_s",
     "digits100_cnn_l",
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny forward passes: one intra-op thread is as fast and robust to busy shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

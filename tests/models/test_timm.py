@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from sortkd_cache.checkpoint import file_sha256, save_weights
-from sortkd_cache.cli.main import cli
 from sortkd_cache.store import open_store
+from sortkd_cache.testing import invoke, one_error_line
 
 timm = pytest.importorskip("timm")
 
@@ -30,17 +30,6 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     return tmp_path / "hf"
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def one_line_exit_2(result: Result, *names: str) -> None:
-    lines = result.stderr.strip().splitlines()
-    assert result.exit_code == 2 and len(lines) == 1, result.stderr
-    for name in names:
-        assert name in lines[0], lines[0]
 
 
 def random_timm(name: str, num_classes: int, seed: int = 0) -> torch.nn.Module:
@@ -284,7 +273,7 @@ def test_unknown_timm_name_exits_2(tmp_path: Path) -> None:
         "--teacher-init",
         "random",
     )
-    one_line_exit_2(result, "timm:resnet_nope")
+    one_error_line(result, "timm:resnet_nope")
     result = dump(
         tmp_path / "s.zarr",
         "fake:4:10:8",
@@ -293,7 +282,7 @@ def test_unknown_timm_name_exits_2(tmp_path: Path) -> None:
         "--teacher-init",
         "random",
     )
-    one_line_exit_2(result, "'nope'", "r160_in1k")
+    one_error_line(result, "'nope'", "r160_in1k")
 
 
 def test_timm_not_installed_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -301,7 +290,7 @@ def test_timm_not_installed_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     result = dump(
         tmp_path / "s.zarr", "fake:4:10:8", "--teacher", f"timm:{TINY}", "--teacher-init", "random"
     )
-    one_line_exit_2(result, "pip install 'sortkd-cache[timm]'")
+    one_error_line(result, "pip install 'sortkd-cache[timm]'")
     assert not (tmp_path / "s.zarr").exists()
 
 
@@ -311,7 +300,7 @@ def test_checkpoint_that_does_not_fit_exits_2(tmp_path: Path) -> None:
     result = dump(
         tmp_path / "s.zarr", "fake:4:10:8", "--teacher", f"timm:{TINY}", "--teacher-ckpt", str(ckpt)
     )
-    one_line_exit_2(result, str(ckpt), f"timm:{TINY}", "missing key")
+    one_error_line(result, str(ckpt), f"timm:{TINY}", "missing key")
 
 
 def test_pretrained_offline_not_in_the_cache_exits_2(tmp_path: Path) -> None:
@@ -323,7 +312,7 @@ def test_pretrained_offline_not_in_the_cache_exits_2(tmp_path: Path) -> None:
         "--teacher-init",
         "pretrained",
     )
-    one_line_exit_2(result, f"timm:{TINY}", "not in the local cache", "HF_HUB_OFFLINE")
+    one_error_line(result, f"timm:{TINY}", "not in the local cache", "HF_HUB_OFFLINE")
     result = dump(
         tmp_path / "s.zarr",
         "fake:4:1000:8",
@@ -332,7 +321,7 @@ def test_pretrained_offline_not_in_the_cache_exits_2(tmp_path: Path) -> None:
         "--teacher-init",
         "pretrained",
     )
-    one_line_exit_2(result, "mobilenet_v3_small", "not in the local cache")
+    one_error_line(result, "mobilenet_v3_small", "not in the local cache")
 
 
 def test_pretrained_with_other_classes_exits_2(tmp_path: Path) -> None:
@@ -344,7 +333,7 @@ def test_pretrained_with_other_classes_exits_2(tmp_path: Path) -> None:
         "--teacher-init",
         "pretrained",
     )
-    one_line_exit_2(result, "1000 classes", "10")
+    one_error_line(result, "1000 classes", "10")
 
 
 @pytest.mark.parametrize(
@@ -401,7 +390,7 @@ def test_resume_refuses_other_teacher_preprocessing(tmp_path: Path) -> None:
     base = ("--teacher", "resnet8", "--teacher-init", "random", "--chunk-samples", "2")
     assert dump(out, "fake:4:10:8", *base).exit_code == 0
     result = dump(out, "fake:4:10:8", *base, "--resume", "--teacher-mean", "0.5,0.5,0.5")
-    one_line_exit_2(result, "teacher preprocessing")
+    one_error_line(result, "teacher preprocessing")
 
 
 def test_a_timm_student_without_timm_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

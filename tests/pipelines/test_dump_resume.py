@@ -22,8 +22,7 @@ import pytest
 import sortkd_cache as sk
 from sortkd_cache.pipelines.dump import DumpConfig, clean_partial_files, dump
 from sortkd_cache.store import read_lock
-
-from ..conftest import CLI, cli_env
+from sortkd_cache.testing import cli_env, console_script, run_cli
 
 ARRAYS = ("labels", "aug_params", "logits/raw", "progress/raw")
 VOLATILE = {"created", "dump_seconds", "store_id"}
@@ -71,7 +70,7 @@ UNITS = 16 * 2  # 2000 samples in blocks of 128, 2 views
 
 def start_dump(out: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [CLI, *DUMP, "--out", str(out), *extra],
+        [console_script(), *DUMP, "--out", str(out), *extra],
         env=cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -125,9 +124,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path: Path) 
         progress.append(done_units(out))
         if i > 0:
             assert killed and progress[-1] < UNITS, why
-    info = subprocess.run(
-        [CLI, "info", str(out), "--json"], env=cli_env(), capture_output=True, text=True
-    )
+    info = run_cli("info", str(out), "--json")
     assert info.returncode == 0, info.stderr
     report = json.loads(info.stdout)
     assert report["logits"] == [] and not report["complete"], why

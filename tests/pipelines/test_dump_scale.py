@@ -8,14 +8,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 import sortkd_cache as sk
-from sortkd_cache.cli.main import cli
 from sortkd_cache.pipelines import _common
 from sortkd_cache.pipelines.dump import DumpConfig, dump
 from sortkd_cache.pipelines.info import format_info, store_info
+from sortkd_cache.testing import invoke, one_error_line
 
 
 def _dump(out: Path, dataset: str, **kw: Any) -> Path:
@@ -101,11 +100,7 @@ def test_resume_with_another_precision_is_refused(tmp_path) -> None:
 
 
 def _one_line_error(args: list[str]) -> str:
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
+    return one_error_line(invoke(*args))
 
 
 BASE = "dump --dataset fake:32:10:8 --teacher resnet8 --teacher-init random --views 1"

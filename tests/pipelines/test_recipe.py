@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,7 @@ from sortkd_cache.pipelines.recipe import (
     recipe_names,
     resolve_recipe_path,
 )
-
-from ..conftest import CLI, cli_env
+from sortkd_cache.testing import one_error_line, run_cli
 
 MINIMAL = """\
 [dataset]
@@ -340,15 +338,6 @@ def test_any_wrong_type_for_an_integer_key_is_named(key: str, value: str) -> Non
 
 def test_cli_recipe_error_is_one_line_exit_2(tmp_path: Path) -> None:
     path = _write(tmp_path, MINIMAL.replace("views = 2", "views = 2\nviews_per_sample = 4"))
-    proc = subprocess.run(
-        [CLI, "run", str(path), "--dry-run"],
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ")
-    assert str(path) in lines[0] and "'dump.views_per_sample'" in lines[0] and "4" in lines[0]
+    proc = run_cli("run", str(path), "--dry-run", timeout=120)
+    one_error_line(proc, str(path), "'dump.views_per_sample'", "4")
     assert proc.stdout == ""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,7 @@ import pytest
 from sortkd_cache import open_store
 from sortkd_cache.pipelines.recipe import load_recipe
 from sortkd_cache.pipelines.run import RunReport, run_recipe
-
-from ..conftest import CLI, cli_env
+from sortkd_cache.testing import run_cli
 
 TINY = """\
 name = "tiny"
@@ -264,8 +262,7 @@ def test_cli_runs_the_shrunk_demo_recipe(tmp_path: Path) -> None:
         "--set=train.epochs=1",
         "--set=train.milestones=[]",
     ]
-    cmd = [CLI, "run", "digits_demo", "--out", str(out), "--device", "cpu", *shrink]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(), timeout=300)
+    proc = run_cli("run", "digits_demo", "--out", str(out), "--device", "cpu", *shrink)
     assert proc.returncode == 0, proc.stderr
     assert "| variant |" in proc.stdout and "| KD sort | 0 |" in proc.stdout
     assert "| DKD sort |" in proc.stdout and "train-view error rate" in proc.stdout

@@ -16,8 +16,7 @@ from sortkd_cache.locks import LOCK_NAME
 from sortkd_cache.pipelines import sort as sort_mod
 from sortkd_cache.pipelines.sort import SortConfig, sort_store, written_chunks
 from sortkd_cache.sorting import label_rank, sort_logits, swap_logits
-
-from ..conftest import CLI, cli_env
+from sortkd_cache.testing import one_error_line, run_cli, topk_store
 
 
 def _bits(a: np.ndarray) -> np.ndarray:
@@ -155,7 +154,6 @@ def test_a_store_with_the_retired_topk_copy_still_opens_verifies_and_copies(
 ) -> None:
     """Stores written before ``sort --topk`` was retired hold ``logits/sort_topk``: they are
     not corrupt, `info` names the legacy copy, and copies (plain or re-sliced) work."""
-    from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
     from sortkd_cache.store import copy_store, verify_store
 
     path = make_store()
@@ -163,12 +161,12 @@ def test_a_store_with_the_retired_topk_copy_still_opens_verifies_and_copies(
     _write_legacy_topk(path, "sort", 4)
     report = verify_store(path)
     assert report.sound, report.problems
-    info = _cli("info", str(path))
+    info = run_cli("info", str(path))
     assert info.returncode == 0, info.stderr
     assert "legacy top-4 side copy (retired `sort --topk`)" in info.stdout
     copy_store(path, tmp_path / "plain.zarr", progress=False)
     assert verify_store(tmp_path / "plain.zarr").sound
-    derive_store(str(path), str(tmp_path / "top3.zarr"), DeriveConfig(topk=3), progress=False)
+    topk_store(path, tmp_path / "top3.zarr", 3)
     top3 = open_store(tmp_path / "top3.zarr")
     assert top3.is_sparse and top3.kinds() == ["raw", "sort"]
     assert not top3.has_array("logits/sort_topk/ids")
@@ -176,8 +174,8 @@ def test_a_store_with_the_retired_topk_copy_still_opens_verifies_and_copies(
 
 def test_cli_sort_topk_is_retired_and_points_at_copy(make_store) -> None:
     path = make_store()
-    proc = _cli("sort", str(path), "--topk", "4")
-    _one_error_line(proc, "sortkd-cache copy")
+    proc = run_cli("sort", str(path), "--topk", "4")
+    one_error_line(proc, "sortkd-cache copy")
     assert "--topk 4" in proc.stderr and "retired" in proc.stderr
     assert open_store(path).kinds() == ["raw"]  # nothing written
 
@@ -188,42 +186,31 @@ def test_bad_method(make_store) -> None:
         sort_store(SortConfig(store=str(path), method="sorted", progress=False))
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, env=cli_env(), timeout=120)
-
-
-def _one_error_line(proc: subprocess.CompletedProcess[str], needle: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
-    assert needle in lines[0], lines[0]
-
-
 def test_cli_sort_json_and_info(make_store) -> None:
     path = make_store()
-    proc = _cli("sort", str(path), "--json")
+    proc = run_cli("sort", str(path), "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["method"] == "sort" and not out["skipped"]
-    info = json.loads(_cli("info", str(path), "--json").stdout)
+    info = json.loads(run_cli("info", str(path), "--json").stdout)
     assert info["logits"] == ["raw", "sort"]
     assert "changed_fraction" in info["kinds"]["sort"]["stats"]
-    text = _cli("info", str(path)).stdout
+    text = run_cli("info", str(path)).stdout
     assert "rows changed per view" in text
 
 
 def test_cli_bad_inputs(make_store, tmp_path: Path) -> None:
     path = make_store()
-    _one_error_line(_cli("sort", str(path), "--method", "median"), "unknown --method 'median'")
+    one_error_line(run_cli("sort", str(path), "--method", "median"), "unknown --method 'median'")
     # a store whose dump never finished has no complete raw logits
     store = open_store(path, "r+")
     store.set_kind_attrs("raw", {"kind": "raw", "complete": False})
-    _one_error_line(_cli("sort", str(path)), "no complete 'raw' logits")
+    one_error_line(run_cli("sort", str(path)), "no complete 'raw' logits")
     store.set_kind_attrs("raw", {"kind": "raw", "complete": True})
     # labels out of range
     labels = store.raw_array("labels")
     labels[3] = 42
-    _one_error_line(_cli("sort", str(path)), "label 42 of sample 3")
+    one_error_line(run_cli("sort", str(path)), "label 42 of sample 3")
     labels[3] = 1
 
 
@@ -241,14 +228,14 @@ def test_cli_refuses_store_being_written(make_store) -> None:
                 }
             )
         )
-        proc = _cli("sort", str(path))
-        _one_error_line(proc, f"pid {holder.pid}")
+        proc = run_cli("sort", str(path))
+        one_error_line(proc, f"pid {holder.pid}")
         assert "being written by sortkd-cache dump" in proc.stderr
     finally:
         holder.kill()
         holder.wait()
     # the holder is gone: its lock is stale and taken over
-    proc = _cli("sort", str(path))
+    proc = run_cli("sort", str(path))
     assert proc.returncode == 0, proc.stderr
     assert not (path / LOCK_NAME).exists()
 
@@ -257,8 +244,8 @@ def test_bad_scheduler_is_refused_before_anything_is_overwritten(make_store) -> 
     path = make_store()
     sort_store(SortConfig(store=str(path), progress=False))
     before = open_store(path).logits("sort")[...].copy()
-    proc = _cli("sort", str(path), "--overwrite", "--scheduler", "notanaddress")
-    _one_error_line(proc, "bad Dask scheduler address 'notanaddress'")
+    proc = run_cli("sort", str(path), "--overwrite", "--scheduler", "notanaddress")
+    one_error_line(proc, "bad Dask scheduler address 'notanaddress'")
     after = open_store(path)
     assert after.kinds() == ["raw", "sort"]
     assert np.array_equal(_bits(after.logits("sort")[...]), _bits(before))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,8 @@ from sortkd_cache.checkpoint import load_state_dict
 from sortkd_cache.losses import LOSSES, option_info
 from sortkd_cache.pipelines._train_config import RUNTIME_KEYS
 from sortkd_cache.pipelines.train import TrainConfig, train
+from sortkd_cache.testing import one_error_line, run_cli
 
-from ..conftest import CLI, cli_env
 from ..conftest import TRAIN_BASE as BASE
 
 
@@ -167,23 +166,12 @@ def test_cached_view_dataset_matches_store(digits_store: Path) -> None:
     assert torch.equal(x, ref[0])
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, env=cli_env(), timeout=180)
-
-
-def _one_error_line(proc: subprocess.CompletedProcess[str], needle: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
-    assert needle in lines[0], lines[0]
-
-
 @pytest.mark.slow
 def test_cli_bad_inputs(make_store, tmp_path: Path) -> None:
     store = make_store()  # fake:200:10:8, raw only
     common = ["--student", "digits_cnn_s", "--epochs", "1", "--no-progress"]
-    _one_error_line(
-        _cli(
+    one_error_line(
+        run_cli(
             "train",
             "--cache",
             str(store),
@@ -195,8 +183,8 @@ def test_cli_bad_inputs(make_store, tmp_path: Path) -> None:
         ),
         "has 10 classes but the student is built for 100",
     )
-    _one_error_line(
-        _cli(
+    one_error_line(
+        run_cli(
             "train",
             "--cache",
             str(store),
@@ -208,8 +196,8 @@ def test_cli_bad_inputs(make_store, tmp_path: Path) -> None:
         ),
         "no complete 'sort' logits",
     )
-    _one_error_line(
-        _cli(
+    one_error_line(
+        run_cli(
             "train",
             "--cache",
             str(store),
@@ -221,14 +209,14 @@ def test_cli_bad_inputs(make_store, tmp_path: Path) -> None:
         ),
         "fingerprint",
     )
-    ok = _cli("train", "--cache", str(store), *common, "--out", str(tmp_path / "d"))
+    ok = run_cli("train", "--cache", str(store), *common, "--out", str(tmp_path / "d"))
     assert ok.returncode == 0, ok.stderr
-    _one_error_line(
-        _cli("train", "--cache", str(store), *common, "--out", str(tmp_path / "d")),
+    one_error_line(
+        run_cli("train", "--cache", str(store), *common, "--out", str(tmp_path / "d")),
         "already holds a finished run",
     )
-    _one_error_line(
-        _cli(
+    one_error_line(
+        run_cli(
             "train",
             "--cache",
             str(store),
@@ -305,7 +293,7 @@ def test_flags_that_used_to_be_ignored_act(small_store: Path, tmp_path: Path) ->
 def test_config_json_replays_the_run(small_store: Path, tmp_path: Path) -> None:
     """`train --config RUN/config.json --out NEW` reproduces the run's first-step loss."""
     first = tmp_path / "first"
-    proc = _cli(
+    proc = run_cli(
         "train",
         "--cache",
         str(small_store),
@@ -315,7 +303,7 @@ def test_config_json_replays_the_run(small_store: Path, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     again = tmp_path / "again"
-    proc = _cli("train", "--config", str(first / "config.json"), "--out", str(again), "--json")
+    proc = run_cli("train", "--config", str(first / "config.json"), "--out", str(again), "--json")
     assert proc.returncode == 0, proc.stderr
     a = json.loads((first / "config.json").read_text())
     b = json.loads((again / "config.json").read_text())

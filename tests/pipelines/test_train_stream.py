@@ -9,14 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from sortkd_cache.checkpoint import load_state_dict
 from sortkd_cache.data import _plan as _stream_source
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines.train import TrainConfig, train
-
-from ..conftest import small_dump
+from sortkd_cache.testing import invoke, small_dump
 
 BASE: dict[str, Any] = {
     "student": "digits_mlp",
@@ -126,11 +124,10 @@ def test_bad_soft_label_values_are_refused_early(kw: dict[str, Any], match: str)
 def test_bad_soft_label_options_exit_2_one_line(
     store: Path, tmp_path: Path, extra: list[str], named: str
 ) -> None:
-    from sortkd_cache.cli.main import cli
 
     out = tmp_path / "run"
     args = ["train", "--cache", str(store), "--student", "digits_mlp", "--batch-size", "32"]
-    result = CliRunner().invoke(cli, [*args, "--epochs", "1", "--out", str(out), *extra])
+    result = invoke(*args, "--epochs", "1", "--out", str(out), *extra)
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and named in lines[0], lines

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ..conftest import CLI
+from sortkd_cache.testing import run_cli
+
 from .conftest import PluginSite
 
 PACKAGE = "sortkd-plugin-example"
@@ -22,11 +23,7 @@ ONE_EPOCH = ("--epochs", "1", "--milestones", "", "--batch-size", "32", "--devic
 
 
 def _cli(site: PluginSite, *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [CLI, *args], env=site.env(), capture_output=True, text=True, timeout=300, check=False
-    )
-    assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
-    return proc
+    return run_cli(*args, env=site.env(), check=True)
 
 
 def test_list_shows_the_package_of_each_plugin_name(plugin_site: PluginSite) -> None:
@@ -71,7 +68,7 @@ def lifted(
 ) -> Path:
     """A float32 digits store (2 views of a trained teacher) with the plugin's ``lift`` kind,
     written by ``sort --method lift``."""
-    from ..conftest import small_dump
+    from sortkd_cache.testing import small_dump
 
     out = tmp_path_factory.mktemp("lifted") / "digits.zarr"
     teacher = {"teacher": "digits_cnn_l", "teacher_ckpt": str(digits_teacher)}

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from sortkd_cache.errors import ConfigError, ModelError
 from sortkd_cache.losses import LOSSES, compute_loss, make_loss
 from sortkd_cache.models import MODELS, create_model, model_exists
 from sortkd_cache.sorting import LOGIT_KINDS, METHODS, get_method
+from sortkd_cache.testing import invoke
 
 from .conftest import EXAMPLE, PluginSite, write_distribution
 
@@ -71,10 +71,9 @@ def test_module_callable_builds_the_users_model(monkeypatch: pytest.MonkeyPatch)
 def test_module_callable_failures_are_one_line_exit_2(
     name: str, message: str, tmp_path: Path
 ) -> None:
-    from sortkd_cache.cli.main import cli
 
     args = ["train", "--dataset", "digits", "--loss", "ce", "--student", name, "--epochs", "1"]
-    result = CliRunner().invoke(cli, [*args, "--milestones", "", "--out", str(tmp_path / "r")])
+    result = invoke(*args, "--milestones", "", "--out", str(tmp_path / "r"))
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines() if result.stderr_bytes else []
     lines = lines or result.output.strip().splitlines()

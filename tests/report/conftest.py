@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import SMALL, dump_and_sort, train_run
+from sortkd_cache.testing import dump_and_sort
+
+from ..conftest import SMALL, train_run
 
 __all__ = ["SMALL", "subset", "train_run"]
 

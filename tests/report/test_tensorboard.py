@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines.configs import TrainConfig
+from sortkd_cache.testing import invoke
 
 from .conftest import SMALL
 
@@ -94,11 +94,10 @@ def test_without_the_package_the_option_is_refused(
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(ConfigError, match=r"sortkd-cache\[tensorboard\]"):
         TrainConfig(cache="c.zarr", out="o", student="digits_mlp", log="tensorboard")
-    from sortkd_cache.cli.main import cli
 
-    res = CliRunner().invoke(cli, ["train", "--cache", str(small_store), "--student",
+    res = invoke("train", "--cache", str(small_store), "--student",
                                    "digits_mlp", "--out", str(tmp_path / "r"), "--log",
-                                   "tensorboard"])  # fmt: skip
+                                   "tensorboard")  # fmt: skip
     assert res.exit_code == 2
     (line,) = res.stderr.strip().splitlines()
     assert "pip install 'sortkd-cache[tensorboard]'" in line

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ..conftest import dump_and_sort
+from sortkd_cache.testing import dump_and_sort
 
 N = 1000
 

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ..conftest import dump_and_sort
+from sortkd_cache.testing import dump_and_sort, topk_store
 
 N = 1000
 
@@ -290,10 +290,9 @@ def test_streamed_ddp_from_a_sparse_store(
     """The same from its top-3 copy (sorted rows): each rank reads only its half of the sparse
     chunks, and the run follows the single-process one."""
     import sortkd_cache as sk
-    from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
 
     top3 = tmp_path / "top3.zarr"
-    derive_store(str(stream_store), str(top3), DeriveConfig(topk=3), progress=False)
+    topk_store(stream_store, top3, 3)
     view_bytes = N * sk.open_store(top3).sparse_spec.bytes_per_row
     stream = ("--soft-labels", "stream")
     single, multi = tmp_path / "single", tmp_path / "multi"

@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from ..conftest import CLI, dump_and_sort
+from sortkd_cache.testing import dump_and_sort
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_AWS = {
@@ -46,42 +46,10 @@ FAKE_AWS = {
 }
 
 
-def _run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> Any:
-    full = dict(os.environ if env is None else env)
-    full["SORTKD_NO_PROGRESS"] = "1"
-    full.pop("SORTKD_DEBUG", None)
-    return subprocess.run(
-        [CLI, *args], env=full, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def _one_line_error(proc: Any, *needles: str) -> str:
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    assert "Traceback" not in proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return str(lines[0])
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def run_cli() -> Callable[..., Any]:
-    """``run_cli(*args, env=None)``: the installed console script, as a CompletedProcess."""
-    return _run_cli
-
-
-@pytest.fixture(scope="session")
-def one_line_error() -> Callable[..., str]:
-    """``one_line_error(proc, *needles)``: exit 2 and ONE stderr line 'error: ...' naming
-    every needle, no traceback; returns the line."""
-    return _one_line_error
 
 
 @pytest.fixture(scope="session")

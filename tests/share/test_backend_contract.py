@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from sortkd_cache.errors import StoreExistsError, StoreNotFoundError, StoreReadOnlyError
+from sortkd_cache.testing import invoke, topk_store
 
 from ..plugins.conftest import write_distribution
 
@@ -157,11 +158,7 @@ def local_losses(share_store: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="module")
 def sparse_store(share_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The share store as top-3 sparse rows (``copy --topk 3``), raw + sort."""
-    from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
-
-    out = tmp_path_factory.mktemp("sparse") / "top3.zarr"
-    assert derive_store(str(share_store), str(out), DeriveConfig(topk=3), progress=False)
-    return out
+    return topk_store(share_store, tmp_path_factory.mktemp("sparse") / "top3.zarr", 3)
 
 
 @pytest.fixture(scope="module")
@@ -189,9 +186,7 @@ class TestBackendContract:
     def test_info_and_verify_match_the_local_store(
         self, backend: Backend, share_store: Path
     ) -> None:
-        from click.testing import CliRunner
 
-        from sortkd_cache.cli.main import cli
         from sortkd_cache.pipelines.info import store_info
         from sortkd_cache.store import verify_store
 
@@ -201,7 +196,7 @@ class TestBackendContract:
         expected.pop("store")
         assert info == expected
         local = verify_store(share_store)
-        result = CliRunner().invoke(cli, ["verify", url, "--dataset", "digits", "--json"])
+        result = invoke("verify", url, "--dataset", "digits", "--json")
         assert result.exit_code == 0, result.output
         report = json.loads(result.stdout)
         assert report["sound"] and report["fingerprint_checked"] and report["location"] == url

@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from ..conftest import CLI
+from sortkd_cache.testing import console_script, invoke, one_error_line, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,7 +53,7 @@ def _env() -> dict[str, str]:
 
 
 def _cli(*args: str) -> list[str]:
-    return [CLI, *args]
+    return [console_script(), *args]
 
 
 def _expected_total(store_path: Path) -> float:
@@ -123,25 +122,20 @@ def lock_holder(writable_store: Path) -> Any:
     proc.communicate()
 
 
-def test_second_writer_is_refused_naming_the_holder(
-    writable_store: Path, lock_holder: Any, run_cli: Any, one_line_error: Any
-) -> None:
-    from sortkd_cache.cli.main import cli
-
+def test_second_writer_is_refused_naming_the_holder(writable_store: Path, lock_holder: Any) -> None:
     host = socket.gethostname()
     holder = str(lock_holder.pid)
     proc = run_cli("sort", str(writable_store), "--method", "swap")
-    line = one_line_error(proc, "being written", host, holder, "since")
+    line = one_error_line(proc, "being written", host, holder, "since")
     assert "sortkd-cache dump (test holder)" in line
     # the other writers, through the same CLI (in-process: this test process is not the holder)
-    runner = CliRunner()
     dump = "dump --dataset digits --teacher digits_cnn_s --teacher-init random --views 2"
     args = [*dump.split(), "--chunk-samples", "512", "--resume", "--out", str(writable_store)]
-    result = runner.invoke(cli, args)
+    result = invoke(*args)
     assert result.exit_code == 2, result.output
     assert "being written" in result.stderr and holder in result.stderr and host in result.stderr
     # a copy of a store that is being written is refused as well (it would be half a store)
-    result = runner.invoke(cli, ["copy", str(writable_store), str(writable_store.parent / "s")])
+    result = invoke("copy", str(writable_store), str(writable_store.parent / "s"))
     assert result.exit_code == 2 and "being written" in result.stderr, result.output
     assert not (writable_store.parent / "s").exists()
 

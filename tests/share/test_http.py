@@ -5,12 +5,12 @@ them), writes refused, bad URLs in one line."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from sortkd_cache.errors import RemoteStoreError, StoreNotFoundError, StoreReadOnlyError
+from sortkd_cache.testing import one_error_line, run_cli
 
 
 def test_a_zip_is_read_by_range_requests(share_store: Path, http_url: str) -> None:
@@ -27,9 +27,7 @@ def test_a_zip_is_read_by_range_requests(share_store: Path, http_url: str) -> No
     assert report.sound and report.chunks_checked == verify_store(share_store).chunks_checked
 
 
-def test_writes_are_refused(
-    http_url: str, share_store: Path, run_cli: Any, one_line_error: Any
-) -> None:
+def test_writes_are_refused(http_url: str, share_store: Path) -> None:
     import sortkd_cache as sk
     from sortkd_cache.store import create_store
 
@@ -44,21 +42,19 @@ def test_writes_are_refused(
     with pytest.raises(StoreReadOnlyError, match="read-only"):
         create_store(f"{http_url}/new.zarr", store.meta, store.labels)
     proc = run_cli("copy", str(share_store), f"{http_url}/copy.zarr")
-    one_line_error(proc, "read-only", f"{http_url}/copy.zarr")
+    one_error_line(proc, "read-only", f"{http_url}/copy.zarr")
 
 
-def test_bad_locations_fail_in_one_line(
-    http_url: str, run_cli: Any, one_line_error: Any, closed_port: int, tmp_path: Path
-) -> None:
+def test_bad_locations_fail_in_one_line(http_url: str, closed_port: int, tmp_path: Path) -> None:
     proc = run_cli("info", f"{http_url}/nothing.zarr")
-    one_line_error(proc, "no store at", "nothing.zarr")
+    one_error_line(proc, "no store at", "nothing.zarr")
     proc = run_cli("verify", f"http://127.0.0.1:{closed_port}/digits.zarr")
-    one_line_error(proc, "cannot reach", f"127.0.0.1:{closed_port}")
+    one_error_line(proc, "cannot reach", f"127.0.0.1:{closed_port}")
     proc = run_cli("verify", "ftp://127.0.0.1/digits.zarr")
-    one_line_error(proc, "unknown URL scheme 'ftp'")
+    one_error_line(proc, "unknown URL scheme 'ftp'")
     (tmp_path / "notes").mkdir()
     proc = run_cli("copy", str(tmp_path / "notes"), str(tmp_path / "out.zip"))
-    one_line_error(proc, "is not a store", "notes")
+    one_error_line(proc, "is not a store", "notes")
 
 
 def test_remote_zip_without_range_support(

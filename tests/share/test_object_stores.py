@@ -14,7 +14,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 
 from sortkd_cache.errors import RemoteStoreError, StoreExistsError, StoreNotFoundError
+from sortkd_cache.testing import one_error_line, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -74,7 +74,7 @@ def test_zip_on_remote_and_overwrite(share_store: Path, remote: Any) -> None:
 
 
 @pytest.mark.slow
-def test_sort_out_to_remote(share_store: Path, remote: Any, run_cli: Any) -> None:
+def test_sort_out_to_remote(share_store: Path, remote: Any) -> None:
     import sortkd_cache as sk
     from sortkd_cache.store import verify_store
 
@@ -143,8 +143,6 @@ def test_root_metadata_is_written_last(
 def test_killed_copy_leaves_no_store_and_a_rerun_completes_it(
     share_store: Path,
     remote: Any,
-    run_cli: Any,
-    one_line_error: Callable[..., str],
     tmp_path: Path,
 ) -> None:
     import sortkd_cache as sk
@@ -170,7 +168,7 @@ def test_killed_copy_leaves_no_store_and_a_rerun_completes_it(
     with pytest.raises(StoreNotFoundError, match=r"no zarr\.json"):
         sk.open_store(url)
     refused = run_cli("copy", str(share_store), url, env=remote.env())
-    one_line_error(refused, "interrupted copy", "--overwrite")
+    one_error_line(refused, "interrupted copy", "--overwrite")
     assert copy_store(share_store, url, overwrite=True, progress=False).verify.sound
     assert verify_store(url).sound
     assert copy_store(url, tmp_path / "back.zarr", progress=False).verify.sound
@@ -179,46 +177,42 @@ def test_killed_copy_leaves_no_store_and_a_rerun_completes_it(
 
 # -- errors: exit 2 and one line --------------------------------------------------------------
 @pytest.mark.slow  # console-script runs
-def test_not_a_store_and_unknown_bucket(
-    share_store: Path, remote: Any, run_cli: Any, one_line_error: Any
-) -> None:
+def test_not_a_store_and_unknown_bucket(share_store: Path, remote: Any) -> None:
     import sortkd_cache as sk
     from sortkd_cache.store import copy_store
 
     with pytest.raises(StoreNotFoundError, match="no store at"):
         sk.open_store(remote.url("nothing.zarr"))
-    one_line_error(run_cli("info", remote.url("nothing.zarr"), env=remote.env()), "no zarr.json")
+    one_error_line(run_cli("info", remote.url("nothing.zarr"), env=remote.env()), "no zarr.json")
     missing = f"{remote.scheme}://no-such-bucket-here/x.zarr"
     proc = run_cli("info", missing, env=remote.env())
-    one_line_error(proc, missing, "bucket 'no-such-bucket-here'", "does not exist")
+    one_error_line(proc, missing, "bucket 'no-such-bucket-here'", "does not exist")
     proc = run_cli("copy", str(share_store), missing, env=remote.env())
-    one_line_error(proc, missing, "bucket 'no-such-bucket-here'", "does not exist")
+    one_error_line(proc, missing, "bucket 'no-such-bucket-here'", "does not exist")
     with pytest.raises(RemoteStoreError, match="does not exist"):
         copy_store(share_store, missing, progress=False)
 
 
 @pytest.mark.slow  # console-script runs
 def test_missing_credentials_is_one_clear_line(
-    share_store: Path, remote: Any, run_cli: Any, one_line_error: Any, tmp_path: Path
+    share_store: Path, remote: Any, tmp_path: Path
 ) -> None:
     from sortkd_cache.store import copy_store
 
     url = remote.url("x.zarr")
     copy_store(share_store, url, progress=False, storage_options=remote.public_options())
     env, reach = remote.no_credentials(tmp_path)
-    one_line_error(run_cli("copy", str(share_store), url, *reach, env=env), *remote.credential_vars)
-    one_line_error(run_cli("info", url, *reach, env=env), *remote.credential_vars)
+    one_error_line(run_cli("copy", str(share_store), url, *reach, env=env), *remote.credential_vars)
+    one_error_line(run_cli("info", url, *reach, env=env), *remote.credential_vars)
     proc = run_cli("info", url, *reach, "--storage-option", remote.anon, "--json", env=env)
     assert proc.returncode == 0, proc.stderr  # the anonymous option is the way out it names
     assert json.loads(proc.stdout)["store"] == url
 
 
-def test_unreachable_endpoint_is_one_clear_line(
-    remote: Any, run_cli: Any, one_line_error: Any, closed_port: int
-) -> None:
+def test_unreachable_endpoint_is_one_clear_line(remote: Any, closed_port: int) -> None:
     dead = f"http://127.0.0.1:{closed_port}"
     proc = run_cli("info", remote.url("digits.zarr"), *remote.dead_endpoint_args(dead))
-    one_line_error(proc, "cannot reach", dead)
+    one_error_line(proc, "cannot reach", dead)
 
 
 def test_storage_option_endpoint_wins_over_environment(share_store: Path, remote: Any) -> None:

@@ -11,14 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 import sortkd_cache as sk
-from sortkd_cache.cli.main import cli
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.sorting import LOGIT_KINDS, METHODS, SortMethod, get_method, register_method
 from sortkd_cache.sparse import SparseSpec, apply_sparse, compress
 from sortkd_cache.store import LOGIT_KINDS as STORE_KINDS
+from sortkd_cache.testing import invoke
 
 MakeStore = Callable[..., Path]
 FAST: dict[str, Any] = {"teacher": "digits_mlp", "views": 2}
@@ -65,15 +64,15 @@ def test_the_builtin_methods_carry_every_part() -> None:
 def test_a_new_method_is_seen_by_the_kinds_and_options(to_min: SortMethod) -> None:
     assert "to_min" in LOGIT_KINDS and "to_min" in STORE_KINDS
     for command in ("train", "sort"):
-        assert "to_min" in CliRunner().invoke(cli, [command, "--help"]).output
+        assert "to_min" in invoke(command, "--help").output
     METHODS.restore({k: v for k, v in METHODS.snapshot().items() if k != "to_min"})
     assert "to_min" not in LOGIT_KINDS
-    assert "to_min" not in CliRunner().invoke(cli, ["train", "--help"]).output
+    assert "to_min" not in invoke("train", "--help").output
 
 
 def test_sort_writes_the_new_methods_results(make_store: MakeStore, to_min: SortMethod) -> None:
     path = make_store("d.zarr", **FAST)
-    r = CliRunner().invoke(cli, ["sort", str(path), "--method", "to_min"])
+    r = invoke("sort", str(path), "--method", "to_min")
     assert r.exit_code == 0, r.output
     store = sk.open_store(path)
     assert "to_min" in store.kinds()
@@ -90,7 +89,7 @@ def test_a_method_without_a_sparse_form_is_refused_in_one_line(
     make_store: MakeStore, to_min: SortMethod
 ) -> None:
     path = make_store("s.zarr", topk=3, **FAST)
-    r = CliRunner().invoke(cli, ["sort", str(path), "--method", "to_min"])
+    r = invoke("sort", str(path), "--method", "to_min")
     lines = r.stderr.strip().splitlines()
     assert r.exit_code == 2 and len(lines) == 1, r.output
     assert "'to_min' has no sparse form" in lines[0]

@@ -11,29 +11,18 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner, Result
 
 import sortkd_cache as sk
-from sortkd_cache.cli.main import cli
 from sortkd_cache.pipelines import derive
 from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
 from sortkd_cache.sparse import SampledRows, SampledSpec, sample_rows
 from sortkd_cache.store import verify_store
+from sortkd_cache.testing import invoke, one_error_line
 
 torch.set_num_threads(1)
 MakeStore = Callable[..., Path]
 FAST: dict[str, Any] = {"teacher": "digits_mlp", "views": 2, "dataset": "digits"}
 S = 12
-
-
-def run_cli(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def one_line_error(proc: Result, needle: str) -> None:
-    lines = proc.stderr.strip().splitlines()
-    assert proc.exit_code == 2, proc.output
-    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
 
 
 def rows_of(store: sk.CacheStore, kind: str, view: int) -> SampledRows:
@@ -52,7 +41,7 @@ def same_bits(a: SampledRows, b: SampledRows) -> bool:
 @pytest.fixture
 def dense(make_store: MakeStore) -> Path:
     path = make_store("d.zarr", **FAST)
-    assert run_cli("sort", str(path)).exit_code == 0
+    assert invoke("sort", str(path)).exit_code == 0
     return path
 
 
@@ -102,9 +91,9 @@ def test_sort_on_sampled_rows_equals_sampling_the_sorted_rows(
     dense = make_store("d.zarr", dtype="float32", **FAST)
     sampled = tmp_path / "raw.zarr"
     derive_store(str(dense), str(sampled), DeriveConfig(sample=S), progress=False)
-    r = run_cli("sort", str(sampled))
+    r = invoke("sort", str(sampled))
     assert r.exit_code == 0, r.output
-    assert run_cli("sort", str(dense)).exit_code == 0
+    assert invoke("sort", str(dense)).exit_code == 0
     from_sorted = tmp_path / "both.zarr"
     derive_store(str(dense), str(from_sorted), DeriveConfig(sample=S), progress=False)
     a, b, d = sk.open_store(sampled), sk.open_store(from_sorted), sk.open_store(dense)
@@ -117,12 +106,12 @@ def test_sort_on_sampled_rows_equals_sampling_the_sorted_rows(
         changed += int((rows_of(a, "sort", v).ids != rows_of(a, "raw", v).ids).any(axis=1).sum())
     assert changed > 0  # the random teacher is wrong on most rows: the draws moved
     assert verify_store(sampled).sound
-    one_line_error(run_cli("sort", str(sampled), "--method", "swap"), "'swap' cannot be applied")
+    one_error_line(invoke("sort", str(sampled), "--method", "swap"), "'swap' cannot be applied")
 
 
 def test_info_states_bytes_and_fidelity(make_store: MakeStore) -> None:
     path = make_store("s.zarr", sample=S, **FAST)
-    info = json.loads(run_cli("info", str(path), "--json").output)
+    info = json.loads(invoke("info", str(path), "--json").output)
     spec = SampledSpec.from_dict({k: v for k, v in info["sparse"].items()
                                   if k not in ("bytes_per_sample_view", "summary")})  # fmt: skip
     assert info["sparse"]["bytes_per_sample_view"] == spec.bytes_per_row
@@ -130,7 +119,7 @@ def test_info_states_bytes_and_fidelity(make_store: MakeStore) -> None:
     fid = info["kinds"]["raw"]["fidelity"]
     assert fid["rows"] == 2 * sk.open_store(path).num_samples
     assert fid["mean_kl"] > 0 and 0 <= fid["grad_angle_deg"] <= 180
-    text = run_cli("info", str(path)).output
+    text = invoke("info", str(path)).output
     assert "B/sample-view" in text and "gradient angle" in text
 
 
@@ -139,7 +128,7 @@ def test_train_reads_a_sampled_store(make_store: MakeStore, tmp_path: Path, loss
     path = make_store("s.zarr", sample=S, **FAST)
     for mode in ("view", "stream"):
         out = tmp_path / f"{loss}-{mode}"
-        r = run_cli("train", "--cache", str(path), "--student", "digits_mlp", "--loss", loss,
+        r = invoke("train", "--cache", str(path), "--student", "digits_mlp", "--loss", loss,
                     "--epochs", "1", "--soft-labels", mode, "--out", str(out))  # fmt: skip
         assert r.exit_code == 0, r.output
         assert (out / "summary.json").is_file()
@@ -149,21 +138,21 @@ def test_bad_input_exits_2_in_one_line(dense: Path, make_store: MakeStore, tmp_p
     out = str(tmp_path / "x.zarr")
     base = ["dump", "--dataset", "digits", "--teacher", "digits_mlp", "--teacher-init",
             "random", "--views", "1", "--out", out]  # fmt: skip
-    one_line_error(run_cli(*base, "--sample", "0"), "--sample 0 must be >= 1")
-    one_line_error(run_cli(*base, "--sample", "256"), "too large for the count dtype uint8")
-    one_line_error(
-        run_cli(*base, "--sample", "4", "--proposal-temperature", "0"),
+    one_error_line(invoke(*base, "--sample", "0"), "--sample 0 must be >= 1")
+    one_error_line(invoke(*base, "--sample", "256"), "too large for the count dtype uint8")
+    one_error_line(
+        invoke(*base, "--sample", "4", "--proposal-temperature", "0"),
         "--proposal-temperature 0.0 must be finite and > 0",
     )
-    one_line_error(
-        run_cli(*base, "--sample", "4", "--proposal-temperature", "-2"), "must be finite and > 0"
+    one_error_line(
+        invoke(*base, "--sample", "4", "--proposal-temperature", "-2"), "must be finite and > 0"
     )
-    one_line_error(run_cli("copy", str(dense), out, "--sample", "0"), "--sample 0 must be >= 1")
-    one_line_error(run_cli(*base, "--proposal-temperature", "2"), "without --sample")
+    one_error_line(invoke("copy", str(dense), out, "--sample", "0"), "--sample 0 must be >= 1")
+    one_error_line(invoke(*base, "--proposal-temperature", "2"), "without --sample")
     sampled = make_store("s.zarr", sample=S, **FAST)
     ["train", "--cache", str(sampled), "--student", "digits_mlp"]
-    one_line_error(
-        run_cli(
+    one_error_line(
+        invoke(
             "train",
             "--cache",
             str(sampled),
@@ -176,8 +165,8 @@ def test_bad_input_exits_2_in_one_line(dense: Path, make_store: MakeStore, tmp_p
         ),
         "--loss ctkd cannot train from a sampled store",
     )
-    one_line_error(run_cli("copy", str(sampled), out, "--sample", "3"), "already sampled")
-    one_line_error(run_cli("copy", str(sampled), out, "--topk", "3"), "already sampled")
+    one_error_line(invoke("copy", str(sampled), out, "--sample", "3"), "already sampled")
+    one_error_line(invoke("copy", str(sampled), out, "--topk", "3"), "already sampled")
 
 
 @pytest.mark.parametrize(
@@ -216,10 +205,10 @@ def test_train_sample_on_a_dense_store_trains_like_its_copy_sample(
     assert full.step_losses[0] != dense.step_losses[0]  # the sampling acts
     train_args = ["train", "--cache", str(small_store), "--student", "digits_mlp"]
     out = ["--out", str(tmp_path / "x")]
-    one_line_error(run_cli(*train_args, "--sample", "0", *out), "--sample 0 must be >= 1")
-    one_line_error(run_cli(*train_args, "--sample", "3", "--topk", "3", *out), "exclude")
-    one_line_error(run_cli(*train_args, "--sample", "3", "--loss", "ctkd", *out), "ctkd")
-    one_line_error(
-        run_cli("train", "--cache", str(copied), "--student", "digits_mlp", "--sample", "3", *out),
+    one_error_line(invoke(*train_args, "--sample", "0", *out), "--sample 0 must be >= 1")
+    one_error_line(invoke(*train_args, "--sample", "3", "--topk", "3", *out), "exclude")
+    one_error_line(invoke(*train_args, "--sample", "3", "--loss", "ctkd", *out), "ctkd")
+    one_error_line(
+        invoke("train", "--cache", str(copied), "--student", "digits_mlp", "--sample", "3", *out),
         "samples a dense store's rows",
     )

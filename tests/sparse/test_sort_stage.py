@@ -8,12 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import sortkd_cache as sk
-from sortkd_cache.cli.main import cli
 from sortkd_cache.pipelines.sort import SortConfig, sort_store
 from sortkd_cache.store import verify_store
+from sortkd_cache.testing import invoke
 
 MakeStore = Callable[..., Path]
 FAST: dict[str, Any] = {"teacher": "digits_mlp", "views": 2}
@@ -50,7 +49,7 @@ def test_sparse_sort_stage_matches_dense(
 
 def test_sort_topk_on_a_sparse_store_exits_2(make_store: MakeStore) -> None:
     path = make_store("s.zarr", topk=3, **FAST)
-    result = CliRunner().invoke(cli, ["sort", str(path), "--topk", "2"], catch_exceptions=False)
+    result = invoke("sort", str(path), "--topk", "2", catch_exceptions=False)
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 2 and len(lines) == 1 and "sort --topk is retired" in lines[0]
     assert sk.open_store(path).kinds() == ["raw"]

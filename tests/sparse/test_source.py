@@ -13,8 +13,7 @@ import torch
 import sortkd_cache as sk
 from sortkd_cache.data import Batch, SparseViewSource, online_sparse_teacher, read_sparse_view
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
-from sortkd_cache.pipelines.sort import SortConfig, sort_store
+from sortkd_cache.testing import topk_store
 
 FAST: dict[str, Any] = {"teacher": "digits_mlp", "views": 2}
 
@@ -23,8 +22,7 @@ FAST: dict[str, Any] = {"teacher": "digits_mlp", "views": 2}
 def stores(make_store: Callable[..., Path], tmp_path: Path) -> tuple[Path, Path]:
     dense = make_store("d.zarr", dtype="float32", **FAST)
     sparse = tmp_path / "s.zarr"
-    derive_store(str(dense), str(sparse), DeriveConfig(topk=3), progress=False)
-    sort_store(SortConfig(store=str(sparse), method="sort", progress=False))
+    topk_store(dense, sparse, 3, sort=True)
     return dense, sparse
 
 

@@ -10,28 +10,16 @@ from typing import Any
 import numpy as np
 import pytest
 import zarr
-from click.testing import CliRunner, Result
 
 import sortkd_cache as sk
-from sortkd_cache.cli.main import cli
 from sortkd_cache.errors import LogitsKindError, StoreError
 from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
 from sortkd_cache.sparse import SparseSpec, compress
 from sortkd_cache.store import verify_store
+from sortkd_cache.testing import invoke, one_error_line, topk_store
 
 MakeStore = Callable[..., Path]
 FAST: dict[str, Any] = {"teacher": "digits_mlp", "views": 3}
-
-
-def run_cli(*args: str) -> Result:
-    """In process (the same group, error mapping and exit codes as the console script)."""
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def one_line_error(proc: Result, needle: str) -> None:
-    lines = proc.stderr.strip().splitlines()
-    assert proc.exit_code == 2, proc.stderr
-    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
 
 
 def bits(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -69,21 +57,21 @@ def test_dump_topk_resume_must_keep_k(make_store: MakeStore, tmp_path: Path) -> 
     path = make_store("s.zarr", topk=3, **FAST)
     with pytest.raises(StoreError, match=r"--topk 3.*--topk 4"):
         make_store("s.zarr", topk=4, resume=True, **FAST)
-    proc = run_cli(
+    proc = invoke(
         "dump", "--dataset", "fake:200:10:8", "--teacher", "digits_mlp", "--teacher-init", "random",
         "--views", "3", "--chunk-samples", "64", "--device", "cpu", "--out", str(path),
         "--resume",
     )  # fmt: skip
-    one_line_error(proc, "dumped --topk 3")
+    one_error_line(proc, "dumped --topk 3")
 
 
 @pytest.mark.parametrize("k", ["0", "10", "12"])
 def test_dump_bad_k_exits_2(k: str, tmp_path: Path) -> None:
-    proc = run_cli(
+    proc = invoke(
         "dump", "--dataset", "fake:50:10:8", "--teacher", "digits_mlp", "--teacher-init", "random",
         "--views", "1", "--device", "cpu", "--out", str(tmp_path / "x.zarr"), "--topk", k,
     )  # fmt: skip
-    one_line_error(proc, "--topk must be an integer >= 1, got 0" if k == "0" else f"--topk {k}")
+    one_error_line(proc, "--topk must be an integer >= 1, got 0" if k == "0" else f"--topk {k}")
     assert not (tmp_path / "x.zarr" / "zarr.json").exists()
 
 
@@ -105,24 +93,24 @@ def test_copy_topk_views_dtype(make_store: MakeStore, tmp_path: Path) -> None:
         assert np.array_equal(dst.params(new_v), sk_src.params(old_v))
     acc = sk_src.meta.teacher_accuracy
     assert dst.meta.teacher_accuracy == (acc[2], acc[0])
-    info = json.loads(run_cli("info", str(out), "--json").stdout)
+    info = json.loads(invoke("info", str(out), "--json").stdout)
     assert info["sparse"]["k"] == 4 and info["sparse"]["bytes_per_sample_view"] == 4 * 3 + 14
     assert info["kinds"]["raw"]["fidelity"]["k"] == 4
-    text = run_cli("info", str(out)).stdout
+    text = invoke("info", str(out)).stdout
     assert "top-4 of 10: 26 B/sample-view" in text and "fidelity: mean KL" in text
 
 
 def test_copy_refusals_exit_2(make_store: MakeStore, tmp_path: Path) -> None:
     src = make_store("d.zarr", **FAST)
     sparse = tmp_path / "s.zarr"
-    assert run_cli("copy", str(src), str(sparse), "--topk", "3").exit_code == 0
+    assert invoke("copy", str(src), str(sparse), "--topk", "3").exit_code == 0
     dst = str(tmp_path / "x.zarr")
-    one_line_error(run_cli("copy", str(src), dst, "--topk", "10"), "--topk 10")
-    one_line_error(run_cli("copy", str(src), dst, "--topk", "0"), "--topk must be an integer >= 1")
-    one_line_error(run_cli("copy", str(sparse), dst, "--topk", "2"), "already sparse")
-    one_line_error(run_cli("copy", str(src), dst, "--views", "0,7"), "--views '0,7'")
-    one_line_error(run_cli("copy", str(src), dst, "--dtype", "float32"), "")  # float16 source
-    one_line_error(run_cli("copy", str(src), str(sparse), "--topk", "2"), "already exists")
+    one_error_line(invoke("copy", str(src), dst, "--topk", "10"), "--topk 10")
+    one_error_line(invoke("copy", str(src), dst, "--topk", "0"), "--topk must be an integer >= 1")
+    one_error_line(invoke("copy", str(sparse), dst, "--topk", "2"), "already sparse")
+    one_error_line(invoke("copy", str(src), dst, "--views", "0,7"), "--views '0,7'")
+    one_error_line(invoke("copy", str(src), dst, "--dtype", "float32"), "")  # float16 source
+    one_error_line(invoke("copy", str(src), str(sparse), "--topk", "2"), "already exists")
     assert not Path(dst).exists()
 
 
@@ -181,16 +169,16 @@ def test_info_marks_rank_k_as_k_or_more_only_for_sparse_made_statistics(
     dense = make_store("d.zarr", **FAST)
     sort_store(SortConfig(store=str(dense), progress=False))  # statistics over all 10 ranks
     copied = tmp_path / "c.zarr"
-    derive_store(str(dense), str(copied), DeriveConfig(topk=3), progress=False)
+    topk_store(dense, copied, 3)
     hist = sk.open_store(copied).kind_attrs("sort")["stats"]["rank_histogram"]
     assert max(int(r) for r in hist) > 3  # carried over from the dense rows
-    line = next(x for x in run_cli("info", str(copied)).stdout.splitlines() if "label rank" in x)
+    line = next(x for x in invoke("info", str(copied)).stdout.splitlines() if "label rank" in x)
     assert "3+:" not in line and "3:" in line
 
     made = tmp_path / "m.zarr"
     derive_store(str(dense), str(made), DeriveConfig(topk=3, views="0"), progress=False)
     sort_store(SortConfig(store=str(made), progress=False, overwrite=True))
-    line = next(x for x in run_cli("info", str(made)).stdout.splitlines() if "label rank" in x)
+    line = next(x for x in invoke("info", str(made)).stdout.splitlines() if "label rank" in x)
     assert "3+:" in line
 
 
@@ -206,7 +194,7 @@ def test_copy_topk_is_the_same_for_any_number_of_workers(
     for workers in (1, 3):
         monkeypatch.setattr(derive, "_workers", lambda w=workers: w)
         out = tmp_path / f"t{workers}.zarr"
-        derive_store(str(src), str(out), DeriveConfig(topk=3), progress=False)
+        topk_store(src, out, 3)
         outs.append(out)
     files = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*") if p.is_file())
     assert len(files) > 10

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
-from sortkd_cache.pipelines.sort import SortConfig, sort_store
 from sortkd_cache.pipelines.train import TrainConfig, train
+from sortkd_cache.testing import topk_store
 
 from ..conftest import TRAIN_BASE as BASE
 
@@ -18,8 +17,7 @@ from ..conftest import TRAIN_BASE as BASE
 def sparse_store(digits_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The digits store (float32, 4 views) as top-5 sparse, with raw and sort."""
     out = tmp_path_factory.mktemp("sparse") / "top5.zarr"
-    derive_store(str(digits_store), str(out), DeriveConfig(topk=5), progress=False)
-    sort_store(SortConfig(store=str(out), method="sort", overwrite=True, progress=False))
+    topk_store(digits_store, out, 5, sort=True)
     return out
 
 
@@ -67,7 +65,7 @@ def test_top_c_minus_1_trains_like_the_dense_store(
     """With K = C - 1 the tail is one class, whose mass is recorded: the sparse run is the
     dense run, step for step (up to float32 rounding of the recorded numbers)."""
     top9 = tmp_path / "top9.zarr"
-    derive_store(str(digits_store), str(top9), DeriveConfig(topk=9), progress=False)
+    topk_store(digits_store, top9, 9)
     cfg = {**BASE, "epochs": 1, "milestones": (), "student": "digits_mlp", "batch_size": 128}
     runs = [
         train(TrainConfig(cache=str(c), logits="raw", loss=loss, out=str(tmp_path / n), **cfg))  # type: ignore[arg-type]

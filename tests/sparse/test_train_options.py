@@ -14,14 +14,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from sortkd_cache.checkpoint import load_state_dict
-from sortkd_cache.cli.main import cli
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
 from sortkd_cache.pipelines.train import TrainConfig, train
 from sortkd_cache.sparse import DEFAULT_TAIL, TAILS
+from sortkd_cache.testing import invoke, topk_store
 
 SMALL = {
     "student": "digits_mlp",
@@ -38,7 +36,7 @@ SMALL = {
 def top3(small_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``copy --topk 3`` of the small dense store (fake:96:10:8, raw + sort, float16)."""
     out = tmp_path_factory.mktemp("top3") / "top3.zarr"
-    derive_store(str(small_store), str(out), DeriveConfig(topk=3), progress=False)
+    topk_store(small_store, out, 3)
     return out
 
 
@@ -129,7 +127,7 @@ def test_online_teacher_with_topk_equals_the_cached_copy(
     """The dense digits store's teacher online with --topk 5, against `copy --topk 5` of
     the store it dumped: the sparse twin test, reached through --topk."""
     top5 = tmp_path / "top5.zarr"
-    derive_store(str(digits_store), str(top5), DeriveConfig(topk=5), progress=False)
+    topk_store(digits_store, top5, 5)
     common = {**SMALL, "student": "digits_cnn_s", "batch_size": 64, "milestones": (1,)}
     cached = train(TrainConfig(cache=str(top5), out=str(tmp_path / "c"), **common))  # type: ignore[arg-type]
     online = train(
@@ -168,7 +166,7 @@ def test_resume_refuses_another_topk_or_tail(small_store: Path, tmp_path: Path) 
 
 
 def _refusal(args: list[str]) -> str:
-    result = CliRunner().invoke(cli, ["train", *args], catch_exceptions=False)
+    result = invoke("train", *args, catch_exceptions=False)
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 2, result.stderr
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
@@ -202,7 +200,7 @@ def test_every_misuse_of_topk_and_sparse_tail_exits_2_with_one_line(
 
 
 def test_sort_then_train_help_documents_both_options() -> None:
-    text = CliRunner().invoke(cli, ["train", "--help"]).output
+    text = invoke("train", "--help").output
     assert "--topk INTEGER" in text and "copy --topk K" in text
     assert "--sparse-tail" in text and "bucket | uniform" in text
     assert f"[default: {DEFAULT_TAIL};" in text

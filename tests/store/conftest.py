@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import dump_and_sort
+from sortkd_cache.testing import dump_and_sort
 
 SPEC = "fake:150:10:8"
 

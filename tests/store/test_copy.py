@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from sortkd_cache.errors import (
     CorruptChunkError,
@@ -21,6 +20,7 @@ from sortkd_cache.errors import (
 )
 from sortkd_cache.store import _copy_writers as writers_module
 from sortkd_cache.store import copy_store, open_store, verify_store
+from sortkd_cache.testing import invoke
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -171,20 +171,15 @@ def test_progress_bar_shows_bytes_rate(
 
 
 def test_cli_copy(base_store: Path, tmp_path: Path) -> None:
-    from sortkd_cache.cli.main import cli
-
-    runner = CliRunner()
     dst = tmp_path / "cli.zip"
-    result = runner.invoke(cli, ["copy", str(base_store), str(dst), "--no-progress"])
+    result = invoke("copy", str(base_store), str(dst), "--no-progress")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("copied ") and "destination verified" in result.stdout
-    result = runner.invoke(cli, ["copy", str(base_store), str(dst), "--no-progress"])
+    result = invoke("copy", str(base_store), str(dst), "--no-progress")
     assert result.exit_code == 2 and "--overwrite" in result.stderr
-    result = runner.invoke(
-        cli, ["copy", str(dst), str(tmp_path / "cli.zarr"), "--json", "--overwrite"]
-    )
+    result = invoke("copy", str(dst), str(tmp_path / "cli.zarr"), "--json", "--overwrite")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["verify"]["sound"] and out["dst"] == str(tmp_path / "cli.zarr")
-    help_text = runner.invoke(cli, ["copy", "--help"]).output
+    help_text = invoke("copy", "--help").output
     assert "Examples:" in help_text and "s3://" in help_text and "--storage-option" in help_text

@@ -13,8 +13,7 @@ from sortkd_cache.losses import compute_loss, make_loss
 from sortkd_cache.pipelines.sort import SortConfig, sort_store
 from sortkd_cache.sparse import SparseRows
 from sortkd_cache.store import DenseLayout, SparseLayout, layout_of
-
-from ..conftest import small_dump
+from sortkd_cache.testing import small_dump
 
 LAYOUTS = {"dense": {}, "sparse": {"topk": 3}}
 

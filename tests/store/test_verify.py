@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from sortkd_cache.errors import CorruptChunkError, SchemaError, StoreNotFoundError
 from sortkd_cache.store import open_store, quick_check, verify_store
+from sortkd_cache.testing import invoke
 
 from .conftest import SPEC
 
@@ -71,18 +71,17 @@ def test_random_damage_is_named_chunk_by_chunk(store: Path, trial: int) -> None:
 
 
 def test_cli_verify_lists_each_damaged_chunk_and_exits_1(store: Path) -> None:
-    from sortkd_cache.cli.main import cli
 
     damaged = [store / "logits/raw/c/1/0/0", store / "aug_params/c/4/1/0"]
     for path in damaged:
         data = bytearray(path.read_bytes())
         data[len(data) // 2] ^= 0xFF
         path.write_bytes(bytes(data))
-    result = CliRunner().invoke(cli, ["verify", str(store), "--no-progress"])
+    result = invoke("verify", str(store), "--no-progress")
     assert result.exit_code == 1, result.output
     assert "NOT SOUND (2 problems)" in result.output
     assert "logits/raw/c/1/0/0" in result.output and "aug_params/c/4/1/0" in result.output
-    result = CliRunner().invoke(cli, ["verify", str(store), "--json"])
+    result = invoke("verify", str(store), "--json")
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     assert {(p["array"], p["chunk"]) for p in report["problems"]} == {
@@ -92,13 +91,12 @@ def test_cli_verify_lists_each_damaged_chunk_and_exits_1(store: Path) -> None:
 
 
 def test_train_refuses_a_corrupted_store(store: Path, tmp_path: Path) -> None:
-    from sortkd_cache.cli.main import cli
 
     path = store / "logits/sort/c/0/0/0"  # read by the first epoch (view 0)
     path.write_bytes(path.read_bytes()[:-7])
     opts = "--student resnet8 --logits sort --loss kd --epochs 1 --device cpu --no-progress"
     args = ["train", "--cache", str(store), *opts.split(), "--milestones", ""]
-    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "run")])
+    result = invoke(*args, "--out", str(tmp_path / "run"))
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "logits/sort" in lines[0]
@@ -188,14 +186,13 @@ def test_missing_array_and_unreadable_attributes(store: Path) -> None:
 
 
 def test_newer_schema_and_non_stores_raise(store: Path, tmp_path: Path) -> None:
-    from sortkd_cache.cli.main import cli
 
     with pytest.raises(StoreNotFoundError):
         verify_store(tmp_path / "nothing.zarr")
     _edit_json(store / "zarr.json", lambda m: m["attributes"]["sortkd_cache"].update(schema=99))
     with pytest.raises(SchemaError, match="upgrade sortkd-cache"):
         verify_store(store)
-    result = CliRunner().invoke(cli, ["verify", str(store)])
+    result = invoke("verify", str(store))
     assert result.exit_code == 2 and result.stderr.startswith("error: store schema 99")
 
 

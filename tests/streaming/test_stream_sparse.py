@@ -25,8 +25,7 @@ from sortkd_cache.data import (
 from sortkd_cache.data import _plan as _stream_source
 from sortkd_cache.data._batches import _batches_of
 from sortkd_cache.losses import SparseTeacher
-
-from ..conftest import small_dump
+from sortkd_cache.testing import small_dump
 
 BATCH, K, C = 16, 3, 10
 CPU = torch.device("cpu")

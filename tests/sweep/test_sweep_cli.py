@@ -16,14 +16,9 @@ import torch
 from sortkd_cache.checkpoint import load_state_dict
 from sortkd_cache.pipelines._sweep_grid import MemberSpec, SweepConfig, grid
 from sortkd_cache.pipelines.sweep import sweep
-
-from ..conftest import CLI, cli_env
+from sortkd_cache.testing import cli_env, console_script, run_cli
 
 SMALL = ("--epochs", "3", "--milestones", "2", "--batch-size", "32", "--device", "cpu")
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, env=cli_env())
 
 
 def _sweep_args(store: Path, out: Path, *extra: str) -> list[str]:
@@ -49,7 +44,7 @@ def test_a_bad_grid_exits_2_in_one_line_and_writes_nothing(
 ) -> None:
     out = tmp_path / "sw"
     base = ["sweep", "--cache", str(small_store), "--student", "digits_mlp", "--out", str(out)]
-    proc = _cli(*base, *SMALL, *args)
+    proc = run_cli(*base, *SMALL, *args)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], proc.stderr
@@ -58,7 +53,7 @@ def test_a_bad_grid_exits_2_in_one_line_and_writes_nothing(
 
 def test_member_config_replays_it_alone_with_train(small_store: Path, tmp_path: Path) -> None:
     out = tmp_path / "sw"
-    proc = _cli(*_sweep_args(small_store, out, "--json"))
+    proc = run_cli(*_sweep_args(small_store, out, "--json"))
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert {m["status"] for m in summary["members"].values()} == {"finished"}
@@ -75,13 +70,13 @@ def test_member_config_replays_it_alone_with_train(small_store: Path, tmp_path: 
     assert kd_sort["diffs"] == [top1[("kd sort", s)] - top1[("kd raw", s)] for s in (0, 1)]
     assert "| kd sort - kd raw |" in (out / "report.md").read_text()
     assert (out / "report.html").is_file()
-    listed = _cli("list", "--sweep", str(out), "--json")
+    listed = run_cli("list", "--sweep", str(out), "--json")
     assert listed.returncode == 0, listed.stderr
     members = json.loads(listed.stdout)["members"]
     assert len(members) == 8 and {m["status"] for m in members.values()} == {"finished"}
     member = out / "digits_mlp-dkd-sort-s1"
     again = tmp_path / "again"
-    proc = _cli("train", "--config", str(member / "config.json"), "--out", str(again))
+    proc = run_cli("train", "--config", str(member / "config.json"), "--out", str(again))
     assert proc.returncode == 0, proc.stderr
     a, b = (
         load_state_dict(member / "model.safetensors"),
@@ -93,10 +88,10 @@ def test_member_config_replays_it_alone_with_train(small_store: Path, tmp_path: 
 @pytest.mark.slow
 def test_resume_after_kill_9_is_bit_identical(small_store: Path, tmp_path: Path) -> None:
     whole = tmp_path / "whole"
-    assert _cli(*_sweep_args(small_store, whole)).returncode == 0
+    assert run_cli(*_sweep_args(small_store, whole)).returncode == 0
     cut = tmp_path / "cut"
     proc = subprocess.Popen(
-        [CLI, *_sweep_args(small_store, cut)], env=cli_env(), stderr=subprocess.DEVNULL
+        [console_script(), *_sweep_args(small_store, cut)], env=cli_env(), stderr=subprocess.DEVNULL
     )
     first = cut / "digits_mlp-kd-raw-s0" / "checkpoint.pt"
     deadline = time.monotonic() + 300
@@ -105,9 +100,9 @@ def test_resume_after_kill_9_is_bit_identical(small_store: Path, tmp_path: Path)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (cut / "summary.json").exists()  # killed before the end
-    refused = _cli(*_sweep_args(small_store, cut))
+    refused = run_cli(*_sweep_args(small_store, cut))
     assert refused.returncode == 2 and "--resume" in refused.stderr
-    resumed = _cli(*_sweep_args(small_store, cut, "--resume"))
+    resumed = run_cli(*_sweep_args(small_store, cut, "--resume"))
     assert resumed.returncode == 0, resumed.stderr
     for member in json.loads((whole / "sweep.json").read_text())["members"]:
         name = member["name"]

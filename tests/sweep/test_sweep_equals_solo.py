@@ -14,8 +14,7 @@ from sortkd_cache.checkpoint import load_state_dict
 from sortkd_cache.pipelines._sweep_grid import SweepConfig, grid
 from sortkd_cache.pipelines.sweep import sweep
 from sortkd_cache.pipelines.train import TrainConfig, TrainResult, train
-
-from ..conftest import small_dump
+from sortkd_cache.testing import small_dump
 
 #: stacked members against their solo runs (2 epochs x 3 steps of digits_cnn_s)
 STACK_ATOL = 1e-4

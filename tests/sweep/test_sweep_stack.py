@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..conftest import CLI, cli_env
-from .test_sweep_cli import SMALL, _cli
+from sortkd_cache.testing import run_cli
+
+from .test_sweep_cli import SMALL
 
 
 def test_stack_on_refuses_a_student_that_draws_random_numbers(
@@ -14,7 +15,7 @@ def test_stack_on_refuses_a_student_that_draws_random_numbers(
     """mobilenet_v2 (torchvision) has dropout in its classifier: exit 2, one line naming the
     member, before anything is written."""
     out = tmp_path / "sw"
-    proc = _cli(
+    proc = run_cli(
         "sweep", "--cache", str(small_store), "--student", "mobilenet_v2", "--loss", "kd",
         "--seeds", "0,1", *SMALL, "--stack", "on", "--no-progress", "--out", str(out),
     )  # fmt: skip
@@ -27,7 +28,7 @@ def test_stack_on_refuses_a_student_that_draws_random_numbers(
 
 
 def test_stack_auto_stacks_nothing(small_store: Path, tmp_path: Path) -> None:
-    proc = _cli(
+    proc = run_cli(
         "sweep", "--cache", str(small_store), "--student", "digits_cnn_s", "--loss", "kd",
         "--seeds", "0,1", *SMALL, "--stack", "auto", "--no-progress", "--json",
         "--out", str(tmp_path / "sw"),
@@ -37,7 +38,5 @@ def test_stack_auto_stacks_nothing(small_store: Path, tmp_path: Path) -> None:
 
 
 def test_help_says_auto_stacks_nothing() -> None:
-    import subprocess
-
-    proc = subprocess.run([CLI, "sweep", "--help"], capture_output=True, text=True, env=cli_env())
+    proc = run_cli("sweep", "--help")
     assert "stacks nothing until a GPU run shows a gain" in " ".join(proc.stdout.split())

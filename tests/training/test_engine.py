@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -11,13 +9,7 @@ from sortkd_cache.training import check_stackable, read_epoch
 
 from ._engine import WORLD, adamw, batches, member, sgd, state, train_steps
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _blow_up(data: list, at: int) -> list:

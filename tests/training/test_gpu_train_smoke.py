@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import cli_env
+from sortkd_cache.testing import cli_env
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,18 +8,18 @@ device synchronisation; the engine reads once an epoch (BENCHMARKS.md has the fi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from sortkd_cache.pipelines._sweep_grid import SweepConfig, grid
 from sortkd_cache.pipelines.sweep import sweep
 from sortkd_cache.pipelines.train import TrainConfig, train
 
 from ._reads import count_host_reads
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 #: the issue's bound: at most one read in twenty optimizer steps
 MAX_READS_PER_STEP = 0.05
@@ -31,14 +31,6 @@ COMMON: dict[str, Any] = {
     "device": "cpu",
     "progress": False,
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_train_reads_at_most_one_value_per_twenty_steps(digits_store: Path, tmp_path: Path) -> None:

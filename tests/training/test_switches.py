@@ -5,7 +5,6 @@ that does not apply is exit 2 with one line."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,11 @@ import torch
 
 from sortkd_cache.pipelines._train_config import resume_difference
 from sortkd_cache.pipelines.train import TrainConfig, train
-
-from ..conftest import CLI, cli_env
+from sortkd_cache.testing import run_cli
 
 torch.set_num_threads(1)
 
 QUICK = ("--student", "digits_mlp", "--batch-size", "64", "--device", "cpu", "--no-progress")
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, env=cli_env())
 
 
 def _rows(run: Path) -> list[dict[str, float]]:
@@ -32,7 +26,7 @@ def _rows(run: Path) -> list[dict[str, float]]:
 
 def test_bf16_on_the_cpu_trains_digits_records_it_and_replays(tmp_path: Path) -> None:
     run = tmp_path / "bf16"
-    proc = _cli("train", "--dataset", "digits", "--loss", "ce", "--epochs", "2",
+    proc = run_cli("train", "--dataset", "digits", "--loss", "ce", "--epochs", "2",
                 "--milestones", "", "--precision", "bf16", *QUICK, "--out", str(run))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     config = json.loads((run / "config.json").read_text())
@@ -41,7 +35,7 @@ def test_bf16_on_the_cpu_trains_digits_records_it_and_replays(tmp_path: Path) ->
     rows = _rows(run)
     assert rows[-1]["test_top1"] > 60.0  # it learnt (10 classes: chance is 10%; fp32: 79%)
     again = tmp_path / "again"
-    proc = _cli("train", "--config", str(run / "config.json"), "--out", str(again))
+    proc = run_cli("train", "--config", str(run / "config.json"), "--out", str(again))
     assert proc.returncode == 0, proc.stderr
     assert json.loads((again / "config.json").read_text())["precision"] == "bf16"
     assert _rows(again) == rows  # bf16 on the CPU is deterministic: the replay is the run
@@ -59,7 +53,7 @@ def test_fp16_on_the_cpu_trains_with_a_checkpointed_scaler(tmp_path: Path) -> No
 
 def test_adamw_with_cosine_and_warmup_act_and_are_recorded(tmp_path: Path) -> None:
     run = tmp_path / "adamw"
-    proc = _cli("train", "--dataset", "digits", "--loss", "ce", "--epochs", "3",
+    proc = run_cli("train", "--dataset", "digits", "--loss", "ce", "--epochs", "3",
                 "--optimizer", "adamw", "--lr", "0.002", "--weight-decay", "0.05",
                 "--adam-beta2", "0.99", "--schedule", "cosine", "--warmup-epochs", "1",
                 *QUICK, "--out", str(run))  # fmt: skip
@@ -98,7 +92,7 @@ def test_an_option_that_does_not_apply_is_exit_2_with_one_line(
     tmp_path: Path, command: str, args: tuple[str, ...], message: str
 ) -> None:
     where = ("--dataset", "digits", "--loss", "ce") if command == "train" else ("--cache", "x")
-    proc = _cli(command, *where, "--student", "digits_mlp", *args, "--out", str(tmp_path / "r"))
+    proc = run_cli(command, *where, "--student", "digits_mlp", *args, "--out", str(tmp_path / "r"))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
@@ -128,7 +122,7 @@ def test_a_sweep_takes_the_switches_and_its_member_replays_alone(
     config.json replays it alone bit for bit; stacked (the same torch.optim.AdamW over the
     stacked parameters), to float rounding."""
     out = tmp_path / "sweep"
-    proc = _cli("sweep", "--cache", str(small_store), "--student", "digits_mlp",
+    proc = run_cli("sweep", "--cache", str(small_store), "--student", "digits_mlp",
                 "--loss", "kd", "--seeds", "0,1", "--epochs", "2", "--batch-size", "32",
                 "--optimizer", "adamw", "--lr", "0.003", "--schedule", "cosine",
                 "--precision", "bf16", "--stack", stack, "--device", "cpu", "--no-progress",
@@ -140,7 +134,7 @@ def test_a_sweep_takes_the_switches_and_its_member_replays_alone(
         "adamw", "cosine", "bf16"
     )  # fmt: skip
     solo = tmp_path / "solo"
-    proc = _cli("train", "--config", str(member / "config.json"), "--out", str(solo))
+    proc = run_cli("train", "--config", str(member / "config.json"), "--out", str(solo))
     assert proc.returncode == 0, proc.stderr
     a, b = _rows(member), _rows(solo)
     if stack == "off":
