@@ -47,6 +47,9 @@ class GroupLayout(LogitsLayout):
     def kind_paths(self, kind: str) -> list[str]:
         return [logits_path(kind), *(sparse_path(kind, n) for n in (*self.arrays, "fidelity"))]
 
+    def required_arrays(self, kind: str) -> list[str]:
+        return self.kind_paths(kind)
+
     def fidelity_sums(self, store: LayoutStore, kind: str) -> Any | None:
         path = sparse_path(kind, "fidelity")
         return store.raw_array(path) if store.has_array(path) else None

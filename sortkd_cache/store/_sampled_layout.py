@@ -135,9 +135,6 @@ class SampledLayout(GroupLayout):
         )
         return {**spec.to_dict(), "bytes_per_sample_view": spec.bytes_per_row, "summary": summary}
 
-    def required_arrays(self, kind: str) -> list[str]:
-        return [logits_path(kind), *(sparse_path(kind, n) for n in SAMPLED_ARRAYS)]
-
     def stored_topk(self, topk: int | None, url: str) -> SparseSpec | None:
         if topk is not None:
             raise ConfigError(

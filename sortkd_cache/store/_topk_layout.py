@@ -20,7 +20,6 @@ from sortkd_cache.sparse import (
 )
 from sortkd_cache.store._chunk_scan import chunk_row_problems
 from sortkd_cache.store._group_layout import GroupLayout
-from sortkd_cache.store._layout import logits_path
 from sortkd_cache.store._logits_layout import LAYOUTS, LayoutStore, Packed, Rows
 from sortkd_cache.store._problem import Problem
 from sortkd_cache.store._sparse import (
@@ -64,9 +63,6 @@ class SparseLayout(GroupLayout):
             f"{dense}), ids {spec.id_dtype}, exact tail mass at T={temps}"
         )
         return {**spec.to_dict(), "bytes_per_sample_view": spec.bytes_per_row, "summary": summary}
-
-    def required_arrays(self, kind: str) -> list[str]:
-        return [logits_path(kind), *(sparse_path(kind, n) for n in SPARSE_ARRAYS)]
 
     def stored_topk(self, topk: int | None, url: str) -> SparseSpec:
         if topk is not None and topk != self.spec.k:
