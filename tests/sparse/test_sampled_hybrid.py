@@ -19,7 +19,8 @@ from sortkd_cache.pipelines import derive
 from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
 from sortkd_cache.sparse import SampledSpec, sample_rows, sampled_problems
 from sortkd_cache.store import verify_store
-from tests.sparse.test_sampled_store import FAST, MakeStore, one_line_error, rows_of, run_cli
+from sortkd_cache.testing import invoke, one_error_line
+from tests.sparse.test_sampled_store import FAST, MakeStore, rows_of
 from tests.sparse.test_sampled_store import same_bits as same
 
 torch.set_num_threads(1)
@@ -53,10 +54,10 @@ def test_copy_hybrid_is_the_same_store_for_1_and_2_workers(
         assert want.ids.shape[1] == H + S and want.counts.shape[1] == S
     assert a.kind_attrs("raw")["fidelity"] == b.kind_attrs("raw")["fidelity"]
     assert verify_store(out).sound
-    info = json.loads(run_cli("info", str(out), "--json").output)["sparse"]
+    info = json.loads(invoke("info", str(out), "--json").output)["sparse"]
     assert info["head"] == H and info["bytes_per_sample_view"] == spec.bytes_per_row
     assert spec.bytes_per_row == H * (1 + 2) + S * (1 + 1 + 2 + 1) + spec.num_stats * 2
-    assert "top 3 exact + 4 draws" in run_cli("info", str(out)).output
+    assert "top 3 exact + 4 draws" in invoke("info", str(out)).output
 
 
 def test_sort_on_hybrid_rows_equals_the_hybrid_of_the_sorted_rows(
@@ -66,8 +67,8 @@ def test_sort_on_hybrid_rows_equals_the_hybrid_of_the_sorted_rows(
     dense = make_store("d.zarr", dtype="float32", **FAST)
     hybrid = tmp_path / "raw.zarr"
     derive_store(str(dense), str(hybrid), HYBRID, progress=False)
-    assert run_cli("sort", str(hybrid)).exit_code == 0
-    assert run_cli("sort", str(dense)).exit_code == 0
+    assert invoke("sort", str(hybrid)).exit_code == 0
+    assert invoke("sort", str(dense)).exit_code == 0
     a, d = sk.open_store(hybrid), sk.open_store(dense)
     y, moved = np.asarray(d.labels), 0
     for v in range(a.num_views):
@@ -102,7 +103,7 @@ def test_train_reads_a_hybrid_store(make_store: MakeStore, tmp_path: Path, loss:
     path = make_store("h.zarr", sample=S, sample_head=H, **FAST)
     assert verify_store(path).sound
     out = tmp_path / loss
-    r = run_cli("train", "--cache", str(path), "--student", "digits_mlp", "--loss", loss,
+    r = invoke("train", "--cache", str(path), "--student", "digits_mlp", "--loss", loss,
                 "--epochs", "1", "--out", str(out))  # fmt: skip
     assert r.exit_code == 0, r.output
     assert (out / "summary.json").is_file()
@@ -112,15 +113,15 @@ def test_bad_head_exits_2_in_one_line(make_store: MakeStore, tmp_path: Path) -> 
     dense = make_store("d.zarr", **FAST)
     out = str(tmp_path / "x.zarr")
     copy: list[Any] = ["copy", str(dense), out, "--sample", "4"]
-    one_line_error(run_cli(*copy, "--sample-head", "-1"), "--sample-head -1 must be >= 0")
-    one_line_error(run_cli(*copy, "--sample-head", "10"), "below the number of classes (10)")
-    one_line_error(run_cli(*copy, "--sample-head", "6"), "names every one of the 10 classes")
-    one_line_error(run_cli("copy", str(dense), out, "--sample-head", "2"), "without --sample")
+    one_error_line(invoke(*copy, "--sample-head", "-1"), "--sample-head -1 must be >= 0")
+    one_error_line(invoke(*copy, "--sample-head", "10"), "below the number of classes (10)")
+    one_error_line(invoke(*copy, "--sample-head", "6"), "names every one of the 10 classes")
+    one_error_line(invoke("copy", str(dense), out, "--sample-head", "2"), "without --sample")
     base = ["dump", "--dataset", "digits", "--teacher", "digits_mlp", "--teacher-init",
             "random", "--views", "1", "--out", out, "--sample", "4"]  # fmt: skip
-    one_line_error(run_cli(*base, "--sample-head", "-3"), "--sample-head -3 must be >= 0")
-    one_line_error(run_cli(*base, "--sample-head", "8"), "names every one of the 10 classes")
+    one_error_line(invoke(*base, "--sample-head", "-3"), "--sample-head -3 must be >= 0")
+    one_error_line(invoke(*base, "--sample-head", "8"), "names every one of the 10 classes")
     train = ["train", "--cache", str(dense), "--student", "digits_mlp", "--out", out]
-    one_line_error(run_cli(*train, "--sample", "4", "--sample-head", "-1"), "must be >= 0")
-    one_line_error(run_cli(*train, "--sample", "4", "--sample-head", "8"), "names every one")
-    one_line_error(run_cli(*train, "--sample-head", "2"), "without --sample")
+    one_error_line(invoke(*train, "--sample", "4", "--sample-head", "-1"), "must be >= 0")
+    one_error_line(invoke(*train, "--sample", "4", "--sample-head", "8"), "names every one")
+    one_error_line(invoke(*train, "--sample-head", "2"), "without --sample")
