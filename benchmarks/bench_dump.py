@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from sortkd_cache.pipelines import dump as dump_mod
 from sortkd_cache.pipelines.dump import DumpConfig, dump
+from sortkd_cache.pipelines.dump import _stage as dump_mod
 
 GOAL = 1.05
 
@@ -78,8 +78,8 @@ def forward_only(cfg: DumpConfig, device: torch.device, warmup: bool = False) ->
     """The teacher's compute over every unit of ``cfg``, nothing stored; wall seconds."""
     from sortkd_cache.augment import get_recipe, normalize, replay, sample_params
     from sortkd_cache.datasets import load_dataset
-    from sortkd_cache.pipelines._common import build_teacher
-    from sortkd_cache.pipelines._decode import block_images
+    from sortkd_cache.pipelines.common.helpers import build_teacher
+    from sortkd_cache.pipelines.dump._decode import block_images
     from sortkd_cache.store import choose_chunk_samples
 
     t0 = time.perf_counter()

@@ -67,7 +67,7 @@ def _trained_digits_teacher(tmp: Path, epochs: int) -> str:
 
 
 def _forward(model: torch.nn.Module, xs: list[torch.Tensor], precision: str) -> torch.Tensor:
-    from sortkd_cache.pipelines._common import forward_context
+    from sortkd_cache.pipelines.common.helpers import forward_context
     from sortkd_cache.pipelines.dump import teacher_logits
 
     outs = []
@@ -80,7 +80,7 @@ def _forward(model: torch.nn.Module, xs: list[torch.Tensor], precision: str) -> 
 
 
 def compare(arch: str, spec: str, views: int, ckpt: str | None, repeats: int) -> dict[str, Any]:
-    from sortkd_cache.pipelines._common import build_teacher, check_precision
+    from sortkd_cache.pipelines.common.helpers import build_teacher, check_precision
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     xs, ds = _views(spec, views, device)

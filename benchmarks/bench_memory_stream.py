@@ -72,7 +72,7 @@ def dump_store(n: int, out: Path) -> None:
 def sparse_store(dense: Path, out: Path) -> None:
     """The top-K copy of ``dense`` (reused when already there)."""
     import sortkd_cache as sk
-    from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+    from sortkd_cache.pipelines.copy import DeriveConfig, derive_store
 
     if (out / "zarr.json").exists() and sk.open_store(out).meta.complete:
         return

@@ -30,7 +30,7 @@ from _common import machine, median_time, synthetic_store
 
 
 def _copy_chunk(src: str, kind_path: str, block: int, view: int) -> int:
-    from sortkd_cache.pipelines.sort import _cached_store
+    from sortkd_cache.pipelines.sort._stage import _cached_store
 
     store = _cached_store(src, "r+", '{"storage_options": {}}')
     start, stop = store.block_bounds(block)
@@ -40,8 +40,8 @@ def _copy_chunk(src: str, kind_path: str, block: int, view: int) -> int:
 
 
 def run(n: int = 200_000, v: int = 2, c: int = 100, repeats: int = 5) -> dict[str, Any]:
-    from sortkd_cache.pipelines._dask import run_tasks
-    from sortkd_cache.pipelines.sort import SortConfig, _forget_stores, sort_store
+    from sortkd_cache.pipelines.sort._dask import run_tasks
+    from sortkd_cache.pipelines.sort._stage import SortConfig, _forget_stores, sort_store
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-sort-"))
     nan = float("nan")

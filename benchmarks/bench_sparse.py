@@ -63,7 +63,7 @@ def _disk_bytes(path: Path) -> int:
 
 def _fidelity(tmp: Path, dense: Path, ks: tuple[int, ...]) -> list[dict[str, Any]]:
     import sortkd_cache as sk
-    from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+    from sortkd_cache.pipelines.copy import DeriveConfig, derive_store
 
     src = sk.open_store(dense)
     rows_views = src.num_samples * src.num_views
@@ -168,7 +168,7 @@ def _throughput(
 
 def _cifar_stores(tmp: Path, n: int, t_epochs: int) -> tuple[Path, Path]:
     """A dense store of ``fake:n:100:32`` (2 views, ``cifar`` recipe) and its top-10 copy."""
-    from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+    from sortkd_cache.pipelines.copy import DeriveConfig, derive_store
 
     spec = f"fake:{n}:100:32"
     dense = _dense_store(tmp, spec, _teacher(tmp, spec, t_epochs, "cifar"), 2, "cifar")
@@ -219,7 +219,7 @@ def run(quick: bool = False, throughput_only: bool = False) -> dict[str, Any]:
             "KL is KL(dense || sparse-implied) per row, averaged"
         )
         if throughput_only:
-            from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+            from sortkd_cache.pipelines.copy import DeriveConfig, derive_store
 
             derive_store(str(dense100), str(sparse100), DeriveConfig(topk=10), progress=False)
             return {"machine": machine(), **_throughputs(tmp, dense100, sparse100, quick)}

@@ -33,7 +33,7 @@ from bench_sparse import _loop_run
 
 
 def _stores(tmp: Path, n: int) -> Path:
-    from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+    from sortkd_cache.pipelines.copy import DeriveConfig, derive_store
     from sortkd_cache.pipelines.dump import DumpConfig, dump
 
     dense = tmp / "dense.zarr"

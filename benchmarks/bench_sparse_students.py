@@ -59,8 +59,8 @@ def _student(cache: Path, out: Path, seed: int, epochs: int, variant: str) -> tu
     """(test top-1, training seconds) of one student; top-1 NaN where training diverged."""
     import torch
 
-    from sortkd_cache.pipelines._train_run import Diverged
     from sortkd_cache.pipelines.train import TrainConfig, train
+    from sortkd_cache.pipelines.train._run import Diverged
 
     torch.set_num_threads(1)  # a shared 2-core machine: one thread per student
 
@@ -97,7 +97,7 @@ def _caches(
 ) -> tuple[dict[str, Path], dict[str, int]]:
     """The store each variant trains from (copies of the dense one) and its bytes per row."""
     import sortkd_cache as sk
-    from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+    from sortkd_cache.pipelines.copy import DeriveConfig, derive_store
 
     caches = {"ce": dense, "dense": dense}
     sparse = tmp / f"{dense.stem}-top{K}.zarr"

@@ -35,8 +35,8 @@ def _sweep(store: str, out: Path, stack: str, epochs: int, threads: int) -> dict
     import torch
 
     from sortkd_cache.checkpoint import load_state_dict
-    from sortkd_cache.pipelines._sweep_grid import SweepConfig, grid
     from sortkd_cache.pipelines.sweep import sweep
+    from sortkd_cache.pipelines.sweep._grid import SweepConfig, grid
 
     torch.set_num_threads(threads)
     options = {"cache": store, "epochs": epochs, "milestones": (), "batch_size": 64,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from sortkd_cache.cli._options import config_options, emit_json, threads_option
+from sortkd_cache.pipelines.common.distributed import dist_context
 from sortkd_cache.pipelines.configs import DumpConfig
-from sortkd_cache.pipelines.distributed import dist_context
 from sortkd_cache.runtime import compute_threads
 from sortkd_cache.world import World
 

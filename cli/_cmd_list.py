@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from sortkd_cache.cli._options import emit_json
-from sortkd_cache.pipelines.catalog import KINDS, catalog
+from sortkd_cache.pipelines.list import KINDS, catalog
 
 __all__ = ["command"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from sortkd_cache.cli._options import emit_json, threads_option
-from sortkd_cache.pipelines.recipe import load_recipe, recipe_names
+from sortkd_cache.pipelines.recipes import load_recipe, recipe_names
 
 __all__ = ["commands"]
 

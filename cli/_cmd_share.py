@@ -22,7 +22,7 @@ from sortkd_cache.pipelines.configs import SEED_MAX, DeriveConfig
 from sortkd_cache.runtime import check_threads, compute_threads
 
 if TYPE_CHECKING:
-    from sortkd_cache.pipelines.recompute import Recompute, RecomputeReport
+    from sortkd_cache.pipelines.verify import Recompute, RecomputeReport
     from sortkd_cache.store import VerifyReport
 
 __all__ = ["commands"]
@@ -115,7 +115,7 @@ def verify_command(
       sortkd-cache verify s3://bkt/c100.zarr --storage-option endpoint_url=http://127.0.0.1:9000
       sortkd-cache verify in1k.zarr --recompute 64 --teacher-ckpt teacher.safetensors
     """
-    from sortkd_cache.pipelines import share
+    from sortkd_cache.pipelines.verify import format_report, verify
 
     options = parse_storage_options(storage_option) or None
     threads_block = _threads_for(threads, recompute is not None, "--recompute")
@@ -125,12 +125,10 @@ def verify_command(
         args = (store, recompute, teacher_ckpt, data_root, seed, device)
         check, format_recompute = _recompute_check(args, options, dataset)
     progress = not (no_progress or as_json)
-    report = share.verify(
-        store, dataset, data_root=data_root, storage_options=options, progress=progress
-    )
+    report = verify(store, dataset, data_root=data_root, storage_options=options, progress=progress)
     with threads_block:
         result = check.run() if check is not None else None
-    texts = [share.format_report(report)]
+    texts = [format_report(report)]
     texts += [format_recompute(result)] if result is not None else []
     _report(report, result, as_json, texts)
 
@@ -140,7 +138,7 @@ def _recompute_check(
 ) -> tuple[Recompute, Callable[[RecomputeReport], str]]:
     """verify --recompute's check (validated now) and its formatter; only this path imports
     the teacher's modules (torch): a plain verify does not."""
-    from sortkd_cache.pipelines import recompute as rc_mod
+    from sortkd_cache.pipelines import verify as rc_mod
 
     rc = rc_mod.RecomputeConfig(*args)
     check = rc_mod.Recompute(replace(rc, storage_options=options, dataset=dataset))
@@ -244,7 +242,7 @@ def copy_command(
     row's mean/std and the tail's exact mass at the recorded temperatures (see `train --help`
     for what training from it gets exactly).
     """
-    from sortkd_cache.pipelines.share import copy, format_copy
+    from sortkd_cache.pipelines.copy import copy, format_copy
 
     opts = parse_storage_options(storage_option)
     config = DeriveConfig(**derive)  # a plain copy moves bytes: no torch, no threads

@@ -22,8 +22,8 @@ from sortkd_cache.cli._options import (
 )
 from sortkd_cache.losses import loss_options
 from sortkd_cache.options import opt_of
+from sortkd_cache.pipelines.common.distributed import dist_context
 from sortkd_cache.pipelines.configs import TrainConfig
-from sortkd_cache.pipelines.distributed import dist_context
 from sortkd_cache.runtime import compute_threads
 from sortkd_cache.world import World
 

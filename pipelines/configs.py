@@ -6,9 +6,9 @@ their options (help, choices, bounds; see :mod:`sortkd_cache.options`); the CLI,
 
 from __future__ import annotations
 
-from sortkd_cache.pipelines._copy_config import DeriveConfig
-from sortkd_cache.pipelines._dump_config import DumpConfig
-from sortkd_cache.pipelines._sort_config import SortConfig
-from sortkd_cache.pipelines._train_config import SEED_MAX, Schedule, TrainConfig
+from sortkd_cache.pipelines.copy import DeriveConfig
+from sortkd_cache.pipelines.dump import DumpConfig
+from sortkd_cache.pipelines.sort import SortConfig
+from sortkd_cache.pipelines.train import SEED_MAX, Schedule, TrainConfig
 
 __all__ = ["SEED_MAX", "DeriveConfig", "DumpConfig", "Schedule", "SortConfig", "TrainConfig"]

@@ -7,7 +7,7 @@ resume) or only how it runs, and whether a recipe may set it. Everything else is
 from these fields:
 
 * the click options of the command (``sortkd_cache.cli._options.config_options``);
-* the recipe keys and their validation (``pipelines/_recipe_check.py``);
+* the recipe keys and their validation (``pipelines/recipes/_check.py``);
 * ``config.json`` (``asdict``) and its replay (``train --config``), checked the same way.
 
 :func:`check_fields` is the one type, bound and choice check every configuration runs on

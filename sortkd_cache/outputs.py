@@ -9,7 +9,7 @@ Before ``--overwrite`` removes or replaces anything, :func:`check_replaceable` p
 the existing destination is an output of the same kind: a sortkd-cache store for ``copy``,
 ``sort`` and ``dump``, a training run directory for ``train``. Kinds are registered with
 :func:`register_output_kind` (the store registers itself in ``sortkd_cache.store``, the run
-directory in ``sortkd_cache.pipelines._rundir``); this module imports neither, so it sits
+directory in ``sortkd_cache.pipelines.common.rundir``); this module imports neither, so it sits
 below both. Anything else (a file, a directory of other data) is never removed.
 
 Markers of finished work (a run's or a sweep's ``summary.json``, a recipe's run state) are

@@ -123,7 +123,7 @@ def digits_store(tmp_path_factory: pytest.TempPathFactory, digits_teacher: Path)
 @pytest.fixture
 def teacher_inputs(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Filled, while the test runs, with a copy of every batch ``dump`` feeds its teacher."""
-    from sortkd_cache.pipelines import dump as dump_mod
+    from sortkd_cache.pipelines.dump import _stage as dump_mod
 
     seen: list[Any] = []
     original = dump_mod.teacher_logits

@@ -53,7 +53,8 @@ def test_installed_modules_resolve_inside_the_namespace(tmp_path: Path) -> None:
     r = run([sys.executable, "-c", code], tmp_path)
     assert r.returncode == 0, r.stderr
     cli_file, dump_file = (Path(p) for p in json.loads(r.stdout))
-    assert cli_file.name == "__init__.py" and dump_file.name == "dump.py"
+    assert cli_file.name == "__init__.py" and dump_file.name == "__init__.py"
+    assert dump_file.parent.name == "dump"  # the dump command's package
 
 
 def test_generic_names_are_not_top_level_packages(tmp_path: Path) -> None:

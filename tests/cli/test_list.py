@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sortkd_cache._registry import Registry
-from sortkd_cache.pipelines.catalog import KINDS, catalog
+from sortkd_cache.pipelines.list import KINDS, catalog
 from sortkd_cache.testing import invoke
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from sortkd_cache.cli.main import all_commands
 from sortkd_cache.pipelines.configs import DumpConfig, TrainConfig
-from sortkd_cache.pipelines.recompute import RecomputeConfig
+from sortkd_cache.pipelines.verify import RecomputeConfig
 from sortkd_cache.testing import invoke
 
 

@@ -43,7 +43,7 @@ def _verify_limited(store: Path) -> subprocess.CompletedProcess[str]:
         "import resource, sys\n"
         "import torch, zarr, numcodecs, google_crc32c, tqdm.auto\n"
         "import sortkd_cache.augment, sortkd_cache.store, sortkd_cache.cli.main\n"
-        "import sortkd_cache.pipelines.share\n"
+        "import sortkd_cache.pipelines.copy\n"
         "status = open('/proc/self/status').read()\n"
         "size = int(status.split('VmSize:')[1].split()[0]) * 1024\n"
         f"resource.setrlimit(resource.RLIMIT_AS, (size + {HEADROOM}, size + {HEADROOM}))\n"

@@ -375,7 +375,7 @@ def test_an_online_teacher_sees_what_dump_gives_it() -> None:
     from sortkd_cache.augment import normalize
     from sortkd_cache.datasets import load_dataset
     from sortkd_cache.models import TeacherPreprocess
-    from sortkd_cache.pipelines._train_data import OnlineTeacher
+    from sortkd_cache.pipelines.train._data import OnlineTeacher
 
     ds = load_dataset("fake:6:10:16", "train")
     pixels = ds.images(np.arange(6))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sortkd_cache.pipelines.recipe import load_recipe
+from sortkd_cache.pipelines.recipes import load_recipe
 from sortkd_cache.pipelines.run import run_recipe
 
 #: Two training images per class, one teacher epoch, two views, one student epoch, two seeds;

@@ -23,8 +23,8 @@ from sortkd_cache.errors import (
     StoreExistsError,
 )
 from sortkd_cache.models import create_model
-from sortkd_cache.pipelines import dump as dump_mod
 from sortkd_cache.pipelines.dump import DumpConfig, DumpResult, dump
+from sortkd_cache.pipelines.dump import _stage as dump_mod
 
 SPEC = "fake:200:10:8"
 N, C = 200, 10

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import sortkd_cache as sk
-from sortkd_cache.pipelines import _common
+from sortkd_cache.pipelines.common import helpers
 from sortkd_cache.pipelines.dump import DumpConfig, dump
 from sortkd_cache.pipelines.info import format_info, store_info
 from sortkd_cache.testing import invoke, one_error_line
@@ -45,7 +45,7 @@ def _arrays(path: Path) -> dict[str, bytes]:
 def test_two_decoders_give_the_single_decoder_store_bit_for_bit(
     jpeg_folder, tmp_path, monkeypatch, ahead: bool
 ) -> None:
-    from sortkd_cache.pipelines import _decode
+    from sortkd_cache.pipelines.dump import _decode
 
     if not ahead:  # micro-batches too big to prepare several ahead: one at a time
         monkeypatch.setattr(_decode, "AHEAD_BYTES", 0)
@@ -123,7 +123,7 @@ def test_bad_dump_options_exit_2_one_line(tmp_path, extra: list[str], named: str
 
 
 def test_bf16_on_a_cpu_without_bf16_is_refused(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(_common, "_cpu_bf16_works", lambda: False)
+    monkeypatch.setattr(helpers, "_cpu_bf16_works", lambda: False)
     out = tmp_path / "s.zarr"
     line = _one_line_error(
         [*BASE.split(), "--out", str(out), "--precision", "bf16", "--device", "cpu"]
@@ -133,7 +133,7 @@ def test_bf16_on_a_cpu_without_bf16_is_refused(tmp_path, monkeypatch) -> None:
 
 
 def test_this_cpu_computes_bf16() -> None:
-    assert _common._cpu_bf16_works()  # torch emulates bf16 where the CPU lacks it
+    assert helpers._cpu_bf16_works()  # torch emulates bf16 where the CPU lacks it
 
 
 @pytest.mark.parametrize(
@@ -153,7 +153,7 @@ def test_batched_jpeg_decoding_path(jpeg_folder: Path, tmp_path, monkeypatch) ->
     """The nvjpeg code path, run with torchvision's CPU decoder: JPEGs go to one batched
     decode_jpeg call, other formats to PIL; shapes equal PIL's and pixels are close."""
     from sortkd_cache.datasets import imagefolder
-    from sortkd_cache.pipelines import _decode
+    from sortkd_cache.pipelines.dump import _decode
 
     ds = sk.datasets.load_dataset(f"imagefolder:{jpeg_folder}")
     png = tmp_path / "x.png"
@@ -233,7 +233,7 @@ def test_folder_dump_feeds_the_teacher_the_views_train_replays(
     ``train`` replays from the recorded parameters, micro-batch by micro-batch."""
     from sortkd_cache.augment import get_recipe
     from sortkd_cache.data import render
-    from sortkd_cache.pipelines import _decode
+    from sortkd_cache.pipelines.dump import _decode
 
     seen = teacher_inputs
     monkeypatch.setattr(_decode, "PIECE", 3)  # micro-batches of 5 come in 2 pieces
@@ -258,7 +258,7 @@ def test_inputs_started_during_setup_are_the_inputs_of_the_plan(jpeg_folder: Pat
     """``start(plan)`` then ``batches(plan)`` goes on from the early work; a started plan
     that is not the one asked for is dropped. Either way: the inputs of a fresh pass."""
     from sortkd_cache.augment import get_recipe
-    from sortkd_cache.pipelines._decode import ViewInputs, plan_blocks
+    from sortkd_cache.pipelines.dump._decode import ViewInputs, plan_blocks
 
     ds = sk.datasets.load_dataset(f"imagefolder:{jpeg_folder}")
     recipe = get_recipe("imagenet:9")

@@ -12,8 +12,8 @@ import torch
 from sortkd_cache.augment import eval_view, get_recipe, normalize
 from sortkd_cache.datasets import load_dataset
 from sortkd_cache.models import create_model
-from sortkd_cache.pipelines import _eval
-from sortkd_cache.pipelines._eval import EvalViews
+from sortkd_cache.pipelines.train import _eval
+from sortkd_cache.pipelines.train._eval import EvalViews
 
 
 def _reference_top1(model: torch.nn.Module, ds: Any, recipe: Any, batch: int) -> float:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.pipelines.recipe import (
+from sortkd_cache.pipelines.recipes import (
     Recipe,
     apply_overrides,
     load_recipe,

@@ -69,7 +69,7 @@ def test_an_honest_store_passes(tmp_path: Path, weights: tuple[Path, Path], layo
 def test_picks_are_seeded_and_spread_over_views_and_chunks(
     tmp_path: Path, weights: tuple[Path, Path]
 ) -> None:
-    from sortkd_cache.pipelines.recompute import _pick
+    from sortkd_cache.pipelines.verify._recompute import _pick
 
     store = open_store(str(dumped(tmp_path, weights[0])))
     picks = _pick(store, 6, seed=3)

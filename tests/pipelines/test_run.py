@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sortkd_cache import open_store
-from sortkd_cache.pipelines.recipe import load_recipe
+from sortkd_cache.pipelines.recipes import load_recipe
 from sortkd_cache.pipelines.run import RunReport, run_recipe
 from sortkd_cache.testing import run_cli
 

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.pipelines._seed_table import mean_std, seed_table, t975
+from sortkd_cache.pipelines.report._seed_table import mean_std, seed_table, t975
 
 RECORDS = [
     ("CE", 0, 70.0),

@@ -13,8 +13,8 @@ import pytest
 from sortkd_cache import open_store
 from sortkd_cache.errors import ConfigError, LogitsKindError
 from sortkd_cache.locks import LOCK_NAME
-from sortkd_cache.pipelines import sort as sort_mod
 from sortkd_cache.pipelines.sort import SortConfig, sort_store, written_chunks
+from sortkd_cache.pipelines.sort import _stage as sort_mod
 from sortkd_cache.sorting import label_rank, sort_logits, swap_logits
 from sortkd_cache.testing import one_error_line, run_cli, topk_store
 

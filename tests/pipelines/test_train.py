@@ -13,8 +13,8 @@ import torch
 from sortkd_cache import open_store
 from sortkd_cache.checkpoint import load_state_dict
 from sortkd_cache.losses import LOSSES, option_info
-from sortkd_cache.pipelines._train_config import RUNTIME_KEYS
 from sortkd_cache.pipelines.train import TrainConfig, train
+from sortkd_cache.pipelines.train._config import RUNTIME_KEYS
 from sortkd_cache.testing import one_error_line, run_cli
 
 from ..conftest import TRAIN_BASE as BASE
@@ -429,7 +429,7 @@ def test_data_seed_sets_the_data_order_apart_from_the_init_seed(
 ) -> None:
     """Same data_seed, other seed: the same batches and views; another data_seed: another
     order. Without data_seed the order follows seed, as it did before data_seed existed."""
-    from sortkd_cache.pipelines._train_setup import prepare
+    from sortkd_cache.pipelines.train._setup import prepare
 
     def order(**kw: object) -> list[list[int]]:
         cfg = TrainConfig(cache=str(small_store), out=str(tmp_path / "x"), **SMALL,
@@ -443,7 +443,7 @@ def test_data_seed_sets_the_data_order_apart_from_the_init_seed(
 
 
 def test_data_seed_is_recorded_and_checked_on_resume() -> None:
-    from sortkd_cache.pipelines._train_config import resume_difference
+    from sortkd_cache.pipelines.train._config import resume_difference
 
     cfg = TrainConfig(cache="c.zarr", out="r", **SMALL, seed=4)  # type: ignore[arg-type]
     old = {k: v for k, v in cfg.to_dict().items() if k != "data_seed"}  # recorded before it
@@ -457,7 +457,7 @@ def test_data_seed_is_recorded_and_checked_on_resume() -> None:
 def test_a_ce_run_recorded_with_logits_sort_still_resumes() -> None:
     """Before the refusal, `--loss ce --logits sort` was accepted (and did nothing): its run
     directory resumes with the options that are accepted now."""
-    from sortkd_cache.pipelines._train_config import resume_difference
+    from sortkd_cache.pipelines.train._config import resume_difference
 
     cfg = TrainConfig(cache="c.zarr", out="r", loss="ce", **{**SMALL, "logits": "raw"})
     old = {**cfg.to_dict(), "logits": "sort"}

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import sortkd_cache as sk
-from sortkd_cache.pipelines import derive
-from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+from sortkd_cache.pipelines.copy import DeriveConfig, derive_store
+from sortkd_cache.pipelines.copy import _derive as derive
 from sortkd_cache.sparse import SampledRows, SampledSpec, sample_rows
 from sortkd_cache.store import verify_store
 from sortkd_cache.testing import invoke, one_error_line

@@ -13,7 +13,7 @@ import zarr
 
 import sortkd_cache as sk
 from sortkd_cache.errors import LogitsKindError, StoreError
-from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+from sortkd_cache.pipelines.copy import DeriveConfig, derive_store
 from sortkd_cache.sparse import SparseSpec, compress
 from sortkd_cache.store import verify_store
 from sortkd_cache.testing import invoke, one_error_line, topk_store
@@ -187,7 +187,7 @@ def test_copy_topk_is_the_same_for_any_number_of_workers(
 ) -> None:
     """Chunks are derived on a thread pool: every data file of the copy (ids, values, stats,
     the per-chunk fidelity sums, progress) is byte-identical for 1 and 3 workers."""
-    from sortkd_cache.pipelines import derive
+    from sortkd_cache.pipelines.copy import _derive as derive
 
     src = make_store("d.zarr", **FAST)
     outs = []

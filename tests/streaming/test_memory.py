@@ -101,7 +101,7 @@ def test_peak_soft_label_memory_does_not_grow_with_n(tmp_path: Path) -> None:
 def test_sparse_peak_memory_does_not_grow_with_n(tmp_path: Path) -> None:
     """The same on top-16 copies (``copy --topk``) of stores with C = 300: whole chunks of ids
     (uint16), values and stats resident, a few at a time, whatever N."""
-    from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+    from sortkd_cache.pipelines.copy import DeriveConfig, derive_store
 
     runs = []
     for name, n in (("small", 1_024), ("large", 4_096)):

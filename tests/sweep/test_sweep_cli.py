@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from sortkd_cache.checkpoint import load_state_dict
-from sortkd_cache.pipelines._sweep_grid import MemberSpec, SweepConfig, grid
 from sortkd_cache.pipelines.sweep import sweep
+from sortkd_cache.pipelines.sweep._grid import MemberSpec, SweepConfig, grid
 from sortkd_cache.testing import cli_env, console_script, run_cli
 
 SMALL = ("--epochs", "3", "--milestones", "2", "--batch-size", "32", "--device", "cpu")

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from sortkd_cache.checkpoint import load_state_dict
-from sortkd_cache.pipelines._sweep_grid import SweepConfig, grid
 from sortkd_cache.pipelines.sweep import sweep
+from sortkd_cache.pipelines.sweep._grid import SweepConfig, grid
 from sortkd_cache.pipelines.train import TrainConfig, TrainResult, train
 from sortkd_cache.testing import small_dump
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from sortkd_cache.pipelines._sweep_grid import SweepConfig, grid
 from sortkd_cache.pipelines.sweep import sweep
+from sortkd_cache.pipelines.sweep._grid import SweepConfig, grid
 from sortkd_cache.pipelines.train import TrainConfig, train
 
 from ._reads import count_host_reads

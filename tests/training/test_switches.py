@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sortkd_cache.pipelines._train_config import resume_difference
 from sortkd_cache.pipelines.train import TrainConfig, train
+from sortkd_cache.pipelines.train._config import resume_difference
 from sortkd_cache.testing import run_cli
 
 torch.set_num_threads(1)

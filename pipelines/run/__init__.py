@@ -1,0 +1,22 @@
+"""`sortkd-cache run RECIPE`: teacher -> dump -> sort -> students, then a report
+(:mod:`._stage`; the recipe itself is :mod:`sortkd_cache.pipelines.recipes`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sortkd_cache.pipelines.common.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from sortkd_cache.pipelines.run._stage import RunReport, StageOutcome, run_recipe
+
+#: name -> the module that defines it
+_NAMES = {
+    "RunReport": "._stage",
+    "StageOutcome": "._stage",
+    "run_recipe": "._stage",
+}
+__all__ = ["RunReport", "StageOutcome", "run_recipe"]
+
+__getattr__ = lazy_names(__name__, _NAMES)

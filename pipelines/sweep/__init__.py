@@ -1,0 +1,50 @@
+"""`sortkd-cache sweep`: many students on one pass over the data, in one sweep directory.
+
+:mod:`._stage` runs it, :mod:`._grid` its members (:class:`SweepConfig`), :mod:`._dir` the
+sweep directory.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sortkd_cache.pipelines.common.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from sortkd_cache.pipelines.sweep._grid import (
+        SHARED_KEYS,
+        STACK_MODES,
+        MemberSpec,
+        SweepConfig,
+        grid,
+        member_name,
+    )
+    from sortkd_cache.pipelines.sweep._stage import Sweep, SweepResult, describe_sweep, sweep
+
+#: name -> the module that defines it
+_NAMES = {
+    "SHARED_KEYS": "._grid",
+    "STACK_MODES": "._grid",
+    "MemberSpec": "._grid",
+    "SweepConfig": "._grid",
+    "grid": "._grid",
+    "member_name": "._grid",
+    "Sweep": "._stage",
+    "SweepResult": "._stage",
+    "describe_sweep": "._stage",
+    "sweep": "._stage",
+}
+__all__ = [
+    "MemberSpec",
+    "SHARED_KEYS",
+    "STACK_MODES",
+    "Sweep",
+    "SweepConfig",
+    "SweepResult",
+    "describe_sweep",
+    "grid",
+    "member_name",
+    "sweep",
+]
+
+__getattr__ = lazy_names(__name__, _NAMES)
