@@ -219,12 +219,90 @@ def test_every_top_level_module_sits_in_a_layer() -> None:
     """A module in no layer is held by no layer contract: each new one must be placed."""
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
-    (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
-    placed = {name.strip(" ()") for layer in layers for name in layer.replace(":", "|").split("|")}
-    tops = {p.stem for p in (REPO / "sortkd_cache").iterdir() if p.suffix == ".py"}
-    tops |= {p.name for p in (REPO / "sortkd_cache").iterdir() if (p / "__init__.py").is_file()}
-    missing = sorted(tops - {"__init__"} - placed) + sorted({"cli", "pipelines"} - placed)
-    assert not missing, f"place these in [tool.importlinter] layers: {missing}"
+    for contract, folder, extra in (
+        ("layers", "sortkd_cache", {"cli", "pipelines"}),
+        ("commands", "pipelines", set()),
+    ):
+        missing = sorted((_children(folder) | extra) - _placed(config, contract))
+        assert not missing, (
+            f"place these in the [tool.importlinter] contract {contract!r}: {missing}"
+        )
+
+
+def _placed(config: dict[str, Any], contract: str) -> set[str]:
+    """The modules the layers contract ``contract`` names."""
+    (layers,) = [c["layers"] for c in config["contracts"] if c["id"] == contract]
+    return {name.strip(" ()") for layer in layers for name in layer.replace(":", "|").split("|")}
+
+
+def _children(folder: str) -> set[str]:
+    """The modules and packages directly in ``folder`` (``__init__`` aside)."""
+    tops = {p.stem for p in (REPO / folder).iterdir() if p.suffix == ".py"}
+    tops |= {p.name for p in (REPO / folder).iterdir() if (p / "__init__.py").is_file()}
+    return tops - {"__init__"}
+
+
+#: the shared subpackage of the pipelines: every command may import its modules
+COMMON = "sortkd_cache.pipelines.common"
+
+
+def crosses_a_command(importer: str, name: str) -> bool:
+    """Whether module ``importer`` importing module ``name`` reaches into a command's private
+    module (``sortkd_cache.pipelines.<command>._x``) from outside that command's subpackage."""
+    parts = name.split(".")
+    if len(parts) < 4 or parts[:2] != ["sortkd_cache", "pipelines"]:
+        return False
+    stage = ".".join(parts[:3])
+    inside = importer == stage or importer.startswith(stage + ".")
+    return stage != COMMON and _private(parts[3]) and not inside
+
+
+def stage_private_imports() -> list[str]:
+    """``file:line: module`` of every import, anywhere in the product (the CLI, the pipelines,
+    the library; at any depth, lazy ones included), of a command's private module from outside
+    that command's subpackage. What two commands share lives in :data:`COMMON` (or lower, in
+    the library), or is imported through the command's public ``__init__``."""
+    out = []
+    for importer, path in _modules():
+        tree = ast.parse(path.read_text(), str(path))
+        for line, name in _imported(tree, importer, path.name == "__init__.py"):
+            if crosses_a_command(importer, name):
+                out.append(f"{path.relative_to(REPO)}:{line}: {name}")
+    return out
+
+
+@pytest.mark.parametrize(
+    ("importer", "name", "bad"),
+    [
+        ("sortkd_cache.pipelines.train._data", "sortkd_cache.pipelines.dump._stage", True),
+        ("sortkd_cache.pipelines.sweep._stage", "sortkd_cache.pipelines.train._session", True),
+        ("sortkd_cache.pipelines.configs", "sortkd_cache.pipelines.train._config", True),
+        ("sortkd_cache.cli._cmd_sort", "sortkd_cache.pipelines.sort._config", True),
+        ("sortkd_cache.pipelines.common.helpers", "sortkd_cache.pipelines.dump._store", True),
+        ("sortkd_cache.pipelines.train._data", "sortkd_cache.pipelines.train._setup", False),
+        ("sortkd_cache.pipelines.train", "sortkd_cache.pipelines.train._config", False),
+        ("sortkd_cache.pipelines.sweep._stage", "sortkd_cache.pipelines.train", False),
+        ("sortkd_cache.pipelines.dump._stage", "sortkd_cache.pipelines.common.helpers", False),
+    ],
+)
+def test_the_command_check_flags_what_it_must(importer: str, name: str, bad: bool) -> None:
+    assert crosses_a_command(importer, name) == bad
+
+
+def test_no_command_imports_another_commands_private_module() -> None:
+    found = stage_private_imports()
+    assert found == [], "import the command's public names (its __init__) instead:\n" + "\n".join(
+        found
+    )
+
+
+def test_every_command_has_its_subpackage() -> None:
+    """The pipelines read like the CLI: each command's code is one subpackage (``verify`` and
+    ``copy`` too), beside ``common`` and the recipes."""
+    from sortkd_cache.cli.main import cli
+
+    commands = set(cli.commands)
+    assert commands <= _children("pipelines"), sorted(commands - _children("pipelines"))
 
 
 def _structure_report() -> Any:

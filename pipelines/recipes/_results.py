@@ -4,7 +4,7 @@ Read back from ``sortkd-cache run``'s output OUT (``recipe.json``, the store, th
 run and ``run-state.json``), so that ``report OUT`` shows what ``run`` showed: the teacher's
 test top-1 and its error rate on the stored training views (1 - mean accuracy over the N x V
 sample-views), how many rows each sort method changed, and teacher inference (the dump)
-against student training. The results table itself is the report's (:mod:`.report`).
+against student training. The results table itself is the report's (``report``).
 
 The online-KD estimate assumes one teacher pass shared by every student that sees the same
 batches (one data order: ``data_seed``, else each seed its own order), as a sweep would run

@@ -1,13 +1,13 @@
 """`sortkd-cache report`: any runs side by side, in one self-contained report.
 
 The inputs are any mix of run directories, sweep directories, recipe outputs, or folders
-holding them (:mod:`._report_runs`). The runs are grouped into variants (:mod:`._report_group`:
+holding them (:mod:`._runs`). The runs are grouped into variants (:mod:`._group`:
 every computing option but the seed; the options in which the runs differ are named), and per
 variant the final test top-1 over its seeds gives mean ± sample std, min and max; each pair
 (``variant - baseline``, default: against CE, sort/swap against raw, top-K against dense)
 gives the per-seed differences over their common seeds, their mean ± std, a 95% t-interval
 and how many seeds agree in sign (:mod:`._seed_table`); the conclusion says each pair in
-words (:mod:`._report_words`). Curves: test top-1 and training loss by epoch, the mean over
+words (:mod:`._words`). Curves: test top-1 and training loss by epoch, the mean over
 seeds with a band from the lowest to the highest seed. Provenance: each run's cache (store
 id), teacher sha256 and dataset fingerprint; runs from different caches, teachers or datasets
 are flagged, and kept apart unless ``mix``.

@@ -16,7 +16,7 @@ configuration and its output is still there and complete. A stage's configuratio
 output tokens of what it reads (teacher weights sha256, the store's creation stamp, the sort
 kind's creation stamp), so a changed field reruns its stage and every stage downstream of it,
 never those upstream. An interrupted stage whose configuration did not change resumes.
-Finally the report of the students (:mod:`.report`, with the recipe's context: teacher,
+Finally the report of the students (``report``, with the recipe's context: teacher,
 sort, timing): OUT/report.json, OUT/report.md (also returned) and OUT/report.html.
 """
 
