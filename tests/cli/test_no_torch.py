@@ -108,7 +108,7 @@ def test_report_reads_the_runs_without_torch(runs: Path, tmp_path: Path) -> None
 
 _RECIPE_PROBE = """
 import sys
-from sortkd_cache.pipelines.recipe import load_recipe
+from sortkd_cache.pipelines.recipes import load_recipe
 recipe = load_recipe(sys.argv[1])
 print(len(recipe.students), "torch" in sys.modules)
 """
