@@ -15,8 +15,8 @@ import pytest
 import torch
 
 import sortkd_cache as sk
-from sortkd_cache.pipelines import derive
-from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+from sortkd_cache.pipelines.copy import DeriveConfig, derive_store
+from sortkd_cache.pipelines.copy import _derive as derive
 from sortkd_cache.sparse import SampledSpec, sample_rows, sampled_problems
 from sortkd_cache.store import verify_store
 from sortkd_cache.testing import invoke, one_error_line
