@@ -33,7 +33,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from sortkd_cache.cli.main import cli
-from sortkd_cache.pipelines.derive import DeriveConfig, derive_store
+from sortkd_cache.pipelines.copy import DeriveConfig, derive_store
 from sortkd_cache.pipelines.dump import DumpConfig, dump
 from sortkd_cache.pipelines.sort import SortConfig, sort_store
 
