@@ -34,8 +34,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from sortkd_cache.errors import CheckpointError, RunDirError
 from sortkd_cache.locks import LOCK_NAME, clear_except_lock, writer_lock
 from sortkd_cache.outputs import (
@@ -164,6 +162,8 @@ class RunDir:
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         tmp = self.checkpoint.with_name("checkpoint.pt.tmp")
+        import torch  # torch for the checkpoint only: reading run directories needs none
+
         with open(tmp, "wb") as f:
             torch.save(state, f)
             f.flush()
@@ -174,6 +174,8 @@ class RunDir:
     def load_checkpoint(self) -> dict[str, Any] | None:
         if not self.checkpoint.exists():
             return None
+        import torch
+
         try:
             state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
         except Exception as exc:

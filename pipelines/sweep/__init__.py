@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from sortkd_cache.pipelines.common.lazy import lazy_names
 
 if TYPE_CHECKING:
+    from sortkd_cache.pipelines.sweep._dir import describe_sweep
     from sortkd_cache.pipelines.sweep._grid import (
         SHARED_KEYS,
         STACK_MODES,
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
         grid,
         member_name,
     )
-    from sortkd_cache.pipelines.sweep._stage import Sweep, SweepResult, describe_sweep, sweep
+    from sortkd_cache.pipelines.sweep._stage import Sweep, SweepResult, sweep
 
 #: name -> the module that defines it
 _NAMES = {
@@ -31,7 +32,7 @@ _NAMES = {
     "member_name": "._grid",
     "Sweep": "._stage",
     "SweepResult": "._stage",
-    "describe_sweep": "._stage",
+    "describe_sweep": "._dir",
     "sweep": "._stage",
 }
 __all__ = [

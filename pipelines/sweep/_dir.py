@@ -29,7 +29,14 @@ from sortkd_cache.outputs import (
 )
 from sortkd_cache.pipelines.common.rundir import hold_writer_lock, is_run_dir
 
-__all__ = ["SWEEP_FILES", "SweepDir", "is_sweep_dir", "member_summary", "read_sweep_summary"]
+__all__ = [
+    "SWEEP_FILES",
+    "SweepDir",
+    "describe_sweep",
+    "is_sweep_dir",
+    "member_summary",
+    "read_sweep_summary",
+]
 
 #: a sweep's own files: its grid, its summary, its report (and the results files of a sweep
 #: made before the report replaced them, so that --overwrite still recognises one)
@@ -150,3 +157,25 @@ def _same_grid(old: dict[str, Any], new: dict[str, Any], path: Path) -> None:
             f"--resume: the sweep in '{path}' has another grid ({which} differs); resume it "
             "unchanged or sweep into a new --out"
         )
+
+
+def describe_sweep(path: str) -> dict[str, Any]:
+    """A sweep directory's members: each one's status (finished, failed, running or not
+    started: from its run directory and the sweep's summary) and final test top-1."""
+    root = Path(path)
+    grid_data = read_sweep(root)
+    if grid_data is None:
+        raise ConfigError(f"'{path}' is not a sweep directory (no sweep.json)")
+    summary = read_sweep_summary(root).get("members", {})
+    members: dict[str, dict[str, Any]] = {}
+    for entry in grid_data["members"]:
+        name = str(entry.get("name"))
+        run = root / name
+        info: dict[str, Any] = dict(summary.get(name, {}))
+        done = member_summary(run)
+        if "status" not in info:
+            info["status"] = "finished" if done else "started" if run.is_dir() else "waiting"
+        if info["status"] == "finished" and "final_test_top1" not in info:
+            info["final_test_top1"] = (done or {}).get("final_test_top1")
+        members[name] = info
+    return {"sweep": str(root), "stack": grid_data.get("stack"), "members": members}

@@ -27,20 +27,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines.common.helpers import dataset_folder, progress_bar
 from sortkd_cache.pipelines.common.rundir import writer_locks
 from sortkd_cache.pipelines.report import report_members
 from sortkd_cache.pipelines.sweep._dir import (
     SweepDir,
-    member_summary,
-    read_sweep,
-    read_sweep_summary,
 )
 from sortkd_cache.pipelines.sweep._grid import SweepConfig, grid
 from sortkd_cache.pipelines.train import Session, current_world
@@ -49,7 +44,7 @@ if TYPE_CHECKING:
     from sortkd_cache.pipelines.train import TrainResult
     from sortkd_cache.world import World
 
-__all__ = ["Sweep", "SweepConfig", "SweepResult", "describe_sweep", "grid", "sweep"]
+__all__ = ["Sweep", "SweepConfig", "SweepResult", "grid", "sweep"]
 
 #: what the sweep's summary keeps of each member's
 _SUMMARY_KEYS = ("final_test_top1", "best_test_top1", "student", "loss", "logits", "epochs")
@@ -146,28 +141,6 @@ class Sweep:
             result.report, result.table = report_members(self.dir.path, members)
             self.dir.write_summary(result.to_dict())
         return result
-
-
-def describe_sweep(path: str) -> dict[str, Any]:
-    """A sweep directory's members: each one's status (finished, failed, running or not
-    started: from its run directory and the sweep's summary) and final test top-1."""
-    root = Path(path)
-    grid_data = read_sweep(root)
-    if grid_data is None:
-        raise ConfigError(f"'{path}' is not a sweep directory (no sweep.json)")
-    summary = read_sweep_summary(root).get("members", {})
-    members: dict[str, dict[str, Any]] = {}
-    for entry in grid_data["members"]:
-        name = str(entry.get("name"))
-        run = root / name
-        info: dict[str, Any] = dict(summary.get(name, {}))
-        done = member_summary(run)
-        if "status" not in info:
-            info["status"] = "finished" if done else "started" if run.is_dir() else "waiting"
-        if info["status"] == "finished" and "final_test_top1" not in info:
-            info["final_test_top1"] = (done or {}).get("final_test_top1")
-        members[name] = info
-    return {"sweep": str(root), "stack": grid_data.get("stack"), "members": members}
 
 
 def sweep(cfg: SweepConfig, world: World | None = None) -> SweepResult:

@@ -4,7 +4,8 @@ Each command runs in-process (the CLI's own group, through click's CliRunner) in
 interpreter, which then reports whether ``torch`` is in ``sys.modules``. A command that needs
 a model (``verify --recompute``, a derived ``copy``) still gets it (the control case).
 ``list`` reads every registry by name (models and datasets included: their factories and
-loaders are lazy ``module:attr`` targets), and ``report`` reads runs made by ``train``.
+loaders are lazy ``module:attr`` targets), ``list --sweep`` a sweep's directory, and ``report``
+reads runs made by ``train``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sortkd_cache.testing import cli_env
+from sortkd_cache.testing import cli_env, invoke
 
 from ..conftest import train_run
 
@@ -82,6 +83,29 @@ def runs(tmp_path_factory: pytest.TempPathFactory, small_store: Path) -> Path:
         for seed in (0, 1):
             train_run(root / f"{loss}-{seed}", small_store, loss, seed)
     return root
+
+
+@pytest.fixture(scope="module")
+def a_sweep(tmp_path_factory: pytest.TempPathFactory, small_store: Path) -> Path:
+    """A finished sweep of two members (KD, seeds 0 and 1, one epoch)."""
+    out = tmp_path_factory.mktemp("no-torch-sweep") / "sweep"
+    result = invoke(
+        "sweep", "--cache", str(small_store), "--student", "digits_mlp", "--loss", "kd",
+        "--seeds", "0,1", "--epochs", "1", "--milestones", "", "--batch-size", "32",
+        "--device", "cpu", "--threads", "1", "--stack", "off", "--no-progress", "--out", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_list_sweep_reads_the_members_without_torch(a_sweep: Path) -> None:
+    found = _run_in_fresh_process("list", "--sweep", str(a_sweep), "--json")
+    assert found["code"] == 0, found["out"]
+    assert found["torch"] is False
+    members = json.loads(str(found["out"]))["members"]
+    assert len(members) == 2 and {m["status"] for m in members.values()} == {"finished"}
+    text = _run_in_fresh_process("list", "--sweep", str(a_sweep))
+    assert text["torch"] is False and "2 members" in str(text["out"])
 
 
 def test_the_commands_do_their_work_without_torch(small_store: Path, tmp_path: Path) -> None:
