@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.fast
+
 REPO = Path(__file__).resolve().parents[1]
 FOLDERS = ("sortkd_cache", "pipelines", "cli")
 #: the layout objects: the store (its formats), each layout's training part and rows types

@@ -18,6 +18,8 @@ from sortkd_cache.cli._options import config_options
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.options import check_fields, opt
 
+pytestmark = pytest.mark.fast
+
 
 @dataclass(frozen=True)
 class Throwaway:

@@ -11,6 +11,8 @@ from sortkd_cache._registry import Registry
 from sortkd_cache.errors import ConfigError, ModelError
 from sortkd_cache.testing import invoke
 
+pytestmark = pytest.mark.fast
+
 
 def test_registry_basics() -> None:
     reg: Registry[int] = Registry("widget")

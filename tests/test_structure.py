@@ -324,3 +324,23 @@ def test_function_level_imports_and_bare_any_stay_within_issue_20s_bounds() -> N
     assert len(r.local_imports) <= 80, "\n".join(r.local_light)
     share = len(r.bare_any) / max(1, r.annotations)
     assert share <= 0.02, f"bare Any on {share:.1%} of the annotations: {r.bare_any}"
+
+
+#: test folders laid out by theme on purpose (docs/development.md, "Tests"): hostile input
+#: across every command, the example plugin across every registry, and the store's backends
+#: against local object-store servers
+TEST_THEMES = {"hostile", "plugins", "store/sharing"}
+
+
+def test_the_test_folders_mirror_the_packages() -> None:
+    """``tests/X/`` tests the package folder ``X`` (``sortkd_cache/X``, ``cli``,
+    ``pipelines/CMD``), but for the folders by theme."""
+    homes = [REPO / "sortkd_cache", REPO]
+    stray = []
+    for folder in sorted((REPO / "tests").rglob("*")):
+        rel = folder.relative_to(REPO / "tests").as_posix()
+        if not folder.is_dir() or "__pycache__" in rel or rel in TEST_THEMES:
+            continue
+        if not any((home / rel / "__init__.py").is_file() for home in homes):
+            stray.append(rel)
+    assert not stray, f"test folders that mirror no package: {stray}"

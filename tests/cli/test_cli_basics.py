@@ -55,6 +55,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": root, "store": store, **{p.stem: p for p in root.glob("*.safetensors")}}
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("command", [None, "dump", "info"])
 def test_help_shows_examples(command: str | None) -> None:
     result = invoke(*([command] if command else []), "--help")
@@ -64,6 +65,7 @@ def test_help_shows_examples(command: str | None) -> None:
         assert f"sortkd-cache {command}" in result.output
 
 
+@pytest.mark.fast
 def test_version() -> None:
     from sortkd_cache import __version__
 
@@ -71,6 +73,7 @@ def test_version() -> None:
     assert result.exit_code == 0 and __version__ in result.output
 
 
+@pytest.mark.fast
 def test_info_json_has_the_documented_keys(files: dict[str, Path]) -> None:
     result = invoke("info", str(files["store"]), "--json")
     assert result.exit_code == 0, result.stderr
@@ -87,6 +90,7 @@ def test_info_json_has_the_documented_keys(files: dict[str, Path]) -> None:
     assert info["complete"] is True and info["writer"] is None
 
 
+@pytest.mark.fast
 def test_info_human_readable(files: dict[str, Path]) -> None:
     result = invoke("info", str(files["store"]))
     assert result.exit_code == 0
@@ -95,6 +99,7 @@ def test_info_human_readable(files: dict[str, Path]) -> None:
     assert "digits_mlp" in out and "logits     raw" in out
 
 
+@pytest.mark.fast
 def test_dump_json_and_float32(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "d.zarr"
     args = [*FAST, "--teacher-init", "random", "--dtype", "float32", "--out", str(out)]
@@ -156,6 +161,7 @@ CASES = [
 ]
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("case", CASES)
 def test_bad_dump_inputs_exit_2_with_one_line(files, tmp_path: Path, case: str) -> None:
     cases = bad_dump_cases(files, tmp_path)
@@ -166,6 +172,7 @@ def test_bad_dump_inputs_exit_2_with_one_line(files, tmp_path: Path, case: str) 
     assert result.stdout == ""
 
 
+@pytest.mark.fast
 def test_nan_dump_keeps_an_incomplete_store(files, tmp_path: Path) -> None:
     store = tmp_path / "nan.zarr"
     result = invoke("dump", *FAST, "--teacher-ckpt", str(files["nan"]), "--out", str(store))
@@ -174,6 +181,7 @@ def test_nan_dump_keeps_an_incomplete_store(files, tmp_path: Path) -> None:
     assert info["complete"] is False and info["logits"] == []
 
 
+@pytest.mark.fast
 def test_newer_schema_is_refused_by_info_and_dump_resume(files, tmp_path: Path) -> None:
     import shutil
 
@@ -190,6 +198,7 @@ def test_newer_schema_is_refused_by_info_and_dump_resume(files, tmp_path: Path) 
     one_error_line(result, f"schema {newer}")
 
 
+@pytest.mark.fast
 def test_missing_array_and_missing_store_are_refused(files, tmp_path: Path) -> None:
     import shutil
 
@@ -222,6 +231,7 @@ def test_console_script_nan_logits(files, tmp_path: Path) -> None:
     one_error_line(r, "nan", "sample 0, view 0")
 
 
+@pytest.mark.fast
 def test_every_command_is_named_with_its_module() -> None:
     """The group imports a command's module when it is first used; the names it offers are
     exactly the commands that the modules define."""

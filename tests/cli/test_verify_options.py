@@ -14,6 +14,8 @@ from sortkd_cache.pipelines.configs import DumpConfig, TrainConfig
 from sortkd_cache.pipelines.verify import RecomputeConfig
 from sortkd_cache.testing import invoke
 
+pytestmark = pytest.mark.fast
+
 
 def test_device_defaults_agree() -> None:
     verify = all_commands()["verify"]

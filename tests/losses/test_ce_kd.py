@@ -12,6 +12,8 @@ from hypothesis.extra.numpy import arrays
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.losses import ce_loss, kd_loss
 
+pytestmark = pytest.mark.fast
+
 S = [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]
 T = [[2.0, 1.0, 0.0], [0.5, 0.5, 4.0]]
 Y = [1, 2]

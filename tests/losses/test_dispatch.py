@@ -32,6 +32,8 @@ from sortkd_cache.losses import (
     option_info,
 )
 
+pytestmark = pytest.mark.fast
+
 S = [[1.0, 2.0, 0.5, -1.0], [0.0, -1.0, 3.0, 0.5], [2.0, 2.0, 1.0, 0.0]]
 T = [[2.0, 1.0, 0.0, 0.5], [0.5, 0.5, 4.0, -2.0], [3.0, 0.0, 1.0, 1.0]]
 Y = [1, 2, 0]

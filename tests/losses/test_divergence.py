@@ -17,6 +17,7 @@ from sortkd_cache.pipelines.train import TrainConfig, train
 from sortkd_cache.testing import one_error_line, run_cli
 
 
+@pytest.mark.fast
 def test_sane_losses_pass() -> None:
     assert check_divergence(3.0, 4.6, epoch=1, lr=0.05) is None
     assert check_divergence(45.9, 4.6, epoch=7, lr=0.05) is None  # under 10x
@@ -24,6 +25,7 @@ def test_sane_losses_pass() -> None:
     assert divergence_bound(4.6) == pytest.approx(DIVERGENCE_FACTOR * 4.6)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("loss", [math.nan, math.inf, -math.inf, 46.1, 1e6])
 def test_nan_or_large_losses_fire_naming_epoch_and_lr(loss: float) -> None:
     message = check_divergence(loss, 4.6, epoch=3, lr=0.2)
@@ -32,6 +34,7 @@ def test_nan_or_large_losses_fire_naming_epoch_and_lr(loss: float) -> None:
     assert "--lr 0.02" in message and "\n" not in message
 
 
+@pytest.mark.fast
 def test_factor_is_an_argument() -> None:
     assert check_divergence(20.0, 4.6, epoch=1, lr=0.1, factor=2.0) is not None
     assert check_divergence(20.0, 4.6, epoch=1, lr=0.1, factor=5.0) is None

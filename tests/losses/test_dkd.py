@@ -9,6 +9,8 @@ import torch
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.losses import dkd_loss, dkd_warmup_factor
 
+pytestmark = pytest.mark.fast
+
 
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=1, keepdims=True))

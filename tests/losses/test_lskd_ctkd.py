@@ -21,6 +21,8 @@ from sortkd_cache.losses import (
     standardize,
 )
 
+pytestmark = pytest.mark.fast
+
 S = [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]
 T = [[2.0, 1.0, 0.0], [0.5, 0.5, 4.0]]
 

@@ -19,6 +19,8 @@ from sortkd_cache.sparse import SparseSpec, apply_sparse, compress
 from sortkd_cache.store import LOGIT_KINDS as STORE_KINDS
 from sortkd_cache.testing import invoke
 
+pytestmark = pytest.mark.fast
+
 MakeStore = Callable[..., Path]
 FAST: dict[str, Any] = {"teacher": "digits_mlp", "views": 2}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,6 +21,8 @@ from hypothesis import strategies as st
 from sortkd_cache.sorting import _numpy as numpy_kernels
 from sortkd_cache.sorting import _torch as torch_kernels
 from sortkd_cache.sorting import apply_with_stats, label_rank, sort_logits, swap_logits
+
+pytestmark = pytest.mark.fast
 
 Arr = np.ndarray[Any, Any]
 UINT = {np.dtype(np.float16): np.uint16, np.dtype(np.float32): np.uint32}

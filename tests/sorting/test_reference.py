@@ -28,6 +28,8 @@ from sortkd_cache.sorting import (
 )
 from sortkd_cache.sorting import _torch as torch_kernels
 
+pytestmark = pytest.mark.fast
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED_CASES = REPO.parent / "shared" / "reference" / "sort_cases.npz"
 COPY_CASES = REPO / "tests" / "data" / "sort_cases.npz"

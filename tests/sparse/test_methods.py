@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from sortkd_cache.sorting import sort_logits, swap_logits
 from sortkd_cache.sparse import SparseSpec, apply_sparse, compress, label_positions, row_problems
 
+pytestmark = pytest.mark.fast
+
 REPO = Path(__file__).resolve().parents[2]
 _PATHS = [
     REPO / "tests" / "data" / "sort_cases.npz",

@@ -27,6 +27,8 @@ from sortkd_cache.store._backend import (
 from sortkd_cache.store._keys import list_keys
 from sortkd_cache.store._readcache import cache_bytes, read_cache_store
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.mark.parametrize(
     ("raw", "kind", "scheme", "writable", "is_zip"),

@@ -22,6 +22,8 @@ from sortkd_cache.store import _copy_writers as writers_module
 from sortkd_cache.store import copy_store, open_store, verify_store
 from sortkd_cache.testing import invoke
 
+pytestmark = pytest.mark.fast
+
 
 def _files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}

@@ -15,6 +15,8 @@ from sortkd_cache.sparse import SparseRows
 from sortkd_cache.store import DenseLayout, SparseLayout, layout_of
 from sortkd_cache.testing import small_dump
 
+pytestmark = pytest.mark.fast
+
 LAYOUTS = {"dense": {}, "sparse": {"topk": 3}}
 
 

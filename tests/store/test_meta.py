@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from sortkd_cache.errors import SchemaError
 from sortkd_cache.store import SCHEMA_VERSION, DatasetRecord, StoreMeta, TeacherRecord
 
+pytestmark = pytest.mark.fast
+
 names = st.text(min_size=1, max_size=12)
 counts = st.integers(min_value=1, max_value=10**7)
 floats = st.floats(min_value=0.01, max_value=10.0, allow_nan=False)

@@ -33,6 +33,8 @@ from sortkd_cache.store import (
     open_store,
 )
 
+pytestmark = pytest.mark.fast
+
 N, V, C, S = 150, 3, 7, 64  # 3 blocks, the last one partial
 
 

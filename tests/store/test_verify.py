@@ -16,6 +16,8 @@ from sortkd_cache.testing import invoke
 
 from .conftest import SPEC
 
+pytestmark = pytest.mark.fast
+
 CHUNK_CATEGORIES = {"checksum", "truncated", "corrupt", "content"}
 
 

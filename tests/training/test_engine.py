@@ -9,7 +9,7 @@ from sortkd_cache.training import check_stackable, read_epoch
 
 from ._engine import WORLD, adamw, batches, member, sgd, state, train_steps
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.fast, pytest.mark.usefixtures("one_thread")]
 
 
 def _blow_up(data: list, at: int) -> list:

@@ -31,7 +31,7 @@ from sortkd_cache.training import (
 
 from ._engine import WORLD, member
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.fast, pytest.mark.usefixtures("one_thread")]
 
 M = 3
 Optimizer = Callable[..., torch.optim.Optimizer]  #: (params, lr=...) -> an optimizer

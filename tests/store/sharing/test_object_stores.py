@@ -23,7 +23,7 @@ import pytest
 from sortkd_cache.errors import RemoteStoreError, StoreExistsError, StoreNotFoundError
 from sortkd_cache.testing import one_error_line, run_cli
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 # A copy that stops for good after HALF keys reached the server (then the test kills it).
 STALLED_COPY = textwrap.dedent(

@@ -10,7 +10,7 @@ import pytest
 
 from sortkd_cache.testing import dump_and_sort
 
-from ..conftest import SMALL, train_run
+from ...conftest import SMALL, train_run
 
 __all__ = ["SMALL", "subset", "train_run"]
 

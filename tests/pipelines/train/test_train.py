@@ -17,7 +17,7 @@ from sortkd_cache.pipelines.train import TrainConfig, train
 from sortkd_cache.pipelines.train._config import RUNTIME_KEYS
 from sortkd_cache.testing import one_error_line, run_cli
 
-from ..conftest import TRAIN_BASE as BASE
+from ...conftest import TRAIN_BASE as BASE
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:

@@ -27,7 +27,7 @@ import pytest
 from sortkd_cache.errors import StoreExistsError, StoreNotFoundError, StoreReadOnlyError
 from sortkd_cache.testing import invoke, topk_store
 
-from ..plugins.conftest import write_distribution
+from ...plugins.conftest import write_distribution
 
 BACKENDS = ["dir", "zip", "s3", "gs", "https", "memory", "plugin"]
 LOCK = ".sortkd-lock"

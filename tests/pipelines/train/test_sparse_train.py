@@ -10,7 +10,7 @@ import pytest
 from sortkd_cache.pipelines.train import TrainConfig, train
 from sortkd_cache.testing import topk_store
 
-from ..conftest import TRAIN_BASE as BASE
+from ...conftest import TRAIN_BASE as BASE
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 from the rest. In a store: the same bytes for 1 and 2 workers, ``sort`` on hybrid rows equals
 the hybrid of the sorted dense rows, ``verify`` finds a head class among the draws and counts
 that do not sum to S, ``info`` states the bytes, training reads it; bad input exits 2 in one
-line. (Its unbiasedness: tests/sparse/test_sampled_losses.py.)"""
+line. (Its unbiasedness: tests/losses/test_sampled_losses.py.)"""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from sortkd_cache.pipelines.copy import _derive as derive
 from sortkd_cache.sparse import SampledSpec, sample_rows, sampled_problems
 from sortkd_cache.store import verify_store
 from sortkd_cache.testing import invoke, one_error_line
-from tests.sparse.test_sampled_store import FAST, MakeStore, rows_of
-from tests.sparse.test_sampled_store import same_bits as same
+
+from .test_sample import FAST, MakeStore, rows_of
+from .test_sample import same_bits as same
 
 torch.set_num_threads(1)
 H, S = 3, 4  # digits: C = 10, so H + S < C

@@ -1,4 +1,5 @@
-"""Fixtures of the scale-out tests: ports, subprocess commands and environments, store equality.
+"""Fixtures of the stages' multi-process tests (torchrun dump, train and sweep; the Dask
+sort): ports, subprocess commands and environments, store equality.
 
 The tests start real process groups (``torch.distributed.run`` with gloo, two ranks) and a real
 ``dask.distributed`` cluster (two worker processes), all bound to 127.0.0.1.

@@ -18,6 +18,8 @@ from sortkd_cache.sparse import (
     tail_mass,
 )
 
+pytestmark = pytest.mark.fast
+
 
 def teacher_rows(
     n: int = 64, c: int = 50, k: int = 5, dtype: str = "float32", seed: int = 0

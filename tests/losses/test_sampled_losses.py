@@ -22,6 +22,8 @@ from sortkd_cache.losses.lskd import lskd_loss
 from sortkd_cache.sorting import sort_logits
 from sortkd_cache.sparse import SampledSpec, relabel, sample_rows
 
+pytestmark = pytest.mark.fast
+
 torch.set_num_threads(1)
 B, C, S, REPLICATES = 6, 12, 8, 4000
 #: (H, S): plain rows, and hybrid rows (the top 4 exact, 6 draws from the other 8 classes)

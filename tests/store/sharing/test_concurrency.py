@@ -17,7 +17,7 @@ import pytest
 
 from sortkd_cache.testing import console_script, invoke, one_error_line, run_cli
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 READER = textwrap.dedent(
     """

@@ -12,6 +12,8 @@ from sortkd_cache.losses.kd import _kd
 from sortkd_cache.losses.lskd import standardize
 from sortkd_cache.sparse import SparseSpec, compress
 
+pytestmark = pytest.mark.fast
+
 
 def _teacher(c: int, k: int, dtype: str, n: int = 48) -> tuple[SparseTeacher, torch.Tensor]:
     rng = np.random.default_rng(c + k)
