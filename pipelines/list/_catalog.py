@@ -11,6 +11,7 @@ instead of repeating the names.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from sortkd_cache import Registry
@@ -28,6 +29,20 @@ _REGISTRIES: dict[str, tuple[str, str]] = {
 }
 
 
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().partition("\n")[0]
+
+
+#: Each kind's one line about an entry, read from the entry itself (kinds whose entries
+#: carry none are left out).
+_SUMMARIES: dict[str, Callable[[Any], str]] = {
+    "models": lambda info: str(info.description),
+    "datasets": lambda kind: f"SPEC {kind.grammar}",
+    "losses": lambda cls: _first_line(cls.__doc__),
+    "methods": lambda method: str(method.summary),
+}
+
+
 def _registry(kind: str) -> Registry[Any]:
     module, name = _REGISTRIES[kind]
     found: Registry[Any] = getattr(importlib.import_module(module), name)
@@ -39,13 +54,21 @@ KINDS: tuple[str, ...] = tuple(_REGISTRIES)
 
 
 def catalog(kinds: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
-    """``{kind: {"names": [...], "also": "...", "packages": {name: package}}}`` for the given
-    kinds (all when empty); ``packages`` names the installed package each plugin entry came
-    from (read from the entry points' metadata: nothing is imported)."""
+    """``{kind: {"names": [...], "also": "...", "packages": {name: package}, "summaries":
+    {name: line}}}`` for the given kinds (all when empty); ``packages`` names the installed
+    package each plugin entry came from (read from the entry points' metadata: nothing is
+    imported); ``summaries`` describe the entries already registered (a plugin's entry, not
+    yet loaded, has none: loading it would import it)."""
     out: dict[str, dict[str, Any]] = {}
     for kind in kinds or KINDS:
         registry = _registry(kind)
         names = registry.names()
         packages = {n: p for n in names if (p := registry.origin(n)) is not None}
-        out[kind] = {"names": names, "also": registry.extra, "packages": packages}
+        summary = _SUMMARIES.get(kind)
+        summaries = {
+            n: summary(entry) for n, entry in sorted(registry.snapshot().items()) if summary
+        }
+        out[kind] = {
+            "names": names, "also": registry.extra, "packages": packages, "summaries": summaries,
+        }  # fmt: skip
     return out

@@ -118,8 +118,12 @@ def test_the_commands_do_their_work_without_torch(small_store: Path, tmp_path: P
     assert _run_in_fresh_process("verify", str(dst))["code"] == 0
     models = json.loads(str(_run_in_fresh_process("list", "models", "--json")["out"]))
     assert {"resnet8", "wrn_40_2", "digits_mlp"} <= set(models["models"]["names"])
+    summaries = models["models"]["summaries"]
+    assert summaries["resnet8"] == "CIFAR ResNet-8 (CRD), widths 16-16-32-64"
+    assert summaries["digits_mlp"] == "MLP 64-128-C for 8x8 digits"
     datasets = json.loads(str(_run_in_fresh_process("list", "datasets", "--json")["out"]))
     assert {"cifar100", "digits", "fake"} <= set(datasets["datasets"]["names"])
+    assert datasets["datasets"]["summaries"]["fake"] == "SPEC fake:N:C:SIZE"
 
 
 def test_report_reads_the_runs_without_torch(runs: Path, tmp_path: Path) -> None:
