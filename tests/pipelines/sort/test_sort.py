@@ -16,7 +16,7 @@ from sortkd_cache.locks import LOCK_NAME
 from sortkd_cache.pipelines.sort import SortConfig, sort_store, written_chunks
 from sortkd_cache.pipelines.sort import _stage as sort_mod
 from sortkd_cache.sorting import label_rank, sort_logits, swap_logits
-from sortkd_cache.testing import one_error_line, run_cli, topk_store
+from sortkd_cache.testing import invoke, one_error_line, topk_store
 
 
 def _bits(a: np.ndarray) -> np.ndarray:
@@ -161,8 +161,8 @@ def test_a_store_with_the_retired_topk_copy_still_opens_verifies_and_copies(
     _write_legacy_topk(path, "sort", 4)
     report = verify_store(path)
     assert report.sound, report.problems
-    info = run_cli("info", str(path))
-    assert info.returncode == 0, info.stderr
+    info = invoke("info", str(path))
+    assert info.exit_code == 0, info.stderr
     assert "legacy top-4 side copy (retired `sort --topk`)" in info.stdout
     copy_store(path, tmp_path / "plain.zarr", progress=False)
     assert verify_store(tmp_path / "plain.zarr").sound
@@ -174,7 +174,7 @@ def test_a_store_with_the_retired_topk_copy_still_opens_verifies_and_copies(
 
 def test_cli_sort_topk_is_retired_and_points_at_copy(make_store) -> None:
     path = make_store()
-    proc = run_cli("sort", str(path), "--topk", "4")
+    proc = invoke("sort", str(path), "--topk", "4")
     one_error_line(proc, "sortkd-cache copy")
     assert "--topk 4" in proc.stderr and "retired" in proc.stderr
     assert open_store(path).kinds() == ["raw"]  # nothing written
@@ -188,29 +188,29 @@ def test_bad_method(make_store) -> None:
 
 def test_cli_sort_json_and_info(make_store) -> None:
     path = make_store()
-    proc = run_cli("sort", str(path), "--json")
-    assert proc.returncode == 0, proc.stderr
+    proc = invoke("sort", str(path), "--json")
+    assert proc.exit_code == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["method"] == "sort" and not out["skipped"]
-    info = json.loads(run_cli("info", str(path), "--json").stdout)
+    info = json.loads(invoke("info", str(path), "--json").stdout)
     assert info["logits"] == ["raw", "sort"]
     assert "changed_fraction" in info["kinds"]["sort"]["stats"]
-    text = run_cli("info", str(path)).stdout
+    text = invoke("info", str(path)).stdout
     assert "rows changed per view" in text
 
 
 def test_cli_bad_inputs(make_store, tmp_path: Path) -> None:
     path = make_store()
-    one_error_line(run_cli("sort", str(path), "--method", "median"), "unknown --method 'median'")
+    one_error_line(invoke("sort", str(path), "--method", "median"), "unknown --method 'median'")
     # a store whose dump never finished has no complete raw logits
     store = open_store(path, "r+")
     store.set_kind_attrs("raw", {"kind": "raw", "complete": False})
-    one_error_line(run_cli("sort", str(path)), "no complete 'raw' logits")
+    one_error_line(invoke("sort", str(path)), "no complete 'raw' logits")
     store.set_kind_attrs("raw", {"kind": "raw", "complete": True})
     # labels out of range
     labels = store.raw_array("labels")
     labels[3] = 42
-    one_error_line(run_cli("sort", str(path)), "label 42 of sample 3")
+    one_error_line(invoke("sort", str(path)), "label 42 of sample 3")
     labels[3] = 1
 
 
@@ -228,15 +228,15 @@ def test_cli_refuses_store_being_written(make_store) -> None:
                 }
             )
         )
-        proc = run_cli("sort", str(path))
+        proc = invoke("sort", str(path))
         one_error_line(proc, f"pid {holder.pid}")
         assert "being written by sortkd-cache dump" in proc.stderr
     finally:
         holder.kill()
         holder.wait()
     # the holder is gone: its lock is stale and taken over
-    proc = run_cli("sort", str(path))
-    assert proc.returncode == 0, proc.stderr
+    proc = invoke("sort", str(path))
+    assert proc.exit_code == 0, proc.stderr
     assert not (path / LOCK_NAME).exists()
 
 
@@ -244,7 +244,7 @@ def test_bad_scheduler_is_refused_before_anything_is_overwritten(make_store) -> 
     path = make_store()
     sort_store(SortConfig(store=str(path), progress=False))
     before = open_store(path).logits("sort")[...].copy()
-    proc = run_cli("sort", str(path), "--overwrite", "--scheduler", "notanaddress")
+    proc = invoke("sort", str(path), "--overwrite", "--scheduler", "notanaddress")
     one_error_line(proc, "bad Dask scheduler address 'notanaddress'")
     after = open_store(path)
     assert after.kinds() == ["raw", "sort"]

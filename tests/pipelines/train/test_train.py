@@ -15,7 +15,7 @@ from sortkd_cache.checkpoint import load_state_dict
 from sortkd_cache.losses import LOSSES, option_info
 from sortkd_cache.pipelines.train import TrainConfig, train
 from sortkd_cache.pipelines.train._config import RUNTIME_KEYS
-from sortkd_cache.testing import one_error_line, run_cli
+from sortkd_cache.testing import invoke, one_error_line, run_cli
 
 from ...conftest import TRAIN_BASE as BASE
 
@@ -166,12 +166,11 @@ def test_cached_view_dataset_matches_store(digits_store: Path) -> None:
     assert torch.equal(x, ref[0])
 
 
-@pytest.mark.slow
 def test_cli_bad_inputs(make_store, tmp_path: Path) -> None:
     store = make_store()  # fake:200:10:8, raw only
     common = ["--student", "digits_cnn_s", "--epochs", "1", "--no-progress"]
     one_error_line(
-        run_cli(
+        invoke(
             "train",
             "--cache",
             str(store),
@@ -184,7 +183,7 @@ def test_cli_bad_inputs(make_store, tmp_path: Path) -> None:
         "has 10 classes but the student is built for 100",
     )
     one_error_line(
-        run_cli(
+        invoke(
             "train",
             "--cache",
             str(store),
@@ -197,7 +196,7 @@ def test_cli_bad_inputs(make_store, tmp_path: Path) -> None:
         "no complete 'sort' logits",
     )
     one_error_line(
-        run_cli(
+        invoke(
             "train",
             "--cache",
             str(store),
@@ -209,14 +208,14 @@ def test_cli_bad_inputs(make_store, tmp_path: Path) -> None:
         ),
         "fingerprint",
     )
-    ok = run_cli("train", "--cache", str(store), *common, "--out", str(tmp_path / "d"))
-    assert ok.returncode == 0, ok.stderr
+    ok = invoke("train", "--cache", str(store), *common, "--out", str(tmp_path / "d"))
+    assert ok.exit_code == 0, ok.stderr
     one_error_line(
-        run_cli("train", "--cache", str(store), *common, "--out", str(tmp_path / "d")),
+        invoke("train", "--cache", str(store), *common, "--out", str(tmp_path / "d")),
         "already holds a finished run",
     )
     one_error_line(
-        run_cli(
+        invoke(
             "train",
             "--cache",
             str(store),
