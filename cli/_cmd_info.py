@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from sortkd_cache.cli._options import emit_json, parse_storage_options, storage_options_option
+from sortkd_cache.cli._options import emit_json, storage_options_option
 
 __all__ = ["command"]
 
@@ -13,7 +15,7 @@ __all__ = ["command"]
 @click.argument("store")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @storage_options_option
-def command(store: str, as_json: bool, storage_option: tuple[str, ...]) -> None:
+def command(store: str, as_json: bool, storage_options: dict[str, Any] | None) -> None:
     """Show a store's provenance, contents and statistics.
 
     \b
@@ -24,7 +26,7 @@ def command(store: str, as_json: bool, storage_option: tuple[str, ...]) -> None:
     """
     from sortkd_cache.pipelines.info import format_info, store_info
 
-    info = store_info(store, parse_storage_options(storage_option))
+    info = store_info(store, storage_options)
     if as_json:
         emit_json(info)
     else:

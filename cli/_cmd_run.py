@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from sortkd_cache.cli._options import emit_json, threads_option
+from sortkd_cache.cli._options import config_options, emit_json
 from sortkd_cache.pipelines.recipes import load_recipe, recipe_names
+from sortkd_cache.pipelines.run import RunConfig
 
 __all__ = ["commands"]
 
@@ -16,31 +19,9 @@ def _epilog() -> str:
 
 @click.command("run", epilog=_epilog())
 @click.argument("recipe")
-@click.option("--out", default=None, help="Output directory [default: runs/<recipe name>].")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a recipe key before validation (repeatable), e.g. dump.views=4, "
-    "teacher.checkpoint=/ckpt/t.pth, train.epochs=2, seeds=[0]. VALUE is read as TOML, "
-    "else as a string.",
-)
-@click.option("--device", default=None, help="auto | cpu | cuda[:N] [default: the recipe's]")
-@threads_option
-@click.option("--dry-run", is_flag=True, help="Only show which stages would run, and why.")
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@config_options(RunConfig)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-def run_command(
-    recipe: str,
-    out: str | None,
-    overrides: tuple[str, ...],
-    device: str | None,
-    threads: int | None,
-    dry_run: bool,
-    no_progress: bool,
-    as_json: bool,
-) -> None:
+def run_command(recipe: str, as_json: bool, **kw: Any) -> None:
     """Run a recipe: teacher, dump, sort, then every student variant x seed.
 
     RECIPE is a TOML file or the name of a shipped recipe. Stages already complete for the
@@ -61,19 +42,20 @@ def run_command(
     """
     from sortkd_cache.pipelines.run import run_recipe
 
-    spec = load_recipe(recipe, overrides)
+    cfg = RunConfig(recipe=recipe, **kw)
+    spec = load_recipe(cfg.recipe, cfg.overrides)
     report = run_recipe(
         spec,
-        out or f"runs/{spec.name}",
-        device=device,
-        progress=not no_progress,
-        dry_run=dry_run,
-        log=(lambda line: None) if dry_run else None,
-        threads=threads,
+        cfg.out or f"runs/{spec.name}",
+        device=cfg.device,
+        progress=cfg.progress,
+        dry_run=cfg.dry_run,
+        log=(lambda line: None) if cfg.dry_run else None,
+        threads=cfg.threads,
     )
     if as_json:
         emit_json(report.to_dict())
-    elif dry_run:
+    elif cfg.dry_run:
         width = max((len(s.stage) for s in report.stages), default=5)
         for s in report.stages:
             click.echo(f"{s.stage:<{width}}  {s.action:<10}  {s.reason}")

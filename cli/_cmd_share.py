@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -14,11 +13,12 @@ from sortkd_cache.cli._options import (
     config_options,
     emit_json,
     parse_storage_options,
+    progress_option,
     storage_options_option,
     threads_option,
 )
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.pipelines.configs import SEED_MAX, DeriveConfig
+from sortkd_cache.pipelines.configs import DeriveConfig, VerifyConfig
 from sortkd_cache.runtime import check_threads, compute_threads
 
 if TYPE_CHECKING:
@@ -30,63 +30,9 @@ __all__ = ["commands"]
 
 @click.command("verify")
 @click.argument("store")
-@click.option(
-    "--dataset",
-    default=None,
-    metavar="SPEC",
-    help="Your copy of the data: also check its fingerprint against the store's (and, with "
-    "--recompute, recompute from it; default: where the store says it was made from).",
-)
-@click.option(
-    "--data-root", default=None, help="Where cifar10/cifar100 live (--dataset, --recompute)."
-)
-@click.option(
-    "--recompute",
-    type=int,
-    default=None,
-    metavar="N",
-    help="Also recompute N random sample-views (seeded, spread over views and chunks) with the "
-    "store's teacher and compare them with the stored raw logits (dense rows, or a sparse "
-    "store's kept entries) at a tolerance set by the stored dtype and recorded precision.",
-)
-@click.option(
-    "--teacher-ckpt",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="With --recompute: the store's teacher weights (refused unless their sha256 is the "
-    "store's; default: the file the store records, where it still has that sha256); "
-    "refused for pretrained and random teachers, which are rebuilt without it.",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(0, SEED_MAX),
-    default=0,
-    show_default=True,
-    help="With --recompute: which sample-views.",
-)
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help="With --recompute: where the teacher runs, auto | cpu | cuda[:N] (as dump and train).",
-)
-@threads_option
+@config_options(VerifyConfig)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-@storage_options_option
-def verify_command(
-    store: str,
-    dataset: str | None,
-    data_root: str | None,
-    recompute: int | None,
-    teacher_ckpt: str | None,
-    seed: int,
-    device: str,
-    threads: int | None,
-    as_json: bool,
-    no_progress: bool,
-    storage_option: tuple[str, ...],
-) -> None:
+def verify_command(store: str, as_json: bool, **kw: Any) -> None:
     """Read every chunk of STORE and check it: checksum, completeness, schema, provenance.
 
     Checks each chunk's crc32c checksum and size, that no chunk is missing, that no
@@ -117,15 +63,18 @@ def verify_command(
     """
     from sortkd_cache.pipelines.verify import format_report, verify
 
-    options = parse_storage_options(storage_option) or None
-    threads_block = _threads_for(threads, recompute is not None, "--recompute")
-    _recompute_only(recompute, teacher_ckpt, seed, device)
+    cfg = VerifyConfig(store=store, **kw)
+    threads_block = _threads_for(cfg.threads, cfg.recompute is not None, "--recompute")
     check = None
-    if recompute is not None:  # teacher and data are checked before anything is read
-        args = (store, recompute, teacher_ckpt, data_root, seed, device)
-        check, format_recompute = _recompute_check(args, options, dataset)
-    progress = not (no_progress or as_json)
-    report = verify(store, dataset, data_root=data_root, storage_options=options, progress=progress)
+    if cfg.recompute is not None:  # teacher and data are checked before anything is read
+        check, format_recompute = _recompute_check(cfg, cfg.recompute)
+    report = verify(
+        store,
+        cfg.dataset,
+        data_root=cfg.data_root,
+        storage_options=cfg.storage_options,
+        progress=cfg.progress and not as_json,
+    )
     with threads_block:
         result = check.run() if check is not None else None
     texts = [format_report(report)]
@@ -134,15 +83,18 @@ def verify_command(
 
 
 def _recompute_check(
-    args: tuple[Any, ...], options: dict[str, Any] | None, dataset: str | None
+    cfg: VerifyConfig, samples: int
 ) -> tuple[Recompute, Callable[[RecomputeReport], str]]:
     """verify --recompute's check (validated now) and its formatter; only this path imports
     the teacher's modules (torch): a plain verify does not."""
     from sortkd_cache.pipelines import verify as rc_mod
 
-    rc = rc_mod.RecomputeConfig(*args)
-    check = rc_mod.Recompute(replace(rc, storage_options=options, dataset=dataset))
-    return check, rc_mod.format_recompute
+    rc = rc_mod.RecomputeConfig(
+        cfg.store, samples, teacher_ckpt=cfg.teacher_ckpt, data_root=cfg.data_root,
+        seed=cfg.seed, device=cfg.device, storage_options=cfg.storage_options,
+        dataset=cfg.dataset,
+    )  # fmt: skip
+    return rc_mod.Recompute(rc), rc_mod.format_recompute
 
 
 def _threads_for(
@@ -154,14 +106,6 @@ def _threads_for(
         raise ConfigError(f"--threads {threads} applies with {needs} only (nothing computes)")
     check_threads(threads)
     return compute_threads(threads) if computes else contextlib.nullcontext()
-
-
-def _recompute_only(recompute: int | None, ckpt: str | None, seed: int, device: str) -> None:
-    """Refuse an option of --recompute set (to other than its default) without it."""
-    given = (("--teacher-ckpt", ckpt, None), ("--seed", seed, 0), ("--device", device, "auto"))
-    for name, value, default in given if recompute is None else ():
-        if value != default:
-            raise click.UsageError(f"{name} applies to --recompute only")
 
 
 def _report(
@@ -184,7 +128,7 @@ def _report(
 @click.argument("dst")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store at DST.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@progress_option
 @storage_options_option
 @click.option(
     "--src-storage-option",
@@ -208,8 +152,8 @@ def copy_command(
     threads: int | None,
     overwrite: bool,
     as_json: bool,
-    no_progress: bool,
-    storage_option: tuple[str, ...],
+    progress: bool,
+    storage_options: dict[str, Any] | None,
     src_option: tuple[str, ...],
     dst_option: tuple[str, ...],
     **derive: Any,
@@ -244,14 +188,14 @@ def copy_command(
     """
     from sortkd_cache.pipelines.copy import copy, format_copy
 
-    opts = parse_storage_options(storage_option)
+    opts = storage_options or {}
     config = DeriveConfig(**derive)  # a plain copy moves bytes: no torch, no threads
     with _threads_for(threads, config.active, "--topk, --views or --dtype"):
         result = copy(
             src,
             dst,
             overwrite=overwrite,
-            progress=not (no_progress or as_json),
+            progress=progress and not as_json,
             src_storage_options={**opts, **parse_storage_options(src_option)} or None,
             dst_storage_options={**opts, **parse_storage_options(dst_option)} or None,
             derive=config,

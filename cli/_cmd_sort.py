@@ -9,7 +9,6 @@ import click
 from sortkd_cache.cli._options import (
     config_options,
     emit_json,
-    parse_storage_options,
     storage_options_option,
     threads_option,
 )
@@ -38,7 +37,7 @@ def sort_command(
     topk: int | None,
     threads: int | None,
     as_json: bool,
-    storage_option: tuple[str, ...],
+    storage_options: dict[str, Any] | None,
     **kw: Any,
 ) -> None:
     """Apply the sorting mechanism (or swap) to every stored row, in bulk, with Dask.
@@ -60,9 +59,8 @@ def sort_command(
             f"sort --topk is retired (its side copy trained nothing): make a sparse top-K "
             f"store with `sortkd-cache copy {store} DST --topk {topk}`, then sort or train it"
         )
-    options = parse_storage_options(storage_option) or None
     with compute_threads(threads):
-        result = sort_store(SortConfig(store=store, storage_options=options, **kw))
+        result = sort_store(SortConfig(store=store, storage_options=storage_options, **kw))
     if as_json:
         emit_json(result.to_dict())
     elif result.skipped:

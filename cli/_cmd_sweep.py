@@ -2,6 +2,9 @@
 
 The grid is students x ``--loss`` x ``--logits`` x ``--seeds``; every other option is a
 ``train`` option that every member takes (a loss option must apply to every member's loss).
+All of them are generated from the fields that declare them: the grid's
+(:class:`~sortkd_cache.pipelines.configs.SweepGrid`), the sweep's (``SweepConfig``) and the
+members' (the ``TrainConfig`` fields whose sweep role lets a member take them).
 """
 
 from __future__ import annotations
@@ -14,16 +17,12 @@ import click
 
 from sortkd_cache.cli._cmd_train import loss_option_decorators
 from sortkd_cache.cli._errors import EXIT_MEMBERS_FAILED
-from sortkd_cache.cli._options import (
-    config_options,
-    emit_json,
-    parse_storage_options,
-    storage_options_option,
-)
+from sortkd_cache.cli._options import config_options, emit_json
 from sortkd_cache.losses import loss_options
 from sortkd_cache.options import opt_of
 from sortkd_cache.pipelines.common.distributed import dist_context
 from sortkd_cache.pipelines.configs import TrainConfig
+from sortkd_cache.pipelines.sweep import SweepConfig, SweepGrid
 from sortkd_cache.runtime import compute_threads
 from sortkd_cache.world import World
 
@@ -32,66 +31,30 @@ if TYPE_CHECKING:
 
 __all__ = ["commands"]
 
-
-#: TrainConfig fields the sweep sets itself (the grid, the run directories, what to do with
-#: --out) or that do not apply to a member (a sweep trains from its cache: no plain-training
-#: augmentation, no online teacher); every other CLI field of train is a member option,
-#: generated from its metadata as train's are.
-_SWEEP_OWN = (
-    "student", "out", "cache", "loss", "logits", "seed", "data_seed", "resume", "overwrite",
-    "progress", "augment", "online_teacher", "teacher_ckpt", "teacher_init",
-)  # fmt: skip
-#: train options a sweep passes to every member when given (None: left at train's default)
-_MEMBER_OPTIONS = (
-    *(
-        f.name
-        for f in dataclasses.fields(TrainConfig)
-        if opt_of(f).cli and f.name not in _SWEEP_OWN
-    ),
-    "data_seed",
+#: The train options a sweep passes to every member: the CLI fields of TrainConfig that a
+#: member takes (sweep role member, shared, readers or teacher; see SWEEP_ROLES), less those
+#: the grid declares with the sweep's own meaning (``--cache``, ``--data-seed``).
+_MEMBER_OPTIONS = tuple(
+    f.name
+    for f in dataclasses.fields(TrainConfig)
+    if opt_of(f).cli
+    and (opt_of(f).sweep or "member") in ("member", "shared", "readers", "teacher")
+    and f.name not in {g.name for g in dataclasses.fields(SweepGrid)}
 )
-
-
-def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got '{value}'") from None
 
 
 def _with_options(f: Any) -> Any:
-    options = [
-        *loss_option_decorators(),
-        click.option("--data-seed", type=int, default=None,
-                     help="Seed of the data and view order, shared by all members. [default: 0]"),
-    ]  # fmt: skip
-    for deco in reversed(options):
+    f = config_options(SweepConfig, skip=("out",))(f)
+    for deco in reversed(loss_option_decorators()):
         f = deco(f)
-    return config_options(TrainConfig, skip=_SWEEP_OWN)(f)
+    f = config_options(TrainConfig, only=_MEMBER_OPTIONS)(f)
+    f = config_options(SweepGrid)(f)
+    return config_options(SweepConfig, only=("out",))(f)
 
 
 @click.command("sweep")
-@click.option("--cache", required=True, help="Store every member trains from.")
-@click.option("--student", "students", multiple=True, required=True, help="Repeatable.")
-@click.option("--loss", "losses", default="kd", show_default=True, help="Comma-separated.")
-@click.option("--logits", "kinds", default="raw", show_default=True, help="Comma-separated.")
-@click.option("--seeds", default="0", show_default=True, callback=_seeds, help="Init seeds.")
-@click.option(
-    "--stack",
-    default="auto",
-    show_default=True,
-    help="on: members of one architecture step as one stacked model (torch.func; each with "
-    "its own torch.optim optimizer; refused for a member that draws random numbers or has "
-    "SyncBatchNorm); off: one after another (each bit-identical to its solo run); auto: "
-    "stacks nothing until a GPU run shows a gain (on the CPU stacking measured no faster).",
-)
 @_with_options
-@click.option("--out", required=True, help="Sweep directory: DIR/<member>/ per member.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted sweep in --out.")
-@click.option("--overwrite", is_flag=True, help="Replace a sweep already in --out.")
-@click.option("--no-progress", is_flag=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@storage_options_option
 def sweep_command(**kw: Any) -> None:
     """Train a grid of students from one cache, one pass over the data per epoch.
 
@@ -110,21 +73,19 @@ def sweep_command(**kw: Any) -> None:
           --loss kd --logits raw,sort --seeds 0,1 --stack on --device cuda --out sweeps/c100
       torchrun --nproc-per-node 2 -m sortkd_cache.cli sweep --cache c100.zarr ...
     """
-    from sortkd_cache.pipelines.sweep import SweepConfig, grid, sweep
+    from sortkd_cache.pipelines.sweep import grid, sweep
 
     as_json = bool(kw.pop("as_json"))
     # under torchrun: cuda:LOCAL_RANK with nccl on GPUs (also for --device auto), gloo on CPU
     world = World.from_env(kw["device"] or "auto")
     kw["device"] = world.device
-    cfg = SweepConfig(
-        out=kw["out"],
-        members=grid(
-            _member_options(kw), out=kw["out"], students=kw["students"],
-            losses=[kw["losses"]], logits=[kw["kinds"]], seeds=kw["seeds"],
-        ),
-        stack=kw["stack"], resume=kw["resume"], overwrite=kw["overwrite"],
-        progress=not kw["no_progress"],
+    g = SweepGrid(**{f.name: kw[f.name] for f in dataclasses.fields(SweepGrid)})
+    members = grid(
+        _member_options(kw, g), out=kw["out"], students=g.students, losses=[g.losses],
+        logits=[g.kinds], seeds=g.seeds,
     )  # fmt: skip
+    own = {f.name: kw[f.name] for f in dataclasses.fields(SweepConfig) if opt_of(f).cli}
+    cfg = SweepConfig(members=members, **own)
     with compute_threads(kw["threads"]), dist_context(world):
         result = sweep(cfg, world)
     failed = [n for n, info in result.members.items() if info["status"] == "failed"]
@@ -153,12 +114,11 @@ def _print_result(result: SweepResult, as_json: bool) -> None:
     click.echo(result.table, nl=False)
 
 
-def _member_options(kw: dict[str, Any]) -> dict[str, Any]:
+def _member_options(kw: dict[str, Any], g: SweepGrid) -> dict[str, Any]:
     options = {k: kw[k] for k in _MEMBER_OPTIONS if kw.get(k) is not None}
-    options["cache"] = kw["cache"]
+    options.update(cache=g.cache, data_seed=g.data_seed)
     options["loss_options"] = {k: kw[k] for k in loss_options() if kw.get(k) is not None}
-    options["storage_options"] = parse_storage_options(kw["storage_option"]) or None
-    return options
+    return {k: v for k, v in options.items() if v is not None}
 
 
 commands = [sweep_command]

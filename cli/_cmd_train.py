@@ -19,8 +19,6 @@ import click
 from sortkd_cache.cli._options import (
     config_options,
     emit_json,
-    parse_storage_options,
-    storage_options_option,
 )
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.losses import loss_options
@@ -68,7 +66,6 @@ def _with_loss_options(f: Any) -> Any:
 @config_options(TrainConfig)
 @_with_loss_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@storage_options_option
 @click.pass_context
 def train_command(ctx: click.Context, /, **kw: Any) -> None:
     """Train a student from a cache (no teacher), or a model from data with CE.
@@ -133,7 +130,7 @@ def _given(ctx: click.Context, name: str) -> bool:
 def _collect(ctx: click.Context, kw: dict[str, Any]) -> dict[str, Any]:
     """TrainConfig data: the --config file (if any), then every option given on the line."""
     config_file = kw.pop("config_file")
-    storage = parse_storage_options(kw.pop("storage_option")) or None
+    storage = kw.pop("storage_options")
     loss_keys = set(loss_options())
     given = {k for k in kw if k in loss_keys and kw[k] is not None}
     flat = {k: v for k, v in kw.items() if k not in loss_keys}

@@ -1,23 +1,25 @@
-"""Option helpers shared by commands."""
+"""Option helpers shared by commands: :func:`config_options` generates a command's click
+options from a configuration's fields (:mod:`sortkd_cache.options`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import typing
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 import click
 
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.options import base_type, field_type, flag, opt_of
-from sortkd_cache.runtime import MAX_THREADS
+from sortkd_cache.options import Opt, base_type, field_type, flag, opt, opt_of, storage_opt
+from sortkd_cache.runtime import threads_opt
 
 __all__ = [
     "config_options",
     "emit_json",
     "parse_storage_options",
+    "progress_option",
     "storage_options_option",
     "threads_option",
 ]
@@ -41,27 +43,6 @@ def parse_storage_options(pairs: tuple[str, ...]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = value
     return out
-
-
-storage_options_option = click.option(
-    "--storage-option",
-    "storage_option",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="fsspec storage option for remote stores (repeatable), e.g. "
-    "endpoint_url=http://127.0.0.1:9000 or anon=true.",
-)
-
-
-threads_option = click.option(
-    "--threads",
-    type=int,
-    default=None,
-    metavar="N",
-    help="CPU threads: torch's intra- and inter-op threads and the BLAS pools (default: the "
-    "cores of this process / the ranks on this node). Runtime: not part of the result. "
-    f"[1 <= N <= {MAX_THREADS}]",
-)
 
 
 def _milestones(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -90,6 +71,31 @@ class _Option(click.Option):
         return record[0], f"{' | '.join(self.choices_of())}. {record[1]}".strip()
 
 
+def _storage(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Any:
+    try:
+        return parse_storage_options(value) or None
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _kind(base: Any, info: Opt, default: Any) -> dict[str, Any]:
+    """The click keywords of a field's value: a flag, a list, key=value pairs or a scalar."""
+    if base is bool and not any("/" in n for n in info.names):
+        # --x (False -> True) or, for an option on by default, --no-x (True -> False)
+        return {"is_flag": True, **({"flag_value": False, "default": True} if default else {})}
+    if base is bool:
+        return {"default": default}
+    if info.multiple:
+        return {"multiple": True, "default": default or ()}
+    if typing.get_origin(base) in (dict, Mapping):
+        return {"multiple": True, "callback": _storage, "metavar": "KEY=VALUE"}
+    shown = {"show_default": default is not None and not info.required}
+    if typing.get_origin(base) is tuple:
+        value = ",".join(map(str, default)) if default is not None else None
+        return {"callback": _milestones, "default": value, **shown}
+    return {"type": base if base in (int, float) else str, "default": default, **shown}
+
+
 def _click_option(cls: type, f: dataclasses.Field[Any]) -> Callable[[F], F]:
     """The click option of one configuration field, from its metadata and annotation."""
     info = opt_of(f)
@@ -99,28 +105,23 @@ def _click_option(cls: type, f: dataclasses.Field[Any]) -> Callable[[F], F]:
     help_text = f"{info.help} [{bounds}]".strip() if bounds else info.help
     kw: dict[str, Any] = {"help": help_text or None, "hidden": info.hidden, "cls": _Option}
     kw["choices_of"] = info.allowed if info.choices is not None else None
-    if base is bool and not info.names:
-        kw["is_flag"] = True
-    elif base is bool:
-        kw["default"] = default
-    elif typing.get_origin(base) is tuple:
-        kw["callback"] = _milestones
-        kw["default"] = ",".join(map(str, default)) if default is not None else None
-        kw["show_default"] = default is not None
-    else:
-        kw["type"] = base if base in (int, float) else str
-        kw["default"] = default
-        kw["show_default"] = default is not None
+    kw["required"] = info.required
+    kw.update(_kind(base, info, default))
+    if info.metavar is not None:
+        kw["metavar"] = info.metavar
     return click.option(*(info.names or (flag(f.name),)), f.name, **kw)
 
 
-def config_options(cls: type, *, skip: Collection[str] = ()) -> Callable[[F], F]:
+def config_options(
+    cls: type, *, skip: Collection[str] = (), only: Collection[str] | None = None
+) -> Callable[[F], F]:
     """A decorator adding one click option per CLI field of the configuration ``cls``, in
-    declaration order (a field's metadata gives its flag, type, default, help and choices)."""
+    declaration order (a field's metadata gives its flag, type, default, help and choices);
+    ``skip`` leaves fields out, ``only`` keeps just those."""
     decorators = [
         _click_option(cls, f)
         for f in dataclasses.fields(cls)
-        if opt_of(f).cli and f.name not in skip
+        if opt_of(f).cli and f.name not in skip and (only is None or f.name in only)
     ]
 
     def apply(fn: F) -> F:
@@ -129,3 +130,22 @@ def config_options(cls: type, *, skip: Collection[str] = ()) -> Callable[[F], F]
         return fn
 
     return apply
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shared:
+    """The options that commands without a configuration of their own take (``dump``,
+    ``sort``, ``copy``, ``info``): declared once, as the configurations declare them
+    (``TrainConfig`` and ``VerifyConfig`` take the same declarations)."""
+
+    threads: int | None = threads_opt()
+    storage_options: dict[str, Any] | None = storage_opt()  # noqa: RUF009
+    progress: bool = opt(True, "No progress bar.", names=("--no-progress",))
+
+
+#: ``--threads N`` (the parameter ``threads``: an int or None)
+threads_option = config_options(_Shared, only=("threads",))
+#: ``--storage-option KEY=VALUE`` (repeatable; the parameter ``storage_options``: a dict or None)
+storage_options_option = config_options(_Shared, only=("storage_options",))
+#: ``--no-progress`` (the parameter ``progress``: True unless given)
+progress_option = config_options(_Shared, only=("progress",))

@@ -10,6 +10,7 @@ __all__ = [
     "DATA_PATHS",
     "DECODERS",
     "PRECISIONS",
+    "SEED_MAX",
     "SOFT_LABEL_MODES",
     "SPLITS",
     "TEACHER_INITS",
@@ -25,5 +26,8 @@ PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 DATA_PATHS: tuple[str, ...] = ("auto", "device", "loader")
 #: How soft labels are read (``train --soft-labels``): whole views, or streamed by chunk.
 SOFT_LABEL_MODES: tuple[str, ...] = ("auto", "view", "stream")
+#: Seeds are 32-bit: every generator that takes one (torch, numpy, the view sampler) agrees
+#: (``--seed``, ``--data-seed``, ``verify --seed``).
+SEED_MAX = 2**32 - 1
 #: JPEG decoders of ``dump`` (``--decoder``).
 DECODERS: tuple[str, ...] = ("pil", "nvjpeg")

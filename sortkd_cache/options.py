@@ -14,25 +14,37 @@ from these fields:
 construction; ``spell`` renders a field's name the way the user wrote it (``--lr``,
 ``key 'students[0].lr'``), so each error is one line naming the bad value. Adding an option
 is one :func:`opt` field in one place.
+
+A large configuration is declared in :class:`Section` s (``TrainConfig``: schedule, student,
+data, teacher rows, streaming, runtime, output), frozen dataclasses that it inherits, so its
+fields, its command line and its ``config.json`` stay flat. A section names itself and says
+how a sweep's members take its options (:data:`SWEEP_ROLES`); a field that differs from its
+section says so in its own :func:`opt`. Which options a sweep shares, which a recipe may set
+and which a recipe stage always hashes are read from the fields (:func:`field_names`), never
+listed by hand.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import math
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sortkd_cache.errors import ConfigError, SortKDError
 
 __all__ = [
+    "SWEEP_ROLES",
     "Applies",
     "Opt",
+    "Section",
+    "SweepRole",
     "Spell",
     "check_applies",
     "check_fields",
@@ -40,6 +52,7 @@ __all__ = [
     "check_value",
     "cli_spell",
     "expects",
+    "field_names",
     "field_type",
     "flag",
     "inherit",
@@ -47,6 +60,7 @@ __all__ = [
     "opt",
     "opt_fields",
     "opt_of",
+    "storage_opt",
 ]
 
 T = TypeVar("T")
@@ -54,6 +68,18 @@ T = TypeVar("T")
 Spell = Callable[[str], str]
 #: The allowed values of a choice option: fixed, or read from a registry when asked.
 Choices = tuple[str, ...] | Callable[[], Sequence[str]]
+#: How the members of one sweep (a grid, or a recipe's students trained in one pass) take an
+#: option; see :data:`SWEEP_ROLES`.
+SweepRole = Literal["member", "shared", "readers", "teacher", "grid", "sweep", "solo"]
+SWEEP_ROLES: Mapping[SweepRole, str] = {
+    "member": "each member its own value (the command line gives one to every member)",
+    "shared": "every member the same value: one pass over the data serves one value",
+    "readers": "the members that read soft labels share one value; the others keep its default",
+    "teacher": "each member that reads soft labels its own value; the others keep its default",
+    "grid": "an axis of the sweep's grid (the sweep sets it per member)",
+    "sweep": "set by the sweep for every member (its directory, what to do with it, progress)",
+    "solo": "does not apply to a sweep (a member trains from the cache, without it)",
+}
 
 
 def flag(key: str) -> str:
@@ -83,6 +109,17 @@ class Opt:
     cli: bool = True  #: a command-line option (else set another way)
     hidden: bool = False  #: left out of ``--help``
     names: tuple[str, ...] = ()  #: the flag's spellings, when not ``--field-name``
+    multiple: bool = False  #: a repeatable option (a ``tuple[str, ...]`` field)
+    metavar: str | None = None  #: the value's name in ``--help`` (``SPEC``, ``N``)
+    required: bool = False  #: the command line must give it (click refuses it missing)
+    #: the section that declares it (set by :class:`Section`)
+    section: str | None = None
+    #: how a sweep's members take it (None: its section's role, else ``member``)
+    sweep: SweepRole | None = None
+    #: always part of a recipe stage's configuration hash, even at its default: the keys
+    #: recorded since recipes began. Frozen: an option added later enters a stage's hash only
+    #: when set, so the stages of an existing run keep their hash and are not rerun.
+    hashed: bool = False
 
     def allowed(self) -> tuple[str, ...]:
         """The choices, read now (from their registry when that is how they are given)."""
@@ -120,6 +157,19 @@ def opt(
     return dataclasses.field(default=default, metadata={"opt": info})
 
 
+def storage_opt() -> Any:
+    """The ``--storage-option KEY=VALUE`` field (repeatable: a ``dict[str, Any] | None`` of
+    fsspec storage options) of every command that opens a store; runtime."""
+    return opt(
+        None,
+        "fsspec storage option for remote stores (repeatable), e.g. "
+        "endpoint_url=http://127.0.0.1:9000 or anon=true.",
+        names=("--storage-option",),
+        metavar="KEY=VALUE",
+        runtime=True,
+    )
+
+
 def opt_of(f: dataclasses.Field[Any]) -> Opt:
     """The field's :class:`Opt` (an empty one for a field declared without :func:`opt`)."""
     info = f.metadata.get("opt")
@@ -129,6 +179,65 @@ def opt_of(f: dataclasses.Field[Any]) -> Opt:
 def opt_fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
     """The fields of a configuration class, in declaration order."""
     return dataclasses.fields(cls)
+
+
+def field_names(cls: type, **meta: object) -> tuple[str, ...]:
+    """The names of ``cls``'s fields whose :class:`Opt` has every given value, in declaration
+    order: ``field_names(TrainConfig, sweep="shared")``, ``field_names(DumpConfig,
+    hashed=True)``. ``sweep`` is the effective role (``member`` where nothing is said)."""
+    for key in meta:
+        if key not in Opt.__dataclass_fields__:
+            raise TypeError(f"Opt has no attribute {key!r}")
+
+    def value(info: Opt, key: str) -> object:
+        got = getattr(info, key)
+        return (got or "member") if key == "sweep" else got
+
+    return tuple(
+        f.name
+        for f in dataclasses.fields(cls)
+        if all(value(opt_of(f), k) == v for k, v in meta.items())
+    )
+
+
+class Section:
+    """A group of a configuration's options: a frozen, keyword-only dataclass whose fields are
+    declared with :func:`opt`, inherited by the configuration (which stays flat). The class
+    keywords name the section and give its fields' sweep role::
+
+        @dataclass(frozen=True, kw_only=True)
+        class Streaming(Section, section="streaming", sweep="readers"):
+            stream_window: int | None = opt(None, "...", ge=1)
+
+    A field whose own :func:`opt` gives a ``sweep`` role keeps it (a section that is not
+    uniform, as the schedule: a sweep shares ``epochs`` but not ``lr``)."""
+
+    def __init_subclass__(
+        cls, *, section: str | None = None, sweep: SweepRole | None = None
+    ) -> None:
+        super().__init_subclass__()
+        if section is None:
+            return  # a configuration made of sections, or a class that extends one
+        for name, annotation in inspect.get_annotations(cls).items():
+            f = cls.__dict__.get(name)
+            if not isinstance(f, dataclasses.Field):
+                if str(annotation).startswith(("ClassVar", "InitVar")):
+                    continue
+                raise TypeError(f"{cls.__name__}.{name}: declare a section's field with opt()")
+            info = opt_of(f)
+            info = dataclasses.replace(info, section=section, sweep=info.sweep or sweep)
+            setattr(cls, name, _with_opt(f, info))
+
+
+def _with_opt(f: dataclasses.Field[Any], info: Opt) -> dataclasses.Field[Any]:
+    """A copy of the (not yet processed) field ``f`` with the metadata ``info``."""
+    metadata = {**f.metadata, "opt": info}
+    out: dataclasses.Field[Any]
+    if f.default_factory is not dataclasses.MISSING:
+        out = dataclasses.field(default_factory=f.default_factory, metadata=metadata)
+    else:
+        out = dataclasses.field(default=f.default, metadata=metadata)
+    return out
 
 
 @functools.cache
@@ -255,11 +364,14 @@ def check_applies(obj: object, table: Applies, spell: Spell = flag) -> None:
             raise ConfigError(f"{spell(f.name)} {shown} does nothing {why(obj, spell)}")
 
 
-def inherit(cls: type, name: str) -> Any:
+def inherit(cls: type, name: str, *, hashed: bool = False, sweep: SweepRole | None = None) -> Any:
     """A field declared like ``cls``'s field ``name`` (same default and metadata): for a
-    configuration that takes one option of another, without declaring it again."""
+    configuration that takes one option of another, without declaring it again. ``hashed``
+    and ``sweep`` set those :class:`Opt` attributes on the copy."""
     f = next(f for f in dataclasses.fields(cls) if f.name == name)
-    return dataclasses.field(default=f.default, metadata=f.metadata)
+    info = opt_of(f)
+    info = dataclasses.replace(info, hashed=hashed or info.hashed, sweep=sweep or info.sweep)
+    return dataclasses.field(default=f.default, metadata={**f.metadata, "opt": info})
 
 
 def cli_spell(cls: type) -> Spell:

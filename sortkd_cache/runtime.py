@@ -22,15 +22,35 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from threadpoolctl import threadpool_limits
 
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.options import SweepRole, opt
 
-__all__ = ["MAX_THREADS", "Threads", "check_threads", "compute_threads", "default_threads"]
+__all__ = [
+    "MAX_THREADS",
+    "Threads",
+    "check_threads",
+    "compute_threads",
+    "default_threads",
+    "threads_opt",
+]
 
 #: The largest --threads accepted (a bound on a typo, not on machines).
 MAX_THREADS = 4096
+
+
+def threads_opt(*, recipe: bool = False, sweep: SweepRole | None = None) -> Any:
+    """The ``--threads N`` field (``int | None``) of every command that computes; runtime
+    (``recipe``, ``sweep``: as :func:`~sortkd_cache.options.opt`)."""
+    return opt(
+        None,
+        "CPU threads: torch's intra- and inter-op threads and the BLAS pools (default: the "
+        "cores of this process / the ranks on this node). Runtime: not part of the result.",
+        ge=1, le=MAX_THREADS, metavar="N", runtime=True, recipe=recipe, sweep=sweep,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import InitVar, asdict, dataclass, fields
 from typing import Any
 
 from sortkd_cache.augment import get_recipe
-from sortkd_cache.choices import DECODERS, PRECISIONS, SPLITS, TEACHER_INITS
+from sortkd_cache.choices import DECODERS, PRECISIONS, SEED_MAX, SPLITS, TEACHER_INITS
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.options import (
     Applies,
@@ -31,7 +31,6 @@ __all__ = ["DTYPES", "DumpConfig", "check_sample_options", "parse_temperatures"]
 
 #: Dtypes of the stored logits.
 DTYPES = ("float16", "float32")
-SEED_MAX = 2**32 - 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,10 +44,13 @@ class DumpConfig:
         "or timm:NAME (pip install 'sortkd-cache[timm]')."
     )
     out: str = opt(help="Store directory to write.")
-    views: int = opt(4, "Augmented views per sample (V).", ge=1, le=2**16, recipe=True)
-    seed: int = opt(0, "Seed of the view parameters.", ge=0, le=SEED_MAX, recipe=True)
+    views: int = opt(4, "Augmented views per sample (V).", ge=1, le=2**16, recipe=True,
+                     hashed=True)  # fmt: skip
+    seed: int = opt(0, "Seed of the view parameters.", ge=0, le=SEED_MAX, recipe=True,
+                    hashed=True)  # fmt: skip
     augment: str | None = opt(None, "Augmentation recipe (default: the dataset's; names: "
-                              "sortkd-cache list augment).", recipe=True)  # fmt: skip
+                              "sortkd-cache list augment).", recipe=True,
+                              hashed=True)  # fmt: skip
     teacher_ckpt: str | None = opt(None, "Weights: .safetensors or a weights-only state_dict.")
     teacher_init: str = opt(
         "checkpoint",
@@ -60,10 +62,12 @@ class DumpConfig:
     split: str = opt("train", "Dataset split to dump.", choices=SPLITS)
     data_root: str | None = opt(None, "Where cifar10/cifar100 live.")
     download: bool = opt(False, "Let torchvision download cifar10/cifar100 into --data-root.")
-    dtype: str = opt("float16", "Dtype of the stored logits.", choices=DTYPES, recipe=True)
-    batch_size: int = opt(256, "Teacher micro-batch.", ge=1, le=2**20, recipe=True)
+    dtype: str = opt("float16", "Dtype of the stored logits.", choices=DTYPES, recipe=True,
+                     hashed=True)  # fmt: skip
+    batch_size: int = opt(256, "Teacher micro-batch.", ge=1, le=2**20, recipe=True,
+                         hashed=True)  # fmt: skip
     chunk_samples: int | None = opt(None, "Samples per chunk (default: ~2 MiB chunks).",
-                                    ge=1, le=2**24, recipe=True)  # fmt: skip
+                                    ge=1, le=2**24, recipe=True, hashed=True)  # fmt: skip
     device: str = opt("auto", "auto | cpu | cuda[:N]")
     precision: str = opt(
         "fp32",

@@ -21,7 +21,7 @@ from typing import Any
 
 from sortkd_cache.errors import ConfigError, SortKDError
 from sortkd_cache.losses import LOSSES, loss_options, make_loss
-from sortkd_cache.options import Spell, check_value
+from sortkd_cache.options import Spell, check_value, field_names
 from sortkd_cache.pipelines import dump as dump_stage
 from sortkd_cache.pipelines import train as train_stage
 from sortkd_cache.pipelines.configs import DumpConfig, TrainConfig
@@ -40,10 +40,8 @@ __all__ = ["check_data", "check_recipe"]
 _TEACHER_TRAIN_KEYS = tuple(
     f.name for f in dataclasses.fields(TeacherSpec) if f.name not in ("arch", "checkpoint")
 )
-#: The most torch CPU threads a recipe's ``threads`` may ask for.
-MAX_THREADS = 1024
-_SCALAR_KEYS = ("name", "description", "seeds", "device", "threads")
-_TOP_KEYS = (*_SCALAR_KEYS, "dataset", "teacher", "dump", "sort", "train", "students")
+#: The tables of a recipe, each checked by its own method below.
+_TABLES = ("dataset", "teacher", "dump", "sort", "train", "students")
 #: Placeholders of what the run decides itself (the store and run directories).
 _STORE, _OUT = "<recipe store>", "<recipe run>"
 
@@ -140,17 +138,15 @@ class _Parser:
 
     def recipe(self, d: Mapping[str, Any]) -> dict[str, Any]:
         d = self.table("<root>", d)
-        self.check_keys("", d, _TOP_KEYS)
+        scalar_keys = field_names(self.recipe_cls, recipe=True)
+        self.check_keys("", d, (*scalar_keys, *_TABLES))
         for key in ("dataset", "teacher", "dump", "students"):
             if key not in d:
                 raise self.fail(key, "is missing (required; no value given)")
         if "name" not in d:
             d = {**d, "name": Path(self.source.split(" ")[0]).stem or "recipe"}
-        scalars = self.fields(self.recipe_cls, "", d, _SCALAR_KEYS)
+        scalars = self.fields(self.recipe_cls, "", d, scalar_keys)
         self.name(scalars["name"])
-        threads = scalars.get("threads")
-        if threads is not None and not 1 <= threads <= MAX_THREADS:
-            raise self.bad("threads", threads, f"must be in 1..{MAX_THREADS}")
         seeds = scalars.get("seeds", (0,))
         self.seed_list("seeds", seeds)
         dataset = self.dataset(d["dataset"])

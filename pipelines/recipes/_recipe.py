@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.options import opt
 from sortkd_cache.pipelines.recipes._check import check_data, check_recipe
 from sortkd_cache.pipelines.recipes._specs import (
     DatasetSpec,
@@ -71,6 +72,7 @@ from sortkd_cache.pipelines.recipes._specs import (
     TeacherSpec,
     slugify,
 )
+from sortkd_cache.runtime import threads_opt
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -94,18 +96,21 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Recipe:
-    name: str
+    """A recipe: its top-level keys (``recipe=True``: ``name``, ``seeds``, ``device``,
+    ``threads``, ``description``, checked by their fields) and its tables."""
+
+    name: str = opt(help="Names the default output folder (runs/NAME).", recipe=True)
     dataset: DatasetSpec
     teacher: TeacherSpec
     dump: DumpSpec
     students: tuple[StudentSpec, ...]
     sort: SortSpec = field(default_factory=SortSpec)
-    seeds: tuple[int, ...] = (0,)
-    device: str = "auto"
-    threads: int | None = None
-    description: str = ""
+    seeds: tuple[int, ...] = opt((0,), "Student seeds.", recipe=True)
+    device: str = opt("auto", "auto | cpu | cuda[:N]", recipe=True)
+    threads: int | None = threads_opt(recipe=True)  # while the recipe runs, as --threads
+    description: str = opt("", recipe=True)
     source: str = field(default="<recipe>", compare=False)
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sortkd_cache.options import inherit
+from sortkd_cache.options import field_names, inherit
 from sortkd_cache.pipelines.configs import DumpConfig, Schedule, TrainConfig
 from sortkd_cache.sorting import METHOD_NAMES
 
@@ -26,23 +26,13 @@ __all__ = [
 
 SORT_METHODS: Sequence[str] = METHOD_NAMES  # read from the registry when asked
 
-#: The keys every stage configuration has recorded since recipes began (frozen): a key added
-#: later enters a stage's configuration only when it is set, so the stages of an existing run
-#: keep their hash and are not rerun.
-_ALWAYS_HASHED = {
-    "dump": frozenset({"views", "seed", "augment", "dtype", "batch_size", "chunk_samples"}),
-    "train": frozenset(
-        {"student", "loss", "logits", "views_order", "epochs", "batch_size", "lr", "milestones",
-         "lr_decay", "weight_decay", "momentum"}
-    ),
-}  # fmt: skip
 
-
-def _staged(values: Mapping[str, Any], stage: str, cls: type) -> dict[str, Any]:
-    """A stage's configuration: the always-hashed keys, and every other key when not at its
-    default."""
+def _staged(values: Mapping[str, Any], cls: type) -> dict[str, Any]:
+    """A stage's configuration: the keys ``cls`` marks ``hashed`` (recorded since recipes
+    began), and every other key when not at its default, so that a key added later leaves the
+    hash of an existing run's stages alone."""
     defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-    keep = _ALWAYS_HASHED[stage]
+    keep = field_names(cls, hashed=True)
     return {
         k: list(v) if isinstance(v, tuple) else v
         for k, v in values.items()
@@ -90,8 +80,8 @@ class DumpSpec(_Values):
         return hash(tuple(sorted(self.values.items())))
 
     def config(self) -> dict[str, Any]:
-        """The dump stage's configuration (hashed; see ``_ALWAYS_HASHED``)."""
-        return _staged(self.values, "dump", DumpConfig)
+        """The dump stage's configuration (hashed; see ``_staged``)."""
+        return _staged(self.values, DumpConfig)
 
 
 @dataclass(frozen=True)
@@ -121,7 +111,7 @@ class StudentSpec(_Values):
     def train_params(self) -> dict[str, Any]:
         """The :class:`TrainConfig` fields of this variant (its stage configuration)."""
         return {
-            **_staged(self.values, "train", TrainConfig),
+            **_staged(self.values, TrainConfig),
             "loss_options": dict(self.loss_options),
         }
 

@@ -9,14 +9,16 @@ from typing import TYPE_CHECKING
 from sortkd_cache.pipelines.common.lazy import lazy_names
 
 if TYPE_CHECKING:
+    from sortkd_cache.pipelines.run._config import RunConfig
     from sortkd_cache.pipelines.run._stage import RunReport, StageOutcome, run_recipe
 
 #: name -> the module that defines it
 _NAMES = {
+    "RunConfig": "._config",
     "RunReport": "._stage",
     "StageOutcome": "._stage",
     "run_recipe": "._stage",
 }
-__all__ = ["RunReport", "StageOutcome", "run_recipe"]
+__all__ = ["RunConfig", "RunReport", "StageOutcome", "run_recipe"]
 
 __getattr__ = lazy_names(__name__, _NAMES)

@@ -52,7 +52,7 @@ from sortkd_cache.pipelines.recipes import (
 )
 from sortkd_cache.pipelines.report import report_members
 from sortkd_cache.pipelines.sort import SortConfig, sort_store
-from sortkd_cache.pipelines.sweep import SHARED_KEYS, MemberSpec, SweepConfig, sweep
+from sortkd_cache.pipelines.sweep import READER_KEYS, SHARED_KEYS, MemberSpec, SweepConfig, sweep
 from sortkd_cache.pipelines.train import TrainConfig, train
 from sortkd_cache.runtime import check_threads, compute_threads
 from sortkd_cache.store import open_store, writer_lock
@@ -393,7 +393,7 @@ def _pass_key(cfg: Any, streams: bool) -> tuple[Any, ...]:
     ``data_seed``, else each seed its own pass), the options one pass serves once, and, when
     soft labels are streamed, whether they read them (a streamed order is not a CE run's)."""
     apart = bool(cfg.loss_config().needs_teacher) if streams else None
-    soft = (cfg.soft_labels, cfg.stream_window, cfg.stream_lanes)
+    soft = tuple(getattr(cfg, k) for k in READER_KEYS)  # how the readers read soft labels
     return (cfg.order_seed, apart, soft, *(repr(getattr(cfg, k)) for k in SHARED_KEYS))
 
 

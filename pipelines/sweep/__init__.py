@@ -13,10 +13,14 @@ from sortkd_cache.pipelines.common.lazy import lazy_names
 if TYPE_CHECKING:
     from sortkd_cache.pipelines.sweep._dir import describe_sweep
     from sortkd_cache.pipelines.sweep._grid import (
+        READER_KEYS,
         SHARED_KEYS,
         STACK_MODES,
+        SWEEP_KEYS,
+        TEACHER_KEYS,
         MemberSpec,
         SweepConfig,
+        SweepGrid,
         grid,
         member_name,
     )
@@ -24,10 +28,14 @@ if TYPE_CHECKING:
 
 #: name -> the module that defines it
 _NAMES = {
+    "READER_KEYS": "._grid",
+    "SWEEP_KEYS": "._grid",
+    "TEACHER_KEYS": "._grid",
     "SHARED_KEYS": "._grid",
     "STACK_MODES": "._grid",
     "MemberSpec": "._grid",
     "SweepConfig": "._grid",
+    "SweepGrid": "._grid",
     "grid": "._grid",
     "member_name": "._grid",
     "Sweep": "._stage",
@@ -37,10 +45,14 @@ _NAMES = {
 }
 __all__ = [
     "MemberSpec",
+    "READER_KEYS",
     "SHARED_KEYS",
     "STACK_MODES",
+    "SWEEP_KEYS",
+    "TEACHER_KEYS",
     "Sweep",
     "SweepConfig",
+    "SweepGrid",
     "SweepResult",
     "describe_sweep",
     "grid",

@@ -18,36 +18,32 @@ from typing import Any
 
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.losses import LOSSES
-from sortkd_cache.options import flag
+from sortkd_cache.options import check_fields, cli_spell, field_names, flag, opt
 from sortkd_cache.pipelines.train import TrainConfig
 
-__all__ = ["SHARED_KEYS", "STACK_MODES", "MemberSpec", "SweepConfig", "grid", "member_name"]
+__all__ = [
+    "SHARED_KEYS",
+    "STACK_MODES",
+    "MemberSpec",
+    "SweepConfig",
+    "SweepGrid",
+    "grid",
+    "member_name",
+]
 
 STACK_MODES = ("auto", "on", "off")
 #: Options every member of one sweep shares: they decide the one pass over the data (the
 #: store, the order and views of every epoch, the batches, where they are made) or the loop.
-SHARED_KEYS = (
-    "cache",
-    "dataset",
-    "data_root",
-    "download",
-    "batch_size",
-    "data_seed",
-    "views_order",
-    "epochs",
-    "stop_after",
-    "device",
-    "data_path",
-    "workers",
-    "eval_batch_size",
-    "num_classes",
-    "storage_options",
-)
+#: Each is declared so where it is declared (``sweep="shared"``; see
+#: :data:`~sortkd_cache.options.SWEEP_ROLES`), as every list below.
+SHARED_KEYS = field_names(TrainConfig, sweep="shared")
+#: Options of how soft labels are read: the members that read them share one value.
+READER_KEYS = field_names(TrainConfig, sweep="readers")
 #: Options of the teacher's soft labels: a member whose loss has no teacher term (``ce``)
-#: leaves them at their defaults (its solo run refuses them), the others share them.
-TEACHER_KEYS = ("soft_labels", "stream_window", "stream_lanes", "topk", "sample", "sparse_tail")
+#: leaves them at their defaults (its solo run refuses them).
+TEACHER_KEYS = (*READER_KEYS, *field_names(TrainConfig, sweep="teacher"))
 #: Options a sweep sets for all its members itself.
-SWEEP_KEYS = ("out", "resume", "overwrite", "progress")
+SWEEP_KEYS = field_names(TrainConfig, sweep="sweep")
 
 
 @dataclass(frozen=True)
@@ -135,6 +131,27 @@ def _has_teacher(loss: str) -> bool:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SweepGrid:
+    """The grid of ``sweep``'s command line (its own options, generated from these fields):
+    students x losses x logits kinds x seeds over one store and one data order. Every other
+    option of ``sweep`` is a ``train`` option each member takes (the ``TrainConfig`` fields
+    whose sweep role is ``member``, ``shared``, ``readers`` or ``teacher``)."""
+
+    cache: str = opt(help="Store every member trains from.", required=True)
+    students: tuple[str, ...] = opt(help="Repeatable.", names=("--student",), multiple=True,
+                                    required=True)  # fmt: skip
+    losses: str = opt("kd", "Comma-separated.", names=("--loss",))
+    kinds: str = opt("raw", "Comma-separated.", names=("--logits",))
+    seeds: tuple[int, ...] = opt((0,), "Init seeds.")
+    data_seed: int | None = opt(
+        None, "Seed of the data and view order, shared by all members. [default: 0]"
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self, cli_spell(SweepGrid))
+
+
+@dataclass(frozen=True, kw_only=True)
 class SweepConfig:
     """A sweep: its members, where it writes, how members are stepped (``stack``).
 
@@ -142,17 +159,23 @@ class SweepConfig:
     own works too (``run RECIPE`` keeps its students in OUT/students/). ``resume`` resumes
     every member; a member's own ``resume``/``overwrite`` are kept otherwise."""
 
-    out: str
-    members: tuple[MemberSpec, ...]
-    stack: str = "auto"
-    resume: bool = False
-    overwrite: bool = False
-    progress: bool = True
+    out: str = opt(help="Sweep directory: DIR/<member>/ per member.", required=True)
+    members: tuple[MemberSpec, ...] = opt(cli=False)
+    stack: str = opt(
+        "auto",
+        "on: members of one architecture step as one stacked model (torch.func; each with "
+        "its own torch.optim optimizer; refused for a member that draws random numbers or has "
+        "SyncBatchNorm); off: one after another (each bit-identical to its solo run); auto: "
+        "stacks nothing until a GPU run shows a gain (on the CPU stacking measured no faster).",
+        choices=STACK_MODES,
+    )
+    resume: bool = opt(False, "Continue an interrupted sweep in --out.")
+    overwrite: bool = opt(False, "Replace a sweep already in --out.")
+    progress: bool = opt(True, names=("--no-progress",))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "members", tuple(self.members))
-        if self.stack not in STACK_MODES:
-            raise ConfigError(f"unknown --stack {self.stack!r}; known: {', '.join(STACK_MODES)}")
+        check_fields(self)
         if self.resume and self.overwrite:
             raise ConfigError("--resume and --overwrite exclude each other")
         if not self.members:
@@ -198,7 +221,7 @@ def _check_members(cfg: SweepConfig) -> None:
         _check_shared(m, first, SHARED_KEYS)
     readers = [m for m in cfg.members if m.cfg.loss_config().needs_teacher]
     for m in readers:
-        _check_shared(m, readers[0], TEACHER_KEYS[:3])
+        _check_shared(m, readers[0], READER_KEYS)
 
 
 def _check_shared(m: MemberSpec, first: MemberSpec, keys: Iterable[str]) -> None:

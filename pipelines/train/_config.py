@@ -20,7 +20,6 @@ from dataclasses import MISSING, InitVar, asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.augment import get_recipe
-from sortkd_cache.choices import DATA_PATHS, SOFT_LABEL_MODES, TEACHER_INITS
 from sortkd_cache.errors import ConfigError, ModelError
 from sortkd_cache.losses import LOSSES, make_loss
 from sortkd_cache.models import MODELS
@@ -29,31 +28,27 @@ from sortkd_cache.options import (
     Spell,
     check_applies,
     check_fields,
+    field_names,
     flag,
-    inherit,
     named,
-    opt,
     opt_of,
 )
-from sortkd_cache.pipelines.train._tensorboard import LOG_CHOICES, check_log
-from sortkd_cache.runtime import MAX_THREADS
-from sortkd_cache.sorting import LOGIT_KINDS
-from sortkd_cache.sparse import TAILS
-from sortkd_cache.training import (
-    OPTIMIZERS,
-    SCHEDULES,
-    SGD,
-    AdamW,
-    Cosine,
-    MultiStep,
-    Precision,
-    make_optimizer,
-    make_schedule,
+from sortkd_cache.pipelines.train._sections import (
+    LOGIT_CHOICES,
+    SEED_MAX,
+    Data,
+    Output,
+    Runtime,
+    Schedule,
+    Streaming,
+    Student,
+    TeacherRows,
 )
+from sortkd_cache.pipelines.train._tensorboard import check_log
+from sortkd_cache.training import Precision
 
 if TYPE_CHECKING:
     from sortkd_cache.losses import Loss
-    from sortkd_cache.training import LRSchedule, Optimizer
 
 __all__ = [
     "LOGIT_CHOICES",
@@ -66,190 +61,17 @@ __all__ = [
     "resume_difference",
 ]
 
-#: ``raw`` and every registered logits transform (``sort``, ``swap``).
-LOGIT_CHOICES: Sequence[str] = LOGIT_KINDS  # read from the registry when asked
-VIEW_ORDERS = ("cyclic", "shuffle")
-#: Seeds are 32-bit: every generator that takes one (torch, numpy, the view sampler) agrees.
-SEED_MAX = 2**32 - 1
-
-
-def _losses() -> tuple[str, ...]:
-    return tuple(LOSSES.names())
-
-
-def _optimizers() -> tuple[str, ...]:
-    return tuple(OPTIMIZERS.names())
-
-
-def _schedules() -> tuple[str, ...]:
-    return tuple(SCHEDULES.names())
-
 
 @dataclass(frozen=True, kw_only=True)
-class Schedule:
-    """How a model is optimised: the optimizer, the lr and its schedule.
-
-    Defaults: the paper's CIFAR-100 setup (mdistiller): SGD with momentum, the lr decayed at
-    milestones. The optimizers' and the schedules' options are declared by each registered
-    component (:mod:`sortkd_cache.training`) and taken here flat; an option that the chosen
-    optimizer or schedule does not take is refused when set (:func:`check_schedule`). The
-    train stage, a recipe's teacher and its student variants all take these fields from here.
-    """
-
-    epochs: int = opt(240, "Training epochs.", ge=1, le=100_000, recipe=True)
-    batch_size: int = opt(64, "Samples per optimizer step.", ge=2, le=2**20, recipe=True)
-    optimizer: str = opt("sgd", "The optimizer.", choices=_optimizers, recipe=True)
-    lr: float = opt(0.05, "Learning rate (the schedule's base).", gt=0, le=100.0, recipe=True)
-    momentum: float = inherit(SGD, "momentum")
-    nesterov: bool = inherit(SGD, "nesterov")
-    weight_decay: float = inherit(SGD, "weight_decay")
-    adam_beta1: float = inherit(AdamW, "adam_beta1")
-    adam_beta2: float = inherit(AdamW, "adam_beta2")
-    adam_eps: float = inherit(AdamW, "adam_eps")
-    schedule: str = opt("multistep", "The lr schedule (stepped once per epoch).",
-                        choices=_schedules, recipe=True)  # fmt: skip
-    warmup_epochs: int = inherit(MultiStep, "warmup_epochs")
-    milestones: tuple[int, ...] = inherit(MultiStep, "milestones")
-    lr_decay: float = inherit(MultiStep, "lr_decay")
-    min_lr: float = inherit(Cosine, "min_lr")
-
-    def schedule_options(self) -> dict[str, Any]:
-        """The schedule's fields (``TrainConfig`` keyword arguments)."""
-        return {f.name: getattr(self, f.name) for f in fields(Schedule)}
-
-    def optimizer_config(self, spell: Spell = flag) -> Optimizer:
-        """The chosen optimizer with its options (:data:`~sortkd_cache.training.OPTIMIZERS`)."""
-        return make_optimizer(self.schedule_options(), spell)
-
-    def schedule_config(self, spell: Spell = flag) -> LRSchedule:
-        """The chosen lr schedule with its options (:data:`~sortkd_cache.training.SCHEDULES`)."""
-        return make_schedule(self.schedule_options(), self.epochs, spell)
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainConfig(Schedule):
-    """One training run (see ``sortkd-cache train --help`` for each option).
+class TrainConfig(Output, Runtime, Streaming, TeacherRows, Data, Student, Schedule):
+    """One training run (see ``sortkd-cache train --help`` for each option), built from its
+    sections (:mod:`~sortkd_cache.pipelines.train._sections`): the schedule, the student, the
+    data, the teacher rows, the streaming, the runtime and the output, in this order. Its
+    fields are flat: ``TrainConfig(lr=0.1)``, ``--lr``, ``"lr"`` in ``config.json``.
 
     ``spell`` (not a field) names an option the way the caller's user wrote it in errors.
     """
 
-    student: str = opt(help="Student architecture (names: sortkd-cache list models).", recipe=True)
-    out: str = opt(help="Run directory.", runtime=True)
-    cache: str | None = opt(None, "Store to train from (dir, .zip, s3://, gs://, https://).",
-                            runtime=True)  # fmt: skip
-    dataset: str | None = opt(
-        None,
-        "Dataset SPEC: without --cache, plain CE training; with it, your copy of the data "
-        "(fingerprint-checked). Kinds: sortkd-cache list datasets.",
-        runtime=True,
-    )
-    data_root: str | None = opt(None, "Where cifar10/cifar100 live.", runtime=True)
-    download: bool = opt(False, "Let torchvision download cifar10/cifar100.", runtime=True)
-    logits: str = opt("raw", "Soft labels: raw or a sort method's kind.", choices=LOGIT_CHOICES,
-                      applies="teacher", recipe=True)  # fmt: skip
-    topk: int | None = opt(
-        None,
-        "Top-K soft labels. A sparse store: must equal its K. A dense store or "
-        "--online-teacher: each batch's teacher rows are truncated to the top K on the fly, as "
-        "`copy --topk K` stores them (same format, recorded T 1,2,4), so the run equals one "
-        "from that copy.",
-        ge=1, le=2**16, applies="teacher", recipe=True,
-    )  # fmt: skip
-    sample: int | None = opt(
-        None,
-        "Sampled soft labels from a dense store: each batch's teacher rows become S draws "
-        "from the teacher's softmax at T=4, as `copy --sample S` stores them (the same "
-        "draws), so the run equals one from that copy. kd, dkd, lskd.",
-        applies="teacher", recipe=True,
-    )  # fmt: skip
-    sample_head: int | None = opt(
-        None,
-        "With --sample: keep each row's top H classes exactly and draw the S from the rest, "
-        "as `copy --sample S --sample-head H` stores them. [default: 0]",
-        applies="sample", recipe=True,
-    )  # fmt: skip
-    sparse_tail: str | None = opt(
-        None,
-        "How a sparse teacher's dropped tail enters the loss. uniform: the mass spread evenly "
-        "over the dropped classes; bucket: its total mass only (inside it the student keeps "
-        "its own spread). [default: uniform; only with a sparse store or --topk]",
-        choices=TAILS, applies="teacher", recipe=True,
-    )  # fmt: skip
-    loss: str = opt("kd", "The loss.", choices=_losses, recipe=True)
-    #: The loss's own options (``{"temperature": 2.0}``); the rest take the loss's defaults.
-    loss_options: Mapping[str, float] = opt(default_factory=dict, cli=False)
-    seed: int = opt(0, "Seed of the student's initialisation (and, unless --data-seed, of "
-                    "the data order).", ge=0, le=SEED_MAX)  # fmt: skip
-    data_seed: int | None = opt(
-        None,
-        "Seed of the data order and the view order (shuffles, --views-order shuffle, fresh "
-        "views without a cache). [default: --seed]",
-        ge=0, le=SEED_MAX, fallback="seed", recipe=True,
-    )  # fmt: skip
-    augment: str | None = opt(None, "Recipe for plain training (default: the dataset's; names: "
-                              "sortkd-cache list augment).", applies="no_cache")  # fmt: skip
-    views_order: str = opt("cyclic", "cyclic (epoch mod V) | shuffle", choices=VIEW_ORDERS,
-                           recipe=True)  # fmt: skip
-    num_classes: int | None = opt(None, "Expected class count (checked against the store).",
-                                  ge=1, le=2**24)  # fmt: skip
-    online_teacher: str | None = opt(
-        None, "Compute teacher logits on the fly (equality checks, timing)."
-    )
-    teacher_ckpt: str | None = opt(None, "Weights of --online-teacher.", applies="online_teacher")
-    teacher_init: str = opt("checkpoint", "Weights of --online-teacher: checkpoint | random.",
-                            choices=TEACHER_INITS, applies="online_teacher")  # fmt: skip
-    device: str = opt("auto", "auto | cpu | cuda[:N]", runtime=True)
-    precision: str = inherit(Precision, "precision")
-    channels_last: bool = inherit(Precision, "channels_last")
-    compile: bool = inherit(Precision, "compile")
-    data_path: str = opt(
-        "auto",
-        "Where batches are made: device (the in-memory split replayed on the training "
-        "device), loader (a DataLoader); auto takes device when the split is in memory and, "
-        "on CUDA, under 30% of free memory.",
-        choices=DATA_PATHS,
-        runtime=True,
-    )
-    workers: int = opt(0, "DataLoader workers (loader path).", ge=0, le=256, runtime=True)
-    threads: int | None = opt(
-        None,
-        "CPU threads: torch's intra- and inter-op threads and the BLAS pools (default: the "
-        "cores of this process / the ranks on this node). Runtime: not part of the result.",
-        ge=1, le=MAX_THREADS, runtime=True,
-    )  # fmt: skip
-    soft_labels: str = opt(
-        "auto",
-        "view: one whole view of soft labels per epoch | stream: chunk by chunk in a "
-        "chunk-local shuffled order, memory bounded by the window | auto: stream once a view "
-        "exceeds 64 MiB. Recorded in config.json.",
-        choices=SOFT_LABEL_MODES,
-    )
-    stream_window: int | None = opt(
-        None, "Streamed: chunks per shuffle window and lane (default 2).", ge=1, le=2**16
-    )
-    stream_lanes: int | None = opt(
-        None,
-        "Streamed: rank-independent lanes; ranks must divide them (default: the largest "
-        "divisor of --batch-size up to 8).",
-        ge=1, le=2**16,
-    )  # fmt: skip
-    eval_batch_size: int = opt(512, "Batch size of the evaluation.", ge=1, le=2**20, runtime=True)
-    resume: bool = opt(False, "Continue an interrupted run in --out.", runtime=True)
-    overwrite: bool = opt(False, "Replace a run already in --out.", runtime=True)
-    stop_after: int | None = opt(None, ge=1, runtime=True, hidden=True)
-    progress: bool = opt(True, "Progress bar.", runtime=True, names=("--progress/--no-progress",))
-    log: str | None = opt(
-        None,
-        "Also log to TensorBoard: RUN_DIR/tensorboard/ holds the epoch scalars, the step loss "
-        "every --log-every steps and the configuration (needs the extra [tensorboard]).",
-        choices=LOG_CHOICES, runtime=True,
-    )  # fmt: skip
-    log_every: int = opt(50, "With --log: the training loss of every N-th step.", ge=1,
-                         le=2**31 - 1, runtime=True, applies="log")  # fmt: skip
-    storage_options: dict[str, Any] | None = opt(None, runtime=True, cli=False)  # noqa: RUF009
-    #: ``train --config`` without ``--cache``: the recorded run's cache provenance, which the
-    #: store found now must match (not recorded: a replay's own config.json has its provenance)
-    replay_of: Mapping[str, Any] | None = opt(None, runtime=True, cli=False)
     spell: InitVar[Spell | None] = None
 
     def __post_init__(self, spell: Spell | None) -> None:
@@ -390,7 +212,7 @@ def _architecture(name: str, option: str) -> None:
 
 #: Options that change how a run executes or where it reads from, never what it computes:
 #: a resume may change them (every other option must match the stored configuration).
-RUNTIME_KEYS = frozenset(f.name for f in fields(TrainConfig) if opt_of(f).runtime)
+RUNTIME_KEYS = frozenset(field_names(TrainConfig, runtime=True))
 
 
 def _effective(d: Mapping[str, Any], key: str, fallback: str | None, default: object) -> object:
@@ -424,4 +246,4 @@ def resume_difference(stored: Mapping[str, Any], cfg: TrainConfig) -> str | None
 
 def recipe_keys() -> Sequence[str]:
     """The train options a recipe variant may set (``[train]`` / ``[[students]]`` keys)."""
-    return tuple(f.name for f in fields(TrainConfig) if opt_of(f).recipe)
+    return field_names(TrainConfig, recipe=True)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sortkd_cache.pipelines.common.lazy import lazy_names
 
 if TYPE_CHECKING:
+    from sortkd_cache.pipelines.verify._config import VerifyConfig
     from sortkd_cache.pipelines.verify._recompute import (
         Recompute,
         RecomputeConfig,
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 #: name -> the module that defines it
 _NAMES = {
+    "VerifyConfig": "._config",
     "format_report": "._stage",
     "verify": "._stage",
     "Recompute": "._recompute",
@@ -34,6 +36,7 @@ __all__ = [
     "Recompute",
     "RecomputeConfig",
     "RecomputeReport",
+    "VerifyConfig",
     "format_recompute",
     "format_report",
     "recorded_checkpoint",
