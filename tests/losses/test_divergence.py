@@ -14,7 +14,7 @@ from sortkd_cache.errors import ConfigError
 from sortkd_cache.losses import DIVERGENCE_FACTOR, check_divergence, divergence_bound
 from sortkd_cache.models import _registry, register_model
 from sortkd_cache.pipelines.train import TrainConfig, train
-from sortkd_cache.testing import one_error_line, run_cli
+from sortkd_cache.testing import invoke, one_error_line
 
 
 @pytest.mark.fast
@@ -105,4 +105,4 @@ def test_cli_exits_2_with_one_line(digits_store: Path, tmp_path: Path) -> None:
     args = ["train", "--cache", str(digits_store), "--student", "digits_mlp"]
     args += ["--loss", "kd", "--temperature", "4", "--lr", "50", "--epochs", "2"]
     args += ["--milestones", "", "--out", str(tmp_path / "run"), "--device", "cpu"]
-    one_error_line(run_cli(*args), "training diverged at epoch 1", "--lr 5)")
+    one_error_line(invoke(*args), "training diverged at epoch 1", "--lr 5)")

@@ -12,7 +12,7 @@ import torch
 
 from sortkd_cache.pipelines.train import TrainConfig, train
 from sortkd_cache.pipelines.train._config import resume_difference
-from sortkd_cache.testing import run_cli
+from sortkd_cache.testing import invoke, one_error_line
 
 torch.set_num_threads(1)
 
@@ -26,17 +26,17 @@ def _rows(run: Path) -> list[dict[str, float]]:
 
 def test_bf16_on_the_cpu_trains_digits_records_it_and_replays(tmp_path: Path) -> None:
     run = tmp_path / "bf16"
-    proc = run_cli("train", "--dataset", "digits", "--loss", "ce", "--epochs", "2",
+    proc = invoke("train", "--dataset", "digits", "--loss", "ce", "--epochs", "2",
                 "--milestones", "", "--precision", "bf16", *QUICK, "--out", str(run))  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    assert proc.exit_code == 0, proc.stderr
     config = json.loads((run / "config.json").read_text())
     switches = (config["precision"], config["channels_last"], config["compile"])
     assert switches == ("bf16", False, False)
     rows = _rows(run)
     assert rows[-1]["test_top1"] > 60.0  # it learnt (10 classes: chance is 10%; fp32: 79%)
     again = tmp_path / "again"
-    proc = run_cli("train", "--config", str(run / "config.json"), "--out", str(again))
-    assert proc.returncode == 0, proc.stderr
+    proc = invoke("train", "--config", str(run / "config.json"), "--out", str(again))
+    assert proc.exit_code == 0, proc.stderr
     assert json.loads((again / "config.json").read_text())["precision"] == "bf16"
     assert _rows(again) == rows  # bf16 on the CPU is deterministic: the replay is the run
 
@@ -53,11 +53,11 @@ def test_fp16_on_the_cpu_trains_with_a_checkpointed_scaler(tmp_path: Path) -> No
 
 def test_adamw_with_cosine_and_warmup_act_and_are_recorded(tmp_path: Path) -> None:
     run = tmp_path / "adamw"
-    proc = run_cli("train", "--dataset", "digits", "--loss", "ce", "--epochs", "3",
+    proc = invoke("train", "--dataset", "digits", "--loss", "ce", "--epochs", "3",
                 "--optimizer", "adamw", "--lr", "0.002", "--weight-decay", "0.05",
                 "--adam-beta2", "0.99", "--schedule", "cosine", "--warmup-epochs", "1",
                 *QUICK, "--out", str(run))  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    assert proc.exit_code == 0, proc.stderr
     lrs = [r["lr"] for r in _rows(run)]
     # a metrics row records the lr its epoch trained at: 0.001 (warm-up: 1/2), 0.002, then
     # half a cosine over the 2 epochs after the warm-up: 0.001
@@ -92,10 +92,8 @@ def test_an_option_that_does_not_apply_is_exit_2_with_one_line(
     tmp_path: Path, command: str, args: tuple[str, ...], message: str
 ) -> None:
     where = ("--dataset", "digits", "--loss", "ce") if command == "train" else ("--cache", "x")
-    proc = run_cli(command, *where, "--student", "digits_mlp", *args, "--out", str(tmp_path / "r"))
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], proc.stderr
+    result = invoke(command, *where, "--student", "digits_mlp", *args, "--out", str(tmp_path / "r"))
+    one_error_line(result, message)
     assert not (tmp_path / "r").exists()
 
 
@@ -122,20 +120,20 @@ def test_a_sweep_takes_the_switches_and_its_member_replays_alone(
     config.json replays it alone bit for bit; stacked (the same torch.optim.AdamW over the
     stacked parameters), to float rounding."""
     out = tmp_path / "sweep"
-    proc = run_cli("sweep", "--cache", str(small_store), "--student", "digits_mlp",
+    proc = invoke("sweep", "--cache", str(small_store), "--student", "digits_mlp",
                 "--loss", "kd", "--seeds", "0,1", "--epochs", "2", "--batch-size", "32",
                 "--optimizer", "adamw", "--lr", "0.003", "--schedule", "cosine",
                 "--precision", "bf16", "--stack", stack, "--device", "cpu", "--no-progress",
                 "--out", str(out))  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    assert proc.exit_code == 0, proc.stderr
     member = out / "digits_mlp-kd-raw-s1"
     config = json.loads((member / "config.json").read_text())
     assert (config["optimizer"], config["schedule"], config["precision"]) == (
         "adamw", "cosine", "bf16"
     )  # fmt: skip
     solo = tmp_path / "solo"
-    proc = run_cli("train", "--config", str(member / "config.json"), "--out", str(solo))
-    assert proc.returncode == 0, proc.stderr
+    proc = invoke("train", "--config", str(member / "config.json"), "--out", str(solo))
+    assert proc.exit_code == 0, proc.stderr
     a, b = _rows(member), _rows(solo)
     if stack == "off":
         assert a == b
