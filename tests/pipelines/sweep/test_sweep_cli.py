@@ -16,7 +16,7 @@ import torch
 from sortkd_cache.checkpoint import load_state_dict
 from sortkd_cache.pipelines.sweep import sweep
 from sortkd_cache.pipelines.sweep._grid import MemberSpec, SweepConfig, grid
-from sortkd_cache.testing import cli_env, console_script, run_cli
+from sortkd_cache.testing import cli_env, console_script, invoke, one_error_line, run_cli
 
 SMALL = ("--epochs", "3", "--milestones", "2", "--batch-size", "32", "--device", "cpu")
 
@@ -44,17 +44,14 @@ def test_a_bad_grid_exits_2_in_one_line_and_writes_nothing(
 ) -> None:
     out = tmp_path / "sw"
     base = ["sweep", "--cache", str(small_store), "--student", "digits_mlp", "--out", str(out)]
-    proc = run_cli(*base, *SMALL, *args)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0], proc.stderr
+    one_error_line(invoke(*base, *SMALL, *args), needle)
     assert not out.exists()
 
 
 def test_member_config_replays_it_alone_with_train(small_store: Path, tmp_path: Path) -> None:
     out = tmp_path / "sw"
-    proc = run_cli(*_sweep_args(small_store, out, "--json"))
-    assert proc.returncode == 0, proc.stderr
+    proc = invoke(*_sweep_args(small_store, out, "--json"))
+    assert proc.exit_code == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert {m["status"] for m in summary["members"].values()} == {"finished"}
     assert len(summary["members"]) == 8
@@ -70,14 +67,14 @@ def test_member_config_replays_it_alone_with_train(small_store: Path, tmp_path: 
     assert kd_sort["diffs"] == [top1[("kd sort", s)] - top1[("kd raw", s)] for s in (0, 1)]
     assert "| kd sort - kd raw |" in (out / "report.md").read_text()
     assert (out / "report.html").is_file()
-    listed = run_cli("list", "--sweep", str(out), "--json")
-    assert listed.returncode == 0, listed.stderr
+    listed = invoke("list", "--sweep", str(out), "--json")
+    assert listed.exit_code == 0, listed.stderr
     members = json.loads(listed.stdout)["members"]
     assert len(members) == 8 and {m["status"] for m in members.values()} == {"finished"}
     member = out / "digits_mlp-dkd-sort-s1"
     again = tmp_path / "again"
-    proc = run_cli("train", "--config", str(member / "config.json"), "--out", str(again))
-    assert proc.returncode == 0, proc.stderr
+    proc = invoke("train", "--config", str(member / "config.json"), "--out", str(again))
+    assert proc.exit_code == 0, proc.stderr
     a, b = (
         load_state_dict(member / "model.safetensors"),
         load_state_dict(again / "model.safetensors"),
