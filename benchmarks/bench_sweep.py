@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,11 +44,16 @@ def _env() -> dict[str, str]:
     return {**os.environ, "SORTKD_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
 
 
-def _timed(cmds: list[list[str]]) -> float:
+def _timed(cmds: list[list[str]]) -> tuple[float, float]:
+    """Wall seconds of ``cmds`` run one after another, and their CPU seconds (user + system
+    of the processes: much less moved by other jobs' load than the wall time)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     for cmd in cmds:
         subprocess.run(cmd, check=True, env=_env(), stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _store(root: Path, spec: str, teacher: str, views: int, methods: tuple[str, ...]) -> Path:
@@ -80,7 +86,9 @@ def _compare(
     store: Path, out: Path, student: str, grid: dict[str, list[Any]], common: list[str],
     stacks: list[str], repeats: int,
 ) -> dict[str, list[float]]:  # fmt: skip
-    """Interleaved timings: one sweep per stack mode, then the sequential train runs."""
+    """Interleaved timings: one sweep per stack mode, then the sequential train runs (wall
+    seconds under each name, CPU seconds under ``NAME_cpu``, the 1-minute load average as each
+    began under ``NAME_load``)."""
     members = members_of(grid)
     seq = [
         [*CLI, "train", "--cache", str(store), "--student", student, "--loss", loss,
@@ -88,7 +96,14 @@ def _compare(
          "--out", str(out / f"seq-{loss}-{kind}-{seed}"), "--overwrite"]
         for loss, kind, seed in members
     ]  # fmt: skip
-    times: dict[str, list[float]] = {f"sweep_{s}": [] for s in stacks} | {"sequential": []}
+    times: dict[str, list[float]] = {}
+
+    def timed(name: str, cmds: list[list[str]]) -> None:
+        load = os.getloadavg()[0]
+        wall, cpu = _timed(cmds)
+        for key, value in ((name, wall), (f"{name}_cpu", cpu), (f"{name}_load", load)):
+            times.setdefault(key, []).append(value)
+
     for _ in range(repeats):
         for stack in stacks:
             cmd = [
@@ -97,8 +112,8 @@ def _compare(
                 "--seeds", ",".join(map(str, grid["seeds"])), "--stack", stack, *common,
                 "--out", str(out / f"sweep-{stack}"), "--overwrite", "--no-progress",
             ]  # fmt: skip
-            times[f"sweep_{stack}"].append(_timed([cmd]))
-        times["sequential"].append(_timed(seq))
+            timed(f"sweep_{stack}", [cmd])
+        timed("sequential", seq)
     return times
 
 
@@ -111,7 +126,8 @@ def digits(root: Path, quick: bool, repeats: int, device: str) -> dict[str, Any]
     times = _compare(store, root / "digits", "digits_cnn_s", grid, common, ["off"], repeats)
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"members": 21, "epochs": epochs, "seconds": times, "median": med,
-            "ratio_sweep_over_sequential": med["sweep_off"] / med["sequential"]}  # fmt: skip
+            "ratio_sweep_over_sequential": med["sweep_off"] / med["sequential"],
+            "ratio_cpu": med["sweep_off_cpu"] / med["sequential_cpu"]}  # fmt: skip
 
 
 RESNET_GRID = {"loss": ["kd", "dkd"], "logits": ["raw", "sort"], "seeds": [0, 1]}
@@ -131,7 +147,8 @@ def resnet(
     times = _compare(store, root / "resnet", "resnet8x4", grid, common, ["on", "off"], repeats)
     members = len(members_of(grid))
     images = members * (n // 64) * 64
-    rate = {k: images / statistics.median(v) for k, v in times.items()}
+    walls = {k: v for k, v in times.items() if not k.endswith(("_cpu", "_load"))}
+    rate = {k: images / statistics.median(v) for k, v in walls.items()}
     return {"members": members, "samples": n, "seconds": times, "student_images_per_s": rate,
             "speedup_stacked": rate["sweep_on"] / rate["sequential"],
             "speedup_unstacked": rate["sweep_off"] / rate["sequential"]}  # fmt: skip
