@@ -344,3 +344,5 @@ def test_the_test_folders_mirror_the_packages() -> None:
         if not any((home / rel / "__init__.py").is_file() for home in homes):
             stray.append(rel)
     assert not stray, f"test folders that mirror no package: {stray}"
+    loose = [p.name for p in (REPO / "tests" / "pipelines").glob("test_*.py")]
+    assert not loose, f"tests/pipelines/{loose}: a stage's tests go in tests/pipelines/CMD/"
