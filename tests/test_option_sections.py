@@ -9,13 +9,13 @@ import dataclasses
 from dataclasses import dataclass
 
 import pytest
-from click.testing import CliRunner
 
-from sortkd_cache.cli.main import all_commands, cli
+from sortkd_cache.cli.main import all_commands
 from sortkd_cache.options import SWEEP_ROLES, Section, field_names, opt, opt_of
 from sortkd_cache.pipelines import sweep as sweep_stage
 from sortkd_cache.pipelines.configs import DumpConfig, TrainConfig
 from sortkd_cache.pipelines.train import RUNTIME_KEYS, recipe_keys
+from sortkd_cache.testing import invoke
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,5 +108,5 @@ def test_sweep_offers_what_a_member_takes() -> None:
             continue
         flag = (info.names or ("--" + f.name.replace("_", "-"),))[0].split("/")[0]
         assert (flag in flags) == (role != "solo"), f.name
-    result = CliRunner().invoke(cli, ["sweep", "--online-teacher", "x"])
+    result = invoke("sweep", "--online-teacher", "x")
     assert result.exit_code == 2 and "No such option" in result.output
