@@ -24,14 +24,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.options import field_names
+from sortkd_cache.pipelines.configs import TrainConfig
 from sortkd_cache.pipelines.report._runs import LOSS_KEY, Provenance, Run
 
 __all__ = ["Grouping", "Variant", "group_runs", "pairs_for"]
 
 #: options named in every variant's name, in this order
 CORE = ("student", "loss", "logits", "topk")
+#: options that cut or draw the teacher's rows (``topk``, ``sample``, ``sample_head``, ...):
+#: a dense twin has none of them; read from TrainConfig's sections, as ``sweep`` reads them
+_ROWS = field_names(TrainConfig, sweep="teacher")
 #: options of the teacher's soft labels: a CE twin has none of them
-_TEACHER = ("logits", "topk", "sample", "sparse_tail")
+_TEACHER = ("logits", *_ROWS)
 _ABSENT = object()
 
 
@@ -207,7 +212,7 @@ def _dense(v: Variant, variants: list[Variant]) -> Variant | None:
     """A top-K or sampled variant's dense twin."""
     if v.topk is None and v.options.get("sample") is None:
         return None
-    return _twin(v, variants, {"topk": _ABSENT, "sample": _ABSENT, "sparse_tail": _ABSENT}, True)
+    return _twin(v, variants, dict.fromkeys(_ROWS, _ABSENT), True)
 
 
 Rule = Callable[[Variant, list[Variant]], "Variant | None"]
