@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sortkd_cache.errors import SortKDError
-from sortkd_cache.pipelines.recipes import Recipe
+from sortkd_cache.pipelines.recipes._recipe import Recipe
 from sortkd_cache.pipelines.recipes._state import STORE_NAME, RunState, student_dir
 from sortkd_cache.store import open_store
 

@@ -20,7 +20,7 @@ from sortkd_cache.errors import ConfigError
 from sortkd_cache.outputs import read_marker, write_durably
 
 if TYPE_CHECKING:
-    from sortkd_cache.pipelines.recipes import StudentSpec
+    from sortkd_cache.pipelines.recipes._specs import StudentSpec
 
 __all__ = ["STATE_NAME", "STORE_NAME", "RunState", "config_hash", "describe_change", "student_dir"]
 
