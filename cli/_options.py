@@ -3,6 +3,7 @@ options from a configuration's fields (:mod:`sortkd_cache.options`)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import typing
@@ -13,7 +14,7 @@ import click
 
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.options import Opt, base_type, field_type, flag, opt, opt_of, storage_opt
-from sortkd_cache.runtime import threads_opt
+from sortkd_cache.runtime import check_threads, compute_threads, threads_opt
 
 __all__ = [
     "config_options",
@@ -21,6 +22,7 @@ __all__ = [
     "parse_storage_options",
     "progress_option",
     "storage_options_option",
+    "threads_for",
     "threads_option",
 ]
 
@@ -149,3 +151,14 @@ threads_option = config_options(_Shared, only=("threads",))
 storage_options_option = config_options(_Shared, only=("storage_options",))
 #: ``--no-progress`` (the parameter ``progress``: True unless given)
 progress_option = config_options(_Shared, only=("progress",))
+
+
+def threads_for(
+    threads: int | None, computes: bool, needs: str
+) -> contextlib.AbstractContextManager[object]:
+    """The block's threads (``--threads``) where the command computes; nothing where it
+    does not (``--threads`` there is refused now: exit 2, one line)."""
+    if threads is not None and not computes:
+        raise ConfigError(f"--threads {threads} applies with {needs} only (nothing computes)")
+    check_threads(threads)
+    return compute_threads(threads) if computes else contextlib.nullcontext()
