@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from sortkd_cache.cli._options import emit_json
+from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines.list import KINDS, catalog
 
 __all__ = ["command"]
@@ -28,6 +29,9 @@ def command(kinds: tuple[str, ...], sweep_dir: str | None, as_json: bool) -> Non
       sortkd-cache list --sweep sweeps/digits       # a sweep's members and their status
     """
     if sweep_dir is not None:
+        if kinds:
+            kinds_given = " ".join(kinds)
+            raise ConfigError(f"list {kinds_given} does nothing with --sweep (it lists members)")
         _list_sweep(sweep_dir, as_json)
         return
     found = catalog(kinds)

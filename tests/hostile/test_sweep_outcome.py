@@ -98,3 +98,7 @@ def test_list_sweep_on_a_damaged_summary_exits_2_naming_it(finished: Path, tmp_p
     for damage in ('{"members": ', "[1, 2]", '{"members": 7}'):
         (out / "summary.json").write_text(damage)
         one_error_line(invoke("list", "--sweep", str(out)), str(out / "summary.json"), "damaged")
+
+
+def test_list_kinds_with_sweep_is_refused(finished: Path) -> None:
+    one_error_line(invoke("list", "--sweep", str(finished), "models"), "list models does nothing")
