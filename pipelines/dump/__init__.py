@@ -14,13 +14,8 @@ from sortkd_cache.pipelines.common.lazy import lazy_names
 if TYPE_CHECKING:
     from sortkd_cache.pipelines.common.helpers import clean_partial_files, teacher_logits
     from sortkd_cache.pipelines.dump._config import DumpConfig, recipe_keys
-    from sortkd_cache.pipelines.dump._stage import (
-        DumpResult,
-        dump,
-        finalize,
-        open_or_create,
-        run_units,
-    )
+    from sortkd_cache.pipelines.dump._stage import DumpResult, dump, finalize, run_units
+    from sortkd_cache.pipelines.dump._store import open_or_create
 
 #: name -> the module that defines it
 _NAMES = {
@@ -29,7 +24,7 @@ _NAMES = {
     "DumpResult": "._stage",
     "dump": "._stage",
     "finalize": "._stage",
-    "open_or_create": "._stage",
+    "open_or_create": "._store",
     "run_units": "._stage",
     "clean_partial_files": "..common.helpers",
     "teacher_logits": "..common.helpers",

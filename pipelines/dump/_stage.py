@@ -38,7 +38,6 @@ from sortkd_cache.pipelines.common.distributed import all_sum, barrier
 from sortkd_cache.pipelines.common.helpers import (
     build_teacher,
     check_precision,
-    clean_partial_files,
     dataset_folder,
     forward_context,
     prepare_for_precision,
@@ -77,16 +76,7 @@ from sortkd_cache.store import (
     writer_lock,
 )
 
-__all__ = [
-    "DumpConfig",
-    "DumpResult",
-    "clean_partial_files",
-    "dump",
-    "finalize",
-    "open_or_create",
-    "run_units",
-    "teacher_logits",
-]
+__all__ = ["DumpResult", "dump", "finalize", "run_units"]
 
 
 @dataclass
