@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sortkd_cache._version import __version__
 
 if TYPE_CHECKING:
-    from sortkd_cache._registry import Lazy, Registry
+    from sortkd_cache._registry import Lazy, Registry, lazy_names
     from sortkd_cache.augment import AugmentRecipe, get_recipe, normalize, replay, sample_params
     from sortkd_cache.checkpoint import load_weights, save_weights
     from sortkd_cache.data import (
@@ -75,6 +75,7 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str | tuple[str, str]] = {
     "Lazy": "sortkd_cache._registry",
     "Registry": "sortkd_cache._registry",
+    "lazy_names": "sortkd_cache._registry",
     "AugmentRecipe": "sortkd_cache.augment",
     "get_recipe": "sortkd_cache.augment",
     "normalize": "sortkd_cache.augment",
@@ -149,6 +150,7 @@ __all__ = [
     "create_store",
     "get_recipe",
     "label_rank",
+    "lazy_names",
     "list_models",
     "load_dataset",
     "load_weights",

@@ -73,13 +73,17 @@ def load_target(target: str) -> object:
 
 def lazy_names(package: str, names: Mapping[str, str]) -> Callable[[str], object]:
     """The module ``__getattr__`` of ``package`` (PEP 562): each name of ``names`` (name ->
-    the submodule that defines it, ``"_base"``) imported when first read, then kept."""
+    the module that defines it: a submodule, ``"_base"``, or a name relative to ``package``,
+    ``"._config"``, ``"..common.x"``) imported when first read, then kept. A package exposes
+    its names so, and importing it for one light name (``from sortkd_cache.pipelines.train
+    import TrainConfig``: no torch) does not import what runs the rest (torch, zarr, dask)."""
 
     def __getattr__(name: str) -> object:
         module = names.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value: object = getattr(importlib.import_module(f"{package}.{module}"), name)
+        relative = module if module.startswith(".") else f".{module}"
+        value: object = getattr(importlib.import_module(relative, package), name)
         setattr(sys.modules[package], name, value)
         return value
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from sortkd_cache._registry import Registry
+from sortkd_cache._registry import Registry, lazy_names
 from sortkd_cache.errors import ConfigError, ModelError
 from sortkd_cache.testing import invoke
 
@@ -104,3 +106,30 @@ def test_lazy_targets_import_on_first_call() -> None:
         assert isinstance(info.factory, Lazy) and info.factory.target.endswith(f":{name}")
         assert callable(info.factory.resolve())
     assert all(isinstance(kind.load, Lazy) for _, kind in DATASETS.items())
+
+
+def test_lazy_names_import_submodules_and_relative_names_on_first_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One ``lazy_names`` serves the library's packages (``"_base"``) and the commands'
+    (``"._config"``, ``"..common.x"``): imported when first read, then kept."""
+    pkg = tmp_path / "lazypkg"
+    (pkg / "sub").mkdir(parents=True)
+    for rel, text in {"__init__.py": "", "_a.py": "A = 1\n", "sub/__init__.py": "",
+                      "sub/_b.py": "B = 2\n", "_c.py": "C = 3\n"}.items():  # fmt: skip
+        (pkg / rel).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("lazypkg", "lazypkg.sub"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+        importlib.import_module(name)
+    top = lazy_names("lazypkg", {"A": "_a", "B": ".sub._b"})
+    sub = lazy_names("lazypkg.sub", {"C": ".._c", "D": "_gone"})
+    assert "lazypkg._a" not in sys.modules
+    assert (top("A"), top("B"), sub("C")) == (1, 2, 3)
+    assert sys.modules["lazypkg"].A == 1 and sys.modules["lazypkg.sub"].C == 3
+    with pytest.raises(AttributeError, match="'lazypkg' has no attribute 'Z'"):
+        top("Z")
+    with pytest.raises(ModuleNotFoundError, match=r"lazypkg\.sub\._gone"):
+        sub("D")
+    for name in ("lazypkg._a", "lazypkg.sub._b", "lazypkg._c"):
+        monkeypatch.delitem(sys.modules, name, raising=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sortkd_cache.pipelines.common.lazy import lazy_names
+from sortkd_cache import lazy_names
 
 if TYPE_CHECKING:
     from sortkd_cache.pipelines.info._stage import format_info, store_info
