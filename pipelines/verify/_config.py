@@ -35,7 +35,8 @@ class VerifyConfig:
         "--recompute, recompute from it; default: where the store says it was made from).",
         metavar="SPEC",
     )
-    data_root: str | None = opt(None, "Where cifar10/cifar100 live (--dataset, --recompute).")
+    data_root: str | None = opt(None, "Where cifar10/cifar100 live (--dataset, --recompute).",
+                                applies="data")  # fmt: skip
     recompute: int | None = opt(
         None,
         "Also recompute N random sample-views (seeded, spread over views and chunks) with the "
@@ -69,6 +70,10 @@ class VerifyConfig:
 
 
 APPLIES: Applies = {
+    "data": (
+        lambda c: c.dataset is not None or c.recompute is not None,
+        lambda c, s: f"without {s('dataset')} or {s('recompute')}: nothing reads the data",
+    ),
     "recompute": (
         lambda c: c.recompute is not None,
         lambda c, s: f"without {s('recompute')}: it only sets how sample-views are recomputed",

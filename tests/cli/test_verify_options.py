@@ -34,3 +34,11 @@ def test_recompute_options_without_recompute_are_refused(tmp_path: Path, args: l
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, lines
     assert f"{args[0]} {args[1]} does nothing without --recompute" in lines[0], lines
+
+
+def test_data_root_without_dataset_or_recompute_is_refused(tmp_path: Path) -> None:
+    result = invoke("verify", str(tmp_path / "absent.zarr"), "--data-root", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "does nothing without --dataset or --recompute" in lines[0], lines
