@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import InitVar, dataclass
 
 from sortkd_cache.options import Applies, Spell, check_applies, check_fields, flag, opt
-from sortkd_cache.pipelines.common.sparse_options import check_sample_options, parse_temperatures
+from sortkd_cache.sparse import check_sample_options, parse_temperatures
 
 __all__ = ["DeriveConfig"]
 

@@ -25,9 +25,8 @@ import numpy as np
 from sortkd_cache.errors import ConfigError, StoreExistsError
 from sortkd_cache.outputs import check_disjoint, check_replaceable
 from sortkd_cache.pipelines.common.helpers import progress_bar, utc_now
-from sortkd_cache.pipelines.common.sparse_spec import sampled_spec_for, sparse_meta, sparse_spec_for
 from sortkd_cache.pipelines.copy._config import DeriveConfig
-from sortkd_cache.sparse import SampledSpec, SparseSpec
+from sortkd_cache.sparse import SampledSpec, SparseSpec, sampled_spec_for, sparse_spec_for
 from sortkd_cache.store import (
     SCHEMA_VERSION,
     CacheStore,
@@ -98,7 +97,7 @@ def _new_meta(src: CacheStore, views: list[int], dtype: str, spec: Any, cfg: Der
         derivation=(*meta.derivation, step),
         schema=SCHEMA_VERSION,  # every store written now carries metadata checksums
     )
-    return sparse_meta(new, spec) if spec is not None else new
+    return new.with_sparse(spec) if spec is not None else new
 
 
 def _kind_attrs(src: CacheStore, kind: str, views: list[int]) -> dict[str, Any]:

@@ -22,10 +22,7 @@ from sortkd_cache.options import (
     opt,
     opt_of,
 )
-from sortkd_cache.pipelines.common.sparse_options import (
-    check_sample_options,
-    parse_temperatures,
-)
+from sortkd_cache.sparse import check_sample_options, parse_temperatures
 
 __all__ = ["DTYPES", "DumpConfig", "check_sample_options", "parse_temperatures"]
 

@@ -19,7 +19,7 @@ from sortkd_cache.datasets import parse_dataset_spec
 from sortkd_cache.errors import ConfigError, StoreError, StoreExistsError
 from sortkd_cache.pipelines.common.helpers import clean_partial_files, utc_now
 from sortkd_cache.pipelines.common.preprocess import recorded_preprocess
-from sortkd_cache.pipelines.common.sparse_spec import sampled_spec_for, sparse_meta, sparse_spec_for
+from sortkd_cache.sparse import sampled_spec_for, sparse_spec_for
 from sortkd_cache.store import (
     CacheStore,
     DatasetRecord,
@@ -249,8 +249,8 @@ def meta_for(
     if cfg.sample is not None:
         t0, c = cfg.proposal_temperature, info.num_classes
         sampled = sampled_spec_for(cfg.sample, c, cfg.dtype, t0, cfg.seed, cfg.sample_head)
-        return sparse_meta(meta, sampled)
+        return meta.with_sparse(sampled)
     if cfg.topk is None:
         return meta
     spec = sparse_spec_for(cfg.topk, info.num_classes, cfg.dtype, cfg.topk_temperatures)
-    return sparse_meta(meta, spec)
+    return meta.with_sparse(spec)

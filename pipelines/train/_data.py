@@ -25,8 +25,8 @@ from sortkd_cache.data import (
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.pipelines.common.helpers import build_teacher, teacher_logits
 from sortkd_cache.pipelines.common.preprocess import PreprocessOptions, resolve_preprocess
-from sortkd_cache.pipelines.common.sparse_spec import sampled_spec_for
 from sortkd_cache.sorting import get_method
+from sortkd_cache.sparse import sampled_spec_for
 
 if TYPE_CHECKING:
     from sortkd_cache.datasets import DatasetInfo

@@ -27,8 +27,14 @@ from sortkd_cache.data import (
 )
 from sortkd_cache.datasets import load_dataset
 from sortkd_cache.errors import ConfigError, StoreError
-from sortkd_cache.pipelines.common.sparse_spec import sampled_spec_for, sparse_spec_for
-from sortkd_cache.sparse import DEFAULT_PROPOSAL, DEFAULT_TAIL, check_draws, check_head
+from sortkd_cache.sparse import (
+    DEFAULT_PROPOSAL,
+    DEFAULT_TAIL,
+    check_draws,
+    check_head,
+    sampled_spec_for,
+    sparse_spec_for,
+)
 from sortkd_cache.store import open_store, quick_check
 from sortkd_cache.world import World
 

@@ -24,6 +24,13 @@ if TYPE_CHECKING:
     from sortkd_cache.sparse._compress import compress, order_key, rank_order
     from sortkd_cache.sparse._fidelity import FidelityAccumulator, chunk_sums, kl_rows
     from sortkd_cache.sparse._methods import apply_sparse, label_positions
+    from sortkd_cache.sparse._options import (
+        TEMPERATURE_RANGE,
+        check_sample_options,
+        parse_temperatures,
+        sampled_spec_for,
+        sparse_spec_for,
+    )
     from sortkd_cache.sparse._rebuild import log_rest, rebuild_dense, tail_mass
     from sortkd_cache.sparse._sampled import (
         FIDELITY_SUMS,
@@ -55,6 +62,11 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
+    "TEMPERATURE_RANGE": "_options",
+    "check_sample_options": "_options",
+    "parse_temperatures": "_options",
+    "sampled_spec_for": "_options",
+    "sparse_spec_for": "_options",
     "COUNT_DTYPE": "_sampled_spec",
     "FIDELITY_SUMS": "_sampled",
     "fidelity_sums": "_sampled",
@@ -92,6 +104,11 @@ _LAZY = {
 }
 
 __all__ = [
+    "TEMPERATURE_RANGE",
+    "check_sample_options",
+    "parse_temperatures",
+    "sampled_spec_for",
+    "sparse_spec_for",
     "COUNT_DTYPE",
     "FIDELITY_SUMS",
     "fidelity_sums",

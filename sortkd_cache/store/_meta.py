@@ -288,3 +288,7 @@ class StoreMeta:
 
     def replace(self, **changes: Any) -> StoreMeta:
         return dataclasses.replace(self, **changes)
+
+    def with_sparse(self, spec: SparseSpec | SampledSpec) -> StoreMeta:
+        """This metadata for a sparse (top-K or sampled) store of ``spec`` (schema 2)."""
+        return self.replace(schema=SCHEMA_VERSION, sparse=spec.to_dict())

@@ -1,6 +1,8 @@
-"""The options of a sparse store that ``dump`` and ``copy`` both take (``--topk-temperatures``,
-``--sample`` with ``--proposal-temperature`` and ``--sample-head``), checked alike; torch-free
-(the configurations import it)."""
+"""The options of a sparse kind that ``dump``, ``copy`` and ``train`` take
+(``--topk-temperatures``, ``--sample`` with ``--proposal-temperature`` and ``--sample-head``),
+checked alike, and the spec they make; torch-free (the stage configurations import it).
+:meth:`sortkd_cache.store.StoreMeta.with_sparse` records a spec in a store's metadata.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +10,22 @@ from typing import Protocol
 
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.options import Spell
-from sortkd_cache.sparse import DEFAULT_TEMPERATURES, check_draws, check_head, check_proposal
+from sortkd_cache.sparse._sampled_spec import (
+    DEFAULT_PROPOSAL,
+    SampledSpec,
+    check_draws,
+    check_head,
+    check_proposal,
+)
+from sortkd_cache.sparse._spec import DEFAULT_TEMPERATURES, SparseSpec, check_topk
 
-__all__ = ["TEMPERATURE_RANGE", "check_sample_options", "parse_temperatures"]
+__all__ = [
+    "TEMPERATURE_RANGE",
+    "check_sample_options",
+    "parse_temperatures",
+    "sampled_spec_for",
+    "sparse_spec_for",
+]
 
 #: The recorded tail temperatures of a sparse kind lie here: outside it the tail's mass
 #: underflows or every row's tail is the whole row, and the kind cannot be trained from.
@@ -59,3 +74,23 @@ def parse_temperatures(text: str | None, name: str = "--topk-temperatures") -> t
     if len(set(temps)) != len(temps):
         raise ConfigError(f"{name} lists a temperature twice: {text!r}")
     return temps
+
+
+def sparse_spec_for(k: int, num_classes: int, dtype: str, temperatures: str | None) -> SparseSpec:
+    return SparseSpec(
+        check_topk(k, num_classes), num_classes, dtype, parse_temperatures(temperatures)
+    )
+
+
+def sampled_spec_for(
+    draws: int,
+    num_classes: int,
+    dtype: str,
+    proposal: float | None,
+    seed: int,
+    head: int | None = None,
+) -> SampledSpec:
+    """``--sample S`` (``--sample-head H``) of a store of ``num_classes`` in ``dtype``; the
+    draws are keyed by the store's ``seed``."""
+    t0 = DEFAULT_PROPOSAL if proposal is None else proposal
+    return SampledSpec(draws, num_classes, dtype, t0, seed=seed, head=head or 0)
