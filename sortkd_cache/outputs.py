@@ -83,10 +83,12 @@ def check_disjoint(
     *,
     option: str = "--out",
 ) -> None:
-    """Refuse an ``output`` that is, contains or lies inside one of ``inputs``.
+    """Refuse an ``output`` that is, contains or lies inside one of ``inputs``, or a local
+    one below a file (it could not be made).
 
     ``inputs``: (what the input is called, its location or None) pairs."""
     out = resolved(output)
+    _check_below_directory(output, out, option)
     for name, location in inputs:
         if location is None:
             continue
@@ -102,6 +104,18 @@ def check_disjoint(
         raise OutputError(
             f"{option} '{os.fspath(output)}' {how} the {name} '{os.fspath(location)}'; "
             "an output never overlaps an input: choose another path"
+        )
+
+
+def _check_below_directory(output: str | os.PathLike[str], out: str, option: str) -> None:
+    if "://" in out:
+        return
+    parent = Path(out).parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(
+            f"{option} '{os.fspath(output)}' cannot be made: '{parent}' is a file, not a directory"
         )
 
 

@@ -200,3 +200,18 @@ def test_data_root_for_a_dataset_without_one_is_refused(tmp_path: Path, command:
     one_error_line(invoke(command, *args), "--data-root", "fake:32:4:8")
     assert sorted(p.name for p in root.iterdir()) == ["keep.txt"]
     assert not (tmp_path / "s.zarr").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "copy", "sort"])
+def test_an_out_below_a_file_is_one_line(store: Path, tmp_path: Path, command: str) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("precious")
+    out = str(afile / "sub" / "x")
+    args = {
+        "train": ["train", "--cache", str(store), "--student", "digits_mlp", "--loss", "kd",
+                  "--epochs", "1", "--out", out],
+        "copy": ["copy", str(store), out],
+        "sort": ["sort", str(store), "--out", out],
+    }[command]  # fmt: skip
+    one_error_line(invoke(*args), "cannot be made", "is a file, not a directory")
+    assert afile.read_text() == "precious"
