@@ -67,7 +67,8 @@ def _trained_digits_teacher(tmp: Path, epochs: int) -> str:
 
 
 def _forward(model: torch.nn.Module, xs: list[torch.Tensor], precision: str) -> torch.Tensor:
-    from sortkd_cache.pipelines.common.helpers import forward_context, teacher_logits
+    from sortkd_cache.models import teacher_logits
+    from sortkd_cache.pipelines.common.helpers import forward_context
 
     outs = []
     for x in xs:

@@ -27,7 +27,6 @@ __all__ = [
     "prepare_for_precision",
     "progress_bar",
     "resolve_device",
-    "teacher_logits",
     "utc_now",
 ]
 
@@ -165,13 +164,6 @@ def prepare_for_precision(model: torch.nn.Module, precision: str, device: torch.
         return False
     model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return True
-
-
-@torch.inference_mode()
-def teacher_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Teacher logits (float32) over ``x`` in micro-batches starting at index 0."""
-    outs = [model(x[i : i + batch_size]).float() for i in range(0, x.shape[0], batch_size)]
-    return torch.cat(outs) if outs else x.new_zeros((0, 0))
 
 
 def clean_partial_files(store_dir: str | os.PathLike[str]) -> int:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from sortkd_cache import lazy_names
 
 if TYPE_CHECKING:
-    from sortkd_cache.pipelines.common.helpers import clean_partial_files, teacher_logits
+    from sortkd_cache.models import teacher_logits
+    from sortkd_cache.pipelines.common.helpers import clean_partial_files
     from sortkd_cache.pipelines.dump._config import DumpConfig, recipe_keys
     from sortkd_cache.pipelines.dump._stage import DumpResult, dump, finalize, run_units
     from sortkd_cache.pipelines.dump._store import open_or_create
@@ -27,7 +28,7 @@ _NAMES = {
     "open_or_create": "._store",
     "run_units": "._stage",
     "clean_partial_files": "..common.helpers",
-    "teacher_logits": "..common.helpers",
+    "teacher_logits": "._stage",
 }
 __all__ = [
     "DumpConfig",

@@ -33,6 +33,7 @@ import torch
 from sortkd_cache.augment import CURRENT_VERSION, get_recipe, output_size
 from sortkd_cache.datasets import load_dataset
 from sortkd_cache.errors import AugmentError, StoreError
+from sortkd_cache.models import teacher_logits
 from sortkd_cache.outputs import check_disjoint
 from sortkd_cache.pipelines.common.distributed import all_sum, barrier
 from sortkd_cache.pipelines.common.helpers import (
@@ -43,7 +44,6 @@ from sortkd_cache.pipelines.common.helpers import (
     prepare_for_precision,
     progress_bar,
     resolve_device,
-    teacher_logits,
 )
 from sortkd_cache.pipelines.common.preprocess import (
     PreprocessOptions,

@@ -23,7 +23,8 @@ from sortkd_cache.data import (
     store_soft_labels,
 )
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.pipelines.common.helpers import build_teacher, teacher_logits
+from sortkd_cache.models import teacher_logits
+from sortkd_cache.pipelines.common.helpers import build_teacher
 from sortkd_cache.pipelines.common.preprocess import PreprocessOptions, resolve_preprocess
 from sortkd_cache.sorting import get_method
 from sortkd_cache.sparse import sampled_spec_for

@@ -20,6 +20,7 @@ from sortkd_cache.models._preprocess import (
 )
 
 if TYPE_CHECKING:
+    from sortkd_cache.models._forward import teacher_logits
     from sortkd_cache.models._pretrained import create_pretrained, is_offline, native_preprocess
     from sortkd_cache.models._registry import (
         check_architecture,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __getattr__ = lazy_names(
     __name__,
     {
+        "teacher_logits": "_forward",
         **dict.fromkeys(("create_pretrained", "is_offline", "native_preprocess"), "_pretrained"),
         **dict.fromkeys(
             ("check_architecture", "create_model", "list_models", "model_exists", "model_info"),
@@ -61,4 +63,5 @@ __all__ = [
     "parse_floats",
     "parse_size",
     "register_model",
+    "teacher_logits",
 ]
