@@ -28,7 +28,7 @@ _NAMES = {
     "open_or_create": "._store",
     "run_units": "._stage",
     "clean_partial_files": "..common.helpers",
-    "teacher_logits": "._stage",
+    "teacher_logits": "...models",
 }
 __all__ = [
     "DumpConfig",
