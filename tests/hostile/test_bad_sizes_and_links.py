@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sortkd_cache.runtime import MAX_THREADS
 from sortkd_cache.testing import invoke, one_error_line
 
 from .conftest import tree_digest
@@ -118,7 +119,7 @@ def _recipe(tmp_path: Path, spec: str = "digits", threads: int = 1) -> Path:
     return path
 
 
-@pytest.mark.parametrize("threads", [0, 1025, 99999999999])
+@pytest.mark.parametrize("threads", [0, MAX_THREADS + 1, 99999999999])  # one bound, as --threads
 def test_item5_a_recipes_threads_are_bounded(tmp_path: Path, threads: int) -> None:
     recipe, out = _recipe(tmp_path, threads=threads), tmp_path / "out"
     one_error_line(invoke("run", str(recipe), "--out", str(out), "--dry-run"), "threads")
