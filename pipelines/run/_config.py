@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import InitVar, dataclass
 
+from sortkd_cache.errors import ConfigError
 from sortkd_cache.options import Spell, check_fields, cli_spell, opt
 from sortkd_cache.runtime import threads_opt
 
@@ -36,3 +37,7 @@ class RunConfig:
 
     def __post_init__(self, spell: Spell | None) -> None:
         check_fields(self, spell or cli_spell(RunConfig))
+        if self.dry_run:  # a plan computes nothing: a device or thread count would do nothing
+            for name, value in (("device", self.device), ("threads", self.threads)):
+                if value is not None:
+                    raise ConfigError(f"--{name} {value} does nothing with --dry-run")

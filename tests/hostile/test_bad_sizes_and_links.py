@@ -137,6 +137,18 @@ def test_item5_a_dry_run_sets_no_threads(tmp_path: Path, monkeypatch: pytest.Mon
     assert "would run" in result.stdout and calls == [] and not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "name"), [(["--threads", "2"], "threads"), (["--device", "cpu"], "device")]
+)
+def test_a_dry_runs_device_or_threads_is_refused(
+    tmp_path: Path, extra: list[str], name: str
+) -> None:
+    """A plan computes nothing: a device or a thread count given with --dry-run is exit 2."""
+    recipe, out = _recipe(tmp_path), tmp_path / "out"
+    line = one_error_line(invoke("run", str(recipe), "--out", str(out), "--dry-run", *extra), name)
+    assert "--dry-run" in line and not out.exists()
+
+
 # -- item 7: every listed bad input is one line, exit 2 ---------------------------------------
 
 
