@@ -37,7 +37,7 @@ from sortkd_cache.store._layout import logits_path
 from sortkd_cache.store._logits import zarr_get
 from sortkd_cache.store._logits_layout import LAYOUTS, LayoutStore, Packed, Rows
 from sortkd_cache.store._problem import Problem
-from sortkd_cache.store._sparse import expected_sparse, sparse_path
+from sortkd_cache.store._sparse import GroupArray, expected_sparse, sparse_path
 from sortkd_cache.store._sparse_check import check_present
 
 if TYPE_CHECKING:
@@ -50,27 +50,10 @@ SAMPLED_ARRAYS = ("ids", "counts", "values", "up", "stats", "fidelity")
 _ROWS = SAMPLED_ARRAYS[:5]
 
 
-class SampledLogitsArray:
+class SampledLogitsArray(GroupArray[SampledSpec]):
     """Read-only sampled rows of one kind: ``read_block(block, view)`` and ``arr[i, v]`` give
     :class:`~sortkd_cache.sparse.SampledRows`; with ``labels`` every chunk is checked as it
     loads (a missing ids chunk by its key, the rows as ``verify`` checks them)."""
-
-    def __init__(
-        self, arrays: dict[str, Any], spec: SampledSpec, kind: str, where: str, labels: Any
-    ) -> None:
-        self._arrays, self.spec, self.kind = arrays, spec, kind
-        self._where, self._labels = where, labels
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(int(s) for s in self._arrays["ids"].shape)
-
-    @property
-    def chunks(self) -> tuple[int, ...]:
-        return tuple(int(c) for c in self._arrays["ids"].chunks)
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def _get(self, selection: tuple[Any, ...]) -> SampledRows:
         out = []

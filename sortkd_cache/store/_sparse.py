@@ -19,7 +19,7 @@ See :mod:`sortkd_cache.sparse` for what the fields mean.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
@@ -43,6 +43,8 @@ __all__ = [
     "sparse_path",
     "write_sparse_chunk",
 ]
+
+SpecT = TypeVar("SpecT", SparseSpec, SampledSpec)
 
 SPARSE_ARRAYS = ("ids", "values", "stats", "fidelity")
 
@@ -137,30 +139,21 @@ def fidelity_record(spec: SparseSpec, sums: np.ndarray) -> dict[str, Any]:
     return acc.result()
 
 
-class SparseLogitsArray:
-    """Read-only sparse logits of one kind: ``arr[i, v]`` (numpy-style over [N, V]) gives
-    :class:`~sortkd_cache.sparse.SparseRows` with ids [..., K], values [..., K], stats [..., S].
-
-    With ``labels`` (the store's, as :meth:`CacheStore.sparse_logits` passes them) every read
-    is checked as it loads (:mod:`._sparse_check`): a missing ids chunk is found by its key,
-    and every row read passes ``verify``'s row checks; a bad chunk raises
-    :class:`~sortkd_cache.errors.CorruptChunkError` naming it. Without labels (``verify``'s
-    own scan, which reports instead of stopping) only unreadable chunks and NaN are refused.
-    """
+class GroupArray(Generic[SpecT]):
+    """One kind's group of row arrays (``ids`` first, [N, V, ...]) read as rows: what the
+    top-K and the sampled arrays share (their spec, kind, store location and labels)."""
 
     def __init__(
         self,
         arrays: dict[str, Any],
-        spec: SparseSpec,
+        spec: SpecT,
         kind: str,
         where: str,
         labels: np.ndarray | None = None,
     ) -> None:
-        self._arrays = arrays
-        self.spec = spec
-        self.kind = kind
-        self._where = where
-        self._labels = labels
+        self._arrays, self.kind = arrays, kind
+        self.spec: SpecT = spec
+        self._where, self._labels = where, labels
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -172,6 +165,18 @@ class SparseLogitsArray:
 
     def __len__(self) -> int:
         return self.shape[0]
+
+
+class SparseLogitsArray(GroupArray[SparseSpec]):
+    """Read-only sparse logits of one kind: ``arr[i, v]`` (numpy-style over [N, V]) gives
+    :class:`~sortkd_cache.sparse.SparseRows` with ids [..., K], values [..., K], stats [..., S].
+
+    With ``labels`` (the store's, as :meth:`CacheStore.sparse_logits` passes them) every read
+    is checked as it loads (:mod:`._sparse_check`): a missing ids chunk is found by its key,
+    and every row read passes ``verify``'s row checks; a bad chunk raises
+    :class:`~sortkd_cache.errors.CorruptChunkError` naming it. Without labels (``verify``'s
+    own scan, which reports instead of stopping) only unreadable chunks and NaN are refused.
+    """
 
     def _get(self, name: str, selection: tuple[Index, ...]) -> np.ndarray:
         what = f"{self._where} {sparse_path(self.kind, name)}[{selection!r}]"
