@@ -47,11 +47,15 @@ PROPOSALS = (1, 2)
 #: ``copy --sample S --sample-head H`` (the top H exact, S draws from the rest): 5+2 41 B,
 #: 4+3 43 B
 HYBRIDS = ((5, 2), (4, 3))
+#: a sampled or hybrid variant's suffix for ``--sparse-tail counts`` (Random-Sampling KD's
+#: estimator: the draws' counts as the target); without it, the default ``student``
+COUNTS = "_counts"
 VARIANTS = (
     "ce", "dense", "sparse_uniform", "sparse_bucket",
     *(f"sampled_{s}" for s in DRAWS),
     *(f"sampled_{s}_t{t}" for s in DRAWS for t in PROPOSALS),
     *(f"hybrid_{h}_{s}" for h, s in HYBRIDS),
+    *(f"sampled_5{COUNTS}", f"hybrid_4_3{COUNTS}"),
 )  # fmt: skip
 
 
@@ -67,6 +71,8 @@ def _student(cache: Path, out: Path, seed: int, epochs: int, variant: str) -> tu
     extra: dict[str, Any] = {"loss": "ce" if variant == "ce" else "kd"}
     if variant.startswith("sparse_"):
         extra["sparse_tail"] = variant.removeprefix("sparse_")
+    if variant.endswith(COUNTS):  # sampled rows with the counts estimator (default: student)
+        extra["sparse_tail"] = "counts"
     cfg = TrainConfig(
         student="digits_mlp", out=str(out), cache=str(cache), epochs=epochs,
         milestones=(int(epochs * 0.75),), lr=0.1, batch_size=128, seed=seed,
@@ -104,13 +110,13 @@ def _caches(
     derive_store(str(dense), str(sparse), DeriveConfig(topk=K), progress=False)
     caches |= {"sparse_uniform": sparse, "sparse_bucket": sparse}
     for v in (v for v in variants if v.startswith("sampled_")):
-        draws, _, t0 = v.removeprefix("sampled_").partition("_t")
+        draws, _, t0 = v.removeprefix("sampled_").removesuffix(COUNTS).partition("_t")
         out = tmp / f"{dense.stem}-{v}.zarr"
         cfg = DeriveConfig(sample=int(draws), proposal_temperature=float(t0) if t0 else None)
         derive_store(str(dense), str(out), cfg, progress=False)
         caches[v] = out
     for v in (v for v in variants if v.startswith("hybrid_")):
-        head, _, draws = v.removeprefix("hybrid_").partition("_")
+        head, _, draws = v.removeprefix("hybrid_").removesuffix(COUNTS).partition("_")
         out = tmp / f"{dense.stem}-{v}.zarr"
         cfg = DeriveConfig(sample=int(draws), sample_head=int(head))
         derive_store(str(dense), str(out), cfg, progress=False)

@@ -21,7 +21,7 @@ from sortkd_cache.options import Section, Spell, flag, inherit, opt, storage_opt
 from sortkd_cache.pipelines.train._tensorboard import LOG_CHOICES
 from sortkd_cache.runtime import threads_opt
 from sortkd_cache.sorting import LOGIT_KINDS
-from sortkd_cache.sparse import TAILS
+from sortkd_cache.sparse import SAMPLED_TAILS, TAILS
 from sortkd_cache.training import (
     OPTIMIZERS,
     SCHEDULES,
@@ -190,10 +190,13 @@ class TeacherRows(Section, section="teacher rows", sweep="teacher"):
     )  # fmt: skip
     sparse_tail: str | None = opt(
         None,
-        "How a sparse teacher's dropped tail enters the loss. uniform: the mass spread evenly "
-        "over the dropped classes; bucket: its total mass only (inside it the student keeps "
-        "its own spread). [default: uniform; only with a sparse store or --topk]",
-        choices=TAILS, applies="teacher", recipe=True,
+        "How the classes a sparse teacher row does not name enter the loss. Top-K rows: "
+        "uniform, the dropped mass spread evenly over them; bucket, its total only (inside it "
+        "the student keeps its own spread). Sampled rows: student, the student's own "
+        "probabilities corrected at the drawn classes (unbiased, less noise); counts, the "
+        "draws' counts as the target (unbiased). [default: uniform for top-K, student for "
+        "sampled; only with a sparse store, --topk or --sample]",
+        choices=(*TAILS, *SAMPLED_TAILS), applies="teacher", recipe=True,
     )  # fmt: skip
     online_teacher: str | None = opt(
         None, "Compute teacher logits on the fly (equality checks, timing).", sweep="solo"

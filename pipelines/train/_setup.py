@@ -29,7 +29,10 @@ from sortkd_cache.datasets import load_dataset
 from sortkd_cache.errors import ConfigError, StoreError
 from sortkd_cache.sparse import (
     DEFAULT_PROPOSAL,
+    DEFAULT_SAMPLED_TAIL,
     DEFAULT_TAIL,
+    SAMPLED_TAILS,
+    TAILS,
     check_draws,
     check_head,
     sampled_spec_for,
@@ -185,12 +188,31 @@ def _sparse_teacher(
         spec = sparse_spec_for(cfg.topk, num_classes, dtype, None)
     if not cfg.loss_config().needs_teacher:  # TrainConfig refuses --topk/--sparse-tail here
         return None, None
-    if spec is None and cfg.sparse_tail is not None:
+    return spec, _tail(cfg, store, spec)
+
+
+def _tail(cfg: TrainConfig, store: CacheStore | None, spec: SparseSpec | None) -> str | None:
+    """The loss's handling of the classes a teacher row does not name: ``--sparse-tail`` where
+    the rows take it (top-K: uniform | bucket; sampled: student | counts), else the rows'
+    default; None for dense rows (``--sparse-tail`` refused there)."""
+    if cfg.sample is not None:
+        tails: tuple[str, ...] = (DEFAULT_SAMPLED_TAIL, *SAMPLED_TAILS)
+    elif spec is not None:
+        tails = (DEFAULT_TAIL, *TAILS)
+    else:
+        tails = store.layout.tails if store is not None else ()
+    if cfg.sparse_tail is None or cfg.sparse_tail in tails:
+        return (cfg.sparse_tail or tails[0]) if tails else None
+    if not tails:
         raise ConfigError(
-            f"--sparse-tail {cfg.sparse_tail} applies to a sparse teacher (a top-K store, or "
-            "--topk K); this run's teacher is dense"
+            f"--sparse-tail {cfg.sparse_tail} applies to a sparse teacher (a top-K or sampled "
+            "store, --topk K or --sample S); this run's teacher is dense"
         )
-    return spec, (cfg.sparse_tail or DEFAULT_TAIL) if spec is not None else None
+    kind = "sampled" if tails[0] == DEFAULT_SAMPLED_TAIL else "top-K"
+    raise ConfigError(
+        f"--sparse-tail {cfg.sparse_tail} does not apply to {kind} teacher rows; they take "
+        + " or ".join(sorted(set(tails)))
+    )
 
 
 def _sampled_record(cfg: TrainConfig) -> dict[str, Any]:

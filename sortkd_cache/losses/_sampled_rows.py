@@ -28,7 +28,7 @@ normaliser at T.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -38,6 +38,7 @@ from sortkd_cache.errors import ConfigError
 from sortkd_cache.losses.ce import _check_rows_student, _check_temperature, ce_loss
 from sortkd_cache.losses.dkd import GT_SUPPRESSION, _binary_log_probs
 from sortkd_cache.losses.lskd import STANDARDIZE_EPS, standardize
+from sortkd_cache.sparse import DEFAULT_SAMPLED_TAIL, SAMPLED_TAILS
 
 if TYPE_CHECKING:
     from sortkd_cache.losses._config import TeacherRows
@@ -55,6 +56,14 @@ class SampledTeacher:
     counts: Tensor  # [B, W]
     values: Tensor  # [B, H + W] logits dtype
     stats: Tensor  # [B, P] logits dtype
+    #: how the classes the rows do not name enter the losses: ``student`` or ``counts``
+    tail: str = DEFAULT_SAMPLED_TAIL
+
+    def __post_init__(self) -> None:
+        if self.tail not in SAMPLED_TAILS:
+            raise ConfigError(
+                f"unknown sampled tail handling {self.tail!r}; use {' or '.join(SAMPLED_TAILS)}"
+            )
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -103,10 +112,40 @@ class SampledTeacher:
     def kd_rows(self, student: Tensor, temperature: float, *, standardized: bool = False) -> Tensor:
         """The KD (LSKD with ``standardized``) estimate of each row [B], times T^2."""
         s = standardize(student) if standardized else student
-        log_q = torch.log_softmax(s / temperature, dim=1).gather(1, self.ids)
         log_p = self.log_probs(temperature, standardized=standardized)
-        w = self.weights(temperature, standardized=standardized).to(log_q.dtype)
-        return (w * (log_p.to(log_q.dtype) - log_q)).sum(dim=1) * temperature**2
+        w = self.weights(temperature, standardized=standardized)
+        return self._kl(s / temperature, w, log_p, None) * temperature**2
+
+    def _kl(self, z: Tensor, w: Tensor, log_p: Tensor, exclude: Tensor | None) -> Tensor:
+        """``KL(p || softmax(z))`` per row [B] estimated from the named classes' weights ``w``
+        and ``log p``; ``exclude`` [B, C] marks classes outside ``p`` (NCKD's label)."""
+        log_q = torch.log_softmax(z, dim=1)
+        w, log_p = w.to(z.dtype), log_p.to(z.dtype)
+        if self.tail == "counts":
+            return (w * (log_p - log_q.gather(1, self.ids))).sum(dim=1)
+        return (w * log_p).sum(dim=1) + self._student_cross(z, log_q, w, log_p, exclude)
+
+    def _student_cross(
+        self, z: Tensor, log_q: Tensor, w: Tensor, log_p: Tensor, exclude: Tensor | None
+    ) -> Tensor:
+        """``-sum_c p(c) log q(c)`` per row with ``lam * c`` as a control variate outside the
+        head, ``c`` the student's own probabilities (held fixed): ``p^ = lam c + sum_j w_j
+        (1 - lam c_j / p_j)`` at the named classes (the head's ``c`` is 0), its mass made 1 by
+        spreading ``1 - sum p^`` evenly over the classes of ``p``. ``E[p^] = p`` for every
+        ``c`` and every ``lam`` that does not depend on the row's draws (:func:`_scale`)."""
+        c = log_q.detach().exp()
+        drop = torch.zeros_like(c, dtype=torch.bool)
+        if self.spec.head:
+            drop.scatter_(1, self.ids[:, : self.spec.head], True)
+        c = c.masked_fill(drop if exclude is None else drop | exclude, 0.0)
+        ratio = c.gather(1, self.ids) * torch.exp(-log_p)
+        lam = _scale(c.sum(dim=1), (w * ratio**2).sum(dim=1))[:, None]
+        c, ratio = lam * c, lam * ratio
+        p_hat = c.scatter_add(1, self.ids, torch.where(w == 0, 0.0, w * (1.0 - ratio)))
+        inside = torch.ones_like(c) if exclude is None else (~exclude).to(c.dtype)
+        even = inside / inside.sum(dim=1, keepdim=True)
+        p_hat = p_hat + (1.0 - p_hat.sum(dim=1, keepdim=True)) * even
+        return -(p_hat * log_q.masked_fill(inside == 0, 0.0)).sum(dim=1)
 
     def kd_terms(
         self,
@@ -142,12 +181,11 @@ class SampledTeacher:
         log_rest = torch.log(-torch.expm1(log_py.clamp(max=-1e-12)))  # log(1 - p_T(y))
         log_b_t = torch.stack([log_py, log_rest], dim=1).to(s.dtype)
         tckd = (log_b_t.exp() * (log_b_t - log_b_s)).sum(dim=1)
-        log_q = torch.log_softmax(s / temperature - GT_SUPPRESSION * mask.to(s.dtype), dim=1)
-        log_q = log_q.gather(1, self.ids)
+        z = s / temperature - GT_SUPPRESSION * mask.to(s.dtype)
         log_p_nt = self.log_probs(temperature) - log_rest[:, None]
         off = (self.ids != target[:, None]).double()
-        w = (self.weights(temperature) * off * torch.exp(-log_rest)[:, None]).to(s.dtype)
-        nckd = (w * (log_p_nt.to(s.dtype) - log_q)).sum(dim=1)
+        nckd = self._kl(z, self.weights(temperature) * off * torch.exp(-log_rest)[:, None],
+                        log_p_nt, mask)  # fmt: skip
         return (alpha * tckd + beta * nckd) * temperature**2
 
     def logits(
@@ -163,13 +201,28 @@ class SampledTeacher:
         )
 
     def with_tail(self, tail: str) -> TeacherRows:
-        raise ConfigError(f"tail={tail!r} applies to top-K teacher rows; these rows are sampled")
+        if tail not in SAMPLED_TAILS:
+            raise ConfigError(
+                f"tail={tail!r} does not apply to sampled teacher rows; they take "
+                + " or ".join(SAMPLED_TAILS)
+            )
+        return replace(self, tail=tail)
 
     def to(self, device: torch.device | str) -> SampledTeacher:
-        return SampledTeacher(
-            self.spec,
-            self.ids.to(device),
-            self.counts.to(device),
-            self.values.to(device),
-            self.stats.to(device),
+        return replace(
+            self,
+            ids=self.ids.to(device),
+            counts=self.counts.to(device),
+            values=self.values.to(device),
+            stats=self.stats.to(device),
         )
+
+
+def _scale(mass: Tensor, second: Tensor) -> Tensor:
+    """Each row's control-variate scale [B] in [0, 1]: ``sum c / sum c^2 / p`` over the tail
+    (the scale of least variance), both sums taken over the batch's *other* rows (the second
+    estimated from their draws), so a row's scale is independent of its own draws and its
+    estimate stays unbiased; 0 for a batch of one row."""
+    rest_mass, rest_second = mass.sum() - mass, second.sum() - second
+    lam = torch.where(rest_second > 0, rest_mass / rest_second.clamp(min=1e-30), 0.0)
+    return lam.clamp(0.0, 1.0)

@@ -52,8 +52,10 @@ if TYPE_CHECKING:
     )
     from sortkd_cache.sparse._spec import (
         DEFAULT_LSKD_TEMPERATURES,
+        DEFAULT_SAMPLED_TAIL,
         DEFAULT_TAIL,
         DEFAULT_TEMPERATURES,
+        SAMPLED_TAILS,
         TAILS,
         SparseRows,
         SparseSpec,
@@ -85,6 +87,8 @@ _LAZY = {
     "DEFAULT_TAIL": "_spec",
     "DEFAULT_TEMPERATURES": "_spec",
     "TAILS": "_spec",
+    "SAMPLED_TAILS": "_spec",
+    "DEFAULT_SAMPLED_TAIL": "_spec",
     "FidelityAccumulator": "_fidelity",
     "SparseRows": "_spec",
     "SparseSpec": "_spec",
@@ -127,6 +131,8 @@ __all__ = [
     "DEFAULT_TAIL",
     "DEFAULT_TEMPERATURES",
     "TAILS",
+    "SAMPLED_TAILS",
+    "DEFAULT_SAMPLED_TAIL",
     "FidelityAccumulator",
     "SparseRows",
     "SparseSpec",

@@ -39,6 +39,8 @@ __all__ = [
     "DEFAULT_TAIL",
     "DEFAULT_TEMPERATURES",
     "TAILS",
+    "SAMPLED_TAILS",
+    "DEFAULT_SAMPLED_TAIL",
     "SparseRows",
     "SparseSpec",
     "check_topk",
@@ -54,6 +56,13 @@ DEFAULT_LSKD_TEMPERATURES = (2.0,)
 TAILS = ("bucket", "uniform")
 #: The tail handling a loss uses when none is chosen (``train --sparse-tail``): this one name.
 DEFAULT_TAIL = "uniform"
+#: How a loss treats the classes a sampled row does not name (``losses/_sampled_rows.py``):
+#: "student" gives them the student's own (detached) probabilities and corrects that guess at
+#: the drawn classes (a control variate: unbiased, with less variance the closer the student
+#: is to the teacher); "counts" makes the draws' counts the target (Random-Sampling KD's
+#: estimator). Both unbiased; student is the default (BENCHMARKS.md, bench_sparse_students.py).
+SAMPLED_TAILS = ("counts", "student")
+DEFAULT_SAMPLED_TAIL = "student"
 
 
 def id_dtype(num_classes: int) -> np.dtype[Any]:

@@ -2,8 +2,12 @@
 and DKD estimates and their gradients with respect to the student equal the dense ones within
 a bound computed from the draws' own spread (K standard errors), at the proposal temperature
 and, importance-weighted, at another recorded one; for plain rows (S draws) and hybrid rows
-(the top H exact, S draws from the rest, weighted by the rest's mass). Sorting sampled rows
-equals sampling the sorted dense rows with the same draws."""
+(the top H exact, S draws from the rest, weighted by the rest's mass); with either handling of
+the classes the draws do not name (``student``: the student's own probabilities as a control
+variate, the default; ``counts``: the draws' counts as the target). The student's control
+variate has less spread the closer the student is to the teacher, and its scale is independent
+of a row's own draws. Sorting sampled rows equals sampling the sorted dense rows with the same
+draws."""
 
 from __future__ import annotations
 
@@ -16,11 +20,12 @@ import torch
 
 from sortkd_cache.errors import ConfigError
 from sortkd_cache.losses import SampledTeacher
+from sortkd_cache.losses._sampled_rows import _scale
 from sortkd_cache.losses.dkd import dkd_loss
 from sortkd_cache.losses.kd import kd_loss
 from sortkd_cache.losses.lskd import lskd_loss
 from sortkd_cache.sorting import sort_logits
-from sortkd_cache.sparse import SampledSpec, relabel, sample_rows
+from sortkd_cache.sparse import SAMPLED_TAILS, SampledSpec, relabel, sample_rows
 
 pytestmark = pytest.mark.fast
 
@@ -45,7 +50,10 @@ def _rows(seed: int = 0) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], to
 
 
 def _teacher(
-    z: np.ndarray[Any, Any], y: np.ndarray[Any, Any], rows: tuple[int, int] = (0, S)
+    z: np.ndarray[Any, Any],
+    y: np.ndarray[Any, Any],
+    rows: tuple[int, int] = (0, S),
+    tail: str = "student",
 ) -> SampledTeacher:
     """REPLICATES independent sampled copies of the rows, replicate-major."""
     head, draws = rows
@@ -54,7 +62,7 @@ def _teacher(
     rows = sample_rows(zz, yy, spec, np.arange(len(yy)), view=0)
     t = torch.from_numpy
     ids = t(rows.ids.astype(np.int64))
-    return SampledTeacher(spec, ids, t(rows.counts), t(rows.values), t(rows.stats))
+    return SampledTeacher(spec, ids, t(rows.counts), t(rows.values), t(rows.stats), tail)
 
 
 def _per_row(loss: Callable[[torch.Tensor], torch.Tensor], s: torch.Tensor) -> tuple[Any, Any]:
@@ -83,36 +91,41 @@ def _dense_rows(fn: Callable[..., torch.Tensor], s: torch.Tensor, *args: Any) ->
 
 @pytest.mark.parametrize("rows", ROWS)
 @pytest.mark.parametrize("temperature", [4.0, 2.0])
-def test_kd_loss_and_gradient_are_unbiased(temperature: float, rows: tuple[int, int]) -> None:
+@pytest.mark.parametrize("tail", SAMPLED_TAILS)
+def test_kd_loss_and_gradient_are_unbiased(
+    temperature: float, rows: tuple[int, int], tail: str
+) -> None:
     z, y, s = _rows()
-    teacher = _teacher(z, y, rows)
+    teacher = _teacher(z, y, rows, tail)
     sampled = _per_row(lambda x: teacher.kd_rows(x, temperature), s.repeat(REPLICATES, 1))
     zt = torch.from_numpy(z)
     dense = _dense_rows(lambda x, t: kd_loss(x, t, temperature), s, zt)
-    _check_unbiased(sampled, dense, f"KD at T={temperature:g}")
+    _check_unbiased(sampled, dense, f"KD at T={temperature:g}, {tail}")
 
 
 @pytest.mark.parametrize("rows", ROWS)
-def test_lskd_loss_and_gradient_are_unbiased(rows: tuple[int, int]) -> None:
+@pytest.mark.parametrize("tail", SAMPLED_TAILS)
+def test_lskd_loss_and_gradient_are_unbiased(rows: tuple[int, int], tail: str) -> None:
     z, y, s = _rows(1)
-    teacher = _teacher(z, y, rows)
+    teacher = _teacher(z, y, rows, tail)
     lskd = teacher.kd_rows
     sampled = _per_row(lambda x: lskd(x, 2.0, standardized=True), s.repeat(REPLICATES, 1))
     dense = _dense_rows(lambda x, t: lskd_loss(x, t, 2.0), s, torch.from_numpy(z))
-    _check_unbiased(sampled, dense, "LSKD at T=2")
+    _check_unbiased(sampled, dense, f"LSKD at T=2, {tail}")
 
 
 @pytest.mark.parametrize("rows", ROWS)
-def test_dkd_loss_and_gradient_are_unbiased(rows: tuple[int, int]) -> None:
+@pytest.mark.parametrize("tail", SAMPLED_TAILS)
+def test_dkd_loss_and_gradient_are_unbiased(rows: tuple[int, int], tail: str) -> None:
     z, y, s = _rows(2)
-    teacher = _teacher(z, y, rows)
+    teacher = _teacher(z, y, rows, tail)
     yt = torch.from_numpy(y)
     rep_y = yt.repeat(REPLICATES)
     sampled = _per_row(lambda x: teacher.dkd_rows(x, rep_y, 1.0, 8.0, 4.0), s.repeat(REPLICATES, 1))
     dense = _dense_rows(
         lambda x, t, yy: dkd_loss(x, t, yy, 1.0, 8.0, 4.0), s, torch.from_numpy(z), yt
     )
-    _check_unbiased(sampled, dense, "DKD at T=4")
+    _check_unbiased(sampled, dense, f"DKD at T=4, {tail}")
 
 
 def test_one_draw_set_is_not_the_dense_loss() -> None:
@@ -123,11 +136,50 @@ def test_one_draw_set_is_not_the_dense_loss() -> None:
     dense = _dense_rows(lambda x, t: kd_loss(x, t, 4.0), s, torch.from_numpy(z))[1]
     errors = []
     for rows in ROWS:
-        teacher = _teacher(z, y, rows)
+        teacher = _teacher(z, y, rows, "counts")
         est = _per_row(lambda x, t=teacher: t.kd_rows(x, 4.0), s.repeat(REPLICATES, 1))[1]
         errors.append(((est.reshape(REPLICATES, B, C) - dense) ** 2).sum(axis=2).mean())
         assert np.abs(est[:B] - dense).max() > 1e-3
     assert errors[1] < errors[0]
+
+
+def _gradient_error(z: Any, y: Any, s: torch.Tensor, tail: str, rows: tuple[int, int]) -> float:
+    """Mean squared distance of one draw set's KD gradient (T = 4) from the dense one."""
+    dense = _dense_rows(lambda x, t: kd_loss(x, t, 4.0), s, torch.from_numpy(z))[1]
+    teacher = _teacher(z, y, rows, tail)
+    est = _per_row(lambda x: teacher.kd_rows(x, 4.0), s.repeat(REPLICATES, 1))[1]
+    return float(((est.reshape(REPLICATES, B, C) - dense) ** 2).sum(axis=2).mean())
+
+
+@pytest.mark.parametrize("rows", ROWS)
+def test_the_student_control_variate_has_less_spread_near_the_teacher(
+    rows: tuple[int, int],
+) -> None:
+    """The student's own probabilities as the control variate: the closer the student is to
+    the teacher, the smaller the gradient's spread, below the counts estimator's (whose spread
+    does not depend on the student); a student far from it falls back towards counts."""
+    z, y, far = _rows()
+    zt = torch.from_numpy(z)
+    near = zt + 0.3 * far  # the teacher's logits, slightly off
+    counts = _gradient_error(z, y, near, "counts", rows)
+    student_near = _gradient_error(z, y, near, "student", rows)
+    student_exact = _gradient_error(z, y, zt.clone(), "student", rows)
+    assert student_exact < 0.05 * counts
+    assert student_exact < student_near < 0.5 * counts
+    assert _gradient_error(z, y, far * 4.0, "student", rows) < 2.0 * counts
+
+
+def test_the_scale_of_a_row_ignores_its_own_draws() -> None:
+    """Each row's control-variate scale comes from the other rows only (so its estimate stays
+    unbiased): changing a row's own draw statistic leaves its scale as it was."""
+    mass = torch.tensor([0.5, 0.4, 0.6, 0.3], dtype=torch.float64)
+    second = torch.tensor([0.6, 0.5, 2.0, 0.2], dtype=torch.float64)
+    lam = _scale(mass, second)
+    assert torch.allclose(lam[0], (mass.sum() - mass[0]) / (second.sum() - second[0]))
+    moved = _scale(mass, second.clone().index_fill_(0, torch.tensor([0]), 50.0))
+    assert torch.isclose(moved[0], lam[0], rtol=1e-12) and (moved[1:] < lam[1:]).all()
+    assert _scale(mass[:1], second[:1]).tolist() == [0.0]  # a batch of one row: counts
+    assert ((lam >= 0) & (lam <= 1)).all()
 
 
 def test_an_unrecorded_temperature_is_refused() -> None:

@@ -88,7 +88,9 @@ PINNED: dict[str, dict[str, str]] = {
         "dkd-raw": "b7740fc84f30829a",
         "dkd-sort": "7b8b021761aa00fb",
         "kd-sort-top-10": "1b4255e8442c5d23",
-        "kd-sort-sampled-5": "49084a6ca49ff856",
+        # the recipe's sampled student became the hybrid 4+3 (issue 31): a new student, its
+        # own hash (the sampled-5 student's was 49084a6ca49ff856)
+        "kd-sort-sampled-4-3": "bb2070ed7b9fb00a",
     },
     "digits_demo": {
         "teacher": "14175b1d46b65a37",

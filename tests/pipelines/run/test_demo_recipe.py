@@ -39,11 +39,12 @@ def test_the_demo_recipe_is_the_papers_variants() -> None:
     assert recipe.dataset.spec.startswith("digits100")
     assert len(recipe.seeds) >= 5
     got = {
-        (s.loss, s.logits if s.loss != "ce" else None, s.topk, s.sample) for s in recipe.students
+        (s.loss, s.logits if s.loss != "ce" else None, s.topk, s.sample, s.sample_head)
+        for s in recipe.students
     }
-    want = {("ce", None, None, None), ("kd", "raw", None, None), ("kd", "sort", None, None)}
-    want |= {("dkd", "raw", None, None), ("dkd", "sort", None, None)}
-    want |= {("kd", "sort", 10, None), ("kd", "sort", None, 5)}
+    dense = [("ce", None), ("kd", "raw"), ("kd", "sort"), ("dkd", "raw"), ("dkd", "sort")]
+    want = {(loss, logits, None, None, None) for loss, logits in dense}
+    want |= {("kd", "sort", 10, None, None), ("kd", "sort", None, 3, 4)}
     assert got == want
     assert recipe.teacher.arch == "digits100_cnn_l" and recipe.threads == 1
 
@@ -73,8 +74,8 @@ def test_results_pair_sort_with_raw_and_kd_with_ce(demo: tuple[Path, dict[str, o
         ("DKD sort", "DKD raw"),
         ("KD sort top-10", "CE"),
         ("KD sort top-10", "KD sort"),
-        ("KD sort sampled-5", "CE"),
-        ("KD sort sampled-5", "KD sort"),
+        ("KD sort sampled 4+3", "CE"),
+        ("KD sort sampled 4+3", "KD sort"),
     }
     top1 = {v["name"]: v["test_top1"] for v in res["variants"]}  # type: ignore[attr-defined]
     sort = pairs[("KD sort", "KD raw")]

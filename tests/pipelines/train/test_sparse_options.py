@@ -3,7 +3,8 @@
 ``--topk K`` on a dense store truncates each batch's rows as ``copy --topk K`` stores them, so
 it trains exactly like the copy; with an online teacher it truncates the teacher's logits the
 same way; on a sparse store it must equal the store's K. ``--sparse-tail`` picks the sparse
-loss's tail handling and is refused where there is no sparse teacher.
+loss's tail handling (top-K rows: uniform | bucket; sampled rows: student | counts) and is
+refused where there is no sparse teacher or the rows do not take the name.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import torch
 
 from sortkd_cache.checkpoint import load_state_dict
 from sortkd_cache.errors import ConfigError
+from sortkd_cache.pipelines.copy import DeriveConfig, derive_store
 from sortkd_cache.pipelines.train import TrainConfig, train
-from sortkd_cache.sparse import DEFAULT_TAIL, TAILS
+from sortkd_cache.sparse import DEFAULT_SAMPLED_TAIL, DEFAULT_TAIL, SAMPLED_TAILS, TAILS
 from sortkd_cache.testing import invoke, topk_store
 
 SMALL = {
@@ -37,6 +39,14 @@ def top3(small_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``copy --topk 3`` of the small dense store (fake:96:10:8, raw + sort, float16)."""
     out = tmp_path_factory.mktemp("top3") / "top3.zarr"
     topk_store(small_store, out, 3)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sampled3(small_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``copy --sample 3`` of the small dense store."""
+    out = tmp_path_factory.mktemp("sampled3") / "sampled3.zarr"
+    derive_store(str(small_store), str(out), DeriveConfig(sample=3), progress=False)
     return out
 
 
@@ -101,6 +111,25 @@ def test_sparse_tail_changes_the_loss_and_is_recorded(
         assert config["resolved"]["sparse_tail"] == (tail or DEFAULT_TAIL)  # type: ignore[index]
     assert runs[None] == runs[DEFAULT_TAIL]
     assert runs["uniform"][0] != runs["bucket"][0]
+
+
+@pytest.mark.parametrize("store", ["sampled", "dense+sample"])
+def test_sampled_tail_changes_the_loss_and_is_recorded(
+    small_store: Path, sampled3: Path, tmp_path: Path, store: str
+) -> None:
+    """Sampled rows take student (the default) or counts; each acts and is recorded."""
+    where = (
+        {"cache": str(sampled3)} if store == "sampled" else {"cache": str(small_store), "sample": 3}
+    )
+    runs = {}
+    for tail in (None, *SAMPLED_TAILS):
+        out = tmp_path / str(tail)
+        cfg = TrainConfig(sparse_tail=tail, out=str(out), **where, **SMALL)  # type: ignore[arg-type]
+        runs[tail] = train(cfg).step_losses
+        resolved = _config(out)["resolved"]
+        assert resolved["sparse_tail"] == (tail or DEFAULT_SAMPLED_TAIL)  # type: ignore[index]
+    assert runs[None] == runs[DEFAULT_SAMPLED_TAIL]
+    assert runs["student"][0] != runs["counts"][0]
 
 
 def test_online_teacher_without_a_store_truncates_its_logits(tmp_path: Path) -> None:
@@ -191,6 +220,8 @@ def test_every_misuse_of_topk_and_sparse_tail_exits_2_with_one_line(
         ([*dense, "--sparse-tail", "uniform"], ["--sparse-tail uniform", "dense"]),
         ([*online, "--sparse-tail", "bucket"], ["--sparse-tail bucket", "dense"]),
         ([*sparse, "--sparse-tail", "uniform", "--loss", "ce"], ["--sparse-tail", "--loss ce"]),
+        ([*sparse, "--sparse-tail", "student"], ["--sparse-tail student", "top-K", "bucket or"]),
+        ([*dense, "--sample", "2", "--sparse-tail", "bucket"], ["bucket", "sampled", "counts or"]),
     ]
     for args, names in cases:
         line = _refusal([*args, *base])
@@ -202,5 +233,6 @@ def test_every_misuse_of_topk_and_sparse_tail_exits_2_with_one_line(
 def test_sort_then_train_help_documents_both_options() -> None:
     text = invoke("train", "--help").output
     assert "--topk INTEGER" in text and "copy --topk K" in text
-    assert "--sparse-tail" in text and "bucket | uniform" in text
-    assert f"[default: {DEFAULT_TAIL};" in text
+    assert "--sparse-tail" in text and "bucket | uniform | counts | student" in text
+    flat = " ".join(text.split())
+    assert f"[default: {DEFAULT_TAIL} for top-K, {DEFAULT_SAMPLED_TAIL} for sampled;" in flat
