@@ -129,10 +129,11 @@ class SampledTeacher:
         self, z: Tensor, log_q: Tensor, w: Tensor, log_p: Tensor, exclude: Tensor | None
     ) -> Tensor:
         """``-sum_c p(c) log q(c)`` per row with ``lam * c`` as a control variate outside the
-        head, ``c`` the student's own probabilities (held fixed): ``p^ = lam c + sum_j w_j
-        (1 - lam c_j / p_j)`` at the named classes (the head's ``c`` is 0), its mass made 1 by
-        spreading ``1 - sum p^`` evenly over the classes of ``p``. ``E[p^] = p`` for every
-        ``c`` and every ``lam`` that does not depend on the row's draws (:func:`_scale`)."""
+        head, ``c`` the student's own probabilities there (held fixed): ``p^ = lam c + sum_j
+        w_j (1 - lam c_j / p_j)`` at the named classes (the head's ``c`` is 0), its mass made
+        1 by spreading ``1 - sum p^`` over the classes outside the head in proportion to
+        ``c``. ``E[p^] = p`` for every ``c`` and every ``lam`` that does not depend on the
+        row's draws (:func:`_scale`), the spread term having mean 0."""
         c = log_q.detach().exp()
         drop = torch.zeros_like(c, dtype=torch.bool)
         if self.spec.head:
@@ -140,11 +141,11 @@ class SampledTeacher:
         c = c.masked_fill(drop if exclude is None else drop | exclude, 0.0)
         ratio = c.gather(1, self.ids) * torch.exp(-log_p)
         lam = _scale(c.sum(dim=1), (w * ratio**2).sum(dim=1))[:, None]
-        c, ratio = lam * c, lam * ratio
-        p_hat = c.scatter_add(1, self.ids, torch.where(w == 0, 0.0, w * (1.0 - ratio)))
+        corr = torch.where(w == 0, 0.0, w * (1.0 - lam * ratio))
+        p_hat = (lam * c).scatter_add(1, self.ids, corr)
+        shape = c / c.sum(dim=1, keepdim=True).clamp(min=torch.finfo(c.dtype).tiny)
+        p_hat = p_hat + (1.0 - p_hat.sum(dim=1, keepdim=True)) * shape
         inside = torch.ones_like(c) if exclude is None else (~exclude).to(c.dtype)
-        even = inside / inside.sum(dim=1, keepdim=True)
-        p_hat = p_hat + (1.0 - p_hat.sum(dim=1, keepdim=True)) * even
         return -(p_hat * log_q.masked_fill(inside == 0, 0.0)).sum(dim=1)
 
     def kd_terms(
