@@ -13,6 +13,7 @@ from typing import Any
 from sortkd_cache.options import field_names, inherit
 from sortkd_cache.pipelines.configs import DumpConfig, Schedule, TrainConfig
 from sortkd_cache.sorting import METHOD_NAMES
+from sortkd_cache.sparse import DEFAULT_SAMPLED_TAIL
 
 __all__ = [
     "SORT_METHODS",
@@ -109,11 +110,13 @@ class StudentSpec(_Values):
         return slugify(self.name)
 
     def train_params(self) -> dict[str, Any]:
-        """The :class:`TrainConfig` fields of this variant (its stage configuration)."""
-        return {
-            **_staged(self.values, TrainConfig),
-            "loss_options": dict(self.loss_options),
-        }
+        """The :class:`TrainConfig` fields of this variant (its stage configuration). A
+        sampled student names its tail handling even at the default, so a run made when the
+        default was ``counts`` is not taken as this one."""
+        staged = _staged(self.values, TrainConfig)
+        if staged.get("sample") is not None and staged.get("sparse_tail") is None:
+            staged["sparse_tail"] = DEFAULT_SAMPLED_TAIL
+        return {**staged, "loss_options": dict(self.loss_options)}
 
     def to_dict(self) -> dict[str, Any]:
         """The variant as recipe keys (its loss options flat, as a ``[[students]]`` table)."""

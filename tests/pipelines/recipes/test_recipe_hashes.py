@@ -89,8 +89,9 @@ PINNED: dict[str, dict[str, str]] = {
         "dkd-sort": "7b8b021761aa00fb",
         "kd-sort-top-10": "1b4255e8442c5d23",
         # the recipe's sampled student became the hybrid 4+3 (issue 31): a new student, its
-        # own hash (the sampled-5 student's was 49084a6ca49ff856)
-        "kd-sort-sampled-4-3": "bb2070ed7b9fb00a",
+        # own hash, which names its tail handling (student) since the default changed from
+        # counts (the sampled-5 student's was 49084a6ca49ff856)
+        "kd-sort-sampled-4-3": "ea5e688d02e24b2d",
     },
     "digits_demo": {
         "teacher": "14175b1d46b65a37",
@@ -155,3 +156,14 @@ def test_every_shipped_recipe_is_pinned() -> None:
 def test_stage_hashes_are_unchanged(name: str) -> None:
     recipe, _, extra = name.partition("+")
     assert stage_hashes(recipe, SET if extra else ()) == PINNED[name]
+
+
+def test_a_sampled_student_names_its_tail_in_its_stage_configuration() -> None:
+    """The sampled students' default tail changed (counts -> student): their stage
+    configuration names it, so a run directory from before is retrained, not reused; a dense
+    student's configuration is as it was."""
+    from sortkd_cache.sparse import DEFAULT_SAMPLED_TAIL
+
+    students = {s.name: s for s in load_recipe("digits100_demo").students}
+    assert students["KD sort sampled 4+3"].train_params()["sparse_tail"] == DEFAULT_SAMPLED_TAIL
+    assert "sparse_tail" not in students["KD sort"].train_params()
