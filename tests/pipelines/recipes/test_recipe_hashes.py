@@ -13,6 +13,7 @@ from dataclasses import asdict
 import pytest
 
 from sortkd_cache.pipelines.recipes import config_hash, load_recipe, recipe_names
+from sortkd_cache.sparse import DEFAULT_SAMPLED_TAIL
 
 #: ``digits_demo`` with later keys set (an optimizer, a data seed, a view order, a precision)
 SET = ("train.optimizer='adamw'", "train.data_seed=3", "train.views_order='shuffle'",
@@ -162,8 +163,6 @@ def test_a_sampled_student_names_its_tail_in_its_stage_configuration() -> None:
     """The sampled students' default tail changed (counts -> student): their stage
     configuration names it, so a run directory from before is retrained, not reused; a dense
     student's configuration is as it was."""
-    from sortkd_cache.sparse import DEFAULT_SAMPLED_TAIL
-
     students = {s.name: s for s in load_recipe("digits100_demo").students}
     assert students["KD sort sampled 4+3"].train_params()["sparse_tail"] == DEFAULT_SAMPLED_TAIL
     assert "sparse_tail" not in students["KD sort"].train_params()
