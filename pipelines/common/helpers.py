@@ -133,15 +133,14 @@ def _cpu_bf16_works() -> bool:
 def check_precision(precision: str, device: torch.device) -> None:
     """Refuse a precision that is unknown or that ``device`` cannot run.
 
-    ``fp16`` needs CUDA (CPU float16 autocast is slow and not what it is for). ``bf16`` on
-    CUDA needs a GPU with bf16 (``torch.cuda.is_bf16_supported``); on a CPU it is accepted
-    wherever torch computes bf16 under autocast (emulated on CPUs without native bf16
-    instructions: correct, only slower).
+    ``fp16`` runs wherever torch autocasts float16: on a CPU that is slow (it is for CUDA) but
+    correct, as ``train --precision fp16`` runs there too. ``bf16`` on CUDA needs a GPU with
+    bf16 (``torch.cuda.is_bf16_supported``); on a CPU it is accepted wherever torch computes
+    bf16 under autocast (emulated on CPUs without native bf16 instructions: correct, only
+    slower).
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown --precision '{precision}'; use {', '.join(PRECISIONS)}")
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError(f"--precision fp16 needs a CUDA device, not '{device}'; use fp32 or bf16")
     if precision == "bf16":
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ConfigError(f"--precision bf16: the GPU '{device}' has no bf16 support")

@@ -69,7 +69,7 @@ class DumpConfig:
     precision: str = opt(
         "fp32",
         "Teacher forward: fp32 (exact, reproducible) | bf16 | fp16 (autocast; channels_last "
-        "on CUDA). fp16 needs CUDA. Recorded in the store.",
+        "on CUDA). fp16 is for CUDA (on a CPU: slow). Recorded in the store.",
         choices=PRECISIONS, recipe=True,
     )  # fmt: skip
     workers: int | None = opt(
