@@ -215,6 +215,27 @@ def test_import_contracts_are_kept() -> None:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 
+def test_the_package_cycle_check_finds_a_planted_cycle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tools/lint_imports.py's own check (the cycles import-linter cannot see): a package
+    whose ``__init__`` imports a module that imports the package back is found; the same
+    package without the back edge is clean."""
+    pytest.importorskip("grimp", reason="pip install the [test] extra")
+    monkeypatch.syspath_prepend(str(REPO / "tools"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from lint_imports import package_cycles
+
+    for name, back in (("planted_cycle", "import planted_cycle\n"), ("planted_clean", "")):
+        pkg = tmp_path / name
+        pkg.mkdir()
+        (pkg / "__init__.py").write_text(f"from {name}.a import x\n")
+        (pkg / "a.py").write_text(f"{back}x = 1\n")
+    cycles = package_cycles("planted_cycle")
+    assert cycles and all("planted_cycle.a" in c for c in cycles), cycles
+    assert package_cycles("planted_clean") == []
+
+
 def test_every_top_level_module_sits_in_a_layer() -> None:
     """A module in no layer is held by no layer contract: each new one must be placed."""
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+

@@ -16,12 +16,13 @@ from pathlib import Path
 from layout import ROOT, installed_layout
 
 
-def package_cycles() -> list[str]:
+def package_cycles(package: str = "sortkd_cache") -> list[str]:
     """``a -> b -> ... -> a`` for each import of a package by one of its own modules (or of
-    a module by its package) that closes a cycle, type-only imports included."""
+    a module by its package) that closes a cycle, type-only imports included (``package``:
+    an importable top-level package, this project's by default)."""
     import grimp
 
-    graph = grimp.build_graph("sortkd_cache", exclude_type_checking_imports=False, cache_dir=None)
+    graph = grimp.build_graph(package, exclude_type_checking_imports=False, cache_dir=None)
     found = []
     for module in sorted(graph.modules):
         for imported in sorted(graph.find_modules_directly_imported_by(module)):
