@@ -102,7 +102,7 @@ class SparseTeacher:
     def dense(
         self,
         target: Tensor,
-        temperature: float,
+        temperature: float | Tensor,
         *,
         standardized: bool = False,
         shape: Tensor | None = None,
@@ -121,13 +121,14 @@ class SparseTeacher:
         *,
         standardized: bool = False,
     ) -> Tensor:
-        """The rows rebuilt at ``temperature`` (a learnt one: its current value); with
+        """The rows rebuilt at ``temperature`` (a learnt one: its current value, read on its
+        device); with
         ``tail="bucket"`` the tail takes the spread of ``student`` (detached)."""
         shape = None
         if self.tail == "bucket":
             s = student.detach()
             shape = standardize(s) if standardized else s
-        t = float(temperature.detach()) if isinstance(temperature, Tensor) else temperature
+        t = temperature.detach() if isinstance(temperature, Tensor) else temperature
         return self.dense(target, t, standardized=standardized, shape=shape)
 
     def kd_terms(

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sortkd_cache.errors import ConfigError
 from sortkd_cache.sparse._compress import STANDARDIZE_EPS
 from sortkd_cache.sparse._spec import SparseRows, SparseSpec
 
@@ -44,7 +45,7 @@ def log_rest(log_tail: Tensor, log_label: Tensor, outside: Tensor) -> Tensor:
 
 
 def _shaped_tail(
-    shape: Tensor, idx: Tensor, target: Tensor, top: Tensor, used: float, rest: Tensor
+    shape: Tensor, idx: Tensor, target: Tensor, top: Tensor, used: float | Tensor, rest: Tensor
 ) -> Tensor:
     """``shape`` shifted per row so that its tail classes (not kept, not the label) hold
     ``exp(rest)`` relative to ``top`` at temperature ``used``; other entries: anything."""
@@ -54,13 +55,34 @@ def _shaped_tail(
     return shape + shift.to(shape.dtype)[:, None]
 
 
+def _tail_at(
+    spec: SparseSpec, temperature: float | Tensor, lskd: bool, stats: Tensor
+) -> tuple[Tensor, float | Tensor]:
+    """(each row's recorded tail column [B], the recorded temperature used) for
+    ``temperature``: a float picks the nearest recorded one on the host; a tensor (a learnt
+    temperature) picks it on its device, so a training step never waits for its value."""
+    if not isinstance(temperature, Tensor):
+        col, used, _ = spec.tail_column(temperature, lskd=lskd)
+        return stats[:, col], used
+    temps = sorted(spec.lskd_temperatures if lskd else spec.temperatures)
+    if not temps:
+        raise ConfigError("this sparse kind records no LSKD temperature")
+    name = "tail_std@{:g}" if lskd else "tail@{:g}"
+    cols = torch.tensor([spec.column(name.format(t)) for t in temps], device=stats.device)
+    recorded = torch.tensor(temps, dtype=torch.float64, device=stats.device)
+    t = temperature.detach().to(device=stats.device, dtype=torch.float64).reshape(())
+    at = torch.argmin(torch.abs(torch.log(recorded / t))).reshape(1)  # ties: the lower T
+    col = stats.index_select(1, cols.index_select(0, at))[:, 0]
+    return col, recorded.index_select(0, at).reshape(())
+
+
 def rebuild_dense(
     spec: SparseSpec,
     ids: Tensor,
     values: Tensor,
     stats: Tensor,
     target: Tensor,
-    temperature: float,
+    temperature: float | Tensor,
     *,
     standardized: bool = False,
     dtype: torch.dtype = torch.float32,
@@ -74,9 +96,9 @@ def rebuild_dense(
     Per-row numbers are computed in float64, the ``[B, C]`` ones in ``dtype``. See the module
     docstring for what is exact.
     """
-    col, used, _ = spec.tail_column(temperature, lskd=standardized)
-    v = values.to(dtype)
     st = stats.double()
+    col, used = _tail_at(spec, temperature, standardized, st)
+    v = values.to(dtype)
     label = st[:, spec.column("label")]
     if standardized:
         mean = st[:, spec.column("mean"), None].to(dtype)
@@ -87,7 +109,7 @@ def rebuild_dense(
     y = target[:, None].long()
     top = v[:, 0].double()
     outside = (idx != y).all(dim=1)
-    rest = log_rest(st[:, col], (label - top) / used, outside)
+    rest = log_rest(col, (label - top) / used, outside)
     if shape is None:
         n_rest = (spec.num_classes - spec.k) - outside.double()
         fill = (top + used * (rest - torch.log(n_rest.clamp_min(1.0)))).to(dtype)

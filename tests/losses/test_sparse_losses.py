@@ -176,3 +176,26 @@ def test_the_format_uses_lskds_epsilon() -> None:
     from sortkd_cache.sparse import _compress
 
     assert _compress.STANDARDIZE_EPS == STANDARDIZE_EPS
+
+
+@pytest.mark.parametrize("standardized", [False, True])
+def test_a_learnt_temperature_rebuilds_on_its_device_as_its_value_does(standardized: bool) -> None:
+    """CTKD's learnt temperature (a tensor) picks the nearest recorded tail on its device:
+    the same rows as its value read on the host (the code before), ties included (sqrt 2 in
+    float64 lies between 1 and 2: the lower),
+    below and above the recorded ones; with every tensor on the meta device (no values to
+    read) it still runs, so a training step does not wait for the temperature on the host."""
+    z, y, spec = teacher_rows()
+    rows = compress(z, y, spec)
+    args = (
+        spec, torch.from_numpy(rows.ids.astype(np.int64)), torch.from_numpy(rows.values),
+        torch.from_numpy(rows.stats), torch.from_numpy(y),
+    )  # fmt: skip
+    for t in (0.3, 1.0, 2.0**0.5, 2.9, 3.0, 4.0, 15.6, 100.0):
+        for learnt in (torch.tensor(t), torch.tensor(t, dtype=torch.float64)):
+            want = rebuild_dense(*args, float(learnt), standardized=standardized)
+            got = rebuild_dense(*args, learnt, standardized=standardized)
+            assert torch.equal(got, want), (t, learnt.dtype)
+    meta = tuple(a.to("meta") if isinstance(a, torch.Tensor) else a for a in args)
+    out = rebuild_dense(*meta, torch.tensor(4.0, device="meta"), standardized=standardized)
+    assert out.device.type == "meta" and out.shape == (len(y), spec.num_classes)
