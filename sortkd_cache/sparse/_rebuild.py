@@ -62,8 +62,8 @@ def _tail_at(
     ``temperature``: a float picks the nearest recorded one on the host; a tensor (a learnt
     temperature) picks it on its device, so a training step never waits for its value."""
     if not isinstance(temperature, Tensor):
-        col, used, _ = spec.tail_column(temperature, lskd=lskd)
-        return stats[:, col], used
+        at_col, used, _ = spec.tail_column(temperature, lskd=lskd)
+        return stats[:, at_col], used
     temps = sorted(spec.lskd_temperatures if lskd else spec.temperatures)
     if not temps:
         raise ConfigError("this sparse kind records no LSKD temperature")
