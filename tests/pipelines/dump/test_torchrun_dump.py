@@ -159,7 +159,7 @@ def test_rank_killed_then_resumed_under_torchrun(
     info = _info(cli_cmd, scale_env, out)
     assert info["complete"] is False
     assert info["logits"] == []
-    assert 2 <= info["raw_progress"]["done"] < TOTAL_UNITS
+    assert 2 <= info["raw_progress"]["done"] <= TOTAL_UNITS  # the kill races the job
     assert info["raw_progress"]["total"] == TOTAL_UNITS
 
     proc = subprocess.run(
@@ -188,7 +188,9 @@ def test_job_killed_then_resumed_single_process(
     info = _info(cli_cmd, scale_env, out)
     assert info["complete"] is False
     done = info["raw_progress"]["done"]
-    assert 2 <= done < TOTAL_UNITS
+    # the kill races the job: on a fast moment every unit may be written before it lands
+    # (CI saw 32 of 32, not yet marked complete); the resume below is tested either way
+    assert 2 <= done <= TOTAL_UNITS
     # rank 0 died holding the writer lock: a resume takes the stale lock over
     assert (out / ".sortkd-lock.json").exists()
 
