@@ -29,8 +29,6 @@ from sortkd_cache.datasets import load_dataset
 from sortkd_cache.errors import ConfigError, StoreError
 from sortkd_cache.sparse import (
     DEFAULT_PROPOSAL,
-    DEFAULT_SAMPLED_TAIL,
-    DEFAULT_TAIL,
     SAMPLED_TAILS,
     TAILS,
     check_draws,
@@ -196,9 +194,9 @@ def _tail(cfg: TrainConfig, store: CacheStore | None, spec: SparseSpec | None) -
     the rows take it (top-K: uniform | bucket; sampled: student | counts), else the rows'
     default; None for dense rows (``--sparse-tail`` refused there)."""
     if cfg.sample is not None:
-        tails: tuple[str, ...] = (DEFAULT_SAMPLED_TAIL, *SAMPLED_TAILS)
+        tails: tuple[str, ...] = SAMPLED_TAILS
     elif spec is not None:
-        tails = (DEFAULT_TAIL, *TAILS)
+        tails = TAILS
     else:
         tails = store.layout.tails if store is not None else ()
     if cfg.sparse_tail is None or cfg.sparse_tail in tails:
@@ -208,10 +206,10 @@ def _tail(cfg: TrainConfig, store: CacheStore | None, spec: SparseSpec | None) -
             f"--sparse-tail {cfg.sparse_tail} applies to a sparse teacher (a top-K or sampled "
             "store, --topk K or --sample S); this run's teacher is dense"
         )
-    kind = "sampled" if tails[0] == DEFAULT_SAMPLED_TAIL else "top-K"
+    kind = "sampled" if tails == SAMPLED_TAILS else "top-K"
     raise ConfigError(
         f"--sparse-tail {cfg.sparse_tail} does not apply to {kind} teacher rows; they take "
-        + " or ".join(sorted(set(tails)))
+        + " or ".join(tails)
     )
 
 

@@ -63,7 +63,9 @@ class SparseTeacher:
 
     def __post_init__(self) -> None:
         if self.tail not in TAILS:
-            raise ConfigError(f"unknown sparse tail handling {self.tail!r}; use bucket or uniform")
+            raise ConfigError(
+                f"unknown sparse tail handling {self.tail!r}; use {' or '.join(TAILS)}"
+            )
 
     @classmethod
     def from_rows(cls, spec: SparseSpec, rows: SparseRows) -> SparseTeacher:

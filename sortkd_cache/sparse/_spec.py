@@ -53,16 +53,16 @@ DEFAULT_LSKD_TEMPERATURES = (2.0,)
 #: evenly over the dropped classes (TinyViT's choice), "bucket" matches its total mass only (the
 #: rebuilt tail takes the student's own spread). Uniform is the default: students from top-10
 #: stores of C=100 scored 1.7-1.8 points above bucket (BENCHMARKS.md, bench_sparse_students.py).
-TAILS = ("bucket", "uniform")
-#: The tail handling a loss uses when none is chosen (``train --sparse-tail``): this one name.
-DEFAULT_TAIL = "uniform"
+TAILS = ("uniform", "bucket")
+#: The tail handling a loss uses when none is chosen (``train --sparse-tail``): the first.
+DEFAULT_TAIL = TAILS[0]
 #: How a loss treats the classes a sampled row does not name (``losses/_sampled_rows.py``):
 #: "student" gives them the student's own (detached) probabilities and corrects that guess at
 #: the drawn classes (a control variate: unbiased, with less variance the closer the student
 #: is to the teacher); "counts" makes the draws' counts the target (Random-Sampling KD's
 #: estimator). Both unbiased; student is the default (BENCHMARKS.md, bench_sparse_students.py).
-SAMPLED_TAILS = ("counts", "student")
-DEFAULT_SAMPLED_TAIL = "student"
+SAMPLED_TAILS = ("student", "counts")
+DEFAULT_SAMPLED_TAIL = SAMPLED_TAILS[0]
 
 
 def id_dtype(num_classes: int) -> np.dtype[Any]:

@@ -104,7 +104,7 @@ class LogitsLayout:
     #: whether ``train --topk K`` truncates this layout's rows batch by batch (dense rows)
     topk_per_batch: ClassVar[bool] = False
     #: how a loss may treat the classes a row does not name (``train --sparse-tail``), the
-    #: first one the default; none for rows that name every class
+    #: first the default; none for rows that name every class
     tails: ClassVar[tuple[str, ...]] = ()
     #: the format record of the layout (``StoreMeta.sparse``); None where it has none
     spec: Any = None

@@ -23,7 +23,6 @@ import numpy as np
 from sortkd_cache.errors import ConfigError, CorruptChunkError, LogitsKindError
 from sortkd_cache.sparse import (
     COUNT_DTYPE,
-    DEFAULT_SAMPLED_TAIL,
     FIDELITY_SUMS,
     SAMPLED_TAILS,
     SampledRows,
@@ -98,7 +97,7 @@ class SampledLayout(GroupLayout):
     arrays = SAMPLED_ARRAYS[:5]
     word = "sampled"
     training = "sortkd_cache.data._layouts:SAMPLE"
-    tails = (DEFAULT_SAMPLED_TAIL, *(t for t in SAMPLED_TAILS if t != DEFAULT_SAMPLED_TAIL))
+    tails = SAMPLED_TAILS
 
     def __init__(self, spec: SampledSpec) -> None:
         self.spec: SampledSpec = spec

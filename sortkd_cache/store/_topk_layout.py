@@ -44,7 +44,7 @@ class SparseLayout(GroupLayout):
     arrays = SPARSE_ARRAYS[:3]
     word = "sparse"
     training = "sortkd_cache.data._layouts:TOPK"
-    tails = (sparse.DEFAULT_TAIL, *(t for t in sparse.TAILS if t != sparse.DEFAULT_TAIL))
+    tails = sparse.TAILS
 
     def __init__(self, spec: SparseSpec) -> None:
         self.spec: SparseSpec = spec

@@ -216,12 +216,18 @@ def test_every_misuse_of_topk_and_sparse_tail_exits_2_with_one_line(
         ([*online, "--teacher-init", "random", "--topk", "12"], ["--topk 12", "(10)"]),
         ([*sparse, "--topk", "4"], ["--topk 4", "top 3", "--topk 3"]),
         ([*dense, "--topk", "3", "--loss", "ce"], ["--topk 3", "--loss ce"]),
-        ([*sparse, "--sparse-tail", "wide"], ["--sparse-tail", "'wide'", "bucket, uniform"]),
+        ([*sparse, "--sparse-tail", "wide"], ["--sparse-tail", "'wide'", "uniform, bucket"]),
         ([*dense, "--sparse-tail", "uniform"], ["--sparse-tail uniform", "dense"]),
         ([*online, "--sparse-tail", "bucket"], ["--sparse-tail bucket", "dense"]),
         ([*sparse, "--sparse-tail", "uniform", "--loss", "ce"], ["--sparse-tail", "--loss ce"]),
-        ([*sparse, "--sparse-tail", "student"], ["--sparse-tail student", "top-K", "bucket or"]),
-        ([*dense, "--sample", "2", "--sparse-tail", "bucket"], ["bucket", "sampled", "counts or"]),
+        (
+            [*sparse, "--sparse-tail", "student"],
+            ["--sparse-tail student", "top-K", "uniform or bucket"],
+        ),
+        (
+            [*dense, "--sample", "2", "--sparse-tail", "bucket"],
+            ["bucket", "sampled", "student or counts"],
+        ),
     ]
     for args, names in cases:
         line = _refusal([*args, *base])
@@ -233,6 +239,6 @@ def test_every_misuse_of_topk_and_sparse_tail_exits_2_with_one_line(
 def test_sort_then_train_help_documents_both_options() -> None:
     text = invoke("train", "--help").output
     assert "--topk INTEGER" in text and "copy --topk K" in text
-    assert "--sparse-tail" in text and "bucket | uniform | counts | student" in text
+    assert "--sparse-tail" in text and "uniform | bucket | student | counts" in text
     flat = " ".join(text.split())
     assert f"[default: {DEFAULT_TAIL} for top-K, {DEFAULT_SAMPLED_TAIL} for sampled;" in flat
