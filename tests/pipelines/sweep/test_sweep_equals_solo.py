@@ -3,6 +3,7 @@ tolerance stacked (weights, BatchNorm running statistics, step losses, final eva
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import torch
 
 from sortkd_cache.checkpoint import load_state_dict
 from sortkd_cache.pipelines.sweep import sweep
-from sortkd_cache.pipelines.sweep._grid import SweepConfig, grid
+from sortkd_cache.pipelines.sweep._grid import MemberSpec, SweepConfig, grid
 from sortkd_cache.pipelines.train import TrainConfig, TrainResult, train
 from sortkd_cache.testing import small_dump
 
@@ -104,3 +105,44 @@ def test_stacked_members_match_solo_runs_within_tolerance(
             assert torch.allclose(a[k].float(), b[k].float(), atol=STACK_ATOL), (m.name, k)
         ma, mb = _metrics(Path(m.cfg.out)), _metrics(Path(solo.run_dir))
         assert [r["test_top1"] for r in ma] == [r["test_top1"] for r in mb], m.name
+
+
+@pytest.fixture(scope="module")
+def sampled_small_store(small_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``copy --sample 3 --sample-head 1`` of the small dense store (raw + sort)."""
+    from sortkd_cache.pipelines.copy import DeriveConfig, derive_store
+
+    out = tmp_path_factory.mktemp("sweep-sampled") / "s.zarr"
+    derive_store(str(small_store), str(out), DeriveConfig(sample=3, sample_head=1), progress=False)
+    return out
+
+
+@pytest.mark.parametrize("stack", ["off", "on"])
+def test_sampled_members_with_either_tail_equal_their_solo_runs(
+    sampled_small_store: Path, tmp_path: Path, stack: str
+) -> None:
+    """Members of a sampled store, KD, DKD and LSKD with the student and the counts tail in
+    one pass: bit for bit their solo runs unstacked, within the stated tolerance stacked (the
+    student tail's scale is pooled over each member's own batch)."""
+    out = tmp_path / "sw"
+    members: list[MemberSpec] = []
+    for tail in ("student", "counts"):
+        options = {**COMMON, "cache": str(sampled_small_store), "sparse_tail": tail}
+        for m in grid(options, out=str(out), students=["digits_mlp"], losses=["kd", "dkd", "lskd"],
+                      logits=["sort"], seeds=[0]):  # fmt: skip
+            name = f"{m.name}-{tail}"
+            members.append(MemberSpec(name, dataclasses.replace(m.cfg, out=str(out / name))))
+    result = sweep(SweepConfig(out=str(out), members=tuple(members), stack=stack, progress=False))
+    assert result.stacked == (stack == "on")
+    firsts = set()
+    for m in members:
+        solo = _solo(m.cfg, tmp_path / "solo" / m.name)
+        got, want = result.results[m.name].step_losses, solo.step_losses
+        a, b = _state(Path(m.cfg.out)), _state(Path(solo.run_dir))
+        if stack == "off":
+            assert got == want and all(torch.equal(a[k], b[k]) for k in a), m.name
+        else:
+            assert got == pytest.approx(want, abs=STACK_ATOL), m.name
+            assert all(torch.allclose(a[k], b[k], atol=STACK_ATOL) for k in a), m.name
+        firsts.add(round(got[0], 6))
+    assert len(firsts) == len(members)  # each loss and tail its own run
