@@ -16,7 +16,9 @@ S = 12), at the loss's T = 4 by default and at sharper proposal temperatures
 top-1 per seed (NaN where the divergence guard stopped the run), the difference to dense per
 seed (mean and standard deviation), the bytes per sample-view of each store and the median
 training seconds per student (interleaved, the same machine). ``--sizes=4000
---variants=dense,sampled_5`` runs a part.
+--variants=dense,sampled_5`` runs a part; ``topk_K`` is a ``copy --topk K`` store of another K
+(uniform tail), ``hybrid_H_S`` one of ``--sample S --sample-head H``, and a ``_counts`` suffix
+on a sampled or hybrid variant trains it with ``--sparse-tail counts``.
 """
 
 from __future__ import annotations
@@ -109,6 +111,11 @@ def _caches(
     sparse = tmp / f"{dense.stem}-top{K}.zarr"
     derive_store(str(dense), str(sparse), DeriveConfig(topk=K), progress=False)
     caches |= {"sparse_uniform": sparse, "sparse_bucket": sparse}
+    for v in (v for v in variants if v.startswith("topk_")):  # topk_K: copy --topk K
+        out = tmp / f"{dense.stem}-{v}.zarr"
+        derive_store(str(dense), str(out), DeriveConfig(topk=int(v.removeprefix("topk_"))),
+                     progress=False)  # fmt: skip
+        caches[v] = out
     for v in (v for v in variants if v.startswith("sampled_")):
         draws, _, t0 = v.removeprefix("sampled_").removesuffix(COUNTS).partition("_t")
         out = tmp / f"{dense.stem}-{v}.zarr"
