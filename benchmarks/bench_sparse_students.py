@@ -100,6 +100,23 @@ def _summary(diffs: list[float]) -> dict[str, float]:
     }
 
 
+def _derive_options(variant: str) -> dict[str, Any]:
+    """The ``copy`` options of a variant's store: ``sparse_*`` top-K (K = 10), ``topk_K``,
+    ``sampled_S[_tT0]``, ``hybrid_H_S`` (a ``_counts`` suffix: the same store)."""
+    v = variant.removesuffix(COUNTS)
+    if v.startswith("sparse_"):
+        return {"topk": K}
+    if v.startswith("topk_"):
+        return {"topk": int(v.removeprefix("topk_"))}
+    if v.startswith("sampled_"):
+        draws, _, t0 = v.removeprefix("sampled_").partition("_t")
+        return {"sample": int(draws), "proposal_temperature": float(t0) if t0 else None}
+    if v.startswith("hybrid_"):
+        head, _, draws = v.removeprefix("hybrid_").partition("_")
+        return {"sample": int(draws), "sample_head": int(head)}
+    raise ValueError(f"unknown variant {variant!r}")
+
+
 def _caches(
     tmp: Path, dense: Path, variants: tuple[str, ...]
 ) -> tuple[dict[str, Path], dict[str, int]]:
@@ -108,27 +125,16 @@ def _caches(
     from sortkd_cache.pipelines.copy import DeriveConfig, derive_store
 
     caches = {"ce": dense, "dense": dense}
-    sparse = tmp / f"{dense.stem}-top{K}.zarr"
-    derive_store(str(dense), str(sparse), DeriveConfig(topk=K), progress=False)
-    caches |= {"sparse_uniform": sparse, "sparse_bucket": sparse}
-    for v in (v for v in variants if v.startswith("topk_")):  # topk_K: copy --topk K
-        out = tmp / f"{dense.stem}-{v}.zarr"
-        derive_store(str(dense), str(out), DeriveConfig(topk=int(v.removeprefix("topk_"))),
-                     progress=False)  # fmt: skip
-        caches[v] = out
-    for v in (v for v in variants if v.startswith("sampled_")):
-        draws, _, t0 = v.removeprefix("sampled_").removesuffix(COUNTS).partition("_t")
-        out = tmp / f"{dense.stem}-{v}.zarr"
-        cfg = DeriveConfig(sample=int(draws), proposal_temperature=float(t0) if t0 else None)
-        derive_store(str(dense), str(out), cfg, progress=False)
-        caches[v] = out
-    for v in (v for v in variants if v.startswith("hybrid_")):
-        head, _, draws = v.removeprefix("hybrid_").removesuffix(COUNTS).partition("_")
-        out = tmp / f"{dense.stem}-{v}.zarr"
-        cfg = DeriveConfig(sample=int(draws), sample_head=int(head))
-        derive_store(str(dense), str(out), cfg, progress=False)
-        caches[v] = out
-    sizes = {v: sk.open_store(p).layout.row_bytes(sk.open_store(p).meta) for v, p in caches.items()}
+    made: dict[tuple[tuple[str, Any], ...], Path] = {}
+    for v in (v for v in variants if v not in caches):
+        options = _derive_options(v)
+        key = tuple(sorted(options.items()))
+        if key not in made:  # a _counts variant trains from its plain variant's store
+            made[key] = tmp / f"{dense.stem}-{len(made)}.zarr"
+            derive_store(str(dense), str(made[key]), DeriveConfig(**options), progress=False)
+        caches[v] = made[key]
+    stores = {v: sk.open_store(p) for v, p in caches.items()}
+    sizes = {v: s.layout.row_bytes(s.meta) for v, s in stores.items()}
     return caches, sizes
 
 
