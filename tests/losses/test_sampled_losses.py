@@ -202,3 +202,11 @@ def test_sorting_sampled_rows_equals_sampling_the_sorted_rows() -> None:
     assert not np.array_equal(raw.ids, moved.ids)  # the label was not first in every row
     with pytest.raises(ConfigError, match="'swap' cannot be applied to sampled rows"):
         relabel("swap", raw, y, spec)
+
+
+def test_a_tail_the_sampled_rows_do_not_take_is_refused() -> None:
+    z, y, _ = _rows()
+    rows = _teacher(z, y)
+    assert rows.with_tail("counts").tail == "counts"  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match=r"'uniform'; use student or counts"):
+        rows.with_tail("uniform")
