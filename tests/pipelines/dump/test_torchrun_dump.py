@@ -112,6 +112,26 @@ def _start_and_kill(
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
+def _killed_partway(
+    torchrun_cmd: Callable[..., list[str]],
+    cli_cmd: Callable[..., list[str]],
+    env: dict[str, str],
+    out: Path,
+    *,
+    whole_job: bool,
+) -> dict[str, Any]:
+    """Start the torchrun dump into ``out``, kill it (a rank or the whole job) once units are
+    written, and return ``info`` of the incomplete store. The kill races the job: on a fast
+    moment every unit may be written before it lands (CI saw 32 of 32, not yet marked
+    complete); the callers' resume is tested either way."""
+    killed = _start_and_kill(torchrun_cmd(*DUMP, "--out", str(out)), env, out, whole_job=whole_job)
+    assert killed.returncode != 0
+    info = _info(cli_cmd, env, out)
+    assert info["complete"] is False
+    assert 2 <= info["raw_progress"]["done"] <= TOTAL_UNITS
+    return info
+
+
 def _info(cli_cmd: Callable[..., list[str]], env: dict[str, str], store: Path) -> dict[str, Any]:
     proc = subprocess.run(
         cli_cmd("info", str(store), "--json"), env=env, capture_output=True, text=True, timeout=60
@@ -152,14 +172,8 @@ def test_rank_killed_then_resumed_under_torchrun(
     stores_equal: Callable[[Path, Path], None],
 ) -> None:
     out = tmp_path / "multi.zarr"
-    killed = _start_and_kill(
-        torchrun_cmd(*DUMP, "--out", str(out)), scale_env, out, whole_job=False
-    )
-    assert killed.returncode != 0
-    info = _info(cli_cmd, scale_env, out)
-    assert info["complete"] is False
+    info = _killed_partway(torchrun_cmd, cli_cmd, scale_env, out, whole_job=False)
     assert info["logits"] == []
-    assert 2 <= info["raw_progress"]["done"] <= TOTAL_UNITS  # the kill races the job
     assert info["raw_progress"]["total"] == TOTAL_UNITS
 
     proc = subprocess.run(
@@ -183,14 +197,8 @@ def test_job_killed_then_resumed_single_process(
     stores_equal: Callable[[Path, Path], None],
 ) -> None:
     out = tmp_path / "multi.zarr"
-    killed = _start_and_kill(torchrun_cmd(*DUMP, "--out", str(out)), scale_env, out, whole_job=True)
-    assert killed.returncode != 0
-    info = _info(cli_cmd, scale_env, out)
-    assert info["complete"] is False
+    info = _killed_partway(torchrun_cmd, cli_cmd, scale_env, out, whole_job=True)
     done = info["raw_progress"]["done"]
-    # the kill races the job: on a fast moment every unit may be written before it lands
-    # (CI saw 32 of 32, not yet marked complete); the resume below is tested either way
-    assert 2 <= done <= TOTAL_UNITS
     # rank 0 died holding the writer lock: a resume takes the stale lock over
     assert (out / ".sortkd-lock.json").exists()
 
