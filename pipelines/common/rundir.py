@@ -197,7 +197,8 @@ class RunDir:
 
 def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     """Loss and top-1 per epoch, as PNG. A bare ``Figure`` with fixed margins (no pyplot
-    state, no ``tight_layout``): 4-6x faster, which a sweep pays once per member."""
+    state, no ``tight_layout``): medians 0.11 against 0.57 s per plot (5 each, a loaded 2-core
+    machine), which a sweep pays once per member."""
     from matplotlib.figure import Figure
 
     epochs = [r["epoch"] for r in rows]
