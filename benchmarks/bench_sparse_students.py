@@ -17,8 +17,9 @@ top-1 per seed (NaN where the divergence guard stopped the run), the difference 
 seed (mean and standard deviation), the bytes per sample-view of each store and the median
 training seconds per student (interleaved, the same machine). ``--sizes=4000
 --variants=dense,sampled_5`` runs a part; ``topk_K`` is a ``copy --topk K`` store of another K
-(uniform tail), ``hybrid_H_S`` one of ``--sample S --sample-head H``, and a ``_counts`` suffix
-on a sampled or hybrid variant trains it with ``--sparse-tail counts``.
+(uniform tail), ``hybrid_H_S`` one of ``--sample S --sample-head H``, ``quant_B`` one of
+``--quantize B`` (every class in B bits), and a ``_counts`` suffix on a sampled or hybrid
+variant trains it with ``--sparse-tail counts``.
 """
 
 from __future__ import annotations
@@ -52,12 +53,16 @@ HYBRIDS = ((5, 2), (4, 3))
 #: a sampled or hybrid variant's suffix for ``--sparse-tail counts`` (Random-Sampling KD's
 #: estimator: the draws' counts as the target); without it, the default ``student``
 COUNTS = "_counts"
+#: quantized rows: ``quant_B`` is ``copy --quantize B`` (every class in B bits; C=100 float16:
+#: B = 3 is 42 B, B = 2 is 29 B)
+QUANT_BITS = (2, 3)
 VARIANTS = (
     "ce", "dense", "sparse_uniform", "sparse_bucket",
     *(f"sampled_{s}" for s in DRAWS),
     *(f"sampled_{s}_t{t}" for s in DRAWS for t in PROPOSALS),
     *(f"hybrid_{h}_{s}" for h, s in HYBRIDS),
     *(f"sampled_5{COUNTS}", f"hybrid_4_3{COUNTS}"),
+    *(f"quant_{b}" for b in QUANT_BITS),
 )  # fmt: skip
 
 
@@ -102,7 +107,7 @@ def _summary(diffs: list[float]) -> dict[str, float]:
 
 def _derive_options(variant: str) -> dict[str, Any]:
     """The ``copy`` options of a variant's store: ``sparse_*`` top-K (K = 10), ``topk_K``,
-    ``sampled_S[_tT0]``, ``hybrid_H_S`` (a ``_counts`` suffix: the same store)."""
+    ``sampled_S[_tT0]``, ``hybrid_H_S`` (a ``_counts`` suffix: the same store), ``quant_B``."""
     v = variant.removesuffix(COUNTS)
     if v.startswith("sparse_"):
         return {"topk": K}
@@ -114,6 +119,8 @@ def _derive_options(variant: str) -> dict[str, Any]:
     if v.startswith("hybrid_"):
         head, _, draws = v.removeprefix("hybrid_").partition("_")
         return {"sample": int(draws), "sample_head": int(head)}
+    if v.startswith("quant_"):
+        return {"quantize": int(v.removeprefix("quant_"))}
     raise ValueError(f"unknown variant {variant!r}")
 
 
@@ -173,12 +180,16 @@ def regime(
 
 
 def run(
-    quick: bool = False, sizes: tuple[int, ...] = (), variants: tuple[str, ...] = VARIANTS
+    quick: bool = False,
+    sizes: tuple[int, ...] = (),
+    variants: tuple[str, ...] = VARIANTS,
+    seeds: int | None = None,
 ) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-sparse-students-"))
     try:
         sizes = sizes or ((1500, 4000) if quick else (4000, 20000))
-        seeds, epochs, t_epochs = (2, 3, 4) if quick else (3, 12, 30)
+        n_seeds, epochs, t_epochs = (2, 3, 4) if quick else (3, 12, 30)
+        seeds = seeds or n_seeds
         return {
             "machine": machine(),
             "regimes": [regime(tmp, n, seeds, epochs, t_epochs, variants) for n in sizes],
@@ -196,13 +207,14 @@ def _arg(name: str) -> str | None:
 
 
 if __name__ == "__main__":
-    sizes_arg, variants_arg = _arg("sizes"), _arg("variants")
+    sizes_arg, variants_arg, seeds_arg = _arg("sizes"), _arg("variants"), _arg("seeds")
     print(
         json.dumps(
             run(
                 quick="--quick" in sys.argv,
                 sizes=tuple(int(x) for x in sizes_arg.split(",")) if sizes_arg else (),
                 variants=tuple(variants_arg.split(",")) if variants_arg else VARIANTS,
+                seeds=int(seeds_arg) if seeds_arg else None,
             ),
             indent=2,
         )

@@ -1,12 +1,13 @@
-"""What ``copy --topk/--views/--dtype`` derives: each option one field, which generates the
-``copy`` command's options (see :mod:`sortkd_cache.options`); checked on construction."""
+"""What ``copy --topk/--sample/--quantize/--views/--dtype`` derives: each option one field,
+which generates the ``copy`` command's options (see :mod:`sortkd_cache.options`); checked on
+construction."""
 
 from __future__ import annotations
 
 from dataclasses import InitVar, dataclass
 
 from sortkd_cache.options import Applies, Spell, check_applies, check_fields, flag, opt
-from sortkd_cache.sparse import check_sample_options, parse_temperatures
+from sortkd_cache.sparse import check_quantize_options, check_sample_options, parse_temperatures
 
 __all__ = ["DeriveConfig"]
 
@@ -44,6 +45,11 @@ class DeriveConfig:
         "[default: 0, draws only].",
         applies="sample",
     )
+    quantize: int | None = opt(
+        None,
+        "Convert dense logits to quantized soft labels: every class's logit in B bits, 2 to 8 "
+        "(every kind; sorted kinds are the sort of the quantized raw rows; fidelity recorded).",
+    )
     spell: InitVar[Spell | None] = None
 
     def __post_init__(self, spell: Spell | None) -> None:
@@ -52,10 +58,22 @@ class DeriveConfig:
         check_applies(self, APPLIES, spell)
         parse_temperatures(self.topk_temperatures, spell("topk_temperatures"))
         check_sample_options(self, spell)
+        check_quantize_options(self, spell)
+
+    @property
+    def derive(self) -> str | None:
+        """The option that changes the rows' form (``--topk``, ``--sample``, ``--quantize``),
+        spelled as the command line does; None when none is given."""
+        for name in ("topk", "sample", "quantize"):
+            if getattr(self, name) is not None:
+                return flag(name)
+        return None
 
     @property
     def active(self) -> bool:
-        return any(x is not None for x in (self.topk, self.sample, self.views, self.dtype))
+        return any(
+            x is not None for x in (self.topk, self.sample, self.quantize, self.views, self.dtype)
+        )
 
 
 APPLIES: Applies = {

@@ -26,7 +26,14 @@ from sortkd_cache.errors import ConfigError, StoreExistsError
 from sortkd_cache.outputs import check_disjoint, check_replaceable
 from sortkd_cache.pipelines.common.helpers import progress_bar, utc_now
 from sortkd_cache.pipelines.copy._config import DeriveConfig
-from sortkd_cache.sparse import SampledSpec, SparseSpec, sampled_spec_for, sparse_spec_for
+from sortkd_cache.sparse import (
+    QuantSpec,
+    SampledSpec,
+    SparseSpec,
+    quant_spec_for,
+    sampled_spec_for,
+    sparse_spec_for,
+)
 from sortkd_cache.store import (
     SCHEMA_VERSION,
     CacheStore,
@@ -56,7 +63,7 @@ def parse_views(text: str, num_views: int) -> list[int]:
 
 def _check(cfg: DeriveConfig, src: CacheStore) -> tuple[list[int], str, Any]:
     meta = src.meta
-    src.layout.check_copy(src.url, cfg.topk, meta.dtype, cfg.sample)
+    src.layout.check_copy(src.url, cfg.derive, meta.dtype)
     if cfg.topk is None and cfg.topk_temperatures is not None:
         raise ConfigError("--topk-temperatures needs --topk")
     views = parse_views(cfg.views, meta.num_views) if cfg.views else list(range(meta.num_views))
@@ -65,13 +72,15 @@ def _check(cfg: DeriveConfig, src: CacheStore) -> tuple[list[int], str, Any]:
         raise ConfigError(f"--dtype must be float16 or float32, got {dtype!r}")
     if np.dtype(dtype).itemsize > np.dtype(meta.dtype).itemsize:
         raise ConfigError(f"--dtype {dtype} would widen the store's {meta.dtype} logits")
-    src.layout.check_copy(src.url, cfg.topk, dtype, cfg.sample)
-    spec: SparseSpec | SampledSpec | None = None
+    src.layout.check_copy(src.url, cfg.derive, dtype)
+    spec: SparseSpec | SampledSpec | QuantSpec | None = None
     if cfg.topk is not None:
         spec = sparse_spec_for(cfg.topk, meta.num_classes, dtype, cfg.topk_temperatures)
     if cfg.sample is not None:
         t0, c = cfg.proposal_temperature, meta.num_classes
         spec = sampled_spec_for(cfg.sample, c, dtype, t0, meta.seed, cfg.sample_head)
+    if cfg.quantize is not None:
+        spec = quant_spec_for(cfg.quantize, meta.num_classes, dtype)
     if not meta.complete:
         raise ConfigError(f"'{src.url}' is not a complete store (finish its dump first)")
     return views, dtype, spec
@@ -87,6 +96,7 @@ def _new_meta(src: CacheStore, views: list[int], dtype: str, spec: Any, cfg: Der
         "topk": cfg.topk,
         **({"sample": cfg.sample} if cfg.sample is not None else {}),
         **({"sample_head": cfg.sample_head} if cfg.sample_head else {}),
+        **({"quantize": cfg.quantize} if cfg.quantize is not None else {}),
         "created": utc_now(),
     }
     acc = tuple(meta.teacher_accuracy[v] for v in views) if meta.teacher_accuracy else ()
@@ -116,7 +126,7 @@ class _KindCopy:
     dst: CacheStore
     data: Any  # the source kind's dense or sparse logits
     kind: str
-    spec: Any  # the SparseSpec of --topk or SampledSpec of --sample, or None
+    spec: Any  # the spec of --topk, --sample or --quantize, or None
     labels: np.ndarray
     fidelity: Any  # a sparse source's fidelity sums [B, V, T+2], carried per view; or None
 
@@ -143,7 +153,7 @@ class _KindCopy:
         else:
             chunk = layout.cast(self.data.read_block(block, old_v), dtype)
         fid = None
-        if self.spec is not None:  # --topk/--sample: dst is sparse, made from the dense chunk
+        if self.spec is not None:  # --topk/--sample/--quantize: made from the dense chunk
             at = (start, old_v)  # what sampled rows are keyed by
             chunk, fid = self.dst.layout.encode(np.asarray(chunk), labels, at=at)
             if raw is not None:  # the fidelity of the dense rows; the rows of the sparse raw

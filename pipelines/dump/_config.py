@@ -22,7 +22,7 @@ from sortkd_cache.options import (
     opt,
     opt_of,
 )
-from sortkd_cache.sparse import check_sample_options, parse_temperatures
+from sortkd_cache.sparse import check_quantize_options, check_sample_options, parse_temperatures
 
 __all__ = ["DTYPES", "DumpConfig", "check_sample_options", "parse_temperatures"]
 
@@ -119,6 +119,14 @@ class DumpConfig:
         "hybrid row; variance scaled by the tail mass squared) [default: 0, draws only].",
         applies="sample", recipe=True,
     )  # fmt: skip
+    quantize: int | None = opt(
+        None,
+        "Store quantized soft labels: every class's logit in B bits (2..8), evenly spaced "
+        "levels from the row's max to its min, with the max and step per row "
+        "(ceil(C*B/8)+4 bytes with float16; every loss, CTKD included). No dense logits are "
+        "written.",
+        recipe=True,
+    )  # fmt: skip
     # The teacher's preprocessing over its own (timm / torchvision weights / the dataset's):
     teacher_mean: str | None = opt(
         None,
@@ -147,6 +155,7 @@ class DumpConfig:
         check_applies(self, APPLIES, spell)
         parse_temperatures(self.topk_temperatures, spell("topk_temperatures"))
         check_sample_options(self, spell)
+        check_quantize_options(self, spell)
         _check_names(self, spell)
 
     def to_dict(self) -> dict[str, Any]:

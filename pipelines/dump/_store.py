@@ -19,7 +19,7 @@ from sortkd_cache.datasets import parse_dataset_spec
 from sortkd_cache.errors import ConfigError, StoreError, StoreExistsError
 from sortkd_cache.pipelines.common.helpers import clean_partial_files, utc_now
 from sortkd_cache.pipelines.common.preprocess import recorded_preprocess
-from sortkd_cache.sparse import sampled_spec_for, sparse_spec_for
+from sortkd_cache.sparse import quant_spec_for, sampled_spec_for, sparse_spec_for
 from sortkd_cache.store import (
     CacheStore,
     DatasetRecord,
@@ -250,6 +250,8 @@ def meta_for(
         t0, c = cfg.proposal_temperature, info.num_classes
         sampled = sampled_spec_for(cfg.sample, c, cfg.dtype, t0, cfg.seed, cfg.sample_head)
         return meta.with_sparse(sampled)
+    if cfg.quantize is not None:
+        return meta.with_sparse(quant_spec_for(cfg.quantize, info.num_classes, cfg.dtype))
     if cfg.topk is None:
         return meta
     spec = sparse_spec_for(cfg.topk, info.num_classes, cfg.dtype, cfg.topk_temperatures)

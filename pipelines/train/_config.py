@@ -45,6 +45,7 @@ from sortkd_cache.pipelines.train._sections import (
     TeacherRows,
 )
 from sortkd_cache.pipelines.train._tensorboard import check_log
+from sortkd_cache.sparse import check_quantize_options
 from sortkd_cache.training import Precision
 
 if TYPE_CHECKING:
@@ -163,6 +164,7 @@ def _validate(cfg: TrainConfig, spell: Spell) -> None:
         raise ConfigError(f"{spell('resume')} and {spell('overwrite')} exclude each other")
     _validate_names(cfg, spell)
     check_applies(cfg, APPLIES, spell)
+    check_quantize_options(cfg, spell)
     check_log(cfg.log)
 
 

@@ -16,6 +16,7 @@ import torch
 
 from sortkd_cache.data import (
     Batch,
+    QuantizeRows,
     SampleRows,
     SoftLabels,
     TopKRows,
@@ -27,7 +28,7 @@ from sortkd_cache.models import teacher_logits
 from sortkd_cache.pipelines.common.helpers import build_teacher
 from sortkd_cache.pipelines.common.preprocess import PreprocessOptions, resolve_preprocess
 from sortkd_cache.sorting import get_method
-from sortkd_cache.sparse import sampled_spec_for
+from sortkd_cache.sparse import quant_spec_for, sampled_spec_for
 
 if TYPE_CHECKING:
     from sortkd_cache.datasets import DatasetInfo
@@ -124,4 +125,10 @@ def soft_labels_for(s: Setup, device: torch.device, needs_teacher: bool) -> Soft
         source.close()  # the raw rows are sampled, then moved by the kind's method
         raw = store_soft_labels(s.store, "raw", device, stream=stream)
         return SampleRows(raw, spec, cfg.logits)
+    if cfg.quantize is not None:  # --quantize B on a dense store (checked in the setup)
+        meta, stream = s.store.meta, s.plan.mode == "stream"
+        qspec = quant_spec_for(cfg.quantize, s.num_classes, meta.dtype)
+        source.close()  # the raw rows are quantized, then moved by the kind's method
+        raw = store_soft_labels(s.store, "raw", device, stream=stream)
+        return QuantizeRows(raw, qspec, cfg.logits)
     return source

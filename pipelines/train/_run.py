@@ -55,12 +55,13 @@ class TrainResult:
 
 def source_key(cfg: TrainConfig, s: Setup) -> Hashable | None:
     """Which soft labels a run reads: (kind, top-K of dense rows, (draws, head) of dense
-    rows), None for none."""
+    rows, bits of dense rows quantized), None for none."""
     if not cfg.loss_config().needs_teacher:
         return None
     dense_topk = s.store is not None and s.store.layout.topk_per_batch and s.sparse is not None
     sampled = (cfg.sample, cfg.sample_head or 0) if cfg.sample is not None else None
-    return cfg.logits, s.sparse.k if dense_topk and s.sparse is not None else None, sampled
+    topk = s.sparse.k if dense_topk and s.sparse is not None else None
+    return cfg.logits, topk, sampled, cfg.quantize
 
 
 def member_spec(name: str, cfg: TrainConfig, s: Setup) -> MemberSpec:

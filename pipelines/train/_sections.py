@@ -188,6 +188,13 @@ class TeacherRows(Section, section="teacher rows", sweep="teacher"):
         "as `copy --sample S --sample-head H` stores them. [default: 0]",
         applies="sample", recipe=True,
     )  # fmt: skip
+    quantize: int | None = opt(
+        None,
+        "Quantized soft labels from a dense store: each batch's teacher rows become B-bit "
+        "codes (2..8) read back as logits, as `copy --quantize B` stores them (the same "
+        "values), so the run equals one from that copy. Every loss.",
+        applies="teacher", recipe=True,
+    )  # fmt: skip
     sparse_tail: str | None = opt(
         None,
         "How the classes a sparse teacher row does not name enter the loss. Top-K rows: "

@@ -131,6 +131,7 @@ class Setup:
             **self.plan.describe(),
             "topk": self.sparse.k if self.sparse is not None else None,
             "sample": self.cfg.sample,
+            "quantize": self.cfg.quantize,
             **_sampled_record(self.cfg),
             "sparse_truncation": _truncation(self),
             "sparse_tail": self.tail,
@@ -181,6 +182,7 @@ def _sparse_teacher(
     if store is not None and cfg.loss_config().needs_teacher:
         store.layout.check_loss(cfg.loss)  # a loss the store's rows cannot serve: refused
     _check_sample(cfg, store)
+    _check_quantize(cfg, store)
     if spec is None and cfg.topk is not None:
         dtype = store.meta.dtype if store is not None else "float32"
         spec = sparse_spec_for(cfg.topk, num_classes, dtype, None)
@@ -204,13 +206,32 @@ def _tail(cfg: TrainConfig, store: CacheStore | None, spec: SparseSpec | None) -
     if not tails:
         raise ConfigError(
             f"--sparse-tail {cfg.sparse_tail} applies to a sparse teacher (a top-K or sampled "
-            "store, --topk K or --sample S); this run's teacher is dense"
+            "store, --topk K or --sample S); this run's teacher rows name every class (dense "
+            "or quantized)"
         )
     kind = "sampled" if tails == SAMPLED_TAILS else "top-K"
     raise ConfigError(
         f"--sparse-tail {cfg.sparse_tail} does not apply to {kind} teacher rows; they take "
         + " or ".join(tails)
     )
+
+
+def _check_quantize(cfg: TrainConfig, store: CacheStore | None) -> None:
+    """``--quantize B`` (its range and ``--topk``/``--sample`` checked by TrainConfig): on a
+    dense store's rows, not with an online teacher."""
+    if cfg.quantize is None:
+        return
+    if store is not None and not store.layout.topk_per_batch:
+        raise ConfigError(
+            f"--quantize {cfg.quantize} quantizes a dense store's rows; '{cfg.cache}' is "
+            f"already {getattr(store.layout, 'word', store.layout.name)} "
+            f"({store.layout.describe()}): leave --quantize out"
+        )
+    if cfg.online_teacher is not None or store is None:
+        raise ConfigError(
+            f"--quantize {cfg.quantize} quantizes a dense store's rows batch by batch; this "
+            "run has " + ("an online teacher" if cfg.online_teacher is not None else "no store")
+        )
 
 
 def _sampled_record(cfg: TrainConfig) -> dict[str, Any]:

@@ -43,8 +43,9 @@ from sortkd_cache.data._plan import (
     view_bytes,
 )
 from sortkd_cache.data._prefetch import Prefetcher, ViewPrefetcher
+from sortkd_cache.data._quant import QuantViewSource, dequantize_tensor
 from sortkd_cache.data._reader import ChunkWindowReader
-from sortkd_cache.data._sources import SampleRows, TopKRows, store_soft_labels
+from sortkd_cache.data._sources import QuantizeRows, SampleRows, TopKRows, store_soft_labels
 from sortkd_cache.data._sparse import SparseViewSource, online_sparse_teacher, read_sparse_view
 from sortkd_cache.data._streamed import StreamedLogits
 from sortkd_cache.data._views import (
@@ -69,7 +70,10 @@ __all__ = [
     "EpochBatches",
     "FreshViews",
     "Prefetcher",
+    "QuantViewSource",
+    "QuantizeRows",
     "SampleRows",
+    "dequantize_tensor",
     "SoftLabels",
     "SparseViewSource",
     "StoredViews",

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from sortkd_cache.data._dense import ViewLogits
+from sortkd_cache.data._quant import QuantViewSource, quant_teacher
 from sortkd_cache.data._sampled import SampledViewSource, sampled_teacher
 from sortkd_cache.data._sparse import SparseViewSource
 from sortkd_cache.errors import ConfigError
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from sortkd_cache.data._batch import SoftLabels
     from sortkd_cache.store import CacheStore, LogitsLayout
 
-__all__ = ["DENSE", "SAMPLE", "TOPK", "LayoutTraining", "training_of"]
+__all__ = ["DENSE", "QUANT", "SAMPLE", "TOPK", "LayoutTraining", "training_of"]
 
 TeacherRowsOut = Any  # a [B, C] tensor or a layout's rows (losses.TeacherRows)
 
@@ -93,6 +94,13 @@ SAMPLE = LayoutTraining(
     whole_view=SampledViewSource,
     teacher_rows=lambda layout, packed: sampled_teacher(layout.spec, packed),
     dataset_temperature=_no_dataset_rows,
+    dense_rows=lambda rows, y, temperature: rows,
+)
+
+QUANT = LayoutTraining(
+    whole_view=QuantViewSource,
+    teacher_rows=lambda layout, packed: quant_teacher(layout.spec, packed),
+    dataset_temperature=_no_temperature,
     dense_rows=lambda rows, y, temperature: rows,
 )
 

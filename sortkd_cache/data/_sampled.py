@@ -8,7 +8,7 @@ background thread, and hands out :class:`~sortkd_cache.losses.SampledTeacher` ba
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,9 +34,12 @@ def sampled_teacher(spec: SampledSpec, packed: Sequence[torch.Tensor]) -> Sample
 
 
 class _ViewReader(Prefetcher[_Tensors]):
-    def __init__(self, store: CacheStore, kind: str, device: torch.device) -> None:
+    def __init__(
+        self, store: CacheStore, kind: str, device: torch.device, index_first: bool = True
+    ) -> None:
         super().__init__(self._host)
         self._store, self._kind, self._device = store, kind, device
+        self._index_first = index_first
 
     def _host(self, view: int) -> _Tensors:
         data = self._store.kind_array(self._kind)
@@ -44,7 +47,8 @@ class _ViewReader(Prefetcher[_Tensors]):
             self._store.layout.pack(data.read_block(b, view)) for b in range(self._store.num_blocks)
         ]
         arrays = [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
-        arrays[0] = arrays[0].astype(np.int64)
+        if self._index_first:  # class ids, as the losses index with them
+            arrays[0] = arrays[0].astype(np.int64)
         out = tuple(torch.from_numpy(a) for a in arrays)
         if self._device.type == "cuda":
             out = tuple(t.pin_memory() for t in out)
@@ -58,10 +62,13 @@ class SampledViewSource:
     """A :class:`~sortkd_cache.data.SoftLabels` source for a sampled kind: one whole view per
     epoch on the device, the next read ahead; ``rows`` gives SampledTeacher batches."""
 
+    #: whether the first packed array holds class ids (made int64 once, on the host)
+    index_first = True
+
     def __init__(self, store: CacheStore, kind: str, device: torch.device | str = "cpu") -> None:
         store.kind_array(kind)  # refuse a missing or incomplete kind now
-        self.spec: SampledSpec = store.layout.spec
-        self._reader = _ViewReader(store, kind, torch.device(device))
+        self.spec: Any = store.layout.spec
+        self._reader = _ViewReader(store, kind, torch.device(device), self.index_first)
         self._view: int | None = None
         self._current: _Tensors | None = None
 
@@ -71,11 +78,15 @@ class SampledViewSource:
         if next_view is not None and next_view != view:
             self._reader.prefetch(next_view)
 
-    def rows(self, batch: Batch) -> SampledTeacher:
+    def rows(self, batch: Batch) -> Any:
         if self._current is None:
-            raise ConfigError("SampledViewSource.rows() before begin_epoch()")
+            raise ConfigError(f"{type(self).__name__}.rows() before begin_epoch()")
         idx = batch.idx.to(self._current[0].device)
-        return sampled_teacher(self.spec, [t.index_select(0, idx) for t in self._current])
+        return self.teacher([t.index_select(0, idx) for t in self._current])
+
+    def teacher(self, packed: Sequence[torch.Tensor]) -> Any:
+        """A batch's packed rows as the losses read them (here: a SampledTeacher)."""
+        return sampled_teacher(self.spec, packed)
 
     def close(self) -> None:
         self._reader.close()

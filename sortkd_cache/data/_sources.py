@@ -8,18 +8,19 @@ from typing import TYPE_CHECKING, cast
 import torch
 
 from sortkd_cache.data._layouts import training_of
+from sortkd_cache.data._quant import dequantize_tensor
 from sortkd_cache.data._sampled import sampled_teacher
 from sortkd_cache.data._sparse import online_sparse_teacher
 from sortkd_cache.data._streamed import StreamedLogits
-from sortkd_cache.sparse import relabel, sample_rows
+from sortkd_cache.sparse import apply_quant, quantize_rows, relabel, sample_rows
 
 if TYPE_CHECKING:
     from sortkd_cache.data._batch import Batch, SoftLabels
     from sortkd_cache.losses import SampledTeacher, SparseTeacher
-    from sortkd_cache.sparse import SampledSpec, SparseSpec
+    from sortkd_cache.sparse import QuantSpec, SampledSpec, SparseSpec
     from sortkd_cache.store import CacheStore
 
-__all__ = ["SampleRows", "TopKRows", "store_soft_labels"]
+__all__ = ["QuantizeRows", "SampleRows", "TopKRows", "store_soft_labels"]
 
 
 def store_soft_labels(
@@ -81,6 +82,32 @@ class SampleRows:
         if self.method != "raw":
             rows = relabel(self.method, rows, y, self.spec)
         return sampled_teacher(self.spec, [torch.from_numpy(a).to(z.device) for a in rows.arrays()])
+
+    def close(self) -> None:
+        self.dense.close()
+
+
+class QuantizeRows:
+    """The raw kind's dense source, each batch quantized as ``copy --quantize B`` quantizes
+    it (the same function, on the host, in the store's dtype), then moved by ``method`` (a
+    derived kind: ``copy`` makes it from the quantized raw rows the same way) and read back
+    on the batch's device, so a run equals one from that copy. Only for a layout whose
+    ``topk_per_batch`` is set."""
+
+    def __init__(self, dense: SoftLabels, spec: QuantSpec, method: str = "raw") -> None:
+        self.dense, self.spec, self.method = dense, spec, method
+
+    def begin_epoch(self, view: int, local_order: torch.Tensor, next_view: int | None) -> None:
+        self.dense.begin_epoch(view, local_order, next_view)
+
+    def rows(self, batch: Batch) -> torch.Tensor:
+        z = cast("torch.Tensor", self.dense.rows(batch))  # topk_per_batch: dense rows
+        zz = z.detach().cpu().numpy().astype(self.spec.dtype, copy=False)
+        rows = quantize_rows(zz, self.spec)
+        if self.method != "raw":
+            rows = apply_quant(self.method, rows, batch.y.detach().cpu().numpy(), self.spec)[0]
+        codes, stats = (torch.from_numpy(a).to(z.device) for a in rows.arrays())
+        return dequantize_tensor(self.spec, codes, stats)
 
     def close(self) -> None:
         self.dense.close()

@@ -25,11 +25,28 @@ if TYPE_CHECKING:
     from sortkd_cache.sparse._fidelity import FidelityAccumulator, chunk_sums, kl_rows
     from sortkd_cache.sparse._methods import apply_sparse, label_positions
     from sortkd_cache.sparse._options import (
+        FORMATS,
         TEMPERATURE_RANGE,
+        check_quantize_options,
         check_sample_options,
         parse_temperatures,
+        quant_spec_for,
         sampled_spec_for,
         sparse_spec_for,
+        spec_of_record,
+    )
+    from sortkd_cache.sparse._quant import (
+        BITS_RANGE,
+        QUANT_FIDELITY,
+        QuantRows,
+        QuantSpec,
+        apply_quant,
+        check_bits,
+        dequantize,
+        quant_fidelity,
+        quant_problems,
+        quantize_rows,
+        unpack_codes,
     )
     from sortkd_cache.sparse._rebuild import log_rest, rebuild_dense, tail_mass
     from sortkd_cache.sparse._sampled import (
@@ -64,6 +81,21 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
+    "FORMATS": "_options",
+    "check_quantize_options": "_options",
+    "quant_spec_for": "_options",
+    "spec_of_record": "_options",
+    "BITS_RANGE": "_quant",
+    "QUANT_FIDELITY": "_quant",
+    "QuantRows": "_quant",
+    "QuantSpec": "_quant",
+    "apply_quant": "_quant",
+    "check_bits": "_quant",
+    "dequantize": "_quant",
+    "quant_fidelity": "_quant",
+    "quant_problems": "_quant",
+    "quantize_rows": "_quant",
+    "unpack_codes": "_quant",
     "TEMPERATURE_RANGE": "_options",
     "check_sample_options": "_options",
     "parse_temperatures": "_options",
@@ -108,6 +140,21 @@ _LAZY = {
 }
 
 __all__ = [
+    "FORMATS",
+    "check_quantize_options",
+    "quant_spec_for",
+    "spec_of_record",
+    "BITS_RANGE",
+    "QUANT_FIDELITY",
+    "QuantRows",
+    "QuantSpec",
+    "apply_quant",
+    "check_bits",
+    "dequantize",
+    "quant_fidelity",
+    "quant_problems",
+    "quantize_rows",
+    "unpack_codes",
     "TEMPERATURE_RANGE",
     "check_sample_options",
     "parse_temperatures",

@@ -49,6 +49,7 @@ from sortkd_cache.sparse._compress import STANDARDIZE_EPS
 from sortkd_cache.sparse._sampled_spec import (
     COUNT_DTYPE,
     DEFAULT_PROPOSAL,
+    FIDELITY_SUMS,
     SampledSpec,
     check_draws,
     check_head,
@@ -247,10 +248,6 @@ def relabel(method: str, rows: SampledRows, y: NDArray[Any], spec: SampledSpec) 
     return SampledRows(
         ids, rows.counts.copy(), rows.values.copy(), ids[:, spec.head :].copy(), stats
     )
-
-
-#: what the fidelity array sums per (block, view)
-FIDELITY_SUMS = ("kl", "grad_dot", "dense_sq", "sampled_sq", "rows")
 
 
 def estimate(spec: SampledSpec, logp0: NDArray[np.float64], rows: SampledRows) -> Any:

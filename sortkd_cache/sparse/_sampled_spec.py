@@ -25,6 +25,7 @@ from sortkd_cache.sparse._spec import (
 __all__ = [
     "COUNT_DTYPE",
     "DEFAULT_PROPOSAL",
+    "FIDELITY_SUMS",
     "SampledSpec",
     "check_draws",
     "check_head",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 COUNT_DTYPE = np.dtype(np.uint8)
+#: what a sampled kind's fidelity array sums per (block, view)
+FIDELITY_SUMS = ("kl", "grad_dot", "dense_sq", "sampled_sq", "rows")
 #: the proposal temperature when none is given (the paper losses' T)
 DEFAULT_PROPOSAL = 4.0
 
@@ -144,6 +147,19 @@ class SampledSpec:
     def describe(self) -> str:
         head = f" --sample-head {self.head}" if self.head else ""
         return f"--sample {self.draws}{head}"
+
+    def array_widths(self) -> dict[str, tuple[int, str]]:
+        """Per array of a kind: (width, dtype); the fidelity array's width is its per-chunk
+        record (``FIDELITY_SUMS`` of :mod:`._sampled`)."""
+        w, width, ids = self.slots, self.width, str(self.id_dtype)
+        return {
+            "ids": (width, ids),
+            "counts": (w, str(COUNT_DTYPE)),
+            "values": (width, self.dtype),
+            "up": (w, ids),
+            "stats": (self.num_stats, self.dtype),
+            "fidelity": (len(FIDELITY_SUMS), "float64"),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {

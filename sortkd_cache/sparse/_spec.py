@@ -163,6 +163,16 @@ class SparseSpec:
         item = np.dtype(self.dtype).itemsize
         return self.k * (self.id_dtype.itemsize + item) + self.num_stats * item
 
+    def array_widths(self) -> dict[str, tuple[int, str]]:
+        """Per array of a kind: (width, dtype); the fidelity array's width is its per-chunk
+        record (the KL per recorded T, the rows whose label fell outside, the rows)."""
+        return {
+            "ids": (self.k, str(self.id_dtype)),
+            "values": (self.k, self.dtype),
+            "stats": (self.num_stats, self.dtype),
+            "fidelity": (len(self.temperatures) + 2, "float64"),
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "k": self.k,

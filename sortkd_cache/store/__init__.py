@@ -13,6 +13,7 @@ from sortkd_cache.store._logits_layout import LAYOUTS, LogitsLayout, layout_of
 from sortkd_cache.store._meta import SCHEMA_VERSION, DatasetRecord, StoreMeta, TeacherRecord
 from sortkd_cache.store._open import StoreLike, create_store, open_store
 from sortkd_cache.store._output_kind import is_store_output
+from sortkd_cache.store._quant_layout import QuantLayout
 from sortkd_cache.store._sampled_layout import SampledLayout
 from sortkd_cache.store._store import CacheStore, LogitsArray
 from sortkd_cache.store._topk_layout import SparseLayout, TopKLayout
@@ -31,6 +32,7 @@ __all__ = [
     "LogitsArray",
     "LogitsLayout",
     "Problem",
+    "QuantLayout",
     "Scheme",
     "SampledLayout",
     "SparseLayout",

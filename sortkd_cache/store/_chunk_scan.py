@@ -20,13 +20,18 @@ RowCheck = Callable[[Any, np.ndarray], list[str]]
 
 
 def chunk_row_problems(
-    store: LayoutStore, kinds: Sequence[str], read: Callable[[str], Any], check: RowCheck
+    store: LayoutStore,
+    kinds: Sequence[str],
+    read: Callable[[str], Any],
+    check: RowCheck,
+    first: str = "ids",
 ) -> list[Problem]:
-    """Per written (block, view) chunk of each kind, `check` over its rows read unchecked
-    (verify reports a bad row instead of stopping at it); one problem per kind at most."""
+    """Per written (block, view) chunk of each kind (one whose ``first`` array exists),
+    `check` over its rows read unchecked (verify reports a bad row instead of stopping at
+    it); one problem per kind at most."""
     out, labels = [], store.labels
     for kind in kinds:
-        if not store.has_array(sparse_path(kind, "ids")):
+        if not store.has_array(sparse_path(kind, first)):
             continue
         data, done = read(kind), store.progress(kind) >= 0
         for block, view in zip(*np.nonzero(done), strict=True):

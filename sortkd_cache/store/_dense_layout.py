@@ -85,7 +85,7 @@ class DenseLayout(LogitsLayout):
     def row_bytes(self, meta: StoreMeta) -> int:
         return int(meta.num_classes) * int(np.dtype(meta.dtype).itemsize)
 
-    def check_copy(self, url: str, topk: int | None, dtype: str, sample: int | None = None) -> None:
+    def check_copy(self, url: str, derive: str | None, dtype: str) -> None:
         return None  # every one applies
 
     def cast(self, rows: Rows, dtype: str) -> Rows:

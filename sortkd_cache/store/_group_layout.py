@@ -57,9 +57,9 @@ class GroupLayout(LogitsLayout):
     def row_bytes(self, meta: StoreMeta) -> int:
         return int(self.spec.bytes_per_row)
 
-    def check_copy(self, url: str, topk: int | None, dtype: str, sample: int | None = None) -> None:
-        if topk is not None or sample is not None:
-            flag = "--topk" if topk is not None else "--sample"
+    def check_copy(self, url: str, derive: str | None, dtype: str) -> None:
+        if derive is not None:
+            flag = derive
             raise LogitsKindError(
                 f"{flag} needs dense logits, but '{url}' is already {self.word} "
                 f"({self.describe()}); copy it without {flag}"

@@ -33,7 +33,7 @@ import numpy as np
 
 from sortkd_cache._registry import Registry
 from sortkd_cache.errors import LogitsKindError
-from sortkd_cache.sparse import SampledRows, SparseRows, SparseSpec
+from sortkd_cache.sparse import QuantRows, SampledRows, SparseRows, SparseSpec
 from sortkd_cache.store._problem import Problem
 
 if TYPE_CHECKING:
@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LAYOUTS", "KindReader", "LayoutStore", "LogitsLayout", "Packed", "Rows", "layout_of"]
 
-#: one chunk of a kind: dense [S, C], top-K or sampled rows
-Rows = np.ndarray | SparseRows | SampledRows
+#: one chunk of a kind: dense [S, C], top-K, sampled or quantized rows
+Rows = np.ndarray | SparseRows | SampledRows | QuantRows
 #: what a layout's chunks are made of, as numpy arrays with the rows first (for readers that
 #: gather rows across chunks): (logits,) or (ids, values, stats)
 Packed = tuple[np.ndarray, ...]
@@ -184,9 +184,10 @@ class LogitsLayout:
         """Refuse (ConfigError, one line) a loss this layout's rows cannot serve."""
         return None
 
-    def check_copy(self, url: str, topk: int | None, dtype: str, sample: int | None = None) -> None:
-        """Refuse what ``copy`` cannot do to this layout (``--topk``, ``--sample``,
-        ``--dtype``)."""
+    def check_copy(self, url: str, derive: str | None, dtype: str) -> None:
+        """Refuse what ``copy`` cannot do to this layout: ``derive``, the option that changes
+        the rows' form (``--topk``, ``--sample``, ``--quantize``; None: none given), and
+        ``--dtype``."""
         raise NotImplementedError
 
     def cast(self, rows: Rows, dtype: str) -> Rows:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sortkd_cache.errors import ConfigError, SchemaError
-from sortkd_cache.sparse import SampledSpec, SparseSpec
+from sortkd_cache.sparse import QuantSpec, SampledSpec, SparseSpec, spec_of_record
 
 __all__ = [
     "ATTRS_KEY",
@@ -164,16 +164,8 @@ def _sparse_record(d: dict[str, Any], schema: int) -> dict[str, Any] | None:
         return None
     if schema < SPARSE_SCHEMA or not isinstance(record, dict):
         raise SchemaError(f"store attributes: 'sparse' has bad value {record!r} (schema {schema})")
-    # the record's format by its layout name (a top-K record predates the key)
-    formats: dict[str, type[SparseSpec] | type[SampledSpec]] = {
-        "topk": SparseSpec,
-        "sample": SampledSpec,
-    }
-    fmt = formats.get(record.get("layout", "topk"))
-    if fmt is None:
-        raise SchemaError(f"store attributes: unknown sparse layout {record.get('layout')!r}")
     try:
-        spec = fmt.from_dict(record)
+        spec = spec_of_record(record)
     except ConfigError as exc:
         raise SchemaError(f"store attributes: {exc}") from None
     if (spec.num_classes, spec.dtype) != (d.get("num_classes"), d.get("dtype")):
@@ -289,6 +281,6 @@ class StoreMeta:
     def replace(self, **changes: Any) -> StoreMeta:
         return dataclasses.replace(self, **changes)
 
-    def with_sparse(self, spec: SparseSpec | SampledSpec) -> StoreMeta:
-        """This metadata for a sparse (top-K or sampled) store of ``spec`` (schema 2)."""
+    def with_sparse(self, spec: SparseSpec | SampledSpec | QuantSpec) -> StoreMeta:
+        """This metadata for a sparse (top-K, sampled or quantized) store of ``spec`` (schema 2)."""
         return self.replace(schema=SCHEMA_VERSION, sparse=spec.to_dict())

@@ -99,6 +99,7 @@ ARRAYS: tuple[ArraySpec, ...] = (
     ArraySpec("logits/{kind}/stats", 3, "sparse", "nan", sparse=True),
     ArraySpec("logits/{kind}/counts", 3, "sparse", 0, sparse=True),  # sampled kinds
     ArraySpec("logits/{kind}/up", 3, "sparse", 0, sparse=True),
+    ArraySpec("logits/{kind}/codes", 3, "sparse", 0, sparse=True),  # quantized kinds
     ArraySpec("logits/{kind}/fidelity", 3, "sparse", "nan", sparse=True),
 )
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from sortkd_cache import sparse
 from sortkd_cache.errors import CorruptChunkError
-from sortkd_cache.sparse import COUNT_DTYPE, FIDELITY_SUMS, SampledSpec, SparseRows, SparseSpec
+from sortkd_cache.sparse import QuantSpec, SampledSpec, SparseRows, SparseSpec
 from sortkd_cache.store._layout import logits_path
 from sortkd_cache.store._logits import zarr_get
 from sortkd_cache.store._meta import StoreMeta
@@ -44,7 +44,7 @@ __all__ = [
     "write_sparse_chunk",
 ]
 
-SpecT = TypeVar("SpecT", SparseSpec, SampledSpec)
+SpecT = TypeVar("SpecT", SparseSpec, SampledSpec, QuantSpec)
 
 SPARSE_ARRAYS = ("ids", "values", "stats", "fidelity")
 
@@ -54,27 +54,8 @@ def sparse_path(kind: str, name: str) -> str:
 
 
 def _widths(meta: StoreMeta) -> dict[str, tuple[int, str]]:
-    """Per array name of a sparse kind: (width, dtype); the fidelity array's width is its
-    per-chunk record."""
-    record = dict(meta.sparse or {})
-    if record.get("layout") == "sample":
-        sampled = SampledSpec.from_dict(record)
-        w, width, ids = sampled.slots, sampled.width, str(sampled.id_dtype)
-        return {
-            "ids": (width, ids),
-            "counts": (w, str(COUNT_DTYPE)),
-            "values": (width, meta.dtype),
-            "up": (w, ids),
-            "stats": (sampled.num_stats, meta.dtype),
-            "fidelity": (len(FIDELITY_SUMS), "float64"),
-        }
-    spec = SparseSpec.from_dict(record)
-    return {
-        "ids": (spec.k, str(spec.id_dtype)),
-        "values": (spec.k, meta.dtype),
-        "stats": (spec.num_stats, meta.dtype),
-        "fidelity": (len(spec.temperatures) + 2, "float64"),
-    }
+    """Per array name of a non-dense kind: (width, dtype), as its spec gives them."""
+    return sparse.spec_of_record(dict(meta.sparse or {})).array_widths()
 
 
 def expected_sparse(
@@ -157,11 +138,16 @@ class GroupArray(Generic[SpecT]):
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(int(s) for s in self._arrays["ids"].shape)
+        return tuple(int(s) for s in self._first.shape)
 
     @property
     def chunks(self) -> tuple[int, ...]:
-        return tuple(int(c) for c in self._arrays["ids"].chunks)
+        return tuple(int(c) for c in self._first.chunks)
+
+    @property
+    def _first(self) -> Any:
+        """The kind's first row array (``ids``; a quantized kind's ``codes``)."""
+        return next(iter(self._arrays.values()))
 
     def __len__(self) -> int:
         return self.shape[0]

@@ -93,6 +93,8 @@ PINNED: dict[str, dict[str, str]] = {
         # own hash, which names its tail handling (student) since the default changed from
         # counts (the sampled-5 student's was 49084a6ca49ff856)
         "kd-sort-sampled-4-3": "ea5e688d02e24b2d",
+        # every class of the sorted rows in 3 bits (train --quantize 3)
+        "kd-sort-3-bit": "dec944479b41e37c",
     },
     "digits_demo": {
         "teacher": "14175b1d46b65a37",
