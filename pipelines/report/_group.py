@@ -209,8 +209,9 @@ def _raw(v: Variant, variants: list[Variant]) -> Variant | None:
 
 
 def _dense(v: Variant, variants: list[Variant]) -> Variant | None:
-    """A top-K or sampled variant's dense twin."""
-    if v.topk is None and v.options.get("sample") is None:
+    """A top-K, sampled or quantized variant's dense twin (a variant that cuts, draws or
+    quantizes the teacher's rows; ``sparse_tail`` alone does not)."""
+    if all(v.options.get(k) is None for k in _ROWS if k != "sparse_tail"):
         return None
     return _twin(v, variants, dict.fromkeys(_ROWS, _ABSENT), True)
 

@@ -19,7 +19,9 @@ from sortkd_cache.data._sampled import SampledViewSource
 if TYPE_CHECKING:
     from sortkd_cache.sparse import QuantSpec
 
-__all__ = ["QuantViewSource", "dequantize_tensor", "quant_teacher"]
+__all__ = ["QuantViewSource", "dequantize_tensor", "quant_teacher", "quantize_tensor"]
+
+_DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}
 
 
 def dequantize_tensor(spec: QuantSpec, codes: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
@@ -33,6 +35,28 @@ def dequantize_tensor(spec: QuantSpec, codes: torch.Tensor, stats: torch.Tensor)
     k = (per.reshape(n, spec.num_classes, spec.bits) * weights).sum(dim=-1)
     st = stats.to(torch.float32)
     return st[:, :1] - st[:, 1:2] * k.to(torch.float32)
+
+
+def quantize_tensor(
+    spec: QuantSpec, z: torch.Tensor, y: torch.Tensor, method: str = "raw"
+) -> torch.Tensor:
+    """Dense logits [B, C] (in the store's dtype) quantized as
+    :func:`sortkd_cache.sparse.quantize_rows` quantizes them, moved by ``method`` as
+    :func:`sortkd_cache.sparse.apply_quant` moves the codes, and read back [B, C] (float32),
+    on ``z``'s device: the same float64 arithmetic (IEEE division, round half to even) and the
+    same rounding of ``max`` and ``step`` to the dtype, so the same values bit for bit."""
+    from sortkd_cache.sorting import get_method
+
+    dt = _DTYPES[spec.dtype]
+    zf = z.to(dt).double()
+    hi, lo = zf.max(dim=1).values, zf.min(dim=1).values
+    mx, step = hi.to(dt), ((hi - lo) / spec.levels).to(dt)
+    m64, s64 = mx.double()[:, None], step.double()[:, None]
+    k = torch.where(s64 > 0, torch.round((m64 - zf) / s64.clamp(min=1e-300)), 0.0)
+    k = k.clamp(0, spec.levels)
+    if method != "raw":  # the method on L - k, a larger value for a smaller code
+        k = spec.levels - get_method(method)(spec.levels - k, y)
+    return mx.float()[:, None] - step.float()[:, None] * k.float()
 
 
 def quant_teacher(spec: QuantSpec, packed: Sequence[torch.Tensor]) -> torch.Tensor:

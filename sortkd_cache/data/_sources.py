@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, cast
 import torch
 
 from sortkd_cache.data._layouts import training_of
-from sortkd_cache.data._quant import dequantize_tensor
+from sortkd_cache.data._quant import quantize_tensor
 from sortkd_cache.data._sampled import sampled_teacher
 from sortkd_cache.data._sparse import online_sparse_teacher
 from sortkd_cache.data._streamed import StreamedLogits
-from sortkd_cache.sparse import apply_quant, quantize_rows, relabel, sample_rows
+from sortkd_cache.sparse import relabel, sample_rows
 
 if TYPE_CHECKING:
     from sortkd_cache.data._batch import Batch, SoftLabels
@@ -89,10 +89,10 @@ class SampleRows:
 
 class QuantizeRows:
     """The raw kind's dense source, each batch quantized as ``copy --quantize B`` quantizes
-    it (the same function, on the host, in the store's dtype), then moved by ``method`` (a
-    derived kind: ``copy`` makes it from the quantized raw rows the same way) and read back
-    on the batch's device, so a run equals one from that copy. Only for a layout whose
-    ``topk_per_batch`` is set."""
+    it, then moved by ``method`` (a derived kind: ``copy`` makes it from the quantized raw
+    rows the same way) and read back, all on the batch's device
+    (:func:`~sortkd_cache.data._quant.quantize_tensor`: the same values bit for bit), so a
+    run equals one from that copy. Only for a layout whose ``topk_per_batch`` is set."""
 
     def __init__(self, dense: SoftLabels, spec: QuantSpec, method: str = "raw") -> None:
         self.dense, self.spec, self.method = dense, spec, method
@@ -102,12 +102,7 @@ class QuantizeRows:
 
     def rows(self, batch: Batch) -> torch.Tensor:
         z = cast("torch.Tensor", self.dense.rows(batch))  # topk_per_batch: dense rows
-        zz = z.detach().cpu().numpy().astype(self.spec.dtype, copy=False)
-        rows = quantize_rows(zz, self.spec)
-        if self.method != "raw":
-            rows = apply_quant(self.method, rows, batch.y.detach().cpu().numpy(), self.spec)[0]
-        codes, stats = (torch.from_numpy(a).to(z.device) for a in rows.arrays())
-        return dequantize_tensor(self.spec, codes, stats)
+        return quantize_tensor(self.spec, z.detach(), batch.y.to(z.device), self.method)
 
     def close(self) -> None:
         self.dense.close()

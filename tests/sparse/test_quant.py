@@ -147,3 +147,25 @@ def test_the_record_round_trips_and_bad_values_are_refused() -> None:
         quantize_rows(np.array([[0.0, np.inf]]), QuantSpec(3, 2))
     constant = quantize_rows(np.zeros((2, 5), np.float32), QuantSpec(3, 5))
     assert np.array_equal(dequantize(constant, QuantSpec(3, 5)), np.zeros((2, 5), np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+@pytest.mark.parametrize("method", ["raw", "sort", "swap"])
+def test_quantizing_on_the_device_equals_the_store_path(dtype: str, method: str) -> None:
+    """`train --quantize` quantizes in torch (on the batch's device): the same values as
+    `copy --quantize` (numpy), bit for bit, also for rows of half-way values and ties."""
+    from sortkd_cache.data._quant import quantize_tensor
+
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 4, (300, 17))
+    z[:50] = np.round(z[:50] * 2) / 2  # many values on a level or half-way between two
+    z[50:60] = 1.5  # constant rows: step 0
+    z = z.astype(dtype)
+    y = rng.integers(0, 17, 300)
+    for bits in (2, 3, 7):
+        spec = QuantSpec(bits, 17, dtype)
+        rows = quantize_rows(z, spec)
+        if method != "raw":
+            rows = apply_quant(method, rows, y, spec)[0]
+        got = quantize_tensor(spec, torch.from_numpy(z).float(), torch.from_numpy(y), method)
+        assert np.array_equal(got.numpy(), dequantize(rows, spec)), bits
