@@ -101,15 +101,6 @@ def _status_lines(info: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _rank_cap(sparse: dict[str, Any] | None) -> int | None:
-    """The largest label rank a sort of the store's own rows records ("that or more"): K for
-    top-K rows, 1 for sampled rows; None where ranks are exact (dense, quantized rows)."""
-    if not sparse:
-        return None
-    layout = sparse.get("layout", "topk")
-    return int(sparse["k"]) if layout == "topk" else 1 if layout == "sample" else None
-
-
 def _stats_lines(kind: str, attrs: dict[str, Any], sparse: dict[str, Any] | None) -> list[str]:
     """A kind's statistics (rows changed, label ranks, confusions) and a legacy top-K copy."""
     stats = attrs.get("stats")
@@ -121,7 +112,7 @@ def _stats_lines(kind: str, attrs: dict[str, Any], sparse: dict[str, Any] | None
     if hist:
         # Statistics made on top-K rows cap the rank at K ("K or more"), on sampled rows at 1;
         # statistics carried over from the dense rows a sparse copy was made from go higher.
-        k_plus, cap = None, _rank_cap(sparse)
+        k_plus, cap = None, (sparse or {}).get("rank_cap")
         if cap is not None and all(int(r) <= cap for r in hist):
             k_plus = str(cap)
         shown = ", ".join(f"{k}{'+' if k == k_plus else ''}:{v}" for k, v in list(hist.items())[:8])

@@ -15,12 +15,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sortkd_cache.errors import ConfigError, CorruptChunkError, LogitsKindError
+from sortkd_cache.errors import ConfigError
 from sortkd_cache.sparse import (
     COUNT_DTYPE,
     FIDELITY_SUMS,
@@ -32,70 +31,27 @@ from sortkd_cache.sparse import (
     sample_rows,
     sampled_problems,
 )
-from sortkd_cache.store._chunk_scan import chunk_row_problems
-from sortkd_cache.store._group_layout import GroupLayout
-from sortkd_cache.store._layout import logits_path
-from sortkd_cache.store._logits import zarr_get
-from sortkd_cache.store._logits_layout import LAYOUTS, LayoutStore, Packed, Rows
-from sortkd_cache.store._problem import Problem
-from sortkd_cache.store._sparse import GroupArray, expected_sparse, sparse_path
-from sortkd_cache.store._sparse_check import check_present
+from sortkd_cache.store._logits_layout import LAYOUTS, LayoutStore, Rows
+from sortkd_cache.store._rows_group import RowsGroupLayout
+from sortkd_cache.store._sparse import sparse_path
 
 if TYPE_CHECKING:
     from sortkd_cache.sparse import SparseSpec
     from sortkd_cache.store._meta import StoreMeta
 
-__all__ = ["SAMPLED_ARRAYS", "SampledLayout", "SampledLogitsArray"]
+__all__ = ["SAMPLED_ARRAYS", "SampledLayout"]
 
 SAMPLED_ARRAYS = ("ids", "counts", "values", "up", "stats", "fidelity")
-_ROWS = SAMPLED_ARRAYS[:5]
 
 
-class SampledLogitsArray(GroupArray[SampledSpec]):
-    """Read-only sampled rows of one kind: ``read_block(block, view)`` and ``arr[i, v]`` give
-    :class:`~sortkd_cache.sparse.SampledRows`; with ``labels`` every chunk is checked as it
-    loads (a missing ids chunk by its key, the rows as ``verify`` checks them)."""
-
-    def _get(self, selection: tuple[Any, ...]) -> SampledRows:
-        out = []
-        for name in _ROWS:
-            what = f"{self._where} {sparse_path(self.kind, name)}[{selection!r}]"
-            arr = zarr_get(self._arrays[name], selection, what)
-            if arr.dtype.kind == "f" and np.isnan(arr).any():
-                raise CorruptChunkError(f"{what}: missing chunk (reads as NaN)")
-            out.append(arr)
-        return SampledRows(*out)
-
-    def __getitem__(self, selection: Any) -> SampledRows:
-        return self._get(selection if isinstance(selection, tuple) else (selection,))
-
-    def read_block(self, block: int, view: int) -> SampledRows:
-        s = self.chunks[0]
-        start, stop = block * s, min(self.shape[0], (block + 1) * s)
-        where = f"{self._where} {logits_path(self.kind)}"
-        if self._labels is not None:
-            check_present(self._arrays["ids"], [(block, view)], where)
-        rows = self._get((slice(start, stop), view))
-        if self._labels is not None:
-            found = sampled_problems(self.spec, rows, self._labels[start:stop])
-            if found:
-                at = f" chunk (block {block}, view {view})"
-                raise CorruptChunkError(f"{where}{at}: {found[0]}")
-        return rows
-
-
-def _rows(rows: Rows) -> SampledRows:
-    if not isinstance(rows, SampledRows):
-        raise LogitsKindError("sampled rows expected")
-    return rows
-
-
-class SampledLayout(GroupLayout):
+class SampledLayout(RowsGroupLayout):
     """Per kind a group of sampled ``ids``, ``counts``, ``values``, ``up`` and ``stats``."""
 
     name = "sample"
     arrays = SAMPLED_ARRAYS[:5]
     word = "sampled"
+    rows_type = SampledRows
+    check = staticmethod(sampled_problems)
     training = "sortkd_cache.data._layouts:SAMPLE"
     tails = SAMPLED_TAILS
 
@@ -118,7 +74,12 @@ class SampledLayout(GroupLayout):
             f"{spec.bytes_per_row} B/sample-view (dense {dense}), ids {spec.id_dtype}, "
             f"counts {COUNT_DTYPE}, exact normalisers at T={temps}"
         )
-        return {**spec.to_dict(), "bytes_per_sample_view": spec.bytes_per_row, "summary": summary}
+        return {
+            **spec.to_dict(),
+            "bytes_per_sample_view": spec.bytes_per_row,
+            "summary": summary,
+            "rank_cap": 1,  # the largest label rank a sort of these rows records ("or more")
+        }
 
     def stored_topk(self, topk: int | None, url: str) -> SparseSpec | None:
         if topk is not None:
@@ -135,34 +96,6 @@ class SampledLayout(GroupLayout):
                 "recorded normaliser for the importance weights; use kd, dkd or lskd"
             )
 
-    def reader(self, store: LayoutStore, kind: str) -> SampledLogitsArray:
-        return self._arrays(store, kind, store.labels)
-
-    def _arrays(self, store: LayoutStore, kind: str, labels: Any) -> SampledLogitsArray:
-        arrays = {n: store.raw_array(sparse_path(kind, n)) for n in _ROWS}
-        return SampledLogitsArray(arrays, self.spec, kind, store.url, labels)
-
-    def create_kind(
-        self, store: LayoutStore, kind: str, dtype: str, attrs: dict[str, Any], fidelity: bool
-    ) -> dict[str, Any]:
-        store.create_group(logits_path(kind), attrs)
-        out = {}
-        for name in SAMPLED_ARRAYS if fidelity else _ROWS:
-            path = sparse_path(kind, name)
-            shape, chunks, dt = expected_sparse(store.meta, path) or ((), (), "")
-            fill: Any = float("nan") if name in ("values", "stats", "fidelity") else 0
-            out[path] = store.create_array(path, shape, chunks, dt, fill, overwrite=True)
-        return out
-
-    def write_rows(
-        self, store: LayoutStore, kind: str, block: int, view: int, rows: Rows, fidelity: Any
-    ) -> None:
-        start, stop = store.block_bounds(block)
-        for name, arr in zip(_ROWS, _rows(rows).arrays(), strict=True):
-            store.raw_array(sparse_path(kind, name))[start:stop, view] = arr
-        if fidelity is not None:
-            store.raw_array(sparse_path(kind, "fidelity"))[block, view] = fidelity
-
     def encode(
         self, dense: np.ndarray, labels: np.ndarray, *, at: tuple[int, int] = (0, 0)
     ) -> tuple[Rows, np.ndarray | None]:
@@ -177,34 +110,21 @@ class SampledLayout(GroupLayout):
         sums = np.asarray(store.raw_array(sparse_path(kind, "fidelity"))[...], np.float64)
         return {"fidelity": fidelity_record(self.spec, sums)}
 
-    def row_problems(self, store: LayoutStore, kinds: Sequence[str]) -> list[Problem]:
-        """Per written chunk of each kind: ids in range and unique, counts summing to S, the
-        rank order, finite values and stats; one problem per kind at most."""
-        return chunk_row_problems(
-            store,
-            kinds,
-            lambda kind: self._arrays(store, kind, None),
-            lambda rows, labels: sampled_problems(self.spec, rows, labels),
-        )
-
     def sort_rows(
         self, method: str, rows: Rows, labels: np.ndarray
     ) -> tuple[Rows, np.ndarray, np.ndarray]:
         """The draws moved as the method moves their values (exact; a method without a form
         on sampled rows is refused). The label's rank is 0 where its logit is the maximum and
         1 (for 1 or more) elsewhere; the top class is the highest-ranked drawn class."""
-        r = _rows(rows)
+        r = self._rows(rows)
         out = relabel(method, r, labels, self.spec)
         label, mx = self.spec.column("label"), self.spec.column("max")
         ranks = (r.stats[:, label] < r.stats[:, mx]).astype(np.int64)
         return out, ranks, r.ids[:, 0].astype(np.int64)
 
     def kept(self, rows: Rows) -> tuple[np.ndarray, np.ndarray | None]:
-        r = _rows(rows)
+        r = self._rows(rows)
         return r.values, r.ids.astype(np.int64)
-
-    def pack(self, rows: Rows) -> Packed:
-        return _rows(rows).arrays()
 
 
 def fidelity_record(spec: SampledSpec, sums: np.ndarray) -> dict[str, Any]:

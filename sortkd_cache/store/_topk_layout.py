@@ -63,7 +63,12 @@ class SparseLayout(GroupLayout):
             f"top-{spec.k} of {spec.num_classes}: {spec.bytes_per_row} B/sample-view (dense "
             f"{dense}), ids {spec.id_dtype}, exact tail mass at T={temps}"
         )
-        return {**spec.to_dict(), "bytes_per_sample_view": spec.bytes_per_row, "summary": summary}
+        return {
+            **spec.to_dict(),
+            "bytes_per_sample_view": spec.bytes_per_row,
+            "summary": summary,
+            "rank_cap": spec.k,  # the largest label rank a sort of these rows records ("or more")
+        }
 
     def stored_topk(self, topk: int | None, url: str) -> SparseSpec:
         if topk is not None and topk != self.spec.k:

@@ -113,7 +113,7 @@ def test_info_states_bytes_and_fidelity(make_store: MakeStore) -> None:
     path = make_store("s.zarr", sample=S, **FAST)
     info = json.loads(invoke("info", str(path), "--json").output)
     spec = SampledSpec.from_dict({k: v for k, v in info["sparse"].items()
-                                  if k not in ("bytes_per_sample_view", "summary")})  # fmt: skip
+                                  if k not in ("bytes_per_sample_view", "summary", "rank_cap")})  # fmt: skip
     assert info["sparse"]["bytes_per_sample_view"] == spec.bytes_per_row
     assert spec.bytes_per_row == 10 * (1 + 1 + 2 + 1) + spec.num_stats * 2  # W = min(12, 10)
     fid = info["kinds"]["raw"]["fidelity"]

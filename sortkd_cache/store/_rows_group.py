@@ -1,0 +1,134 @@
+"""What the sampled and the quantized layouts share: a kind as a group of row arrays read
+whole (:class:`RowsGroupArray`, every chunk checked as it loads) and written whole
+(:class:`RowsGroupLayout`), with a ``fidelity`` array beside them where the kind was made from
+dense rows. Each layout names its arrays, its rows type and its row check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from sortkd_cache.errors import CorruptChunkError, LogitsKindError
+from sortkd_cache.store._chunk_scan import chunk_row_problems
+from sortkd_cache.store._group_layout import GroupLayout
+from sortkd_cache.store._layout import logits_path
+from sortkd_cache.store._logits import zarr_get
+from sortkd_cache.store._logits_layout import LayoutStore, Packed, Rows
+from sortkd_cache.store._problem import Problem
+from sortkd_cache.store._sparse import GroupArray, expected_sparse, sparse_path
+from sortkd_cache.store._sparse_check import check_present
+
+__all__ = ["RowsGroupArray", "RowsGroupLayout"]
+
+#: a layout's row check: (spec, rows, their labels) -> what is wrong, first first
+RowCheck = Callable[[Any, Any, np.ndarray], list[str]]
+
+
+class RowsGroupArray(GroupArray[Any]):
+    """Read-only rows of one kind: ``read_block(block, view)`` and ``arr[i, v]`` give the
+    layout's rows type; with ``labels`` every chunk is checked as it loads (a missing chunk
+    of the first array by its key, the rows as ``verify`` checks them)."""
+
+    def __init__(
+        self,
+        arrays: dict[str, Any],
+        spec: Any,
+        kind: str,
+        where: str,
+        labels: np.ndarray | None,
+        make: Callable[..., Any],
+        check: RowCheck,
+    ) -> None:
+        super().__init__(arrays, spec, kind, where, labels)
+        self._make, self._check = make, check
+
+    def _get(self, selection: tuple[Any, ...]) -> Any:
+        out = []
+        for name, array in self._arrays.items():
+            what = f"{self._where} {sparse_path(self.kind, name)}[{selection!r}]"
+            arr = zarr_get(array, selection, what)
+            if arr.dtype.kind == "f" and np.isnan(arr).any():
+                raise CorruptChunkError(f"{what}: missing chunk (reads as NaN)")
+            out.append(arr)
+        return self._make(*out)
+
+    def __getitem__(self, selection: Any) -> Any:
+        return self._get(selection if isinstance(selection, tuple) else (selection,))
+
+    def read_block(self, block: int, view: int) -> Any:
+        s = self.chunks[0]
+        start, stop = block * s, min(self.shape[0], (block + 1) * s)
+        where = f"{self._where} {logits_path(self.kind)}"
+        if self._labels is not None:
+            check_present(self._first, [(block, view)], where)
+        rows = self._get((slice(start, stop), view))
+        if self._labels is not None:
+            found = self._check(self.spec, rows, self._labels[start:stop])
+            if found:
+                at = f" chunk (block {block}, view {view})"
+                raise CorruptChunkError(f"{where}{at}: {found[0]}")
+        return rows
+
+
+class RowsGroupLayout(GroupLayout):
+    """A layout whose rows are one object of :attr:`rows_type` over :attr:`arrays` (each
+    ``[N, V, width]``, in that order), checked by :attr:`check`."""
+
+    #: the rows type, built from the row arrays in order (``SampledRows``, ``QuantRows``)
+    rows_type: ClassVar[type]
+    #: the row check ``verify`` and every checked read run: (spec, rows, labels) -> problems
+    #: (a staticmethod)
+    check: Callable[..., list[str]]
+
+    def _rows(self, rows: Rows) -> Any:
+        if not isinstance(rows, self.rows_type):
+            raise LogitsKindError(f"{self.word} rows expected")
+        return rows
+
+    def reader(self, store: LayoutStore, kind: str) -> RowsGroupArray:
+        return self._arrays(store, kind, store.labels)
+
+    def _arrays(self, store: LayoutStore, kind: str, labels: Any) -> RowsGroupArray:
+        arrays = {n: store.raw_array(sparse_path(kind, n)) for n in self.arrays}
+        check = type(self).check
+        return RowsGroupArray(arrays, self.spec, kind, store.url, labels, self.rows_type, check)
+
+    def create_kind(
+        self, store: LayoutStore, kind: str, dtype: str, attrs: dict[str, Any], fidelity: bool
+    ) -> dict[str, Any]:
+        """The kind's group and arrays (replacing any); float arrays fill with NaN (a missing
+        chunk reads as NaN and is refused), the others with 0."""
+        store.create_group(logits_path(kind), attrs)
+        out = {}
+        for name in (*self.arrays, "fidelity") if fidelity else self.arrays:
+            path = sparse_path(kind, name)
+            shape, chunks, dt = expected_sparse(store.meta, path) or ((), (), "")
+            fill: Any = float("nan") if np.dtype(dt).kind == "f" else 0
+            out[path] = store.create_array(path, shape, chunks, dt, fill, overwrite=True)
+        return out
+
+    def write_rows(
+        self, store: LayoutStore, kind: str, block: int, view: int, rows: Rows, fidelity: Any
+    ) -> None:
+        start, stop = store.block_bounds(block)
+        for name, arr in zip(self.arrays, self._rows(rows).arrays(), strict=True):
+            store.raw_array(sparse_path(kind, name))[start:stop, view] = arr
+        if fidelity is not None:
+            store.raw_array(sparse_path(kind, "fidelity"))[block, view] = fidelity
+
+    def row_problems(self, store: LayoutStore, kinds: Sequence[str]) -> list[Problem]:
+        """Per written chunk of each kind, the layout's row check; one problem per kind."""
+        check = type(self).check
+        return chunk_row_problems(
+            store,
+            kinds,
+            lambda kind: self._arrays(store, kind, None),
+            lambda rows, labels: check(self.spec, rows, labels),
+            first=self.arrays[0],
+        )
+
+    def pack(self, rows: Rows) -> Packed:
+        packed: Packed = self._rows(rows).arrays()
+        return packed
