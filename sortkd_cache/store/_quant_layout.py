@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sortkd_cache.errors import ConfigError
 from sortkd_cache.sparse import (
     QuantRows,
     QuantSpec,
@@ -30,8 +29,7 @@ from sortkd_cache.store._rows_group import RowsGroupLayout
 from sortkd_cache.store._sparse import sparse_path
 
 if TYPE_CHECKING:
-    from sortkd_cache.sparse import SparseSpec
-    from sortkd_cache.store._meta import StoreMeta
+    pass
 
 __all__ = ["QUANT_ARRAYS", "QuantLayout"]
 
@@ -45,18 +43,10 @@ class QuantLayout(RowsGroupLayout):
     arrays = QUANT_ARRAYS[:2]
     word = "quantized"
     rows_type = QuantRows
+    spec_type = QuantSpec
+    spec: QuantSpec
     check = staticmethod(quant_problems)
     training = "sortkd_cache.data._layouts:QUANT"
-
-    def __init__(self, spec: QuantSpec) -> None:
-        self.spec: QuantSpec = spec
-
-    @classmethod
-    def from_meta(cls, meta: StoreMeta) -> QuantLayout:
-        return cls(QuantSpec.from_dict(dict(meta.sparse or {})))
-
-    def describe(self) -> str:
-        return self.spec.describe()
 
     def info_record(self) -> dict[str, Any] | None:
         spec = self.spec
@@ -67,14 +57,6 @@ class QuantLayout(RowsGroupLayout):
             f"{spec.bytes_per_row} B/sample-view (dense {dense}), max and step in {spec.dtype}"
         )
         return {**spec.to_dict(), "bytes_per_sample_view": spec.bytes_per_row, "summary": summary}
-
-    def stored_topk(self, topk: int | None, url: str) -> SparseSpec | None:
-        if topk is not None:
-            raise ConfigError(
-                f"--topk {topk} applies to dense or top-K stores; '{url}' is quantized "
-                f"({self.describe()}): leave --topk out"
-            )
-        return None
 
     def encode(
         self, dense: np.ndarray, labels: np.ndarray, *, at: tuple[int, int] = (0, 0)

@@ -6,11 +6,11 @@ dense rows. Each layout names its arrays, its rows type and its row check."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from sortkd_cache.errors import CorruptChunkError, LogitsKindError
+from sortkd_cache.errors import ConfigError, CorruptChunkError, LogitsKindError
 from sortkd_cache.store._chunk_scan import chunk_row_problems
 from sortkd_cache.store._group_layout import GroupLayout
 from sortkd_cache.store._layout import logits_path
@@ -19,6 +19,10 @@ from sortkd_cache.store._logits_layout import LayoutStore, Packed, Rows
 from sortkd_cache.store._problem import Problem
 from sortkd_cache.store._sparse import GroupArray, expected_sparse, sparse_path
 from sortkd_cache.store._sparse_check import check_present
+
+if TYPE_CHECKING:
+    from sortkd_cache.sparse import SparseSpec
+    from sortkd_cache.store._meta import StoreMeta
 
 __all__ = ["RowsGroupArray", "RowsGroupLayout"]
 
@@ -81,6 +85,28 @@ class RowsGroupLayout(GroupLayout):
     #: the row check ``verify`` and every checked read run: (spec, rows, labels) -> problems
     #: (a staticmethod)
     check: Callable[..., list[str]]
+
+    #: the format record's type (``SampledSpec``, ``QuantSpec``), read from the store's record
+    spec_type: ClassVar[Any]
+    spec: Any
+
+    def __init__(self, spec: Any) -> None:
+        self.spec = spec
+
+    @classmethod
+    def from_meta(cls, meta: StoreMeta) -> RowsGroupLayout:
+        return cls(cls.spec_type.from_dict(dict(meta.sparse or {})))
+
+    def describe(self) -> str:
+        return str(self.spec.describe())
+
+    def stored_topk(self, topk: int | None, url: str) -> SparseSpec | None:
+        if topk is not None:
+            raise ConfigError(
+                f"--topk {topk} applies to dense or top-K stores; '{url}' is {self.word} "
+                f"({self.describe()}): leave --topk out"
+            )
+        return None
 
     def _rows(self, rows: Rows) -> Any:
         if not isinstance(rows, self.rows_type):

@@ -36,8 +36,7 @@ from sortkd_cache.store._rows_group import RowsGroupLayout
 from sortkd_cache.store._sparse import sparse_path
 
 if TYPE_CHECKING:
-    from sortkd_cache.sparse import SparseSpec
-    from sortkd_cache.store._meta import StoreMeta
+    pass
 
 __all__ = ["SAMPLED_ARRAYS", "SampledLayout"]
 
@@ -51,19 +50,11 @@ class SampledLayout(RowsGroupLayout):
     arrays = SAMPLED_ARRAYS[:5]
     word = "sampled"
     rows_type = SampledRows
+    spec_type = SampledSpec
+    spec: SampledSpec
     check = staticmethod(sampled_problems)
     training = "sortkd_cache.data._layouts:SAMPLE"
     tails = SAMPLED_TAILS
-
-    def __init__(self, spec: SampledSpec) -> None:
-        self.spec: SampledSpec = spec
-
-    @classmethod
-    def from_meta(cls, meta: StoreMeta) -> SampledLayout:
-        return cls(SampledSpec.from_dict(dict(meta.sparse or {})))
-
-    def describe(self) -> str:
-        return self.spec.describe()
 
     def info_record(self) -> dict[str, Any] | None:
         spec, temps = self.spec, ",".join(f"{t:g}" for t in self.spec.temperatures)
@@ -80,14 +71,6 @@ class SampledLayout(RowsGroupLayout):
             "summary": summary,
             "rank_cap": 1,  # the largest label rank a sort of these rows records ("or more")
         }
-
-    def stored_topk(self, topk: int | None, url: str) -> SparseSpec | None:
-        if topk is not None:
-            raise ConfigError(
-                f"--topk {topk} applies to dense or top-K stores; '{url}' is sampled "
-                f"({self.describe()}): leave --topk out"
-            )
-        return None
 
     def check_loss(self, loss: str) -> None:
         if loss == "ctkd":

@@ -1,6 +1,9 @@
-"""One contract for both logits layouts: what ``store.layout`` answers, dense and sparse alike."""
+"""One contract for the logits layouts that serve every loss: what ``store.layout`` answers,
+dense, sparse top-K and quantized alike."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,13 +14,13 @@ from sortkd_cache.data import Batch, plan_soft_labels, store_soft_labels
 from sortkd_cache.errors import LogitsKindError
 from sortkd_cache.losses import compute_loss, make_loss
 from sortkd_cache.pipelines.sort import SortConfig, sort_store
-from sortkd_cache.sparse import SparseRows
-from sortkd_cache.store import DenseLayout, SparseLayout, layout_of
+from sortkd_cache.store import DenseLayout, QuantLayout, SparseLayout, layout_of
 from sortkd_cache.testing import small_dump
 
 pytestmark = pytest.mark.fast
 
-LAYOUTS = {"dense": {}, "sparse": {"topk": 3}}
+LAYOUTS = {"dense": {}, "sparse": {"topk": 3}, "quant": {"quantize": 3}}
+TYPES = {"dense": DenseLayout, "sparse": SparseLayout, "quant": QuantLayout}
 
 
 @pytest.fixture(scope="module", params=sorted(LAYOUTS))
@@ -29,19 +32,20 @@ def store(
     small_dump(out, dataset="fake:40:10:8", teacher="digits_mlp", views=1, chunk_samples=16,
                **LAYOUTS[request.param])  # fmt: skip
     sort_store(SortConfig(store=str(out), method="sort", progress=False, num_workers=1))
-    return sk.open_store(out)
+    store = sk.open_store(out)
+    assert isinstance(store.layout, TYPES[request.param])
+    return store
 
 
-def _same(a: np.ndarray | SparseRows, b: np.ndarray | SparseRows) -> bool:
-    if isinstance(a, SparseRows) and isinstance(b, SparseRows):
-        return all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("ids", "values", "stats"))
-    return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+def _same(a: Any, b: Any, layout: Any) -> bool:
+    """Two chunks of one layout, array by array (as the layout packs them)."""
+    pairs = zip(layout.pack(a), layout.pack(b), strict=True)
+    return all(np.array_equal(x, y) for x, y in pairs)
 
 
 def test_the_record_chooses_the_layout(store: sk.CacheStore) -> None:
     layout = store.layout
     assert type(layout) is type(layout_of(store.meta))
-    assert isinstance(layout, SparseLayout if store.meta.sparse else DenseLayout)
     assert store.is_sparse == (layout.spec is not None)
     assert (layout.spec is None) == (layout.name == "dense")
     for kind in store.kinds():
@@ -54,7 +58,7 @@ def test_sorting_a_chunk_gives_the_stored_sort_chunk(store: sk.CacheStore) -> No
         start, stop = store.block_bounds(block)
         raw = store.kind_array("raw").read_block(block, 0)
         out, rank, top = layout.sort_rows("sort", raw, labels[start:stop])
-        assert _same(out, store.kind_array("sort").read_block(block, 0))
+        assert _same(out, store.kind_array("sort").read_block(block, 0), layout)
         assert rank.shape == top.shape == (stop - start,)
     assert layout.sorted_chunks(store, "sort").all()
 

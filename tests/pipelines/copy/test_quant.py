@@ -25,6 +25,8 @@ from sortkd_cache.store import verify_store
 from sortkd_cache.testing import invoke, one_error_line
 
 from .test_sample import FAST, MakeStore
+from .test_sample import rows_of as sample_rows_of
+from .test_sample import same_bits as same
 
 torch.set_num_threads(1)
 B = 3
@@ -35,16 +37,8 @@ SMALL: dict[str, Any] = {
 
 
 def rows_of(store: sk.CacheStore, kind: str, view: int) -> QuantRows:
-    data = store.kind_array(kind)
-    parts = [data.read_block(b, view) for b in range(store.num_blocks)]
-    return QuantRows(*(np.concatenate(a) for a in zip(*(p.arrays() for p in parts), strict=True)))
-
-
-def same(a: QuantRows, b: QuantRows) -> bool:
-    return all(
-        np.array_equal(x.view(np.uint8), y.view(np.uint8))
-        for x, y in zip(a.arrays(), b.arrays(), strict=True)
-    )
+    rows: QuantRows = sample_rows_of(store, kind, view, QuantRows)
+    return rows
 
 
 @pytest.fixture

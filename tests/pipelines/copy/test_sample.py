@@ -25,13 +25,15 @@ FAST: dict[str, Any] = {"teacher": "digits_mlp", "views": 2, "dataset": "digits"
 S = 12
 
 
-def rows_of(store: sk.CacheStore, kind: str, view: int) -> SampledRows:
+def rows_of(store: sk.CacheStore, kind: str, view: int, rows_type: type = SampledRows) -> Any:
+    """A whole view of a kind, as one rows object of ``rows_type`` (any layout's rows with
+    ``arrays()``)."""
     data = store.kind_array(kind)
     parts = [data.read_block(b, view) for b in range(store.num_blocks)]
-    return SampledRows(*(np.concatenate(a) for a in zip(*(p.arrays() for p in parts), strict=True)))
+    return rows_type(*(np.concatenate(a) for a in zip(*(p.arrays() for p in parts), strict=True)))
 
 
-def same_bits(a: SampledRows, b: SampledRows) -> bool:
+def same_bits(a: Any, b: Any) -> bool:
     return all(
         np.array_equal(x.view(np.uint8), y.view(np.uint8))
         for x, y in zip(a.arrays(), b.arrays(), strict=True)
@@ -112,8 +114,8 @@ def test_sort_on_sampled_rows_equals_sampling_the_sorted_rows(
 def test_info_states_bytes_and_fidelity(make_store: MakeStore) -> None:
     path = make_store("s.zarr", sample=S, **FAST)
     info = json.loads(invoke("info", str(path), "--json").output)
-    spec = SampledSpec.from_dict({k: v for k, v in info["sparse"].items()
-                                  if k not in ("bytes_per_sample_view", "summary", "rank_cap")})  # fmt: skip
+    shown = ("bytes_per_sample_view", "summary", "rank_cap")  # info's, not the record's
+    spec = SampledSpec.from_dict({k: v for k, v in info["sparse"].items() if k not in shown})
     assert info["sparse"]["bytes_per_sample_view"] == spec.bytes_per_row
     assert spec.bytes_per_row == 10 * (1 + 1 + 2 + 1) + spec.num_stats * 2  # W = min(12, 10)
     fid = info["kinds"]["raw"]["fidelity"]
