@@ -171,11 +171,12 @@ class Recompute:
     def _compare(
         self, report: RecomputeReport, samples: np.ndarray, view: int, fresh: np.ndarray
     ) -> None:
-        stored, ids = _stored(self.store, samples, view)
+        stored, ids, slack = _stored(self.store, samples, view)
         if ids is not None:
             fresh = np.take_along_axis(fresh, ids, axis=1)
         scale = np.maximum(1.0, np.abs(fresh).max(axis=1))
-        absolute = np.abs(stored.astype(np.float64) - fresh).max(axis=1)
+        error = np.abs(stored.astype(np.float64) - fresh).max(axis=1)
+        absolute = np.maximum(error - slack, 0.0)  # beyond the layout's own rounding
         absolute = np.where(np.isnan(absolute), np.inf, absolute)
         rel = absolute / scale
         report.checked += len(samples)
@@ -189,21 +190,25 @@ class Recompute:
 
 def _stored(
     store: CacheStore, samples: np.ndarray, view: int
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """The stored rows of ``samples`` (sorted) in ``view``: dense values, or a sparse store's
-    kept values with their class ids."""
+    kept values with their class ids; and per row the layout's own rounding (quantized rows:
+    half a step), which a recomputed row may differ by."""
     blocks: dict[int, list[int]] = {}
     for s in samples.tolist():
         blocks.setdefault(s // store.chunk_samples, []).append(s)
-    values, ids = [], []
+    values, ids, slack = [], [], []
     for block, members in blocks.items():
         start, stop = store.block_bounds(block)
         rows = np.asarray(members) - start
-        kept, kept_ids = store.layout.kept(store.kind_array("raw")[start:stop, view])
+        chunk = store.kind_array("raw")[start:stop, view]
+        kept, kept_ids = store.layout.kept(chunk)
         values.append(kept[rows])
+        slack.append(store.layout.read_error(chunk)[rows])
         if kept_ids is not None:
             ids.append(kept_ids[rows])
-    return np.concatenate(values), (np.concatenate(ids) if ids else None)
+    found = np.concatenate(values), (np.concatenate(ids) if ids else None)
+    return (*found, np.concatenate(slack))
 
 
 def recorded_checkpoint(store: CacheStore) -> str:

@@ -218,6 +218,12 @@ class LogitsLayout:
         """A chunk's stored logit values and their class ids (int64; None: every class)."""
         raise NotImplementedError
 
+    def read_error(self, rows: Rows) -> np.ndarray:
+        """Per row [S], the most a stored value may differ from the logit it stands for by
+        the layout's own rounding (``verify --recompute`` allows it): 0 for layouts that
+        keep values in the store's dtype (dense, top-K, sampled)."""
+        return np.zeros(len(self.kept(rows)[0]))
+
     def pack(self, rows: Rows) -> Packed:
         """A chunk as arrays with the rows first (see :data:`Packed`)."""
         raise NotImplementedError

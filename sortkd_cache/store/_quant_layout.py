@@ -75,6 +75,12 @@ class QuantLayout(RowsGroupLayout):
         stored rows; :func:`~sortkd_cache.sparse.apply_quant`)."""
         return apply_quant(method, self._rows(rows), labels, self.spec)
 
+    def read_error(self, rows: Rows) -> np.ndarray:
+        """Half a step per row (the nearest level), plus the float32 read-back's rounding."""
+        st = np.asarray(self._rows(rows).stats, dtype=np.float64)
+        out: np.ndarray = st[:, 1] / 2 + np.abs(st).max(axis=1) * 4 * np.finfo(np.float32).eps
+        return out
+
     def kept(self, rows: Rows) -> tuple[np.ndarray, np.ndarray | None]:
         return dequantize(self._rows(rows), self.spec), None
 

@@ -54,7 +54,10 @@ def recompute(store: Path, n: int, *extra: str) -> Result:
     return invoke("verify", str(store), "--recompute", str(n), "--json", *extra)
 
 
-@pytest.mark.parametrize("layout", [[], ["--topk", "3"]], ids=["dense", "sparse"])
+LAYOUTS = [[], ["--topk", "3"], ["--quantize", "3"]]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["dense", "sparse", "quant"])
 def test_an_honest_store_passes(tmp_path: Path, weights: tuple[Path, Path], layout: list[str]):
     store = dumped(tmp_path, weights[0], *layout)
     result = recompute(store, 7, "--teacher-ckpt", str(weights[0]))
@@ -98,16 +101,21 @@ def test_logits_of_other_weights_than_the_record_fail_naming_the_rows(
     assert text.exit_code == 1 and "24 DIFFER" in text.stdout and "sample " in text.stdout
 
 
-@pytest.mark.parametrize("layout", [[], ["--topk", "3"]], ids=["dense", "sparse"])
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["dense", "sparse", "quant"])
 def test_an_edited_row_with_its_checksum_recomputed_is_named(
     tmp_path: Path, weights: tuple[Path, Path], layout: list[str]
 ) -> None:
     store = dumped(tmp_path, weights[0], *layout)
     writable = open_store(str(store), "r+")
-    path = "logits/raw/values" if layout else "logits/raw"
+    quant = "--quantize" in layout  # its max moved beyond half a step (what recompute allows)
+    path = "logits/raw/stats" if quant else "logits/raw/values" if layout else "logits/raw"
     arr = writable.raw_array(path)  # zarr recomputes the chunk's crc32c on write
     row = np.asarray(arr[5, 1])
-    arr[5, 1] = row + np.asarray(0.25, dtype=row.dtype)
+    if quant:
+        row[0] += row[1] + np.asarray(0.25, dtype=row.dtype)
+        arr[5, 1] = row
+    else:
+        arr[5, 1] = row + np.asarray(0.25, dtype=row.dtype)
     assert invoke("verify", str(store)).exit_code == 0  # every checksum holds
     result = recompute(store, 24, "--teacher-ckpt", str(weights[0]))
     assert result.exit_code == 1, result.stdout
