@@ -4,7 +4,8 @@
    3-channel images), dumped dense (float16) over a few views with the ``digits`` recipe.
 2. ``copy --topk K`` of each dense store: bytes per sample-view (layout and on disk) and the
    fidelity recorded when the sparse kind is made (mean KL(dense || sparse) at T = 1, 2, 4 and
-   the rows whose label fell outside the top K).
+   the rows whose label fell outside the top K); likewise ``copy --quantize B`` (B = 2, 3, 4:
+   mean KL and the largest logit error).
 3. Students from dense and sparse stores (accuracy): ``bench_sparse_students.py``.
 4. Training throughput (C = 100, K = 10, KD T=4, batch 128), dense against sparse, runs
    interleaved (A, B, A, B, ...), medians: samples per second (wall) and per process
@@ -12,7 +13,7 @@
    loop alone (``EpochBatches`` + the loss + backward + SGD step: what a step costs), for the
    tiny ``digits_mlp`` on the 3x8x8 stores above and for ``resnet8`` on CIFAR-shaped
    ``fake:1536:100:32`` stores (teacher ``digits_mlp``, ``cifar`` recipe). ``--throughput-only``
-   runs just this part.
+   runs just this part, ``--fidelity-only`` all but it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine
+
+#: the bit widths of ``copy --quantize B`` measured beside top-K (C = 100 float16: 29, 42, 54 B)
+QUANT_BITS = (2, 3, 4)
 
 
 def _teacher(tmp: Path, spec: str, epochs: int, augment: str = "digits") -> Path:
@@ -86,6 +90,34 @@ def _fidelity(tmp: Path, dense: Path, ks: tuple[int, ...]) -> list[dict[str, Any
                 "mean_kl": fid["mean_kl"],
                 "label_outside_topk": fid["label_outside_topk"],
                 "teacher_train_view_accuracy": list(src.meta.teacher_accuracy),
+            }
+        )
+    return out
+
+
+def _quant_fidelity(tmp: Path, dense: Path, bits: tuple[int, ...]) -> list[dict[str, Any]]:
+    """``copy --quantize B`` of ``dense``: bytes per sample-view (layout and on disk) and the
+    fidelity recorded when it was made (mean KL(dense || quantized) at T = 1, 2, 4, the
+    largest logit error)."""
+    import sortkd_cache as sk
+    from sortkd_cache.pipelines.copy import DeriveConfig, derive_store
+
+    src = sk.open_store(dense)
+    rows_views = src.num_samples * src.num_views
+    out = []
+    for b in bits:
+        path = tmp / f"{dense.stem}-q{b}.zarr"
+        derive_store(str(dense), str(path), DeriveConfig(quantize=b), progress=False)
+        fid = sk.open_store(path).kind_attrs("raw")["fidelity"]
+        disk = _disk_bytes(path / "logits" / "raw") / rows_views
+        out.append(
+            {
+                "classes": src.num_classes,
+                "bits": b,
+                "bytes_per_sample_view": fid["bytes_per_sample_view"],
+                "disk_bytes_per_sample_view": round(disk, 1),
+                "mean_kl": fid["mean_kl"],
+                "max_logit_error": fid["max_logit_error"],
             }
         )
     return out
@@ -206,7 +238,9 @@ def _throughputs(
     return out
 
 
-def run(quick: bool = False, throughput_only: bool = False) -> dict[str, Any]:
+def run(
+    quick: bool = False, throughput_only: bool = False, fidelity_only: bool = False
+) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-sparse-"))
     try:
         n100, n1000 = (1500, 3000) if quick else (4000, 6000)
@@ -225,9 +259,14 @@ def run(quick: bool = False, throughput_only: bool = False) -> dict[str, Any]:
             return {"machine": machine(), **_throughputs(tmp, dense100, sparse100, quick)}
         dense1000 = _dense_store(tmp, spec1000, _teacher(tmp, spec1000, t_epochs), 2)
         fidelity = _fidelity(tmp, dense100, (5, 10)) + _fidelity(tmp, dense1000, (10, 100))
+        quantized = _quant_fidelity(tmp, dense100, QUANT_BITS)
+        quantized += _quant_fidelity(tmp, dense1000, QUANT_BITS)
+        if fidelity_only:
+            return {"machine": machine(), "fidelity": fidelity, "quantized": quantized}
         return {
             "machine": machine(),
             "fidelity": fidelity,
+            "quantized": quantized,
             **_throughputs(tmp, dense100, sparse100, quick),
             "note": note,
         }
@@ -236,5 +275,9 @@ def run(quick: bool = False, throughput_only: bool = False) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    result = run(quick="--quick" in sys.argv, throughput_only="--throughput-only" in sys.argv)
+    result = run(
+        quick="--quick" in sys.argv,
+        throughput_only="--throughput-only" in sys.argv,
+        fidelity_only="--fidelity-only" in sys.argv,
+    )
     print(json.dumps(result, indent=2))

@@ -39,20 +39,21 @@ def test_the_demo_recipe_is_the_papers_variants() -> None:
     assert recipe.dataset.spec.startswith("digits100")
     assert len(recipe.seeds) >= 5
     got = {
-        (s.loss, s.logits if s.loss != "ce" else None, s.topk, s.sample, s.sample_head)
+        (s.loss, s.logits if s.loss != "ce" else None, s.topk, s.sample, s.sample_head, s.quantize)
         for s in recipe.students
     }
     dense = [("ce", None), ("kd", "raw"), ("kd", "sort"), ("dkd", "raw"), ("dkd", "sort")]
-    want = {(loss, logits, None, None, None) for loss, logits in dense}
-    want |= {("kd", "sort", 10, None, None), ("kd", "sort", None, 3, 4)}
-    assert got == want
+    want = {(loss, logits, None, None, None, None) for loss, logits in dense}
+    want |= {("kd", "sort", 10, None, None, None), ("kd", "sort", None, 3, 4, None)}
+    want |= {("kd", "sort", None, None, None, 3)}
+    assert got == want and len(recipe.students) == len(want)
     assert recipe.teacher.arch == "digits100_cnn_l" and recipe.threads == 1
 
 
 def test_slice_runs_every_variant_and_seed(demo: tuple[Path, dict[str, object]]) -> None:
     out, res = demo
     variants = res["variants"]
-    assert isinstance(variants, list) and len(variants) == 7
+    assert isinstance(variants, list) and len(variants) == 8
     assert all(v["n"] == 2 and v["seeds"] == [0, 1] for v in variants)
     context = res["context"]
     assert isinstance(context, dict) and context["classes"] == 100 and context["samples"] == 200
@@ -76,6 +77,8 @@ def test_results_pair_sort_with_raw_and_kd_with_ce(demo: tuple[Path, dict[str, o
         ("KD sort top-10", "KD sort"),
         ("KD sort sampled 4+3", "CE"),
         ("KD sort sampled 4+3", "KD sort"),
+        ("KD sort 3-bit", "CE"),
+        ("KD sort 3-bit", "KD sort"),
     }
     top1 = {v["name"]: v["test_top1"] for v in res["variants"]}  # type: ignore[attr-defined]
     sort = pairs[("KD sort", "KD raw")]
@@ -98,4 +101,4 @@ def test_the_divergence_guard_stays_quiet_on_the_demo(demo: tuple[Path, dict[str
     """Every student of the demo's settings finished (a tripped guard raises, exit 2)."""
     out, _ = demo
     summaries = list((out / "students").glob("*/seed*/summary.json"))
-    assert len(summaries) == 14
+    assert len(summaries) == 16  # 8 variants x 2 seeds
