@@ -76,9 +76,10 @@ def test_the_lists_are_read_from_the_fields() -> None:
         "num_classes", "storage_options",
     }  # fmt: skip
     assert sweep_stage.READER_KEYS == ("soft_labels", "stream_window", "stream_lanes")
-    # sample_head came later, in the teacher rows section: the section made it a teacher key
+    # sample_head and quantize came later, in the teacher rows section: the section made them
+    # teacher keys
     assert set(sweep_stage.TEACHER_KEYS) == {*sweep_stage.READER_KEYS, "topk", "sample",
-                                             "sample_head", "sparse_tail"}  # fmt: skip
+                                             "sample_head", "quantize", "sparse_tail"}  # fmt: skip
     assert set(sweep_stage.SWEEP_KEYS) == {"out", "resume", "overwrite", "progress"}
     assert set(field_names(TrainConfig, hashed=True)) == {
         "student", "loss", "logits", "views_order", "epochs", "batch_size", "lr", "milestones",

@@ -15,7 +15,7 @@ import torch
 
 from sortkd_cache.data._prefetch import Prefetcher
 from sortkd_cache.errors import ConfigError
-from sortkd_cache.losses import SampledTeacher
+from sortkd_cache.losses import SampledTeacher, TeacherRows
 
 if TYPE_CHECKING:
     from sortkd_cache.data._batch import Batch
@@ -78,13 +78,13 @@ class SampledViewSource:
         if next_view is not None and next_view != view:
             self._reader.prefetch(next_view)
 
-    def rows(self, batch: Batch) -> Any:
+    def rows(self, batch: Batch) -> TeacherRows | torch.Tensor:
         if self._current is None:
             raise ConfigError(f"{type(self).__name__}.rows() before begin_epoch()")
         idx = batch.idx.to(self._current[0].device)
         return self.teacher([t.index_select(0, idx) for t in self._current])
 
-    def teacher(self, packed: Sequence[torch.Tensor]) -> Any:
+    def teacher(self, packed: Sequence[torch.Tensor]) -> TeacherRows | torch.Tensor:
         """A batch's packed rows as the losses read them (here: a SampledTeacher)."""
         return sampled_teacher(self.spec, packed)
 

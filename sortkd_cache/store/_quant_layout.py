@@ -36,7 +36,7 @@ __all__ = ["QUANT_ARRAYS", "QuantLayout"]
 QUANT_ARRAYS = ("codes", "stats", "fidelity")
 
 
-class QuantLayout(RowsGroupLayout):
+class QuantLayout(RowsGroupLayout[QuantRows, QuantSpec]):
     """Per kind a group of quantized ``codes`` and ``stats`` (every class, B bits each)."""
 
     name = "quant"

@@ -6,11 +6,18 @@ dense rows. Each layout names its arrays, its rows type and its row check."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
 from sortkd_cache.errors import ConfigError, CorruptChunkError, LogitsKindError
+from sortkd_cache.sparse import (
+    QuantRows,
+    QuantSpec,
+    SampledRows,
+    SampledSpec,
+    SparseSpec,
+)
 from sortkd_cache.store._chunk_scan import chunk_row_problems
 from sortkd_cache.store._group_layout import GroupLayout
 from sortkd_cache.store._layout import logits_path
@@ -18,16 +25,20 @@ from sortkd_cache.store._logits import zarr_get
 from sortkd_cache.store._logits_layout import LayoutStore, Packed, Rows
 from sortkd_cache.store._problem import Problem
 from sortkd_cache.store._sparse import GroupArray, expected_sparse, sparse_path
-from sortkd_cache.store._sparse_check import check_present
+from sortkd_cache.store._sparse_check import Index, check_present
 
 if TYPE_CHECKING:
-    from sortkd_cache.sparse import SparseSpec
+    from zarr import Array
+
     from sortkd_cache.store._meta import StoreMeta
 
 __all__ = ["RowsGroupArray", "RowsGroupLayout"]
 
+#: the rows of these layouts, and their formats
+GroupRows = SampledRows | QuantRows
+GroupSpec = SampledSpec | QuantSpec
 #: a layout's row check: (spec, rows, their labels) -> what is wrong, first first
-RowCheck = Callable[[Any, Any, np.ndarray], list[str]]
+RowCheck = Callable[[GroupSpec, GroupRows, np.ndarray], list[str]]
 
 
 class RowsGroupArray(GroupArray[Any]):
@@ -37,18 +48,18 @@ class RowsGroupArray(GroupArray[Any]):
 
     def __init__(
         self,
-        arrays: dict[str, Any],
-        spec: Any,
+        arrays: dict[str, Array[Any]],
+        spec: GroupSpec,
         kind: str,
         where: str,
         labels: np.ndarray | None,
-        make: Callable[..., Any],
+        make: Callable[..., GroupRows],
         check: RowCheck,
     ) -> None:
         super().__init__(arrays, spec, kind, where, labels)
         self._make, self._check = make, check
 
-    def _get(self, selection: tuple[Any, ...]) -> Any:
+    def _get(self, selection: tuple[Index, ...]) -> GroupRows:
         out = []
         for name, array in self._arrays.items():
             what = f"{self._where} {sparse_path(self.kind, name)}[{selection!r}]"
@@ -58,10 +69,10 @@ class RowsGroupArray(GroupArray[Any]):
             out.append(arr)
         return self._make(*out)
 
-    def __getitem__(self, selection: Any) -> Any:
+    def __getitem__(self, selection: Index | tuple[Index, ...]) -> GroupRows:
         return self._get(selection if isinstance(selection, tuple) else (selection,))
 
-    def read_block(self, block: int, view: int) -> Any:
+    def read_block(self, block: int, view: int) -> GroupRows:
         s = self.chunks[0]
         start, stop = block * s, min(self.shape[0], (block + 1) * s)
         where = f"{self._where} {logits_path(self.kind)}"
@@ -76,29 +87,33 @@ class RowsGroupArray(GroupArray[Any]):
         return rows
 
 
-class RowsGroupLayout(GroupLayout):
+RowsT = TypeVar("RowsT", SampledRows, QuantRows)
+FormatT = TypeVar("FormatT", SampledSpec, QuantSpec)
+
+
+class RowsGroupLayout(GroupLayout, Generic[RowsT, FormatT]):
     """A layout whose rows are one object of :attr:`rows_type` over :attr:`arrays` (each
     ``[N, V, width]``, in that order), checked by :attr:`check`."""
 
     #: the rows type, built from the row arrays in order (``SampledRows``, ``QuantRows``)
-    rows_type: ClassVar[type]
+    rows_type: type[RowsT]
     #: the row check ``verify`` and every checked read run: (spec, rows, labels) -> problems
     #: (a staticmethod)
     check: Callable[..., list[str]]
 
     #: the format record's type (``SampledSpec``, ``QuantSpec``), read from the store's record
-    spec_type: ClassVar[Any]
-    spec: Any
+    spec_type: type[FormatT]
+    spec: FormatT
 
-    def __init__(self, spec: Any) -> None:
+    def __init__(self, spec: FormatT) -> None:
         self.spec = spec
 
     @classmethod
-    def from_meta(cls, meta: StoreMeta) -> RowsGroupLayout:
+    def from_meta(cls, meta: StoreMeta) -> RowsGroupLayout[RowsT, FormatT]:
         return cls(cls.spec_type.from_dict(dict(meta.sparse or {})))
 
     def describe(self) -> str:
-        return str(self.spec.describe())
+        return self.spec.describe()
 
     def stored_topk(self, topk: int | None, url: str) -> SparseSpec | None:
         if topk is not None:
@@ -108,7 +123,7 @@ class RowsGroupLayout(GroupLayout):
             )
         return None
 
-    def _rows(self, rows: Rows) -> Any:
+    def _rows(self, rows: Rows) -> RowsT:
         if not isinstance(rows, self.rows_type):
             raise LogitsKindError(f"{self.word} rows expected")
         return rows
@@ -116,7 +131,7 @@ class RowsGroupLayout(GroupLayout):
     def reader(self, store: LayoutStore, kind: str) -> RowsGroupArray:
         return self._arrays(store, kind, store.labels)
 
-    def _arrays(self, store: LayoutStore, kind: str, labels: Any) -> RowsGroupArray:
+    def _arrays(self, store: LayoutStore, kind: str, labels: np.ndarray | None) -> RowsGroupArray:
         arrays = {n: store.raw_array(sparse_path(kind, n)) for n in self.arrays}
         check = type(self).check
         return RowsGroupArray(arrays, self.spec, kind, store.url, labels, self.rows_type, check)

@@ -43,7 +43,7 @@ __all__ = ["SAMPLED_ARRAYS", "SampledLayout"]
 SAMPLED_ARRAYS = ("ids", "counts", "values", "up", "stats", "fidelity")
 
 
-class SampledLayout(RowsGroupLayout):
+class SampledLayout(RowsGroupLayout[SampledRows, SampledSpec]):
     """Per kind a group of sampled ``ids``, ``counts``, ``values``, ``up`` and ``stats``."""
 
     name = "sample"

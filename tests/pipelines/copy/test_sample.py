@@ -123,6 +123,9 @@ def test_info_states_bytes_and_fidelity(make_store: MakeStore) -> None:
     assert fid["mean_kl"] > 0 and 0 <= fid["grad_angle_deg"] <= 180
     text = invoke("info", str(path)).output
     assert "B/sample-view" in text and "gradient angle" in text
+    assert invoke("sort", str(path)).exit_code == 0  # a sort of the draws: ranks 0 or "1+"
+    text = invoke("info", str(path)).output
+    assert "label rank before sort (rank:rows): 0:" in text and ", 1+:" in text
 
 
 @pytest.mark.parametrize("loss", ["kd", "dkd", "lskd"])
