@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The paper's regime on digits100 (about 50 CPU-seconds); the old 10-class demo:
+# The paper's regime on digits100 (about 65 CPU-seconds); the old 10-class demo:
 # $(BIN)/sortkd-cache run digits_demo --out demo_digits10
 demo: $(STAMP)
 	$(BIN)/sortkd-cache run pipelines/recipes/digits100_demo.toml --out demo_out --threads 1
