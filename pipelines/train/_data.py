@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from sortkd_cache.pipelines.train._setup import Setup
     from sortkd_cache.sorting import LogitsMethod
     from sortkd_cache.sparse import SparseSpec
+    from sortkd_cache.store import CacheStore
 
 __all__ = ["OnlineTeacher", "soft_labels_for"]
 
@@ -115,20 +116,22 @@ def soft_labels_for(s: Setup, device: torch.device, needs_teacher: bool) -> Soft
         return None
     if s.store is None:
         raise ConfigError(f"--loss {cfg.loss} needs --cache STORE or --online-teacher ARCH")
-    source = store_soft_labels(s.store, cfg.logits, device, stream=s.plan.mode == "stream")
+    stream, meta, c = s.plan.mode == "stream", s.store.meta, s.num_classes
+    if cfg.sample is not None:  # --sample S on a dense store (checked in the setup)
+        spec = sampled_spec_for(cfg.sample, c, meta.dtype, None, meta.seed, cfg.sample_head)
+        return SampleRows(_raw_rows(s.store, cfg.logits, device, stream), spec, cfg.logits)
+    if cfg.quantize is not None:  # --quantize B on a dense store (checked in the setup)
+        qspec = quant_spec_for(cfg.quantize, c, meta.dtype)
+        return QuantizeRows(_raw_rows(s.store, cfg.logits, device, stream), qspec, cfg.logits)
+    source = store_soft_labels(s.store, cfg.logits, device, stream=stream)
     if s.sparse is not None and s.store.layout.topk_per_batch:  # --topk K on a dense store
         return TopKRows(source, s.sparse)
-    if cfg.sample is not None:  # --sample S on a dense store (checked in the setup)
-        meta, stream = s.store.meta, s.plan.mode == "stream"
-        c, head = s.num_classes, cfg.sample_head
-        spec = sampled_spec_for(cfg.sample, c, meta.dtype, None, meta.seed, head)
-        source.close()  # the raw rows are sampled, then moved by the kind's method
-        raw = store_soft_labels(s.store, "raw", device, stream=stream)
-        return SampleRows(raw, spec, cfg.logits)
-    if cfg.quantize is not None:  # --quantize B on a dense store (checked in the setup)
-        meta, stream = s.store.meta, s.plan.mode == "stream"
-        qspec = quant_spec_for(cfg.quantize, s.num_classes, meta.dtype)
-        source.close()  # the raw rows are quantized, then moved by the kind's method
-        raw = store_soft_labels(s.store, "raw", device, stream=stream)
-        return QuantizeRows(raw, qspec, cfg.logits)
     return source
+
+
+def _raw_rows(store: CacheStore, kind: str, device: torch.device, stream: bool) -> SoftLabels:
+    """The raw kind's rows for ``kind`` made batch by batch from them (``--sample``,
+    ``--quantize``: as ``copy`` makes a derived kind, the method on the raw rows); ``kind``
+    must still be in the store, complete."""
+    store.kind_array(kind)  # refuse a missing or incomplete kind now
+    return store_soft_labels(store, "raw", device, stream=stream)
