@@ -69,6 +69,9 @@ class RecomputeReport:
     max_diff: float  # the largest |stored - recomputed| / row scale
     max_abs_diff: float
     differing: list[dict[str, Any]] = field(default_factory=list)  # {sample, view, diff}
+    #: the largest per-row allowance for the layout's own rounding (quantized rows: half a
+    #: step), subtracted before the differences above; 0 for layouts that keep exact values
+    rounding: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -177,6 +180,7 @@ class Recompute:
         scale = np.maximum(1.0, np.abs(fresh).max(axis=1))
         error = np.abs(stored.astype(np.float64) - fresh).max(axis=1)
         absolute = np.maximum(error - slack, 0.0)  # beyond the layout's own rounding
+        report.rounding = max(report.rounding, float(slack.max(initial=0.0)))
         absolute = np.where(np.isnan(absolute), np.inf, absolute)
         rel = absolute / scale
         report.checked += len(samples)
@@ -253,6 +257,8 @@ def format_recompute(report: RecomputeReport) -> str:
         f"{report.max_diff:.3g} of the row scale (abs {report.max_abs_diff:.3g}), "
         f"tolerance {report.tolerance:g}"
     )
+    if report.rounding > 0:
+        head += f" (beyond the store's own rounding, up to {report.rounding:.3g} per row)"
     if report.ok:
         return f"{head}: OK"
     lines = [f"{head}: {len(report.differing)} DIFFER"]

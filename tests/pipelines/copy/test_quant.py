@@ -81,6 +81,7 @@ def test_dump_quantize_equals_quantizing_the_dense_rows_then_sort_as_copy(
     assert verify_store(made).sound and verify_store(copied).sound
     check = invoke("verify", str(made), "--recompute", "12")  # within half a step: sound
     assert check.exit_code == 0 and "12 sample-views" in check.output and ": OK" in check.output
+    assert "beyond the store's own rounding, up to" in check.output
     info = json.loads(invoke("info", str(copied), "--json").output)["sparse"]
     assert info["bits"] == B and info["bytes_per_sample_view"] == -(-10 * B // 8) + 2 * 2
     text = invoke("info", str(copied)).output
