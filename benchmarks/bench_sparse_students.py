@@ -16,10 +16,10 @@ S = 12), at the loss's T = 4 by default and at sharper proposal temperatures
 top-1 per seed (NaN where the divergence guard stopped the run), the difference to dense per
 seed (mean and standard deviation), the bytes per sample-view of each store and the median
 training seconds per student (interleaved, the same machine). ``--sizes=4000
---variants=dense,sampled_5`` runs a part; ``topk_K`` is a ``copy --topk K`` store of another K
-(uniform tail), ``hybrid_H_S`` one of ``--sample S --sample-head H``, ``quant_B`` one of
-``--quantize B`` (every class in B bits), and a ``_counts`` suffix on a sampled or hybrid
-variant trains it with ``--sparse-tail counts``.
+--variants=dense,sampled_5`` runs a part (``--seeds=N``: N seeds, default 3); ``topk_K`` is a
+``copy --topk K`` store of another K (uniform tail), ``hybrid_H_S`` one of ``--sample S
+--sample-head H``, ``quant_B`` one of ``--quantize B`` (every class in B bits), and a
+``_counts`` suffix on a sampled or hybrid variant trains it with ``--sparse-tail counts``.
 """
 
 from __future__ import annotations

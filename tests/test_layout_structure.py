@@ -24,6 +24,7 @@ LAYOUT_MODULES = (
     "sortkd_cache/data/_sparse.py",
     "sortkd_cache/data/_sampled.py",
     "sortkd_cache/data/_quant.py",
+    "sortkd_cache/data/_packed.py",
     "sortkd_cache/losses/_rows.py",
     "sortkd_cache/losses/_sparse_rows.py",
     "sortkd_cache/losses/_sparse_kd.py",
@@ -49,6 +50,7 @@ LAYOUT_TYPES = {
     "SparseViewSource",
     "SampledViewSource",
     "QuantViewSource",
+    "PackedViewSource",
 }
 
 

@@ -224,7 +224,7 @@ def _check_quantize(cfg: TrainConfig, store: CacheStore | None) -> None:
     if store is not None and not store.layout.topk_per_batch:
         raise ConfigError(
             f"--quantize {cfg.quantize} quantizes a dense store's rows; '{cfg.cache}' is "
-            f"already {getattr(store.layout, 'word', store.layout.name)} "
+            f"already {store.layout.word} "
             f"({store.layout.describe()}): leave --quantize out"
         )
     if cfg.online_teacher is not None or store is None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from sortkd_cache.data._sampled import SampledViewSource
+from sortkd_cache.data._packed import PackedViewSource
 
 if TYPE_CHECKING:
     from sortkd_cache.sparse import QuantSpec
@@ -65,11 +65,9 @@ def quant_teacher(spec: QuantSpec, packed: Sequence[torch.Tensor]) -> torch.Tens
     return dequantize_tensor(spec, codes, stats)
 
 
-class QuantViewSource(SampledViewSource):
+class QuantViewSource(PackedViewSource):
     """A :class:`~sortkd_cache.data.SoftLabels` source for a quantized kind: one whole view's
     packed codes per epoch on the device, the next read ahead; ``rows`` gives dense logits."""
-
-    index_first = False
 
     def teacher(self, packed: Sequence[torch.Tensor]) -> torch.Tensor:
         return quant_teacher(self.spec, packed)

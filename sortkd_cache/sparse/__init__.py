@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     )
     from sortkd_cache.sparse._quant import (
         BITS_RANGE,
-        QUANT_FIDELITY,
         QuantRows,
         QuantSpec,
         apply_quant,
@@ -86,7 +85,6 @@ _LAZY = {
     "quant_spec_for": "_options",
     "spec_of_record": "_options",
     "BITS_RANGE": "_quant",
-    "QUANT_FIDELITY": "_quant",
     "QuantRows": "_quant",
     "QuantSpec": "_quant",
     "apply_quant": "_quant",
@@ -145,7 +143,6 @@ __all__ = [
     "quant_spec_for",
     "spec_of_record",
     "BITS_RANGE",
-    "QUANT_FIDELITY",
     "QuantRows",
     "QuantSpec",
     "apply_quant",

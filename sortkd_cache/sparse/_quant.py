@@ -35,7 +35,6 @@ from sortkd_cache.sparse._spec import DEFAULT_TEMPERATURES, spec_from_record
 
 __all__ = [
     "BITS_RANGE",
-    "QUANT_FIDELITY",
     "QuantRows",
     "QuantSpec",
     "apply_quant",
@@ -51,9 +50,6 @@ __all__ = [
 #: not fit a byte (and float16 rows are 16 bits)
 BITS_RANGE = (2, 8)
 _CODE = np.dtype(np.uint8)
-#: what the fidelity array sums per (block, view): KL(dense || quantized) at each recorded T,
-#: the largest |logit error|, and the rows
-QUANT_FIDELITY = ("kl", "max_error", "rows")
 
 
 def check_bits(bits: object) -> int:
@@ -107,7 +103,7 @@ class QuantSpec:
 
     def array_widths(self) -> dict[str, tuple[int, str]]:
         """Per array of a kind: (width, dtype); the fidelity array's width is its per-chunk
-        record (:data:`QUANT_FIDELITY`, the KL once per recorded T)."""
+        record (:func:`quant_fidelity`: the KL per recorded T, the largest error, the rows)."""
         return {
             "codes": (self.code_bytes, str(_CODE)),
             "stats": (self.num_stats, self.dtype),

@@ -36,7 +36,6 @@ class GroupLayout(LogitsLayout):
     #: the row arrays of a kind, in :meth:`pack` order (``fidelity`` comes after them)
     arrays: ClassVar[tuple[str, ...]] = ()
     #: how ``copy`` names a store of this layout ("already sparse", "already sampled")
-    word: ClassVar[str] = ""
     spec: _RowSpec
 
     def kind_arrays(self, store: LayoutStore, kind: str) -> list[str]:

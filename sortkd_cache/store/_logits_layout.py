@@ -106,6 +106,8 @@ class LogitsLayout:
     #: how a loss may treat the classes a row does not name (``train --sparse-tail``), the
     #: first the default; none for rows that name every class
     tails: ClassVar[tuple[str, ...]] = ()
+    #: how messages name a store of this layout ("already sparse", "already quantized")
+    word: ClassVar[str] = "dense"
     #: the format record of the layout (``StoreMeta.sparse``); None where it has none
     spec: Any = None
 
@@ -222,7 +224,7 @@ class LogitsLayout:
         """Per row [S], the most a stored value may differ from the logit it stands for by
         the layout's own rounding (``verify --recompute`` allows it): 0 for layouts that
         keep values in the store's dtype (dense, top-K, sampled)."""
-        return np.zeros(len(self.kept(rows)[0]))
+        return np.zeros(len(self.pack(rows)[0]))
 
     def pack(self, rows: Rows) -> Packed:
         """A chunk as arrays with the rows first (see :data:`Packed`)."""

@@ -133,8 +133,9 @@ class RowsGroupLayout(GroupLayout, Generic[RowsT, FormatT]):
 
     def _arrays(self, store: LayoutStore, kind: str, labels: np.ndarray | None) -> RowsGroupArray:
         arrays = {n: store.raw_array(sparse_path(kind, n)) for n in self.arrays}
-        check = type(self).check
-        return RowsGroupArray(arrays, self.spec, kind, store.url, labels, self.rows_type, check)
+        return RowsGroupArray(
+            arrays, self.spec, kind, store.url, labels, self.rows_type, self.check
+        )
 
     def create_kind(
         self, store: LayoutStore, kind: str, dtype: str, attrs: dict[str, Any], fidelity: bool
@@ -161,7 +162,7 @@ class RowsGroupLayout(GroupLayout, Generic[RowsT, FormatT]):
 
     def row_problems(self, store: LayoutStore, kinds: Sequence[str]) -> list[Problem]:
         """Per written chunk of each kind, the layout's row check; one problem per kind."""
-        check = type(self).check
+        check = self.check
         return chunk_row_problems(
             store,
             kinds,
